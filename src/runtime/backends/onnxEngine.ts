@@ -1,0 +1,247 @@
+// The CPU backend: one onnxruntime session per decoder layer plus one for the output head, each built from the
+// checkpoint's weights at load time (no Python, no exported model files). The bi-branch cache lives in JS memory
+// and is fed to each layer's graph as inputs.
+import * as ort from 'onnxruntime-node';
+import { BiBranchCache, type MemoryReport } from '../cache/biBranchCache';
+import { readCskvFile } from '../cache/cskvFile';
+import { type Engine, type EngineInfo, type EngineOptions, type PrefillOptions, nextChunkEnd } from '../engine';
+import { CancelledError, ModelFormatError, RuntimeError } from '../errors';
+import { type ModelConfig, readModelConfig } from '../model/config';
+import { modelFingerprint } from '../model/fingerprint';
+import { ropeDependsOnLength, ropeFrequencies, ropeTables } from '../model/rope';
+import { ModelWeights } from '../model/weights';
+import { type LayerWeights, buildHeadGraph, buildLayerGraph } from '../onnx/layerGraph';
+import { toFloat32, type DType } from '../safetensors';
+
+const DEFAULT_CHUNK = 512;
+
+export class OnnxEngine implements Engine {
+  private readonly history: number[] = [];
+  private rope: { cos: Float32Array; sin: Float32Array; positions: number; seqLen: number } | undefined;
+
+  private constructor(
+    readonly info: EngineInfo,
+    private readonly layers: ort.InferenceSession[],
+    private readonly head: ort.InferenceSession,
+    private readonly embedding: { bytes: Uint8Array; dtype: DType },
+    private readonly cache: BiBranchCache,
+    private readonly chunkSize: number,
+  ) {}
+
+  static async load(modelDir: string, options: EngineOptions = {}): Promise<OnnxEngine> {
+    const config = readModelConfig(modelDir);
+    const weights = ModelWeights.open(modelDir);
+    const sessions: ort.InferenceSession[] = [];
+    try {
+      const fingerprint = modelFingerprint(config, weights);
+      const factors = options.cskv ? readCskvFile(options.cskv, config, fingerprint) : undefined;
+      const window = options.window ?? factors?.window ?? 32;
+      const bits = options.bits ?? factors?.bits ?? 16;
+      const sessionOptions: ort.InferenceSession.SessionOptions = { executionProviders: ['cpu'], graphOptimizationLevel: 'all' };
+      for (let i = 0; i < config.layers; i++) {
+        const graph = buildLayerGraph(config, readLayerWeights(weights, config, i), factors?.layers[i]);
+        sessions.push(await createSession(graph, sessionOptions, `layer ${i}`));
+      }
+      const H = config.hiddenSize;
+      const embeddingName = 'model.embed_tokens.weight';
+      const embeddingInfo = weights.info(embeddingName);
+      checkShape(weights, embeddingName, [config.vocabSize, H]);
+      const headName = config.tieEmbeddings ? embeddingName : 'lm_head.weight';
+      const head = await createSession(
+        buildHeadGraph(config, weights.readFloat32('model.norm.weight', [H]), weights.readFloat32(headName, [config.vocabSize, H])),
+        sessionOptions, 'output head');
+      // Kept in the checkpoint's dtype and converted row by row: a bf16 table stays half the size of f32.
+      const embedding = { bytes: weights.readBytes(embeddingName), dtype: embeddingInfo.dtype as DType };
+      const cache = new BiBranchCache({
+        layers: config.layers, kvDim: config.kvDim, window, bits,
+        ranks: factors ? { k: factors.layers.map((l) => l.k.rank), v: factors.layers.map((l) => l.v.rank) } : undefined,
+      });
+      const info: EngineInfo = {
+        backend: 'onnx', modelDir, config, fingerprint,
+        cskv: factors ? { file: factors.file, window, bits, kRanks: factors.layers.map((l) => l.k.rank), vRanks: factors.layers.map((l) => l.v.rank) } : null,
+      };
+      return new OnnxEngine(info, sessions, head, embedding, cache, options.chunkSize ?? DEFAULT_CHUNK);
+    } catch (err) {
+      await Promise.all(sessions.map((s) => s.release()));
+      throw err;
+    } finally {
+      weights.close();
+    }
+  }
+
+  get length(): number {
+    return this.cache.length;
+  }
+
+  memory(): MemoryReport {
+    return this.cache.memory();
+  }
+
+  async prefill(tokens: readonly number[], options: PrefillOptions = {}): Promise<Float32Array> {
+    const vocab = this.info.config.vocabSize;
+    for (const t of tokens) {
+      if (!Number.isInteger(t) || t < 0 || t >= vocab) throw new RuntimeError('BAD_ARGUMENT', `token id ${t} is outside the vocabulary (0..${vocab - 1})`);
+    }
+    const wanted = Math.min(options.logits ?? 1, tokens.length);
+    const logits = new Float32Array(wanted * vocab);
+    const window = this.info.cskv?.window ?? this.chunkSize;
+    let done = 0;
+    while (done < tokens.length) {
+      if (options.signal?.aborted) throw new CancelledError();
+      const end = nextChunkEnd(this.length, this.length + tokens.length - done, this.chunkSize, window) - this.length + done;
+      const chunk = tokens.slice(done, end);
+      // Logit rows wanted from this chunk: those among the last `wanted` positions of the whole call.
+      const firstWanted = Math.max(tokens.length - wanted, done);
+      const rows = Math.max(0, end - firstWanted);
+      const out = await this.forward(chunk, rows);
+      if (rows > 0) logits.set(out, (firstWanted - (tokens.length - wanted)) * vocab);
+      done = end;
+      options.onProgress?.(done, tokens.length);
+    }
+    return logits;
+  }
+
+  private async forward(chunk: number[], logitRows: number): Promise<Float32Array> {
+    const { config } = this.info;
+    const T = chunk.length;
+    const start = this.length;
+    const S = start + T;
+    const hd = config.headDim;
+    const rope = this.ropeFor(S);
+    const cosK = rope.cos.subarray(0, S * hd);
+    const sinK = rope.sin.subarray(0, S * hd);
+    const feeds: Record<string, ort.Tensor> = {
+      cos_q: new ort.Tensor('float32', rope.cos.subarray(start * hd, S * hd), [T, hd]),
+      sin_q: new ort.Tensor('float32', rope.sin.subarray(start * hd, S * hd), [T, hd]),
+      cos_k: new ort.Tensor('float32', cosK, [S, hd]),
+      sin_k: new ort.Tensor('float32', sinK, [S, hd]),
+      mask: new ort.Tensor('float32', this.mask(start, T), [T, S]),
+    };
+    let x = this.embed(chunk);
+    const D = config.kvDim;
+    const cskv = this.info.cskv;
+    for (let i = 0; i < this.layers.length; i++) {
+      const c = this.cache.inputs(i);
+      feeds.x = new ort.Tensor('float32', x, [T, config.hiddenSize]);
+      feeds.k_full = new ort.Tensor('float32', c.kFull, [c.fullTokens, D]);
+      feeds.v_full = new ort.Tensor('float32', c.vFull, [c.fullTokens, D]);
+      if (cskv) {
+        feeds.c_k = new ort.Tensor('float32', c.kCompressed!, [c.compressedTokens, cskv.kRanks[i]!]);
+        feeds.c_v = new ort.Tensor('float32', c.vCompressed!, [c.compressedTokens, cskv.vRanks[i]!]);
+      }
+      const out = await run(this.layers[i]!, feeds, `layer ${i}`);
+      this.cache.append(i, T, data(out.k_new), data(out.v_new), cskv ? data(out.c_k_new) : undefined, cskv ? data(out.c_v_new) : undefined);
+      x = data(out.y);
+    }
+    this.cache.commit(T);
+    this.history.push(...chunk);
+    if (logitRows === 0) return new Float32Array(0);
+    const H = config.hiddenSize;
+    const tail = x.subarray((T - logitRows) * H);
+    const out = await run(this.head, { x: new ort.Tensor('float32', tail, [logitRows, H]) }, 'output head');
+    return data(out.logits);
+  }
+
+  private embed(tokens: number[]): Float32Array {
+    const H = this.info.config.hiddenSize;
+    const itemSize = this.embedding.dtype === 'F32' ? 4 : 2;
+    const x = new Float32Array(tokens.length * H);
+    tokens.forEach((t, i) => {
+      const row = this.embedding.bytes.subarray(t * H * itemSize, (t + 1) * H * itemSize);
+      x.set(toFloat32(row, this.embedding.dtype), i * H);
+    });
+    return x;
+  }
+
+  /** Additive mask [T, S]: causal, plus Mistral's sliding window when the config sets one. */
+  private mask(start: number, T: number): Float32Array {
+    const S = start + T;
+    const sliding = this.info.config.slidingWindow;
+    const mask = new Float32Array(T * S);
+    for (let q = 0; q < T; q++) {
+      const n = start + q;
+      const row = mask.subarray(q * S, (q + 1) * S);
+      row.fill(-Infinity, n + 1);
+      if (sliding !== undefined && n - sliding + 1 > 0) row.fill(-Infinity, 0, n - sliding + 1);
+    }
+    return mask;
+  }
+
+  /** cos/sin for positions [0, S), reused across forwards unless the frequencies depend on the length. */
+  private ropeFor(S: number): { cos: Float32Array; sin: Float32Array } {
+    const config = this.info.config;
+    const dynamic = ropeDependsOnLength(config);
+    const current = this.rope;
+    if (current && current.positions >= S && (!dynamic || current.seqLen === S)) return current;
+    const positions = dynamic ? S : Math.max(S, (current?.positions ?? 0) * 2, 256);
+    const tables = ropeTables(ropeFrequencies(config, S), config.headDim, Float64Array.from({ length: positions }, (_, i) => i));
+    this.rope = { ...tables, positions, seqLen: S };
+    return this.rope;
+  }
+
+  async truncate(length: number): Promise<void> {
+    if (!Number.isInteger(length) || length < 0 || length > this.length) {
+      throw new RuntimeError('BAD_ARGUMENT', `cannot truncate a cache of ${this.length} tokens to ${length}`);
+    }
+    const { recomputeFrom } = this.cache.truncate(length);
+    const redo = this.history.slice(recomputeFrom, length);
+    this.history.length = recomputeFrom;
+    if (redo.length > 0) await this.prefill(redo, { logits: 0 });
+  }
+
+  async dispose(): Promise<void> {
+    await Promise.all([...this.layers, this.head].map((s) => s.release()));
+  }
+}
+
+function checkShape(weights: ModelWeights, name: string, shape: number[]): void {
+  const info = weights.info(name);
+  if (info.shape.length !== shape.length || info.shape.some((d, i) => d !== shape[i])) {
+    throw new ModelFormatError(weights.describedBy, `tensor "${name}" has shape [${info.shape.join(', ')}], expected [${shape.join(', ')}]`);
+  }
+}
+
+function readLayerWeights(w: ModelWeights, c: ModelConfig, i: number): LayerWeights {
+  const p = `model.layers.${i}.`;
+  const H = c.hiddenSize, D = c.kvDim, Q = c.heads * c.headDim, I = c.intermediateSize;
+  const read = (name: string, shape: number[]): Float32Array => w.readFloat32(p + name, shape);
+  const optional = (present: boolean, name: string, shape: number[]): Float32Array | undefined => (present ? read(name, shape) : undefined);
+  return {
+    inputNorm: read('input_layernorm.weight', [H]),
+    postNorm: read('post_attention_layernorm.weight', [H]),
+    q: read('self_attn.q_proj.weight', [Q, H]),
+    k: read('self_attn.k_proj.weight', [D, H]),
+    v: read('self_attn.v_proj.weight', [D, H]),
+    o: read('self_attn.o_proj.weight', [H, Q]),
+    qBias: optional(c.qkvBias, 'self_attn.q_proj.bias', [Q]),
+    kBias: optional(c.qkvBias, 'self_attn.k_proj.bias', [D]),
+    vBias: optional(c.qkvBias, 'self_attn.v_proj.bias', [D]),
+    oBias: optional(c.outputBias, 'self_attn.o_proj.bias', [H]),
+    gate: read('mlp.gate_proj.weight', [I, H]),
+    up: read('mlp.up_proj.weight', [I, H]),
+    down: read('mlp.down_proj.weight', [H, I]),
+    gateBias: optional(c.mlpBias, 'mlp.gate_proj.bias', [I]),
+    upBias: optional(c.mlpBias, 'mlp.up_proj.bias', [I]),
+    downBias: optional(c.mlpBias, 'mlp.down_proj.bias', [H]),
+  };
+}
+
+async function createSession(graph: Uint8Array, options: ort.InferenceSession.SessionOptions, what: string): Promise<ort.InferenceSession> {
+  try {
+    return await ort.InferenceSession.create(graph, options);
+  } catch (err) {
+    throw new RuntimeError('BACKEND', `onnxruntime could not load the graph of the ${what}: ${(err as Error).message}`);
+  }
+}
+
+async function run(session: ort.InferenceSession, feeds: Record<string, ort.Tensor>, what: string): Promise<ort.InferenceSession.OnnxValueMapType> {
+  try {
+    return await session.run(feeds);
+  } catch (err) {
+    throw new RuntimeError('BACKEND', `onnxruntime failed in the ${what}: ${(err as Error).message}`);
+  }
+}
+
+function data(value: ort.OnnxValue | undefined): Float32Array {
+  return (value as ort.Tensor).data as Float32Array;
+}

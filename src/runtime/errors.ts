@@ -1,0 +1,38 @@
+// Typed errors that cross every boundary of the runtime (CLI, sidecar, native addon) with a stable code,
+// so callers can act on the kind of failure rather than on message text.
+
+export type RuntimeErrorCode =
+  | 'MODEL_FORMAT'     // a model, tokenizer or cskv file is missing, malformed or inconsistent
+  | 'UNSUPPORTED'      // well-formed input that this runtime does not implement
+  | 'BAD_ARGUMENT'     // a caller passed a value out of range
+  | 'CANCELLED'        // generation stopped because the caller asked
+  | 'BACKEND';         // the execution backend (onnxruntime, CUDA) failed
+
+export class RuntimeError extends Error {
+  constructor(readonly code: RuntimeErrorCode, message: string) {
+    super(message);
+    this.name = 'RuntimeError';
+  }
+}
+
+/** A problem with a file the user supplied; the message always starts with the file's path. */
+export class ModelFormatError extends RuntimeError {
+  constructor(readonly file: string, what: string) {
+    super('MODEL_FORMAT', `${file}: ${what}`);
+    this.name = 'ModelFormatError';
+  }
+}
+
+export class UnsupportedError extends RuntimeError {
+  constructor(readonly file: string, what: string) {
+    super('UNSUPPORTED', `${file}: ${what}`);
+    this.name = 'UnsupportedError';
+  }
+}
+
+export class CancelledError extends RuntimeError {
+  constructor() {
+    super('CANCELLED', 'generation cancelled');
+    this.name = 'CancelledError';
+  }
+}

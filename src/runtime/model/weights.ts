@@ -1,0 +1,81 @@
+// The tensors of a model directory, from one model.safetensors or from shards listed in
+// model.safetensors.index.json. Each file's header is read once; data is read per tensor on demand.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { ModelFormatError } from '../errors';
+import { SafetensorsFile, type TensorInfo } from '../safetensors';
+
+export class ModelWeights {
+  private constructor(
+    private readonly files: Map<string, SafetensorsFile>,
+    private readonly where: Map<string, SafetensorsFile>,
+    /** The file to name when a tensor is missing: the index, or the single weights file. */
+    readonly describedBy: string,
+  ) {}
+
+  static open(modelDir: string): ModelWeights {
+    const indexPath = path.join(modelDir, 'model.safetensors.index.json');
+    const singlePath = path.join(modelDir, 'model.safetensors');
+    if (fs.existsSync(indexPath)) return ModelWeights.openSharded(modelDir, indexPath);
+    if (!fs.existsSync(singlePath)) {
+      throw new ModelFormatError(modelDir, 'no model.safetensors or model.safetensors.index.json in the model directory');
+    }
+    const file = SafetensorsFile.open(singlePath);
+    return new ModelWeights(new Map([[singlePath, file]]), new Map([...file.tensors.keys()].map((n) => [n, file])), singlePath);
+  }
+
+  private static openSharded(modelDir: string, indexPath: string): ModelWeights {
+    let index: { weight_map?: unknown };
+    try {
+      index = JSON.parse(fs.readFileSync(indexPath, 'utf8'));
+    } catch (err) {
+      throw new ModelFormatError(indexPath, `malformed index: ${(err as Error).message}`);
+    }
+    const map = index.weight_map;
+    if (typeof map !== 'object' || map === null || Array.isArray(map)) throw new ModelFormatError(indexPath, '"weight_map" must be an object of tensor name to file');
+    const files = new Map<string, SafetensorsFile>();
+    const where = new Map<string, SafetensorsFile>();
+    try {
+      for (const [tensor, shard] of Object.entries(map as Record<string, unknown>)) {
+        if (typeof shard !== 'string' || shard.includes('/') || shard.includes('\\')) {
+          throw new ModelFormatError(indexPath, `weight_map["${tensor}"] must be a file name in the model directory, got ${JSON.stringify(shard)}`);
+        }
+        const shardPath = path.join(modelDir, shard);
+        let file = files.get(shardPath);
+        if (!file) {
+          file = SafetensorsFile.open(shardPath);
+          files.set(shardPath, file);
+        }
+        if (!file.tensors.has(tensor)) throw new ModelFormatError(shardPath, `missing tensor "${tensor}" that ${path.basename(indexPath)} places in this file`);
+        where.set(tensor, file);
+      }
+    } catch (err) {
+      for (const f of files.values()) f.close();
+      throw err;
+    }
+    return new ModelWeights(files, where, indexPath);
+  }
+
+  has(name: string): boolean {
+    return this.where.has(name);
+  }
+
+  info(name: string): TensorInfo {
+    const file = this.where.get(name);
+    if (!file) throw new ModelFormatError(this.describedBy, `missing tensor "${name}"`);
+    return file.tensors.get(name)!;
+  }
+
+  readFloat32(name: string, shape: readonly number[]): Float32Array {
+    this.info(name);
+    return this.where.get(name)!.readFloat32(name, shape);
+  }
+
+  readBytes(name: string): Uint8Array {
+    return this.where.get(name)!.readBytes(this.info(name));
+  }
+
+  close(): void {
+    for (const f of this.files.values()) f.close();
+  }
+}

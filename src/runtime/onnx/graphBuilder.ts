@@ -1,0 +1,115 @@
+// Builds an ONNX ModelProto (opset 17) node by node. Only what the runtime's graphs use is modelled.
+import { ProtoMessage } from './protobuf';
+
+const enum ElemType {
+  FLOAT = 1,
+  INT64 = 7,
+}
+const enum AttrType {
+  FLOAT = 1,
+  INT = 2,
+  INTS = 7,
+}
+
+export type Dim = number | string;
+export type Attr = number | number[] | { float: number };
+
+export class GraphBuilder {
+  private readonly nodes: ProtoMessage[] = [];
+  private readonly initializers: ProtoMessage[] = [];
+  private readonly inputs: ProtoMessage[] = [];
+  private readonly outputs: ProtoMessage[] = [];
+  private counter = 0;
+  private readonly constants = new Map<string, string>();
+
+  constructor(private readonly name: string) {}
+
+  input(name: string, dims: readonly Dim[]): string {
+    this.inputs.push(valueInfo(name, dims));
+    return name;
+  }
+
+  output(value: string, name: string, dims: readonly Dim[]): void {
+    this.op('Identity', [value], {}, name);
+    this.outputs.push(valueInfo(name, dims));
+  }
+
+  /** A float32 weight; the builder keeps a view of the data (no copy until finish()). */
+  weight(name: string, data: Float32Array, dims: readonly number[]): string {
+    const expected = dims.reduce((a, b) => a * b, 1);
+    if (data.length !== expected) throw new Error(`weight ${name}: ${data.length} values for shape [${dims.join(', ')}]`);
+    const t = new ProtoMessage().packedInts(1, dims).int(2, ElemType.FLOAT).string(8, name);
+    t.bytes(9, new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+    this.initializers.push(t);
+    return name;
+  }
+
+  /** A shared int64 constant (shapes, axes, slice bounds). */
+  ints(values: readonly number[]): string {
+    const key = values.join(',');
+    const existing = this.constants.get(key);
+    if (existing) return existing;
+    const name = `const_i64_${this.constants.size}`;
+    const data = new BigInt64Array(values.map((v) => BigInt(v)));
+    const t = new ProtoMessage().packedInts(1, [values.length]).int(2, ElemType.INT64).string(8, name);
+    t.bytes(9, new Uint8Array(data.buffer));
+    this.initializers.push(t);
+    this.constants.set(key, name);
+    return name;
+  }
+
+  scalar(value: number): string {
+    const name = `const_f32_${this.counter++}`;
+    const t = new ProtoMessage().int(2, ElemType.FLOAT).string(8, name);
+    t.bytes(9, new Uint8Array(Float32Array.of(value).buffer));
+    this.initializers.push(t);
+    return name;
+  }
+
+  /** Adds a node with one output and returns the output's name. */
+  op(type: string, inputs: readonly string[], attrs: Record<string, Attr> = {}, outputName?: string): string {
+    const out = outputName ?? `${type.toLowerCase()}_${this.counter++}`;
+    this.node(type, inputs, [out], attrs);
+    return out;
+  }
+
+  /** Adds a node with several outputs. */
+  node(type: string, inputs: readonly string[], outputs: readonly string[], attrs: Record<string, Attr> = {}): readonly string[] {
+    const n = new ProtoMessage();
+    for (const i of inputs) n.string(1, i);
+    for (const o of outputs) n.string(2, o);
+    n.string(3, `${type}_${this.counter++}`).string(4, type);
+    for (const [key, value] of Object.entries(attrs)) n.message(5, attribute(key, value));
+    this.nodes.push(n);
+    return outputs;
+  }
+
+  finish(): Uint8Array {
+    const graph = new ProtoMessage();
+    for (const n of this.nodes) graph.message(1, n);
+    graph.string(2, this.name);
+    for (const t of this.initializers) graph.message(5, t);
+    for (const i of this.inputs) graph.message(11, i);
+    for (const o of this.outputs) graph.message(12, o);
+    const model = new ProtoMessage()
+      .int(1, 8) // ir_version 8
+      .string(2, 'cskv-code')
+      .message(7, graph)
+      .message(8, new ProtoMessage().string(1, '').int(2, 17));
+    return model.finish();
+  }
+}
+
+function attribute(name: string, value: Attr): ProtoMessage {
+  const a = new ProtoMessage().string(1, name);
+  if (Array.isArray(value)) return a.packedInts(8, value).int(20, AttrType.INTS);
+  if (typeof value === 'number') return a.int(3, value).int(20, AttrType.INT);
+  return a.float(2, value.float).int(20, AttrType.FLOAT);
+}
+
+function valueInfo(name: string, dims: readonly Dim[]): ProtoMessage {
+  const shape = new ProtoMessage();
+  for (const d of dims) shape.message(1, typeof d === 'number' ? new ProtoMessage().int(1, d) : new ProtoMessage().string(2, d));
+  const tensorType = new ProtoMessage().int(1, ElemType.FLOAT).message(2, shape);
+  return new ProtoMessage().string(1, name).message(2, new ProtoMessage().message(1, tensorType));
+}

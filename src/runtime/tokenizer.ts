@@ -1,0 +1,391 @@
+// The model's tokenizer, loaded from a Hugging Face model directory: text ↔ token ids, the special tokens the
+// runtime needs (BOS, every id that ends generation), and the model's chat template.
+// Tokenization itself is @huggingface/tokenizers (a JS port of HF tokenizers); this class adds the loading,
+// validation and the few places where that library differs from the reference implementation.
+
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Tokenizer } from '@huggingface/tokenizers';
+import { ChatMessage, ChatTemplate, ChatTemplateSource } from './chatTemplate';
+import { ModelFormatError, RuntimeError, UnsupportedError } from './errors';
+
+export type { ChatMessage } from './chatTemplate';
+
+export interface EncodeOptions {
+  /** Add the BOS/EOS tokens the model expects around a sequence (default true). */
+  addSpecialTokens?: boolean;
+}
+
+export interface DecodeOptions {
+  /** Leave out special tokens such as <|im_end|> or </s> (default false, as in transformers). */
+  skipSpecialTokens?: boolean;
+}
+
+export interface ApplyChatTemplateOptions {
+  addGenerationPrompt?: boolean;
+  /** Template-specific switches, e.g. { enable_thinking: false } for Qwen3. */
+  variables?: Readonly<Record<string, unknown>>;
+}
+
+type JsonObject = Record<string, unknown>;
+
+// Model types the tokenizer library implements for decoder-only LLMs (byte-level BPE, SentencePiece BPE/Unigram).
+const SUPPORTED_MODEL_TYPES = ['BPE', 'Unigram'];
+
+/** How encode() corrects what the tokenizer.json post-processor puts around a sequence. */
+interface SpecialTokenPolicy {
+  prependBos: number | undefined;
+  dropLeadingBos: boolean;
+  appendEos: number | undefined;
+  dropTrailingEos: boolean;
+}
+
+export class ModelTokenizer {
+  /** Number of ids the tokenizer knows (largest id + 1). The model's embedding may be larger (Qwen pads to 151936). */
+  readonly vocabSize: number;
+  readonly bosTokenId: number | undefined;
+  /** Every id that ends generation: tokenizer_config eos_token ∪ generation_config.json ∪ config.json eos_token_id. */
+  readonly eosTokenIds: readonly number[];
+
+  private readonly bosToken: string | undefined;
+  private readonly eosToken: string | undefined;
+  private readonly specialIds: ReadonlySet<number>;
+  private readonly policy: SpecialTokenPolicy;
+
+  private constructor(
+    private readonly tokenizer: Tokenizer,
+    private readonly chatTemplate: ChatTemplate,
+    private readonly templateTokens: Readonly<Record<string, string>>,
+    fields: {
+      vocabSize: number;
+      bosToken: string | undefined;
+      bosTokenId: number | undefined;
+      eosToken: string | undefined;
+      eosTokenIds: number[];
+      specialIds: Set<number>;
+      policy: SpecialTokenPolicy;
+    },
+  ) {
+    this.vocabSize = fields.vocabSize;
+    this.bosToken = fields.bosToken;
+    this.bosTokenId = fields.bosTokenId;
+    this.eosToken = fields.eosToken;
+    this.eosTokenIds = fields.eosTokenIds;
+    this.specialIds = fields.specialIds;
+    this.policy = fields.policy;
+  }
+
+  /**
+   * Loads the tokenizer of the model in `modelDir`: tokenizer.json (required), tokenizer_config.json (special
+   * tokens, chat template), and generation_config.json / config.json (extra end-of-generation ids), when present.
+   */
+  static load(modelDir: string): ModelTokenizer {
+    const tokenizerFile = path.join(modelDir, 'tokenizer.json');
+    const configFile = path.join(modelDir, 'tokenizer_config.json');
+    const tokenizerJson = readJsonObject(tokenizerFile, 'required');
+    const config = readJsonObject(configFile, 'optional') ?? {};
+
+    const libraryInput = validateTokenizerJson(tokenizerJson, tokenizerFile);
+    let tokenizer: Tokenizer;
+    try {
+      tokenizer = new Tokenizer(libraryInput, config);
+    } catch (err) {
+      throw new UnsupportedError(tokenizerFile, `the tokenizer cannot be built from this file: ${messageOf(err)}`);
+    }
+
+    const idOfConfigToken = (field: string): { token: string | undefined; id: number | undefined } => {
+      const token = tokenContent(config[field], configFile, field);
+      if (token === undefined) return { token, id: undefined };
+      const id = tokenizer.token_to_id(token);
+      if (id === undefined) {
+        throw new ModelFormatError(configFile, `${field} "${token}" is not in the vocabulary of ${tokenizerFile}`);
+      }
+      return { token, id };
+    };
+    const bos = idOfConfigToken('bos_token');
+    const eos = idOfConfigToken('eos_token');
+
+    const eosTokenIds: number[] = eos.id === undefined ? [] : [eos.id];
+    for (const file of [path.join(modelDir, 'generation_config.json'), path.join(modelDir, 'config.json')]) {
+      const json = readJsonObject(file, 'optional');
+      for (const id of eosIdsOf(json, file)) {
+        if (!eosTokenIds.includes(id)) eosTokenIds.push(id);
+      }
+    }
+
+    const chatTemplateSource = findChatTemplate(config, configFile, modelDir);
+    const chatTemplate = ChatTemplate.compile(chatTemplateSource?.source, chatTemplateSource?.file ?? configFile);
+
+    return new ModelTokenizer(tokenizer, chatTemplate, templateTokensOf(config, configFile), {
+      vocabSize: vocabSizeOf(libraryInput),
+      bosToken: bos.token,
+      bosTokenId: bos.id,
+      eosToken: eos.token,
+      eosTokenIds,
+      specialIds: specialIdsOf(libraryInput, config, tokenizer, configFile),
+      policy: specialTokenPolicy(tokenizer, config, bos.id, eos.id, chatTemplateSource?.source),
+    });
+  }
+
+  /** Token ids of `text`. Special tokens written in the text (e.g. "<|im_start|>") become their single ids. */
+  encode(text: string, options: EncodeOptions = {}): number[] {
+    const addSpecialTokens = options.addSpecialTokens ?? true;
+    const ids = this.tokenizer.encode(text, { add_special_tokens: addSpecialTokens }).ids;
+    if (!addSpecialTokens) return ids;
+    const { prependBos, dropLeadingBos, appendEos, dropTrailingEos } = this.policy;
+    if (prependBos !== undefined) ids.unshift(prependBos);
+    if (dropLeadingBos) ids.shift();
+    if (appendEos !== undefined) ids.push(appendEos);
+    if (dropTrailingEos) ids.pop();
+    return ids;
+  }
+
+  /**
+   * Text of `ids`. Ids the vocabulary lacks (padding rows of a larger embedding) decode to nothing, as in
+   * HF tokenizers. Spaces are never "cleaned up" ("a , b" stays "a , b"), whatever tokenizer_config says:
+   * that legacy cleanup corrupts code and breaks decode(encode(x)) === x.
+   */
+  decode(ids: readonly number[], options: DecodeOptions = {}): string {
+    const skipSpecial = options.skipSpecialTokens ?? false;
+    const kept: number[] = [];
+    for (const id of ids) {
+      if (!Number.isInteger(id) || id < 0) {
+        throw new RuntimeError('BAD_ARGUMENT', `decode: token id ${id} is not a non-negative integer`);
+      }
+      if (skipSpecial && this.specialIds.has(id)) continue;
+      if (this.tokenizer.id_to_token(id) === undefined) continue;
+      kept.push(id);
+    }
+    // The library rejects an empty list rather than returning ''.
+    if (kept.length === 0) return '';
+    // Special tokens are filtered above, with the same set isSpecial() reports.
+    return this.tokenizer.decode(kept, { skip_special_tokens: false, clean_up_tokenization_spaces: false });
+  }
+
+  /** Id of a token given by its vocabulary string, e.g. '<|fim_prefix|>' or '▁Hello'; undefined when absent. */
+  tokenId(token: string): number | undefined {
+    return this.tokenizer.token_to_id(token);
+  }
+
+  /** Whether `id` is a special token (control tokens such as <|im_end|>, </s>); what skipSpecialTokens drops. */
+  isSpecial(id: number): boolean {
+    return this.specialIds.has(id);
+  }
+
+  /** Whether the model ships its own chat template (otherwise the documented fallback format is used). */
+  get hasChatTemplate(): boolean {
+    return !this.chatTemplate.isFallback;
+  }
+
+  /**
+   * The prompt text for `messages` in the model's chat format. It already contains every special token the
+   * model expects (templates write BOS themselves), so encode it with addSpecialTokens: false — or use encodeChat.
+   */
+  applyChatTemplate(messages: readonly ChatMessage[], options: ApplyChatTemplateOptions = {}): string {
+    return this.chatTemplate.render(messages, {
+      addGenerationPrompt: options.addGenerationPrompt ?? false,
+      bosToken: this.bosToken ?? '',
+      eosToken: this.eosToken ?? '',
+      specialTokens: this.templateTokens,
+      variables: options.variables ?? {},
+    });
+  }
+
+  /** Token ids of the chat prompt, without a second BOS in front of the one the template wrote. */
+  encodeChat(messages: readonly ChatMessage[], options: ApplyChatTemplateOptions = {}): number[] {
+    return this.encode(this.applyChatTemplate(messages, options), { addSpecialTokens: false });
+  }
+}
+
+/** Text of `file`, or undefined when it does not exist. */
+function readOptionalText(file: string): string | undefined {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw new ModelFormatError(file, `cannot be read: ${messageOf(err)}`);
+  }
+}
+
+/** Reads and parses a JSON object file; `optional` files that do not exist give undefined. */
+function readJsonObject(file: string, presence: 'required'): JsonObject;
+function readJsonObject(file: string, presence: 'optional'): JsonObject | undefined;
+function readJsonObject(file: string, presence: 'required' | 'optional'): JsonObject | undefined {
+  const text = readOptionalText(file);
+  if (text === undefined) {
+    if (presence === 'optional') return undefined;
+    throw new ModelFormatError(file, 'file not found (the model directory must contain the Hugging Face tokenizer.json)');
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    throw new ModelFormatError(file, `invalid JSON: ${messageOf(err)}${lineAndColumn(text, messageOf(err))}`);
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new ModelFormatError(file, 'must contain a JSON object');
+  }
+  return value as JsonObject;
+}
+
+/** " (line L, column C)" for JSON.parse messages that give a character position; '' otherwise. */
+function lineAndColumn(text: string, parseMessage: string): string {
+  const match = /at position (\d+)/.exec(parseMessage);
+  if (!match) return parseMessage.includes('end of JSON') ? ' (the file is truncated)' : '';
+  const position = Number(match[1]);
+  const before = text.slice(0, position);
+  const line = before.split('\n').length;
+  const column = position - before.lastIndexOf('\n');
+  return ` (line ${line}, column ${column})`;
+}
+
+/**
+ * Checks the parts of tokenizer.json this runtime relies on, and fills in the optional sections the library
+ * insists on finding as keys (real files write them as null, hand-made ones often omit them).
+ */
+function validateTokenizerJson(json: JsonObject, file: string): JsonObject {
+  const model = json.model as JsonObject | undefined;
+  if (typeof model !== 'object' || model === null) {
+    throw new ModelFormatError(file, 'has no "model" section');
+  }
+  if (typeof model.type !== 'string' || !SUPPORTED_MODEL_TYPES.includes(model.type)) {
+    throw new UnsupportedError(
+      file,
+      `tokenizer model type ${JSON.stringify(model.type)} is not supported (supported: ${SUPPORTED_MODEL_TYPES.join(', ')})`,
+    );
+  }
+  if (typeof model.vocab !== 'object' || model.vocab === null) {
+    throw new ModelFormatError(file, 'model.vocab is missing');
+  }
+  if (json.decoder === undefined || json.decoder === null) {
+    // Without a decoder the library joins tokens with spaces, which is wrong for every LLM tokenizer.
+    throw new UnsupportedError(file, 'has no "decoder" section, so ids cannot be turned back into text');
+  }
+  const addedTokens = json.added_tokens ?? [];
+  if (!Array.isArray(addedTokens) || addedTokens.some((t) => typeof t?.id !== 'number' || typeof t?.content !== 'string')) {
+    throw new ModelFormatError(file, 'added_tokens must be a list of {id, content, ...} objects');
+  }
+  return { normalizer: null, pre_tokenizer: null, post_processor: null, ...json, added_tokens: addedTokens };
+}
+
+function vocabSizeOf(tokenizerJson: JsonObject): number {
+  const model = tokenizerJson.model as { vocab: Record<string, number> | Array<[string, number]> };
+  // Unigram vocab is a list indexed by id; BPE vocab maps token → id.
+  let largest = -1;
+  if (Array.isArray(model.vocab)) largest = model.vocab.length - 1;
+  else for (const id of Object.values(model.vocab)) largest = Math.max(largest, id);
+  for (const added of tokenizerJson.added_tokens as Array<{ id: number }>) largest = Math.max(largest, added.id);
+  return largest + 1;
+}
+
+/** A special token in tokenizer_config.json is a string, an AddedToken object {content, ...}, or null. */
+function tokenContent(value: unknown, file: string, field: string): string | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (typeof value === 'string') return value;
+  if (typeof value === 'object' && typeof (value as JsonObject).content === 'string') {
+    return (value as JsonObject).content as string;
+  }
+  throw new ModelFormatError(file, `${field} must be a string or an object with a "content" string`);
+}
+
+/** eos_token_id of a generation_config.json / config.json: a number or a list of numbers. */
+function eosIdsOf(json: JsonObject | undefined, file: string): number[] {
+  const value = json?.eos_token_id;
+  if (value === undefined || value === null) return [];
+  const ids = Array.isArray(value) ? value : [value];
+  if (!ids.every((id) => Number.isInteger(id) && id >= 0)) {
+    throw new ModelFormatError(file, `eos_token_id must be a token id or a list of token ids, got ${JSON.stringify(value)}`);
+  }
+  return ids as number[];
+}
+
+/** Special = added tokens marked special, plus additional_special_tokens (the same set the library skips). */
+function specialIdsOf(tokenizerJson: JsonObject, config: JsonObject, tokenizer: Tokenizer, configFile: string): Set<number> {
+  const ids = new Set<number>();
+  for (const added of tokenizerJson.added_tokens as Array<{ id: number; special?: boolean }>) {
+    if (added.special) ids.add(added.id);
+  }
+  const additional = config.additional_special_tokens;
+  if (Array.isArray(additional)) {
+    additional.forEach((entry, index) => {
+      const id = tokenizer.token_to_id(tokenContent(entry, configFile, `additional_special_tokens[${index}]`) ?? '');
+      if (id !== undefined) ids.add(id);
+    });
+  }
+  return ids;
+}
+
+/** The other special tokens templates may refer to by name (unk_token, pad_token, ...). */
+function templateTokensOf(config: JsonObject, configFile: string): Record<string, string> {
+  const tokens: Record<string, string> = {};
+  for (const field of ['unk_token', 'pad_token', 'sep_token', 'cls_token', 'mask_token']) {
+    const token = tokenContent(config[field], configFile, field);
+    if (token !== undefined) tokens[field] = token;
+  }
+  return tokens;
+}
+
+/**
+ * The chat template: tokenizer_config.json "chat_template", else the standalone chat_template.jinja or
+ * chat_template.json that newer transformers versions save next to it.
+ */
+function findChatTemplate(
+  config: JsonObject,
+  configFile: string,
+  modelDir: string,
+): { source: ChatTemplateSource; file: string } | undefined {
+  if (config.chat_template !== undefined && config.chat_template !== null) {
+    return { source: config.chat_template as ChatTemplateSource, file: configFile };
+  }
+  const jinjaFile = path.join(modelDir, 'chat_template.jinja');
+  const jinja = readOptionalText(jinjaFile);
+  if (jinja !== undefined) return { source: jinja, file: jinjaFile };
+  const jsonFile = path.join(modelDir, 'chat_template.json');
+  const json = readJsonObject(jsonFile, 'optional');
+  if (json?.chat_template !== undefined) return { source: json.chat_template as ChatTemplateSource, file: jsonFile };
+  return undefined;
+}
+
+/**
+ * Decides BOS/EOS for encode(addSpecialTokens: true). An explicit add_bos_token / add_eos_token in
+ * tokenizer_config.json wins (transformers rewrites the post-processor to match it); otherwise the
+ * tokenizer.json post-processor decides. One exception, for Llama 3: its tokenizer.json was first published
+ * with a post-processor that adds no BOS (Meta later added a TemplateProcessing step), although the model
+ * always sees <|begin_of_text|> first. So when the config is silent, the post-processor adds nothing, and the
+ * model's own chat template writes bos_token, the model is taken to expect BOS and it is added.
+ */
+function specialTokenPolicy(
+  tokenizer: Tokenizer,
+  config: JsonObject,
+  bosTokenId: number | undefined,
+  eosTokenId: number | undefined,
+  chatTemplate: ChatTemplateSource | undefined,
+): SpecialTokenPolicy {
+  // What the post-processor puts around a sequence: encode a probe with and without special tokens.
+  const plain = tokenizer.encode('a', { add_special_tokens: false }).ids;
+  const decorated = tokenizer.encode('a', { add_special_tokens: true }).ids;
+  let start = 0;
+  while (start + plain.length <= decorated.length && !plain.every((id, i) => decorated[start + i] === id)) start++;
+  const found = start + plain.length <= decorated.length;
+  const prefix = found ? decorated.slice(0, start) : [];
+  const suffix = found ? decorated.slice(start + plain.length) : [];
+
+  const postProcessorAddsBos = bosTokenId !== undefined && prefix[0] === bosTokenId;
+  const postProcessorAddsEos = eosTokenId !== undefined && suffix[suffix.length - 1] === eosTokenId;
+  const templateWritesBos = JSON.stringify(chatTemplate ?? '').includes('bos_token');
+  const addBos =
+    typeof config.add_bos_token === 'boolean'
+      ? config.add_bos_token
+      : postProcessorAddsBos || (prefix.length === 0 && templateWritesBos);
+  const addEos = typeof config.add_eos_token === 'boolean' ? config.add_eos_token : postProcessorAddsEos;
+  return {
+    prependBos: addBos && !postProcessorAddsBos ? bosTokenId : undefined,
+    dropLeadingBos: !addBos && postProcessorAddsBos,
+    appendEos: addEos && !postProcessorAddsEos ? eosTokenId : undefined,
+    dropTrailingEos: !addEos && postProcessorAddsEos,
+  };
+}
+
+function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

@@ -1,0 +1,94 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { BiBranchCache } from '../../src/runtime/cache/biBranchCache';
+import { nextChunkEnd } from '../../src/runtime/engine';
+
+const D = 4, RK = 2, RV = 3, W = 4;
+
+function feed(cache: BiBranchCache, from: number, count: number): void {
+  // Token t carries the value t in every channel, so what comes back shows which tokens are where.
+  const rows = (width: number): Float32Array => Float32Array.from({ length: count * width }, (_, i) => from + Math.floor(i / width));
+  for (let l = 0; l < cache.shape.layers; l++) cache.append(l, count, rows(D), rows(D), rows(RK), rows(RV));
+  cache.commit(count);
+}
+
+function cskvCache(bits: 16 | 8 | 4 | 2 = 16): BiBranchCache {
+  return new BiBranchCache({ layers: 2, kvDim: D, window: W, bits, ranks: { k: [RK, RK], v: [RV, RV] } });
+}
+
+test('tokens below floor(n / W) * W move to the compressed branch in blocks of W', () => {
+  const cache = cskvCache();
+  feed(cache, 0, 3);
+  assert.equal(cache.fullStart, 0);
+  feed(cache, 3, 1); // 4 tokens: one whole block leaves
+  assert.equal(cache.fullStart, 4);
+  feed(cache, 4, 9); // 13 tokens: compressed [0, 12), full [12, 13)
+  assert.equal(cache.fullStart, 12);
+  const inputs = cache.inputs(1);
+  assert.equal(inputs.fullTokens, 1);
+  assert.deepEqual(Array.from(inputs.kFull), [12, 12, 12, 12]);
+  assert.equal(inputs.compressedTokens, 12);
+  // 16-bit storage: small integers survive fp16 exactly, in token order.
+  assert.deepEqual(Array.from(inputs.kCompressed!), Array.from({ length: 12 * RK }, (_, i) => Math.floor(i / RK)));
+  assert.deepEqual(Array.from(inputs.vCompressed!).slice(-RV), [11, 11, 11]);
+});
+
+test('memory accounting by branch and layer, against a full fp16 cache', () => {
+  const cache = cskvCache();
+  feed(cache, 0, 13);
+  const m = cache.memory();
+  assert.equal(m.tokens, 13);
+  assert.equal(m.compressedTokens, 12);
+  assert.equal(m.fullTokens, 1);
+  // full branch f32: k + v (4 ch) + pending features (2 + 3) for one token, per layer
+  assert.deepEqual(m.perLayer[0], { fullBytes: (4 + 4 + 2 + 3) * 4, compressedBytes: 12 * (RK + RV) * 2 });
+  assert.equal(m.totalBytes, 2 * ((4 + 4 + 2 + 3) * 4 + 12 * (RK + RV) * 2));
+  assert.equal(m.fp16Bytes, 13 * 2 * 2 * D * 2);
+  assert.equal(m.savings, 1 - m.totalBytes / m.fp16Bytes);
+});
+
+test('without factors the cache never compresses', () => {
+  const cache = new BiBranchCache({ layers: 1, kvDim: D, window: W, bits: 16 });
+  cache.append(0, 9, new Float32Array(9 * D).fill(1), new Float32Array(9 * D).fill(2));
+  cache.commit(9);
+  assert.equal(cache.fullStart, 0);
+  assert.equal(cache.inputs(0).fullTokens, 9);
+  assert.equal(cache.memory().totalBytes, 9 * 2 * D * 4);
+});
+
+test('truncate inside the full branch is exact; inside the compressed branch it asks for a recompute', () => {
+  const cache = cskvCache();
+  feed(cache, 0, 14); // compressed [0,12), full [12,14)
+  assert.deepEqual(cache.truncate(13), { recomputeFrom: 13 });
+  assert.equal(cache.length, 13);
+  assert.deepEqual(Array.from(cache.inputs(0).kFull), [12, 12, 12, 12]);
+  assert.deepEqual(cache.truncate(6), { recomputeFrom: 4 });
+  assert.equal(cache.length, 4);
+  assert.equal(cache.fullStart, 4);
+  assert.equal(cache.inputs(0).fullTokens, 0);
+  assert.deepEqual(cache.truncate(4), { recomputeFrom: 4 });
+  assert.throws(() => cache.truncate(5), /cannot truncate/);
+});
+
+test('quantised blocks come back within one quantisation step', () => {
+  for (const bits of [8, 4, 2] as const) {
+    const cache = cskvCache(bits);
+    feed(cache, 0, 8);
+    const c = cache.inputs(0);
+    const levels = 2 ** bits - 1;
+    // keys per channel over a block of 4 tokens spanning 3: step 3/levels
+    c.kCompressed!.forEach((x, i) => assert.ok(Math.abs(x - Math.floor(i / RK)) <= 3 / levels / 2 + 1e-3, `${bits}-bit key ${i}`));
+    // values: one token's channels are equal, so they come back exactly
+    c.vCompressed!.forEach((x, i) => assert.equal(x, Math.floor(i / RV)));
+    assert.ok(cache.memory().compressedBytes < 8 * (RK + RV) * 2 * 2 || bits === 8);
+  }
+});
+
+test('prefill chunks never cross a window boundary unless they start on one', () => {
+  assert.equal(nextChunkEnd(0, 100, 64, 32), 64);
+  assert.equal(nextChunkEnd(50, 200, 64, 32), 64); // finish the partial block first
+  assert.equal(nextChunkEnd(64, 200, 64, 32), 128);
+  assert.equal(nextChunkEnd(64, 70, 64, 32), 70);
+  assert.equal(nextChunkEnd(0, 100, 50, 32), 32); // chunk size rounds down to a multiple of W
+  assert.equal(nextChunkEnd(0, 100, 10, 32), 32); // ... but never below W
+});
