@@ -7,7 +7,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { OnnxEngine } from '../src/runtime/backends/onnxEngine';
-import { QWEN25_05B, writeRandomCskv, writeRandomModel } from './randomModel';
+import { QWEN25_05B, writeRandomCskv, writeRandomModel } from '../test/support/randomModel';
 
 interface Run {
   cache: 'full' | 'cskv-16' | 'cskv-4';

@@ -20,6 +20,8 @@ export interface PrefillOptions {
   logits?: number;
   signal?: AbortSignal | undefined;
   onProgress?: ((done: number, total: number) => void) | undefined;
+  /** Receives every layer's pre-RoPE keys and values of each chunk, row-major [tokens, kvDim] (calibration). */
+  observeKeysValues?: ((layer: number, keys: Float32Array, values: Float32Array, tokens: number) => void) | undefined;
 }
 
 export interface EngineInfo {

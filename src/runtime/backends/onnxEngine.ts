@@ -93,7 +93,7 @@ export class OnnxEngine implements Engine {
       // Logit rows wanted from this chunk: those among the last `wanted` positions of the whole call.
       const firstWanted = Math.max(tokens.length - wanted, done);
       const rows = Math.max(0, end - firstWanted);
-      const out = await this.forward(chunk, rows);
+      const out = await this.forward(chunk, rows, options.observeKeysValues);
       if (rows > 0) logits.set(out, (firstWanted - (tokens.length - wanted)) * vocab);
       done = end;
       options.onProgress?.(done, tokens.length);
@@ -101,7 +101,7 @@ export class OnnxEngine implements Engine {
     return logits;
   }
 
-  private async forward(chunk: number[], logitRows: number): Promise<Float32Array> {
+  private async forward(chunk: number[], logitRows: number, observe: PrefillOptions['observeKeysValues']): Promise<Float32Array> {
     const { config } = this.info;
     const T = chunk.length;
     const start = this.length;
@@ -131,6 +131,7 @@ export class OnnxEngine implements Engine {
       }
       const out = await run(this.layers[i]!, feeds, `layer ${i}`);
       this.cache.append(i, T, data(out.k_new), data(out.v_new), cskv ? data(out.c_k_new) : undefined, cskv ? data(out.c_v_new) : undefined);
+      observe?.(i, data(out.k_new), data(out.v_new), T);
       x = data(out.y);
     }
     this.cache.commit(T);

@@ -2,7 +2,7 @@
 // the values), plus cskv factor files with random orthonormal bases of a given density.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { bfloat16Bytes, float32Bytes, writeSafetensors, type TensorToWrite } from '../src/runtime/safetensorsWriter';
+import { bfloat16Bytes, float32Bytes, writeSafetensors, type TensorToWrite } from '../../src/runtime/safetensorsWriter';
 
 export interface ModelShape {
   hidden: number;
