@@ -50,7 +50,9 @@ export class SafetensorsFile {
   }
 
   private parseHeader(): void {
-    const fileSize = fs.fstatSync(this.fd).size;
+    const stat = fs.fstatSync(this.fd);
+    if (!stat.isFile()) this.fail('not a regular file');
+    const fileSize = stat.size;
     if (fileSize < 8) this.fail(`not a safetensors file: ${fileSize} bytes, shorter than the 8-byte header length`);
     const lengthBytes = Buffer.alloc(8);
     fs.readSync(this.fd, lengthBytes, 0, 8, 0);
@@ -85,7 +87,7 @@ export class SafetensorsFile {
   private parseEntry(name: string, entry: unknown, dataStart: number, dataSize: number): TensorInfo {
     const e = entry as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
     if (typeof e !== 'object' || e === null) this.fail(`tensor "${name}": entry is not an object`);
-    if (typeof e.dtype !== 'string' || !(e.dtype in ITEM_SIZE)) this.fail(`tensor "${name}": unknown dtype ${JSON.stringify(e.dtype)}`);
+    if (typeof e.dtype !== 'string' || !Object.hasOwn(ITEM_SIZE, e.dtype)) this.fail(`tensor "${name}": unknown dtype ${JSON.stringify(e.dtype)}`);
     const shape = e.shape;
     if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
       this.fail(`tensor "${name}": shape ${JSON.stringify(shape)} is not a list of non-negative integers`);

@@ -2,7 +2,7 @@
 // model.safetensors.index.json. Each file's header is read once; data is read per tensor on demand.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { ModelFormatError } from '../errors';
+import { ModelFormatError, UnsupportedError } from '../errors';
 import { SafetensorsFile, type TensorInfo } from '../safetensors';
 
 export class ModelWeights {
@@ -25,24 +25,25 @@ export class ModelWeights {
   }
 
   private static openSharded(modelDir: string, indexPath: string): ModelWeights {
-    let index: { weight_map?: unknown };
+    let index: { weight_map?: unknown } | null;
     try {
       index = JSON.parse(fs.readFileSync(indexPath, 'utf8'));
     } catch (err) {
       throw new ModelFormatError(indexPath, `malformed index: ${(err as Error).message}`);
     }
-    const map = index.weight_map;
+    const map = index?.weight_map;
     if (typeof map !== 'object' || map === null || Array.isArray(map)) throw new ModelFormatError(indexPath, '"weight_map" must be an object of tensor name to file');
     const files = new Map<string, SafetensorsFile>();
     const where = new Map<string, SafetensorsFile>();
     try {
       for (const [tensor, shard] of Object.entries(map as Record<string, unknown>)) {
-        if (typeof shard !== 'string' || shard.includes('/') || shard.includes('\\')) {
+        if (typeof shard !== 'string' || shard === '' || shard === '.' || shard === '..' || shard.includes('/') || shard.includes('\\')) {
           throw new ModelFormatError(indexPath, `weight_map["${tensor}"] must be a file name in the model directory, got ${JSON.stringify(shard)}`);
         }
         const shardPath = path.join(modelDir, shard);
         let file = files.get(shardPath);
         if (!file) {
+          if (!fs.existsSync(shardPath)) throw new ModelFormatError(shardPath, `does not exist; ${path.basename(indexPath)} places tensor "${tensor}" in it`);
           file = SafetensorsFile.open(shardPath);
           files.set(shardPath, file);
         }
@@ -71,8 +72,14 @@ export class ModelWeights {
     return this.where.get(name)!.readFloat32(name, shape);
   }
 
+  /** A float weight's raw bytes, in the checkpoint's dtype. */
   readBytes(name: string): Uint8Array {
-    return this.where.get(name)!.readBytes(this.info(name));
+    const info = this.info(name);
+    const file = this.where.get(name)!;
+    if (info.dtype !== 'F32' && info.dtype !== 'F16' && info.dtype !== 'BF16') {
+      throw new UnsupportedError(file.path, `tensor "${name}" has dtype ${info.dtype}; only F32, F16 and BF16 weights are supported`);
+    }
+    return file.readBytes(info);
   }
 
   close(): void {
