@@ -84,10 +84,13 @@ test('quantised blocks come back within one quantisation step', () => {
   }
 });
 
-test('prefill chunks never cross a window boundary unless they start on one', () => {
+test('prefill chunks: absolute multiples of the chunk size, W-aligned, the call\'s last partial block alone', () => {
   assert.equal(nextChunkEnd(0, 100, 64, 32), 64);
+  assert.equal(nextChunkEnd(64, 100, 64, 32), 96); // the partial block [96, 100) comes alone
+  assert.equal(nextChunkEnd(96, 100, 64, 32), 100);
   assert.equal(nextChunkEnd(50, 200, 64, 32), 64); // finish the partial block first
   assert.equal(nextChunkEnd(64, 200, 64, 32), 128);
+  assert.equal(nextChunkEnd(96, 200, 64, 32), 128); // back on the absolute grid
   assert.equal(nextChunkEnd(64, 70, 64, 32), 70);
   assert.equal(nextChunkEnd(0, 100, 50, 32), 32); // chunk size rounds down to a multiple of W
   assert.equal(nextChunkEnd(0, 100, 10, 32), 32); // ... but never below W

@@ -524,6 +524,24 @@ class Model:
         return out
 
     # ------------------------------------------------------------------------------------ helpers
+    @staticmethod
+    def chunk_plan(total: int, cskv: Optional[CSKV], chunk_size: int = 512) -> List[int]:
+        """Chunk sizes of one prefill call from position 0, as the engines cut them (src/runtime/engine.ts
+        nextChunkEnd): boundaries at multiples of the chunk size, and the call's last partial block
+        [floor(total/W)*W, total) as a chunk of its own. Without CSKV the window is the chunk size."""
+        window = cskv.window if cskv is not None else chunk_size
+        size = max(window, (chunk_size // window) * window)
+        tail = (total // window) * window
+        sizes, start = [], 0
+        while start < total:
+            end = (start // size + 1) * size if start % window == 0 else -(-start // window) * window
+            if start < tail < end:
+                end = tail
+            end = min(end, total)
+            sizes.append(end - start)
+            start = end
+        return sizes
+
     def prefill_and_greedy(self, prompt: Sequence[int], n_new: int, cskv: Optional[CSKV] = None,
                            prefill_chunks: Optional[Sequence[int]] = None):
         """Prefill `prompt` (one chunk unless `prefill_chunks` gives chunk sizes), then greedy-decode.
@@ -532,7 +550,7 @@ class Model:
         last prompt position's logits and step i the logits after feeding greedy token i-1.
         """
         cache = self.new_cache(cskv)
-        chunks = list(prefill_chunks) if prefill_chunks else [len(prompt)]
+        chunks = list(prefill_chunks) if prefill_chunks else self.chunk_plan(len(prompt), cskv)
         assert sum(chunks) == len(prompt)
         parts, at = [], 0
         for n in chunks:
@@ -549,9 +567,13 @@ class Model:
         return prompt_logits, tokens, np.stack(steps)
 
     def teacher_forced(self, prompt: Sequence[int], tokens: Sequence[int], cskv: Optional[CSKV] = None):
-        """Step logits for a given continuation (one-chunk prefill, then one token per step)."""
+        """Step logits for a given continuation (prefill cut by chunk_plan, then one token per step)."""
         cache = self.new_cache(cskv)
-        steps = [self.forward(prompt, cache)[-1]]
+        at = 0
+        for n in self.chunk_plan(len(prompt), cskv):
+            last = self.forward(prompt[at:at + n], cache)[-1]
+            at += n
+        steps = [last]
         for t in tokens[:-1]:
             steps.append(self.forward([t], cache)[0])
         return np.stack(steps)
