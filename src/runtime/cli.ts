@@ -1,16 +1,26 @@
 // The cskv-code command line. Other tools and checks call it, so its commands, flags and JSON stay stable.
+import { compressCommand } from './commands/compress';
+import { askCommand } from './commands/ask';
 import { generateCommand } from './commands/generate';
 import { logitsCommand } from './commands/logits';
+import { perplexityCommand } from './commands/perplexity';
 import { type CommandIO, UsageError } from './commands/shared';
 import { RuntimeError } from './errors';
 
 const USAGE = `usage:
+  cskv-code ask      --workspace DIR --model DIR [--cskv FILE|auto|off] [--budget TOKENS] [--no-save] [--json] "question"
   cskv-code generate --model DIR [--cskv FILE|off] [--window N] [--bits 16|8|4|2]
                      (--prompt TEXT | --prompt-ids 1,2,3) [--chat] [--max-new-tokens N]
                      [--greedy | --temperature T --top-p P --top-k K --seed S] [--json]
   cskv-code logits   --model DIR [--cskv FILE|off] [--window N] [--bits B] --prompt-ids 1,2,3 [--last N]
+  cskv-code compress --model DIR [--calib PATH]... [--density 0.2] [--bits 16|8|4|2] [--window 32]
+                     [--groups G] [--tokens 65536] [--segment 512] [--init closed|svd|asvd]
+                     [--rotate none|hadamard] [--statistics-mb 512] [--out FILE] [--json]
+  cskv-code perplexity --model DIR [--cskv FILE|off] [--window N] [--bits B] --file TEXT [--context N] [--json]
 
 --cskv defaults to DIR/cskv.safetensors when that file exists, else off.
+compress reads the text files under --calib (default: the current directory) and writes DIR/cskv.safetensors
+unless --out is given.
 `;
 
 export async function main(argv: string[], out: NodeJS.WritableStream = process.stdout, err: NodeJS.WritableStream = process.stderr): Promise<number> {
@@ -18,10 +28,16 @@ export async function main(argv: string[], out: NodeJS.WritableStream = process.
   const io: CommandIO = { out, err };
   try {
     switch (command) {
+      case 'ask':
+        return await askCommand(rest, io);
       case 'generate':
         return await generateCommand(rest, io);
       case 'logits':
         return await logitsCommand(rest, io);
+      case 'compress':
+        return await compressCommand(rest, io);
+      case 'perplexity':
+        return await perplexityCommand(rest, io);
       case undefined:
       case 'help':
       case '--help':

@@ -42,6 +42,10 @@ export interface Engine {
   /** Drops every token at or after `length`. */
   truncate(length: number): Promise<void>;
   memory(): MemoryReport;
+  /** The cache (both branches and the token ids) as bytes, to save and restore across runs. */
+  snapshot(): Uint8Array;
+  /** Replaces the cache with a snapshot taken from an engine of the same model and CSKV settings. */
+  restore(snapshot: Uint8Array): void;
   dispose(): Promise<void>;
 }
 

@@ -14,6 +14,11 @@ export type { ChatMessage } from './chatTemplate';
 export interface EncodeOptions {
   /** Add the BOS/EOS tokens the model expects around a sequence (default true). */
   addSpecialTokens?: boolean;
+  /**
+   * Plain text that must never yield a special id (default false): a source file that happens to contain
+   * "<|file_sep|>" must not split the model's view of the repository.
+   */
+  literal?: boolean;
 }
 
 export interface DecodeOptions {
@@ -51,6 +56,8 @@ export class ModelTokenizer {
   private readonly eosToken: string | undefined;
   private readonly specialIds: ReadonlySet<number>;
   private readonly policy: SpecialTokenPolicy;
+  /** Matches any added token's text (longest first), for literal encoding. */
+  private readonly addedTokens: RegExp | undefined;
 
   private constructor(
     private readonly tokenizer: Tokenizer,
@@ -64,8 +71,11 @@ export class ModelTokenizer {
       eosTokenIds: number[];
       specialIds: Set<number>;
       policy: SpecialTokenPolicy;
+      addedTokens: string[];
     },
   ) {
+    const added = [...fields.addedTokens].filter((t) => t.length > 1).sort((a, b) => b.length - a.length);
+    this.addedTokens = added.length ? new RegExp(added.map((t) => t.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('|'), 'g') : undefined;
     this.vocabSize = fields.vocabSize;
     this.bosToken = fields.bosToken;
     this.bosTokenId = fields.bosTokenId;
@@ -123,6 +133,7 @@ export class ModelTokenizer {
       eosToken: eos.token,
       eosTokenIds,
       specialIds: specialIdsOf(libraryInput, config, tokenizer, configFile),
+      addedTokens: (libraryInput.added_tokens as Array<{ content: string }>).map((t) => t.content),
       policy: specialTokenPolicy(tokenizer, config, bos.id, eos.id, chatTemplateSource?.source),
     });
   }
@@ -130,13 +141,27 @@ export class ModelTokenizer {
   /** Token ids of `text`. Special tokens written in the text (e.g. "<|im_start|>") become their single ids. */
   encode(text: string, options: EncodeOptions = {}): number[] {
     const addSpecialTokens = options.addSpecialTokens ?? true;
-    const ids = this.tokenizer.encode(text, { add_special_tokens: addSpecialTokens }).ids;
+    const ids = options.literal ? this.encodeLiteral(text) : this.tokenizer.encode(text, { add_special_tokens: addSpecialTokens }).ids;
     if (!addSpecialTokens) return ids;
     const { prependBos, dropLeadingBos, appendEos, dropTrailingEos } = this.policy;
     if (prependBos !== undefined) ids.unshift(prependBos);
     if (dropLeadingBos) ids.shift();
     if (appendEos !== undefined) ids.push(appendEos);
     if (dropTrailingEos) ids.pop();
+    return ids;
+  }
+
+  /** Added-token strings in `text` are split after their first character, so they encode as ordinary text. */
+  private encodeLiteral(text: string): number[] {
+    const plain = (t: string): number[] => (t === '' ? [] : this.tokenizer.encode(t, { add_special_tokens: false }).ids);
+    if (!this.addedTokens) return plain(text);
+    const ids: number[] = [];
+    let last = 0;
+    for (const match of text.matchAll(this.addedTokens)) {
+      ids.push(...plain(text.slice(last, match.index)), ...plain(match[0].slice(0, 1)), ...this.encodeLiteral(match[0].slice(1)));
+      last = match.index + match[0].length;
+    }
+    ids.push(...plain(text.slice(last)));
     return ids;
   }
 

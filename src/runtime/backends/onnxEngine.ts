@@ -3,6 +3,7 @@
 // and is fed to each layer's graph as inputs.
 import * as ort from 'onnxruntime-node';
 import { BiBranchCache, type MemoryReport } from '../cache/biBranchCache';
+import { type Snapshot, decodeSnapshot, encodeSnapshot } from '../cache/cacheSnapshot';
 import { readCskvFile } from '../cache/cskvFile';
 import { type Engine, type EngineInfo, type EngineOptions, type PrefillOptions, nextChunkEnd } from '../engine';
 import { CancelledError, ModelFormatError, RuntimeError } from '../errors';
@@ -188,6 +189,25 @@ export class OnnxEngine implements Engine {
     const redo = this.history.slice(recomputeFrom, length);
     this.history.length = recomputeFrom;
     if (redo.length > 0) await this.prefill(redo, { logits: 0 });
+  }
+
+  snapshot(): Uint8Array {
+    return encodeSnapshot({ shape: this.cache.shape, history: this.history, state: this.cache.exportState() });
+  }
+
+  restore(bytes: Uint8Array): void {
+    let snapshot: Snapshot;
+    try {
+      snapshot = decodeSnapshot(bytes);
+    } catch (err) {
+      throw new RuntimeError('BAD_ARGUMENT', `cannot restore the cache: ${(err as Error).message}`);
+    }
+    if (JSON.stringify(snapshot.shape) !== JSON.stringify(this.cache.shape) || snapshot.history.length !== snapshot.state.tokens) {
+      throw new RuntimeError('BAD_ARGUMENT', 'cannot restore the cache: the snapshot was taken with another model or other CSKV settings');
+    }
+    this.cache.importState(snapshot.state);
+    this.history.length = 0;
+    this.history.push(...snapshot.history);
   }
 
   async dispose(): Promise<void> {

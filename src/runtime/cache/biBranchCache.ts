@@ -18,7 +18,7 @@ export interface CacheShape {
   bits: CompressedBits;
 }
 
-interface CompressedBlock {
+export interface CompressedBlock {
   k: Uint16Array | QuantisedBlock;
   v: Uint16Array | QuantisedBlock;
 }
@@ -37,6 +37,15 @@ class LayerCache {
     this.kPending = compressed ? new GrowableRows(kRank) : undefined;
     this.vPending = compressed ? new GrowableRows(vRank) : undefined;
   }
+}
+
+export interface CacheState {
+  tokens: number;
+  compressedTokens: number;
+  layers: {
+    kFull: Float32Array; vFull: Float32Array; kPending?: Float32Array | undefined; vPending?: Float32Array | undefined;
+    blocks: CompressedBlock[];
+  }[];
 }
 
 export interface LayerMemory {
@@ -194,6 +203,40 @@ export class BiBranchCache {
     }
     this.compressedTokens = this.tokens = blocks * W;
     return { recomputeFrom: blocks * W };
+  }
+
+  /** Everything the cache holds, for saving; `importState` takes it back into a cache of the same shape. */
+  exportState(): CacheState {
+    return {
+      tokens: this.tokens,
+      compressedTokens: this.compressedTokens,
+      layers: this.layers.map((l) => ({
+        kFull: l.kFull.view(), vFull: l.vFull.view(), kPending: l.kPending?.view(), vPending: l.vPending?.view(),
+        blocks: l.blocks,
+      })),
+    };
+  }
+
+  importState(state: CacheState): void {
+    const W = this.shape.window;
+    const fullTokens = state.tokens - state.compressedTokens;
+    if (state.layers.length !== this.layers.length || state.compressedTokens % W !== 0 || fullTokens < 0) {
+      throw new RangeError('saved cache does not fit this cache shape');
+    }
+    state.layers.forEach((saved, i) => {
+      const l = this.layers[i]!;
+      if (saved.blocks.length * W !== state.compressedTokens) throw new RangeError(`saved cache layer ${i}: block count`);
+      for (const [rows, data] of [[l.kFull, saved.kFull], [l.vFull, saved.vFull], [l.kPending, saved.kPending], [l.vPending, saved.vPending]] as const) {
+        if (!rows) continue;
+        if (!data || data.length !== fullTokens * rows.width) throw new RangeError(`saved cache layer ${i}: full branch size`);
+        rows.truncate(0);
+        rows.append(data, fullTokens);
+      }
+      l.blocks.length = 0;
+      l.blocks.push(...saved.blocks);
+    });
+    this.tokens = state.tokens;
+    this.compressedTokens = state.compressedTokens;
   }
 
   memory(): MemoryReport {

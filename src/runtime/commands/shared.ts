@@ -1,7 +1,7 @@
 // What every command shares: engine flags, argument checks, the usage error, and formatting.
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { OnnxEngine } from '../backends/onnxEngine';
+import { resolveCskv } from '../backends/selectBackend';
 import type { CompressedBits } from '../cache/quantizer';
 import type { Engine } from '../engine';
 
@@ -27,17 +27,10 @@ export type EngineFlags = { model?: string; cskv?: string; window?: string; bits
 export async function loadEngine(v: EngineFlags): Promise<Engine> {
   if (!v.model) throw new UsageError('--model DIR is required');
   const model = path.resolve(v.model);
-  let cskv: string | undefined;
-  if (v.cskv === undefined) {
-    const beside = path.join(model, 'cskv.safetensors');
-    cskv = fs.existsSync(beside) ? beside : undefined;
-  } else if (v.cskv !== 'off') {
-    cskv = path.resolve(v.cskv);
-  }
   const bits = optionalInt(v.bits, '--bits');
   if (bits !== undefined && ![16, 8, 4, 2].includes(bits)) throw new UsageError(`--bits must be 16, 8, 4 or 2, got ${bits}`);
   return OnnxEngine.load(model, {
-    cskv,
+    cskv: resolveCskv(v.cskv, model),
     window: optionalInt(v.window, '--window'),
     bits: bits as CompressedBits | undefined,
     chunkSize: optionalInt(v.chunk, '--chunk'),
