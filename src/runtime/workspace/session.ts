@@ -113,6 +113,11 @@ export class WorkspaceSession {
     return session;
   }
 
+  /** The resident workspace context; undefined in an untrusted workspace. */
+  get workspaceContext(): WorkspaceContext | undefined {
+    return this.context;
+  }
+
   /** Resolves once the whole layout is resident (immediately without a workspace). */
   async whenResident(): Promise<void> {
     await this.context?.sync();
