@@ -201,3 +201,13 @@ test('malformed special-token settings are errors naming the file', () => {
 function escapeRegExp(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
+
+test('literal encoding never turns special-token text in a file into special ids', () => {
+  const source = 'const sep = "<|file_sep|>"; // and <|im_start|>, <|endoftext|> (a|b) [c] $d';
+  assert.ok(qwen.encode(source, { addSpecialTokens: false }).some((id) => qwen.isSpecial(id)), 'plain encoding parses them');
+  for (const [name, tokenizer] of Object.entries(all)) {
+    const ids = tokenizer.encode(source, { addSpecialTokens: false, literal: true });
+    assert.ok(!ids.some((id) => tokenizer.isSpecial(id)), `${name}: no special ids`);
+    assert.equal(tokenizer.decode(ids), source, `${name}: round trip`);
+  }
+});
