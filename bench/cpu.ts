@@ -5,6 +5,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { execFileSync } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import { OnnxEngine } from '../src/runtime/backends/onnxEngine';
 import { QWEN25_05B, writeRandomCskv, writeRandomModel } from '../test/support/randomModel';
@@ -18,8 +19,20 @@ interface Run {
   kv_savings_vs_fp16: number;
 }
 
+/** Loads the model in a fresh process and reports its peak resident memory, so nothing else counts in it. */
+function loadPeakRss(dir: string): number {
+  const out = execFileSync(process.execPath, [__filename, '--measure-load', dir], { encoding: 'utf8' });
+  return Number(JSON.parse(out).maxRssBytes);
+}
+
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { contexts: { type: 'string', default: '512,2048' }, decode: { type: 'string', default: '16' }, out: { type: 'string' } } });
+  const { values } = parseArgs({ options: { contexts: { type: 'string', default: '512,2048' }, decode: { type: 'string', default: '16' }, out: { type: 'string' }, 'measure-load': { type: 'string' } } });
+  if (values['measure-load']) {
+    const engine = await OnnxEngine.load(values['measure-load']);
+    await engine.dispose();
+    console.log(JSON.stringify({ maxRssBytes: process.resourceUsage().maxRSS * 1024 }));
+    return;
+  }
   const contexts = values.contexts.split(',').map(Number);
   const decodeSteps = Number(values.decode);
   const root = path.resolve(__dirname, '..', '..');
@@ -34,6 +47,8 @@ async function main(): Promise<void> {
       { cache: 'cskv-4' as const, cskv: path.join(dir, 'cskv-4.safetensors'), bits: 4 },
     ];
     for (const s of settings) if (s.cskv) writeRandomCskv(s.cskv, QWEN25_05B, 0.2, s.bits!, 32);
+    const weightsFileBytes = fs.statSync(path.join(dir, 'model.safetensors')).size;
+    const loadPeakRssBytes = loadPeakRss(dir);
     const runs: Run[] = [];
     for (const s of settings) {
       const engine = await OnnxEngine.load(dir, { cskv: s.cskv });
@@ -59,12 +74,16 @@ async function main(): Promise<void> {
       device: `${os.cpus()[0]?.model ?? 'cpu'} × ${os.cpus().length}`,
       date: new Date().toISOString(),
       decode_steps: decodeSteps,
+      weights_file_bytes: weightsFileBytes,
+      // onnxruntime holds f32 copies of bf16 weights: about twice the file, read tensor by tensor (never the file twice more).
+      load_peak_rss_bytes: loadPeakRssBytes,
       fp16_kv_bytes_per_token: 2 * QWEN25_05B.layers * QWEN25_05B.kvHeads * QWEN25_05B.headDim * 2,
       runs,
     };
     fs.mkdirSync(path.dirname(outFile), { recursive: true });
     fs.writeFileSync(outFile, `${JSON.stringify(result, null, 2)}\n`);
     console.log(table(runs));
+    console.log(`\nweights file ${(weightsFileBytes / 2 ** 30).toFixed(2)} GiB (bf16); peak resident memory while loading ${(loadPeakRssBytes / 2 ** 30).toFixed(2)} GiB`);
     console.log(`\nwritten to ${path.relative(process.cwd(), outFile)}`);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
