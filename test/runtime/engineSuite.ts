@@ -146,6 +146,30 @@ export function runEngineSuite(backend: string, load: EngineLoader, options: Sui
       assert.ok(worst > options.quantisedTolerance[2] * 2, `2-bit reference is only ${worst} away from the full cache`);
     });
 
+    test('snapshot and restore: the restored cache continues bit for bit; foreign or damaged snapshots are refused', async () => {
+      const exp = expected('qwen2-cskv');
+      const dir = modelFixture('qwen2-cskv');
+      const fourBit = path.join(dir, 'cskv-4bit.safetensors');
+      const a = await load(dir, { cskv: fourBit });
+      const b = await load(dir, { cskv: fourBit });
+      const other = await load(dir, { cskv: path.join(dir, 'cskv.safetensors') });
+      try {
+        await a.prefill(exp.prompt_ids);
+        for (const t of exp.greedy_tokens.slice(0, 4)) await a.prefill([t]);
+        const snapshot = a.snapshot();
+        b.restore(snapshot);
+        assert.equal(b.length, a.length);
+        assert.deepEqual(b.memory(), a.memory());
+        const next = exp.greedy_tokens.slice(4, 7);
+        assert.deepEqual(Array.from(await b.prefill(next, { logits: 3 })), Array.from(await a.prefill(next, { logits: 3 })));
+        assert.throws(() => other.restore(snapshot), (e: Error & { code?: string }) => e.code === 'BAD_ARGUMENT' && /another model or other CSKV settings/.test(e.message));
+        assert.throws(() => b.restore(snapshot.subarray(0, snapshot.length - 7)), (e: Error & { code?: string }) => e.code === 'BAD_ARGUMENT' && /truncated|trailing/.test(e.message));
+        assert.throws(() => b.restore(new Uint8Array(40)), (e: Error & { code?: string }) => e.code === 'BAD_ARGUMENT');
+      } finally {
+        await Promise.all([a.dispose(), b.dispose(), other.dispose()]);
+      }
+    });
+
     test('qwen2-cskv: truncating into the compressed branch equals a fresh prefill cut at the block start', async () => {
       const exp = expected('qwen2-cskv');
       const dir = modelFixture('qwen2-cskv');
