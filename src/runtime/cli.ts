@@ -15,7 +15,7 @@ const USAGE = `usage:
   cskv-code logits   --model DIR [--cskv FILE|off] [--window N] [--bits B] --prompt-ids 1,2,3 [--last N]
   cskv-code compress --model DIR [--calib PATH]... [--density 0.2] [--bits 16|8|4|2] [--window 32]
                      [--groups G] [--tokens 65536] [--segment 512] [--init closed|svd|asvd]
-                     [--rotate none|hadamard] [--statistics-mb 512] [--out FILE] [--json]
+                     [--rotate none|hadamard|hadamard-values] [--statistics-mb 512] [--out FILE] [--json]
   cskv-code perplexity --model DIR [--cskv FILE|off] [--window N] [--bits B] --file TEXT [--context N] [--json]
 
 --cskv defaults to DIR/cskv.safetensors when that file exists, else off.

@@ -21,7 +21,8 @@ import { SecondMoments } from './secondMoments';
 import { weightSvdDirections } from './weightSvd';
 
 export type Initialisation = 'closed' | 'svd' | 'asvd';
-export type Rotation = 'none' | 'hadamard';
+/** hadamard-values rotates only the value bases: measured to halve the 2-bit value error and cost keys a few % (see hadamard.ts). */
+export type Rotation = 'none' | 'hadamard' | 'hadamard-values';
 
 export interface CalibrationSettings {
   /** Target fraction of key/value channels kept, over all layers together. */
@@ -101,7 +102,8 @@ export async function calibrate(engine: Engine, train: readonly number[][], held
     const branches = candidates.flat();
     const ranks = allocateRanks(branches.map((b) => ({ groups: b.groups.map((g) => g.spectrum) })), budget);
     const layers = candidates.map((pair, layer) => {
-      const [k, v] = pair.map((c, i) => factorsOf(c, ranks[layer * 2 + i]!, D, settings.rotate, spill)) as [BranchFactors, BranchFactors];
+      const rotated = (kind: 'k' | 'v'): boolean => settings.rotate === 'hadamard' || (settings.rotate === 'hadamard-values' && kind === 'v');
+      const [k, v] = pair.map((c, i) => factorsOf(c, ranks[layer * 2 + i]!, D, rotated(KINDS[i]!), spill)) as [BranchFactors, BranchFactors];
       return { k, v };
     });
     const scores = layers.map((l) => ({
@@ -181,10 +183,10 @@ function directionsOf(
   return { mean: centre, groups, variance };
 }
 
-function factorsOf(c: Candidates, rank: number, D: number, rotate: Rotation, spill: DirectionSpill): BranchFactors {
+function factorsOf(c: Candidates, rank: number, D: number, rotate: boolean, spill: DirectionSpill): BranchFactors {
   const G = c.groups.length, size = D / G;
   const basis = new Float32Array(D * rank);
-  const rotation = rotate === 'hadamard' ? hadamardRotation(rank) : undefined;
+  const rotation = rotate ? hadamardRotation(rank) : undefined;
   c.groups.forEach((group, g) => {
     const rows = spill.read(group.spilled, rank); // [rank, size]
     for (let i = 0; i < size; i++) {

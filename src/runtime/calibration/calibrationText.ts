@@ -1,68 +1,65 @@
 // Calibration text: the text files under the paths given (a workspace by default), tokenised with the model's
 // own tokenizer into one stream, cut into fixed-length segments that are each prefilled from an empty cache so
 // memory stays bounded, with the last part of the stream held out to score the factors on unseen tokens.
+// Folders are walked with the workspace scanner's rules (.gitignore at every level, generated and vendored
+// trees, lock files, binaries, its size cap), so the factors are fitted to the text the assistant will hold.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { RuntimeError } from '../errors';
 import type { ModelTokenizer } from '../tokenizer';
+import { DEFAULT_MAX_FILE_BYTES, PathFilter, readWorkspaceFile } from '../workspace/scan';
 
-/** Directories never read: version control, dependencies, caches (and, by being hidden, virtualenvs and IDE state). */
-const SKIPPED_DIRECTORIES = new Set(['node_modules', '__pycache__']);
-/** Larger files are data far more often than code, and a few of them would crowd out the rest of the workspace. */
-const MAX_FILE_BYTES = 4 * 1024 * 1024;
-const SNIFF_BYTES = 8192;
-
-/**
- * Text files under `paths` (files as given, folders recursively, in sorted order), skipping hidden entries,
- * node_modules, binaries and anything under `exclude` (the model directory, the output file).
- */
-export function collectTextFiles(paths: readonly string[], exclude: readonly string[] = []): string[] {
-  const excluded = exclude.map((p) => path.resolve(p));
-  const isExcluded = (p: string): boolean => excluded.some((e) => p === e || p.startsWith(e + path.sep));
-  const files: string[] = [];
-  const walk = (dir: string): void => {
-    for (const entry of fs.readdirSync(dir, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
-      const full = path.join(dir, entry.name);
-      if (entry.name.startsWith('.') || isExcluded(full)) continue;
-      if (entry.isDirectory()) {
-        if (!SKIPPED_DIRECTORIES.has(entry.name)) walk(full);
-      } else if (entry.isFile() && looksLikeText(full)) {
-        files.push(full);
-      }
-    }
-  };
-  for (const given of paths) {
-    const p = path.resolve(given);
-    let stat: fs.Stats;
-    try {
-      stat = fs.statSync(p);
-    } catch {
-      throw new RuntimeError('BAD_ARGUMENT', `calibration path ${p} does not exist`);
-    }
-    if (stat.isDirectory()) walk(p);
-    else if (!isExcluded(p) && looksLikeText(p)) files.push(p);
-  }
-  return [...new Set(files)];
+export interface CalibrationFile {
+  readonly file: string;
+  /** Larger files are skipped: the workspace's cap for files found in folders, a generous one for files named. */
+  readonly maxBytes: number;
 }
 
-/** Small enough, no NUL byte in the first 8 KB, valid UTF-8 there. */
-function looksLikeText(file: string): boolean {
-  let fd: number | undefined;
-  try {
-    fd = fs.openSync(file, 'r');
-    if (fs.fstatSync(fd).size > MAX_FILE_BYTES) return false;
-    const head = Buffer.alloc(SNIFF_BYTES);
-    const n = fs.readSync(fd, head, 0, SNIFF_BYTES, 0);
-    const bytes = head.subarray(0, n);
-    if (bytes.includes(0)) return false;
-    // A multi-byte character cut at the sniff boundary is not an error: decode in streaming mode.
-    new TextDecoder('utf-8', { fatal: true }).decode(bytes, { stream: n === SNIFF_BYTES });
-    return true;
-  } catch {
-    return false;
-  } finally {
-    if (fd !== undefined) fs.closeSync(fd);
+const NAMED_FILE_MAX_BYTES = 64 * 1024 * 1024;
+
+/**
+ * Candidate files under `paths`, in order (files as given, folders walked in sorted order), leaving out anything
+ * under `exclude` (the model directory, the output file). Whether each is text is decided when it is read.
+ */
+export function collectCalibrationFiles(paths: readonly string[], exclude: readonly string[] = []): CalibrationFile[] {
+  const excluded = exclude.map((p) => path.resolve(p));
+  const isExcluded = (p: string): boolean => excluded.some((e) => p === e || p.startsWith(e + path.sep));
+  const files: CalibrationFile[] = [];
+  const seen = new Set<string>();
+  const add = (file: string, maxBytes: number): void => {
+    if (!seen.has(file) && !isExcluded(file)) files.push({ file, maxBytes });
+    seen.add(file);
+  };
+  for (const given of paths) {
+    const root = path.resolve(given);
+    let stat: fs.Stats;
+    try {
+      stat = fs.statSync(root);
+    } catch {
+      throw new RuntimeError('BAD_ARGUMENT', `calibration path ${root} does not exist`);
+    }
+    if (!stat.isDirectory()) {
+      add(root, NAMED_FILE_MAX_BYTES);
+      continue;
+    }
+    const filter = new PathFilter(root);
+    const walk = (dir: string, relDir: string): void => {
+      const entries = fs.readdirSync(dir, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+      for (const entry of entries) {
+        const full = path.join(dir, entry.name);
+        const rel = relDir ? `${relDir}/${entry.name}` : entry.name;
+        if (isExcluded(full) || entry.name === '.git') continue;
+        // Symbolic links are not followed: a workspace's links point into itself or out of it, neither wanted twice.
+        if (entry.isDirectory()) {
+          if (filter.reason(`${rel}/`) === undefined) walk(full, rel);
+        } else if (entry.isFile() && filter.reason(rel) === undefined) {
+          add(full, DEFAULT_MAX_FILE_BYTES);
+        }
+      }
+    };
+    walk(root, '');
   }
+  return files;
 }
 
 export interface CalibrationTokens {
@@ -83,19 +80,21 @@ export interface SegmentOptions {
 }
 
 /**
- * Tokenises `files` in order into one stream (documents separated by a blank line) until `maxTokens`, then cuts
- * it. Each segment starts with BOS when the tokenizer puts one before every sequence, as prompts do.
+ * Tokenises the text files among `files` in order into one stream (documents separated by a blank line) until
+ * `maxTokens`, then cuts it. Each segment starts with BOS when the tokenizer puts one before every sequence, as
+ * prompts do. Binaries, other encodings and files over their size cap are skipped.
  */
-export function tokeniseForCalibration(files: readonly string[], tokenizer: ModelTokenizer, options: SegmentOptions): CalibrationTokens {
+export function tokeniseForCalibration(files: readonly CalibrationFile[], tokenizer: ModelTokenizer, options: SegmentOptions): CalibrationTokens {
   const { maxTokens, segmentLength, heldOutFraction } = options;
   const bos = tokenizer.bosTokenId !== undefined && tokenizer.encode('a')[0] === tokenizer.bosTokenId ? tokenizer.bosTokenId : undefined;
   const separator = tokenizer.encode('\n\n', { addSpecialTokens: false });
   const stream: number[] = [];
   const used: string[] = [];
-  for (const file of files) {
+  for (const { file, maxBytes } of files) {
     if (stream.length >= maxTokens) break;
-    const text = fs.readFileSync(file, 'utf8');
-    if (text.trim() === '') continue;
+    const read = readWorkspaceFile(file, maxBytes);
+    if ('reason' in read || read.text.trim() === '') continue;
+    const text = read.text;
     // Long files: only about as much text as could still be used (a token rarely spans 16 characters).
     const ids = tokenizer.encode(text.slice(0, (maxTokens - stream.length) * 16), { addSpecialTokens: false });
     if (stream.length > 0) stream.push(...separator);

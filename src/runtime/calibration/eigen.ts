@@ -168,13 +168,27 @@ function diagonalise(z: Float64Array, d: Float64Array, e: Float64Array, n: numbe
   }
 }
 
+/** Orders eigenpairs largest first, permuting z's rows in place (no second n × n array at D = 4096: 128 MB). */
 function sortDescending(z: Float64Array, d: Float64Array, n: number): SymmetricEigen {
   const order = Array.from({ length: n }, (_, i) => i).sort((i, j) => d[j]! - d[i]! || i - j);
-  const values = new Float64Array(n);
-  const vectors = new Float64Array(n * n);
-  order.forEach((from, to) => {
-    values[to] = d[from]!;
-    vectors.set(z.subarray(from * n, (from + 1) * n), to * n);
-  });
-  return { values, vectors };
+  const values = Float64Array.from(order, (from) => d[from]!);
+  // Row `to` must receive old row order[to]: follow each cycle of the permutation with one spare row.
+  const spare = new Float64Array(n);
+  const placed = new Uint8Array(n);
+  for (let start = 0; start < n; start++) {
+    if (placed[start] || order[start] === start) continue;
+    spare.set(z.subarray(start * n, (start + 1) * n));
+    let to = start;
+    for (;;) {
+      placed[to] = 1;
+      const from = order[to]!;
+      if (from === start) {
+        z.set(spare, to * n);
+        break;
+      }
+      z.copyWithin(to * n, from * n, (from + 1) * n);
+      to = from;
+    }
+  }
+  return { values, vectors: z };
 }

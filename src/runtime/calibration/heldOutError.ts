@@ -27,6 +27,7 @@ export class HeldOutError {
   private pending = 0;
   private readonly centred: Float64Array;
   private readonly stored: Float32Array;
+  private readonly accumulator: Float64Array;
 
   constructor(
     private readonly factors: BranchFactors,
@@ -41,6 +42,7 @@ export class HeldOutError {
     this.pendingFeatures = new Float32Array(window * this.features);
     this.centred = new Float64Array(channels);
     this.stored = new Float32Array(window * this.features);
+    this.accumulator = new Float64Array(factors.rank);
   }
 
   /** Scores `tokens` rows of a row-major [tokens, D] array; blocks of W consecutive tokens are stored together. */
@@ -80,7 +82,7 @@ export class HeldOutError {
   private project(centred: Float64Array, out: Float32Array): void {
     const { groups, rank, basis } = this.factors;
     const size = this.channels / groups;
-    const acc = new Float64Array(rank);
+    const acc = this.accumulator;
     for (let g = 0; g < groups; g++) {
       acc.fill(0);
       for (let i = 0; i < size; i++) {

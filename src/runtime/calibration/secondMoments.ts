@@ -9,7 +9,7 @@ export class SecondMoments {
   count = 0;
   private shift: Float64Array | undefined;
   private readonly sum: Float64Array;
-  /** Per block, the upper triangle of Σ (x - shift)(x - shift)ᵀ, row-major [width, width]. */
+  /** Per block, the upper triangle of Σ (x - shift)(x - shift)ᵀ, packed row by row (row i holds columns i..width-1). */
   private readonly products: Float64Array[];
   private scratch = new Float64Array(0);
   readonly width: number;
@@ -18,12 +18,13 @@ export class SecondMoments {
     if (!Number.isInteger(blocks) || blocks < 1 || channels % blocks !== 0) throw new RangeError(`${channels} channels do not split into ${blocks} blocks`);
     this.width = channels / blocks;
     this.sum = new Float64Array(channels);
-    this.products = Array.from({ length: blocks }, () => new Float64Array(this.width * this.width));
+    this.products = Array.from({ length: blocks }, () => new Float64Array((this.width * (this.width + 1)) / 2));
   }
 
   /** Bytes held by statistics of this shape. */
   static bytes(channels: number, blocks: number): number {
-    return (channels * channels / blocks + 2 * channels) * 8;
+    const width = channels / blocks;
+    return (blocks * (width * (width + 1)) / 2 + 2 * channels) * 8;
   }
 
   /** Adds `tokens` rows of a row-major [tokens, channels] array. */
@@ -79,7 +80,7 @@ export class SecondMoments {
     const out = new Float64Array(n * n);
     for (let i = 0; i < n; i++) {
       for (let j = i; j < n; j++) {
-        const c = s[(offset + i) * w + offset + j]! / this.count - mean[i]! * mean[j]!;
+        const c = s[rowStart(offset + i, w) + j - i]! / this.count - mean[i]! * mean[j]!;
         out[i * n + j] = c;
         out[j * n + i] = c;
       }
@@ -88,30 +89,49 @@ export class SecondMoments {
   }
 }
 
-/** g[i][j] += Σ_t x[i][t] x[j][t] for j ≥ i; x is row-major [n, tokens]. Two rows at a time to halve the loads. */
+/** Where row i of a packed upper triangle of width n starts (its first entry is column i). */
+function rowStart(i: number, n: number): number {
+  return i * n - (i * (i - 1)) / 2;
+}
+
+/** g[i][j] += Σ_t x[i][t] x[j][t] for j ≥ i (g packed); x is row-major [n, tokens]. Four rows at a time to cut the loads. */
 function accumulateUpperGram(x: Float64Array, n: number, tokens: number, g: Float64Array): void {
+  const at = (i: number, j: number): number => rowStart(i, n) + j - i;
   let i = 0;
-  for (; i + 1 < n; i += 2) {
-    const a = i * tokens, b = (i + 1) * tokens;
-    let aa = 0;
-    for (let t = 0; t < tokens; t++) aa += x[a + t]! * x[a + t]!;
-    g[i * n + i]! += aa;
-    for (let j = i + 1; j < n; j++) {
-      const c = j * tokens;
-      let sa = 0, sb = 0;
+  for (; i + 3 < n; i += 4) {
+    const a = i * tokens, b = a + tokens, c = b + tokens, d = c + tokens;
+    // The 4 × 4 corner first (its lower part is not stored), then every later row j against all four.
+    for (let p = 0; p < 4; p++) {
+      for (let q = p; q < 4; q++) {
+        let s = 0;
+        const u = a + p * tokens, v = a + q * tokens;
+        for (let t = 0; t < tokens; t++) s += x[u + t]! * x[v + t]!;
+        g[at(i + p, i + q)]! += s;
+      }
+    }
+    const ra = rowStart(i, n) - i, rb = rowStart(i + 1, n) - i - 1, rc = rowStart(i + 2, n) - i - 2, rd = rowStart(i + 3, n) - i - 3;
+    for (let j = i + 4; j < n; j++) {
+      const e = j * tokens;
+      let sa = 0, sb = 0, sc = 0, sd = 0;
       for (let t = 0; t < tokens; t++) {
-        const xj = x[c + t]!;
+        const xj = x[e + t]!;
         sa += x[a + t]! * xj;
         sb += x[b + t]! * xj;
+        sc += x[c + t]! * xj;
+        sd += x[d + t]! * xj;
       }
-      g[i * n + j]! += sa;
-      g[(i + 1) * n + j]! += sb;
+      g[ra + j]! += sa;
+      g[rb + j]! += sb;
+      g[rc + j]! += sc;
+      g[rd + j]! += sd;
     }
   }
-  if (i < n) {
-    const a = i * tokens;
-    let aa = 0;
-    for (let t = 0; t < tokens; t++) aa += x[a + t]! * x[a + t]!;
-    g[i * n + i]! += aa;
+  for (; i < n; i++) {
+    for (let j = i; j < n; j++) {
+      let s = 0;
+      const u = i * tokens, v = j * tokens;
+      for (let t = 0; t < tokens; t++) s += x[u + t]! * x[v + t]!;
+      g[at(i, j)]! += s;
+    }
   }
 }

@@ -4,8 +4,9 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { blockBytes, type CompressedBits } from '../cache/quantizer';
 import { type CalibrationResult, type Initialisation, type Rotation, calibrate } from '../calibration/calibrate';
-import { collectTextFiles, tokeniseForCalibration } from '../calibration/calibrationText';
+import { collectCalibrationFiles, tokeniseForCalibration } from '../calibration/calibrationText';
 import { writeCskvFactors } from '../calibration/factorFile';
+import { rankBudget } from '../calibration/rankAllocation';
 import { RuntimeError } from '../errors';
 import { ModelTokenizer } from '../tokenizer';
 import { type CommandIO, UsageError, formatBytes, loadEngine, optionalInt } from './shared';
@@ -52,22 +53,28 @@ export async function compressCommand(argv: string[], { out, err }: CommandIO): 
   const init = (v.init ?? 'closed') as Initialisation;
   if (!['closed', 'svd', 'asvd'].includes(init)) throw new UsageError(`--init must be closed, svd or asvd, got "${v.init}"`);
   const rotate = (v.rotate ?? 'none') as Rotation;
-  if (!['none', 'hadamard'].includes(rotate)) throw new UsageError(`--rotate must be none or hadamard, got "${v.rotate}"`);
-  const statisticsMb = optionalInt(v['statistics-mb'], '--statistics-mb') ?? DEFAULT_STATISTICS_MB;
+  if (!['none', 'hadamard', 'hadamard-values'].includes(rotate)) throw new UsageError(`--rotate must be none, hadamard or hadamard-values, got "${v.rotate}"`);
+  const statisticsMb = v['statistics-mb'] === undefined ? DEFAULT_STATISTICS_MB : Number(v['statistics-mb']);
+  if (!(statisticsMb > 0)) throw new UsageError(`--statistics-mb must be a positive number, got "${v['statistics-mb']}"`);
   const outFile = path.resolve(v.out ?? path.join(modelDir, 'cskv.safetensors'));
   const calibPaths = [...(v.calib ?? []), ...positionals];
   if (calibPaths.length === 0) calibPaths.push(process.cwd());
   // Checked before the model loads, so a typo fails in milliseconds rather than after a 15 GB read.
-  const files = collectTextFiles(calibPaths, [modelDir, outFile]);
-  if (files.length === 0) throw new RuntimeError('BAD_ARGUMENT', `no text files found under ${calibPaths.join(', ')}`);
+  const files = collectCalibrationFiles(calibPaths, [modelDir, outFile]);
+  const noText = (): RuntimeError => new RuntimeError('BAD_ARGUMENT', `no text files found under ${calibPaths.join(', ')}`);
+  if (files.length === 0) throw noText();
 
   const engine = await loadEngine({ model: modelDir, cskv: 'off', chunk: v.chunk });
   try {
     const { config } = engine.info;
     if (config.kvHeads % groups !== 0) throw new UsageError(`--groups must divide the model's ${config.kvHeads} kv heads, got ${groups}`);
+    if (rankBudget(density, config.layers, config.kvDim) < 2 * config.layers * groups) {
+      throw new UsageError(`--density ${density} leaves less than rank 1 per group for every key and value; the least is about ${(groups / config.kvDim).toPrecision(2)}`);
+    }
     const tokenizer = ModelTokenizer.load(modelDir);
     const text = tokeniseForCalibration(files, tokenizer, { maxTokens, segmentLength, heldOutFraction: HELD_OUT_FRACTION });
-    if (text.trainTokens === 0) throw new RuntimeError('BAD_ARGUMENT', `the calibration text (${files.length} files) holds no tokens`);
+    if (text.files.length === 0) throw noText();
+    if (text.trainTokens === 0) throw new RuntimeError('BAD_ARGUMENT', `the calibration text (${text.files.length} files) holds no tokens`);
     const progress = (line: string): void => void err.write(`[compress] ${line}\n`);
     progress(`${text.trainTokens} calibration + ${text.heldOutTokens} held-out tokens from ${text.files.length} files; ` +
       `${config.layers} layers, D = ${config.kvDim}, density ${density}, init ${init}${groups > 1 ? `, ${groups} groups` : ''}`);

@@ -7,6 +7,7 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { MemoryReport } from '../cache/biBranchCache';
 import { RuntimeError } from '../errors';
+import { readModelConfig } from '../model/config';
 import { ModelTokenizer } from '../tokenizer';
 import { type CommandIO, UsageError, engineFlags, formatBytes, loadEngine, optionalInt } from './shared';
 
@@ -30,15 +31,17 @@ export async function perplexityCommand(argv: string[], { out }: CommandIO): Pro
   }
   const contextFlag = optionalInt(v.context, '--context');
   if (contextFlag !== undefined && contextFlag < 2) throw new UsageError('--context must be at least 2 tokens');
-  const engine = await loadEngine(v);
+  if (!v.model) throw new UsageError('--model DIR is required');
+  // The engine runs with the scoring chunk as its chunk size, so its chunk grid is the one a prefill would use.
+  const vocab = readModelConfig(path.resolve(v.model)).vocabSize;
+  const rows = Math.max(1, Math.min(optionalInt(v.chunk, '--chunk') ?? DEFAULT_CHUNK, Math.floor(LOGIT_BUDGET_FLOATS / vocab)));
+  const engine = await loadEngine({ ...v, chunk: String(rows) });
   try {
     const { config, cskv: cskvInfo } = engine.info;
     const ids = ModelTokenizer.load(engine.info.modelDir).encode(text);
     const context = contextFlag ?? config.maxPositions;
     const W = cskvInfo?.window ?? 1;
-    // Chunks of whole blocks, so the engine splits the text exactly as one long prefill would.
-    const rows = Math.max(1, Math.min(optionalInt(v.chunk, '--chunk') ?? DEFAULT_CHUNK, Math.floor(LOGIT_BUDGET_FLOATS / config.vocabSize)));
-    const chunkLength = Math.max(W, Math.floor(rows / W) * W);
+    const chunkLength = Math.max(W, Math.floor(rows / W) * W); // the engine's own rounding of its chunk size
     let nll = 0, scored = 0, windows = 0;
     let memory: MemoryReport | undefined;
     for (let start = 0; start < ids.length; start += context) {
@@ -69,7 +72,7 @@ export async function perplexityCommand(argv: string[], { out }: CommandIO): Pro
         kvBytesPerToken, savings: memory!.savings,
       })}\n`);
     } else {
-      out.write(`perplexity ${perplexity.toFixed(4)} over ${scored} tokens (${windows} window${windows > 1 ? 's' : ''} of up to ${context}); ` +
+      out.write(`perplexity ${perplexity < 1e6 ? perplexity.toFixed(4) : perplexity.toExponential(4)} over ${scored} tokens (${windows} window${windows > 1 ? 's' : ''} of up to ${context}); ` +
         `KV ${formatBytes(kvBytesPerToken)}/token, ${(memory!.savings * 100).toFixed(1)}% saved vs fp16` +
         `${cskvInfo ? ` (cskv ${cskvInfo.bits} bits, window ${cskvInfo.window})` : ' (cskv off)'}\n`);
     }
