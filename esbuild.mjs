@@ -1,4 +1,8 @@
 // Bundles the entry points into dist/. tsc only type-checks and emits the test build (out/).
+//   dist/cli.js        the command line
+//   dist/extension.js  the VS Code extension (vscode is provided by the editor)
+//   dist/server.js     the sidecar the extension starts (everything bundled but onnxruntime-node)
+//   dist/webview/*.js  the chat and memory webviews (browser bundles: marked, DOMPurify, highlight.js)
 import { build } from 'esbuild';
 
 const common = {
@@ -12,4 +16,19 @@ const common = {
   logLevel: 'warning',
 };
 
-await build({ ...common, entryPoints: { cli: 'src/runtime/cli.ts' }, outdir: 'dist' });
+await Promise.all([
+  build({ ...common, entryPoints: { cli: 'src/runtime/cli.ts' }, outdir: 'dist' }),
+  build({ ...common, entryPoints: { extension: 'src/extension/main.ts', server: 'src/runtime/server.ts' }, outdir: 'dist' }),
+  build({
+    entryPoints: { chat: 'media/chat.js', memory: 'media/memory.js' },
+    outdir: 'dist/webview',
+    bundle: true,
+    platform: 'browser',
+    target: 'es2022',
+    format: 'iife',
+    minify: true,
+    sourcemap: false,
+    legalComments: 'linked',
+    logLevel: 'warning',
+  }),
+]);

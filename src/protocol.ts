@@ -19,6 +19,8 @@ export interface SidecarOptions {
   workspaceTrusted: boolean;
   /** Glob patterns from files.exclude / search.exclude, in addition to .gitignore. */
   excludes: string[];
+  /** The CUDA addon (.node) to load for backend cuda; from user/machine settings only. Unused by the onnx backend. */
+  nativeLibrary?: string | undefined;
 }
 
 export type SidecarState = 'starting' | 'loading-model' | 'indexing' | 'ready' | 'failed' | 'stopped';
@@ -65,6 +67,8 @@ export interface MemoryStatus {
   excludedFiles: ExcludedFile[];
 }
 export const MemoryRequest = 'cskv/memory';
+/** The notification carries the new status, so the client need not ask again. */
+export type MemoryChangedParams = MemoryStatus;
 export const MemoryChangedNotification = 'cskv/memoryChanged';
 
 export interface ChatTurn {
@@ -93,5 +97,14 @@ export interface AnswerChunkParams {
 }
 export const AnswerChunkNotification = 'cskv/answerChunk';
 
-/** client → server: rebuild the workspace context from scratch. */
+/** client → server: rebuild the workspace context from scratch. Resolves once the rebuild has started over; progress
+ * follows as `cskv/status` notifications. */
 export const RebuildContextRequest = 'cskv/rebuildContext';
+
+/** Error codes of failed custom requests (ResponseError.code), beside the JSON-RPC ones. */
+export const SidecarErrorCodes = {
+  /** The model could not be loaded; the message says why (the same text as the `failed` status). */
+  ModelUnavailable: -32001,
+  /** A runtime error while serving the request (RuntimeError.code is in `data`). */
+  RuntimeFailed: -32002,
+} as const;

@@ -1,0 +1,146 @@
+// Every command, as a factory that takes the context (rust-analyzer's habit): the context decides whether the
+// sidecar runs, so no command ever holds a dead client.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as vscode from 'vscode';
+import type { ChatViewProvider } from './chatView';
+import { toggleLanguage } from './completionPolicy';
+import { completionSettings, compressionSettings, modelPath, setDisabledLanguages, setModelPath } from './config';
+import type { Ctx } from './ctx';
+import { MemoryPanel } from './memoryPanel';
+
+export type Cmd = (...args: unknown[]) => unknown;
+
+export function askAboutWorkspace(ctx: Ctx, chat: ChatViewProvider): Cmd {
+  return async (question?: unknown) => {
+    if (typeof question === 'string' && question.trim()) return chat.ask(question);
+    const editor = vscode.window.activeTextEditor;
+    const selection = editor && !editor.selection.isEmpty ? editor.document.getText(editor.selection) : '';
+    const asked = await vscode.window.showInputBox({
+      title: 'Ask about the workspace',
+      prompt: ctx.view.trusted ? 'The whole workspace is in the model\'s context.' : 'This workspace is not trusted: its files are not in the model\'s context.',
+      placeHolder: 'Where is the cache truncated after a question?',
+      value: selection ? `Explain:\n${selection}` : '',
+      ignoreFocusOut: true,
+    });
+    if (asked?.trim()) await chat.ask(asked);
+  };
+}
+
+export function showMemory(ctx: Ctx): Cmd {
+  return () => {
+    if (!ctx.running && ctx.view.state !== 'no-model') void ctx.ensureStarted();
+    MemoryPanel.show(ctx);
+  };
+}
+
+export function selectModelFolder(ctx: Ctx): Cmd {
+  return async () => {
+    const current = modelPath();
+    const picked = await vscode.window.showOpenDialog({
+      title: 'Select a model folder (Hugging Face layout: config.json, *.safetensors, tokenizer.json)',
+      canSelectFolders: true,
+      canSelectFiles: false,
+      canSelectMany: false,
+      defaultUri: current ? vscode.Uri.file(current) : undefined,
+      openLabel: 'Use this model',
+    });
+    const folder = picked?.[0]?.fsPath;
+    if (!folder) return;
+    const missing = ['config.json', 'tokenizer.json'].filter((f) => !fs.existsSync(path.join(folder, f)));
+    if (missing.length > 0) {
+      void vscode.window.showErrorMessage(`"${folder}" is not a model folder: ${missing.join(' and ')} not found.`);
+      return;
+    }
+    // The settings listener restarts the sidecar with the new model.
+    await setModelPath(folder);
+    if (!ctx.running) void ctx.start();
+  };
+}
+
+export function compressModel(ctx: Ctx): Cmd {
+  return async () => {
+    const model = modelPath();
+    if (!model) {
+      void vscode.window.showErrorMessage('Select a model folder first (cskv: Select Model Folder).');
+      return;
+    }
+    const cli = ctx.extension.asAbsolutePath(path.join('dist', 'cli.js'));
+    if (!fs.existsSync(cli) || !fs.readFileSync(cli, 'utf8').includes('cskv-code compress')) {
+      void vscode.window.showInformationMessage('Model compression (cskv-code compress) is not available in this build yet.');
+      return;
+    }
+    const { density, bits, window } = compressionSettings();
+    const folder = vscode.workspace.workspaceFolders?.[0];
+    const calib = folder && vscode.workspace.isTrusted ? ['--calib', folder.uri.fsPath] : [];
+    if (calib.length === 0) {
+      void vscode.window.showWarningMessage('The workspace is not trusted (or none is open), so calibration cannot read it. Open and trust a workspace with code to calibrate on.');
+      return;
+    }
+    const terminal = vscode.window.createTerminal({
+      name: 'cskv compress',
+      shellPath: process.execPath,
+      shellArgs: [cli, 'compress', '--model', model, '--density', String(density), '--bits', String(bits), '--window', String(window), ...calib],
+      env: { ELECTRON_RUN_AS_NODE: '1' },
+      iconPath: new vscode.ThemeIcon('package'),
+    });
+    terminal.show();
+    const done = vscode.window.onDidCloseTerminal(async (closed) => {
+      if (closed !== terminal) return;
+      done.dispose();
+      if (closed.exitStatus?.code === 0) {
+        const choice = await vscode.window.showInformationMessage('Compression finished: cskv.safetensors was written beside the model.', 'Restart Sidecar to Use It');
+        if (choice) await ctx.restart();
+      } else if (closed.exitStatus?.code !== undefined) {
+        void vscode.window.showErrorMessage(`Compression failed (exit code ${closed.exitStatus.code}); the terminal showed why.`);
+      }
+    });
+  };
+}
+
+export function rebuildContext(ctx: Ctx): Cmd {
+  return async () => {
+    if (!ctx.view.trusted) {
+      void vscode.window.showInformationMessage('This workspace is not trusted, so its files are not read into the model.');
+      return;
+    }
+    try {
+      await ctx.rebuildContext();
+    } catch (err) {
+      void vscode.window.showErrorMessage(`Rebuilding the workspace context failed: ${(err as Error).message}`);
+    }
+  };
+}
+
+export function restartSidecar(ctx: Ctx): Cmd {
+  return () => ctx.restart();
+}
+
+export function stopSidecar(ctx: Ctx): Cmd {
+  return () => ctx.stop();
+}
+
+export function showLog(ctx: Ctx): Cmd {
+  return () => ctx.showLog();
+}
+
+export function clearChat(chat: ChatViewProvider): Cmd {
+  return () => chat.clear();
+}
+
+export function stopAnswer(chat: ChatViewProvider): Cmd {
+  return () => chat.stop();
+}
+
+export function toggleCompletionsForLanguage(): Cmd {
+  return async () => {
+    const languageId = vscode.window.activeTextEditor?.document.languageId;
+    if (!languageId) {
+      void vscode.window.showInformationMessage('Open a file of the language to switch inline completions for.');
+      return;
+    }
+    const next = toggleLanguage(completionSettings().disabledLanguages, languageId);
+    await setDisabledLanguages(next);
+    void vscode.window.showInformationMessage(`cskv inline completions are now ${next.includes(languageId) ? 'off' : 'on'} for ${languageId}.`);
+  };
+}

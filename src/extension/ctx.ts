@@ -1,0 +1,290 @@
+// The extension's context: owns the sidecar's lifecycle (start on first use or at start-up when a model is set,
+// restart with backoff after a crash, stop), the state every view shows, the memory samples of the chart, and the
+// routing of streamed answers. Views and commands talk to the sidecar only through here, so none of them ever
+// holds a dead client.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as vscode from 'vscode';
+import type { LanguageClient } from 'vscode-languageclient/node';
+import {
+  type AnswerChunkParams, AnswerChunkNotification, type AskParams, AskRequest, type AskResult, type MemoryChangedParams,
+  MemoryChangedNotification, MemoryRequest, type MemoryStatus, RebuildContextRequest, type StatusParams, StatusNotification,
+} from '../protocol';
+import { type SidecarExit, createClient } from './client';
+import { RESTART_SETTINGS, modelPath, sidecarOptions } from './config';
+import type { StatusView } from './format';
+import { RestartPolicy } from './restartPolicy';
+
+export interface MemorySample {
+  /** ms since the epoch */
+  t: number;
+  totalBytes: number;
+  fullBytes: number;
+  compressedBytes: number;
+  fp16Bytes: number;
+  tokens: number;
+  gpuUsedBytes?: number | undefined;
+}
+
+const MAX_SAMPLES = 900;
+
+export class Ctx implements vscode.Disposable {
+  readonly output: vscode.LogOutputChannel;
+  private client: LanguageClient | undefined;
+  private sidecar: (() => { pid?: number | undefined; kill(signal?: NodeJS.Signals): boolean } | undefined) | undefined;
+  private starting: Promise<LanguageClient | undefined> | undefined;
+  /** Bumped by every start and stop, so that a late event of an old client is ignored. */
+  private generation = 0;
+  private restartTimer: NodeJS.Timeout | undefined;
+  private readonly policy = new RestartPolicy();
+  private recovering = false;
+  private viewState: StatusView;
+  private readonly disposables: vscode.Disposable[] = [];
+  private readonly answerListeners = new Map<string, (text: string) => void>();
+  readonly samples: MemorySample[] = [];
+
+  private readonly viewEmitter = new vscode.EventEmitter<StatusView>();
+  /** The state, progress or memory changed. */
+  readonly onDidChangeView = this.viewEmitter.event;
+  private readonly memoryEmitter = new vscode.EventEmitter<MemoryStatus>();
+  readonly onDidChangeMemory = this.memoryEmitter.event;
+
+  constructor(readonly extension: vscode.ExtensionContext) {
+    this.output = vscode.window.createOutputChannel('cskv-code', { log: true });
+    this.viewState = { state: modelPath() ? 'stopped' : 'no-model', message: modelPath() ? 'not started yet' : '', trusted: vscode.workspace.isTrusted };
+    this.disposables.push(
+      this.output, this.viewEmitter, this.memoryEmitter,
+      vscode.workspace.onDidChangeConfiguration((e) => {
+        if (RESTART_SETTINGS.some((s) => e.affectsConfiguration(s))) void this.settingsChanged();
+      }),
+      vscode.workspace.onDidGrantWorkspaceTrust(() => {
+        this.output.info('workspace trusted: restarting the sidecar so that it reads the workspace');
+        this.update({ trusted: true });
+        if (this.client || this.starting) void this.restart();
+      }),
+    );
+  }
+
+  get view(): StatusView {
+    return this.viewState;
+  }
+
+  get memory(): MemoryStatus | undefined {
+    return this.viewState.memory;
+  }
+
+  get running(): boolean {
+    return this.client !== undefined;
+  }
+
+  /** The sidecar's process id while it runs (the log names it; tests use it). */
+  get sidecarPid(): number | undefined {
+    return this.sidecar?.()?.pid;
+  }
+
+  /** Whether an inline completion request may be sent now. */
+  acceptsCompletions(): boolean {
+    return this.client !== undefined && (this.viewState.state === 'ready' || this.viewState.state === 'indexing');
+  }
+
+  /** Starts the sidecar unless it runs; undefined when no model is configured (the user is told). */
+  async ensureStarted(): Promise<LanguageClient | undefined> {
+    if (this.client) return this.client;
+    if (this.starting) return this.starting;
+    return this.start();
+  }
+
+  async start(): Promise<LanguageClient | undefined> {
+    clearTimeout(this.restartTimer);
+    const model = modelPath();
+    if (!model) {
+      this.update({ state: 'no-model', message: '', progress: undefined, memory: undefined });
+      return undefined;
+    }
+    const generation = ++this.generation;
+    this.update({ state: 'starting', message: this.recovering ? 'restarting after a crash' : 'starting the sidecar', progress: undefined });
+    const storage = (this.extension.storageUri ?? this.extension.globalStorageUri).fsPath;
+    fs.mkdirSync(storage, { recursive: true });
+    const serverModule = this.extension.asAbsolutePath(path.join('dist', 'server.js'));
+    const { client, process: sidecar } = createClient(serverModule, sidecarOptions(storage), this.output, {
+      started: (pid) => this.output.info(`sidecar started (pid ${pid ?? '?'}) for model ${model}`),
+      crashed: (exit) => {
+        // The old client is stopped already; disposing it releases what it still holds.
+        void client.dispose().catch(() => undefined);
+        if (generation === this.generation) this.crashed(exit);
+      },
+      acceptsCompletions: () => this.acceptsCompletions(),
+    });
+    this.sidecar = sidecar;
+    client.onNotification(StatusNotification, (p: StatusParams) => {
+      if (generation !== this.generation) return;
+      const firstReady = this.recovering && (p.state === 'ready' || p.state === 'indexing');
+      this.update({ state: p.state, message: p.message, progress: p.progress });
+      if (firstReady) {
+        this.recovering = false;
+        void vscode.window.showInformationMessage('cskv-code: the sidecar was restarted and is running again.');
+      }
+      if (p.state === 'failed') this.showFailure(p.message);
+    });
+    client.onNotification(MemoryChangedNotification, (m: MemoryChangedParams) => {
+      if (generation === this.generation) this.memoryChanged(m);
+    });
+    client.onNotification(AnswerChunkNotification, (p: AnswerChunkParams) => this.answerListeners.get(p.id)?.(p.text));
+    this.starting = (async () => {
+      try {
+        await client.start();
+        if (generation !== this.generation) return undefined;
+        this.client = client;
+        return client;
+      } catch (err) {
+        if (generation === this.generation) {
+          this.output.error(`the sidecar did not start: ${messageOf(err)}`);
+          this.update({ state: 'failed', message: `the sidecar did not start: ${messageOf(err)}` });
+        }
+        return undefined;
+      } finally {
+        if (generation === this.generation) this.starting = undefined;
+      }
+    })();
+    return this.starting;
+  }
+
+  /** Stops the sidecar; the state becomes `stopped` (or `no-model`). */
+  async stop(message = 'stopped'): Promise<void> {
+    clearTimeout(this.restartTimer);
+    this.generation++;
+    const client = this.client ?? (await this.starting?.catch(() => undefined));
+    const sidecar = this.sidecar;
+    this.client = undefined;
+    this.starting = undefined;
+    this.sidecar = undefined;
+    if (client) {
+      try {
+        await client.stop(4000);
+      } catch (err) {
+        this.output.warn(`the sidecar did not stop cleanly: ${messageOf(err)}`);
+      }
+      await client.dispose().catch(() => undefined);
+    }
+    // A sidecar stuck in native code ignores `exit`.
+    sidecar?.()?.kill('SIGKILL');
+    this.update({ state: modelPath() ? 'stopped' : 'no-model', message, progress: undefined });
+  }
+
+  /** Stops and starts again; a restart asked for by the user forgets earlier crashes. */
+  async restart(): Promise<LanguageClient | undefined> {
+    this.policy.reset();
+    this.recovering = false;
+    await this.stop('restarting');
+    return this.start();
+  }
+
+  async ask(params: AskParams, token: vscode.CancellationToken, onText: (text: string) => void): Promise<AskResult> {
+    const client = await this.ensureStarted();
+    if (!client) throw new Error(this.viewState.state === 'no-model' ? 'No model is configured.' : this.viewState.message);
+    this.answerListeners.set(params.id, onText);
+    try {
+      return await client.sendRequest(AskRequest, params, token);
+    } finally {
+      this.answerListeners.delete(params.id);
+    }
+  }
+
+  /** Asks the sidecar for its memory now (the chart's clock); undefined while it has none. */
+  async refreshMemory(): Promise<MemoryStatus | undefined> {
+    const client = this.client;
+    if (!client || (this.viewState.state !== 'ready' && this.viewState.state !== 'indexing')) return this.memory;
+    try {
+      const m = await client.sendRequest(MemoryRequest);
+      this.memoryChanged(m as MemoryStatus);
+      return m as MemoryStatus;
+    } catch {
+      return this.memory;
+    }
+  }
+
+  async rebuildContext(): Promise<void> {
+    const client = await this.ensureStarted();
+    if (!client) return;
+    await client.sendRequest(RebuildContextRequest);
+  }
+
+  showLog(): void {
+    this.output.show(true);
+  }
+
+  dispose(): void {
+    void this.stop();
+    for (const d of this.disposables) d.dispose();
+  }
+
+  private memoryChanged(m: MemoryStatus): void {
+    const kv = m.kv;
+    const last = this.samples[this.samples.length - 1];
+    const now = Date.now();
+    // Two samples within 200 ms carry nothing for the chart: keep the newer.
+    if (last && now - last.t < 200) this.samples.pop();
+    this.samples.push({
+      t: now, totalBytes: kv.totalBytes, fullBytes: kv.fullBytes, compressedBytes: kv.compressedBytes, fp16Bytes: kv.fp16Bytes,
+      tokens: kv.tokens, gpuUsedBytes: m.gpu?.usedBytes,
+    });
+    if (this.samples.length > MAX_SAMPLES) this.samples.splice(0, this.samples.length - MAX_SAMPLES);
+    this.update({ memory: m });
+    this.memoryEmitter.fire(m);
+  }
+
+  private crashed(exit: SidecarExit | undefined): void {
+    this.client = undefined;
+    this.starting = undefined;
+    this.generation++;
+    const how = exit?.signal ? `killed by ${exit.signal}` : exit?.code !== undefined && exit.code !== null ? `exit code ${exit.code}` : 'connection lost';
+    const decision = this.policy.crashed(Date.now());
+    if (decision.delayMs === undefined) {
+      const message = `the sidecar stopped unexpectedly (${how}) ${decision.crashes} times in a few minutes; it is left stopped`;
+      this.output.error(message);
+      this.update({ state: 'stopped', message, progress: undefined });
+      void vscode.window.showErrorMessage(`cskv-code: ${message}.`, 'Restart Sidecar', 'Show Log').then((choice) => {
+        if (choice === 'Restart Sidecar') void this.restart();
+        if (choice === 'Show Log') this.showLog();
+      });
+      return;
+    }
+    const seconds = Math.round(decision.delayMs / 100) / 10;
+    const message = `the sidecar stopped unexpectedly (${how}); restarting in ${seconds} s`;
+    this.output.warn(message);
+    this.recovering = true;
+    this.update({ state: 'starting', message, progress: undefined });
+    void vscode.window.showWarningMessage(`cskv-code: ${message}.`);
+    this.restartTimer = setTimeout(() => void this.start(), decision.delayMs);
+  }
+
+  private async settingsChanged(): Promise<void> {
+    if (!modelPath()) {
+      await this.stop();
+      return;
+    }
+    this.output.info('settings changed: restarting the sidecar');
+    await this.restart();
+  }
+
+  private showFailure(message: string): void {
+    this.output.error(message);
+    void vscode.window.showErrorMessage(`cskv-code: ${message}`, 'Select Model Folder', 'Show Log').then((choice) => {
+      if (choice === 'Select Model Folder') void vscode.commands.executeCommand('cskv.selectModelFolder');
+      if (choice === 'Show Log') this.showLog();
+    });
+  }
+
+  private update(change: Partial<StatusView>): void {
+    this.viewState = { ...this.viewState, ...change };
+    // Memory is known only from a running session; a stopping, failed or reloading sidecar holds none.
+    if (change.state !== undefined && change.state !== 'ready' && change.state !== 'indexing' && change.memory === undefined) {
+      this.viewState.memory = undefined;
+    }
+    this.viewEmitter.fire(this.viewState);
+  }
+}
+
+function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

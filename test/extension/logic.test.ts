@@ -1,0 +1,135 @@
+// The extension's pure logic, without VS Code: status bar text, restart backoff, completion debounce and the
+// per-language switch, and file references in answers.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type { MemoryStatus } from '../../src/protocol';
+import { candidatePaths, findProsePath, parseFileReference, prosePathAtStart, resolveFileReference } from '../../src/extension/answerLinks';
+import { completionsEnabledFor, delay, toggleLanguage } from '../../src/extension/completionPolicy';
+import { formatBytes, formatDuration, formatSavings, kvSummary, statusText, statusTooltip } from '../../src/extension/format';
+import { RestartPolicy } from '../../src/extension/restartPolicy';
+
+const GB = 1024 ** 3;
+
+function memory(totalBytes: number, fp16Bytes: number, extra: Partial<MemoryStatus> = {}): MemoryStatus {
+  return {
+    backend: 'onnx', model: '/m', residentTokens: 48_640, residentFiles: [{ path: 'a.ts', tokens: 48_640 }], excludedFiles: [],
+    kv: {
+      tokens: 49_152, fullTokens: 512, compressedTokens: 48_640, fullBytes: 0.1 * GB, compressedBytes: totalBytes - 0.1 * GB, totalBytes, fp16Bytes,
+      savings: 1 - totalBytes / fp16Bytes, perLayer: [], fullDtype: 'f32', bits: 4, window: 32,
+    },
+    ...extra,
+  };
+}
+
+test('status bar: KV 1.4 GB · −82% when ready, the state in words otherwise', () => {
+  const m = memory(1.4 * GB, 1.4 * GB / 0.18);
+  assert.equal(kvSummary(m), 'KV 1.4 GB · \u221282%');
+  assert.equal(statusText({ state: 'ready', message: '', memory: m, trusted: true }), '$(database) KV 1.4 GB · \u221282%');
+  assert.equal(statusText({ state: 'starting', message: '', trusted: true }), '$(loading~spin) cskv: starting');
+  assert.equal(statusText({ state: 'loading-model', message: '', trusted: true }), '$(loading~spin) cskv: loading model');
+  assert.equal(statusText({ state: 'indexing', message: '', progress: { done: 450, total: 1000, tokensPerSecond: 90, etaSeconds: 6 }, trusted: true }),
+    '$(loading~spin) cskv: indexing 45%');
+  assert.equal(statusText({ state: 'failed', message: 'x', trusted: true }), '$(error) cskv: failed');
+  assert.equal(statusText({ state: 'stopped', message: '', trusted: true }), '$(debug-stop) cskv: stopped');
+  assert.equal(statusText({ state: 'no-model', message: '', trusted: true }), '$(circle-slash) cskv: no model');
+  assert.equal(statusText({ state: 'ready', message: '', memory: m, trusted: false }), '$(database) KV 1.4 GB · \u221282% $(workspace-untrusted)');
+  // An uncompressed f32 cache is larger than fp16: said as it is.
+  assert.equal(kvSummary(memory(2 * GB, 1 * GB)), 'KV 2.0 GB · +100%');
+  assert.equal(kvSummary({ ...m, kv: { ...m.kv, tokens: 0, totalBytes: 0 } }), 'KV 0 B');
+});
+
+test('status bar tooltip: the split, tokens, backend and GPU', () => {
+  const cpu = statusTooltip({ state: 'ready', message: 'ready', memory: memory(1.4 * GB, 7.8 * GB), trusted: true });
+  assert.match(cpu, /\| KV cache \| 1\.4 GB \(−82% vs 7\.8 GB fp16\) \|/);
+  assert.match(cpu, /\| Full window \| 102\.4 MB · 512 tokens \(f32\) \|/);
+  assert.match(cpu, /\| Compressed branch \| 1\.3 GB · 48,640 tokens \(4-bit, window 32\) \|/);
+  assert.match(cpu, /\| Tokens resident \| 48,640 in 1 files \|/);
+  assert.match(cpu, /\| Backend \| onnx \(CPU\) \|/);
+  assert.match(cpu, /\| GPU memory \| — \(not on a GPU\) \|/);
+  const gpu = statusTooltip({ state: 'ready', message: '', memory: memory(GB, 2 * GB, { backend: 'cuda', gpu: { totalBytes: 80 * GB, usedBytes: 20 * GB, freeBytes: 60 * GB } }), trusted: true });
+  assert.match(gpu, /\| GPU memory \| 20\.0 GB used of 80\.0 GB \(60\.0 GB free\) \|/);
+  const indexing = statusTooltip({ state: 'indexing', message: '', progress: { done: 1200, total: 4000, tokensPerSecond: 300, etaSeconds: 9.3 }, trusted: false });
+  assert.match(indexing, /indexing the workspace: 1,200 of 4,000 tokens, 300 tokens\/s, about 10 s left/);
+  assert.match(indexing, /not trusted/);
+});
+
+test('bytes, savings and durations', () => {
+  assert.equal(formatBytes(0), '0 B');
+  assert.equal(formatBytes(1023), '1023 B');
+  assert.equal(formatBytes(1536), '1.5 KB');
+  assert.equal(formatBytes(1024 * 1024 * 1023.99), '1.0 GB');
+  assert.equal(formatSavings(0.8249), '\u221282%');
+  assert.equal(formatSavings(-0.5), '+50%');
+  assert.equal(formatSavings(0.001), '±0%');
+  assert.equal(formatDuration(9.2), '10 s');
+  assert.equal(formatDuration(125), '2 min 5 s');
+  assert.equal(formatDuration(Infinity), '…');
+});
+
+test('restart policy: backoff 1, 2, 4, 8, 16 s, then left stopped; old crashes are forgotten', () => {
+  const p = new RestartPolicy();
+  const t = 1_000_000;
+  assert.deepEqual([0, 1, 2, 3, 4].map((i) => p.crashed(t + i * 1000).delayMs), [1000, 2000, 4000, 8000, 16000]);
+  assert.equal(p.crashed(t + 5000).delayMs, undefined, 'six crashes in three minutes: give up');
+  assert.equal(p.crashed(t + 10 * 60_000).delayMs, 1000, 'a crash long after starts the count again');
+  p.reset();
+  assert.equal(p.crashed(t + 10 * 60_000 + 1).delayMs, 1000);
+  const capped = new RestartPolicy(1000, 5000, 10);
+  assert.deepEqual([0, 1, 2, 3, 4].map((i) => capped.crashed(i).delayMs), [1000, 2000, 4000, 5000, 5000]);
+});
+
+test('completion debounce: resolves after the wait, or at once with false when the keystroke that follows cancels it', async () => {
+  let listener: (() => void) | undefined;
+  const token = { isCancellationRequested: false, onCancellationRequested: (l: () => void) => ((listener = l), { dispose: () => (listener = undefined) }) };
+  const started = Date.now();
+  assert.equal(await delay(30, token), true);
+  assert.ok(Date.now() - started >= 25);
+  const waiting = delay(10_000, token);
+  setTimeout(() => {
+    token.isCancellationRequested = true;
+    listener?.();
+  }, 10);
+  const cancelledAt = Date.now();
+  assert.equal(await waiting, false);
+  assert.ok(Date.now() - cancelledAt < 1000, 'cancellation ends the wait at once');
+  assert.equal(await delay(10, token), false, 'an already cancelled request never waits');
+  assert.equal(await delay(0, { isCancellationRequested: false, onCancellationRequested: () => ({ dispose() {} }) }), true);
+});
+
+test('per-language switch', () => {
+  assert.equal(completionsEnabledFor('python', true, []), true);
+  assert.equal(completionsEnabledFor('python', true, ['markdown', 'python']), false);
+  assert.equal(completionsEnabledFor('python', false, []), false);
+  assert.deepEqual(toggleLanguage(['markdown'], 'python'), ['markdown', 'python']);
+  assert.deepEqual(toggleLanguage(['markdown', 'python'], 'python'), ['markdown']);
+});
+
+test('file references in answers: code spans, links with lines, bare paths in prose', () => {
+  assert.deepEqual(parseFileReference('src/cache.ts'), { path: 'src/cache.ts', line: undefined, column: undefined });
+  assert.deepEqual(parseFileReference('src/cache.ts:42'), { path: 'src/cache.ts', line: 42, column: undefined });
+  assert.deepEqual(parseFileReference('./a/b.py:3:7'), { path: './a/b.py', line: 3, column: 7 });
+  assert.deepEqual(parseFileReference('src/cache.ts#L10-L20'), { path: 'src/cache.ts', line: 10, column: undefined });
+  assert.deepEqual(parseFileReference('README.md'), { path: 'README.md', line: undefined, column: undefined });
+  assert.deepEqual(parseFileReference('file:///ws/src/a%20b.ts'), undefined, 'a space is not in a path we link');
+  assert.deepEqual(parseFileReference('file:///ws/src/a.ts'), { path: '/ws/src/a.ts', line: undefined, column: undefined });
+  for (const notAPath of ['https://example.com/a.ts', 'command:foo.bar', 'e.g.', '1.5', 'x + y', 'foo()', 'version 2.0', 'example.com']) {
+    assert.equal(parseFileReference(notAPath), undefined, notAPath);
+  }
+  const prose = 'The cache lives in src/runtime/cache/biBranchCache.ts:42, see also https://x.org/a/b.js and docs/a.md.';
+  const at = findProsePath(prose);
+  assert.equal(prose.slice(at, at + 11), 'src/runtime');
+  assert.deepEqual(prosePathAtStart(prose.slice(at)), { length: 'src/runtime/cache/biBranchCache.ts:42'.length, ref: { path: 'src/runtime/cache/biBranchCache.ts', line: 42, column: undefined } });
+  assert.equal(findProsePath('see https://x.org/a/b.js now'), -1, 'not inside a URL');
+  assert.equal(findProsePath('no paths here, e.g. 1.5 or v2.0'), -1);
+});
+
+test('file references resolve inside the workspace only', () => {
+  const roots = ['/ws/app', '/ws/lib'];
+  assert.deepEqual(candidatePaths({ path: 'src/a.ts' }, roots), ['/ws/app/src/a.ts', '/ws/lib/src/a.ts']);
+  assert.deepEqual(candidatePaths({ path: '../../etc/passwd' }, roots), []);
+  assert.deepEqual(candidatePaths({ path: '/etc/passwd' }, roots), ['/ws/app/etc/passwd', '/ws/lib/etc/passwd'], 'a rooted path is taken as relative to the workspace');
+  assert.deepEqual(candidatePaths({ path: '/ws/lib/x.ts' }, roots), ['/ws/app/ws/lib/x.ts', '/ws/lib/x.ts']);
+  const exists = (p: string): boolean => p === '/ws/lib/src/a.ts';
+  assert.equal(resolveFileReference({ path: './src/a.ts' }, roots, exists), '/ws/lib/src/a.ts');
+  assert.equal(resolveFileReference({ path: 'src/missing.ts' }, roots, exists), undefined);
+});
