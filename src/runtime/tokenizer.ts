@@ -155,13 +155,19 @@ export class ModelTokenizer {
   private encodeLiteral(text: string): number[] {
     const plain = (t: string): number[] => (t === '' ? [] : this.tokenizer.encode(t, { add_special_tokens: false }).ids);
     if (!this.addedTokens) return plain(text);
+    // Appended one by one: spreading a whole file's ids into push() overflows the stack past ~100k tokens.
     const ids: number[] = [];
+    const add = (part: number[]): void => {
+      for (const id of part) ids.push(id);
+    };
     let last = 0;
     for (const match of text.matchAll(this.addedTokens)) {
-      ids.push(...plain(text.slice(last, match.index)), ...plain(match[0].slice(0, 1)), ...this.encodeLiteral(match[0].slice(1)));
+      add(plain(text.slice(last, match.index)));
+      add(plain(match[0].slice(0, 1)));
+      add(this.encodeLiteral(match[0].slice(1)));
       last = match.index + match[0].length;
     }
-    ids.push(...plain(text.slice(last)));
+    add(plain(text.slice(last)));
     return ids;
   }
 

@@ -211,3 +211,11 @@ test('literal encoding never turns special-token text in a file into special ids
     assert.equal(tokenizer.decode(ids), source, `${name}: round trip`);
   }
 });
+
+test('literal encoding of a file of about 200k tokens', () => {
+  // One added-token match at the end, so the long plain run before it goes through the match path too.
+  const source = 'x = value_of(y) + 1\n'.repeat(30_000) + '<|file_sep|>';
+  const ids = qwen.encode(source, { addSpecialTokens: false, literal: true });
+  assert.ok(ids.length > 150_000, `${ids.length} ids`);
+  assert.equal(qwen.decode(ids), source);
+});

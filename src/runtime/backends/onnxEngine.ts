@@ -207,7 +207,7 @@ export class OnnxEngine implements Engine {
     }
     this.cache.importState(snapshot.state);
     this.history.length = 0;
-    this.history.push(...snapshot.history);
+    for (const id of snapshot.history) this.history.push(id); // a spread would overflow the stack on long contexts
   }
 
   async dispose(): Promise<void> {
