@@ -6,7 +6,9 @@ export type RuntimeErrorCode =
   | 'UNSUPPORTED'      // well-formed input that this runtime does not implement
   | 'BAD_ARGUMENT'     // a caller passed a value out of range
   | 'CANCELLED'        // generation stopped because the caller asked
-  | 'BACKEND';         // the execution backend (onnxruntime, CUDA) failed
+  | 'BACKEND'          // the execution backend (onnxruntime, CUDA) failed or cannot run here
+  | 'CUDA'             // a CUDA call or kernel failed; the message names the call and the operation
+  | 'OUT_OF_MEMORY';   // a device allocation failed: the caller can shrink the context and retry
 
 export class RuntimeError extends Error {
   constructor(readonly code: RuntimeErrorCode, message: string) {
