@@ -1,0 +1,36 @@
+// Whether the CUDA backend can run here, and if not, one sentence saying why (for the status bar, the CLI and
+// the logs): the addon missing or unloadable, built without CUDA, no driver, no GPU, a GPU too old, no cuBLASLt.
+import { type NativeProbe, loadNativeAddon } from './nativeAddon';
+
+export type CudaAvailability =
+  | { available: true; addonFile: string; probe: NativeProbe; summary: string }
+  | { available: false; reason: string; addonFile?: string | undefined; probe?: NativeProbe | undefined };
+
+export interface CudaCheckOptions {
+  /** The addon to load instead of the bundled one (the cskv.nativeLibrary setting). */
+  nativeLibrary?: string | undefined;
+}
+
+/** Loads the addon and probes the GPUs. Never throws: every failure becomes `reason`. */
+export async function checkCuda(options: CudaCheckOptions = {}): Promise<CudaAvailability> {
+  const load = loadNativeAddon({ file: options.nativeLibrary });
+  if (!load.loaded) return { available: false, reason: load.reason };
+  let probe: NativeProbe;
+  try {
+    probe = await load.addon.probe();
+  } catch (err) {
+    return { available: false, reason: `the CUDA probe failed: ${(err as Error).message}`, addonFile: load.file };
+  }
+  if (!probe.available) return { available: false, reason: probe.reason ?? 'the CUDA probe gave no reason', addonFile: load.file, probe };
+  return { available: true, addonFile: load.file, probe, summary: describeGpus(probe) };
+}
+
+const GIB = 1024 ** 3;
+
+/** "NVIDIA H100 80GB HBM3 (79.2 GiB, 78.6 GiB free, compute 9.0)", one entry per usable GPU. */
+export function describeGpus(probe: NativeProbe): string {
+  return probe.devices
+    .filter((d) => d.supported)
+    .map((d) => `${d.name} (${(d.totalBytes / GIB).toFixed(1)} GiB, ${(d.freeBytes / GIB).toFixed(1)} GiB free, compute ${d.computeCapability})`)
+    .join('; ');
+}

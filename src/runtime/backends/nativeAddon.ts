@@ -1,0 +1,122 @@
+// Finds and loads the native addon (native/, a .node file): from an explicit path (the cskv.nativeLibrary
+// setting), else beside the bundle (dist/native/) or in the source tree's native/build/. Loading is the only
+// thing this file does; whether CUDA can run is cudaAvailability.ts's question.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { RuntimeError } from '../errors';
+
+/** The export shape this runtime was written against (native/src/addon.cc, kAddonAbi). */
+export const NATIVE_ADDON_ABI = 1;
+export const NATIVE_ADDON_FILE = 'cskv_native.node';
+
+export interface NativeLibraryStatus {
+  loaded: boolean;
+  /** The file that opened, or every candidate tried. */
+  path: string;
+  error?: string;
+  missingSymbols: string[];
+  version?: string;
+}
+
+export interface NativeDevice {
+  index: number;
+  name: string;
+  totalBytes: number;
+  freeBytes: number;
+  /** "9.0" for an H100. */
+  computeCapability: string;
+  multiprocessors: number;
+  /** False when this build cannot use the GPU; `problem` says why. */
+  supported: boolean;
+  problem?: string;
+}
+
+export interface NativeProbe {
+  available: boolean;
+  /** Why CUDA cannot be used, when `available` is false. */
+  reason?: string;
+  /** The newest CUDA version the installed driver supports, e.g. "13.0". */
+  driverCudaVersion?: string;
+  /** The CUDA runtime linked into the addon. */
+  runtimeCudaVersion?: string;
+  devices: NativeDevice[];
+  libraries: { cudaDriver: NativeLibraryStatus; cublasLt: NativeLibraryStatus };
+}
+
+export interface NativeProbeOptions {
+  /** Loads this file instead of libcuda.so.1. */
+  libcuda?: string;
+  /** Loads this file instead of libcublasLt.so.<CUDA major>. */
+  cublasLt?: string;
+}
+
+export interface NativeAddon {
+  readonly abi: number;
+  /** How the addon was compiled: with CUDA kernels (nvcc present) or CPU-only. */
+  readonly build: { cuda: boolean; cudaVersion?: string; architectures?: string };
+  /** Never rejects because CUDA is missing: that is reported as `available: false` with a reason. */
+  probe(options?: NativeProbeOptions): Promise<NativeProbe>;
+  /** cudaMemGetInfo of one GPU; throws RuntimeError CUDA, or BACKEND in a CPU-only build. */
+  deviceMemory(device: number): { totalBytes: number; freeBytes: number };
+  /** Native errors are built as `new errorClass(code, message)` from then on. */
+  setErrorClass(errorClass: typeof RuntimeError): void;
+}
+
+export type NativeAddonLoad =
+  | { loaded: true; addon: NativeAddon; file: string }
+  | { loaded: false; reason: string; tried: string[] };
+
+const loadedByFile = new Map<string, NativeAddon>();
+
+/** Where a built addon may be, nearest first, for code running from `fromDir`. */
+export function nativeAddonCandidates(fromDir: string = __dirname): string[] {
+  // dist/server.js and dist/cli.js find it in dist/native/ (what the .vsix ships).
+  const candidates = [path.join(fromDir, 'native', NATIVE_ADDON_FILE)];
+  // out/src/runtime/backends/*.js and src/ run from a source tree with native/build/Release/.
+  for (let dir = fromDir, i = 0; i < 6; i++, dir = path.dirname(dir)) {
+    candidates.push(path.join(dir, 'native', 'build', 'Release', NATIVE_ADDON_FILE));
+    if (path.dirname(dir) === dir) break;
+  }
+  return candidates;
+}
+
+/**
+ * Loads the addon at `options.file` (no fallback: a configured path that fails is reported, not replaced), else
+ * the first of nativeAddonCandidates() that exists. Never throws.
+ */
+export function loadNativeAddon(options: { file?: string | undefined; fromDir?: string } = {}): NativeAddonLoad {
+  if (options.file !== undefined && options.file !== '') {
+    const file = path.resolve(options.file);
+    if (!fs.existsSync(file)) return { loaded: false, reason: `the native addon ${file} (cskv.nativeLibrary) does not exist`, tried: [file] };
+    return loadFile(file);
+  }
+  const tried = nativeAddonCandidates(options.fromDir);
+  const file = tried.find((f) => fs.existsSync(f));
+  if (file === undefined) {
+    return { loaded: false, reason: `the native addon was not built (no ${NATIVE_ADDON_FILE} found; npm run build:native builds it)`, tried };
+  }
+  return loadFile(file);
+}
+
+function loadFile(file: string): NativeAddonLoad {
+  const cached = loadedByFile.get(file);
+  if (cached) return { loaded: true, addon: cached, file };
+  const module = { exports: {} as Record<string, unknown> };
+  try {
+    // process.dlopen rather than require: the bundler leaves it alone and the loader's own message comes back.
+    process.dlopen(module, file);
+  } catch (err) {
+    return { loaded: false, reason: `could not load the native addon ${file}: ${(err as Error).message}`, tried: [file] };
+  }
+  const addon = module.exports as unknown as NativeAddon;
+  if (typeof addon.probe !== 'function' || typeof addon.setErrorClass !== 'function') {
+    return { loaded: false, reason: `${file} is not a cskv-code native addon (it exports no probe/setErrorClass)`, tried: [file] };
+  }
+  if (addon.abi !== NATIVE_ADDON_ABI) {
+    return { loaded: false, reason: `${file} was built for addon ABI ${String(addon.abi)}, this runtime needs ${NATIVE_ADDON_ABI}: rebuild it`, tried: [file] };
+  }
+  // From here on native errors are RuntimeErrors with a code ('CUDA', 'OUT_OF_MEMORY', 'BAD_ARGUMENT', ...).
+  addon.setErrorClass(RuntimeError);
+  loadedByFile.set(file, addon);
+  return { loaded: true, addon, file };
+}
