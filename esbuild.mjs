@@ -3,6 +3,8 @@
 //   dist/extension.js  the VS Code extension (vscode is provided by the editor)
 //   dist/server.js     the sidecar the extension starts (everything bundled but onnxruntime-node)
 //   dist/webview/*.js  the chat and memory webviews (browser bundles: marked, DOMPurify, highlight.js)
+//   dist/native/*.node the native addon (native/build/Release), when it was built, for the sidecar and the CLI
+import * as fs from 'node:fs';
 import { build } from 'esbuild';
 
 const common = {
@@ -32,3 +34,10 @@ await Promise.all([
     logLevel: 'warning',
   }),
 ]);
+
+// The addon is found beside the bundles at run time (src/runtime/backends/nativeAddon.ts).
+const addon = 'native/build/Release/cskv_native.node';
+if (fs.existsSync(addon)) {
+  fs.mkdirSync('dist/native', { recursive: true });
+  fs.copyFileSync(addon, 'dist/native/cskv_native.node');
+}
