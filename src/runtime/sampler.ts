@@ -1,5 +1,6 @@
 // Picks the next token from a row of logits: greedy, or sampled with temperature, top-k and top-p (nucleus)
 // from a seeded generator so that a seed reproduces a run.
+import { mulberry32 } from './random';
 
 export interface SamplingOptions {
   /** Greedy when true or when temperature is 0. */
@@ -11,7 +12,7 @@ export interface SamplingOptions {
 }
 
 export class Sampler {
-  private state: number;
+  private readonly random: () => number;
   private readonly greedy: boolean;
   private readonly temperature: number;
   private readonly topK: number;
@@ -28,7 +29,7 @@ export class Sampler {
     this.temperature = temperature;
     this.topK = topK;
     this.topP = topP;
-    this.state = (options.seed ?? Date.now()) >>> 0;
+    this.random = mulberry32(options.seed ?? Date.now());
   }
 
   sample(logits: Float32Array): number {
@@ -59,14 +60,6 @@ export class Sampler {
     return order[keep - 1]!;
   }
 
-  /** mulberry32: small, fast, and good enough to pick tokens. */
-  private random(): number {
-    this.state = (this.state + 0x6d2b79f5) >>> 0;
-    let t = this.state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  }
 }
 
 export function argmax(row: Float32Array): number {

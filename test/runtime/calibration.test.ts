@@ -12,17 +12,11 @@ import { HeldOutError } from '../../src/runtime/calibration/heldOutError';
 import { allocateRanks, rankBudget } from '../../src/runtime/calibration/rankAllocation';
 import { SecondMoments } from '../../src/runtime/calibration/secondMoments';
 import { weightSvdDirections } from '../../src/runtime/calibration/weightSvd';
+import { positiveUniform } from '../../src/runtime/random';
 
 /** Deterministic standard normals. */
 function gaussian(seed: number): () => number {
-  let state = seed >>> 0;
-  const uniform = (): number => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (((t ^ (t >>> 14)) >>> 0) + 0.5) / 4294967296;
-  };
+  const uniform = positiveUniform(seed);
   return () => Math.sqrt(-2 * Math.log(uniform())) * Math.cos(2 * Math.PI * uniform());
 }
 

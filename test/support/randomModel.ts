@@ -3,6 +3,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { bfloat16Bytes, float32Bytes, writeSafetensors, type TensorToWrite } from '../../src/runtime/safetensorsWriter';
+import { positiveUniform } from '../../src/runtime/random';
 
 export interface ModelShape {
   hidden: number;
@@ -18,16 +19,9 @@ export interface ModelShape {
 export const QWEN25_05B: ModelShape = { hidden: 896, layers: 24, heads: 14, kvHeads: 2, headDim: 64, intermediate: 4864, vocab: 151936 };
 
 class Gaussian {
-  private state: number;
+  private readonly uniform: () => number;
   constructor(seed: number) {
-    this.state = seed >>> 0;
-  }
-  private uniform(): number {
-    this.state = (this.state + 0x6d2b79f5) >>> 0;
-    let t = this.state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (((t ^ (t >>> 14)) >>> 0) + 0.5) / 4294967296;
+    this.uniform = positiveUniform(seed);
   }
   fill(n: number, std: number): Float32Array {
     const out = new Float32Array(n);

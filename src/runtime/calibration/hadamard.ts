@@ -14,6 +14,7 @@
 // inputs, sorted by variance, are dealt to the blocks in proportion to their sizes (stratified), so each block
 // averages a slice of the whole spectrum and the blocks' output variances come out nearly equal too.
 // R is orthogonal either way: the blocks map disjoint input sets onto disjoint output ranges.
+import { mulberry32 } from '../random';
 
 /** Row-major [r, r] orthogonal R: input direction i (row), output feature j (column). Deterministic for a seed. */
 export function hadamardRotation(r: number, seed = 0x5eed): Float64Array {
@@ -55,13 +56,3 @@ function sylvesterSign(p: number, q: number): number {
   return parity ? -1 : 1;
 }
 
-function mulberry32(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
