@@ -16,6 +16,7 @@
       'src/deviceMemory.cc',
       'src/dynamicLibrary.cc',
       'src/jsErrors.cc',
+      'src/kernelOps.cc',
       'src/probe.cc',
       'src/probeWorker.cc',
     ],
@@ -30,13 +31,19 @@
         'defines': ['CSKV_WITH_CUDA=1', 'CSKV_CUDA_ARCHITECTURES="sm_90 compute_80(PTX)"'],
         'include_dirs': ['<(cuda_home)/include'],
         'sources': [
-          'src/kernels/fill.cu',
+          'src/kernelRunners.cc',
+          'src/kernels/convert.cu',
+          'src/kernels/quantise.cu',
+          'src/kernels/rmsNorm.cu',
+          'src/kernels/rope.cu',
+          'src/kernels/swiglu.cu',
         ],
         'libraries': ['<(cuda_home)/lib64/libcudart_static.a', '-lrt', '-lpthread'],
         'rules': [{
           'rule_name': 'nvcc',
           'extension': 'cu',
-          'inputs': ['<!@(node -e "console.log(require(\'fs\').readdirSync(\'src/kernels\').filter(f=>f.endsWith(\'.cuh\')).map(f=>\'src/kernels/\'+f).join(\' \'))")', 'src/cudaCheck.h', 'src/status.h'],
+          # Headers every kernel may include: a change to one recompiles the kernels.
+          'inputs': ['<!@(node -e "console.log(require(\'fs\').readdirSync(\'src/kernels\').filter(f=>/\\.(cuh|h)$/.test(f)).map(f=>\'src/kernels/\'+f).join(\' \'))")', 'src/cudaCheck.h', 'src/status.h'],
           'outputs': ['<(INTERMEDIATE_DIR)/<(RULE_INPUT_ROOT).cu.o'],
           'action': [
             '<(cuda_home)/bin/nvcc', '-std=c++17', '-O3', '--expt-relaxed-constexpr', '-Xcompiler', '-fPIC,-fvisibility=hidden',
@@ -45,6 +52,8 @@
           'message': 'nvcc <(RULE_INPUT_PATH)',
           'process_outputs_as_sources': 1,
         }],
+      }, {
+        'sources': ['src/kernelRunnersUnavailable.cc'],
       }],
     ],
   }],

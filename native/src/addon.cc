@@ -4,13 +4,14 @@
 #include "buildInfo.h"
 #include "deviceMemory.h"
 #include "jsErrors.h"
+#include "kernelOps.h"
 #include "probeWorker.h"
 
 namespace cskv {
 namespace {
 
 // Bumped whenever an export changes shape, so the runtime refuses a stale or foreign .node (cskv.nativeLibrary).
-constexpr int kAddonAbi = 1;
+constexpr int kAddonAbi = 2;
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("abi", kAddonAbi);
@@ -24,6 +25,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setErrorClass", Napi::Function::New(env, SetErrorClass, "setErrorClass"));
   exports.Set("probe", Napi::Function::New(env, Probe, "probe"));
   exports.Set("deviceMemory", Napi::Function::New(env, DeviceMemory, "deviceMemory"));
+  exports.Set("kernels", KernelOps(env));
   return exports;
 }
 

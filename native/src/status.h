@@ -20,3 +20,10 @@ struct Status {
 };
 
 }  // namespace cskv
+
+// Returns from the enclosing function (which returns Status) when `expression` is not ok.
+#define CSKV_TRY(expression)                         \
+  do {                                               \
+    const ::cskv::Status cskv_try_ = (expression);   \
+    if (!cskv_try_.ok()) return cskv_try_;           \
+  } while (0)

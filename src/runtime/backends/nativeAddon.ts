@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import { RuntimeError } from '../errors';
 
 /** The export shape this runtime was written against (native/src/addon.cc, kAddonAbi). */
-export const NATIVE_ADDON_ABI = 1;
+export const NATIVE_ADDON_ABI = 2;
 export const NATIVE_ADDON_FILE = 'cskv_native.node';
 
 export interface NativeLibraryStatus {
@@ -60,6 +60,33 @@ export interface NativeAddon {
   deviceMemory(device: number): { totalBytes: number; freeBytes: number };
   /** Native errors are built as `new errorClass(code, message)` from then on. */
   setErrorClass(errorClass: typeof RuntimeError): void;
+  readonly kernels: NativeKernels;
+}
+
+export type KernelDType = 'f32' | 'bf16';
+
+export interface QuantisedBlockArrays {
+  codes: Uint8Array;
+  scaleZero: Uint16Array;
+}
+
+/**
+ * Each CUDA kernel on host arrays, synchronously, for checks against a float64 reference (test/gpu/). Inputs are
+ * f32 and, for dtype 'bf16', rounded to bf16 on the device before the kernel, whose bf16 output is widened back.
+ * Outputs are poisoned (NaN / 0xff) before every launch. Throws RuntimeError BAD_ARGUMENT, CUDA or OUT_OF_MEMORY
+ * (naming the kernel), or BACKEND in a CPU-only build.
+ */
+export interface NativeKernels {
+  rmsNorm(x: Float32Array, weight: Float32Array, eps: number, dtype: KernelDType): Float32Array;
+  rope(x: Float32Array, positions: Int32Array, invFreq: Float64Array, attentionFactor: number, heads: number, dtype: KernelDType): Float32Array;
+  swiglu(gate: Float32Array, up: Float32Array, dtype: KernelDType): Float32Array;
+  f32ToBf16(x: Float32Array): Uint16Array;
+  bf16ToF32(x: Uint16Array): Float32Array;
+  f16ToBf16(x: Uint16Array): Uint16Array;
+  quantiseKeys(rows: Float32Array, tokens: number, channels: number, bits: 8 | 4 | 2): QuantisedBlockArrays;
+  quantiseValues(rows: Float32Array, tokens: number, channels: number, bits: 8 | 4 | 2): QuantisedBlockArrays;
+  dequantiseKeys(codes: Uint8Array, scaleZero: Uint16Array, tokens: number, channels: number, bits: 8 | 4 | 2): Float32Array;
+  dequantiseValues(codes: Uint8Array, scaleZero: Uint16Array, tokens: number, channels: number, bits: 8 | 4 | 2): Float32Array;
 }
 
 export type NativeAddonLoad =

@@ -1,0 +1,186 @@
+#include "kernelOps.h"
+
+#include <cmath>
+#include <string>
+
+#include "jsErrors.h"
+#include "kernelRunners.h"
+
+namespace cskv {
+namespace {
+
+[[noreturn]] void BadArgument(Napi::Env env, const char* op, const std::string& what) {
+  ThrowStatus(env, Status::Error("BAD_ARGUMENT", std::string(op) + ": " + what));
+}
+
+void Check(Napi::Env env, const Status& status) {
+  if (!status.ok()) ThrowStatus(env, status);
+}
+
+template <typename Array>
+Array TypedArg(const Napi::CallbackInfo& info, size_t index, const char* op, const char* name, napi_typedarray_type type, const char* typeName) {
+  if (info.Length() <= index || !info[index].IsTypedArray() || info[index].As<Napi::TypedArray>().TypedArrayType() != type) {
+    BadArgument(info.Env(), op, std::string(name) + " must be a " + typeName);
+  }
+  return info[index].As<Array>();
+}
+
+Napi::Float32Array F32Arg(const Napi::CallbackInfo& info, size_t index, const char* op, const char* name) {
+  return TypedArg<Napi::Float32Array>(info, index, op, name, napi_float32_array, "Float32Array");
+}
+
+Napi::Uint16Array U16Arg(const Napi::CallbackInfo& info, size_t index, const char* op, const char* name) {
+  return TypedArg<Napi::Uint16Array>(info, index, op, name, napi_uint16_array, "Uint16Array");
+}
+
+size_t CountArg(const Napi::CallbackInfo& info, size_t index, const char* op, const char* name) {
+  if (info.Length() <= index || !info[index].IsNumber()) BadArgument(info.Env(), op, std::string(name) + " must be a number");
+  const double value = info[index].As<Napi::Number>().DoubleValue();
+  if (!std::isfinite(value) || value < 1 || value > 9007199254740991.0 || std::floor(value) != value) {
+    BadArgument(info.Env(), op, std::string(name) + " must be a positive integer");
+  }
+  return static_cast<size_t>(value);
+}
+
+double NumberArg(const Napi::CallbackInfo& info, size_t index, const char* op, const char* name) {
+  if (info.Length() <= index || !info[index].IsNumber()) BadArgument(info.Env(), op, std::string(name) + " must be a number");
+  const double value = info[index].As<Napi::Number>().DoubleValue();
+  if (!std::isfinite(value)) BadArgument(info.Env(), op, std::string(name) + " must be finite");
+  return value;
+}
+
+DType DTypeArg(const Napi::CallbackInfo& info, size_t index, const char* op) {
+  const std::string name = info.Length() > index && info[index].IsString() ? info[index].As<Napi::String>().Utf8Value() : "";
+  if (name == "f32") return DType::kF32;
+  if (name == "bf16") return DType::kBf16;
+  BadArgument(info.Env(), op, "dtype must be \"f32\" or \"bf16\"");
+}
+
+int BitsArg(const Napi::CallbackInfo& info, size_t index, const char* op) {
+  const size_t bits = CountArg(info, index, op, "bits");
+  if (bits != 8 && bits != 4 && bits != 2) BadArgument(info.Env(), op, "bits must be 8, 4 or 2");
+  return static_cast<int>(bits);
+}
+
+// rmsNorm(x: Float32Array [rows, cols], weight: Float32Array [cols], eps, dtype) → Float32Array
+Napi::Value RmsNorm(const Napi::CallbackInfo& info) {
+  const char* op = "rmsNorm";
+  Napi::Env env = info.Env();
+  Napi::Float32Array x = F32Arg(info, 0, op, "x");
+  Napi::Float32Array weight = F32Arg(info, 1, op, "weight");
+  const double eps = NumberArg(info, 2, op, "eps");
+  const DType type = DTypeArg(info, 3, op);
+  const size_t cols = weight.ElementLength();
+  if (cols == 0 || x.ElementLength() % cols != 0) BadArgument(env, op, "x.length must be a multiple of weight.length");
+  Napi::Float32Array out = Napi::Float32Array::New(env, x.ElementLength());
+  Check(env, RunRmsNorm(type, x.Data(), weight.Data(), out.Data(), x.ElementLength() / cols, cols, static_cast<float>(eps)));
+  return out;
+}
+
+// rope(x: Float32Array [tokens, heads, headDim], positions: Int32Array [tokens], invFreq: Float64Array [headDim/2],
+//      attentionFactor, heads, dtype) → Float32Array
+Napi::Value Rope(const Napi::CallbackInfo& info) {
+  const char* op = "rope";
+  Napi::Env env = info.Env();
+  Napi::Float32Array x = F32Arg(info, 0, op, "x");
+  auto positions = TypedArg<Napi::Int32Array>(info, 1, op, "positions", napi_int32_array, "Int32Array");
+  auto invFreq = TypedArg<Napi::Float64Array>(info, 2, op, "invFreq", napi_float64_array, "Float64Array");
+  const double attentionFactor = NumberArg(info, 3, op, "attentionFactor");
+  const size_t heads = CountArg(info, 4, op, "heads");
+  const DType type = DTypeArg(info, 5, op);
+  const size_t tokens = positions.ElementLength();
+  const size_t headDim = invFreq.ElementLength() * 2;
+  if (headDim == 0) BadArgument(env, op, "invFreq is empty");
+  if (x.ElementLength() != tokens * heads * headDim) BadArgument(env, op, "x.length must be positions.length * heads * 2 * invFreq.length");
+  for (size_t t = 0; t < tokens; t++) {
+    if (positions[t] < 0) BadArgument(env, op, "positions must be non-negative");
+  }
+  Napi::Float32Array out = Napi::Float32Array::New(env, x.ElementLength());
+  Check(env, RunRope(type, x.Data(), out.Data(), positions.Data(), invFreq.Data(), static_cast<float>(attentionFactor), tokens, heads, headDim));
+  return out;
+}
+
+// swiglu(gate: Float32Array, up: Float32Array, dtype) → Float32Array
+Napi::Value Swiglu(const Napi::CallbackInfo& info) {
+  const char* op = "swiglu";
+  Napi::Env env = info.Env();
+  Napi::Float32Array gate = F32Arg(info, 0, op, "gate");
+  Napi::Float32Array up = F32Arg(info, 1, op, "up");
+  const DType type = DTypeArg(info, 2, op);
+  if (gate.ElementLength() != up.ElementLength()) BadArgument(env, op, "gate and up must have the same length");
+  Napi::Float32Array out = Napi::Float32Array::New(env, gate.ElementLength());
+  Check(env, RunSwiglu(type, gate.Data(), up.Data(), out.Data(), gate.ElementLength()));
+  return out;
+}
+
+Napi::Value F32ToBf16(const Napi::CallbackInfo& info) {
+  Napi::Float32Array in = F32Arg(info, 0, "f32ToBf16", "x");
+  Napi::Uint16Array out = Napi::Uint16Array::New(info.Env(), in.ElementLength());
+  Check(info.Env(), RunF32ToBf16(in.Data(), out.Data(), in.ElementLength()));
+  return out;
+}
+
+Napi::Value Bf16ToF32(const Napi::CallbackInfo& info) {
+  Napi::Uint16Array in = U16Arg(info, 0, "bf16ToF32", "x");
+  Napi::Float32Array out = Napi::Float32Array::New(info.Env(), in.ElementLength());
+  Check(info.Env(), RunBf16ToF32(in.Data(), out.Data(), in.ElementLength()));
+  return out;
+}
+
+Napi::Value F16ToBf16(const Napi::CallbackInfo& info) {
+  Napi::Uint16Array in = U16Arg(info, 0, "f16ToBf16", "x");
+  Napi::Uint16Array out = Napi::Uint16Array::New(info.Env(), in.ElementLength());
+  Check(info.Env(), RunF16ToBf16(in.Data(), out.Data(), in.ElementLength()));
+  return out;
+}
+
+// quantiseKeys / quantiseValues(rows: Float32Array [tokens, channels], tokens, channels, bits) → {codes, scaleZero}
+Napi::Value Quantise(const Napi::CallbackInfo& info, QuantGrouping grouping, const char* op) {
+  Napi::Env env = info.Env();
+  Napi::Float32Array rows = F32Arg(info, 0, op, "rows");
+  const size_t tokens = CountArg(info, 1, op, "tokens");
+  const size_t channels = CountArg(info, 2, op, "channels");
+  const int bits = BitsArg(info, 3, op);
+  if (rows.ElementLength() != tokens * channels) BadArgument(env, op, "rows.length must be tokens * channels");
+  Napi::Uint8Array codes = Napi::Uint8Array::New(env, PackedBytes(tokens * channels, bits));
+  Napi::Uint16Array scaleZero = Napi::Uint16Array::New(env, 2 * ScaleZeroPairs(grouping, tokens, channels));
+  Check(env, RunQuantise(grouping, rows.Data(), tokens, channels, bits, codes.Data(), scaleZero.Data()));
+  Napi::Object block = Napi::Object::New(env);
+  block.Set("codes", codes);
+  block.Set("scaleZero", scaleZero);
+  return block;
+}
+
+// dequantiseKeys / dequantiseValues(codes: Uint8Array, scaleZero: Uint16Array, tokens, channels, bits) → Float32Array
+Napi::Value Dequantise(const Napi::CallbackInfo& info, QuantGrouping grouping, const char* op) {
+  Napi::Env env = info.Env();
+  auto codes = TypedArg<Napi::Uint8Array>(info, 0, op, "codes", napi_uint8_array, "Uint8Array");
+  Napi::Uint16Array scaleZero = U16Arg(info, 1, op, "scaleZero");
+  const size_t tokens = CountArg(info, 2, op, "tokens");
+  const size_t channels = CountArg(info, 3, op, "channels");
+  const int bits = BitsArg(info, 4, op);
+  if (codes.ElementLength() != PackedBytes(tokens * channels, bits)) BadArgument(env, op, "codes.length does not match tokens, channels and bits");
+  if (scaleZero.ElementLength() != 2 * ScaleZeroPairs(grouping, tokens, channels)) BadArgument(env, op, "scaleZero.length does not match tokens and channels");
+  Napi::Float32Array out = Napi::Float32Array::New(env, tokens * channels);
+  Check(env, RunDequantise(grouping, codes.Data(), scaleZero.Data(), tokens, channels, bits, out.Data()));
+  return out;
+}
+
+}  // namespace
+
+Napi::Object KernelOps(Napi::Env env) {
+  Napi::Object kernels = Napi::Object::New(env);
+  kernels.Set("rmsNorm", Napi::Function::New(env, RmsNorm, "rmsNorm"));
+  kernels.Set("rope", Napi::Function::New(env, Rope, "rope"));
+  kernels.Set("swiglu", Napi::Function::New(env, Swiglu, "swiglu"));
+  kernels.Set("f32ToBf16", Napi::Function::New(env, F32ToBf16, "f32ToBf16"));
+  kernels.Set("bf16ToF32", Napi::Function::New(env, Bf16ToF32, "bf16ToF32"));
+  kernels.Set("f16ToBf16", Napi::Function::New(env, F16ToBf16, "f16ToBf16"));
+  kernels.Set("quantiseKeys", Napi::Function::New(env, [](const Napi::CallbackInfo& info) { return Quantise(info, QuantGrouping::kKeysPerChannel, "quantiseKeys"); }, "quantiseKeys"));
+  kernels.Set("quantiseValues", Napi::Function::New(env, [](const Napi::CallbackInfo& info) { return Quantise(info, QuantGrouping::kValuesPerTokenGroup, "quantiseValues"); }, "quantiseValues"));
+  kernels.Set("dequantiseKeys", Napi::Function::New(env, [](const Napi::CallbackInfo& info) { return Dequantise(info, QuantGrouping::kKeysPerChannel, "dequantiseKeys"); }, "dequantiseKeys"));
+  kernels.Set("dequantiseValues", Napi::Function::New(env, [](const Napi::CallbackInfo& info) { return Dequantise(info, QuantGrouping::kValuesPerTokenGroup, "dequantiseValues"); }, "dequantiseValues"));
+  return kernels;
+}
+
+}  // namespace cskv

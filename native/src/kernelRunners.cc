@@ -1,0 +1,175 @@
+#include "kernelRunners.h"
+
+#include "deviceBuffer.h"
+#include "kernels/convert.cuh"
+#include "kernels/quantise.cuh"
+#include "kernels/rmsNorm.cuh"
+#include "kernels/rope.cuh"
+#include "kernels/swiglu.cuh"
+
+namespace cskv {
+namespace {
+
+// All launches go to the legacy default stream, so cudaMemcpy orders them; the synchronise after each kernel
+// surfaces its asynchronous faults (illegal address, ...) under the kernel's own name.
+constexpr cudaStream_t kStream = nullptr;
+
+Status Synchronise(const char* operation) {
+  CSKV_CUDA_TRY(cudaDeviceSynchronize(), operation);
+  return Status::Ok();
+}
+
+// An f32 host array on the device in `type`: uploaded as f32, converted there when bf16.
+class TypedInput {
+ public:
+  Status Load(DType type, const float* host, size_t count, const char* operation) {
+    CSKV_TRY(f32_.Allocate(count * sizeof(float), operation));
+    CSKV_TRY(f32_.Upload(host, operation));
+    if (type == DType::kF32) return Status::Ok();
+    CSKV_TRY(bf16_.Allocate(count * sizeof(uint16_t), operation));
+    CSKV_TRY(bf16_.Poison(operation));
+    CSKV_TRY(LaunchF32ToBf16(f32_.as<float>(), bf16_.as<uint16_t>(), count, kStream));
+    bf16Used_ = true;
+    return Status::Ok();
+  }
+  const void* data() const { return bf16Used_ ? static_cast<const void*>(bf16_.as<uint16_t>()) : static_cast<const void*>(f32_.as<float>()); }
+
+ private:
+  DeviceBuffer f32_;
+  DeviceBuffer bf16_;
+  bool bf16Used_ = false;
+};
+
+// A poisoned device output in `type`, read back to an f32 host array (bf16 widened exactly on the device).
+class TypedOutput {
+ public:
+  Status Allocate(DType type, size_t count, const char* operation) {
+    type_ = type;
+    count_ = count;
+    CSKV_TRY(out_.Allocate(count * DTypeBytes(type), operation));
+    return out_.Poison(operation);
+  }
+  void* data() const { return out_.as<void>(); }
+  Status Read(float* host, const char* operation) {
+    if (type_ == DType::kF32) return out_.Download(host, operation);
+    DeviceBuffer widened;
+    CSKV_TRY(widened.Allocate(count_ * sizeof(float), operation));
+    CSKV_TRY(widened.Poison(operation));
+    CSKV_TRY(LaunchBf16ToF32(out_.as<uint16_t>(), widened.as<float>(), count_, kStream));
+    CSKV_TRY(Synchronise(operation));
+    return widened.Download(host, operation);
+  }
+
+ private:
+  DeviceBuffer out_;
+  DType type_ = DType::kF32;
+  size_t count_ = 0;
+};
+
+template <typename T>
+Status UploadRaw(DeviceBuffer& buffer, const T* host, size_t count, const char* operation) {
+  CSKV_TRY(buffer.Allocate(count * sizeof(T), operation));
+  return buffer.Upload(host, operation);
+}
+
+template <typename T>
+Status AllocatePoisoned(DeviceBuffer& buffer, size_t count, const char* operation) {
+  CSKV_TRY(buffer.Allocate(count * sizeof(T), operation));
+  return buffer.Poison(operation);
+}
+
+}  // namespace
+
+Status RunRmsNorm(DType type, const float* x, const float* weight, float* out, size_t rows, size_t cols, float eps) {
+  const char* op = "rmsNorm";
+  TypedInput dx, dw;
+  TypedOutput dout;
+  CSKV_TRY(dx.Load(type, x, rows * cols, op));
+  CSKV_TRY(dw.Load(type, weight, cols, op));
+  CSKV_TRY(dout.Allocate(type, rows * cols, op));
+  CSKV_TRY(LaunchRmsNorm(type, dx.data(), dw.data(), dout.data(), rows, cols, eps, kStream));
+  CSKV_TRY(Synchronise(op));
+  return dout.Read(out, op);
+}
+
+Status RunRope(DType type, const float* x, float* out, const int32_t* positions, const double* invFreq, float attentionFactor, size_t tokens,
+               size_t heads, size_t headDim) {
+  const char* op = "rope";
+  TypedInput dx;
+  TypedOutput dout;
+  DeviceBuffer dpositions, dfreq;
+  CSKV_TRY(dx.Load(type, x, tokens * heads * headDim, op));
+  CSKV_TRY(UploadRaw(dpositions, positions, tokens, op));
+  CSKV_TRY(UploadRaw(dfreq, invFreq, headDim / 2, op));
+  CSKV_TRY(dout.Allocate(type, tokens * heads * headDim, op));
+  CSKV_TRY(LaunchRope(type, dx.data(), dout.data(), dpositions.as<int32_t>(), dfreq.as<double>(), attentionFactor, tokens, heads, headDim, kStream));
+  CSKV_TRY(Synchronise(op));
+  return dout.Read(out, op);
+}
+
+Status RunSwiglu(DType type, const float* gate, const float* up, float* out, size_t count) {
+  const char* op = "swiglu";
+  TypedInput dgate, dup;
+  TypedOutput dout;
+  CSKV_TRY(dgate.Load(type, gate, count, op));
+  CSKV_TRY(dup.Load(type, up, count, op));
+  CSKV_TRY(dout.Allocate(type, count, op));
+  CSKV_TRY(LaunchSwiglu(type, dgate.data(), dup.data(), dout.data(), count, kStream));
+  CSKV_TRY(Synchronise(op));
+  return dout.Read(out, op);
+}
+
+Status RunF32ToBf16(const float* in, uint16_t* out, size_t count) {
+  const char* op = "f32ToBf16";
+  DeviceBuffer din, dout;
+  CSKV_TRY(UploadRaw(din, in, count, op));
+  CSKV_TRY(AllocatePoisoned<uint16_t>(dout, count, op));
+  CSKV_TRY(LaunchF32ToBf16(din.as<float>(), dout.as<uint16_t>(), count, kStream));
+  CSKV_TRY(Synchronise(op));
+  return dout.Download(out, op);
+}
+
+Status RunBf16ToF32(const uint16_t* in, float* out, size_t count) {
+  const char* op = "bf16ToF32";
+  DeviceBuffer din, dout;
+  CSKV_TRY(UploadRaw(din, in, count, op));
+  CSKV_TRY(AllocatePoisoned<float>(dout, count, op));
+  CSKV_TRY(LaunchBf16ToF32(din.as<uint16_t>(), dout.as<float>(), count, kStream));
+  CSKV_TRY(Synchronise(op));
+  return dout.Download(out, op);
+}
+
+Status RunF16ToBf16(const uint16_t* in, uint16_t* out, size_t count) {
+  const char* op = "f16ToBf16";
+  DeviceBuffer din, dout;
+  CSKV_TRY(UploadRaw(din, in, count, op));
+  CSKV_TRY(AllocatePoisoned<uint16_t>(dout, count, op));
+  CSKV_TRY(LaunchF16ToBf16(din.as<uint16_t>(), dout.as<uint16_t>(), count, kStream));
+  CSKV_TRY(Synchronise(op));
+  return dout.Download(out, op);
+}
+
+Status RunQuantise(QuantGrouping grouping, const float* rows, size_t tokens, size_t channels, int bits, uint8_t* codes, uint16_t* scaleZero) {
+  const char* op = grouping == QuantGrouping::kKeysPerChannel ? "quantiseKeys" : "quantiseValues";
+  DeviceBuffer drows, dcodes, dscaleZero;
+  CSKV_TRY(UploadRaw(drows, rows, tokens * channels, op));
+  CSKV_TRY(AllocatePoisoned<uint8_t>(dcodes, PackedBytes(tokens * channels, bits), op));
+  CSKV_TRY(AllocatePoisoned<uint16_t>(dscaleZero, 2 * ScaleZeroPairs(grouping, tokens, channels), op));
+  CSKV_TRY(LaunchQuantise(grouping, drows.as<float>(), tokens, channels, bits, dcodes.as<uint8_t>(), dscaleZero.as<uint16_t>(), kStream));
+  CSKV_TRY(Synchronise(op));
+  CSKV_TRY(dcodes.Download(codes, op));
+  return dscaleZero.Download(scaleZero, op);
+}
+
+Status RunDequantise(QuantGrouping grouping, const uint8_t* codes, const uint16_t* scaleZero, size_t tokens, size_t channels, int bits, float* out) {
+  const char* op = grouping == QuantGrouping::kKeysPerChannel ? "dequantiseKeys" : "dequantiseValues";
+  DeviceBuffer dcodes, dscaleZero, dout;
+  CSKV_TRY(UploadRaw(dcodes, codes, PackedBytes(tokens * channels, bits), op));
+  CSKV_TRY(UploadRaw(dscaleZero, scaleZero, 2 * ScaleZeroPairs(grouping, tokens, channels), op));
+  CSKV_TRY(AllocatePoisoned<float>(dout, tokens * channels, op));
+  CSKV_TRY(LaunchDequantise(grouping, dcodes.as<uint8_t>(), dscaleZero.as<uint16_t>(), tokens, channels, bits, dout.as<float>(), kStream));
+  CSKV_TRY(Synchronise(op));
+  return dout.Download(out, op);
+}
+
+}  // namespace cskv

@@ -1,0 +1,22 @@
+// The CPU-only build's kernel runners: every one reports that this addon has no CUDA.
+#include "kernelRunners.h"
+
+namespace cskv {
+namespace {
+
+Status NoCuda(const char* operation) {
+  return Status::Error("BACKEND", std::string(operation) + ": this addon was built without CUDA");
+}
+
+}  // namespace
+
+Status RunRmsNorm(DType, const float*, const float*, float*, size_t, size_t, float) { return NoCuda("rmsNorm"); }
+Status RunRope(DType, const float*, float*, const int32_t*, const double*, float, size_t, size_t, size_t) { return NoCuda("rope"); }
+Status RunSwiglu(DType, const float*, const float*, float*, size_t) { return NoCuda("swiglu"); }
+Status RunF32ToBf16(const float*, uint16_t*, size_t) { return NoCuda("f32ToBf16"); }
+Status RunBf16ToF32(const uint16_t*, float*, size_t) { return NoCuda("bf16ToF32"); }
+Status RunF16ToBf16(const uint16_t*, uint16_t*, size_t) { return NoCuda("f16ToBf16"); }
+Status RunQuantise(QuantGrouping, const float*, size_t, size_t, int, uint8_t*, uint16_t*) { return NoCuda("quantise"); }
+Status RunDequantise(QuantGrouping, const uint8_t*, const uint16_t*, size_t, size_t, int, float*) { return NoCuda("dequantise"); }
+
+}  // namespace cskv
