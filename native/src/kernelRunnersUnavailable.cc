@@ -1,6 +1,8 @@
 // The CPU-only build's kernel runners: every one reports that this addon has no CUDA.
 #include "kernelRunners.h"
 
+#include <string>
+
 namespace cskv {
 namespace {
 
@@ -16,7 +18,11 @@ Status RunSwiglu(DType, const float*, const float*, float*, size_t) { return NoC
 Status RunF32ToBf16(const float*, uint16_t*, size_t) { return NoCuda("f32ToBf16"); }
 Status RunBf16ToF32(const uint16_t*, float*, size_t) { return NoCuda("bf16ToF32"); }
 Status RunF16ToBf16(const uint16_t*, uint16_t*, size_t) { return NoCuda("f16ToBf16"); }
-Status RunQuantise(QuantGrouping, const float*, size_t, size_t, int, uint8_t*, uint16_t*) { return NoCuda("quantise"); }
-Status RunDequantise(QuantGrouping, const uint8_t*, const uint16_t*, size_t, size_t, int, float*) { return NoCuda("dequantise"); }
+Status RunQuantise(QuantGrouping grouping, const float*, size_t, size_t, int, uint8_t*, uint16_t*) {
+  return NoCuda(grouping == QuantGrouping::kKeysPerChannel ? "quantiseKeys" : "quantiseValues");
+}
+Status RunDequantise(QuantGrouping grouping, const uint8_t*, const uint16_t*, size_t, size_t, int, float*) {
+  return NoCuda(grouping == QuantGrouping::kKeysPerChannel ? "dequantiseKeys" : "dequantiseValues");
+}
 
 }  // namespace cskv

@@ -5,8 +5,8 @@
 // buffer is poisoned with NaN / 0xff before the kernel runs (native/src/deviceBuffer.h). With CSKV_KERNEL_REPORT
 // set to a path, the measured errors are written there as JSON.
 // Error measure: max|gpu - ref| / max|ref| over the output (the fixtures' measure). Tolerances: f32 1e-5 (far
-// under 1e-3), bf16 outputs 1.6e-2 (two bf16 roundings, each at most 2^-9 relative, plus f32 arithmetic); the
-// conversions and the quantiser must match their references bit for bit.
+// under 1e-3), bf16 1e-2 (issue 5's bound; one rounding of the output is 2^-9 relative, and a JS emulation of
+// these kernels measured 2-4e-3); the conversions and the quantiser must match their references bit for bit.
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import { after, before, test } from 'node:test';
@@ -17,10 +17,11 @@ import { type ModelConfig, readModelConfig } from '../../src/runtime/model/confi
 import { ropeFrequencies } from '../../src/runtime/model/rope';
 import { modelFixture } from '../support/paths';
 
-const TOLERANCE: Record<KernelDType, number> = { f32: 1e-5, bf16: 1.6e-2 };
+const TOLERANCE: Record<KernelDType, number> = { f32: 1e-5, bf16: 1e-2 };
 const DTYPES: KernelDType[] = ['f32', 'bf16'];
 
 let addon: NativeAddon | undefined;
+let device = '';
 let skipReason: string | false = false;
 const seed = Number(process.env.CSKV_KERNEL_SEED ?? (Date.now() % 2 ** 31));
 const report: Record<string, unknown>[] = [];
@@ -35,11 +36,14 @@ before(async () => {
   // Kernels need a usable GPU, not cuBLASLt, so the probe's overall verdict is not required here.
   if (!load.addon.build.cuda) skipReason = 'CPU-only addon';
   else if (!probe.devices.some((d) => d.supported)) skipReason = `no usable GPU: ${probe.reason ?? 'none found'}`;
-  else addon = load.addon;
+  else {
+    addon = load.addon;
+    device = probe.devices.filter((d) => d.supported).map((d) => `${d.name} (compute ${d.computeCapability})`).join(', ');
+  }
 });
 
 after(() => {
-  if (process.env.CSKV_KERNEL_REPORT && addon) fs.writeFileSync(process.env.CSKV_KERNEL_REPORT, JSON.stringify({ seed, results: report }, null, 2));
+  if (process.env.CSKV_KERNEL_REPORT && addon) fs.writeFileSync(process.env.CSKV_KERNEL_REPORT, JSON.stringify({ device, seed, results: report }, null, 2));
 });
 
 /** mulberry32: small, seedable, good enough for test inputs. */
