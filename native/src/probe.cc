@@ -2,6 +2,7 @@
 
 #include <cstdlib>
 #include <exception>
+#include <mutex>
 
 #include "buildInfo.h"
 #include "cublasLt.h"
@@ -66,7 +67,8 @@ bool ProbeDriver(const CudaDriver& driver, ProbeResult& result) {
     result.reason = visible != nullptr ? "no NVIDIA GPU visible (CUDA_VISIBLE_DEVICES=\"" + std::string(visible) + "\")" : "no NVIDIA GPU found";
     return false;
   }
-  if (kBuiltWithCuda && version > 0 && version < kCudaBuildVersion) {
+  // Same major version is enough: CUDA's minor-version compatibility runs a 13.x runtime on any 13.0 driver.
+  if (kBuiltWithCuda && version > 0 && version / 1000 < kCudaBuildVersion / 1000) {
     result.reason = "the NVIDIA driver supports CUDA " + CudaVersionText(version) + " but this addon was built with CUDA " +
                     CudaVersionText(kCudaBuildVersion) + ": update the driver";
     return false;
@@ -155,6 +157,9 @@ std::string CudaVersionText(int version) {
 }
 
 ProbeResult RunProbe(const ProbeOptions& options) {
+  // One probe at a time: a probe may create and destroy a device's context, which must not happen under another.
+  static std::mutex probing;
+  const std::lock_guard<std::mutex> lock(probing);
   ProbeResult result;
   try {
     // The libraries are described even when the answer is already known, so a user sees everything at once.

@@ -1,0 +1,97 @@
+// Long-range recall over code, LongEval-lines style: definitions `const value_<word> = <number>;` are spread
+// evenly through real held-out code, and the model is asked, at the end of the context, for one defined in the
+// first half (`assert.equal(value_<word>, ` -> the number, greedy, exact match). Contexts are built once per
+// length from a seed, so every cache setting answers the same questions; the context is prefilled once and
+// each question is asked after truncating back to it.
+import type { Engine } from '../src/runtime/engine';
+import type { ModelTokenizer } from '../src/runtime/tokenizer';
+import type { RepoFormat } from '../src/runtime/workspace/layout';
+import { greedyDecode } from './greedyDecode';
+import { type CodeRepo, seededRandom, shuffled } from './heldOutCode';
+
+const WORDS = ['amber', 'basil', 'cedar', 'delta', 'ember', 'fjord', 'garnet', 'harbor', 'indigo', 'juniper', 'kepler',
+  'lagoon', 'meadow', 'nectar', 'onyx', 'pepper', 'quartz', 'raven', 'saffron', 'tundra', 'umber', 'velvet', 'walnut',
+  'yarrow', 'zephyr', 'acorn', 'birch', 'cobalt', 'dune', 'falcon', 'glacier', 'hazel', 'iris', 'jasper', 'kiwi',
+  'lotus', 'maple', 'nimbus', 'orchid', 'pebble', 'quill', 'reef', 'sierra', 'thistle', 'vertex', 'willow', 'xenon'];
+const QUERY_FILE = 'test/registry.test.ts';
+const QUERY_ROOM = 24; // tokens kept for the question
+
+export interface RecallQuestion {
+  word: string;
+  answer: string;
+  /** Where the definition sits, as a fraction of the context. */
+  depth: number;
+}
+
+export interface RecallCase {
+  length: number;
+  context: number[];
+  questions: RecallQuestion[];
+}
+
+export interface RecallScore {
+  length: number;
+  correct: number;
+  total: number;
+  accuracy: number;
+}
+
+/** Code lines of the held-out repositories, in file order (the filler between definitions). */
+export function fillerLines(repos: readonly CodeRepo[]): string[] {
+  const lines: string[] = [];
+  for (const r of repos) for (const f of r.files) for (const l of f.text.split('\n')) if (l.trim() !== '' && l.length < 160 && !l.includes('value_')) lines.push(l);
+  return lines;
+}
+
+export function buildRecallCases(tokenizer: ModelTokenizer, format: RepoFormat, lines: readonly string[], lengths: readonly number[],
+  questionsPerLength: number, seed: number): RecallCase[] {
+  const random = seededRandom(seed);
+  return lengths.map((length) => {
+    const definitions = Math.max(4, Math.round(length / 200));
+    const words = shuffled(WORDS, random).slice(0, Math.min(definitions, WORDS.length));
+    const numbered = words.map((w, i) => ({ word: `${w}_${i}`, answer: String(10 + Math.floor(random() * 99990)) }));
+    const context = tokenizer.encode(format.header(`recall/${length}`) + format.fileHeader('src/registry.ts'), { addSpecialTokens: true });
+    const budget = length - QUERY_ROOM;
+    let line = Math.floor(random() * Math.max(1, lines.length));
+    const depths: number[] = [];
+    for (let d = 0; d < numbered.length; d++) {
+      const until = Math.floor((budget * (d + 0.5)) / numbered.length);
+      while (context.length < until && lines.length > 0) {
+        context.push(...tokenizer.encode(`${lines[line % lines.length]}\n`, { addSpecialTokens: false, literal: true }));
+        line++;
+      }
+      depths.push(context.length / length);
+      context.push(...tokenizer.encode(`const value_${numbered[d]!.word} = ${numbered[d]!.answer};\n`, { addSpecialTokens: false, literal: true }));
+    }
+    while (context.length < budget && lines.length > 0) {
+      context.push(...tokenizer.encode(`${lines[line % lines.length]}\n`, { addSpecialTokens: false, literal: true }));
+      line++;
+    }
+    context.length = Math.min(context.length, budget);
+    // A cut line must not leave half a definition at the end: only the first half's definitions are asked.
+    const farBack = numbered.map((n, i) => ({ ...n, depth: depths[i]! })).filter((q) => q.depth < 0.5);
+    const questions = shuffled(farBack, random).slice(0, questionsPerLength);
+    return { length, context, questions };
+  });
+}
+
+export function questionIds(tokenizer: ModelTokenizer, format: RepoFormat, q: RecallQuestion): number[] {
+  return tokenizer.encode(`${format.fileHeader(QUERY_FILE)}assert.equal(value_${q.word}, `, { addSpecialTokens: false });
+}
+
+export async function scoreRecall(engine: Engine, tokenizer: ModelTokenizer, format: RepoFormat, cases: readonly RecallCase[]): Promise<RecallScore[]> {
+  const stops = new Set(tokenizer.eosTokenIds);
+  const scores: RecallScore[] = [];
+  for (const c of cases) {
+    await engine.truncate(0);
+    await engine.prefill(c.context, { logits: 0 });
+    let correct = 0;
+    for (const q of c.questions) {
+      await engine.truncate(c.context.length);
+      const text = await greedyDecode(engine, tokenizer, questionIds(tokenizer, format, q), q.answer.length + 2, stops, (t) => /\D/.test(t.trimStart()));
+      if (/^\s*(\d+)/.exec(text)?.[1] === q.answer) correct++;
+    }
+    scores.push({ length: c.length, correct, total: c.questions.length, accuracy: c.questions.length ? correct / c.questions.length : NaN });
+  }
+  return scores;
+}
