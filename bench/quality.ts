@@ -2,7 +2,9 @@
 // FIM exact match with the full cache and with CSKV at densities x bits, closed-form factors beside the paper's
 // SVD and ASVD initialisations (and the Hadamard-rotated basis at low bits), with the KV bytes per token of each.
 // Factors are calibrated with `cskv-code compress` on training-split code, once per (init, rotation, density);
-// the bits are an engine setting, so one factor file serves 16/4/2 bits. Writes JSON and a Markdown report.
+// the bits are an engine setting, so one factor file serves 16/4/2 bits. Recall and FIM run for the full cache and
+// the closed form (FIM without rotation); the baselines get perplexity unless --tasks-for-baselines. Writes JSON and
+// a Markdown report.
 //   node out/bench/quality.js --model models/house [--heldout training/corpus/heldout.jsonl.gz]
 //        [--calib training/corpus/train.jsonl.gz] [--quick] [--out FILE.json] [--report FILE.md]
 // --quick: a tiny random model with Qwen2.5's tokenizer (when --model is not given) and a small grid, to prove
@@ -38,7 +40,8 @@ interface Plan {
   pplTokens: number;
   pplContext: number;
   fimCases: number;
-  fimBaselines: boolean;
+  /** Recall and FIM for the SVD/ASVD baselines too (perplexity is always measured): the CPU cost of a setting is mostly these tasks. */
+  tasksForBaselines: boolean;
   calibTokens: number;
   calibSegment: number;
   window: number;
@@ -46,12 +49,12 @@ interface Plan {
 
 const FULL: Plan = {
   densities: [0.5, 0.3, 0.2, 0.1], bits: [16, 4, 2], inits: ['closed', 'svd', 'asvd'], hadamardBits: [4, 2],
-  recallLengths: [1024, 4096, 8192], recallQuestions: 10, pplTokens: 32768, pplContext: 4096, fimCases: 40, fimBaselines: false,
-  calibTokens: 65536, calibSegment: 2048, window: 32,
+  recallLengths: [1024, 4096, 8192], recallQuestions: 10, pplTokens: 16384, pplContext: 4096, fimCases: 20, tasksForBaselines: false,
+  calibTokens: 32768, calibSegment: 2048, window: 32,
 };
 const QUICK: Plan = {
   densities: [0.5, 0.2], bits: [16, 4], inits: ['closed', 'svd', 'asvd'], hadamardBits: [4],
-  recallLengths: [512, 1024], recallQuestions: 3, pplTokens: 2048, pplContext: 512, fimCases: 4, fimBaselines: false,
+  recallLengths: [512, 1024], recallQuestions: 3, pplTokens: 2048, pplContext: 512, fimCases: 4, tasksForBaselines: false,
   calibTokens: 4000, calibSegment: 256, window: 32,
 };
 
@@ -88,7 +91,7 @@ async function main(): Promise<void> {
       out: { type: 'string' }, report: { type: 'string' }, densities: { type: 'string' }, bits: { type: 'string' },
       inits: { type: 'string' }, 'hadamard-bits': { type: 'string' }, 'recall-lengths': { type: 'string' },
       'recall-questions': { type: 'string' }, 'ppl-tokens': { type: 'string' }, 'ppl-context': { type: 'string' },
-      'fim-cases': { type: 'string' }, 'fim-baselines': { type: 'boolean' }, 'calib-tokens': { type: 'string' }, window: { type: 'string' },
+      'fim-cases': { type: 'string' }, 'tasks-for-baselines': { type: 'boolean' }, 'calib-tokens': { type: 'string' }, window: { type: 'string' },
     },
   });
   const base = v.quick ? QUICK : FULL;
@@ -103,7 +106,7 @@ async function main(): Promise<void> {
     pplTokens: Number(v['ppl-tokens'] ?? base.pplTokens),
     pplContext: Number(v['ppl-context'] ?? base.pplContext),
     fimCases: Number(v['fim-cases'] ?? base.fimCases),
-    fimBaselines: v['fim-baselines'] ?? base.fimBaselines,
+    tasksForBaselines: v['tasks-for-baselines'] ?? base.tasksForBaselines,
     calibTokens: Number(v['calib-tokens'] ?? base.calibTokens),
     window: Number(v.window ?? base.window),
   };
@@ -137,28 +140,28 @@ async function main(): Promise<void> {
     // ------------------------------------------------------------------------------------------ settings
     const fp16BytesPerToken = 2 * config.layers * config.kvDim * 2;
     const results: SettingResult[] = [];
-    const evaluate = async (s: Omit<SettingResult, 'perplexity' | 'kvBytesPerTokenMeasured' | 'recall' | 'fim' | 'seconds'>, cskvFile: string | null, withFim: boolean): Promise<void> => {
+    const evaluate = async (s: Omit<SettingResult, 'perplexity' | 'kvBytesPerTokenMeasured' | 'recall' | 'fim' | 'seconds'>, cskvFile: string | null, tasks: { recall: boolean; fim: boolean }): Promise<void> => {
       const t0 = performance.now();
       const pplArgs = ['perplexity', '--model', model, '--cskv', cskvFile ?? 'off', '--file', pplFile, '--context', String(plan.pplContext), '--json'];
       if (cskvFile) pplArgs.push('--bits', String(s.bits), '--window', String(plan.window));
       const p = JSON.parse(await run(pplArgs)) as { perplexity: number; kvBytesPerToken: number };
       const engine = await OnnxEngine.load(model, cskvFile ? { cskv: cskvFile, bits: s.bits as CompressedBits, window: plan.window } : {});
-      let recall: RecallScore[];
+      let recall: RecallScore[] | null = null;
       let fim: FimScore | null = null;
       try {
-        recall = await scoreRecall(engine, tokenizer, format, recallCases);
-        if (withFim && fimCases) fim = await scoreFim(engine, tokenizer, fimCases);
+        if (tasks.recall) recall = await scoreRecall(engine, tokenizer, format, recallCases);
+        if (tasks.fim && fimCases) fim = await scoreFim(engine, tokenizer, fimCases);
       } finally {
         await engine.dispose();
       }
       const r: SettingResult = { ...s, perplexity: p.perplexity, kvBytesPerTokenMeasured: p.kvBytesPerToken, recall, fim, seconds: (performance.now() - t0) / 1000 };
       results.push(r);
-      log(`${r.name}: ppl ${r.perplexity.toFixed(3)}, recall ${recall.map((x) => `${x.correct}/${x.total}`).join(' ')}` +
+      log(`${r.name}: ppl ${r.perplexity.toFixed(3)}${recall ? `, recall ${recall.map((x) => `${x.correct}/${x.total}`).join(' ')}` : ''}` +
         `${fim ? `, FIM ${fim.correct}/${fim.total}` : ''}, ${r.seconds.toFixed(1)}s`);
     };
 
     await evaluate({ name: 'full', init: null, rotate: null, density: null, bits: null, ranks: null,
-      kvBytesPerToken: fp16BytesPerToken, savings: 0 }, null, true);
+      kvBytesPerToken: fp16BytesPerToken, savings: 0 }, null, { recall: true, fim: true });
     const factorRuns: { init: Plan['inits'][number]; rotate: 'none' | 'hadamard'; bits: CompressedBits[] }[] = [
       ...plan.inits.map((init) => ({ init, rotate: 'none' as const, bits: plan.bits })),
       ...(plan.hadamardBits.length ? [{ init: 'closed' as const, rotate: 'hadamard' as const, bits: plan.hadamardBits }] : []),
@@ -174,16 +177,18 @@ async function main(): Promise<void> {
         for (const bits of f.bits) {
           const bytes = c.layers.reduce((a, l) => a + blockBytes(plan.window, l.rK, l.rV, bits), 0) / plan.window;
           await evaluate({ name: `${f.init}${f.rotate === 'none' ? '' : '+hadamard'} d=${density} ${bits}b`, init: f.init, rotate: f.rotate, density, bits,
-            ranks, kvBytesPerToken: bytes, savings: 1 - bytes / fp16BytesPerToken }, file, f.init === 'closed' || plan.fimBaselines);
+            ranks, kvBytesPerToken: bytes, savings: 1 - bytes / fp16BytesPerToken }, file,
+          { recall: f.init === 'closed' || plan.tasksForBaselines, fim: (f.init === 'closed' && f.rotate === 'none') || plan.tasksForBaselines });
         }
       }
     }
 
+    const shown = (p: string): string => (path.relative(root, p).startsWith('..') ? p : path.relative(root, p));
     const result: QualityResult = {
       benchmark: 'quality', quick: Boolean(v.quick), date: new Date().toISOString(),
       device: `${os.cpus()[0]?.model ?? 'cpu'} x ${os.cpus().length}`,
-      model, modelConfig: { layers: config.layers, kvDim: config.kvDim, vocab: config.vocabSize },
-      heldout: heldoutSource, calibration: calibSource, plan: { ...plan }, fp16BytesPerToken, perplexityTokens: ppl.tokens,
+      model: v.model ? shown(model) : 'tiny random Qwen2 (--quick)', modelConfig: { layers: config.layers, kvDim: config.kvDim, vocab: config.vocabSize },
+      heldout: shown(heldoutSource), calibration: shown(calibSource), plan: { ...plan }, fp16BytesPerToken, perplexityTokens: ppl.tokens,
       settings: results, seconds: (performance.now() - started) / 1000,
     };
     fs.mkdirSync(path.dirname(outFile), { recursive: true });

@@ -17,7 +17,8 @@ export interface SettingResult {
   perplexity: number;
   /** The runtime's own accounting at the perplexity context (the full-precision window included, in its dtype). */
   kvBytesPerTokenMeasured: number;
-  recall: RecallScore[];
+  /** null where not measured (baselines, unless asked for). */
+  recall: RecallScore[] | null;
   fim: FimScore | null;
   seconds: number;
 }
@@ -45,7 +46,7 @@ export interface Goal {
   detail: string;
 }
 
-const recallMean = (r: SettingResult): number => r.recall.reduce((a, x) => a + x.accuracy, 0) / Math.max(1, r.recall.length);
+const recallMean = (r: SettingResult): number => (r.recall ? r.recall.reduce((a, x) => a + x.accuracy, 0) / Math.max(1, r.recall.length) : NaN);
 
 /** Issue 4's goals: at 80% savings (closed form, density 0.2, 16 bits) perplexity within +2% of the full cache and
  *  recall within 2 points; at 95% savings (the best setting saving at least 95%) perplexity within +5%. */
@@ -78,7 +79,7 @@ function signed(x: number): string {
 
 function rows(result: QualityResult): { header: string[]; lines: string[][] } {
   const full = result.settings.find((s) => s.init === null);
-  const lengths = result.settings[0]?.recall.map((r) => r.length) ?? [];
+  const lengths = result.settings[0]?.recall?.map((r) => r.length) ?? [];
   const header = ['setting', 'KV B/token', 'saved', 'perplexity', 'vs full', ...lengths.map((l) => `recall@${l >= 1024 ? `${l / 1024}k` : l}`), 'FIM EM', 'K err', 'V err'];
   const lines = result.settings.map((s) => [
     s.name,
@@ -86,7 +87,7 @@ function rows(result: QualityResult): { header: string[]; lines: string[][] } {
     `${(s.savings * 100).toFixed(1)}%`,
     s.perplexity < 1e5 ? s.perplexity.toFixed(3) : s.perplexity.toExponential(3),
     full && s !== full ? pct(s.perplexity / full.perplexity - 1) : '',
-    ...s.recall.map((r) => `${(r.accuracy * 100).toFixed(0)}% (${r.correct}/${r.total})`),
+    ...lengths.map((l) => { const r = s.recall?.find((x) => x.length === l); return r ? `${(r.accuracy * 100).toFixed(0)}% (${r.correct}/${r.total})` : '-'; }),
     s.fim ? `${(s.fim.exactMatch * 100).toFixed(0)}% (${s.fim.correct}/${s.fim.total})` : '-',
     s.ranks ? s.ranks.heldOutErrorK.toFixed(3) : '',
     s.ranks ? s.ranks.heldOutErrorV.toFixed(3) : '',
@@ -125,8 +126,9 @@ ${(result.seconds / 60).toFixed(1)} minutes. Raw numbers: \`${jsonPath}\`.
 - Recall: \`const value_<word> = <number>;\` definitions spread through held-out code; the value of one from the first
   half of the context is asked at the end (\`assert.equal(value_<word>, \`), greedy, exact match
   (${String(result.plan.recallQuestions)} questions per length).
-- FIM EM: one held-out line cut out and filled back in PSM form, greedy, exact match after trimming (closed form
-  and full cache; baselines skipped unless --fim-baselines).
+- FIM EM: one held-out line cut out and filled back in PSM form, greedy, exact match after trimming.
+- Recall and FIM are measured for the full cache and the closed form (FIM without rotation); the SVD/ASVD
+  baselines get perplexity and reconstruction error only, unless the run asked for --tasks-for-baselines ("-").
 
 ${table}
 
