@@ -35,6 +35,7 @@ sys.path.insert(0, HERE)
 import corpus_reader  # noqa: E402
 import house_model_shape  # noqa: E402
 import house_tokenizer  # noqa: E402
+import model_card  # noqa: E402
 import repo_documents  # noqa: E402
 import special_tokens as sp  # noqa: E402
 import synthetic_recall  # noqa: E402
@@ -248,6 +249,8 @@ def main() -> int:
     report["samples"] = guarded(lambda: samples(model, tok, held_repos, special_ids, device))
     report["total_seconds"] = time.time() - t0
     write_report(report_file, report)
+    guarded(lambda: open(os.path.join(args.out, "README.md"), "w").write(
+        model_card.model_card(report, os.path.join(HERE, "corpus_manifest.json"))))
     log(f"done in {report['total_seconds']:.0f}s", t0)
     return 0
 

@@ -192,5 +192,14 @@ class TokenizerAndShape(unittest.TestCase):
         self.assertEqual(v4["rope_theta"], 1e6)
 
 
+class Card(unittest.TestCase):
+    def test_renders_with_a_partial_report(self):
+        import model_card
+        text = model_card.model_card({"parameters": 19e6, "training": {"steps": 10}}, os.path.join(ROOT, "training", "corpus_manifest.json"))
+        self.assertIn("19.0M", text)
+        self.assertIn("10 steps", text)
+        self.assertIn("PSF", text)
+
+
 if __name__ == "__main__":
     unittest.main()
