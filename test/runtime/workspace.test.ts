@@ -192,6 +192,14 @@ describe('workspace session', () => {
       assert.equal(resident[resident.length - 1], 'src/file3.ts', 'open files go last');
       assert.ok(status.residentTokens <= 700);
       assert.ok(status.excludedFiles.some((e) => e.reason === 'over-budget'));
+      // A file edited to more than the whole budget is left out rather than overrunning it.
+      session.documentChanged(path.join(root, 'src/file5.ts'), 'export const big = 1;\n'.repeat(400));
+      await session.flushEdits();
+      await session.whenResident();
+      const after = session.memoryStatus();
+      assert.ok(after.residentTokens <= 700, `${after.residentTokens} tokens resident`);
+      assert.ok(after.excludedFiles.some((e) => e.path === 'src/file5.ts' && e.reason === 'over-budget'));
+      assert.ok(after.residentFiles.some((f) => f.path === 'src/cache.ts'), 'the rest stays in');
     } finally {
       await session.dispose();
     }

@@ -226,13 +226,25 @@ export class WorkspaceContext {
   /** After an update grew the layout past the budget: drop files from the end (the cheapest to lose), never `keep`. */
   private fitBudget(keep: string): void {
     const pinned = new Set(this.options.pinned ?? []);
-    let total = this.targetTokens;
-    for (let i = this.target.length - 1; i > 0 && total > this.options.budgetTokens; i--) {
-      const s = this.target[i]!;
-      if (s.path === keep || pinned.has(s.path)) continue;
+    const leaveOut = (i: number): void => {
+      this.overBudget.add(this.target[i]!.path);
       this.target.splice(i, 1);
-      this.overBudget.add(s.path);
-      total -= s.tokens.length;
+    };
+    // A file larger than the whole budget by itself is left out and the rest stays: a request on it still carries
+    // the text around its cursor.
+    const kept = this.target.findIndex((s) => s.path === keep);
+    if (kept > 0 && this.header.tokens.length + this.target[kept]!.tokens.length > this.options.budgetTokens) {
+      leaveOut(kept);
+      return;
+    }
+    let total = this.targetTokens;
+    // Other files make room, open (pinned) ones last.
+    for (const spare of [(p: string) => p !== keep && !pinned.has(p), (p: string) => p !== keep]) {
+      for (let i = this.target.length - 1; i > 0 && total > this.options.budgetTokens; i--) {
+        if (!spare(this.target[i]!.path)) continue;
+        total -= this.target[i]!.tokens.length;
+        leaveOut(i);
+      }
     }
   }
 
