@@ -21,7 +21,7 @@ ALIASES = {
     "apache": "Apache-2.0", "psf": "PSF-2.0", "psf-2.0": "PSF-2.0", "python": "Python-2.0",
     "python-2.0": "Python-2.0", "unlicense": "Unlicense", "cc0": "CC0-1.0", "cc0-1.0": "CC0-1.0",
     "public-domain": "public-domain", "zlib": "Zlib", "blueoak-1.0.0": "BlueOak-1.0.0", "x11": "X11",
-    "bsl-1.0": "BSL-1.0", "boost": "BSL-1.0", "wtfpl": "WTFPL",
+    "bsl-1.0": "BSL-1.0", "boost": "BSL-1.0", "boost-1.0": "BSL-1.0", "boost-1": "BSL-1.0", "wtfpl": "WTFPL",
 }
 
 
@@ -88,13 +88,18 @@ def debian_licence(copyright_text: str) -> Tuple[Optional[str], str]:
 
 
 def _from_text(copyright_text: str, how: str) -> Tuple[Optional[str], str]:
+    """The licence whose text starts first (a packaging part's GPL further down does not count)."""
     text = " ".join(copyright_text.split())
-    if re.search(r"GNU (Lesser |Library )?General Public License", text):
-        return "GPL-family", how
-    if "Permission is hereby granted, free of charge" in text:
-        return "MIT", how
-    if "Redistribution and use in source and binary forms" in text:
-        return ("BSD-3-Clause" if "Neither the name" in text or "endorse or promote" in text else "BSD-2-Clause"), how
-    if "Apache License" in text and "Version 2.0" in text:
-        return "Apache-2.0", how
-    return None, "not found"
+    markers = [
+        (r"GNU (Lesser |Library )?General Public License", "GPL-family"),
+        (r"Permission is hereby granted, free of charge", "MIT"),
+        (r"Redistribution and use in source and binary forms", "BSD"),
+        (r"Apache License,? Version 2\.0", "Apache-2.0"),
+    ]
+    found = sorted((m.start(), name) for pattern, name in markers for m in [re.search(pattern, text)] if m)
+    if not found:
+        return None, "not found"
+    name = found[0][1]
+    if name == "BSD":
+        name = "BSD-3-Clause" if "Neither the name" in text or "endorse or promote" in text else "BSD-2-Clause"
+    return name, how

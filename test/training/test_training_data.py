@@ -44,6 +44,12 @@ class Licences(unittest.TestCase):
         self.assertEqual(licences.debian_licence(dep5), ("MIT or Apache-2.0", "dep5 Files: *"))
         old = "Copyright (c) 2006 K\n\nPermission is hereby granted, free of charge, to any person obtaining a copy"
         self.assertEqual(licences.debian_licence(old)[0], "MIT")
+        # The main licence text comes first; the packaging's GPL further down does not decide.
+        bsd_then_gpl = "License:\n\nRedistribution and use in source and binary forms ... Neither the name ...\n" \
+                       "The Debian packaging is under the GNU General Public License.\n"
+        self.assertEqual(licences.debian_licence(bsd_then_gpl)[0], "BSD-3-Clause")
+        self.assertTrue(licences.is_permissive("BSD-3-clause~Google"))
+        self.assertTrue(licences.is_permissive("Boost-1.0"))
 
     def test_npm_fields(self):
         self.assertEqual(licences.npm_licence({"license": "ISC"}), "ISC")
