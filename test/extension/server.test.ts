@@ -160,10 +160,10 @@ function openWith(calls: FakeCalls, session: Session = fakeSession(calls)): Open
   };
 }
 
-test('initialize hands the settings to the session: model, budget, trust, storage', async () => {
+test('initialize hands the settings to the session: model, backend, native library, budget, trust, storage', async () => {
   const calls = newCalls();
   const root = tempDir('cskv-ws-');
-  const h = await start(openWith(calls), { contextTokenBudget: 1234, bits: 4, window: 8, workspaceTrusted: false, excludes: ['**/gen/**'] }, root);
+  const h = await start(openWith(calls), { contextTokenBudget: 1234, bits: 4, window: 8, workspaceTrusted: false, excludes: ['**/gen/**'], backend: 'cuda', nativeLibrary: '/opt/cskv/cskv_native.node' }, root);
   await h.state('ready');
   assert.equal(calls.opened?.root, root);
   assert.equal(calls.opened?.options.budgetTokens, 1234);
@@ -171,6 +171,8 @@ test('initialize hands the settings to the session: model, budget, trust, storag
   assert.equal(calls.opened?.options.window, 8);
   assert.equal(calls.opened?.options.readWorkspace, false, 'an untrusted workspace is not read');
   assert.deepEqual(calls.opened?.options.excludes, ['**/gen/**']);
+  assert.equal(calls.opened?.options.backend, 'cuda');
+  assert.equal(calls.opened?.options.nativeLibrary, '/opt/cskv/cskv_native.node');
   assert.deepEqual(h.statuses.map((s) => s.state), ['loading-model', 'loading-model', 'ready']);
   await h.client.sendRequest(ShutdownRequest.type);
   assert.equal(calls.disposed, 1, 'shutdown disposes the session');

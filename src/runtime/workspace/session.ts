@@ -22,6 +22,8 @@ export interface SessionOptions {
   window?: number | undefined;
   bits?: CompressedBits | undefined;
   backend?: BackendChoice;
+  /** The native (CUDA) addon to load instead of the bundled one (the cskv.nativeLibrary setting). */
+  nativeLibrary?: string | undefined;
   budgetTokens: number;
   /** Where the context is saved between runs; not saved when undefined. */
   storageDir?: string | undefined;
@@ -89,7 +91,7 @@ export class WorkspaceSession {
     const tokenizer = ModelTokenizer.load(modelDir);
     const { engine, reason } = await loadEngineFor(options.backend ?? 'auto', modelDir, {
       cskv: resolveCskv(options.cskv, modelDir), window: options.window, bits: options.bits,
-    });
+    }, { nativeLibrary: options.nativeLibrary });
     const maxContext = engine.info.config.maxPositions;
     // Room for a question and its answer stays free after the resident context.
     const budget = Math.min(options.budgetTokens, maxContext - Math.min(2048, Math.floor(maxContext / 4)));
