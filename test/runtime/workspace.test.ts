@@ -7,6 +7,7 @@ import { before, describe, test } from 'node:test';
 import { decodeSnapshot } from '../../src/runtime/cache/cacheSnapshot';
 import { contextFile } from '../../src/runtime/workspace/persistence';
 import { bm25Scores, terms } from '../../src/runtime/workspace/relevance';
+import { ModelTokenizer } from '../../src/runtime/tokenizer';
 import { scanWorkspace } from '../../src/runtime/workspace/scan';
 import { type SessionOptions, WorkspaceSession } from '../../src/runtime/workspace/session';
 import { tempDir } from '../support/paths';
@@ -202,6 +203,33 @@ describe('workspace session', () => {
       assert.ok(after.residentFiles.some((f) => f.path === 'src/cache.ts'), 'the rest stays in');
     } finally {
       await session.dispose();
+    }
+  });
+
+  test('a workspace far over the budget is tokenised only as far as the budget reaches', async () => {
+    const root = tempDir();
+    const many: Record<string, string> = {};
+    for (let i = 0; i < 300; i++) many[`src/mod${String(i).padStart(3, '0')}.ts`] = `export const item${i} = ${i};\n`.repeat(30);
+    writeTree(root, many);
+    const encode = ModelTokenizer.prototype.encode;
+    let filesTokenised = 0;
+    ModelTokenizer.prototype.encode = function (this: ModelTokenizer, text, options) {
+      if (options?.literal) filesTokenised++;
+      return encode.call(this, text, options);
+    };
+    try {
+      const session = await WorkspaceSession.open(root, options({ budgetTokens: 2000 }), events);
+      try {
+        await session.whenResident();
+        const status = session.memoryStatus();
+        assert.ok(status.residentTokens <= 2000 && status.residentFiles.length >= 5, `${status.residentFiles.length} files, ${status.residentTokens} tokens`);
+        assert.equal(status.excludedFiles.filter((e) => e.reason === 'over-budget').length, 300 - status.residentFiles.length);
+        assert.ok(filesTokenised < 60, `${filesTokenised} of 300 files tokenised`);
+      } finally {
+        await session.dispose();
+      }
+    } finally {
+      ModelTokenizer.prototype.encode = encode;
     }
   });
 

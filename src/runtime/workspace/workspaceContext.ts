@@ -38,10 +38,16 @@ export interface WorkspaceContextOptions {
 interface KnownFile {
   text: string;
   mtimeMs: number;
-  segment: Segment;
+  /** Its tokens, made when first needed (segmentOf). */
+  segment?: Segment;
 }
 
 const DEFAULT_STEP = 256;
+/**
+ * A file whose estimated tokens (its characters over the workspace's characters per token so far) exceed what is
+ * left of the budget by this factor is taken not to fit without being tokenised.
+ */
+const ESTIMATE_MARGIN = 1.5;
 
 export class WorkspaceContext {
   private readonly format: RepoFormat;
@@ -69,7 +75,7 @@ export class WorkspaceContext {
   async initialise({ restoreSaved = true } = {}): Promise<void> {
     const scan = scanWorkspace(this.options.root, { excludes: this.options.excludes, maxFileBytes: this.options.maxFileBytes });
     this.scanExcluded = scan.excluded;
-    for (const f of scan.files) this.files.set(f.path, { text: f.text, mtimeMs: f.mtimeMs, segment: fileSegment(this.tokenizer, this.format, f.path, f.text) });
+    for (const f of scan.files) this.files.set(f.path, { text: f.text, mtimeMs: f.mtimeMs });
     const saved = restoreSaved ? this.restoreSaved() : [];
     this.target = this.layout(saved);
     this.generation++;
@@ -94,13 +100,12 @@ export class WorkspaceContext {
       if (this.filter.reason(relPath)) return false;
       if (old && old.text === text) return false;
       if (Buffer.byteLength(text) > (this.options.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES)) return false;
-      this.files.set(relPath, { text, mtimeMs: Date.now(), segment: fileSegment(this.tokenizer, this.format, relPath, text) });
+      this.files.set(relPath, { text, mtimeMs: Date.now() });
     }
     // The file leaves its place; a new version goes to the end, where the next edit costs least.
     this.target = this.target.filter((s) => s.path !== relPath);
-    const fresh = this.files.get(relPath);
-    if (fresh) {
-      this.target.push(fresh.segment);
+    if (this.files.has(relPath)) {
+      this.target.push(this.segmentOf(relPath));
       this.overBudget.delete(relPath);
       this.fitBudget(relPath);
     }
@@ -187,7 +192,7 @@ export class WorkspaceContext {
     const pinned = new Set(this.options.pinned ?? []);
     const rank = (p: string): [number, number] => {
       const f = this.files.get(p)!;
-      const unchanged = savedOrder.has(p) && saved[savedOrder.get(p)!]!.hash === f.segment.hash;
+      const unchanged = savedOrder.has(p) && saved[savedOrder.get(p)!]!.hash === this.segmentOf(p).hash;
       if (unchanged) return [0, savedOrder.get(p)!];
       return [pinned.has(p) ? 2 : 1, f.mtimeMs];
     };
@@ -195,27 +200,37 @@ export class WorkspaceContext {
       const [ga, ka] = rank(a), [gb, kb] = rank(b);
       return ga - gb || ka - kb || (a < b ? -1 : 1);
     });
-    return [this.header, ...chosen.map((p) => this.files.get(p)!.segment)];
+    return [this.header, ...chosen.map((p) => this.segmentOf(p))];
+  }
+
+  /** A file's segment, tokenised on first use: a large workspace is tokenised only as far as the budget reaches. */
+  private segmentOf(p: string): Segment {
+    const f = this.files.get(p)!;
+    f.segment ??= fileSegment(this.tokenizer, this.format, p, f.text);
+    return f.segment;
   }
 
   /** Files that fit the budget: open files first, then by relevance to the focus, then the most recent. */
   private chooseWithinBudget(): string[] {
     const budget = this.options.budgetTokens - this.header.tokens.length;
     const all = [...this.files.keys()];
-    const total = all.reduce((a, p) => a + this.files.get(p)!.segment.tokens.length, 0);
-    this.overBudget = new Set();
-    if (total <= budget) return all;
     const pinned = new Set(this.options.pinned ?? []);
     const scores = this.options.focus ? bm25Scores(all.map((p) => `${p}\n${this.files.get(p)!.text}`), this.options.focus) : all.map(() => 0);
     const order = all.map((p, i) => ({ p, pinned: pinned.has(p), score: scores[i]!, mtime: this.files.get(p)!.mtimeMs }))
       .sort((a, b) => Number(b.pinned) - Number(a.pinned) || b.score - a.score || b.mtime - a.mtime);
+    this.overBudget = new Set();
     const chosen: string[] = [];
     let used = 0;
+    let chars = 0;
     for (const { p } of order) {
-      const n = this.files.get(p)!.segment.tokens.length;
-      if (used + n <= budget) {
+      const left = budget - used;
+      const text = this.files.get(p)!.text;
+      const charsPerToken = used > 0 ? chars / used : 3.5; // code averages 3-4
+      const fits = text.length / charsPerToken <= left * ESTIMATE_MARGIN && this.segmentOf(p).tokens.length <= left;
+      if (fits) {
+        chars += text.length;
         chosen.push(p);
-        used += n;
+        used += this.segmentOf(p).tokens.length;
       } else {
         this.overBudget.add(p);
       }
