@@ -5,8 +5,9 @@
 import type { Engine } from '../src/runtime/engine';
 import type { ModelTokenizer } from '../src/runtime/tokenizer';
 import type { RepoFormat } from '../src/runtime/workspace/layout';
+import { mulberry32 as seededRandom } from '../src/runtime/random';
 import { greedyDecode } from './greedyDecode';
-import { type CodeRepo, seededRandom, shuffled } from './heldOutCode';
+import { type CodeRepo, shuffled } from './heldOutCode';
 
 export interface FimCase {
   repo: string;

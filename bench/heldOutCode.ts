@@ -89,18 +89,6 @@ export function writeFiles(repos: readonly CodeRepo[], dir: string, maxBytes: nu
   return written;
 }
 
-/** A seeded generator (mulberry32): the same seed gives the same tasks on every run and setting. */
-export function seededRandom(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** The repositories in a seeded order (Fisher-Yates). */
 export function shuffled<T>(items: readonly T[], random: () => number): T[] {
   const out = [...items];

@@ -16,6 +16,7 @@ import { halfBitsToFloat } from '../../src/runtime/half';
 import { type ModelConfig, readModelConfig } from '../../src/runtime/model/config';
 import { ropeFrequencies } from '../../src/runtime/model/rope';
 import { modelFixture } from '../support/paths';
+import { mulberry32 as random } from '../../src/runtime/random';
 
 const TOLERANCE: Record<KernelDType, number> = { f32: 1e-5, bf16: 1e-2 };
 const DTYPES: KernelDType[] = ['f32', 'bf16'];
@@ -45,18 +46,6 @@ before(async () => {
 after(() => {
   if (process.env.CSKV_KERNEL_REPORT && addon) fs.writeFileSync(process.env.CSKV_KERNEL_REPORT, JSON.stringify({ device, seed, results: report }, null, 2));
 });
-
-/** mulberry32: small, seedable, good enough for test inputs. */
-function random(seedValue: number): () => number {
-  let a = seedValue >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 let stream = 0;
 /** Normal(0, scale) samples from a fresh stream of this run's seed. */
