@@ -1,5 +1,6 @@
 // Whether the CUDA backend can run here, and if not, one sentence saying why (for the status bar, the CLI and
 // the logs): the addon missing or unloadable, built without CUDA, no driver, no GPU, a GPU too old, no cuBLASLt.
+import { probeInChildProcess } from './isolatedProbe';
 import { type NativeProbe, loadNativeAddon } from './nativeAddon';
 
 export type CudaAvailability =
@@ -11,16 +12,13 @@ export interface CudaCheckOptions {
   nativeLibrary?: string | undefined;
 }
 
-/** Loads the addon and probes the GPUs. Never throws: every failure becomes `reason`. */
+/** Loads the addon and probes the GPUs (in a child process). Never throws: every failure becomes `reason`. */
 export async function checkCuda(options: CudaCheckOptions = {}): Promise<CudaAvailability> {
   const load = loadNativeAddon({ file: options.nativeLibrary });
   if (!load.loaded) return { available: false, reason: load.reason };
-  let probe: NativeProbe;
-  try {
-    probe = await load.addon.probe();
-  } catch (err) {
-    return { available: false, reason: `the CUDA probe failed: ${(err as Error).message}`, addonFile: load.file };
-  }
+  const probed = await probeInChildProcess(load.file);
+  if (!probed.ok) return { available: false, reason: probed.reason, addonFile: load.file };
+  const probe = probed.probe;
   if (!probe.available) return { available: false, reason: probe.reason ?? 'the CUDA probe gave no reason', addonFile: load.file, probe };
   return { available: true, addonFile: load.file, probe, summary: describeGpus(probe) };
 }
