@@ -100,7 +100,7 @@ function renderTotals(m) {
     kv.bits === null ? 'no CSKV factors for this model' : `${formatCount(kv.compressedTokens)} tokens · ${kv.bits}-bit · window ${kv.window}`, 'compressed');
   card('Workspace resident', `${formatCount(m.residentTokens)} tokens`, `${formatCount(m.residentFiles.length)} files, ${formatCount(m.excludedFiles.length)} left out`);
   if (m.gpu) card('GPU memory', `${formatBytes(m.gpu.usedBytes)} used`, `of ${formatBytes(m.gpu.totalBytes)} · ${formatBytes(m.gpu.freeBytes)} free`, 'gpu');
-  else card('GPU memory', '—', m.backend === 'cuda' ? 'not reported' : 'not on a GPU (onnx CPU backend)');
+  else card('GPU memory', '—', m.backend === 'cuda' ? 'not reported' : m.backendReason);
 }
 
 const LEGEND = [

@@ -102,7 +102,7 @@ export function statusTooltip(view: StatusView): string {
       `| Full window | ${formatBytes(kv.fullBytes)} · ${formatCount(kv.fullTokens)} tokens (${kv.fullDtype}) |`,
       `| Compressed branch | ${compressed} |`,
       `| Tokens resident | ${formatCount(m.residentTokens)} in ${formatCount(m.residentFiles.length)} files |`,
-      `| Backend | ${m.backend === 'cuda' ? 'cuda (GPU)' : 'onnx (CPU)'} |`,
+      `| Backend | ${escapeTableCell(m.backendReason)} |`,
       `| GPU memory | ${m.gpu ? `${formatBytes(m.gpu.usedBytes)} used of ${formatBytes(m.gpu.totalBytes)} (${formatBytes(m.gpu.freeBytes)} free)` : '— (not on a GPU)'} |`,
       '',
     );
@@ -125,4 +125,9 @@ function stateSentence(view: StatusView): string {
     default:
       return view.message ? `${view.state}: ${view.message}` : view.state;
   }
+}
+
+/** Text safe inside a Markdown table cell: no pipe ends the cell, no newline ends the row. */
+function escapeTableCell(text: string): string {
+  return text.replace(/\|/g, '\\|').replace(/\s*\n\s*/g, ' ');
 }

@@ -12,7 +12,7 @@ const GB = 1024 ** 3;
 
 function memory(totalBytes: number, fp16Bytes: number, extra: Partial<MemoryStatus> = {}): MemoryStatus {
   return {
-    backend: 'onnx', model: '/m', residentTokens: 48_640, residentFiles: [{ path: 'a.ts', tokens: 48_640 }], excludedFiles: [],
+    backend: 'onnx', backendReason: 'onnx (CPU): CUDA unavailable: libcuda.so.1: cannot open | shared object\nfile', model: '/m', residentTokens: 48_640, residentFiles: [{ path: 'a.ts', tokens: 48_640 }], excludedFiles: [],
     kv: {
       tokens: 49_152, fullTokens: 512, compressedTokens: 48_640, fullBytes: 0.1 * GB, compressedBytes: totalBytes - 0.1 * GB, totalBytes, fp16Bytes,
       savings: 1 - totalBytes / fp16Bytes, perLayer: [], fullDtype: 'f32', bits: 4, window: 32,
@@ -44,7 +44,7 @@ test('status bar tooltip: the split, tokens, backend and GPU', () => {
   assert.match(cpu, /\| Full window \| 102\.4 MB · 512 tokens \(f32\) \|/);
   assert.match(cpu, /\| Compressed branch \| 1\.3 GB · 48,640 tokens \(4-bit, window 32\) \|/);
   assert.match(cpu, /\| Tokens resident \| 48,640 in 1 files \|/);
-  assert.match(cpu, /\| Backend \| onnx \(CPU\) \|/);
+  assert.ok(cpu.includes('| Backend | onnx (CPU): CUDA unavailable: libcuda.so.1: cannot open \\| shared object file |'), 'the reason, escaped for the table');
   assert.match(cpu, /\| GPU memory \| — \(not on a GPU\) \|/);
   const gpu = statusTooltip({ state: 'ready', message: '', memory: memory(GB, 2 * GB, { backend: 'cuda', gpu: { totalBytes: 80 * GB, usedBytes: 20 * GB, freeBytes: 60 * GB } }), trusted: true });
   assert.match(gpu, /\| GPU memory \| 20\.0 GB used of 80\.0 GB \(60\.0 GB free\) \|/);

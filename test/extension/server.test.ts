@@ -36,7 +36,7 @@ function fakeModelDir(): string {
 }
 
 const MEMORY: MemoryStatus = {
-  backend: 'onnx', model: '/models/tiny', residentTokens: 100, residentFiles: [{ path: 'a.py', tokens: 100 }], excludedFiles: [],
+  backend: 'onnx', backendReason: 'onnx (CPU), as configured', model: '/models/tiny', residentTokens: 100, residentFiles: [{ path: 'a.py', tokens: 100 }], excludedFiles: [],
   kv: {
     tokens: 100, fullTokens: 4, compressedTokens: 96, fullBytes: 1024, compressedBytes: 2048, totalBytes: 3072, fp16Bytes: 12800,
     savings: 1 - 3072 / 12800, perLayer: [{ fullBytes: 512, compressedBytes: 1024 }, { fullBytes: 512, compressedBytes: 1024 }],

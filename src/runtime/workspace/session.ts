@@ -253,6 +253,7 @@ export class WorkspaceSession {
   memoryStatus(): MemoryStatus {
     return {
       backend: this.engine.info.backend,
+      backendReason: this.backendReason,
       model: this.engine.info.modelDir,
       kv: this.engine.memory(),
       residentTokens: this.context?.residentTokens ?? 0,
