@@ -78,6 +78,17 @@ Status AllocatePoisoned(DeviceBuffer& buffer, size_t count, const char* operatio
   return buffer.Poison(operation);
 }
 
+// The element conversions differ only in their types and kernel: upload, poison the output, launch, read back.
+template <typename In, typename Out, typename Launch>
+Status RunConversion(const char* operation, const In* in, Out* out, size_t count, Launch launch) {
+  DeviceBuffer din, dout;
+  CSKV_TRY(UploadRaw(din, in, count, operation));
+  CSKV_TRY(AllocatePoisoned<Out>(dout, count, operation));
+  CSKV_TRY(launch(din.as<In>(), dout.as<Out>(), count, kStream));
+  CSKV_TRY(Synchronise(operation));
+  return dout.Download(out, operation);
+}
+
 }  // namespace
 
 Status RunRmsNorm(DType type, const float* x, const float* weight, float* out, size_t rows, size_t cols, float eps) {
@@ -120,33 +131,15 @@ Status RunSwiglu(DType type, const float* gate, const float* up, float* out, siz
 }
 
 Status RunF32ToBf16(const float* in, uint16_t* out, size_t count) {
-  const char* op = "f32ToBf16";
-  DeviceBuffer din, dout;
-  CSKV_TRY(UploadRaw(din, in, count, op));
-  CSKV_TRY(AllocatePoisoned<uint16_t>(dout, count, op));
-  CSKV_TRY(LaunchF32ToBf16(din.as<float>(), dout.as<uint16_t>(), count, kStream));
-  CSKV_TRY(Synchronise(op));
-  return dout.Download(out, op);
+  return RunConversion("f32ToBf16", in, out, count, LaunchF32ToBf16);
 }
 
 Status RunBf16ToF32(const uint16_t* in, float* out, size_t count) {
-  const char* op = "bf16ToF32";
-  DeviceBuffer din, dout;
-  CSKV_TRY(UploadRaw(din, in, count, op));
-  CSKV_TRY(AllocatePoisoned<float>(dout, count, op));
-  CSKV_TRY(LaunchBf16ToF32(din.as<uint16_t>(), dout.as<float>(), count, kStream));
-  CSKV_TRY(Synchronise(op));
-  return dout.Download(out, op);
+  return RunConversion("bf16ToF32", in, out, count, LaunchBf16ToF32);
 }
 
 Status RunF16ToBf16(const uint16_t* in, uint16_t* out, size_t count) {
-  const char* op = "f16ToBf16";
-  DeviceBuffer din, dout;
-  CSKV_TRY(UploadRaw(din, in, count, op));
-  CSKV_TRY(AllocatePoisoned<uint16_t>(dout, count, op));
-  CSKV_TRY(LaunchF16ToBf16(din.as<uint16_t>(), dout.as<uint16_t>(), count, kStream));
-  CSKV_TRY(Synchronise(op));
-  return dout.Download(out, op);
+  return RunConversion("f16ToBf16", in, out, count, LaunchF16ToBf16);
 }
 
 Status RunQuantise(QuantGrouping grouping, const float* rows, size_t tokens, size_t channels, int bits, uint8_t* codes, uint16_t* scaleZero) {
