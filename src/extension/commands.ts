@@ -66,10 +66,6 @@ export function compressModel(ctx: Ctx): Cmd {
       return;
     }
     const cli = ctx.extension.asAbsolutePath(path.join('dist', 'cli.js'));
-    if (!fs.existsSync(cli) || !fs.readFileSync(cli, 'utf8').includes('cskv-code compress')) {
-      void vscode.window.showInformationMessage('Model compression (cskv-code compress) is not available in this build yet.');
-      return;
-    }
     const { density, bits, window } = compressionSettings();
     const folder = vscode.workspace.workspaceFolders?.[0];
     const calib = folder && vscode.workspace.isTrusted ? ['--calib', folder.uri.fsPath] : [];

@@ -15,15 +15,12 @@ import {
   type StatusParams, StatusNotification,
 } from '../protocol';
 import { RuntimeError } from './errors';
-import { type SessionEvents, type SessionOptions, WorkspaceSession } from './workspace/session';
+import { COMPLETION_WINDOW, type SessionEvents, type SessionOptions, WorkspaceSession } from './workspace/session';
 
 /** What the handlers use of a WorkspaceSession (tests substitute their own). */
 export type Session = Pick<WorkspaceSession, 'ask' | 'complete' | 'documentChanged' | 'fileChangedOnDisk' | 'rebuild' | 'memoryStatus' | 'dispose'>;
 export type OpenSession = (root: string, options: SessionOptions, events: SessionEvents) => Promise<Session>;
 
-/** Longest stretch of the open document sent around the cursor (the rest of the file is in the resident context). */
-const PREFIX_CHARS = 6000;
-const SUFFIX_CHARS = 2000;
 /** At most this many memory notifications per second. */
 const MEMORY_NOTIFY_MS = 250;
 const DISK_READ_LIMIT = 4 * 1024 * 1024;
@@ -226,8 +223,8 @@ export function completionShape(text: string, offset: number): CompletionShape |
   if (!/^[\s)\]}>"'`;,]*$/.test(after)) return undefined;
   const previousLine = lastNonBlankLine(text.slice(0, lineStart));
   return {
-    prefix: text.slice(Math.max(0, offset - PREFIX_CHARS), offset),
-    suffix: text.slice(offset, offset + SUFFIX_CHARS),
+    prefix: text.slice(Math.max(0, offset - COMPLETION_WINDOW.prefixChars), offset),
+    suffix: text.slice(offset, offset + COMPLETION_WINDOW.suffixChars),
     // Before a closing bracket on the same line (inside a call's parentheses) one line is enough.
     multiline: after.trim() === '' && isBlockStart(before, previousLine),
   };

@@ -18,7 +18,7 @@ import {
   type MemoryStatus, RebuildContextRequest, type SidecarOptions, SidecarErrorCodes, type StatusParams, StatusNotification,
 } from '../../src/protocol';
 import { type OpenSession, type Session, completionShape, isBlockStart, looksBinary, parseSidecarOptions, serve } from '../../src/runtime/server';
-import type { SessionEvents, SessionOptions } from '../../src/runtime/workspace/session';
+import { COMPLETION_WINDOW, type SessionEvents, type SessionOptions } from '../../src/runtime/workspace/session';
 import { tempDir } from '../support/paths';
 import { tinyQwenModel } from '../support/tinyQwen';
 
@@ -357,7 +357,8 @@ test('completion shape: multi-line at a block start, nothing mid-word or before 
   // A 10,000-line file: only a window around the cursor travels with the request.
   const big = Array.from({ length: 10_000 }, (_, i) => `line_${i} = ${i}`).join('\n');
   const shape = completionShape(big, big.indexOf('\nline_5000 '))!;
-  assert.ok(shape.prefix.length <= 6000 && shape.suffix.length <= 2000);
+  assert.equal(shape.prefix.length, COMPLETION_WINDOW.prefixChars);
+  assert.equal(shape.suffix.length, COMPLETION_WINDOW.suffixChars);
   assert.ok(shape.prefix.endsWith('line_4999 = 4999') && shape.suffix.startsWith('\nline_5000 = 5000'));
 });
 

@@ -64,8 +64,12 @@ export interface CompleteParams {
 const END_OF_TURN = ['<|im_end|>', '<|eot_id|>', '<|end|>', '<|endoftext|>', '</s>', '<|end_of_text|>'];
 const FIM = { prefix: '<|fim_prefix|>', suffix: '<|fim_suffix|>', middle: '<|fim_middle|>' };
 const COMPLETION_STOPS = ['<|endoftext|>', '<|file_sep|>', '<|fim_prefix|>', '<|fim_suffix|>', '<|fim_middle|>', '<|fim_pad|>', '<|repo_name|>'];
-const PREFIX_CHARS = 6000;
-const SUFFIX_CHARS = 2000;
+/**
+ * The text around the cursor a completion prompt carries. The whole file is already resident (an edit moves it to
+ * the end of the layout), so the window only has to bring the latest keystrokes and the cursor's surroundings; every
+ * token of it is prefilled per request, so it is kept to about 800 tokens for the completion's latency.
+ */
+export const COMPLETION_WINDOW = { prefixChars: 2400, suffixChars: 800 };
 
 export class WorkspaceSession {
   private editTimer: NodeJS.Timeout | undefined;
@@ -185,8 +189,8 @@ export class WorkspaceSession {
       params.signal?.addEventListener('abort', onAbort);
       try {
         const rel = this.relative(params.path) ?? path.basename(params.path);
-        const prefix = params.prefix.slice(-PREFIX_CHARS);
-        const suffix = params.suffix.slice(0, SUFFIX_CHARS);
+        const prefix = params.prefix.slice(-COMPLETION_WINDOW.prefixChars);
+        const suffix = params.suffix.slice(0, COMPLETION_WINDOW.suffixChars);
         const literal = (t: string): number[] => this.tokenizer.encode(t, { addSpecialTokens: false, literal: true });
         const special = (t: string): number[] => this.tokenizer.encode(t, { addSpecialTokens: false });
         const header = special(repoFormat(this.tokenizer).fileHeader(rel));
