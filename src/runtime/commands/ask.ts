@@ -5,6 +5,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { CompressedBits } from '../cache/quantizer';
+import { DEFAULT_MODEL_RELATIVE, defaultModelDir } from '../model/defaultModel';
 import { WorkspaceSession } from '../workspace/session';
 import { type CommandIO, UsageError, formatBytes, optionalInt } from './shared';
 
@@ -26,15 +27,16 @@ export async function askCommand(argv: string[], { out, err }: CommandIO): Promi
   });
   const question = positionals.join(' ').trim();
   if (!question) throw new UsageError('ask needs a question, e.g. cskv-code ask --workspace . --model DIR "where is the cache truncated?"');
-  if (!v.model) {
-    throw new UsageError('--model DIR is required: no default model is installed yet (the project\'s own house model is not trained yet)');
+  const model = v.model ?? defaultModelDir();
+  if (!model) {
+    throw new UsageError(`--model DIR is required: the default model (${DEFAULT_MODEL_RELATIVE} of this package, the project's own code model) is not installed; training/README.md says how it is made`);
   }
   const bits = optionalInt(v.bits, '--bits');
   if (bits !== undefined && ![16, 8, 4, 2].includes(bits)) throw new UsageError(`--bits must be 16, 8, 4 or 2, got ${bits}`);
   const root = path.resolve(v.workspace);
   let lastProgress = 0;
   const session = await WorkspaceSession.open(root, {
-    modelDir: v.model,
+    modelDir: model,
     cskv: v.cskv,
     window: optionalInt(v.window, '--window'),
     bits: bits as CompressedBits | undefined,
