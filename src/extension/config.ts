@@ -4,6 +4,7 @@
 // them in a workspace's .vscode/settings.json, which is what `get` returns here.
 import * as vscode from 'vscode';
 import type { SidecarOptions } from '../protocol';
+import { defaultModelDir } from '../runtime/model/defaultModel';
 
 export const SECTION = 'cskv';
 
@@ -22,8 +23,9 @@ function userSetting<T>(key: string, fallback: T): T {
   return config().get<T>(key) ?? fallback;
 }
 
+/** cskv.modelPath, or the bundled default model (models/house) while the setting is empty and that model ships. */
 export function modelPath(): string {
-  return expandHome(userSetting('modelPath', '').trim());
+  return expandHome(userSetting('modelPath', '').trim()) || defaultModelDir() || '';
 }
 
 export function sidecarOptions(storagePath: string): SidecarOptions {
