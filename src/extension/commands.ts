@@ -1,5 +1,6 @@
 // Every command, as a factory that takes the context (rust-analyzer's habit): the context decides whether the
 // sidecar runs, so no command ever holds a dead client.
+import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
@@ -73,24 +74,43 @@ export function compressModel(ctx: Ctx): Cmd {
       void vscode.window.showWarningMessage('The workspace is not trusted (or none is open), so calibration cannot read it. Open and trust a workspace with code to calibrate on.');
       return;
     }
-    const terminal = vscode.window.createTerminal({
-      name: 'cskv compress',
-      shellPath: process.execPath,
-      shellArgs: [cli, 'compress', '--model', model, '--density', String(density), '--bits', String(bits), '--window', String(window), ...calib],
-      env: { ELECTRON_RUN_AS_NODE: '1' },
-      iconPath: new vscode.ThemeIcon('package'),
-    });
-    terminal.show();
-    const done = vscode.window.onDidCloseTerminal(async (closed) => {
-      if (closed !== terminal) return;
-      done.dispose();
-      if (closed.exitStatus?.code === 0) {
-        const choice = await vscode.window.showInformationMessage('Compression finished: cskv.safetensors was written beside the model.', 'Restart Sidecar to Use It');
-        if (choice) await ctx.restart();
-      } else if (closed.exitStatus?.code !== undefined) {
-        void vscode.window.showErrorMessage(`Compression failed (exit code ${closed.exitStatus.code}); the terminal showed why.`);
-      }
-    });
+    const args = [cli, 'compress', '--model', model, '--density', String(density), '--bits', String(bits), '--window', String(window), ...calib];
+    ctx.output.info(`compress: ${args.slice(1).join(' ')}`);
+    // A child process rather than a terminal: its progress shows in a cancellable notification, its table and
+    // errors go to the log, and the result is known for certain when it exits.
+    const code = await vscode.window.withProgress(
+      { location: vscode.ProgressLocation.Notification, title: 'cskv: compressing the model', cancellable: true },
+      (progress, token) => new Promise<number | null>((resolve) => {
+        const child = spawn(process.execPath, args, { env: { ...process.env, ELECTRON_RUN_AS_NODE: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
+        const lines = (stream: NodeJS.ReadableStream, onLine: (line: string) => void): void => {
+          let pending = '';
+          stream.setEncoding('utf8');
+          stream.on('data', (chunk: string) => {
+            const parts = (pending + chunk).split('\n');
+            pending = parts.pop()!;
+            for (const line of parts) onLine(line);
+          });
+        };
+        lines(child.stdout!, (line) => ctx.output.info(line));
+        lines(child.stderr!, (line) => {
+          ctx.output.info(line);
+          if (line.startsWith('[compress] ')) progress.report({ message: line.slice('[compress] '.length) });
+        });
+        token.onCancellationRequested(() => child.kill());
+        child.on('error', (err) => {
+          ctx.output.error(`compress could not start: ${err.message}`);
+          resolve(-1);
+        });
+        child.on('close', (exitCode) => resolve(token.isCancellationRequested ? null : exitCode));
+      }),
+    );
+    if (code === 0) {
+      const choice = await vscode.window.showInformationMessage('Compression finished: cskv.safetensors was written beside the model.', 'Restart Sidecar to Use It');
+      if (choice) await ctx.restart();
+    } else if (code !== null) {
+      const choice = await vscode.window.showErrorMessage(`Compression failed (exit code ${code}); the log says why.`, 'Show Log');
+      if (choice) ctx.output.show();
+    }
   };
 }
 

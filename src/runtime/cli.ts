@@ -60,3 +60,16 @@ export async function main(argv: string[], out: NodeJS.WritableStream = process.
   }
 }
 
+
+// `node dist/cli.js ...` (the extension runs it so, with no bin/ in the .vsix) behaves as `cskv-code ...`.
+if (require.main === module) {
+  main(process.argv.slice(2)).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (e: unknown) => {
+      process.stderr.write(`cskv-code: ${e instanceof Error ? e.message : String(e)}\n`);
+      process.exitCode = 1;
+    },
+  );
+}

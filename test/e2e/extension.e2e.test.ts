@@ -392,6 +392,26 @@ describe('cskv-code in code-server', { skip: !enabled && 'set CSKV_E2E=1 (npm ru
     await shot('14-dark-theme');
   });
 
+  step('compress model: calibrates on the workspace with progress, writes the factors, and the restarted sidecar uses them', async () => {
+    await runCommand('Notifications: Clear All Notifications');
+    const factors = path.join(model, 'cskv.safetensors');
+    const before = fs.statSync(factors).mtimeMs;
+    await runCommand('cskv: Compress Model (Calibrate CSKV Factors)');
+    const done = page.locator('.notification-toast').filter({ hasText: 'Compression finished' });
+    await done.waitFor({ timeout: 120_000 });
+    assert.ok(fs.statSync(factors).mtimeMs > before, 'cskv.safetensors was rewritten');
+    await shot('15-compressed');
+    await page.mouse.move(10, 10); // no hover left over from the status bar over the toast
+    await page.waitForTimeout(500);
+    await done.getByRole('button', { name: 'Restart Sidecar to Use It' }).click();
+    // The settings' density (0.2) at 16 bits and window 32 now, where the fixture's factors were 4-bit, window 4:
+    // the memory view (open since the previous step) shows the restarted sidecar's cache.
+    await statusItem(/KV \d/).waitFor({ timeout: 120_000 });
+    await webview('memory').getByText(/16-bit · window 32/).waitFor({ timeout: 120_000 });
+    await shot('16-compressed-in-use');
+    await page.mouse.move(10, 10);
+  });
+
   step('the webviews ran under their Content-Security-Policy without a refusal', async () => {
     assert.deepEqual(refused, []);
   });

@@ -1,6 +1,7 @@
 // The command line as other tools call it: flags, JSON shapes, exit codes and text in / text out with a real
 // tokenizer (Qwen's, from node_modules) on a tiny random model of that vocabulary.
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Writable } from 'node:stream';
@@ -94,4 +95,13 @@ test('generate --chat renders the model chat template around the prompt', async 
   assert.equal(r.code, 0, r.err);
   // <|im_start|>user\nhello<|im_end|>\n<|im_start|>assistant\n (Qwen3's template adds nothing else here)
   assert.ok((JSON.parse(r.out) as { promptTokens: number }).promptTokens >= 9);
+});
+
+test('the CLI module runs as a program too (the extension starts `node dist/cli.js compress ...`)', () => {
+  const cli = path.join(repoRoot, 'out', 'src', 'runtime', 'cli.js');
+  const r = spawnSync(process.execPath, [cli, 'generate', '--prompt-ids', '1'], { encoding: 'utf8' });
+  assert.equal(r.status, 2);
+  assert.match(r.stderr, /--model DIR is required/);
+  const bundled = path.join(repoRoot, 'dist', 'cli.js');
+  if (fs.existsSync(bundled)) assert.equal(spawnSync(process.execPath, [bundled, 'no-such-command'], { encoding: 'utf8' }).status, 2);
 });
