@@ -26,7 +26,7 @@ import { buildFimCases, type FimScore, scoreFim } from './fimExactMatch';
 import { type CodeRepo, readRepos, shuffled, textOfTokens, writeFiles } from './heldOutCode';
 import { buildRecallCases, fillerLines, type RecallScore, scoreRecall } from './longRangeRecall';
 import { type QualityResult, type SettingResult, markdownReport, textTable } from './qualityReport';
-import { writeTruncatedTokenizer } from './truncatedTokenizer';
+import { writeTruncatedTokenizer } from '../training/houseTokenizer';
 
 const root = path.resolve(__dirname, '..', '..');
 const SEED = 20261128;

@@ -1,21 +1,32 @@
-"""The house model's shape: a small Qwen2 (GQA, q/k/v bias, tied embeddings, SwiGLU, RMSNorm), sized so its bf16
-weights stay under 40 MB and its KV layout matches Qwen2.5-Coder-0.5B's (2 kv heads x 64 = 128 channels per
-layer), with a RoPE base (1e6, Qwen2.5's) that serves 8k-32k contexts after training at 8k."""
+"""The house model's shapes: small Qwen2s (GQA, q/k/v bias, tied embeddings, SwiGLU, RMSNorm) whose KV layout
+matches Qwen2.5-Coder-0.5B's (2 kv heads x 64 = 128 channels per layer), with Qwen2.5's RoPE base (1e6).
+
+`gpu` is the shape for the GPU machine (8k-token sequences, ~19M parameters, ~38 MB in bf16); `cpu` is what two
+CPU cores train in about two hours (measured: training/README.md). The embedding has the house tokenizer's ids
+(16,384 BPE ids + Qwen's 26 added tokens) rounded up to a multiple of 64."""
 
 from __future__ import annotations
 
-SHAPE = {
-    "vocab_size": 16384,
-    "hidden_size": 384,
-    "intermediate_size": 1024,
-    "num_hidden_layers": 8,
-    "num_attention_heads": 6,
-    "num_key_value_heads": 2,
-    "max_position_embeddings": 32768,
-    "rope_theta": 1_000_000.0,
-    "rms_norm_eps": 1e-6,
-    "tie_word_embeddings": True,
+VOCAB_ROWS = 16448   # 16,410 tokenizer ids, padded as Qwen pads its embedding
+SHAPES = {
+    "gpu": {
+        "vocab_size": VOCAB_ROWS, "hidden_size": 384, "intermediate_size": 1024, "num_hidden_layers": 8,
+        "num_attention_heads": 6, "num_key_value_heads": 2, "max_position_embeddings": 32768,
+        "rope_theta": 1_000_000.0, "rms_norm_eps": 1e-6, "tie_word_embeddings": True,
+    },
+    "cpu": {
+        "vocab_size": VOCAB_ROWS, "hidden_size": 256, "intermediate_size": 768, "num_hidden_layers": 4,
+        "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 32768,
+        "rope_theta": 1_000_000.0, "rms_norm_eps": 1e-6, "tie_word_embeddings": True,
+    },
+    # The training smoke test (npm test): seconds on one core.
+    "tiny": {
+        "vocab_size": VOCAB_ROWS, "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
+        "num_attention_heads": 2, "num_key_value_heads": 1, "max_position_embeddings": 4096,
+        "rope_theta": 1_000_000.0, "rms_norm_eps": 1e-6, "tie_word_embeddings": True,
+    },
 }
+SHAPE = SHAPES["gpu"]
 MAX_WEIGHT_BYTES = 40_000_000
 
 
@@ -29,20 +40,3 @@ def parameter_count(s: dict = SHAPE) -> int:
     per_layer = attention + mlp + 2 * h                    # two RMSNorms
     head = 0 if s["tie_word_embeddings"] else v * h
     return v * h + layers * per_layer + h + head
-
-
-def config_kwargs(transformers_major: int, special_ids: dict, s: dict = SHAPE) -> dict:
-    """Qwen2Config keyword arguments: transformers 5 takes RoPE as rope_parameters, 4.x as rope_theta."""
-    kw = {k: v for k, v in s.items() if k != "rope_theta"}
-    if transformers_major >= 5:
-        kw["rope_parameters"] = {"rope_type": "default", "rope_theta": s["rope_theta"]}
-    else:
-        kw["rope_theta"] = s["rope_theta"]
-        kw["rope_scaling"] = None
-    kw.update({
-        "hidden_act": "silu", "use_sliding_window": False, "max_window_layers": s["num_hidden_layers"],
-        "attention_dropout": 0.0, "initializer_range": 0.02, "use_cache": True,
-        "bos_token_id": special_ids["<|endoftext|>"], "eos_token_id": special_ids["<|endoftext|>"],
-        "pad_token_id": special_ids["<|endoftext|>"],
-    })
-    return kw

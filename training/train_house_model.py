@@ -1,20 +1,18 @@
 #!/usr/bin/env python3
-"""Train the house model on the GPU machine (torch, transformers, tokenizers; no network), within a time budget.
+"""Train the house model, in plain PyTorch, on the CPU machines (Debian's torch 1.13) or the GPU machine (torch 2.x).
 
-    python3 training/train_house_model.py --corpus training/corpus --out /tmp/house --minutes 8 \
-        --report $OUT/train_report.json
+    /usr/bin/python3 training/train_house_model.py --data training/data --out models/house --shape cpu \
+        --seq-len 1024 --minutes 120
 
-Steps, all seeded (--seed): train a byte-level BPE tokenizer with Qwen2.5-Coder's special tokens on a sample of
-the training split; lay the training repositories out as repo-level documents (repo_documents.py) with a share of
-PSM fill-in-the-middle examples (--fim-rate) and a small share of synthetic recall documents (--recall-share);
-encode and pack them into sequences of --seq-len tokens; train a Qwen2ForCausalLM of house_model_shape.py with
-AdamW, bf16 autocast, warm-up then cosine decay, until the step count fits the time budget (--minutes counts from
-the start of this script, tokenizer and packing included; --steps N fixes the count instead, for an exact rerun:
-the count used is in the report); save a standard Hugging Face directory (config.json, model.safetensors,
-generation_config.json, tokenizer.json, tokenizer_config.json with chat_template); then score held-out sequences
-(loss by position, so the use of long context shows), reload the directory with transformers and check it
-against the trained model. The report (--report) records all of it. GPU kernels are not bit-deterministic, so a
-rerun matches to rounding, not bit for bit.
+--data is what build_documents.py and tokenizeDocuments.ts wrote (train.tokens, heldout.tokens, tokens.json,
+tokenizer/). Each step takes --batch-tokens tokens as sequences of --seq-len cut at seeded random offsets of the
+training stream. AdamW (betas 0.9/0.95, weight decay on matrices), gradient clipping at 1, bf16 autocast, linear
+warm-up then cosine decay to --min-lr-ratio over the budget: the schedule follows training time, not a step count
+guessed up front, so a machine that slows down under load still ends its run with the learning rate decayed.
+A checkpoint (model, optimizer, step, time, generator states) is written every --checkpoint-minutes and at the end;
+--resume continues from it. At the end the model directory is written in the Hugging Face layout (config.json,
+generation_config.json, model.safetensors, tokenizer.json, tokenizer_config.json with the chat template, README.md,
+train_report.json), read back and checked against the trained module, and scored on held-out code by position.
 """
 
 from __future__ import annotations
@@ -23,244 +21,239 @@ import argparse
 import json
 import math
 import os
+import platform
 import random
+import shutil
 import sys
 import time
-from typing import Dict, List
+from typing import Dict
 
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
 HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(ROOT, "test", "tools"))
 
-import corpus_reader  # noqa: E402
 import house_model_shape  # noqa: E402
-import house_tokenizer  # noqa: E402
 import model_card  # noqa: E402
-import repo_documents  # noqa: E402
-import special_tokens as sp  # noqa: E402
-import synthetic_recall  # noqa: E402
-from token_packing import encode_documents, pack_windows  # noqa: E402
+import safetensors_io  # noqa: E402
 
-BYTES_PER_TOKEN_GUESS = 3.0   # code under a 16k byte-level BPE; sizes documents to about one sequence
-POSITION_BUCKETS = [(0, 1024), (1024, 4096), (4096, 8192), (8192, 1 << 30)]
+POSITION_BUCKETS = [(0, 256), (256, 1024), (1024, 4096), (4096, 8192), (8192, 1 << 30)]
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(argv=None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--corpus", default=os.path.join(HERE, "corpus"))
+    ap.add_argument("--data", default=os.path.join(HERE, "data"))
     ap.add_argument("--out", required=True, help="model directory to write")
-    ap.add_argument("--report", help="JSON report (default OUT/train_report.json)")
-    ap.add_argument("--minutes", type=float, default=8.0, help="whole-run budget, from this script's start")
-    ap.add_argument("--steps", type=int, help="fixed optimizer steps (else as many as the budget allows)")
+    ap.add_argument("--checkpoint", help="checkpoint file (default OUT.ckpt)")
+    ap.add_argument("--resume", action="store_true", help="continue from the checkpoint")
+    ap.add_argument("--shape", default="cpu", choices=sorted(house_model_shape.SHAPES))
+    ap.add_argument("--minutes", type=float, default=120.0, help="training time budget (checks and saving come after)")
+    ap.add_argument("--steps", type=int, help="stop after this many optimizer steps (the schedule still follows --minutes)")
     ap.add_argument("--seed", type=int, default=20261128)
-    ap.add_argument("--seq-len", type=int, default=8192)
-    ap.add_argument("--batch-tokens", type=int, default=65536, help="tokens per optimizer step")
-    ap.add_argument("--micro-batch", type=int, default=8, help="sequences per forward pass")
-    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--seq-len", type=int, default=1024)
+    ap.add_argument("--long-seq-len", type=int, default=0,
+                    help="sequence length for the last --long-share of the budget (0: none): attention is cheap to "
+                         "learn short and the context is stretched at the end, as long-context models are trained")
+    ap.add_argument("--long-share", type=float, default=0.25)
+    ap.add_argument("--batch-tokens", type=int, default=16384, help="tokens per optimizer step")
+    ap.add_argument("--micro-batch", type=int, default=4, help="sequences per forward pass")
+    ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--min-lr-ratio", type=float, default=0.1)
-    ap.add_argument("--warmup-steps", type=int, default=100)
+    ap.add_argument("--warmup-steps", type=int, default=50)
     ap.add_argument("--weight-decay", type=float, default=0.1)
-    ap.add_argument("--fim-rate", type=float, default=0.4, help="share of documents that end in a FIM example")
-    ap.add_argument("--recall-share", type=float, default=0.03, help="share of synthetic recall documents")
-    ap.add_argument("--vocab", type=int, default=house_model_shape.SHAPE["vocab_size"])
-    ap.add_argument("--tokenizer-sample-mb", type=float, default=30.0)
-    ap.add_argument("--reserve-s", type=float, default=60.0, help="time kept for saving and checks")
-    ap.add_argument("--eval-windows", type=int, default=48)
-    ap.add_argument("--compile", action="store_true", help="torch.compile the model (costs a minute up front)")
-    return ap.parse_args()
+    ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    ap.add_argument("--threads", type=int, default=0, help="CPU threads (0: all cores)")
+    ap.add_argument("--save-dtype", default="bf16", choices=["bf16", "f32"])
+    ap.add_argument("--autocast", default="bf16", choices=["bf16", "off"])
+    ap.add_argument("--checkpoint-minutes", type=float, default=10.0)
+    ap.add_argument("--eval-windows", type=int, default=32, help="held-out sequences scored at the end")
+    ap.add_argument("--eval-len", type=int, default=0, help="held-out sequence length (0: --seq-len)")
+    ap.add_argument("--log-every", type=int, default=10)
+    return ap.parse_args(argv)
 
 
 def log(msg: str, t0: float) -> None:
-    print(f"[{time.time() - t0:7.1f}s] {msg}", flush=True)
+    print(f"[{time.time() - t0:8.1f}s] {msg}", flush=True)
 
 
-def tokenizer_sample(repos: List[dict], megabytes: float, seed: int):
-    """File texts in a seeded order until `megabytes`: the BPE merges come from a cross-section of the corpus."""
-    files = [f for r in repos for f in r["files"]]
-    random.Random(seed).shuffle(files)
-    budget = int(megabytes * 1e6)
-    for f in files:
-        if budget <= 0:
-            return
-        budget -= len(f["text"])
-        yield f["text"]
+def lr_at(args, step: int, progress: float) -> float:
+    if step < args.warmup_steps:
+        return args.lr * (step + 1) / args.warmup_steps
+    cosine = 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+    return args.lr * (args.min_lr_ratio + (1 - args.min_lr_ratio) * cosine)
 
 
-def filler_lines(repos: List[dict], seed: int, files: int = 3000) -> List[str]:
-    """Real code lines (of a seeded sample of files) for the synthetic recall documents."""
-    rng = random.Random(seed)
-    everything = [f for r in repos for f in r["files"]]
-    chosen = rng.sample(everything, min(files, len(everything)))
-    return [l.rstrip() for f in chosen for l in f["text"].split("\n") if 0 < len(l.strip()) < 120 and "KEY_" not in l]
+def atomic_torch_save(obj, path: str) -> None:
+    import torch
+    tmp = path + ".tmp"
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
 
 
-def main() -> int:
-    args = parse_args()
+def load_tokens(data: str, split: str):
+    import numpy as np
+    path = os.path.join(data, f"{split}.tokens")
+    if not os.path.exists(path):
+        raise SystemExit(f"{path}: missing; run training/build_documents.py and out/training/tokenizeDocuments.js first")
+    return np.memmap(path, dtype="<u2", mode="r")
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
     t0 = time.time()
-    deadline = t0 + args.minutes * 60
-    report_file = args.report or os.path.join(args.out, "train_report.json")
-    report: Dict[str, object] = {"args": vars(args)}
-
     import numpy as np
     import torch
-    import transformers
-    from transformers import AutoModelForCausalLM, GenerationConfig, Qwen2Config
+    import qwen2_torch
 
+    torch.set_num_threads(args.threads or os.cpu_count() or 1)
+    device = torch.device("cuda" if args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available()) else "cpu")
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
     random.seed(args.seed)
     np.random.seed(args.seed)
     torch.manual_seed(args.seed)
-    torch.backends.cuda.matmul.allow_tf32 = True
-    torch.backends.cudnn.allow_tf32 = True
-    device = torch.device("cuda")
-    import tokenizers
-    report["versions"] = {"torch": torch.__version__, "transformers": transformers.__version__,
-                          "tokenizers": tokenizers.__version__, "gpu": torch.cuda.get_device_name(0)}
-    log(f"versions {report['versions']}", t0)
 
-    train_repos = list(corpus_reader.read_repos(os.path.join(args.corpus, "train.jsonl.gz")))
-    held_repos = list(corpus_reader.read_repos(os.path.join(args.corpus, "heldout.jsonl.gz")))
-    log(f"corpus: {len(train_repos)} train and {len(held_repos)} held-out repositories", t0)
+    with open(os.path.join(args.data, "tokens.json")) as f:
+        token_info = json.load(f)
+    special_ids: Dict[str, int] = token_info["special_ids"]
+    shape = dict(house_model_shape.SHAPES[args.shape])
+    if token_info["vocab_size"] > shape["vocab_size"]:
+        raise SystemExit(f"tokenizer has {token_info['vocab_size']} ids, the shape's embedding {shape['vocab_size']}")
+    train = load_tokens(args.data, "train")
+    held = load_tokens(args.data, "heldout")
+    if train.size < 4 * max(args.seq_len, args.long_seq_len):
+        raise SystemExit(f"{args.data}/train.tokens has {train.size} tokens: too few for sequences of {max(args.seq_len, args.long_seq_len)}")
 
-    # ---------------------------------------------------------------------------------------- tokenizer
-    tok = house_tokenizer.train(tokenizer_sample(train_repos, args.tokenizer_sample_mb, args.seed), args.vocab)
-    shape = dict(house_model_shape.SHAPE, vocab_size=args.vocab)
-    house_tokenizer.save(tok, args.out, shape["max_position_embeddings"])
-    special_ids = {t: tok.token_to_id(t) for t in sp.ALL}
-    log(f"tokenizer: {tok.get_vocab_size()} tokens, specials {special_ids}", t0)
+    report: Dict[str, object] = {"args": vars(args), "shape": shape, "data": token_info}
+    for name in ("documents.json",):
+        p = os.path.join(args.data, name)
+        if os.path.exists(p):
+            with open(p) as f:
+                report["documents"] = json.load(f)
+    report["machine"] = {"torch": torch.__version__, "python": platform.python_version(), "device": str(device),
+                         "gpu": torch.cuda.get_device_name(0) if device.type == "cuda" else None,
+                         "cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads()}
+    log(f"machine {report['machine']}", t0)
 
-    # ---------------------------------------------------------------------------------------- data
-    doc_bytes = int(args.seq_len * BYTES_PER_TOKEN_GUESS)
-    docs = list(repo_documents.repo_documents(train_repos, doc_bytes, args.fim_rate, args.seed))
-    fim_docs = sum(1 for d in docs if any(p == ("special", sp.FIM_MIDDLE) for p in d))
-    rng = random.Random(args.seed + 1)
-    recall_count = int(round(args.recall_share * len(docs) / max(1e-9, 1 - args.recall_share)))
-    if recall_count:
-        lines = filler_lines(train_repos, args.seed)
-        docs += [synthetic_recall.recall_document(i, lines, rng, rng.randint(doc_bytes // 8, doc_bytes))
-                 for i in range(recall_count)]
-    rng.shuffle(docs)
-    stream = encode_documents(tok, docs, special_ids)
-    windows = pack_windows(stream, args.seq_len)
-    held_docs = list(repo_documents.repo_documents(held_repos, doc_bytes, 0.0, args.seed))
-    held_windows = pack_windows(encode_documents(tok, held_docs, special_ids), args.seq_len)[: args.eval_windows]
-    report["data"] = {"documents": len(docs), "fim_documents": fim_docs, "recall_documents": recall_count,
-                      "train_tokens": int(stream.size), "train_windows": int(windows.shape[0]),
-                      "heldout_windows": int(held_windows.shape[0]),
-                      "train_bytes": sum(len(f["text"].encode()) for r in train_repos for f in r["files"])}
-    report["data"]["bytes_per_token"] = report["data"]["train_bytes"] / max(1, stream.size)
-    log(f"data: {report['data']}", t0)
-    data = torch.from_numpy(windows.astype(np.int64)).to(device)
-
-    # ---------------------------------------------------------------------------------------- model
-    major = int(transformers.__version__.split(".")[0])
-    config = Qwen2Config(**house_model_shape.config_kwargs(major, special_ids, shape))
-    try:
-        model = AutoModelForCausalLM.from_config(config, attn_implementation="sdpa")
-    except (TypeError, ValueError):
-        model = AutoModelForCausalLM.from_config(config)
-    model.to(device)
-    params = sum(p.numel() for p in model.parameters())  # tied: counted once by parameters()
+    model = qwen2_torch.Qwen2ForCausalLM(shape).to(device)
+    params = sum(p.numel() for p in model.parameters())
     report["parameters"] = params
-    log(f"model: {params / 1e6:.2f}M parameters (shape count {house_model_shape.parameter_count(shape) / 1e6:.2f}M), "
-        f"attention {getattr(model.config, '_attn_implementation', '?')}", t0)
-    decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
-    no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
+    log(f"model {args.shape}: {params / 1e6:.2f}M parameters; train {train.size / 1e6:.1f}M tokens, held-out {held.size / 1e6:.2f}M", t0)
+    decay = [p for p in model.parameters() if p.ndim >= 2]
+    no_decay = [p for p in model.parameters() if p.ndim < 2]
+    extra = {"fused": True} if device.type == "cuda" else {}
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay},
                              {"params": no_decay, "weight_decay": 0.0}],
-                            lr=args.lr, betas=(0.9, 0.95), eps=1e-8, fused=True)
-    step_model = torch.compile(model) if args.compile else model
+                            lr=args.lr, betas=(0.9, 0.95), eps=1e-8, **extra)
 
-    micro = max(1, min(args.micro_batch, args.batch_tokens // args.seq_len))
-    accum = max(1, args.batch_tokens // (args.seq_len * micro))
-    gen = torch.Generator(device="cpu").manual_seed(args.seed)
-    order = torch.randperm(data.shape[0], generator=gen)
-    cursor = 0
-    total_steps = args.steps
+    checkpoint = args.checkpoint or args.out.rstrip("/") + ".ckpt"
+    gen = np.random.default_rng(args.seed)
+    step, trained_s, history = 0, 0.0, []
+    if args.resume and os.path.exists(checkpoint):
+        state = torch.load(checkpoint, map_location=device)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        step, trained_s, history = state["step"], state["trained_s"], state["history"]
+        gen.bit_generator.state = state["numpy_generator"]
+        torch.set_rng_state(state["torch_rng"])
+        log(f"resumed from {checkpoint} at step {step}, {trained_s / 60:.1f} min trained", t0)
 
-    def lr_at(step: int) -> float:
-        if step < args.warmup_steps:
-            return args.lr * (step + 1) / args.warmup_steps
-        horizon = max(total_steps or 0, args.warmup_steps + 1)
-        progress = min(1.0, (step - args.warmup_steps) / max(1, horizon - args.warmup_steps))
-        return args.lr * (args.min_lr_ratio + (1 - args.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
+    budget_s = args.minutes * 60
+    autocast = args.autocast == "bf16"
+    final_len = args.long_seq_len or args.seq_len
+    eval_len = args.eval_len or final_len
+
+    def phase(progress: float):
+        """(sequence length, sequences per forward pass, passes per step) at this point of the budget."""
+        length = args.long_seq_len if args.long_seq_len and progress >= 1 - args.long_share else args.seq_len
+        micro = max(1, min(args.micro_batch * args.seq_len // length, args.batch_tokens // length))
+        return length, micro, max(1, args.batch_tokens // (length * micro))
+
+    tokens_per_step = args.batch_tokens
+
+    def batch(length: int, micro: int):
+        starts = gen.integers(0, train.size - length, size=micro)
+        x = np.stack([train[s: s + length] for s in starts]).astype(np.int64)
+        return torch.from_numpy(x).to(device)
+
+    def save_checkpoint():
+        atomic_torch_save({"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step,
+                           "trained_s": trained_s, "history": history, "numpy_generator": gen.bit_generator.state,
+                           "torch_rng": torch.get_rng_state(), "shape": shape, "args": vars(args)}, checkpoint)
 
     model.train()
-    step, ema, history = 0, None, []
-    timed_from, timed_at = None, 0
-    stop_at = deadline - args.reserve_s
-    while True:
-        if total_steps is not None and step >= total_steps:
-            break
-        if time.time() >= stop_at:
-            log(f"time budget reached at step {step}", t0)
-            break
+    last_checkpoint = time.time()
+    ema = history[-1]["ema"] if history else None
+    while trained_s < budget_s and (args.steps is None or step < args.steps):
+        started = time.time()
+        lr = lr_at(args, step, trained_s / budget_s)
         for g in opt.param_groups:
-            g["lr"] = lr_at(step)
+            g["lr"] = lr
+        length, micro, accum = phase(trained_s / budget_s)
         loss_sum = 0.0
         for _ in range(accum):
-            if cursor + micro > order.numel():
-                order = torch.randperm(data.shape[0], generator=gen)
-                cursor = 0
-            x = data[order[cursor: cursor + micro].to(device)]
-            cursor += micro
-            with torch.autocast("cuda", dtype=torch.bfloat16):
-                loss = step_model(input_ids=x, labels=x).loss / accum
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+                loss = model.loss(batch(length, micro)) / accum
             loss.backward()
             loss_sum += float(loss.detach())
         grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0))
         opt.step()
         opt.zero_grad(set_to_none=True)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
         step += 1
-        ema = loss_sum if ema is None else 0.98 * ema + 0.02 * loss_sum
-        if step == 5:  # timing starts after warm-up steps
-            torch.cuda.synchronize()
-            timed_from, timed_at = time.time(), step
-        if step == 25 and args.steps is None:
-            torch.cuda.synchronize()
-            per_step = (time.time() - timed_from) / (step - timed_at)
-            total_steps = step + int((stop_at - time.time()) / per_step * 0.97)
-            log(f"{per_step * 1000:.0f} ms/step, {args.batch_tokens / per_step / 1e3:.0f}k tokens/s: "
-                f"planning {total_steps} steps", t0)
-        if step % 50 == 0 or step == 1:
-            history.append({"step": step, "loss": loss_sum, "ema": ema, "lr": lr_at(step - 1), "grad_norm": grad_norm,
-                            "elapsed_s": time.time() - t0})
-            log(f"step {step}/{total_steps or '?'} loss {loss_sum:.4f} (ema {ema:.4f}) lr {lr_at(step - 1):.2e} "
-                f"grad {grad_norm:.2f}", t0)
-    report["training"] = {"steps": step, "planned_steps": total_steps, "tokens_seen": step * accum * micro * args.seq_len,
-                          "epochs": step * accum * micro / max(1, data.shape[0]), "final_loss_ema": ema,
-                          "history": history, "train_seconds": time.time() - t0}
+        trained_s += time.time() - started
+        ema = loss_sum if ema is None else 0.95 * ema + 0.05 * loss_sum
+        if step % args.log_every == 0 or step == 1:
+            history.append({"step": step, "seq_len": length, "loss": loss_sum, "ema": ema, "lr": lr, "grad_norm": grad_norm,
+                            "trained_s": trained_s, "tokens_per_s": step * tokens_per_step / max(1e-9, trained_s)})
+            log(f"step {step} len {length} loss {loss_sum:.4f} (ema {ema:.4f}) lr {lr:.2e} grad {grad_norm:.2f} "
+                f"{trained_s / 60:.1f}/{args.minutes:.0f} min, {step * tokens_per_step / max(1e-9, trained_s):.0f} tokens/s", t0)
+        if time.time() - last_checkpoint > args.checkpoint_minutes * 60:
+            save_checkpoint()
+            last_checkpoint = time.time()
+    save_checkpoint()
+    report["training"] = {"steps": step, "tokens_per_step": tokens_per_step, "tokens_seen": step * tokens_per_step,
+                          "epochs": step * tokens_per_step / train.size, "final_loss_ema": ema,
+                          "train_seconds": trained_s, "tokens_per_second": step * tokens_per_step / max(1e-9, trained_s),
+                          "history": history}
+    log(f"trained {step} steps, {step * tokens_per_step / 1e6:.1f}M tokens in {trained_s / 60:.1f} min", t0)
 
-    # ---------------------------------------------------------------------------------------- save
     model.eval()
-    model.to(torch.bfloat16)
-    model.generation_config = GenerationConfig(bos_token_id=special_ids[sp.ENDOFTEXT],
-                                               eos_token_id=[special_ids[sp.ENDOFTEXT], special_ids[sp.IM_END]],
-                                               pad_token_id=special_ids[sp.ENDOFTEXT])
-    model.save_pretrained(args.out)
-    house_tokenizer.save(tok, args.out, shape["max_position_embeddings"])  # after save_pretrained: ours wins
-    log(f"saved {sorted(os.listdir(args.out))}", t0)
-    write_report(report_file, report)
-
-    # ---------------------------------------------------------------------------------------- checks
-    report["heldout"] = guarded(lambda: heldout_loss(model, torch.from_numpy(held_windows.astype(np.int64)).to(device)))
-    log(f"held-out: {report['heldout']}", t0)
-    report["reload_check"] = guarded(lambda: reload_check(args.out, model, tok, held_windows, device))
+    save_model(model, shape, special_ids, args, report)
+    report["heldout"] = heldout_loss(model, held, eval_len, args.eval_windows, device, autocast)
+    log(f"held-out: {json.dumps(report['heldout'])}", t0)
+    report["reload_check"] = reload_check(args.out, model, held, device)
     log(f"reload check: {report['reload_check']}", t0)
-    report["samples"] = guarded(lambda: samples(model, tok, held_repos, special_ids, device))
     report["total_seconds"] = time.time() - t0
-    write_report(report_file, report)
-    guarded(lambda: open(os.path.join(args.out, "README.md"), "w").write(
-        model_card.model_card(report, os.path.join(HERE, "corpus_manifest.json"))))
-    log(f"done in {report['total_seconds']:.0f}s", t0)
+    write_report(os.path.join(args.out, "train_report.json"), report)
+    with open(os.path.join(args.out, "README.md"), "w") as f:
+        f.write(model_card.model_card(report, os.path.join(HERE, "corpus_manifest.json")))
+    log("done", t0)
     return 0
 
 
-def guarded(fn):
-    """A check that must not lose the saved model if it fails: its error goes into the report instead."""
-    try:
-        return fn()
-    except Exception as e:  # noqa: BLE001
-        return {"error": f"{type(e).__name__}: {e}"}
+def save_model(model, shape: dict, special_ids: dict, args, report: dict) -> None:
+    """The Hugging Face layout; tensors in --save-dtype (bf16 rounds to nearest even, as torch does)."""
+    os.makedirs(args.out, exist_ok=True)
+    dtype = {"bf16": "BF16", "f32": "F32"}[args.save_dtype]
+    tensors = {k: v.detach().float().cpu().numpy() for k, v in model.hf_state_dict().items()}
+    safetensors_io.write_file(os.path.join(args.out, "model.safetensors"), tensors, dtype, {"format": "pt"})
+    import qwen2_torch
+    config = qwen2_torch.hf_config(shape, special_ids, {"bf16": "bfloat16", "f32": "float32"}[args.save_dtype])
+    write_json(os.path.join(args.out, "config.json"), config)
+    write_json(os.path.join(args.out, "generation_config.json"), {
+        "bos_token_id": special_ids["<|endoftext|>"], "pad_token_id": special_ids["<|endoftext|>"],
+        "eos_token_id": [special_ids["<|endoftext|>"], special_ids["<|im_end|>"]], "do_sample": False})
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        shutil.copyfile(os.path.join(args.data, "tokenizer", name), os.path.join(args.out, name))
+    write_report(os.path.join(args.out, "train_report.json"), report)
+
+
+def write_json(path: str, obj) -> None:
+    with open(path, "w") as f:
+        json.dump(obj, f, indent=2)
+        f.write("\n")
 
 
 def write_report(path: str, report: dict) -> None:
@@ -270,66 +263,52 @@ def write_report(path: str, report: dict) -> None:
         f.write("\n")
 
 
-def heldout_loss(model, windows) -> dict:
-    """Mean next-token loss over held-out sequences, overall and by position: later positions scoring better than
-    early ones is the model using its long context."""
+def heldout_loss(model, held, length: int, windows: int, device, autocast: bool) -> dict:
+    """Mean next-token loss over consecutive held-out sequences, overall and by position: later positions scoring
+    better than early ones is the model using its context."""
+    import numpy as np
     import torch
+    n = min(windows, held.size // length)
     sums = {b: [0.0, 0] for b in POSITION_BUCKETS}
-    with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16):
-        for i in range(windows.shape[0]):
-            x = windows[i: i + 1]
-            logits = model(input_ids=x).logits.float()
-            nll = torch.nn.functional.cross_entropy(logits[0, :-1], x[0, 1:], reduction="none")
+    with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+        for i in range(n):
+            x = torch.from_numpy(np.asarray(held[i * length: (i + 1) * length], dtype=np.int64))[None].to(device)
+            nll = model.loss(x, reduction="none").float()
             for lo, hi in POSITION_BUCKETS:
                 part = nll[lo:hi]
                 sums[(lo, hi)][0] += float(part.sum())
                 sums[(lo, hi)][1] += part.numel()
-    total = sum(s for s, _ in sums.values()), sum(n for _, n in sums.values())
-    out = {"windows": int(windows.shape[0]), "tokens": total[1], "loss": total[0] / max(1, total[1])}
-    out["perplexity"] = math.exp(out["loss"])
-    out["loss_by_position"] = {f"{lo}-{min(hi, windows.shape[1])}": s / n for (lo, hi), (s, n) in sums.items() if n}
-    return out
+    total_s, total_n = sum(s for s, _ in sums.values()), sum(c for _, c in sums.values())
+    loss = total_s / max(1, total_n)
+    return {"windows": n, "length": length, "tokens": total_n, "loss": loss, "perplexity": math.exp(loss),
+            "loss_by_position": {f"{lo}-{min(hi, length)}": s / c for (lo, hi), (s, c) in sums.items() if c}}
 
 
-def reload_check(directory: str, model, tok, held_windows, device) -> dict:
-    """The saved directory loads with transformers, gives the trained model's logits, and its tokenizer gives the
-    training tokenizer's ids and renders the chat template."""
+def reload_check(directory: str, model, held, device) -> dict:
+    """The saved directory, read back into a fresh module, gives the trained module's logits (to the rounding of
+    the saved dtype); where transformers is installed (the GPU machine) it loads the directory too."""
+    import numpy as np
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-    loaded = AutoModelForCausalLM.from_pretrained(directory).to(device).to(torch.bfloat16).eval()
-    x = torch.from_numpy(held_windows[0:1, :512].astype("int64")).to(device)
+    import qwen2_torch
+    with open(os.path.join(directory, "config.json")) as f:
+        config = json.load(f)
+    tensors, _, _ = safetensors_io.read_file(os.path.join(directory, "model.safetensors"))
+    shape = {k: config[k] for k in house_model_shape.SHAPE}
+    loaded = qwen2_torch.load({k: torch.from_numpy(np.array(v, dtype=np.float32)) for k, v in tensors.items()}, shape).to(device).eval()
+    rounded = qwen2_torch.Qwen2ForCausalLM(shape).to(device).eval()
+    rounded.load_state_dict({k: v.to(torch.bfloat16).float() if config["torch_dtype"] == "bfloat16" else v
+                             for k, v in model.state_dict().items()})
+    x = torch.from_numpy(np.asarray(held[:256], dtype=np.int64))[None].to(device)
     with torch.no_grad():
-        a, b = model(input_ids=x).logits.float(), loaded(input_ids=x).logits.float()
-    hf_tok = AutoTokenizer.from_pretrained(directory)
-    text = "def add(a, b):\n    return a + b  # 1234 ünïcode\n<|file_sep|>x.py\n"
-    ids_ours = tok.encode(text, add_special_tokens=False).ids
-    ids_hf = hf_tok(text, add_special_tokens=False)["input_ids"]
-    chat = hf_tok.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False, add_generation_prompt=True)
-    return {"max_abs_logit_diff": float((a - b).abs().max()), "logit_scale": float(b.abs().max()),
-            "tokenizer_ids_equal": ids_ours == ids_hf, "chat_render": chat,
-            "decode_roundtrip": hf_tok.decode(ids_hf) == text}
-
-
-def samples(model, tok, held_repos: List[dict], special_ids: dict, device) -> dict:
-    """Greedy continuations of a held-out file and of a FIM prompt: a human look at what was learned."""
-    import torch
-    f = held_repos[0]["files"][0]
-    text = f["text"]
-    cut = len(text) // 2
-    prefix_ids = [special_ids[sp.REPO_NAME]] + tok.encode(held_repos[0]["repo"] + "\n").ids + \
-                 [special_ids[sp.FILE_SEP]] + tok.encode(f["path"] + "\n").ids + tok.encode(text[:cut]).ids[-1500:]
-    fim_ids = [special_ids[sp.FIM_PREFIX]] + tok.encode(text[:cut]).ids[-1000:] + [special_ids[sp.FIM_SUFFIX]] + \
-              tok.encode(text[cut:]).ids[:500] + [special_ids[sp.FIM_MIDDLE]]
-    out = {}
-    for name, ids in (("continuation", prefix_ids), ("fim", fim_ids)):
-        x = torch.tensor([ids], device=device)
+        a, b = rounded(x), loaded(x)
+    out = {"max_abs_logit_diff": float((a - b).abs().max()), "logit_scale": float(b.abs().max())}
+    try:
+        from transformers import AutoModelForCausalLM
+        hf = AutoModelForCausalLM.from_pretrained(directory, torch_dtype=torch.float32).to(device).eval()
         with torch.no_grad():
-            for _ in range(64):
-                nxt = model(input_ids=x).logits[0, -1].argmax()
-                x = torch.cat([x, nxt.view(1, 1)], dim=1)
-                if int(nxt) == special_ids[sp.ENDOFTEXT]:
-                    break
-        out[name] = tok.decode(x[0, len(ids):].tolist(), skip_special_tokens=False)
+            out["transformers_max_abs_logit_diff"] = float((hf(input_ids=x).logits.float() - b).abs().max())
+    except ImportError:
+        out["transformers"] = "not installed"
     return out
 
 

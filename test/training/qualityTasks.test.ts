@@ -9,7 +9,7 @@ import { repoFormat } from '../../src/runtime/workspace/layout';
 import { buildFimCases } from '../../bench/fimExactMatch';
 import { type CodeRepo, textOfTokens } from '../../bench/heldOutCode';
 import { buildRecallCases, fillerLines, questionIds } from '../../bench/longRangeRecall';
-import { writeTruncatedTokenizer } from '../../bench/truncatedTokenizer';
+import { writeTruncatedTokenizer } from '../../training/houseTokenizer';
 import { repoRoot, tempDir } from '../support/paths';
 
 function tokenizer(): ModelTokenizer {

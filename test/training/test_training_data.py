@@ -18,7 +18,6 @@ sys.path.insert(0, os.path.join(ROOT, "training"))
 import corpus_filters  # noqa: E402
 import gather_corpus  # noqa: E402
 import house_model_shape  # noqa: E402
-import house_tokenizer  # noqa: E402
 import licences  # noqa: E402
 import repo_documents  # noqa: E402
 import special_tokens as sp  # noqa: E402
@@ -150,52 +149,30 @@ class Recall(unittest.TestCase):
         self.assertGreater(len(settings), 3000)
 
 
-class Packing(unittest.TestCase):
-    def test_stream_and_windows(self):
-        import numpy as np
-        from token_packing import encode_documents, pack_windows
-
-        class Enc:
-            def __init__(self, ids): self.ids = ids
-
-        class FakeTokenizer:  # one id per character
-            def get_vocab_size(self): return 300
-            def encode_batch(self, texts, add_special_tokens=False): return [Enc([ord(c) for c in t]) for t in texts]
-
-        ids = {t: 256 + i for i, t in enumerate(sp.ALL)}
-        docs = [repo_documents.document("r", [{"path": "p", "text": "ab"}], False, random.Random(0))]
-        stream = encode_documents(FakeTokenizer(), docs * 2, ids)
-        one = [ids[sp.REPO_NAME], ord("r"), 10, ids[sp.FILE_SEP], ord("p"), 10, ord("a"), ord("b"), 10, ids[sp.ENDOFTEXT]]
-        self.assertEqual(stream.tolist(), one * 2)
-        self.assertEqual(stream.dtype, np.uint16)
-        w = pack_windows(stream, 6)
-        self.assertEqual(w.shape, (3, 6))
-        self.assertEqual(w.reshape(-1).tolist(), (one * 2)[:18])
+class Documents(unittest.TestCase):
+    def test_training_documents_mix_fim_and_recall(self):
+        import build_documents
+        repos = [{"repo": f"r{i}", "files": [{"path": f"f{j}.py", "text": "x = 1\n" * 200} for j in range(6)]}
+                 for i in range(20)]
+        docs, recall = build_documents.training_documents(repos, 512, 0.5, 0.1, seed=3)
+        self.assertGreater(recall, 0)
+        self.assertEqual(sum(1 for d in docs if d[1][1].startswith("synthetic/registry-")), recall)
+        fim = sum(1 for d in docs if ("special", sp.FIM_MIDDLE) in d)
+        self.assertTrue(0 < fim < len(docs))
+        again, _ = build_documents.training_documents(repos, 512, 0.5, 0.1, seed=3)
+        self.assertEqual(docs, again)
 
 
-class TokenizerAndShape(unittest.TestCase):
-    def test_config(self):
-        c = house_tokenizer.tokenizer_config(32768)
-        self.assertEqual(c["eos_token"], "<|endoftext|>")
-        self.assertFalse(c["add_bos_token"])
-        self.assertEqual([c["added_tokens_decoder"][str(i)]["content"] for i in range(len(sp.ALL))], sp.ALL)
-        self.assertIn("<|im_start|>assistant", c["chat_template"])
-        json.dumps(c)
-
-    def test_size_fits(self):
-        n = house_model_shape.parameter_count()
+class Shapes(unittest.TestCase):
+    def test_shapes(self):
+        for name, s in house_model_shape.SHAPES.items():
+            self.assertEqual(s["num_attention_heads"] % s["num_key_value_heads"], 0, name)
+            self.assertEqual(s["hidden_size"] % s["num_attention_heads"], 0, name)
+            self.assertGreaterEqual(s["vocab_size"], 16410, name)   # the house tokenizer's ids
+            self.assertEqual(s["vocab_size"] % 64, 0, name)
+        n = house_model_shape.parameter_count(house_model_shape.SHAPES["gpu"])
         self.assertLess(2 * n, house_model_shape.MAX_WEIGHT_BYTES)
         self.assertGreater(n, 10_000_000)
-        s = house_model_shape.SHAPE
-        self.assertEqual(s["num_attention_heads"] % s["num_key_value_heads"], 0)
-
-    def test_config_spellings(self):
-        ids = {"<|endoftext|>": 0}
-        v5 = house_model_shape.config_kwargs(5, ids)
-        v4 = house_model_shape.config_kwargs(4, ids)
-        self.assertEqual(v5["rope_parameters"], {"rope_type": "default", "rope_theta": 1e6})
-        self.assertNotIn("rope_theta", v5)
-        self.assertEqual(v4["rope_theta"], 1e6)
 
 
 class Card(unittest.TestCase):
