@@ -32,9 +32,9 @@ stage() {  # stage NAME SECONDS COMMAND...: runs under a timeout, logs, remember
 }
 
 if [ "${DRY_RUN:-0}" = 1 ]; then
-  SHAPE=tiny SEQ=512 MICRO=2 BATCH=2048 SMOKE_STEPS=3 MINUTES=0.3 MAX_MB=2
+  SHAPE=tiny SEQ=512 MICRO=2 BATCH=2048 SMOKE_STEPS=3 MINUTES=0.3 MAX_MB=2 HELD_MB=1
 else
-  SHAPE=gpu SEQ=8192 MICRO=8 BATCH=65536 SMOKE_STEPS=20 MAX_MB=0
+  SHAPE=gpu SEQ=8192 MICRO=8 BATCH=65536 SMOKE_STEPS=20 MAX_MB=0 HELD_MB=0
 fi
 
 nvidia-smi --query-gpu=name,memory.used,memory.total --format=csv,noheader 2>&1 | tee -a "$LOG"
@@ -43,7 +43,7 @@ for f in training/corpus/train.jsonl.gz training/corpus/heldout.jsonl.gz trainin
   [ -f "$f" ] || { say "missing $f: run training/device_preflight.sh on the CPU machine and carry what it names"; exit 2; }
 done
 
-stage documents 180 $PY training/build_documents.py --corpus training/corpus --data "$WORK/data" --seq-len "$SEQ" --max-mb "$MAX_MB" || exit $status
+stage documents 180 $PY training/build_documents.py --corpus training/corpus --data "$WORK/data" --seq-len "$SEQ" --max-mb "$MAX_MB" --heldout-max-mb "$HELD_MB" || exit $status
 if [ "${DRY_RUN:-0}" = 1 ]; then
   stage tokenise 300 node out/training/tokenizeDocuments.js --data "$WORK/data" || exit $status
 else
