@@ -1,0 +1,252 @@
+// A GGUF v3 writer for tests, and a converter of the reference fixtures (Hugging Face directories) to GGUF that
+// follows llama.cpp's convert_hf_to_gguf.py: the same metadata keys, tensor names, the q/k row permutation of
+// the llama architecture, 1-D tensors kept F32, and Q8_0 quantised as ggml's quantize_row_q8_0_ref does.
+// Written independently of the runtime's reader so that the two check each other.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { floatToHalfBits, halfBitsToFloat } from '../../src/runtime/half';
+import { SafetensorsFile } from '../../src/runtime/safetensors';
+
+export type MetadataValue =
+  | ['u32', number] | ['i32', number] | ['u64', number] | ['f32', number] | ['bool', boolean] | ['string', string]
+  | ['strings', readonly string[]] | ['f32s', readonly number[]] | ['i32s', readonly number[]];
+
+export interface TensorToWriteGguf {
+  name: string;
+  /** ggml type id (0 F32, 1 F16, 8 Q8_0, 30 BF16, ...). */
+  typeId: number;
+  /** ggml order: innermost dimension first. */
+  dims: number[];
+  data: Uint8Array;
+}
+
+const TYPE_ID = { u8: 0, i8: 1, u16: 2, i16: 3, u32: 4, i32: 5, f32: 6, bool: 7, string: 8, array: 9, u64: 10 } as const;
+
+class Bytes {
+  private parts: Buffer[] = [];
+  length = 0;
+  push(b: Buffer): void {
+    this.parts.push(b);
+    this.length += b.length;
+  }
+  u32(v: number): void { const b = Buffer.alloc(4); b.writeUInt32LE(v); this.push(b); }
+  i32(v: number): void { const b = Buffer.alloc(4); b.writeInt32LE(v); this.push(b); }
+  u64(v: number): void { const b = Buffer.alloc(8); b.writeBigUInt64LE(BigInt(v)); this.push(b); }
+  f32(v: number): void { const b = Buffer.alloc(4); b.writeFloatLE(v); this.push(b); }
+  str(s: string): void { const b = Buffer.from(s, 'utf8'); this.u64(b.length); this.push(b); }
+  concat(): Buffer { return Buffer.concat(this.parts); }
+}
+
+export function ggufBytes(metadata: ReadonlyArray<[string, MetadataValue]>, tensors: readonly TensorToWriteGguf[], alignment = 32): Buffer {
+  const h = new Bytes();
+  h.push(Buffer.from('GGUF', 'latin1'));
+  h.u32(3);
+  h.u64(tensors.length);
+  h.u64(metadata.length);
+  for (const [key, [type, value]] of metadata) {
+    h.str(key);
+    switch (type) {
+      case 'u32': h.u32(TYPE_ID.u32); h.u32(value); break;
+      case 'i32': h.u32(TYPE_ID.i32); h.i32(value); break;
+      case 'u64': h.u32(TYPE_ID.u64); h.u64(value); break;
+      case 'f32': h.u32(TYPE_ID.f32); h.f32(value); break;
+      case 'bool': h.u32(TYPE_ID.bool); h.push(Buffer.from([value ? 1 : 0])); break;
+      case 'string': h.u32(TYPE_ID.string); h.str(value); break;
+      case 'strings': h.u32(TYPE_ID.array); h.u32(TYPE_ID.string); h.u64(value.length); value.forEach((s) => h.str(s)); break;
+      case 'f32s': h.u32(TYPE_ID.array); h.u32(TYPE_ID.f32); h.u64(value.length); value.forEach((v) => h.f32(v)); break;
+      case 'i32s': h.u32(TYPE_ID.array); h.u32(TYPE_ID.i32); h.u64(value.length); value.forEach((v) => h.i32(v)); break;
+    }
+  }
+  let offset = 0;
+  const offsets: number[] = [];
+  for (const t of tensors) {
+    h.str(t.name);
+    h.u32(t.dims.length);
+    t.dims.forEach((d) => h.u64(d));
+    h.u32(t.typeId);
+    h.u64(offset);
+    offsets.push(offset);
+    offset += Math.ceil(t.data.length / alignment) * alignment;
+  }
+  const pad = (n: number): Buffer => Buffer.alloc((alignment - (n % alignment)) % alignment);
+  const parts = [h.concat()];
+  parts.push(pad(parts[0]!.length));
+  for (const t of tensors) parts.push(Buffer.from(t.data), pad(t.data.length));
+  return Buffer.concat(parts);
+}
+
+export function writeGguf(file: string, metadata: ReadonlyArray<[string, MetadataValue]>, tensors: readonly TensorToWriteGguf[]): void {
+  fs.writeFileSync(file, ggufBytes(metadata, tensors));
+}
+
+// ---- quantisers (ggml's reference rounding) ----
+
+export function f16Bytes(values: Float32Array): Uint8Array {
+  const out = new Uint16Array(values.length);
+  for (let i = 0; i < values.length; i++) out[i] = floatToHalfBits(values[i]!);
+  return new Uint8Array(out.buffer);
+}
+
+/** quantize_row_q8_0_ref: per 32 values d = max|x| / 127 (stored as f16), q = round(x / d) away from zero. */
+export function q8_0Bytes(values: Float32Array): Uint8Array {
+  if (values.length % 32 !== 0) throw new Error('Q8_0 needs a multiple of 32 values');
+  const out = Buffer.alloc((values.length / 32) * 34);
+  for (let b = 0; b < values.length / 32; b++) {
+    const block = values.subarray(b * 32, b * 32 + 32);
+    const amax = block.reduce((m, x) => Math.max(m, Math.abs(x)), 0);
+    const d = Math.fround(amax / 127);
+    const id = d ? Math.fround(1 / d) : 0;
+    out.writeUInt16LE(floatToHalfBits(d), b * 34);
+    for (let j = 0; j < 32; j++) {
+      const x = Math.fround(block[j]! * id);
+      out.writeInt8(Math.sign(x) * Math.round(Math.abs(x)), b * 34 + 2 + j);
+    }
+  }
+  return out;
+}
+
+/** The values a Q8_0 tensor stands for: f16(d) * q, computed here independently of the runtime's dequantiser. */
+export function q8_0Values(bytes: Uint8Array): Float32Array {
+  const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const out = new Float32Array((bytes.length / 34) * 32);
+  for (let b = 0; b < out.length / 32; b++) {
+    const d = halfBitsToFloat(buf.readUInt16LE(b * 34));
+    for (let j = 0; j < 32; j++) out[b * 32 + j] = d * buf.readInt8(b * 34 + 2 + j);
+  }
+  return out;
+}
+
+export function f16Values(bytes: Uint8Array): Float32Array {
+  const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  return Float32Array.from({ length: bytes.length / 2 }, (_, i) => halfBitsToFloat(buf.readUInt16LE(2 * i)));
+}
+
+// ---- the fixture converter ----
+
+export type GgufWeightType = 'F32' | 'F16' | 'Q8_0';
+
+/** convert_hf_to_gguf's LlamaModel.permute: rows (head, half, j) -> (head, j, half). */
+export function permuteRows(values: Float32Array, rows: number, heads: number): Float32Array {
+  const cols = values.length / rows;
+  const headDim = rows / heads;
+  const out = new Float32Array(values.length);
+  for (let h = 0; h < heads; h++) {
+    for (let s = 0; s < 2; s++) {
+      for (let j = 0; j < headDim / 2; j++) {
+        const from = (h * headDim + s * (headDim / 2) + j) * cols;
+        const to = (h * headDim + 2 * j + s) * cols;
+        out.set(values.subarray(from, from + cols), to);
+      }
+    }
+  }
+  return out;
+}
+
+const LAYER_TENSORS: Record<string, string> = {
+  input_layernorm: 'attn_norm', post_attention_layernorm: 'ffn_norm',
+  'self_attn.q_proj': 'attn_q', 'self_attn.k_proj': 'attn_k', 'self_attn.v_proj': 'attn_v', 'self_attn.o_proj': 'attn_output',
+  'mlp.gate_proj': 'ffn_gate', 'mlp.up_proj': 'ffn_up', 'mlp.down_proj': 'ffn_down',
+};
+
+export interface ConvertedTensor {
+  hfName: string;
+  /** The values the GGUF tensor stands for, in the Hugging Face row order: what a loader must give back. */
+  values: Float32Array;
+}
+
+/**
+ * Writes the Hugging Face model in `modelDir` as a GGUF file of `type` (2-D weights in that type, 1-D tensors
+ * F32) and returns, per tensor, the values the file stands for.
+ */
+export function convertFixtureToGguf(modelDir: string, outFile: string, type: GgufWeightType, extraMetadata: Array<[string, MetadataValue]> = []): ConvertedTensor[] {
+  const config = JSON.parse(fs.readFileSync(path.join(modelDir, 'config.json'), 'utf8'));
+  const hfArch: string = config.architectures[0];
+  const arch = hfArch === 'Qwen2ForCausalLM' ? 'qwen2' : 'llama';
+  const heads: number = config.num_attention_heads;
+  const kvHeads: number = config.num_key_value_heads ?? heads;
+  const headDim: number = config.head_dim ?? config.hidden_size / heads;
+  const rope = config.rope_parameters ?? { ...(config.rope_scaling ?? {}), rope_theta: config.rope_theta ?? 10000 };
+  const ropeType: string = rope.rope_type ?? rope.type ?? 'default';
+  const metadata: Array<[string, MetadataValue]> = [
+    ['general.architecture', ['string', arch]],
+    ['general.name', ['string', path.basename(modelDir)]],
+    ['general.file_type', ['u32', { F32: 0, F16: 1, Q8_0: 7 }[type]]],
+    [`${arch}.context_length`, ['u32', config.max_position_embeddings]],
+    [`${arch}.embedding_length`, ['u32', config.hidden_size]],
+    [`${arch}.block_count`, ['u32', config.num_hidden_layers]],
+    [`${arch}.feed_forward_length`, ['u32', config.intermediate_size]],
+    [`${arch}.attention.head_count`, ['u32', heads]],
+    [`${arch}.attention.head_count_kv`, ['u32', kvHeads]],
+    [`${arch}.rope.freq_base`, ['f32', rope.rope_theta]],
+    [`${arch}.attention.layer_norm_rms_epsilon`, ['f32', config.rms_norm_eps]],
+    [`${arch}.rope.dimension_count`, ['u32', headDim]],
+    [`${arch}.vocab_size`, ['u32', config.vocab_size]],
+  ];
+  if (config.head_dim) metadata.push([`${arch}.attention.key_length`, ['u32', headDim]], [`${arch}.attention.value_length`, ['u32', headDim]]);
+  if (config.sliding_window && hfArch === 'MistralForCausalLM') metadata.push([`${arch}.attention.sliding_window`, ['u32', config.sliding_window]]);
+  if (ropeType === 'linear' || ropeType === 'yarn') {
+    metadata.push([`${arch}.rope.scaling.type`, ['string', ropeType]], [`${arch}.rope.scaling.factor`, ['f32', rope.factor]]);
+    if (rope.original_max_position_embeddings) metadata.push([`${arch}.rope.scaling.original_context_length`, ['u32', rope.original_max_position_embeddings]]);
+  } else if (ropeType !== 'default' && ropeType !== 'llama3') {
+    throw new Error(`GGUF has no way to write RoPE type ${ropeType}`);
+  }
+  metadata.push(...extraMetadata);
+
+  const tensors: TensorToWriteGguf[] = [];
+  const converted: ConvertedTensor[] = [];
+  const files = fs.readdirSync(modelDir).filter((f) => /^model.*\.safetensors$/.test(f)).map((f) => SafetensorsFile.open(path.join(modelDir, f)));
+  try {
+    for (const st of files) {
+      for (const [hfName, info] of st.tensors) {
+        let values = st.readFloat32(hfName);
+        const m = /^model\.layers\.(\d+)\.(.+)\.(weight|bias)$/.exec(hfName);
+        let name: string;
+        if (hfName === 'model.embed_tokens.weight') name = 'token_embd.weight';
+        else if (hfName === 'model.norm.weight') name = 'output_norm.weight';
+        else if (hfName === 'lm_head.weight') name = 'output.weight';
+        else if (m && LAYER_TENSORS[m[2]!]) name = `blk.${m[1]}.${LAYER_TENSORS[m[2]!]}.${m[3]}`;
+        else throw new Error(`no GGUF name for ${hfName}`);
+        const rows = info.shape[0]!;
+        const cols = info.shape.length === 2 ? info.shape[1]! : 1;
+        let stored = values;
+        if (arch === 'llama' && m && (m[2] === 'self_attn.q_proj' || m[2] === 'self_attn.k_proj')) {
+          stored = permuteRows(values, rows, m[2] === 'self_attn.q_proj' ? heads : kvHeads);
+        }
+        let typeId = 0;
+        let data = new Uint8Array(stored.buffer.slice(0));
+        if (info.shape.length === 2 && type === 'F16') {
+          typeId = 1;
+          data = f16Bytes(stored);
+          values = f16Values(f16Bytes(values));
+        } else if (info.shape.length === 2 && type === 'Q8_0') {
+          typeId = 8;
+          data = q8_0Bytes(stored);
+          values = q8_0Values(q8_0Bytes(values));
+        }
+        tensors.push({ name, typeId, dims: info.shape.length === 2 ? [cols, rows] : [rows], data });
+        converted.push({ hfName, values });
+      }
+    }
+  } finally {
+    for (const f of files) f.close();
+  }
+  if (ropeType === 'llama3') {
+    // convert_hf_to_gguf's LlamaModel.generate_extra_tensors: per-frequency divisors of Llama 3's rule.
+    const factors: number[] = [];
+    const lowWavelen = rope.original_max_position_embeddings / rope.low_freq_factor;
+    const highWavelen = rope.original_max_position_embeddings / rope.high_freq_factor;
+    for (let i = 0; i < headDim; i += 2) {
+      const freq = 1 / rope.rope_theta ** (i / headDim);
+      const wavelen = (2 * Math.PI) / freq;
+      if (wavelen < highWavelen) factors.push(1);
+      else if (wavelen > lowWavelen) factors.push(rope.factor);
+      else {
+        const smooth = (rope.original_max_position_embeddings / wavelen - rope.low_freq_factor) / (rope.high_freq_factor - rope.low_freq_factor);
+        factors.push(1 / ((1 - smooth) / rope.factor + smooth));
+      }
+    }
+    tensors.push({ name: 'rope_freqs.weight', typeId: 0, dims: [factors.length], data: new Uint8Array(Float32Array.from(factors).buffer) });
+  }
+  writeGguf(outFile, metadata, tensors);
+  return converted;
+}
