@@ -6,6 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { floatToHalfBits, halfBitsToFloat } from '../../src/runtime/half';
 import { SafetensorsFile } from '../../src/runtime/safetensors';
+import { bfloat16Bytes } from '../../src/runtime/safetensorsWriter';
 
 export type MetadataValue =
   | ['u32', number] | ['i32', number] | ['u64', number] | ['f32', number] | ['bool', boolean] | ['string', string]
@@ -116,6 +117,11 @@ export function q8_0Values(bytes: Uint8Array): Float32Array {
   return out;
 }
 
+export function bf16Values(bytes: Uint8Array): Float32Array {
+  const halves = new Uint16Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
+  return new Float32Array(Uint32Array.from(halves, (h) => h << 16).buffer);
+}
+
 export function f16Values(bytes: Uint8Array): Float32Array {
   const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   return Float32Array.from({ length: bytes.length / 2 }, (_, i) => halfBitsToFloat(buf.readUInt16LE(2 * i)));
@@ -123,7 +129,7 @@ export function f16Values(bytes: Uint8Array): Float32Array {
 
 // ---- the fixture converter ----
 
-export type GgufWeightType = 'F32' | 'F16' | 'Q8_0';
+export type GgufWeightType = 'F32' | 'F16' | 'BF16' | 'Q8_0';
 
 /** convert_hf_to_gguf's LlamaModel.permute: rows (head, half, j) -> (head, j, half). */
 export function permuteRows(values: Float32Array, rows: number, heads: number): Float32Array {
@@ -170,7 +176,7 @@ export function convertFixtureToGguf(modelDir: string, outFile: string, type: Gg
   const metadata: Array<[string, MetadataValue]> = [
     ['general.architecture', ['string', arch]],
     ['general.name', ['string', path.basename(modelDir)]],
-    ['general.file_type', ['u32', { F32: 0, F16: 1, Q8_0: 7 }[type]]],
+    ['general.file_type', ['u32', { F32: 0, F16: 1, BF16: 32, Q8_0: 7 }[type]]],
     [`${arch}.context_length`, ['u32', config.max_position_embeddings]],
     [`${arch}.embedding_length`, ['u32', config.hidden_size]],
     [`${arch}.block_count`, ['u32', config.num_hidden_layers]],
@@ -218,6 +224,10 @@ export function convertFixtureToGguf(modelDir: string, outFile: string, type: Gg
           typeId = 1;
           data = f16Bytes(stored);
           values = f16Values(f16Bytes(values));
+        } else if (info.shape.length === 2 && type === 'BF16') {
+          typeId = 30;
+          data = bfloat16Bytes(stored);
+          values = bf16Values(bfloat16Bytes(values));
         } else if (info.shape.length === 2 && type === 'Q8_0') {
           typeId = 8;
           data = q8_0Bytes(stored);
@@ -249,4 +259,66 @@ export function convertFixtureToGguf(modelDir: string, outFile: string, type: Gg
   }
   writeGguf(outFile, metadata, tensors);
   return converted;
+}
+
+// ---- tokenizer metadata, as convert_hf_to_gguf writes it from a Hugging Face tokenizer.json ----
+
+/**
+ * tokenizer.ggml.* metadata for the tokenizer in `dir`. "gpt2" (byte-level BPE): tokens by id, types (added
+ * special tokens control, other added tokens user-defined), merges as "a b". "llama" (SentencePiece): tokens,
+ * scores and types as llama.cpp's SentencePiece vocabulary has them — byte tokens <0xNN> typed byte, <unk>
+ * unknown, other added tokens control, and for ordinary tokens the SentencePiece BPE score. tokenizer.json keeps
+ * no scores, but its merges list is the pieces in score order (transformers sorted them so), so a piece's score is
+ * taken as minus the rank of the first merge that makes it; pieces no merge makes (single characters) score 0.
+ */
+export function tokenizerMetadata(dir: string, model: 'gpt2' | 'llama', pre?: string): Array<[string, MetadataValue]> {
+  const json = JSON.parse(fs.readFileSync(path.join(dir, 'tokenizer.json'), 'utf8'));
+  const config = JSON.parse(fs.readFileSync(path.join(dir, 'tokenizer_config.json'), 'utf8'));
+  const byId: string[] = [];
+  for (const [t, id] of Object.entries(json.model.vocab as Record<string, number>)) byId[id] = t;
+  const added = new Map<number, { content: string; special: boolean }>();
+  for (const a of json.added_tokens) {
+    byId[a.id] = a.content;
+    added.set(a.id, a);
+  }
+  const types = byId.map((t, id) => {
+    const a = added.get(id);
+    if (model === 'llama') {
+      if (/^<0x[0-9A-F]{2}>$/.test(t)) return 6;
+      if (t === json.model.unk_token) return 2;
+      if (a) return 3;
+      return 1;
+    }
+    return a ? (a.special ? 3 : 4) : 1;
+  });
+  const content = (v: unknown): string | undefined => (typeof v === 'string' ? v : (v as { content?: string } | null)?.content);
+  const idOf = (v: unknown): number | undefined => {
+    const c = content(v);
+    return c === undefined ? undefined : byId.indexOf(c);
+  };
+  const md: Array<[string, MetadataValue]> = [
+    ['tokenizer.ggml.model', ['string', model]],
+    ['tokenizer.ggml.tokens', ['strings', byId]],
+    ['tokenizer.ggml.token_type', ['i32s', types]],
+  ];
+  if (pre) md.push(['tokenizer.ggml.pre', ['string', pre]]);
+  if (model === 'gpt2') {
+    md.push(['tokenizer.ggml.merges', ['strings', (json.model.merges as Array<string | [string, string]>).map((m) => (Array.isArray(m) ? m.join(' ') : m))]]);
+  } else {
+    const rank = new Map<string, number>();
+    (json.model.merges as Array<string | [string, string]>).forEach((m, i) => {
+      const piece = Array.isArray(m) ? m.join('') : m.replace(' ', '');
+      if (!rank.has(piece)) rank.set(piece, i);
+    });
+    md.push(['tokenizer.ggml.scores', ['f32s', byId.map((t, id) => (types[id] === 1 && rank.has(t) ? -rank.get(t)! : 0))]]);
+  }
+  const ids: Array<[string, unknown]> = [['bos', config.bos_token], ['eos', config.eos_token], ['unknown', config.unk_token], ['padding', config.pad_token]];
+  for (const [key, token] of ids) {
+    const id = idOf(token);
+    if (id !== undefined && id >= 0) md.push([`tokenizer.ggml.${key}_token_id`, ['u32', id]]);
+  }
+  if (typeof config.add_bos_token === 'boolean') md.push(['tokenizer.ggml.add_bos_token', ['bool', config.add_bos_token]]);
+  if (typeof config.add_eos_token === 'boolean') md.push(['tokenizer.ggml.add_eos_token', ['bool', config.add_eos_token]]);
+  if (typeof config.chat_template === 'string') md.push(['tokenizer.chat_template', ['string', config.chat_template]]);
+  return md;
 }
