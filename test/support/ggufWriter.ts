@@ -322,3 +322,19 @@ export function tokenizerMetadata(dir: string, model: 'gpt2' | 'llama', pre?: st
   if (typeof config.chat_template === 'string') md.push(['tokenizer.chat_template', ['string', config.chat_template]]);
   return md;
 }
+
+/** GPT-2's byte-to-character table: printable bytes map to themselves, the rest to U+0100 onwards. */
+function byteLevelAlphabet(): string[] {
+  const printable = (b: number): boolean => (b >= 0x21 && b <= 0x7e) || (b >= 0xa1 && b <= 0xac) || (b >= 0xae && b <= 0xff);
+  let next = 256;
+  return Array.from({ length: 256 }, (_, b) => String.fromCodePoint(printable(b) ? b : next++));
+}
+
+/** A byte-level tokenizer with exactly 256 tokens (one per byte, no merges): fits the fixtures' 256-row vocabulary. */
+export function byteTokenizerMetadata(): Array<[string, MetadataValue]> {
+  return [
+    ['tokenizer.ggml.model', ['string', 'gpt2']], ['tokenizer.ggml.pre', ['string', 'default']],
+    ['tokenizer.ggml.tokens', ['strings', byteLevelAlphabet()]], ['tokenizer.ggml.merges', ['strings', []]],
+    ['tokenizer.ggml.eos_token_id', ['u32', 10]],
+  ];
+}
