@@ -76,3 +76,32 @@ test('Q6_K: 4 low bits in ql, 2 high bits in qh, int8 scale per 16, x = d * scal
 test('a byte count that does not match the element count is refused', () => {
   assert.throws(() => dequantise(ggmlType('Q8_0'), new Uint8Array(33), 32), /33 bytes do not hold 32 Q8_0 elements/);
 });
+
+test('Q5_0: a fifth bit per element from 4 bytes of qh, x = d * (q - 16)', () => {
+  const block = new Uint8Array(22);
+  block.set(F16_TWO, 0);
+  block[2] = 0x01; // qh bit 0: element 0's fifth bit
+  block[4] = 0x01; // qh bit 16: element 16's fifth bit
+  block[6] = 0x3a; // element 0: (10 | 16) - 16 = 10 -> 20; element 16: (3 | 16) - 16 = 3 -> 6
+  const x = dequantise(ggmlType('Q5_0'), block, 32);
+  assert.deepEqual([x[0], x[16], x[1], x[17]], [20, 6, -32, -32]); // 1 and 17: (0 - 16) * 2
+});
+
+test('Q5_K: Q4_K plus fifth bits, bit 2p / 2p+1 of qh[l] for sub-block pair p', () => {
+  const block = new Uint8Array(176);
+  block.set(F16_ONE, 0);
+  block.set(F16_HALF, 2);
+  const scales = 4, qh = 16, qs = 48;
+  block[scales + 0] = 3 | (1 << 6);
+  block[scales + 1] = 4;
+  block[scales + 4] = 2 | (2 << 6);
+  block[scales + 5] = 1;
+  block[scales + 8] = 0x25; // sub-block 4: scale 21, min 34 (as in the Q4_K case)
+  block[qs + 0] = 0x7a;
+  block[qh + 0] = 0x03; // bit 0: element 0 gets +16; bit 1: element 32 gets +16
+  block[qh + 1] = 0x10; // bit 4: element 129 (sub-block 4, l = 1) gets +16
+  block[qs + 64] = 0x03;
+  const x = dequantise(ggmlType('Q5_K'), block, 256);
+  // 0: 3 * 26 - 0.5 * 2 = 77;  32: 4 * 23 - 0.5 = 91.5;  128: 21 * 3 - 17 = 46;  129: 21 * 16 - 17 = 319;  1: -1
+  assert.deepEqual([x[0], x[32], x[128], x[129], x[1]], [77, 91.5, 46, 319, -1]);
+});

@@ -141,16 +141,16 @@ describe('GGUF details', () => {
   });
 
   test('a tensor type without a dequantiser is refused naming the tensor and its type', () => {
-    const file = path.join(tempDir(), 'q5k.gguf');
-    // Q5_K (id 13): 256-element blocks, so a [8, 256] embedding.
+    const file = path.join(tempDir(), 'q2k.gguf');
+    // Q2_K (id 10): 256-element blocks of 84 bytes, so a [8, 256] embedding.
     writeGguf(file, [
       ['general.architecture', ['string', 'llama']], ['llama.block_count', ['u32', 1]], ['llama.embedding_length', ['u32', 256]],
       ['llama.feed_forward_length', ['u32', 32]], ['llama.attention.head_count', ['u32', 2]], ['llama.attention.layer_norm_rms_epsilon', ['f32', 1e-6]],
-    ], [{ name: 'token_embd.weight', typeId: 13, dims: [256, 8], data: new Uint8Array(8 * 176) }]);
+    ], [{ name: 'token_embd.weight', typeId: 10, dims: [256, 8], data: new Uint8Array(8 * 84) }]);
     const w = ModelWeights.open(file);
     try {
       assert.throws(() => w.readFloat32('model.embed_tokens.weight', [8, 256]),
-        (e: unknown) => e instanceof UnsupportedError && e.message.startsWith(`${file}: tensor "token_embd.weight" has type Q5_K`));
+        (e: unknown) => e instanceof UnsupportedError && e.message.startsWith(`${file}: tensor "token_embd.weight" has type Q2_K`));
     } finally {
       w.close();
     }

@@ -1,4 +1,5 @@
-// Dequantisers for the ggml tensor types the runtime loads: F32, F16, BF16, Q8_0, Q4_0, Q4_K and Q6_K, following
+// Dequantisers for the ggml tensor types the runtime loads: F32, F16, BF16, Q8_0, Q4_0, Q5_0, Q4_K, Q5_K and Q6_K
+// (what Q8_0, Q4_K_M and Q5_K_M files hold; Q5_0 is llama.cpp's fallback for Q4_K rows not a multiple of 256), following
 // the block layouts and the arithmetic of ggml's dequantize_row_* (ggml-quants.c). Products are formed exactly in
 // float64 and rounded once into the Float32Array, which equals ggml's float32 arithmetic: every intermediate
 // product there (an f16 scale times a small integer) is exact in float32, so only the last operation rounds.
@@ -43,6 +44,22 @@ function dequantQ4_0(src: Uint8Array, out: Float32Array): void {
 }
 
 /**
+ * Q5_0: blocks of 32 = f16 scale d, 4 bytes of fifth bits (bit j for element j), 16 bytes of nibbles laid out as
+ * in Q4_0; x = d * (q - 16).
+ */
+function dequantQ5_0(src: Uint8Array, out: Float32Array): void {
+  for (let b = 0, o = 0; o < out.length; b += 22, o += 32) {
+    const d = f16(src, b);
+    const qh = (src[b + 2]! | (src[b + 3]! << 8) | (src[b + 4]! << 16) | (src[b + 5]! << 24)) >>> 0;
+    for (let j = 0; j < 16; j++) {
+      const q = src[b + 6 + j]!;
+      out[o + j] = d * (((q & 0x0f) | (((qh >>> j) & 1) << 4)) - 16);
+      out[o + j + 16] = d * (((q >> 4) | (((qh >>> (j + 16)) & 1) << 4)) - 16);
+    }
+  }
+}
+
+/**
  * Q4_K: super-blocks of 256 = f16 d, f16 dmin, 12 bytes of packed 6-bit (scale, min) pairs for 8 sub-blocks of 32,
  * then 128 bytes of nibbles. Each 32-byte run of nibbles holds two sub-blocks (low nibbles, then high nibbles);
  * x = d * scale * q - dmin * min.
@@ -62,6 +79,32 @@ function dequantQ4_K(src: Uint8Array, out: Float32Array): void {
       for (let l = 0; l < 32; l++) {
         out[y + l] = d1 * (src[q + l]! & 0x0f) - min1;
         out[y + 32 + l] = d2 * (src[q + l]! >> 4) - min2;
+      }
+    }
+  }
+}
+
+/**
+ * Q5_K: Q4_K's layout (d, dmin, 12 bytes of scales and mins) plus 32 bytes of fifth bits before the 128 bytes of
+ * nibbles; sub-block pair p takes its fifth bits from bits 2p (low nibbles) and 2p+1 (high nibbles) of qh[l].
+ */
+function dequantQ5_K(src: Uint8Array, out: Float32Array): void {
+  for (let b = 0, o = 0; o < out.length; b += 176, o += 256) {
+    const d = f16(src, b);
+    const dmin = f16(src, b + 2);
+    const scales = b + 4;
+    const qh = b + 16;
+    const qs = b + 48;
+    for (let sub = 0; sub < 8; sub += 2) {
+      const [sc1, m1] = scaleMinK4(src, scales, sub);
+      const [sc2, m2] = scaleMinK4(src, scales, sub + 1);
+      const d1 = d * sc1, min1 = dmin * m1, d2 = d * sc2, min2 = dmin * m2;
+      const q = qs + sub * 16;
+      const y = o + sub * 32;
+      for (let l = 0; l < 32; l++) {
+        const h = src[qh + l]!;
+        out[y + l] = d1 * ((src[q + l]! & 0x0f) + ((h >> sub) & 1) * 16) - min1;
+        out[y + 32 + l] = d2 * ((src[q + l]! >> 4) + ((h >> (sub + 1)) & 1) * 16) - min2;
       }
     }
   }
@@ -105,7 +148,8 @@ function dequantQ6_K(src: Uint8Array, out: Float32Array): void {
 
 const DEQUANTISERS: ReadonlyMap<string, Dequantiser> = new Map([
   ['F32', dequantF32], ['F16', dequantF16], ['BF16', dequantBF16],
-  ['Q8_0', dequantQ8_0], ['Q4_0', dequantQ4_0], ['Q4_K', dequantQ4_K], ['Q6_K', dequantQ6_K],
+  ['Q8_0', dequantQ8_0], ['Q4_0', dequantQ4_0], ['Q5_0', dequantQ5_0], ['Q4_K', dequantQ4_K], ['Q5_K', dequantQ5_K],
+  ['Q6_K', dequantQ6_K],
 ]);
 
 export const LOADABLE_GGML_TYPES: readonly string[] = [...DEQUANTISERS.keys()];
