@@ -127,9 +127,79 @@ export function f16Values(bytes: Uint8Array): Float32Array {
   return Float32Array.from({ length: bytes.length / 2 }, (_, i) => halfBitsToFloat(buf.readUInt16LE(2 * i)));
 }
 
+/**
+ * Q4_K blocks by a plain min/max rule (not llama.cpp's search, which only picks better scales): per 32 values a
+ * scale and a min, both stored as 6-bit multiples of the super-block's d and dmin, and 4-bit codes.
+ */
+export function q4_KBytes(values: Float32Array): Uint8Array {
+  if (values.length % 256 !== 0) throw new Error('Q4_K needs a multiple of 256 values');
+  const out = Buffer.alloc((values.length / 256) * 144);
+  for (let b = 0; b < values.length / 256; b++) {
+    const x = values.subarray(b * 256, b * 256 + 256);
+    const scales: number[] = [], mins: number[] = [];
+    for (let j = 0; j < 8; j++) {
+      const sub = x.subarray(j * 32, j * 32 + 32);
+      const lo = Math.min(0, ...sub), hi = Math.max(...sub);
+      scales.push((hi - lo) / 15);
+      mins.push(-lo);
+    }
+    const d = halfBitsToFloat(floatToHalfBits(Math.max(...scales) / 63));
+    const dmin = halfBitsToFloat(floatToHalfBits(Math.max(...mins) / 63));
+    const sc = scales.map((v) => (d ? Math.min(63, Math.round(v / d)) : 0));
+    const m = mins.map((v) => (dmin ? Math.min(63, Math.round(v / dmin)) : 0));
+    const o = b * 144;
+    out.writeUInt16LE(floatToHalfBits(d), o);
+    out.writeUInt16LE(floatToHalfBits(dmin), o + 2);
+    for (let j = 0; j < 8; j++) {
+      if (j < 4) {
+        out[o + 4 + j] |= sc[j]!;
+        out[o + 4 + j + 4] |= m[j]!;
+      } else {
+        out[o + 4 + j + 4] = (sc[j]! & 0x0f) | ((m[j]! & 0x0f) << 4);
+        out[o + 4 + j - 4] |= (sc[j]! >> 4) << 6;
+        out[o + 4 + j] |= (m[j]! >> 4) << 6;
+      }
+    }
+    for (let j = 0; j < 8; j++) {
+      const step = d * sc[j]!, offset = dmin * m[j]!;
+      for (let l = 0; l < 32; l++) {
+        const q = step ? Math.max(0, Math.min(15, Math.round((x[j * 32 + l]! + offset) / step))) : 0;
+        const at = o + 16 + (j >> 1) * 32 + l;
+        out[at] |= j % 2 === 0 ? q : q << 4;
+      }
+    }
+  }
+  return out;
+}
+
+/** Q6_K blocks: per 16 values an int8 scale (a multiple of the super-block's d), 6-bit codes centred on 32. */
+export function q6_KBytes(values: Float32Array): Uint8Array {
+  if (values.length % 256 !== 0) throw new Error('Q6_K needs a multiple of 256 values');
+  const out = Buffer.alloc((values.length / 256) * 210);
+  for (let b = 0; b < values.length / 256; b++) {
+    const x = values.subarray(b * 256, b * 256 + 256);
+    const scales = Array.from({ length: 16 }, (_, j) => Math.max(...x.subarray(j * 16, j * 16 + 16).map(Math.abs)) / 31);
+    const d = halfBitsToFloat(floatToHalfBits(Math.max(...scales) / 127));
+    const sc = scales.map((v) => (d ? Math.min(127, Math.round(v / d)) : 0));
+    const o = b * 210;
+    out.writeUInt16LE(floatToHalfBits(d), o + 208);
+    sc.forEach((v, j) => out.writeInt8(v, o + 192 + j));
+    for (let i = 0; i < 256; i++) {
+      const step = d * sc[i >> 4]!;
+      const q = (step ? Math.max(-32, Math.min(31, Math.round(x[i]! / step))) : 0) + 32;
+      // Element i = half * 128 + quarter * 32 + l: low nibble in ql, two high bits in qh (see ggmlDequant's Q6_K).
+      const half = i >> 7, quarter = (i >> 5) & 3, l = i & 31;
+      const ql = o + half * 64 + (quarter & 1) * 32 + l;
+      out[ql] |= quarter < 2 ? q & 0x0f : (q & 0x0f) << 4;
+      out[o + 128 + half * 32 + l] |= (q >> 4) << (2 * quarter);
+    }
+  }
+  return out;
+}
+
 // ---- the fixture converter ----
 
-export type GgufWeightType = 'F32' | 'F16' | 'BF16' | 'Q8_0';
+export type GgufWeightType = 'F32' | 'F16' | 'BF16' | 'Q8_0' | 'Q4_K' | 'Q6_K';
 
 /** convert_hf_to_gguf's LlamaModel.permute: rows (head, half, j) -> (head, j, half). */
 export function permuteRows(values: Float32Array, rows: number, heads: number): Float32Array {
@@ -176,7 +246,7 @@ export function convertFixtureToGguf(modelDir: string, outFile: string, type: Gg
   const metadata: Array<[string, MetadataValue]> = [
     ['general.architecture', ['string', arch]],
     ['general.name', ['string', path.basename(modelDir)]],
-    ['general.file_type', ['u32', { F32: 0, F16: 1, BF16: 32, Q8_0: 7 }[type]]],
+    ['general.file_type', ['u32', { F32: 0, F16: 1, BF16: 32, Q8_0: 7, Q4_K: 15, Q6_K: 18 }[type]]],
     [`${arch}.context_length`, ['u32', config.max_position_embeddings]],
     [`${arch}.embedding_length`, ['u32', config.hidden_size]],
     [`${arch}.block_count`, ['u32', config.num_hidden_layers]],
@@ -232,6 +302,10 @@ export function convertFixtureToGguf(modelDir: string, outFile: string, type: Gg
           typeId = 8;
           data = q8_0Bytes(stored);
           values = q8_0Values(q8_0Bytes(values));
+        } else if (info.shape.length === 2 && (type === 'Q4_K' || type === 'Q6_K')) {
+          // Values stay the original ones: K-quant files are checked against llama.cpp (test/tools), not here.
+          typeId = type === 'Q4_K' ? 12 : 14;
+          data = type === 'Q4_K' ? q4_KBytes(stored) : q6_KBytes(stored);
         }
         tensors.push({ name, typeId, dims: info.shape.length === 2 ? [cols, rows] : [rows], data });
         converted.push({ hfName, values });
