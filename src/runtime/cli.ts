@@ -3,6 +3,7 @@ import { compressCommand } from './commands/compress';
 import { askCommand } from './commands/ask';
 import { generateCommand } from './commands/generate';
 import { logitsCommand } from './commands/logits';
+import { modelsCommand } from './commands/models';
 import { perplexityCommand } from './commands/perplexity';
 import { type CommandIO, UsageError } from './commands/shared';
 import { RuntimeError } from './errors';
@@ -17,10 +18,13 @@ const USAGE = `usage:
                      [--groups G] [--tokens 65536] [--segment 512] [--init closed|svd|asvd]
                      [--rotate none|hadamard|hadamard-values] [--statistics-mb 512] [--out FILE] [--json]
   cskv-code perplexity --model DIR [--cskv FILE|off] [--window N] [--bits B] --file TEXT [--context N] [--json]
+  cskv-code models   [--dir DIR]... [--json]
 
---cskv defaults to DIR/cskv.safetensors when that file exists, else off.
-compress reads the text files under --calib (default: the current directory) and writes DIR/cskv.safetensors
-unless --out is given.
+--model takes a Hugging Face model directory or a GGUF file (FILE.gguf).
+--cskv defaults to DIR/cskv.safetensors (for FILE.gguf: FILE.cskv.safetensors beside it) when that file exists,
+else off. compress reads the text files under --calib (default: the current directory) and writes that file
+unless --out is given. models lists the models found in the Hugging Face hub cache, LM Studio, llama.cpp's
+cache, Ollama and the --dir folders.
 `;
 
 export async function main(argv: string[], out: NodeJS.WritableStream = process.stdout, err: NodeJS.WritableStream = process.stderr): Promise<number> {
@@ -38,6 +42,8 @@ export async function main(argv: string[], out: NodeJS.WritableStream = process.
         return await compressCommand(rest, io);
       case 'perplexity':
         return await perplexityCommand(rest, io);
+      case 'models':
+        return await modelsCommand(rest, io);
       case undefined:
       case 'help':
       case '--help':

@@ -258,7 +258,7 @@ export function parseSidecarOptions(value: unknown): SidecarOptions {
   const bad = (field: string, what: string): never => {
     throw new ResponseError(ErrorCodes.InvalidParams, `initializationOptions.${field} must be ${what}, got ${JSON.stringify(o[field])}`);
   };
-  if (typeof o.modelPath !== 'string' || o.modelPath.trim() === '') bad('modelPath', 'the path of a model folder');
+  if (typeof o.modelPath !== 'string' || o.modelPath.trim() === '') bad('modelPath', 'the path of a model folder or GGUF file');
   const backend = o.backend ?? 'auto';
   if (backend !== 'auto' && backend !== 'cuda' && backend !== 'onnx') bad('backend', '"auto", "cuda" or "onnx"');
   const cskv = o.cskv ?? 'auto';
@@ -285,15 +285,16 @@ export function parseSidecarOptions(value: unknown): SidecarOptions {
   };
 }
 
-/** A sentence for the user when `dir` cannot be a model folder; undefined when it may be one. */
+/** A sentence for the user when `dir` cannot be a model (folder or GGUF file); undefined when it may be one. */
 export function checkModelFolder(dir: string): string | undefined {
   let stat: fs.Stats;
   try {
     stat = fs.statSync(dir);
   } catch {
-    return `The model folder "${dir}" does not exist. Set cskv.modelPath to a Hugging Face model folder (config.json, *.safetensors, tokenizer.json).`;
+    return `The model "${dir}" does not exist. Set cskv.modelPath to a Hugging Face model folder (config.json, *.safetensors, tokenizer.json) or a .gguf file.`;
   }
-  if (!stat.isDirectory()) return `cskv.modelPath "${dir}" is a file, not a model folder (config.json, *.safetensors, tokenizer.json).`;
+  if (stat.isFile()) return undefined; // a GGUF file: its own reader says what is wrong with it
+  if (!stat.isDirectory()) return `cskv.modelPath "${dir}" is neither a model folder nor a .gguf file.`;
   const missing = ['config.json', 'tokenizer.json'].filter((f) => !fs.existsSync(path.join(dir, f)));
   if (missing.length > 0) return `"${dir}" is not a model folder: ${missing.join(' and ')} not found.`;
   return undefined;

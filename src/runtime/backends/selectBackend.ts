@@ -8,6 +8,7 @@ import type { Engine, EngineOptions } from '../engine';
 import { RuntimeError } from '../errors';
 import { type CudaAvailability, checkCuda } from './cudaAvailability';
 import { OnnxEngine } from './onnxEngine';
+import { defaultCskvFile } from '../model/modelPath';
 
 export type BackendChoice = 'auto' | 'cuda' | 'onnx';
 
@@ -47,10 +48,10 @@ export function cudaRefusal(cuda: CudaAvailability): RuntimeError {
     `CUDA is available (${cuda.summary}) but the CUDA engine is not implemented yet; use backend "auto" or "onnx"`);
 }
 
-/** The cskv setting resolved to a file: 'auto' takes DIR/cskv.safetensors when present, 'off' none. */
+/** The cskv setting resolved to a file: 'auto' takes the model's own factor file when present, 'off' none. */
 export function resolveCskv(setting: string | undefined, modelDir: string): string | undefined {
   if (setting === undefined || setting === 'auto') {
-    const beside = path.join(modelDir, 'cskv.safetensors');
+    const beside = defaultCskvFile(modelDir);
     return fs.existsSync(beside) ? beside : undefined;
   }
   return setting === 'off' ? undefined : path.resolve(setting);

@@ -8,6 +8,7 @@ import { collectCalibrationFiles, tokeniseForCalibration } from '../calibration/
 import { writeCskvFactors } from '../calibration/factorFile';
 import { rankBudget } from '../calibration/rankAllocation';
 import { RuntimeError } from '../errors';
+import { defaultCskvFile } from '../model/modelPath';
 import { ModelTokenizer } from '../tokenizer';
 import { type CommandIO, UsageError, formatBytes, loadEngine, optionalInt } from './shared';
 
@@ -56,7 +57,7 @@ export async function compressCommand(argv: string[], { out, err }: CommandIO): 
   if (!['none', 'hadamard', 'hadamard-values'].includes(rotate)) throw new UsageError(`--rotate must be none, hadamard or hadamard-values, got "${v.rotate}"`);
   const statisticsMb = v['statistics-mb'] === undefined ? DEFAULT_STATISTICS_MB : Number(v['statistics-mb']);
   if (!(statisticsMb > 0)) throw new UsageError(`--statistics-mb must be a positive number, got "${v['statistics-mb']}"`);
-  const outFile = path.resolve(v.out ?? path.join(modelDir, 'cskv.safetensors'));
+  const outFile = path.resolve(v.out ?? defaultCskvFile(modelDir));
   const calibPaths = [...(v.calib ?? []), ...positionals];
   if (calibPaths.length === 0) calibPaths.push(process.cwd());
   // Checked before the model loads, so a typo fails in milliseconds rather than after a 15 GB read.

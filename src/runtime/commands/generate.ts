@@ -1,8 +1,7 @@
 // cskv-code generate: prompt in (text or ids), tokens out, streamed; --json for tools.
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { generate } from '../generate';
+import { modelHasTokenizer } from '../model/modelPath';
 import { StreamingDecoder } from '../streamingDecoder';
 import { ModelTokenizer } from '../tokenizer';
 import { type CommandIO, UsageError, engineFlags, formatBytes, loadEngine, optionalInt, parseIds } from './shared';
@@ -32,8 +31,8 @@ export async function generateCommand(argv: string[], { out, err }: CommandIO): 
   };
   const engine = await loadEngine(v);
   try {
-    // A tokenizer is needed for text in or out; with --prompt-ids and no tokenizer.json the ids are still printed.
-    const hasTokenizer = fs.existsSync(path.join(engine.info.modelDir, 'tokenizer.json'));
+    // A tokenizer is needed for text in or out; with --prompt-ids and no tokenizer the ids are still printed.
+    const hasTokenizer = modelHasTokenizer(engine.info.modelDir);
     const tokenizer = v.prompt !== undefined || hasTokenizer ? ModelTokenizer.load(engine.info.modelDir) : undefined;
     let prompt: number[];
     if (v.prompt !== undefined) {
