@@ -3,6 +3,7 @@
 import type { MemoryReport } from './cache/biBranchCache';
 import type { CompressedBits } from './cache/quantizer';
 import type { ModelConfig } from './model/config';
+import type { WeightFormat } from './model/weightFormat';
 
 export interface EngineOptions {
   /** A cskv.safetensors file, or undefined for an ordinary KV cache. */
@@ -13,6 +14,8 @@ export interface EngineOptions {
   bits?: CompressedBits | undefined;
   /** Longest prefill chunk, in tokens (rounded down to a multiple of W). */
   chunkSize?: number | undefined;
+  /** How the weights of linear layers and the output head are held (default DEFAULT_WEIGHT_FORMAT). */
+  weights?: WeightFormat | undefined;
 }
 
 export interface PrefillOptions {
@@ -29,6 +32,8 @@ export interface EngineInfo {
   readonly modelDir: string;
   readonly config: ModelConfig;
   readonly fingerprint: string;
+  /** How the backend holds the linear layers' and output head's weights. */
+  readonly weights: WeightFormat;
   /** CSKV settings in effect, or null when the cache is uncompressed. */
   readonly cskv: { file: string; window: number; bits: CompressedBits; kRanks: number[]; vRanks: number[] } | null;
 }

@@ -10,6 +10,7 @@ import { CancelledError, ModelFormatError, RuntimeError } from '../errors';
 import { type ModelConfig, readModelConfig } from '../model/config';
 import { modelFingerprint } from '../model/fingerprint';
 import { ropeDependsOnLength, ropeFrequencies, ropeTables } from '../model/rope';
+import { DEFAULT_WEIGHT_FORMAT, WEIGHT_FORMATS, isWeightFormat } from '../model/weightFormat';
 import { ModelWeights } from '../model/weights';
 import { type LayerWeights, buildHeadGraph, buildLayerGraph } from '../onnx/layerGraph';
 import { toFloat32, type DType } from '../safetensors';
@@ -30,6 +31,8 @@ export class OnnxEngine implements Engine {
   ) {}
 
   static async load(modelDir: string, options: EngineOptions = {}): Promise<OnnxEngine> {
+    const format = options.weights ?? DEFAULT_WEIGHT_FORMAT;
+    if (!isWeightFormat(format)) throw new RuntimeError('BAD_ARGUMENT', `weights must be one of ${WEIGHT_FORMATS.join(', ')}, got "${String(format)}"`);
     const config = readModelConfig(modelDir);
     const weights = ModelWeights.open(modelDir);
     const sessions: ort.InferenceSession[] = [];
@@ -45,7 +48,8 @@ export class OnnxEngine implements Engine {
         executionProviders: ['cpu'], graphOptimizationLevel: 'all', extra: { session: { intra_op: { allow_spinning: '0' } } },
       };
       for (let i = 0; i < config.layers; i++) {
-        const graph = buildLayerGraph(config, readLayerWeights(weights, config, i), factors?.layers[i]);
+        // One layer's f32 weights live only while its graph is built (quantised there for q8/q4).
+        const graph = buildLayerGraph(config, readLayerWeights(weights, config, i), factors?.layers[i], format);
         sessions.push(await createSession(graph, sessionOptions, `layer ${i}`));
       }
       const H = config.hiddenSize;
@@ -54,7 +58,7 @@ export class OnnxEngine implements Engine {
       checkShape(weights, embeddingName, [config.vocabSize, H]);
       const headName = config.tieEmbeddings ? embeddingName : 'lm_head.weight';
       const head = await createSession(
-        buildHeadGraph(config, weights.readFloat32('model.norm.weight', [H]), weights.readFloat32(headName, [config.vocabSize, H])),
+        buildHeadGraph(config, weights.readFloat32('model.norm.weight', [H]), weights.readFloat32(headName, [config.vocabSize, H]), format),
         sessionOptions, 'output head');
       // Kept in the checkpoint's dtype and converted row by row: a bf16 table stays half the size of f32.
       const embedding = { bytes: weights.readBytes(embeddingName), dtype: embeddingInfo.dtype as DType };
@@ -63,7 +67,7 @@ export class OnnxEngine implements Engine {
         ranks: factors ? { k: factors.layers.map((l) => l.k.rank), v: factors.layers.map((l) => l.v.rank) } : undefined,
       });
       const info: EngineInfo = {
-        backend: 'onnx', modelDir, config, fingerprint,
+        backend: 'onnx', modelDir, config, fingerprint, weights: format,
         cskv: factors ? { file: factors.file, window, bits, kRanks: factors.layers.map((l) => l.k.rank), vRanks: factors.layers.map((l) => l.v.rank) } : null,
       };
       return new OnnxEngine(info, sessions, head, embedding, cache, options.chunkSize ?? DEFAULT_CHUNK);

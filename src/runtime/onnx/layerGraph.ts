@@ -6,8 +6,10 @@
 //   S = Sc + Sf + T: compressed history, full-precision history, the chunk itself.
 // Compressed keys are rebuilt (mean + c U^T) and rotated like the others; compressed values are never rebuilt
 // per token: the attention weights are applied in the rank-r space and up-projected once per query (cskv.md).
+import { quantiseBlockwise } from './blockQuantizer';
 import { GraphBuilder } from './graphBuilder';
 import type { ModelConfig } from '../model/config';
+import type { WeightFormat } from '../model/weightFormat';
 
 export interface LayerWeights {
   inputNorm: Float32Array;
@@ -30,7 +32,25 @@ export interface LayerFactors {
   v: Factor;
 }
 
-export function buildLayerGraph(config: ModelConfig, w: LayerWeights, factors: LayerFactors | undefined): Uint8Array {
+/**
+ * y = input W^T + b with W as stored ([out, in]). f32: Gemm transposes on the fly, so no copy of the weight is
+ * made. q8/q4: MatMulNBits over blocks of 32 at accuracy level 4 (activations quantised to int8 per block, int8
+ * dot products): level 0 computes in f32 and was measured 100× slower on the output head.
+ */
+function linear(g: GraphBuilder, format: WeightFormat, input: string, weight: Float32Array, outFeatures: number, inFeatures: number, name: string, bias?: Float32Array): string {
+  if (format === 'f32') {
+    const inputs = [input, g.weight(name, weight, [outFeatures, inFeatures])];
+    if (bias) inputs.push(g.weight(`${name}_bias`, bias, [outFeatures]));
+    return g.op('Gemm', inputs, { transB: 1 });
+  }
+  const q = quantiseBlockwise(weight, outFeatures, inFeatures, format === 'q8' ? 8 : 4);
+  const codes = g.bytesWeight(`${name}_codes`, q.codes, [q.n, q.blocksPerRow, q.codes.length / (q.n * q.blocksPerRow)]);
+  const scales = g.weight(`${name}_scales`, q.scales, [q.scales.length]);
+  const product = g.contribOp('MatMulNBits', [input, codes, scales], { K: q.k, N: q.n, bits: q.bits, block_size: q.blockSize, accuracy_level: 4 });
+  return bias ? g.op('Add', [product, g.weight(`${name}_bias`, bias, [outFeatures])]) : product;
+}
+
+export function buildLayerGraph(config: ModelConfig, w: LayerWeights, factors: LayerFactors | undefined, format: WeightFormat): Uint8Array {
   const { hiddenSize: H, heads, kvHeads, headDim: hd, kvDim: D, intermediateSize: I } = config;
   const nRep = heads / kvHeads;
   const g = new GraphBuilder('decoder_layer');
@@ -51,12 +71,6 @@ export function buildLayerGraph(config: ModelConfig, w: LayerWeights, factors: L
     const inv = g.op('Reciprocal', [g.op('Sqrt', [g.op('Add', [meanSquare, g.scalar(config.rmsNormEps)])])]);
     return g.op('Mul', [g.op('Mul', [input, inv]), g.weight(name, weight, [weight.length])]);
   };
-  // y = input W^T + b with W as stored ([out, in]): Gemm transposes on the fly, so no copy of the weight is made.
-  const linear = (input: string, weight: Float32Array, outFeatures: number, inFeatures: number, name: string, bias?: Float32Array): string => {
-    const inputs = [input, g.weight(name, weight, [outFeatures, inFeatures])];
-    if (bias) inputs.push(g.weight(`${name}_bias`, bias, [outFeatures]));
-    return g.op('Gemm', inputs, { transB: 1 });
-  };
   const rotateHalf = (t: string): string => {
     const [first, second] = g.node('Split', [t, g.ints([hd / 2, hd / 2])], [`${t}_a`, `${t}_b`], { axis: -1 });
     return g.op('Concat', [g.op('Neg', [second!]), first!], { axis: -1 });
@@ -66,9 +80,9 @@ export function buildLayerGraph(config: ModelConfig, w: LayerWeights, factors: L
 
   // Attention projections.
   const h = rmsNorm(x, w.inputNorm, 'input_norm');
-  const q = linear(h, w.q, heads * hd, H, 'q_proj', w.qBias);
-  const k = linear(h, w.k, D, H, 'k_proj', w.kBias);
-  const v = linear(h, w.v, D, H, 'v_proj', w.vBias);
+  const q = linear(g, format, h, w.q, heads * hd, H, 'q_proj', w.qBias);
+  const k = linear(g, format, h, w.k, D, H, 'k_proj', w.kBias);
+  const v = linear(g, format, h, w.v, D, H, 'v_proj', w.vBias);
   g.output(k, 'k_new', ['T', D]);
   g.output(v, 'v_new', ['T', D]);
 
@@ -116,14 +130,14 @@ export function buildLayerGraph(config: ModelConfig, w: LayerWeights, factors: L
     attn = g.op('MatMul', [probs, values]);
   }
   const merged = g.op('Reshape', [g.op('Transpose', [attn], { perm: [2, 0, 1, 3] }), g.ints([-1, heads * hd])]);
-  const x1 = g.op('Add', [x, linear(merged, w.o, H, heads * hd, 'o_proj', w.oBias)]);
+  const x1 = g.op('Add', [x, linear(g, format, merged, w.o, H, heads * hd, 'o_proj', w.oBias)]);
 
   // SwiGLU MLP.
   const h2 = rmsNorm(x1, w.postNorm, 'post_norm');
-  const gate = linear(h2, w.gate, I, H, 'gate_proj', w.gateBias);
-  const up = linear(h2, w.up, I, H, 'up_proj', w.upBias);
+  const gate = linear(g, format, h2, w.gate, I, H, 'gate_proj', w.gateBias);
+  const up = linear(g, format, h2, w.up, I, H, 'up_proj', w.upBias);
   const act = g.op('Mul', [g.op('Mul', [gate, g.op('Sigmoid', [gate])]), up]);
-  g.output(g.op('Add', [x1, linear(act, w.down, H, I, 'down_proj', w.downBias)]), 'y', ['T', H]);
+  g.output(g.op('Add', [x1, linear(g, format, act, w.down, H, I, 'down_proj', w.downBias)]), 'y', ['T', H]);
   return g.finish();
 }
 
@@ -140,13 +154,13 @@ function headMajorBasis(f: Factor, kvHeads: number, hd: number): Float32Array {
 }
 
 /** Final norm and the output projection, for the rows whose logits are wanted. */
-export function buildHeadGraph(config: ModelConfig, finalNorm: Float32Array, lmHead: Float32Array): Uint8Array {
+export function buildHeadGraph(config: ModelConfig, finalNorm: Float32Array, lmHead: Float32Array, format: WeightFormat): Uint8Array {
   const { hiddenSize: H, vocabSize: V } = config;
   const g = new GraphBuilder('lm_head');
   const x = g.input('x', ['N', H]);
   const meanSquare = g.op('ReduceMean', [g.op('Mul', [x, x])], { axes: [-1], keepdims: 1 });
   const inv = g.op('Reciprocal', [g.op('Sqrt', [g.op('Add', [meanSquare, g.scalar(config.rmsNormEps)])])]);
   const normed = g.op('Mul', [g.op('Mul', [x, inv]), g.weight('norm', finalNorm, [H])]);
-  g.output(g.op('Gemm', [normed, g.weight('lm_head', lmHead, [V, H])], { transB: 1 }), 'logits', ['N', V]);
+  g.output(linear(g, format, normed, lmHead, V, H, 'lm_head'), 'logits', ['N', V]);
   return g.finish();
 }
