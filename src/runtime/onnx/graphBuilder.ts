@@ -6,6 +6,7 @@ const enum ElemType {
   FLOAT = 1,
   UINT8 = 2,
   INT64 = 7,
+  FLOAT16 = 10,
 }
 const enum AttrType {
   FLOAT = 1,
@@ -27,8 +28,8 @@ export class GraphBuilder {
 
   constructor(private readonly name: string) {}
 
-  input(name: string, dims: readonly Dim[]): string {
-    this.inputs.push(valueInfo(name, dims));
+  input(name: string, dims: readonly Dim[], type: 'float32' | 'float16' = 'float32'): string {
+    this.inputs.push(valueInfo(name, dims, type === 'float16' ? ElemType.FLOAT16 : ElemType.FLOAT));
     return name;
   }
 
@@ -130,9 +131,9 @@ function attribute(name: string, value: Attr): ProtoMessage {
   return a.float(2, value.float).int(20, AttrType.FLOAT);
 }
 
-function valueInfo(name: string, dims: readonly Dim[]): ProtoMessage {
+function valueInfo(name: string, dims: readonly Dim[], type: ElemType = ElemType.FLOAT): ProtoMessage {
   const shape = new ProtoMessage();
   for (const d of dims) shape.message(1, typeof d === 'number' ? new ProtoMessage().int(1, d) : new ProtoMessage().string(2, d));
-  const tensorType = new ProtoMessage().int(1, ElemType.FLOAT).message(2, shape);
+  const tensorType = new ProtoMessage().int(1, type).message(2, shape);
   return new ProtoMessage().string(1, name).message(2, new ProtoMessage().message(1, tensorType));
 }

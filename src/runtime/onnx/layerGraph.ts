@@ -1,11 +1,14 @@
 // The ONNX graphs of one decoder layer and of the output head, built from a layer's weights.
 //
 // A layer graph takes the chunk's hidden states and the cache of that layer as inputs and returns the new hidden
-// states plus the chunk's pre-RoPE keys/values (and their compressed features) for the cache to keep:
-//   x [T,H], cos_q/sin_q [T,hd], cos_k/sin_k [S,hd], mask [T,S], k_full/v_full [Sf,D], (CSKV) c_k [Sc,rk], c_v [Sc,rv]
-//   S = Sc + Sf + T: compressed history, full-precision history, the chunk itself.
-// Compressed keys are rebuilt (mean + c U^T) and rotated like the others; compressed values are never rebuilt
-// per token: the attention weights are applied in the rank-r space and up-projected once per query (cskv.md).
+// states plus the chunk's keys/values (and their compressed features) for the cache to keep:
+//   x [T,H], cos_q/sin_q [T,hd], mask [T,S], k_full/v_full [Sf,D], (CSKV) c_k [Sc,rk], c_v [Sc,rv] (fp16 or f32),
+//   cos_k/sin_k for the positions the graph rotates: [Sc,hd] when the cache keeps keys rotated (absent without
+//   CSKV), else [S,hd];  S = Sc + Sf + T: compressed history, full-precision history, the chunk itself.
+// Outputs: y, k_new/v_new (pre-RoPE), k_rot_new (the chunk's keys after RoPE, when the cache keeps keys rotated),
+// c_k_new/c_v_new (CSKV). With rotated keys a step rotates only its own keys and the compressed ones it rebuilds.
+// Compressed keys are rebuilt (mean + c U^T: 2·r·D FLOPs per token) and rotated; compressed values are never
+// rebuilt per token: the attention weights are applied in the rank-r space and up-projected once per query (cskv.md).
 import { quantiseBlockwise } from './blockQuantizer';
 import { GraphBuilder } from './graphBuilder';
 import type { ModelConfig } from '../model/config';
@@ -50,21 +53,36 @@ function linear(g: GraphBuilder, format: WeightFormat, input: string, weight: Fl
   return bias ? g.op('Add', [product, g.weight(`${name}_bias`, bias, [outFeatures])]) : product;
 }
 
-export function buildLayerGraph(config: ModelConfig, w: LayerWeights, factors: LayerFactors | undefined, format: WeightFormat): Uint8Array {
+export interface LayerGraphOptions {
+  weights: WeightFormat;
+  /** The cache keeps full-branch keys after RoPE (possible when the rotation does not depend on the length). */
+  keysRotated: boolean;
+  /** How the compressed features arrive: fp16 rows read in place (16 bits) or dequantised f32. */
+  compressedType: 'float16' | 'float32';
+}
+
+export function buildLayerGraph(config: ModelConfig, w: LayerWeights, factors: LayerFactors | undefined, options: LayerGraphOptions): Uint8Array {
   const { hiddenSize: H, heads, kvHeads, headDim: hd, kvDim: D, intermediateSize: I } = config;
+  const { weights: format, keysRotated } = options;
   const nRep = heads / kvHeads;
   const g = new GraphBuilder('decoder_layer');
 
   const x = g.input('x', ['T', H]);
   const cosQ = g.input('cos_q', ['T', hd]);
   const sinQ = g.input('sin_q', ['T', hd]);
-  const cosK = g.input('cos_k', ['S', hd]);
-  const sinK = g.input('sin_k', ['S', hd]);
+  const rotatedCount = keysRotated ? 'Sc' : 'S';
+  const needsCosK = !keysRotated || factors !== undefined;
+  const cosK = needsCosK ? g.input('cos_k', [rotatedCount, hd]) : '';
+  const sinK = needsCosK ? g.input('sin_k', [rotatedCount, hd]) : '';
   const mask = g.input('mask', ['T', 'S']);
   const kFull = g.input('k_full', ['Sf', D]);
   const vFull = g.input('v_full', ['Sf', D]);
-  const cK = factors ? g.input('c_k', ['Sc', factors.k.rank]) : undefined;
-  const cV = factors ? g.input('c_v', ['Sc', factors.v.rank]) : undefined;
+  const features = (name: string, rank: number): string => {
+    const input = g.input(name, ['Sc', rank], options.compressedType);
+    return options.compressedType === 'float16' ? g.op('Cast', [input], { to: 1 }) : input;
+  };
+  const cK = factors ? features('c_k', factors.k.rank) : undefined;
+  const cV = factors ? features('c_v', factors.v.rank) : undefined;
 
   const rmsNorm = (input: string, weight: Float32Array, name: string): string => {
     const meanSquare = g.op('ReduceMean', [g.op('Mul', [input, input])], { axes: [-1], keepdims: 1 });
@@ -77,6 +95,10 @@ export function buildLayerGraph(config: ModelConfig, w: LayerWeights, factors: L
   };
   const rope = (t: string, cos: string, sin: string): string =>
     g.op('Add', [g.op('Mul', [t, cos]), g.op('Mul', [rotateHalf(t), sin])]);
+  // Keys token-major [N, D] with cos/sin [N, hd]: every kv head of a token turns by the token's angles.
+  const ropeKeys = (t: string, cos: string, sin: string): string => g.op('Reshape', [
+    rope(g.op('Reshape', [t, g.ints([-1, kvHeads, hd])]), g.op('Unsqueeze', [cos, g.ints([1])]), g.op('Unsqueeze', [sin, g.ints([1])])),
+    g.ints([-1, D])]);
 
   // Attention projections.
   const h = rmsNorm(x, w.inputNorm, 'input_norm');
@@ -85,8 +107,7 @@ export function buildLayerGraph(config: ModelConfig, w: LayerWeights, factors: L
   const v = linear(g, format, h, w.v, D, H, 'v_proj', w.vBias);
   g.output(k, 'k_new', ['T', D]);
   g.output(v, 'v_new', ['T', D]);
-
-  let keys = g.op('Concat', [kFull, k], { axis: 0 });
+  let rebuilt: string | undefined;
   if (factors && cK) {
     const kMean = g.weight('k_mean', factors.k.mean, [D]);
     const vMean = g.weight('v_mean', factors.v.mean, [D]);
@@ -94,15 +115,25 @@ export function buildLayerGraph(config: ModelConfig, w: LayerWeights, factors: L
     const vBasis = g.weight('v_basis', factors.v.basis, [D, factors.v.rank]);
     g.output(g.op('MatMul', [g.op('Sub', [k, kMean]), kBasis]), 'c_k_new', ['T', factors.k.rank]);
     g.output(g.op('MatMul', [g.op('Sub', [v, vMean]), vBasis]), 'c_v_new', ['T', factors.v.rank]);
-    const rebuilt = g.op('Add', [g.op('Gemm', [cK, kBasis], { transB: 1 }), kMean]);
-    keys = g.op('Concat', [rebuilt, keys], { axis: 0 });
+    rebuilt = g.op('Add', [g.op('Gemm', [cK, kBasis], { transB: 1 }), kMean]);
+  }
+  // Every key of the attention, token-major [S, D], after RoPE.
+  let keys: string;
+  if (keysRotated) {
+    const kRotNew = ropeKeys(k, cosQ, sinQ);
+    g.output(kRotNew, 'k_rot_new', ['T', D]);
+    const parts = [kFull, kRotNew];
+    if (rebuilt) parts.unshift(ropeKeys(rebuilt, cosK, sinK));
+    keys = g.op('Concat', parts, { axis: 0 });
+  } else {
+    keys = ropeKeys(g.op('Concat', rebuilt ? [rebuilt, kFull, k] : [kFull, k], { axis: 0 }), cosK, sinK);
   }
 
   // [T, heads*hd] -> [kvHeads, nRep, T, hd]; query head j*nRep+i attends with kv head j (transformers' repeat_kv).
   const qHeads = g.op('Transpose', [g.op('Reshape', [q, g.ints([-1, kvHeads, nRep, hd])])], { perm: [1, 2, 0, 3] });
   const qRot = g.op('Mul', [rope(qHeads, cosQ, sinQ), g.scalar(1 / Math.sqrt(hd))]);
-  const kHeads = g.op('Transpose', [g.op('Reshape', [keys, g.ints([-1, kvHeads, hd])])], { perm: [1, 0, 2] });
-  const kRot = g.op('Unsqueeze', [g.op('Transpose', [rope(kHeads, cosK, sinK)], { perm: [0, 2, 1] }), g.ints([1])]);
+  // [S, D] -> [kvHeads, 1, hd, S]
+  const kRot = g.op('Unsqueeze', [g.op('Transpose', [g.op('Reshape', [keys, g.ints([-1, kvHeads, hd])])], { perm: [1, 2, 0] }), g.ints([1])]);
   const scores = g.op('Add', [g.op('MatMul', [qRot, kRot]), mask]);
   const probs = g.op('Softmax', [scores], { axis: -1 });
 
@@ -111,7 +142,7 @@ export function buildLayerGraph(config: ModelConfig, w: LayerWeights, factors: L
   const values = toHeads(g.op('Concat', [vFull, v], { axis: 0 }));
   let attn: string;
   if (factors && cV) {
-    const compressedCount = g.op('Slice', [g.op('Shape', [cK!]), g.ints([0]), g.ints([1])]);
+    const compressedCount = g.op('Slice', [g.op('Shape', [cV]), g.ints([0]), g.ints([1])]);
     const pCompressed = g.op('Slice', [probs, g.ints([0]), compressedCount, g.ints([-1])]);
     const pFull = g.op('Slice', [probs, compressedCount, g.ints([2 ** 62]), g.ints([-1])]);
     // Per kv head: U_v rows of that head, as [kvHeads, 1, rv, hd], and its mean as [kvHeads, 1, 1, hd].
