@@ -1,5 +1,5 @@
 // CPU benchmark, Qwen2.5-0.5B shape with random weights: cskv-code's onnx backend (f32, q8 and q4 weights; full
-// cache and CSKV 16-bit at density 0.2) against llama.cpp (node-llama-cpp's prebuilt CPU build; the same model
+// cache and CSKV 16-bit at density 0.2, and 4-bit with q8 weights) against llama.cpp (node-llama-cpp's prebuilt CPU build; the same model
 // written as GGUF F16 and Q8_0) in one run, the engines alternating, each configuration in a fresh process of the
 // same priority (so its peak resident memory is its own), the same thread count and prompts. Prints a table and
 // writes bench/results/cpu-0.5b.json. Figures on a shared 2-core machine vary by 15-25% between runs.
@@ -18,7 +18,7 @@ import { cpuLlama } from '../test/support/llamaCpp';
 import { type ModelShape, QWEN25_05B, writeRandomCskv, writeRandomModel } from '../test/support/randomModel';
 
 type Config =
-  | { engine: 'cskv-code'; weights: WeightFormat; cache: 'full' | 'cskv-16' }
+  | { engine: 'cskv-code'; weights: WeightFormat; cache: 'full' | 'cskv-16' | 'cskv-4' }
   | { engine: 'llama.cpp'; weights: 'f16' | 'q8_0'; cache: 'full' };
 
 interface Measured {
@@ -82,7 +82,7 @@ async function readBandwidth(threads: number): Promise<number> {
 }
 
 async function measureOurs(job: ChildJob & { config: Extract<Config, { engine: 'cskv-code' }> }): Promise<Measured[]> {
-  const cskv = job.config.cache === 'cskv-16' ? path.join(job.dir, 'cskv-16.safetensors') : undefined;
+  const cskv = job.config.cache === 'full' ? undefined : path.join(job.dir, `${job.config.cache}.safetensors`);
   const engine = await OnnxEngine.load(job.dir, { cskv, weights: job.config.weights, threads: job.threads });
   const vocab = engine.info.config.vocabSize;
   const out: Measured[] = [];
@@ -163,7 +163,7 @@ async function main(): Promise<void> {
   try {
     process.stderr.write(`writing a random ${values.shape}-shaped Qwen2 model (bf16 safetensors, GGUF F16 and Q8_0) to ${dir} ...\n`);
     writeRandomModel(dir, shape);
-    writeRandomCskv(path.join(dir, 'cskv-16.safetensors'), shape, 0.2, 16, 32);
+    for (const bits of [16, 4]) writeRandomCskv(path.join(dir, `cskv-${bits}.safetensors`), shape, 0.2, bits, 32);
     for (const [name, type] of [['f16', 'F16'], ['q8_0', 'Q8_0']] as const) writeGgufModel(dir, path.join(dir, `model-${name}.gguf`), type as GgufWeights);
     const bandwidth = await readBandwidth(threads);
     process.stderr.write(`read bandwidth with ${threads} threads: ${(bandwidth / 1e9).toFixed(1)} GB/s\n`);
@@ -177,6 +177,7 @@ async function main(): Promise<void> {
       { engine: 'cskv-code', weights: 'q8', cache: 'cskv-16' },
       { engine: 'cskv-code', weights: 'f32', cache: 'cskv-16' },
       { engine: 'cskv-code', weights: 'q4', cache: 'cskv-16' },
+      { engine: 'cskv-code', weights: 'q8', cache: 'cskv-4' },
     ];
     const runs: Run[] = [];
     for (const config of configs) {
