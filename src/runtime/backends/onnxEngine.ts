@@ -62,12 +62,17 @@ export class OnnxEngine implements Engine {
       const embeddingName = 'model.embed_tokens.weight';
       const embeddingInfo = weights.info(embeddingName);
       checkShape(weights, embeddingName, [config.vocabSize, H]);
-      const headName = config.tieEmbeddings ? embeddingName : 'lm_head.weight';
-      const head = await createSession(
-        buildHeadGraph(config, weights.readFloat32('model.norm.weight', [H]), weights.readFloat32(headName, [config.vocabSize, H]), format),
-        sessionOptions, 'output head');
       // Kept in the checkpoint's dtype and converted row by row: a bf16 table stays half the size of f32.
       const embedding = { bytes: weights.readBytes(embeddingName), dtype: embeddingInfo.dtype as DType };
+      const headName = config.tieEmbeddings ? embeddingName : 'lm_head.weight';
+      checkShape(weights, headName, [config.vocabSize, H]);
+      const headBytes = config.tieEmbeddings ? embedding.bytes : weights.readBytes(headName);
+      const headDtype = weights.info(headName).dtype as DType;
+      const itemSize = headDtype === 'F32' ? 4 : 2;
+      const headRows = (row: number): Float32Array => toFloat32(headBytes.subarray(row * H * itemSize, (row + 1) * H * itemSize), headDtype);
+      const head = await createSession(
+        buildHeadGraph(config, weights.readFloat32('model.norm.weight', [H]), format === 'f32' ? weights.readFloat32(headName, [config.vocabSize, H]) : headRows, format),
+        sessionOptions, 'output head');
       const cache = new BiBranchCache({
         layers: config.layers, kvDim: config.kvDim, window, bits, keysRotated,
         ranks: factors ? { k: factors.layers.map((l) => l.k.rank), v: factors.layers.map((l) => l.v.rank) } : undefined,

@@ -17,8 +17,11 @@ export interface BlockQuantised {
   scales: Float32Array;
 }
 
-export function quantiseBlockwise(weight: Float32Array, n: number, k: number, bits: 8 | 4, blockSize = 32): BlockQuantised {
-  if (weight.length !== n * k) throw new RangeError(`weight has ${weight.length} values, expected ${n} × ${k}`);
+/** Row `i` of a weight [n, k] as f32, for weights quantised straight from the checkpoint's bytes. */
+export type RowReader = (row: number) => Float32Array;
+
+export function quantiseBlockwise(weight: Float32Array | RowReader, n: number, k: number, bits: 8 | 4, blockSize = 32): BlockQuantised {
+  if (typeof weight !== 'function' && weight.length !== n * k) throw new RangeError(`weight has ${weight.length} values, expected ${n} × ${k}`);
   if (blockSize < 16 || (blockSize & (blockSize - 1)) !== 0) throw new RangeError(`block size must be a power of two >= 16, got ${blockSize}`);
   const blocksPerRow = Math.ceil(k / blockSize);
   const blobBytes = (blockSize * bits) / 8;
@@ -27,7 +30,7 @@ export function quantiseBlockwise(weight: Float32Array, n: number, k: number, bi
   const zero = 1 << (bits - 1);
   const maxCode = zero - 1; // symmetric: codes zero ± maxCode, so +max and -max are both exact
   for (let row = 0; row < n; row++) {
-    const w = weight.subarray(row * k, (row + 1) * k);
+    const w = typeof weight === 'function' ? weight(row) : weight.subarray(row * k, (row + 1) * k);
     for (let b = 0; b < blocksPerRow; b++) {
       const from = b * blockSize, to = Math.min(k, from + blockSize);
       let maxAbs = 0;

@@ -9,7 +9,7 @@
 // c_k_new/c_v_new (CSKV). With rotated keys a step rotates only its own keys and the compressed ones it rebuilds.
 // Compressed keys are rebuilt (mean + c U^T: 2·r·D FLOPs per token) and rotated; compressed values are never
 // rebuilt per token: the attention weights are applied in the rank-r space and up-projected once per query (cskv.md).
-import { quantiseBlockwise } from './blockQuantizer';
+import { type RowReader, quantiseBlockwise } from './blockQuantizer';
 import { GraphBuilder } from './graphBuilder';
 import type { ModelConfig } from '../model/config';
 import type { WeightFormat } from '../model/weightFormat';
@@ -40,8 +40,9 @@ export interface LayerFactors {
  * made. q8/q4: MatMulNBits over blocks of 32 at accuracy level 4 (activations quantised to int8 per block, int8
  * dot products): level 0 computes in f32 and was measured 100× slower on the output head.
  */
-function linear(g: GraphBuilder, format: WeightFormat, input: string, weight: Float32Array, outFeatures: number, inFeatures: number, name: string, bias?: Float32Array): string {
+function linear(g: GraphBuilder, format: WeightFormat, input: string, weight: Float32Array | RowReader, outFeatures: number, inFeatures: number, name: string, bias?: Float32Array): string {
   if (format === 'f32') {
+    if (typeof weight === 'function') throw new Error(`${name}: f32 weights are given whole, not row by row`);
     const inputs = [input, g.weight(name, weight, [outFeatures, inFeatures])];
     if (bias) inputs.push(g.weight(`${name}_bias`, bias, [outFeatures]));
     return g.op('Gemm', inputs, { transB: 1 });
@@ -184,8 +185,11 @@ function headMajorBasis(f: Factor, kvHeads: number, hd: number): Float32Array {
   return out;
 }
 
-/** Final norm and the output projection, for the rows whose logits are wanted. */
-export function buildHeadGraph(config: ModelConfig, finalNorm: Float32Array, lmHead: Float32Array, format: WeightFormat): Uint8Array {
+/**
+ * Final norm and the output projection, for the rows whose logits are wanted. For q8/q4 the head may come row by
+ * row from the checkpoint's bytes: a 150k-token vocabulary never exists as a whole f32 matrix.
+ */
+export function buildHeadGraph(config: ModelConfig, finalNorm: Float32Array, lmHead: Float32Array | RowReader, format: WeightFormat): Uint8Array {
   const { hiddenSize: H, vocabSize: V } = config;
   const g = new GraphBuilder('lm_head');
   const x = g.input('x', ['N', H]);
