@@ -9,20 +9,22 @@ import { type CommandIO, UsageError } from './commands/shared';
 import { RuntimeError } from './errors';
 
 const USAGE = `usage:
-  cskv-code ask      --workspace DIR --model DIR [--cskv FILE|auto|off] [--budget TOKENS] [--no-save] [--json] "question"
-  cskv-code generate --model DIR [--cskv FILE|off] [--window N] [--bits 16|8|4|2]
+  cskv-code ask      --workspace DIR --model DIR [--cskv FILE|auto|off] [--budget TOKENS] [--weights W] [--no-save] [--json] "question"
+  cskv-code generate --model DIR [--cskv FILE|off] [--window N] [--bits 16|8|4|2] [--weights f32|q8|q4]
                      (--prompt TEXT | --prompt-ids 1,2,3) [--chat] [--max-new-tokens N]
                      [--greedy | --temperature T --top-p P --top-k K --seed S] [--json]
-  cskv-code logits   --model DIR [--cskv FILE|off] [--window N] [--bits B] --prompt-ids 1,2,3 [--last N]
+  cskv-code logits   --model DIR [--cskv FILE|off] [--window N] [--bits B] [--weights W] --prompt-ids 1,2,3 [--last N]
   cskv-code compress --model DIR [--calib PATH]... [--density 0.2] [--bits 16|8|4|2] [--window 32]
                      [--groups G] [--tokens 65536] [--segment 512] [--init closed|svd|asvd]
-                     [--rotate none|hadamard|hadamard-values] [--statistics-mb 512] [--out FILE] [--json]
-  cskv-code perplexity --model DIR [--cskv FILE|off] [--window N] [--bits B] --file TEXT [--context N] [--json]
+                     [--rotate none|hadamard|hadamard-values] [--statistics-mb 512] [--weights W] [--out FILE] [--json]
+  cskv-code perplexity --model DIR [--cskv FILE|off] [--window N] [--bits B] [--weights W] --file TEXT [--context N] [--json]
   cskv-code models   [--dir DIR]... [--json]
 
 --model takes a Hugging Face model directory or a GGUF file (FILE.gguf).
 --cskv defaults to DIR/cskv.safetensors (for FILE.gguf: FILE.cskv.safetensors beside it) when that file exists,
-else off. compress reads the text files under --calib (default: the current directory) and writes that file
+else off.
+--weights: how linear layers and the output head are held: f32, q8 (default: blockwise 8-bit) or q4.
+compress reads the text files under --calib (default: the current directory) and writes that file
 unless --out is given. models lists the models found in the Hugging Face hub cache, LM Studio, llama.cpp's
 cache, Ollama and the --dir folders.
 `;

@@ -32,7 +32,7 @@ test('generate picks up cskv.safetensors beside the model unless --cskv off', as
   const dir = tempDir();
   fs.cpSync(modelFixture('qwen2-cskv'), dir, { recursive: true });
   const exp = expected('qwen2-cskv');
-  const args = ['generate', '--model', dir, '--prompt-ids', exp.prompt_ids.join(','), '--max-new-tokens', '10', '--greedy', '--json'];
+  const args = ['generate', '--model', dir, '--prompt-ids', exp.prompt_ids.join(','), '--max-new-tokens', '10', '--greedy', '--json', '--weights', 'f32'];
   const on = JSON.parse((await run(args)).out) as { tokens: number[]; memory: { compressedTokens: number; bits: number } };
   assert.deepEqual(on.tokens, exp.cskv!['cskv.safetensors']!.greedy_tokens);
   assert.equal(on.memory.bits, 16);
@@ -46,7 +46,7 @@ test('generate picks up cskv.safetensors beside the model unless --cskv off', as
 
 test('logits prints the last N rows of one prefill', async () => {
   const exp = expected('qwen2-v5');
-  const r = await run(['logits', '--model', modelFixture('qwen2-v5'), '--prompt-ids', exp.prompt_ids.join(','), '--last', '2']);
+  const r = await run(['logits', '--model', modelFixture('qwen2-v5'), '--prompt-ids', exp.prompt_ids.join(','), '--last', '2', '--weights', 'f32']);
   assert.equal(r.code, 0, r.err);
   const rows = (JSON.parse(r.out) as { logits: number[][] }).logits;
   assert.equal(rows.length, 2);
@@ -64,6 +64,9 @@ test('usage errors exit with 2 and say what is wrong; model errors exit with 1 a
   const badIds = await run(['logits', '--model', modelFixture('llama-v4'), '--prompt-ids', '1,x']);
   assert.equal(badIds.code, 2);
   assert.match(badIds.err, /comma-separated token ids/);
+  const badWeights = await run(['logits', '--model', modelFixture('llama-v4'), '--prompt-ids', '1', '--weights', 'int3']);
+  assert.equal(badWeights.code, 2);
+  assert.match(badWeights.err, /--weights must be f32, q8, q4, got "int3"/);
   const unknown = await run(['frobnicate']);
   assert.equal(unknown.code, 2);
   assert.match(unknown.err, /unknown command "frobnicate"/);

@@ -7,7 +7,7 @@ import { parseArgs } from 'node:util';
 import type { CompressedBits } from '../cache/quantizer';
 import { DEFAULT_MODEL_RELATIVE, defaultModelDir } from '../model/defaultModel';
 import { WorkspaceSession } from '../workspace/session';
-import { type CommandIO, UsageError, formatBytes, optionalInt } from './shared';
+import { type CommandIO, UsageError, formatBytes, optionalInt, weightFormat } from './shared';
 
 export async function askCommand(argv: string[], { out, err }: CommandIO): Promise<number> {
   const { values: v, positionals } = parseArgs({
@@ -19,6 +19,7 @@ export async function askCommand(argv: string[], { out, err }: CommandIO): Promi
       cskv: { type: 'string', default: 'auto' },
       window: { type: 'string' },
       bits: { type: 'string' },
+      weights: { type: 'string' },
       budget: { type: 'string' },
       'max-new-tokens': { type: 'string' },
       'no-save': { type: 'boolean' },
@@ -40,6 +41,7 @@ export async function askCommand(argv: string[], { out, err }: CommandIO): Promi
     cskv: v.cskv,
     window: optionalInt(v.window, '--window'),
     bits: bits as CompressedBits | undefined,
+    weights: weightFormat(v.weights),
     budgetTokens: optionalInt(v.budget, '--budget') ?? 1_000_000,
     storageDir: v['no-save'] ? undefined : defaultStorageDir(),
     readWorkspace: true,

@@ -16,10 +16,10 @@ const LOGIT_BUDGET_FLOATS = 32 * 1024 * 1024;
 const DEFAULT_CHUNK = 512;
 
 export async function perplexityCommand(argv: string[], { out }: CommandIO): Promise<number> {
-  const { model, cskv, window, bits, chunk } = engineFlags;
+  const { model, cskv, window, bits, chunk, weights } = engineFlags;
   const { values: v } = parseArgs({
     args: argv,
-    options: { model, cskv, window, bits, chunk, file: { type: 'string' }, context: { type: 'string' }, json: { type: 'boolean' } },
+    options: { model, cskv, window, bits, chunk, weights, file: { type: 'string' }, context: { type: 'string' }, json: { type: 'boolean' } },
   });
   if (v.file === undefined) throw new UsageError('--file TEXT is required');
   const file = path.resolve(v.file);

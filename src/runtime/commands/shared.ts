@@ -4,6 +4,7 @@ import { OnnxEngine } from '../backends/onnxEngine';
 import { resolveCskv } from '../backends/selectBackend';
 import type { CompressedBits } from '../cache/quantizer';
 import type { Engine } from '../engine';
+import { WEIGHT_FORMATS, type WeightFormat, isWeightFormat } from '../model/weightFormat';
 
 /** A mistake in the command line: the CLI prints it with the usage and exits with 2. */
 export class UsageError extends Error {}
@@ -19,10 +20,11 @@ export const engineFlags = {
   window: { type: 'string' },
   bits: { type: 'string' },
   chunk: { type: 'string' },
+  weights: { type: 'string' },
   'prompt-ids': { type: 'string' },
 } as const;
 
-export type EngineFlags = { model?: string; cskv?: string; window?: string; bits?: string; chunk?: string };
+export type EngineFlags = { model?: string; cskv?: string; window?: string; bits?: string; chunk?: string; weights?: string };
 
 export async function loadEngine(v: EngineFlags): Promise<Engine> {
   if (!v.model) throw new UsageError('--model DIR is required');
@@ -34,7 +36,14 @@ export async function loadEngine(v: EngineFlags): Promise<Engine> {
     window: optionalInt(v.window, '--window'),
     bits: bits as CompressedBits | undefined,
     chunkSize: optionalInt(v.chunk, '--chunk'),
+    weights: weightFormat(v.weights),
   });
+}
+
+export function weightFormat(value: string | undefined): WeightFormat | undefined {
+  if (value === undefined) return undefined;
+  if (!isWeightFormat(value)) throw new UsageError(`--weights must be ${WEIGHT_FORMATS.join(', ')}, got "${value}"`);
+  return value;
 }
 
 export function optionalInt(value: string | undefined, flag: string): number | undefined {

@@ -8,6 +8,7 @@ import type { CompressedBits } from '../cache/quantizer';
 import type { Engine } from '../engine';
 import { RuntimeError } from '../errors';
 import { generate } from '../generate';
+import type { WeightFormat } from '../model/weightFormat';
 import { StreamingDecoder } from '../streamingDecoder';
 import { type ChatMessage, ModelTokenizer } from '../tokenizer';
 import { repoFormat } from './layout';
@@ -21,6 +22,7 @@ export interface SessionOptions {
   cskv: string;
   window?: number | undefined;
   bits?: CompressedBits | undefined;
+  weights?: WeightFormat | undefined;
   backend?: BackendChoice;
   /** The native (CUDA) addon to load instead of the bundled one (the cskv.nativeLibrary setting). */
   nativeLibrary?: string | undefined;
@@ -94,7 +96,7 @@ export class WorkspaceSession {
     events.onStatus('loading-model', `loading ${path.basename(modelDir)}`);
     const tokenizer = ModelTokenizer.load(modelDir);
     const { engine, reason } = await loadEngineFor(options.backend ?? 'auto', modelDir, {
-      cskv: resolveCskv(options.cskv, modelDir), window: options.window, bits: options.bits,
+      cskv: resolveCskv(options.cskv, modelDir), window: options.window, bits: options.bits, weights: options.weights,
     }, { nativeLibrary: options.nativeLibrary });
     const maxContext = engine.info.config.maxPositions;
     // Room for a question and its answer stays free after the resident context.
