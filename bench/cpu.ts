@@ -14,7 +14,7 @@ import * as ort from 'onnxruntime-node';
 import { OnnxEngine } from '../src/runtime/backends/onnxEngine';
 import type { WeightFormat } from '../src/runtime/model/weightFormat';
 import { type GgufWeights, writeGgufModel } from '../test/support/ggufModel';
-import { cpuLlama } from '../test/support/llamaCpp';
+import { type Token, cpuLlama } from '../test/support/llamaCpp';
 import { type ModelShape, QWEN25_05B, writeRandomCskv, writeRandomModel } from '../test/support/randomModel';
 
 type Config =
@@ -104,7 +104,6 @@ async function measureOurs(job: ChildJob & { config: Extract<Config, { engine: '
 }
 
 async function measureLlamaCpp(job: ChildJob): Promise<Measured[]> {
-  type Token = import('node-llama-cpp').Token;
   const llama = await cpuLlama();
   const model = await llama.loadModel({ modelPath: path.join(job.dir, `model-${job.config.weights}.gguf`) });
   const context = await model.createContext({ contextSize: Math.max(...job.contexts) + job.decode + 64, threads: job.threads, batchSize: 512 });
