@@ -4,7 +4,7 @@
 // whitespace trimmed). Cases come from a seed, so every cache setting fills the same holes.
 import type { Engine } from '../src/runtime/engine';
 import type { ModelTokenizer } from '../src/runtime/tokenizer';
-import type { RepoFormat } from '../src/runtime/workspace/layout';
+import type { RepoFormat } from '../src/workspace/layout';
 import { mulberry32 as seededRandom } from '../src/runtime/random';
 import { greedyDecode } from './greedyDecode';
 import { type CodeRepo, shuffled } from './heldOutCode';

@@ -5,7 +5,7 @@
 // each of its (up to 5) questions is asked after truncating back to it.
 import type { Engine } from '../src/runtime/engine';
 import type { ModelTokenizer } from '../src/runtime/tokenizer';
-import type { RepoFormat } from '../src/runtime/workspace/layout';
+import type { RepoFormat } from '../src/workspace/layout';
 import { mulberry32 as seededRandom } from '../src/runtime/random';
 import { greedyDecode } from './greedyDecode';
 import { type CodeRepo, shuffled } from './heldOutCode';

@@ -2,9 +2,9 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
-import { generate } from '../generate';
-import { StreamingDecoder } from '../streamingDecoder';
-import { ModelTokenizer } from '../tokenizer';
+import { generate } from '../../runtime/generate';
+import { StreamingDecoder } from '../../runtime/streamingDecoder';
+import { ModelTokenizer } from '../../runtime/tokenizer';
 import { type CommandIO, UsageError, engineFlags, formatBytes, loadEngine, optionalInt, parseIds } from './shared';
 
 export async function generateCommand(argv: string[], { out, err }: CommandIO): Promise<number> {

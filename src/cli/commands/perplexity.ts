@@ -5,10 +5,10 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
-import type { MemoryReport } from '../cache/biBranchCache';
-import { RuntimeError } from '../errors';
-import { readModelConfig } from '../model/config';
-import { ModelTokenizer } from '../tokenizer';
+import type { MemoryReport } from '../../runtime/cache/biBranchCache';
+import { RuntimeError } from '../../runtime/errors';
+import { readModelConfig } from '../../runtime/model/config';
+import { ModelTokenizer } from '../../runtime/tokenizer';
 import { type CommandIO, UsageError, engineFlags, formatBytes, loadEngine, optionalInt } from './shared';
 
 /** Logits of one chunk are [chunk, vocab] float32; this bounds them (to ~128 MB) for 150k-token vocabularies. */

@@ -3,8 +3,8 @@
 // Two reconstructions are scored: the exact projection mu + (x - mu) U Uᵀ, and the one the cache actually
 // serves, with the features stored as the bi-branch cache stores them (fp16 at 16 bits, else the KIVI-style
 // quantiser over blocks of W tokens), which is where a rotation of the basis can matter.
-import { floatToHalfBits, halfBitsToFloat } from '../half';
-import { type CompressedBits, dequantiseKeys, dequantiseValues, quantiseKeys, quantiseValues } from '../cache/quantizer';
+import { floatToHalfBits, halfBitsToFloat } from '../runtime/half';
+import { type CompressedBits, dequantiseKeys, dequantiseValues, quantiseKeys, quantiseValues } from '../runtime/cache/quantizer';
 import type { BranchFactors } from './branchFactors';
 
 export interface ReconstructionScore {

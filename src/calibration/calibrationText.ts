@@ -5,8 +5,8 @@
 // trees, lock files, binaries, its size cap), so the factors are fitted to the text the assistant will hold.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { RuntimeError } from '../errors';
-import type { ModelTokenizer } from '../tokenizer';
+import { RuntimeError } from '../runtime/errors';
+import type { ModelTokenizer } from '../runtime/tokenizer';
 import { DEFAULT_MAX_FILE_BYTES, PathFilter, readWorkspaceFile } from '../workspace/scan';
 
 export interface CalibrationFile {

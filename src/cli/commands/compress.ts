@@ -2,13 +2,13 @@
 // cskv.safetensors, printing per layer the ranks, the variance kept and the error on held-out tokens.
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
-import { blockBytes, type CompressedBits } from '../cache/quantizer';
-import { type CalibrationResult, type Initialisation, type Rotation, calibrate } from '../calibration/calibrate';
-import { collectCalibrationFiles, tokeniseForCalibration } from '../calibration/calibrationText';
-import { writeCskvFactors } from '../calibration/factorFile';
-import { rankBudget } from '../calibration/rankAllocation';
-import { RuntimeError } from '../errors';
-import { ModelTokenizer } from '../tokenizer';
+import { blockBytes, type CompressedBits } from '../../runtime/cache/quantizer';
+import { type CalibrationResult, type Initialisation, type Rotation, calibrate } from '../../calibration/calibrate';
+import { collectCalibrationFiles, tokeniseForCalibration } from '../../calibration/calibrationText';
+import { writeCskvFactors } from '../../calibration/factorFile';
+import { rankBudget } from '../../calibration/rankAllocation';
+import { RuntimeError } from '../../runtime/errors';
+import { ModelTokenizer } from '../../runtime/tokenizer';
 import { type CommandIO, UsageError, formatBytes, loadEngine, optionalInt } from './shared';
 
 const DEFAULT_TOKENS = 65536;

@@ -3,7 +3,7 @@
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { EngineInfo } from '../engine';
+import type { EngineInfo } from '../runtime/engine';
 
 const MAGIC = 'CSKVCTX1';
 export const CONTEXT_FORMAT_VERSION = 1;

@@ -2,14 +2,14 @@
 // people do with them: ask about the codebase, and complete code. Every request is appended after the resident
 // context and truncated away afterwards; the context itself is never recomputed for a request.
 import * as path from 'node:path';
-import type { AskResult, ChatTurn, MemoryStatus, PrefillProgress } from '../../protocol';
-import { type BackendChoice, loadEngineFor, resolveCskv } from '../backends/selectBackend';
-import type { CompressedBits } from '../cache/quantizer';
-import type { Engine } from '../engine';
-import { RuntimeError } from '../errors';
-import { generate } from '../generate';
-import { StreamingDecoder } from '../streamingDecoder';
-import { type ChatMessage, ModelTokenizer } from '../tokenizer';
+import type { AskResult, ChatTurn, MemoryStatus, PrefillProgress } from '../protocol';
+import { type BackendChoice, loadEngineFor, resolveCskv } from '../runtime/backends/selectBackend';
+import type { CompressedBits } from '../runtime/cache/quantizer';
+import type { Engine } from '../runtime/engine';
+import { RuntimeError } from '../runtime/errors';
+import { generate } from '../runtime/generate';
+import { StreamingDecoder } from '../runtime/streamingDecoder';
+import { type ChatMessage, ModelTokenizer } from '../runtime/tokenizer';
 import { repoFormat } from './layout';
 import { Mutex } from './mutex';
 import { contextFile } from './persistence';

@@ -1,6 +1,6 @@
 // Writes cskv.safetensors in the format of cskv.md (read back by cache/cskvFile.ts): per layer the key and value
 // bases ([D, r], or [groups, D/groups, r] for head groups) and means, f32, with string metadata, atomically.
-import { float32Bytes, type TensorToWrite, writeSafetensors } from '../safetensorsWriter';
+import { float32Bytes, type TensorToWrite, writeSafetensors } from '../runtime/safetensorsWriter';
 import type { BranchFactors } from './branchFactors';
 
 export interface LayerFactorsToWrite {

@@ -4,9 +4,9 @@
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
-import type { CompressedBits } from '../cache/quantizer';
-import { DEFAULT_MODEL_RELATIVE, defaultModelDir } from '../model/defaultModel';
-import { WorkspaceSession } from '../workspace/session';
+import type { CompressedBits } from '../../runtime/cache/quantizer';
+import { DEFAULT_MODEL_RELATIVE, defaultModelDir } from '../../runtime/model/defaultModel';
+import { WorkspaceSession } from '../../workspace/session';
 import { type CommandIO, UsageError, formatBytes, optionalInt } from './shared';
 
 export async function askCommand(argv: string[], { out, err }: CommandIO): Promise<number> {

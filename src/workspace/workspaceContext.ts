@@ -6,9 +6,9 @@
 // The engine is shared with requests through a Mutex held one prefill step at a time, so a question can be
 // answered over what is resident so far while a long prefill is still running.
 import * as path from 'node:path';
-import type { ExcludedFile, PrefillProgress, ResidentFile } from '../../protocol';
-import type { Engine } from '../engine';
-import type { ModelTokenizer } from '../tokenizer';
+import type { ExcludedFile, PrefillProgress, ResidentFile } from '../protocol';
+import type { Engine } from '../runtime/engine';
+import type { ModelTokenizer } from '../runtime/tokenizer';
 import { type RepoFormat, type Segment, fileSegment, headerSegment, repoFormat } from './layout';
 import type { Mutex } from './mutex';
 import { type ContextKey, type SavedSegment, contextKey, loadContext, saveContext } from './persistence';

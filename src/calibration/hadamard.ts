@@ -14,7 +14,7 @@
 // inputs, sorted by variance, are dealt to the blocks in proportion to their sizes (stratified), so each block
 // averages a slice of the whole spectrum and the blocks' output variances come out nearly equal too.
 // R is orthogonal either way: the blocks map disjoint input sets onto disjoint output ranges.
-import { mulberry32 } from '../random';
+import { mulberry32 } from '../runtime/random';
 
 /** Row-major [r, r] orthogonal R: input direction i (row), output feature j (column). Deterministic for a seed. */
 export function hadamardRotation(r: number, seed = 0x5eed): Float64Array {

@@ -17,8 +17,8 @@ import {
   type AnswerChunkParams, AnswerChunkNotification, AskRequest, type AskResult, MemoryChangedNotification, MemoryRequest,
   type MemoryStatus, RebuildContextRequest, type SidecarOptions, SidecarErrorCodes, type StatusParams, StatusNotification,
 } from '../../src/protocol';
-import { type OpenSession, type Session, completionShape, isBlockStart, looksBinary, parseSidecarOptions, serve } from '../../src/runtime/server';
-import { COMPLETION_WINDOW, type SessionEvents, type SessionOptions } from '../../src/runtime/workspace/session';
+import { type OpenSession, type Session, completionShape, isBlockStart, looksBinary, parseSidecarOptions, serve } from '../../src/sidecar/server';
+import { COMPLETION_WINDOW, type SessionEvents, type SessionOptions, WorkspaceSession } from '../../src/workspace/session';
 import { tempDir } from '../support/paths';
 import { tinyQwenModel } from '../support/tinyQwen';
 
@@ -365,7 +365,7 @@ test('completion shape: multi-line at a block start, nothing mid-word or before 
 test('through the real WorkspaceSession: a tiny Qwen model answers in streamed text and completes code', async () => {
   const root = tempDir('cskv-ws-');
   fs.writeFileSync(path.join(root, 'util.py'), 'def add(a, b):\n    return a + b\n');
-  const h = await start((r, o, e) => import('../../src/runtime/workspace/session').then((m) => m.WorkspaceSession.open(r, o, e)),
+  const h = await start((r, o, e) => WorkspaceSession.open(r, o, e),
     { modelPath: tinyQwenModel(), cskv: path.join(tinyQwenModel(), 'cskv-4.safetensors'), contextTokenBudget: 2048 }, root);
   await h.state('ready');
   const result: AskResult = await h.client.sendRequest(AskRequest, { id: 'real', question: 'What does util.py do?', history: [] });

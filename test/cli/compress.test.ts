@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { Writable } from 'node:stream';
 import { before, test } from 'node:test';
 import { OnnxEngine } from '../../src/runtime/backends/onnxEngine';
-import { main } from '../../src/runtime/cli';
+import { main } from '../../src/cli/cli';
 import { SafetensorsFile } from '../../src/runtime/safetensors';
 import { ModelTokenizer } from '../../src/runtime/tokenizer';
 import { modelFixture, repoRoot, tempDir } from '../support/paths';

@@ -5,7 +5,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import ignore, { type Ignore } from 'ignore';
-import type { ExcludedFile } from '../../protocol';
+import type { ExcludedFile } from '../protocol';
 
 export interface ScannedFile {
   /** Path relative to the workspace root, with forward slashes. */

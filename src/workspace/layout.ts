@@ -1,7 +1,7 @@
 // How files become one token sequence: a repo header, then one segment per file in the model's repo-level format
 // (Qwen2.5-Coder's <|repo_name|> / <|file_sep|> where the tokenizer has them, a plain header otherwise).
 import { createHash } from 'node:crypto';
-import type { ModelTokenizer } from '../tokenizer';
+import type { ModelTokenizer } from '../runtime/tokenizer';
 
 export interface Segment {
   /** Workspace-relative path; '' for the repo header. */

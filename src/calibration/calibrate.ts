@@ -5,9 +5,9 @@
 // Memory: the statistics are the only large state, D × D / groups float64 per branch. When they do not all fit
 // in `statisticsBudget`, the calibration segments are run several times, each pass accumulating a slice of the
 // layers; the directions of finished layers wait on disk (directionSpill.ts) until the ranks are known.
-import type { CompressedBits } from '../cache/quantizer';
-import type { Engine } from '../engine';
-import { ModelWeights } from '../model/weights';
+import type { CompressedBits } from '../runtime/cache/quantizer';
+import type { Engine } from '../runtime/engine';
+import { ModelWeights } from '../runtime/model/weights';
 import { preimageInputScaleSquared } from './activationScaling';
 import { type OrderedDirections, trace } from './basis';
 import type { BranchFactors } from './branchFactors';

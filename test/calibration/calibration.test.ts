@@ -3,15 +3,15 @@
 // held-out scorer.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { preimageInputScaleSquared } from '../../src/runtime/calibration/activationScaling';
-import type { BranchFactors } from '../../src/runtime/calibration/branchFactors';
-import { closedFormDirections } from '../../src/runtime/calibration/closedForm';
-import { symmetricEigen } from '../../src/runtime/calibration/eigen';
-import { hadamardRotation } from '../../src/runtime/calibration/hadamard';
-import { HeldOutError } from '../../src/runtime/calibration/heldOutError';
-import { allocateRanks, rankBudget } from '../../src/runtime/calibration/rankAllocation';
-import { SecondMoments } from '../../src/runtime/calibration/secondMoments';
-import { weightSvdDirections } from '../../src/runtime/calibration/weightSvd';
+import { preimageInputScaleSquared } from '../../src/calibration/activationScaling';
+import type { BranchFactors } from '../../src/calibration/branchFactors';
+import { closedFormDirections } from '../../src/calibration/closedForm';
+import { symmetricEigen } from '../../src/calibration/eigen';
+import { hadamardRotation } from '../../src/calibration/hadamard';
+import { HeldOutError } from '../../src/calibration/heldOutError';
+import { allocateRanks, rankBudget } from '../../src/calibration/rankAllocation';
+import { SecondMoments } from '../../src/calibration/secondMoments';
+import { weightSvdDirections } from '../../src/calibration/weightSvd';
 import { positiveUniform } from '../../src/runtime/random';
 
 /** Deterministic standard normals. */

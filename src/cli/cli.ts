@@ -5,7 +5,7 @@ import { generateCommand } from './commands/generate';
 import { logitsCommand } from './commands/logits';
 import { perplexityCommand } from './commands/perplexity';
 import { type CommandIO, UsageError } from './commands/shared';
-import { RuntimeError } from './errors';
+import { RuntimeError } from '../runtime/errors';
 
 const USAGE = `usage:
   cskv-code ask      --workspace DIR --model DIR [--cskv FILE|auto|off] [--budget TOKENS] [--no-save] [--json] "question"

@@ -1,9 +1,9 @@
 // What every command shares: engine flags, argument checks, the usage error, and formatting.
 import * as path from 'node:path';
-import { OnnxEngine } from '../backends/onnxEngine';
-import { resolveCskv } from '../backends/selectBackend';
-import type { CompressedBits } from '../cache/quantizer';
-import type { Engine } from '../engine';
+import { OnnxEngine } from '../../runtime/backends/onnxEngine';
+import { resolveCskv } from '../../runtime/backends/selectBackend';
+import type { CompressedBits } from '../../runtime/cache/quantizer';
+import type { Engine } from '../../runtime/engine';
 
 /** A mistake in the command line: the CLI prints it with the usage and exits with 2. */
 export class UsageError extends Error {}

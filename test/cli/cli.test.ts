@@ -6,10 +6,10 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Writable } from 'node:stream';
 import { before, test } from 'node:test';
-import { main } from '../../src/runtime/cli';
+import { main } from '../../src/cli/cli';
 import { tinyQwenModel } from '../support/tinyQwen';
 import { modelFixture, repoRoot, tempDir } from '../support/paths';
-import { expected } from './engineSuite';
+import { expected } from '../runtime/engineSuite';
 
 async function run(args: string[]): Promise<{ code: number; out: string; err: string }> {
   let out = '', err = '';
@@ -98,7 +98,7 @@ test('generate --chat renders the model chat template around the prompt', async 
 });
 
 test('the CLI module runs as a program too (the extension starts `node dist/cli.js compress ...`)', () => {
-  const cli = path.join(repoRoot, 'out', 'src', 'runtime', 'cli.js');
+  const cli = path.join(repoRoot, 'out', 'src', 'cli', 'cli.js');
   const r = spawnSync(process.execPath, [cli, 'generate', '--prompt-ids', '1'], { encoding: 'utf8' });
   assert.equal(r.status, 2);
   assert.match(r.stderr, /--model DIR is required/);

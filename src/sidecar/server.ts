@@ -14,8 +14,8 @@ import {
   MemoryChangedNotification, MemoryRequest, type MemoryStatus, RebuildContextRequest, type SidecarOptions, SidecarErrorCodes,
   type StatusParams, StatusNotification,
 } from '../protocol';
-import { RuntimeError } from './errors';
-import { COMPLETION_WINDOW, type SessionEvents, type SessionOptions, WorkspaceSession } from './workspace/session';
+import { RuntimeError } from '../runtime/errors';
+import { COMPLETION_WINDOW, type SessionEvents, type SessionOptions, WorkspaceSession } from '../workspace/session';
 
 /** What the handlers use of a WorkspaceSession (tests substitute their own). */
 export type Session = Pick<WorkspaceSession, 'ask' | 'complete' | 'documentChanged' | 'fileChangedOnDisk' | 'rebuild' | 'memoryStatus' | 'dispose'>;
