@@ -1,16 +1,16 @@
-// CSKV calibration end to end (cskv.md): run the model over calibration segments with the full cache, stream
+// CSKV calibration end to end (docs/cskv.md): run the model over calibration segments with the full cache, stream
 // each layer's key/value statistics, turn them into ordered candidate directions (closed form, or the SVD/ASVD
 // baselines of the weights), spend one global channel budget on ranks, and score the result on held-out tokens.
 //
 // Memory: the statistics are the only large state, D × D / groups float64 per branch. When they do not all fit
 // in `statisticsBudget`, the calibration segments are run several times, each pass accumulating a slice of the
 // layers; the directions of finished layers wait on disk (directionSpill.ts) until the ranks are known.
-import type { CompressedBits } from '../runtime/cache/quantizer';
+import type { CompressedBits } from '../protocol';
+import type { BranchFactors } from '../runtime/cskvFile';
 import type { Engine } from '../runtime/engine';
 import { ModelWeights } from '../runtime/model/weights';
 import { preimageInputScaleSquared } from './activationScaling';
 import { type OrderedDirections, trace } from './basis';
-import type { BranchFactors } from './branchFactors';
 import { closedFormDirections } from './closedForm';
 import { DirectionSpill, type SpilledDirections } from './directionSpill';
 import { symmetricEigen } from './eigen';

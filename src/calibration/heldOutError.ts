@@ -4,8 +4,9 @@
 // serves, with the features stored as the bi-branch cache stores them (fp16 at 16 bits, else the KIVI-style
 // quantiser over blocks of W tokens), which is where a rotation of the basis can matter.
 import { floatToHalfBits, halfBitsToFloat } from '../runtime/half';
-import { type CompressedBits, dequantiseKeys, dequantiseValues, quantiseKeys, quantiseValues } from '../runtime/cache/quantizer';
-import type { BranchFactors } from './branchFactors';
+import type { CompressedBits } from '../protocol';
+import { dequantiseKeys, dequantiseValues, quantiseKeys, quantiseValues } from '../runtime/cache/quantizer';
+import type { BranchFactors } from '../runtime/cskvFile';
 
 export interface ReconstructionScore {
   tokens: number;

@@ -1,4 +1,4 @@
-// Ranks for every layer's keys and values from one global density (cskv.md: the paper sets density per model
+// Ranks for every layer's keys and values from one global density (docs/cskv.md: the paper sets density per model
 // by hand and names per-layer assignment as missing). Greedy on retained variance: each step gives one more
 // feature to the branch whose next eigen-direction retains the most variance per stored channel. The eigenvalues
 // of each branch only decrease, so the greedy choice is the optimal one for the total retained variance.

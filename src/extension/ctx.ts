@@ -7,24 +7,14 @@ import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { LanguageClient } from 'vscode-languageclient/node';
 import {
-  type AnswerChunkParams, AnswerChunkNotification, type AskParams, AskRequest, type AskResult, type MemoryChangedParams,
-  MemoryChangedNotification, MemoryRequest, type MemoryStatus, RebuildContextRequest, type StatusParams, StatusNotification,
+  AnswerChunkNotification, type AskParams, AskRequest, type AskResult, MemoryChangedNotification, MemoryRequest, type MemoryStatus,
+  RebuildContextRequest, StatusNotification,
 } from '../protocol';
 import { type SidecarExit, createClient } from './client';
 import { RESTART_SETTINGS, modelPath, sidecarOptions } from './config';
 import type { StatusView } from './format';
 import { RestartPolicy } from './restartPolicy';
-
-export interface MemorySample {
-  /** ms since the epoch */
-  t: number;
-  totalBytes: number;
-  fullBytes: number;
-  compressedBytes: number;
-  fp16Bytes: number;
-  tokens: number;
-  gpuUsedBytes?: number | undefined;
-}
+import type { MemorySample } from './webviewMessages';
 
 const MAX_SAMPLES = 900;
 
@@ -116,7 +106,7 @@ export class Ctx implements vscode.Disposable {
       acceptsCompletions: () => this.acceptsCompletions(),
     });
     this.sidecar = sidecar;
-    client.onNotification(StatusNotification, (p: StatusParams) => {
+    client.onNotification(StatusNotification, (p) => {
       if (generation !== this.generation) return;
       const firstReady = this.recovering && (p.state === 'ready' || p.state === 'indexing');
       this.update({ state: p.state, message: p.message, progress: p.progress });
@@ -126,10 +116,10 @@ export class Ctx implements vscode.Disposable {
       }
       if (p.state === 'failed') this.showFailure(p.message);
     });
-    client.onNotification(MemoryChangedNotification, (m: MemoryChangedParams) => {
+    client.onNotification(MemoryChangedNotification, (m) => {
       if (generation === this.generation) this.memoryChanged(m);
     });
-    client.onNotification(AnswerChunkNotification, (p: AnswerChunkParams) => this.answerListeners.get(p.id)?.(p.text));
+    client.onNotification(AnswerChunkNotification, (p) => this.answerListeners.get(p.id)?.(p.text));
     this.starting = (async () => {
       try {
         await client.start();

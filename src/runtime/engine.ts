@@ -1,7 +1,6 @@
 // The one engine interface every backend implements (onnx here, cuda in native/). An engine owns a model and
 // its cache; tokens are always appended at the end of the cache, so positions are implicit.
-import type { MemoryReport } from './cache/biBranchCache';
-import type { CompressedBits } from './cache/quantizer';
+import type { CompressedBits, MemoryReport } from '../protocol';
 import type { ModelConfig } from './model/config';
 
 export interface EngineOptions {
@@ -53,7 +52,7 @@ export interface Engine {
  * Where the prefill chunk starting at `start` ends, for a call that prefills up to `total`. Chunk boundaries fall
  * at absolute multiples of the chunk size (rounded to W) and never cross a multiple of W unless the chunk starts
  * on one, so every query in a chunk sees the same split between compressed and full-precision history
- * (cskv.md's block-window rule). The call's last partial block [floor(total/W)*W, total) is always a chunk of its
+ * (docs/docs/cskv.md's block-window rule). The call's last partial block [floor(total/W)*W, total) is always a chunk of its
  * own: truncating back to `total` later recomputes exactly that chunk, which makes the result bit-equal to the
  * state the original call left (see BiBranchCache.truncate).
  */

@@ -10,12 +10,13 @@ import {
 } from 'vscode-languageserver/node';
 import { TextDocument } from 'vscode-languageserver-textdocument';
 import {
-  type AnswerChunkParams, AnswerChunkNotification, type AskParams, AskRequest, type AskResult, type MemoryChangedParams,
-  MemoryChangedNotification, MemoryRequest, type MemoryStatus, RebuildContextRequest, type SidecarOptions, SidecarErrorCodes,
-  type StatusParams, StatusNotification,
+  AnswerChunkNotification, AskRequest, COMPRESSED_BITS_TEXT, MemoryChangedNotification, MemoryRequest, RebuildContextRequest,
+  type SidecarOptions, SidecarErrorCodes, type StatusParams, StatusNotification, isCompressedBits,
 } from '../protocol';
 import { RuntimeError } from '../runtime/errors';
-import { COMPLETION_WINDOW, type SessionEvents, type SessionOptions, WorkspaceSession } from '../workspace/session';
+import { BACKENDS, DEFAULTS, checkModelFolder } from '../shared/settings';
+import { completionShape, looksBinary } from '../workspace/completionShape';
+import { type SessionEvents, type SessionOptions, WorkspaceSession } from '../workspace/session';
 
 /** What the handlers use of a WorkspaceSession (tests substitute their own). */
 export type Session = Pick<WorkspaceSession, 'ask' | 'complete' | 'documentChanged' | 'fileChangedOnDisk' | 'rebuild' | 'memoryStatus' | 'dispose'>;
@@ -31,6 +32,8 @@ export function serve(connection: Connection, openSession: OpenSession = (root, 
   let options: SidecarOptions | undefined;
   let root: string | undefined;
   let session: Session | undefined;
+  /** False in an untrusted workspace: then no file, open or on disk, reaches the session (the one trust check). */
+  let trusted = false;
   let opening: Promise<Session> | undefined;
   let failure: string | undefined;
   let memoryTimer: NodeJS.Timeout | undefined;
@@ -50,7 +53,7 @@ export function serve(connection: Connection, openSession: OpenSession = (root, 
     if (memoryTimer || !session) return;
     memoryTimer = setTimeout(() => {
       memoryTimer = undefined;
-      if (session && !disposed) void connection.sendNotification(MemoryChangedNotification, session.memoryStatus() satisfies MemoryChangedParams);
+      if (session && !disposed) void connection.sendNotification(MemoryChangedNotification, session.memoryStatus());
     }, MEMORY_NOTIFY_MS);
   };
 
@@ -70,6 +73,7 @@ export function serve(connection: Connection, openSession: OpenSession = (root, 
   connection.onInitialize((params: InitializeParams): InitializeResult => {
     options = parseSidecarOptions(params.initializationOptions);
     root = workspaceRoot(params);
+    trusted = options.workspaceTrusted;
     return {
       capabilities: {
         textDocumentSync: { openClose: true, change: TextDocumentSyncKind.Incremental },
@@ -87,7 +91,7 @@ export function serve(connection: Connection, openSession: OpenSession = (root, 
       status({ state: 'failed', message: problem });
       return;
     }
-    if (!opts.workspaceTrusted) log('workspace not trusted: no workspace file is read into the model');
+    if (!trusted) log('workspace not trusted: no workspace file is read into the model');
     status({ state: 'loading-model', message: `loading ${path.basename(opts.modelPath)}` });
     const events: SessionEvents = {
       onStatus: (state, message, progress) => status({ state, message, progress }),
@@ -103,7 +107,7 @@ export function serve(connection: Connection, openSession: OpenSession = (root, 
       budgetTokens: opts.contextTokenBudget,
       storageDir: opts.storagePath || undefined,
       excludes: opts.excludes,
-      readWorkspace: opts.workspaceTrusted && root !== undefined,
+      readWorkspace: trusted && root !== undefined,
       log,
     }, events);
     opening.then((s) => {
@@ -120,7 +124,7 @@ export function serve(connection: Connection, openSession: OpenSession = (root, 
     });
   });
 
-  connection.onRequest(AskRequest, async (params: AskParams, token: CancellationToken): Promise<AskResult> => {
+  connection.onRequest(AskRequest, async (params, token) => {
     const s = await ready();
     const abort = abortOn(token);
     try {
@@ -129,7 +133,7 @@ export function serve(connection: Connection, openSession: OpenSession = (root, 
         history: params.history ?? [],
         activeFile: params.activeFile,
         signal: abort.signal,
-        onText: (text) => void connection.sendNotification(AnswerChunkNotification, { id: params.id, text } satisfies AnswerChunkParams),
+        onText: (text) => void connection.sendNotification(AnswerChunkNotification, { id: params.id, text }),
       });
     } catch (err) {
       throw asResponseError(err);
@@ -138,9 +142,9 @@ export function serve(connection: Connection, openSession: OpenSession = (root, 
     }
   });
 
-  connection.onRequest(MemoryRequest, async (): Promise<MemoryStatus> => (await ready()).memoryStatus());
+  connection.onRequest(MemoryRequest, async () => (await ready()).memoryStatus());
 
-  connection.onRequest(RebuildContextRequest, async (): Promise<void> => {
+  connection.onRequest(RebuildContextRequest, async () => {
     const s = await ready();
     // The rebuild reports progress through `cskv/status`; the request returns once it is under way.
     s.rebuild().catch((err: unknown) => connection.console.error(`rebuild failed: ${messageOf(err)}`));
@@ -149,7 +153,7 @@ export function serve(connection: Connection, openSession: OpenSession = (root, 
   connection.languages.inlineCompletion.on(async (params: InlineCompletionParams, token: CancellationToken): Promise<InlineCompletionList> => {
     const empty: InlineCompletionList = { items: [] };
     // While the model loads, typing must not wait for it. In an untrusted workspace no file goes into the model.
-    if (!session || !options?.workspaceTrusted || token.isCancellationRequested) return empty;
+    if (!session || !trusted || token.isCancellationRequested) return empty;
     const document = documents.get(params.textDocument.uri);
     const file = document && filePathOf(document.uri);
     if (!document || !file) return empty;
@@ -171,14 +175,14 @@ export function serve(connection: Connection, openSession: OpenSession = (root, 
   // The editor's view of a file replaces the disk's as soon as it changes; the session debounces the re-prefill.
   documents.onDidChangeContent((e) => {
     const file = filePathOf(e.document.uri);
-    if (!session || !file || !options?.workspaceTrusted) return;
+    if (!session || !file || !trusted) return;
     const text = e.document.getText();
     if (looksBinary(text)) return;
     guarded(`${file} changed`, () => session!.documentChanged(file, text));
   });
 
   connection.onDidChangeWatchedFiles((params) => {
-    if (!session || !options?.workspaceTrusted) return;
+    if (!session || !trusted) return;
     for (const change of params.changes) {
       const file = filePathOf(change.uri);
       if (!file) continue;
@@ -200,57 +204,6 @@ export function serve(connection: Connection, openSession: OpenSession = (root, 
   connection.listen();
 }
 
-/** The session's view of a cursor in a document: the text around it and whether to complete several lines. */
-export interface CompletionShape {
-  prefix: string;
-  suffix: string;
-  multiline: boolean;
-}
-
-/**
- * Prefix and suffix around `offset`, and the multi-line decision; undefined where no completion should be offered
- * (a binary file, or the cursor in the middle of a word or of a line's code).
- */
-export function completionShape(text: string, offset: number): CompletionShape | undefined {
-  if (looksBinary(text)) return undefined;
-  const lineStart = text.lastIndexOf('\n', offset - 1) + 1;
-  const nextNewline = text.indexOf('\n', offset);
-  const lineEnd = nextNewline < 0 ? text.length : nextNewline;
-  const before = text.slice(lineStart, offset);
-  const after = text.slice(offset, lineEnd);
-  // Completing inside a word or before code on the same line mostly produces noise.
-  if (/\w$/.test(before) && /^\w/.test(after)) return undefined;
-  if (!/^[\s)\]}>"'`;,]*$/.test(after)) return undefined;
-  const previousLine = lastNonBlankLine(text.slice(0, lineStart));
-  return {
-    prefix: text.slice(Math.max(0, offset - COMPLETION_WINDOW.prefixChars), offset),
-    suffix: text.slice(offset, offset + COMPLETION_WINDOW.suffixChars),
-    // Before a closing bracket on the same line (inside a call's parentheses) one line is enough.
-    multiline: after.trim() === '' && isBlockStart(before, previousLine),
-  };
-}
-
-/**
- * Whether the cursor starts a block body: on an empty (indented) line right after a line that opens a block
- * (`{`, `:`, `(`, `[`, `=>`, `do`, `then`), or at the end of such a line. Elsewhere one line is completed.
- */
-export function isBlockStart(lineBeforeCursor: string, previousLine: string | undefined): boolean {
-  const opens = (line: string): boolean => /(\{|\(|\[|:|=>|->|\bdo|\bthen|\bbegin)\s*(\/\/.*|#.*)?$/.test(line.trimEnd());
-  if (lineBeforeCursor.trim() === '') return previousLine !== undefined && opens(previousLine);
-  return opens(lineBeforeCursor);
-}
-
-function lastNonBlankLine(text: string): string | undefined {
-  const lines = text.split('\n');
-  for (let i = lines.length - 1; i >= 0; i--) if (lines[i]!.trim() !== '') return lines[i];
-  return undefined;
-}
-
-/** NUL characters do not occur in text files; the editor shows a binary file with them. */
-export function looksBinary(text: string): boolean {
-  return text.slice(0, 8192).includes('\u0000');
-}
-
 /** Checks `initializationOptions` and fills in defaults; throws a ResponseError naming the bad field. */
 export function parseSidecarOptions(value: unknown): SidecarOptions {
   if (typeof value !== 'object' || value === null) throw new ResponseError(ErrorCodes.InvalidParams, 'initializationOptions must be the SidecarOptions object');
@@ -259,15 +212,15 @@ export function parseSidecarOptions(value: unknown): SidecarOptions {
     throw new ResponseError(ErrorCodes.InvalidParams, `initializationOptions.${field} must be ${what}, got ${JSON.stringify(o[field])}`);
   };
   if (typeof o.modelPath !== 'string' || o.modelPath.trim() === '') bad('modelPath', 'the path of a model folder');
-  const backend = o.backend ?? 'auto';
-  if (backend !== 'auto' && backend !== 'cuda' && backend !== 'onnx') bad('backend', '"auto", "cuda" or "onnx"');
-  const cskv = o.cskv ?? 'auto';
+  const backend = o.backend ?? DEFAULTS.backend;
+  if (!BACKENDS.includes(backend as SidecarOptions['backend'])) bad('backend', '"auto", "cuda" or "onnx"');
+  const cskv = o.cskv ?? DEFAULTS.cskv;
   if (typeof cskv !== 'string' || cskv === '') bad('cskv', 'a file path, "auto" or "off"');
   const window = o.window ?? undefined;
   if (window !== undefined && (!Number.isInteger(window) || (window as number) < 1)) bad('window', 'a positive integer');
   const bits = o.bits ?? undefined;
-  if (bits !== undefined && ![16, 8, 4, 2].includes(bits as number)) bad('bits', '16, 8, 4 or 2');
-  const budget = o.contextTokenBudget ?? 32768;
+  if (bits !== undefined && !isCompressedBits(bits)) bad('bits', COMPRESSED_BITS_TEXT);
+  const budget = o.contextTokenBudget ?? DEFAULTS.contextTokenBudget;
   if (!Number.isInteger(budget) || (budget as number) < 0) bad('contextTokenBudget', 'a non-negative integer');
   const excludes = o.excludes ?? [];
   if (!Array.isArray(excludes) || excludes.some((e) => typeof e !== 'string')) bad('excludes', 'a list of glob patterns');
@@ -283,20 +236,6 @@ export function parseSidecarOptions(value: unknown): SidecarOptions {
     excludes: excludes as string[],
     nativeLibrary: typeof o.nativeLibrary === 'string' && o.nativeLibrary !== '' ? o.nativeLibrary : undefined,
   };
-}
-
-/** A sentence for the user when `dir` cannot be a model folder; undefined when it may be one. */
-export function checkModelFolder(dir: string): string | undefined {
-  let stat: fs.Stats;
-  try {
-    stat = fs.statSync(dir);
-  } catch {
-    return `The model folder "${dir}" does not exist. Set cskv.modelPath to a Hugging Face model folder (config.json, *.safetensors, tokenizer.json).`;
-  }
-  if (!stat.isDirectory()) return `cskv.modelPath "${dir}" is a file, not a model folder (config.json, *.safetensors, tokenizer.json).`;
-  const missing = ['config.json', 'tokenizer.json'].filter((f) => !fs.existsSync(path.join(dir, f)));
-  if (missing.length > 0) return `"${dir}" is not a model folder: ${missing.join(' and ')} not found.`;
-  return undefined;
 }
 
 function workspaceRoot(params: InitializeParams): string | undefined {

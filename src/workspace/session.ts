@@ -2,14 +2,13 @@
 // people do with them: ask about the codebase, and complete code. Every request is appended after the resident
 // context and truncated away afterwards; the context itself is never recomputed for a request.
 import * as path from 'node:path';
-import type { AskResult, ChatTurn, MemoryStatus, PrefillProgress } from '../protocol';
+import type { AskResult, ChatTurn, CompressedBits, MemoryStatus, PrefillProgress } from '../protocol';
 import { type BackendChoice, loadEngineFor, resolveCskv } from '../runtime/backends/selectBackend';
-import type { CompressedBits } from '../runtime/cache/quantizer';
 import type { Engine } from '../runtime/engine';
 import { RuntimeError } from '../runtime/errors';
 import { generate } from '../runtime/generate';
-import { StreamingDecoder } from '../runtime/streamingDecoder';
 import { type ChatMessage, ModelTokenizer } from '../runtime/tokenizer';
+import type { CompletionShape } from './completionShape';
 import { repoFormat } from './layout';
 import { Mutex } from './mutex';
 import { contextFile } from './persistence';
@@ -52,24 +51,18 @@ export interface AskParams {
   maxNewTokens?: number;
 }
 
-export interface CompleteParams {
+/** A completion at a cursor of `path`: its shape (completionShape.ts, the window already applied). */
+export interface CompleteParams extends CompletionShape {
   path: string;
-  prefix: string;
-  suffix: string;
-  multiline: boolean;
   signal?: AbortSignal | undefined;
   maxNewTokens?: number;
 }
 
+/** Quiet time after an edit before it is prefilled. */
+const EDIT_DEBOUNCE_MS = 750;
 const END_OF_TURN = ['<|im_end|>', '<|eot_id|>', '<|end|>', '<|endoftext|>', '</s>', '<|end_of_text|>'];
 const FIM = { prefix: '<|fim_prefix|>', suffix: '<|fim_suffix|>', middle: '<|fim_middle|>' };
 const COMPLETION_STOPS = ['<|endoftext|>', '<|file_sep|>', '<|fim_prefix|>', '<|fim_suffix|>', '<|fim_middle|>', '<|fim_pad|>', '<|repo_name|>'];
-/**
- * The text around the cursor a completion prompt carries. The whole file is already resident (an edit moves it to
- * the end of the layout), so the window only has to bring the latest keystrokes and the cursor's surroundings; every
- * token of it is prefilled per request, so it is kept to about 800 tokens for the completion's latency.
- */
-export const COMPLETION_WINDOW = { prefixChars: 2400, suffixChars: 800 };
 
 export class WorkspaceSession {
   private editTimer: NodeJS.Timeout | undefined;
@@ -154,27 +147,15 @@ export class WorkspaceSession {
         let prompt = this.tokenizer.encodeChat(messages, { addGenerationPrompt: true });
         // The model's BOS already starts the resident context.
         if (base > 0 && prompt[0] === this.tokenizer.bosTokenId) prompt = prompt.slice(1);
-        const decoder = new StreamingDecoder(this.tokenizer, { skipSpecialTokens: true });
-        let text = '';
         const result = await generate(this.engine, prompt, {
           greedy: true,
           maxNewTokens: this.roomFor(prompt.length, params.maxNewTokens ?? 512),
           stopTokens: this.stopIds(END_OF_TURN),
           signal: params.signal,
-          onToken: (t) => {
-            const piece = decoder.push(t);
-            if (piece) {
-              text += piece;
-              params.onText?.(piece);
-            }
-          },
+          tokenizer: this.tokenizer,
+          onText: params.onText,
         });
-        const rest = decoder.flush();
-        if (rest) {
-          text += rest;
-          params.onText?.(rest);
-        }
-        return { text, stopReason: result.stopReason };
+        return { text: result.text, stopReason: result.stopReason };
       } finally {
         await this.engine.truncate(base);
       }
@@ -184,13 +165,9 @@ export class WorkspaceSession {
   async complete(params: CompleteParams): Promise<string> {
     return this.lock.run(async () => {
       const base = this.engine.length;
-      const stop = new AbortController();
-      const onAbort = (): void => stop.abort();
-      params.signal?.addEventListener('abort', onAbort);
       try {
         const rel = this.relative(params.path) ?? path.basename(params.path);
-        const prefix = params.prefix.slice(-COMPLETION_WINDOW.prefixChars);
-        const suffix = params.suffix.slice(0, COMPLETION_WINDOW.suffixChars);
+        const { prefix, suffix } = params;
         const literal = (t: string): number[] => this.tokenizer.encode(t, { addSpecialTokens: false, literal: true });
         const special = (t: string): number[] => this.tokenizer.encode(t, { addSpecialTokens: false });
         const header = special(repoFormat(this.tokenizer).fileHeader(rel));
@@ -198,23 +175,18 @@ export class WorkspaceSession {
         const prompt = fim
           ? [...header, ...special(FIM.prefix), ...literal(prefix), ...special(FIM.suffix), ...literal(suffix), ...special(FIM.middle)]
           : [...header, ...literal(prefix)];
-        const decoder = new StreamingDecoder(this.tokenizer, { skipSpecialTokens: true });
-        let text = '';
-        await generate(this.engine, prompt, {
+        const { text } = await generate(this.engine, prompt, {
           greedy: true,
           maxNewTokens: this.roomFor(prompt.length, params.maxNewTokens ?? (params.multiline ? 96 : 32)),
           stopTokens: this.stopIds(COMPLETION_STOPS),
-          signal: stop.signal,
-          onToken: (t) => {
-            text += decoder.push(t);
-            if (!params.multiline && text.includes('\n')) stop.abort();
-          },
+          signal: params.signal,
+          tokenizer: this.tokenizer,
+          // One line: done at its end.
+          stopWhen: params.multiline ? undefined : (t) => t.includes('\n'),
         });
-        text += decoder.flush();
         if (params.signal?.aborted) return '';
         return params.multiline ? text : text.split('\n')[0]!;
       } finally {
-        params.signal?.removeEventListener('abort', onAbort);
         await this.engine.truncate(base);
       }
     });
@@ -226,7 +198,7 @@ export class WorkspaceSession {
     if (!this.context || rel === undefined) return;
     if (!this.context.update(rel, text)) return;
     clearTimeout(this.editTimer);
-    this.editTimer = setTimeout(() => void this.syncContext(), this.options.editDebounceMs ?? 750);
+    this.editTimer = setTimeout(() => void this.syncContext(), this.options.editDebounceMs ?? EDIT_DEBOUNCE_MS);
   }
 
   /** Re-reads a file from disk (a watcher saw it created, changed or deleted). Debounced like edits. */
@@ -235,7 +207,7 @@ export class WorkspaceSession {
     if (!this.context || rel === undefined) return;
     if (!this.context.refreshFromDisk(rel)) return;
     clearTimeout(this.editTimer);
-    this.editTimer = setTimeout(() => void this.syncContext(), this.options.editDebounceMs ?? 750);
+    this.editTimer = setTimeout(() => void this.syncContext(), this.options.editDebounceMs ?? EDIT_DEBOUNCE_MS);
   }
 
   /** Applies pending edits now (tests and the CLI do not wait for the debounce). */
@@ -285,7 +257,8 @@ export class WorkspaceSession {
   }
 
   private stopIds(tokens: readonly string[]): number[] {
-    const ids = new Set([...this.tokenizer.eosTokenIds, ...this.engine.info.config.eosTokenIds]);
+    // The tokenizer's end ids already take config.json's eos_token_id in (with generation_config.json's).
+    const ids = new Set(this.tokenizer.eosTokenIds);
     for (const t of tokens) {
       const id = this.tokenizer.tokenId(t);
       if (id !== undefined) ids.add(id);

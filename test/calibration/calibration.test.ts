@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { preimageInputScaleSquared } from '../../src/calibration/activationScaling';
-import type { BranchFactors } from '../../src/calibration/branchFactors';
+import type { BranchFactors } from '../../src/runtime/cskvFile';
 import { closedFormDirections } from '../../src/calibration/closedForm';
 import { symmetricEigen } from '../../src/calibration/eigen';
 import { hadamardRotation } from '../../src/calibration/hadamard';

@@ -92,7 +92,7 @@ describe('workspace session', () => {
     'README.md': '# demo\nA demo project.\n',
     'src/math.ts': 'export function add(a: number, b: number): number {\n  return a + b;\n}\n',
     'src/strings.ts': 'export const greet = (name: string) => `hello ${name}`;\n',
-    'src/main.ts': 'import { add } from "../runtime/math";\nconsole.log(add(1, 2));\n',
+    'src/main.ts': 'import { add } from "./math";\nconsole.log(add(1, 2));\n',
   };
   const order = ['README.md', 'src/math.ts', 'src/strings.ts', 'src/main.ts'];
 
@@ -257,7 +257,7 @@ describe('workspace session', () => {
     }
 
     // An edit while the editor was closed: only the tail from that file on is prefilled again.
-    fs.writeFileSync(path.join(root, 'src/main.ts'), 'import { add } from "../runtime/math";\nconsole.log(add(2, 3));\n');
+    fs.writeFileSync(path.join(root, 'src/main.ts'), 'import { add } from "./math";\nconsole.log(add(2, 3));\n');
     const third = await WorkspaceSession.open(root, options({ storageDir }), events);
     try {
       const restored = third.engine.length;

@@ -4,10 +4,10 @@
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
-import type { CompressedBits } from '../../runtime/cache/quantizer';
-import { DEFAULT_MODEL_RELATIVE, defaultModelDir } from '../../runtime/model/defaultModel';
+import { DEFAULT_MODEL_RELATIVE, defaultModelDir } from '../../shared/defaultModel';
 import { WorkspaceSession } from '../../workspace/session';
-import { type CommandIO, UsageError, formatBytes, optionalInt } from './shared';
+import { formatBytes } from '../../shared/formatBytes';
+import { type CommandIO, UsageError, optionalBits, optionalInt } from './shared';
 
 export async function askCommand(argv: string[], { out, err }: CommandIO): Promise<number> {
   const { values: v, positionals } = parseArgs({
@@ -31,15 +31,14 @@ export async function askCommand(argv: string[], { out, err }: CommandIO): Promi
   if (!model) {
     throw new UsageError(`--model DIR is required: the default model (${DEFAULT_MODEL_RELATIVE} of this package, the project's own code model) is not installed; training/README.md says how it is made`);
   }
-  const bits = optionalInt(v.bits, '--bits');
-  if (bits !== undefined && ![16, 8, 4, 2].includes(bits)) throw new UsageError(`--bits must be 16, 8, 4 or 2, got ${bits}`);
+  const bits = optionalBits(v.bits);
   const root = path.resolve(v.workspace);
   let lastProgress = 0;
   const session = await WorkspaceSession.open(root, {
     modelDir: model,
     cskv: v.cskv,
     window: optionalInt(v.window, '--window'),
-    bits: bits as CompressedBits | undefined,
+    bits,
     budgetTokens: optionalInt(v.budget, '--budget') ?? 1_000_000,
     storageDir: v['no-save'] ? undefined : defaultStorageDir(),
     readWorkspace: true,

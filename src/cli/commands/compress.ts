@@ -2,14 +2,17 @@
 // cskv.safetensors, printing per layer the ranks, the variance kept and the error on held-out tokens.
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
-import { blockBytes, type CompressedBits } from '../../runtime/cache/quantizer';
+import type { CompressedBits } from '../../protocol';
+import { blockBytes } from '../../runtime/cache/quantizer';
 import { type CalibrationResult, type Initialisation, type Rotation, calibrate } from '../../calibration/calibrate';
 import { collectCalibrationFiles, tokeniseForCalibration } from '../../calibration/calibrationText';
-import { writeCskvFactors } from '../../calibration/factorFile';
+import { writeCskvFactors } from '../../runtime/cskvFile';
 import { rankBudget } from '../../calibration/rankAllocation';
 import { RuntimeError } from '../../runtime/errors';
 import { ModelTokenizer } from '../../runtime/tokenizer';
-import { type CommandIO, UsageError, formatBytes, loadEngine, optionalInt } from './shared';
+import { formatBytes } from '../../shared/formatBytes';
+import { DEFAULTS } from '../../shared/settings';
+import { type CommandIO, UsageError, loadEngine, optionalBits, optionalInt } from './shared';
 
 const DEFAULT_TOKENS = 65536;
 const DEFAULT_SEGMENT = 512;
@@ -40,11 +43,10 @@ export async function compressCommand(argv: string[], { out, err }: CommandIO): 
   });
   if (!v.model) throw new UsageError('--model DIR is required');
   const modelDir = path.resolve(v.model);
-  const density = v.density === undefined ? 0.2 : Number(v.density);
+  const density = v.density === undefined ? DEFAULTS.density : Number(v.density);
   if (!(density > 0 && density <= 1)) throw new UsageError(`--density must be a number in (0, 1], got "${v.density}"`);
-  const bits = optionalInt(v.bits, '--bits') ?? 16;
-  if (![16, 8, 4, 2].includes(bits)) throw new UsageError(`--bits must be 16, 8, 4 or 2, got ${bits}`);
-  const window = optionalInt(v.window, '--window') ?? 32;
+  const bits = optionalBits(v.bits) ?? DEFAULTS.bits;
+  const window = optionalInt(v.window, '--window') ?? DEFAULTS.window;
   const groups = optionalInt(v.groups, '--groups') ?? 1;
   const maxTokens = optionalInt(v.tokens, '--tokens') ?? DEFAULT_TOKENS;
   if (maxTokens < 2) throw new UsageError('--tokens must be at least 2 (some to fit on, some held out)');
@@ -79,7 +81,7 @@ export async function compressCommand(argv: string[], { out, err }: CommandIO): 
     progress(`${text.trainTokens} calibration + ${text.heldOutTokens} held-out tokens from ${text.files.length} files; ` +
       `${config.layers} layers, D = ${config.kvDim}, density ${density}, init ${init}${groups > 1 ? `, ${groups} groups` : ''}`);
     const result = await calibrate(engine, text.train, text.heldOut, {
-      density, groups, init, rotate, window, bits: bits as CompressedBits,
+      density, groups, init, rotate, window, bits,
       statisticsBudget: statisticsMb * 1024 * 1024,
       spillFile: `${outFile}.directions-${process.pid}.tmp`,
       onProgress: progress,
@@ -97,7 +99,7 @@ export async function compressCommand(argv: string[], { out, err }: CommandIO): 
       model_fingerprint: engine.info.fingerprint,
       tool: 'cskv-code compress',
     });
-    const summary = summarise(result, config.layers, config.kvDim, window, bits as CompressedBits);
+    const summary = summarise(result, config.layers, config.kvDim, window, bits);
     if (v.json) {
       out.write(`${JSON.stringify({ file: outFile, density, bits, window, groups, init, rotate, calibrationTokens: text.trainTokens, heldOutTokens: text.heldOutTokens, files: text.files.length, ...summary })}\n`);
     } else {

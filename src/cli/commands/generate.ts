@@ -3,9 +3,9 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { generate } from '../../runtime/generate';
-import { StreamingDecoder } from '../../runtime/streamingDecoder';
 import { ModelTokenizer } from '../../runtime/tokenizer';
-import { type CommandIO, UsageError, engineFlags, formatBytes, loadEngine, optionalInt, parseIds } from './shared';
+import { formatBytes } from '../../shared/formatBytes';
+import { type CommandIO, UsageError, engineFlags, loadEngine, optionalInt, parseIds } from './shared';
 
 export async function generateCommand(argv: string[], { out, err }: CommandIO): Promise<number> {
   const { values: v } = parseArgs({
@@ -42,8 +42,8 @@ export async function generateCommand(argv: string[], { out, err }: CommandIO): 
     } else {
       prompt = parseIds(v['prompt-ids']!);
     }
-    const stopTokens = [...new Set([...(tokenizer?.eosTokenIds ?? []), ...engine.info.config.eosTokenIds])];
-    const decoder = tokenizer && !v.json ? new StreamingDecoder(tokenizer, { skipSpecialTokens: true }) : undefined;
+    // The tokenizer's end ids include config.json's; without a tokenizer, config.json's are all there is.
+    const stopTokens = tokenizer ? tokenizer.eosTokenIds : engine.info.config.eosTokenIds;
     const abort = new AbortController();
     const onSignal = (): void => abort.abort();
     process.once('SIGINT', onSignal);
@@ -57,17 +57,14 @@ export async function generateCommand(argv: string[], { out, err }: CommandIO): 
         seed: number(v.seed, '--seed'),
         stopTokens,
         signal: abort.signal,
-        onToken: (t) => {
-          if (decoder) out.write(decoder.push(t));
-          else if (!v.json) out.write(`${t} `);
-        },
+        tokenizer,
+        onText: v.json ? undefined : (piece) => out.write(piece),
+        onToken: tokenizer || v.json ? undefined : (t) => out.write(`${t} `),
       });
       const memory = engine.memory();
       if (v.json) {
-        const text = tokenizer ? tokenizer.decode(result.tokens, { skipSpecialTokens: true }) : '';
-        out.write(`${JSON.stringify({ tokens: result.tokens, text, stopReason: result.stopReason, promptTokens: prompt.length, memory })}\n`);
+        out.write(`${JSON.stringify({ tokens: result.tokens, text: result.text, stopReason: result.stopReason, promptTokens: prompt.length, memory })}\n`);
       } else {
-        if (decoder) out.write(decoder.flush());
         out.write('\n');
         const perToken = result.tokens.length > 1 ? result.decodeMs / (result.tokens.length - 1) : 0;
         err.write(`[${prompt.length} prompt tokens in ${result.prefillMs.toFixed(0)} ms, ${result.tokens.length} generated at ${perToken.toFixed(1)} ms/token, ` +

@@ -5,11 +5,12 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
-import type { MemoryReport } from '../../runtime/cache/biBranchCache';
+import type { MemoryReport } from '../../protocol';
 import { RuntimeError } from '../../runtime/errors';
 import { readModelConfig } from '../../runtime/model/config';
 import { ModelTokenizer } from '../../runtime/tokenizer';
-import { type CommandIO, UsageError, engineFlags, formatBytes, loadEngine, optionalInt } from './shared';
+import { formatBytes } from '../../shared/formatBytes';
+import { type CommandIO, UsageError, engineFlags, loadEngine, optionalInt } from './shared';
 
 /** Logits of one chunk are [chunk, vocab] float32; this bounds them (to ~128 MB) for 150k-token vocabularies. */
 const LOGIT_BUDGET_FLOATS = 32 * 1024 * 1024;

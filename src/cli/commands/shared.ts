@@ -2,7 +2,7 @@
 import * as path from 'node:path';
 import { OnnxEngine } from '../../runtime/backends/onnxEngine';
 import { resolveCskv } from '../../runtime/backends/selectBackend';
-import type { CompressedBits } from '../../runtime/cache/quantizer';
+import { COMPRESSED_BITS_TEXT, type CompressedBits, isCompressedBits } from '../../protocol';
 import type { Engine } from '../../runtime/engine';
 
 /** A mistake in the command line: the CLI prints it with the usage and exits with 2. */
@@ -27,12 +27,10 @@ export type EngineFlags = { model?: string; cskv?: string; window?: string; bits
 export async function loadEngine(v: EngineFlags): Promise<Engine> {
   if (!v.model) throw new UsageError('--model DIR is required');
   const model = path.resolve(v.model);
-  const bits = optionalInt(v.bits, '--bits');
-  if (bits !== undefined && ![16, 8, 4, 2].includes(bits)) throw new UsageError(`--bits must be 16, 8, 4 or 2, got ${bits}`);
   return OnnxEngine.load(model, {
     cskv: resolveCskv(v.cskv, model),
     window: optionalInt(v.window, '--window'),
-    bits: bits as CompressedBits | undefined,
+    bits: optionalBits(v.bits),
     chunkSize: optionalInt(v.chunk, '--chunk'),
   });
 }
@@ -44,18 +42,15 @@ export function optionalInt(value: string | undefined, flag: string): number | u
   return n;
 }
 
+/** --bits: one of the compressed branch's widths. */
+export function optionalBits(value: string | undefined): CompressedBits | undefined {
+  const bits = optionalInt(value, '--bits');
+  if (bits !== undefined && !isCompressedBits(bits)) throw new UsageError(`--bits must be ${COMPRESSED_BITS_TEXT}, got ${bits}`);
+  return bits;
+}
+
 export function parseIds(value: string): number[] {
   const ids = value.split(',').map((s) => s.trim()).filter((s) => s !== '').map(Number);
   if (ids.length === 0 || ids.some((n) => !Number.isInteger(n) || n < 0)) throw new UsageError(`--prompt-ids must be comma-separated token ids, got "${value}"`);
   return ids;
-}
-
-export function formatBytes(n: number): string {
-  const units = ['B', 'KB', 'MB', 'GB', 'TB'];
-  let i = 0;
-  while (n >= 1024 && i < units.length - 1) {
-    n /= 1024;
-    i++;
-  }
-  return `${n.toFixed(i === 0 ? 0 : 1)} ${units[i]}`;
 }

@@ -2,9 +2,11 @@
 // checkpoint's weights at load time (no Python, no exported model files). The bi-branch cache lives in JS memory
 // and is fed to each layer's graph as inputs.
 import * as ort from 'onnxruntime-node';
-import { BiBranchCache, type MemoryReport } from '../cache/biBranchCache';
+import type { MemoryReport } from '../../protocol';
+import { DEFAULTS } from '../../shared/settings';
+import { BiBranchCache } from '../cache/biBranchCache';
 import { type Snapshot, decodeSnapshot, encodeSnapshot } from '../cache/cacheSnapshot';
-import { readCskvFile } from '../cache/cskvFile';
+import { readCskvFile } from '../cskvFile';
 import { type Engine, type EngineInfo, type EngineOptions, type PrefillOptions, nextChunkEnd } from '../engine';
 import { CancelledError, ModelFormatError, RuntimeError } from '../errors';
 import { type ModelConfig, readModelConfig } from '../model/config';
@@ -36,7 +38,7 @@ export class OnnxEngine implements Engine {
     try {
       const fingerprint = modelFingerprint(config, weights);
       const factors = options.cskv ? readCskvFile(options.cskv, config, fingerprint) : undefined;
-      const window = options.window ?? factors?.window ?? 32;
+      const window = options.window ?? factors?.window ?? DEFAULTS.window;
       const bits = options.bits ?? factors?.bits ?? 16;
       // No spinning: idle pool threads that spin between the many small per-layer runs take the cores from Node's
       // own thread (and from the editor beside the sidecar). Measured on 2 cores: decode of a 0.5B model at 512

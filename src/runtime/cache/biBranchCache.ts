@@ -1,11 +1,12 @@
-// The CSKV bi-branch KV cache of the CPU backend (policy and storage as fixed in cskv.md).
+// The CSKV bi-branch KV cache of the CPU backend (policy and storage as fixed in docs/cskv.md).
 //
 // Per layer, the full-precision branch holds pre-RoPE keys and values of the most recent tokens; the compressed
 // branch holds the rank-r features of every older token in blocks of W, as fp16 (16 bits) or quantised codes.
 // After each forward, every complete block below floor(length / W) * W leaves the full branch. Without factors
 // (CSKV off) nothing is ever compressed: an ordinary KV cache.
 import { GrowableRows } from './growableRows';
-import { type CompressedBits, type QuantisedBlock, blockBytes, dequantiseKeys, dequantiseValues, quantiseKeys, quantiseValues } from './quantizer';
+import type { CompressedBits, MemoryReport } from '../../protocol';
+import { type QuantisedBlock, blockBytes, dequantiseKeys, dequantiseValues, quantiseKeys, quantiseValues } from './quantizer';
 import { floatToHalfBits, halfBitsToFloat } from '../half';
 
 export interface CacheShape {
@@ -46,30 +47,6 @@ export interface CacheState {
     kFull: Float32Array; vFull: Float32Array; kPending?: Float32Array | undefined; vPending?: Float32Array | undefined;
     blocks: CompressedBlock[];
   }[];
-}
-
-export interface LayerMemory {
-  fullBytes: number;
-  compressedBytes: number;
-}
-
-export interface MemoryReport {
-  tokens: number;
-  /** Tokens held at full precision (per layer) and in the compressed branch. */
-  fullTokens: number;
-  compressedTokens: number;
-  fullBytes: number;
-  compressedBytes: number;
-  totalBytes: number;
-  /** What a plain fp16 cache of the same tokens would hold: tokens × 2 × layers × kvDim × 2 bytes. */
-  fp16Bytes: number;
-  /** 1 - totalBytes / fp16Bytes. */
-  savings: number;
-  perLayer: LayerMemory[];
-  /** Storage type of the full-precision branch of this backend. */
-  fullDtype: 'f32' | 'f16' | 'bf16';
-  bits: CompressedBits | null;
-  window: number | null;
 }
 
 export interface LayerInputs {

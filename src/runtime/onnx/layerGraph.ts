@@ -5,9 +5,10 @@
 //   x [T,H], cos_q/sin_q [T,hd], cos_k/sin_k [S,hd], mask [T,S], k_full/v_full [Sf,D], (CSKV) c_k [Sc,rk], c_v [Sc,rv]
 //   S = Sc + Sf + T: compressed history, full-precision history, the chunk itself.
 // Compressed keys are rebuilt (mean + c U^T) and rotated like the others; compressed values are never rebuilt
-// per token: the attention weights are applied in the rank-r space and up-projected once per query (cskv.md).
+// per token: the attention weights are applied in the rank-r space and up-projected once per query (docs/cskv.md).
 import { GraphBuilder } from './graphBuilder';
 import type { ModelConfig } from '../model/config';
+import type { Factor, LayerFactors } from '../cskvFile';
 
 export interface LayerWeights {
   inputNorm: Float32Array;
@@ -16,18 +17,6 @@ export interface LayerWeights {
   qBias?: Float32Array; kBias?: Float32Array; vBias?: Float32Array; oBias?: Float32Array;
   gate: Float32Array; up: Float32Array; down: Float32Array;
   gateBias?: Float32Array; upBias?: Float32Array; downBias?: Float32Array;
-}
-
-/** One branch's factors of one layer, groups already expanded to a block-diagonal basis [D, r]. */
-export interface Factor {
-  basis: Float32Array;
-  mean: Float32Array;
-  rank: number;
-}
-
-export interface LayerFactors {
-  k: Factor;
-  v: Factor;
 }
 
 export function buildLayerGraph(config: ModelConfig, w: LayerWeights, factors: LayerFactors | undefined): Uint8Array {

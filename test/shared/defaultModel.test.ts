@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
-import { defaultModelDir, packageRoot } from '../../src/runtime/model/defaultModel';
+import { defaultModelDir, packageRoot } from '../../src/shared/defaultModel';
 import { tempDir } from '../support/paths';
 
 test('the package root is the nearest folder whose package.json is cskv-code', () => {

@@ -1,9 +1,54 @@
-// cskv.safetensors: per-layer low-rank factors of keys and values plus the cache settings (format in cskv.md).
-import { ModelFormatError } from '../errors';
-import type { ModelConfig } from '../model/config';
-import type { Factor, LayerFactors } from '../onnx/layerGraph';
-import { SafetensorsFile } from '../safetensors';
-import type { CompressedBits } from './quantizer';
+// cskv.safetensors, the CSKV factor file (format in docs/cskv.md): per layer the low-rank bases and means of keys
+// and values, plus the cache settings as string metadata. Read by every engine, written by `cskv-code compress`.
+import { COMPRESSED_BITS_TEXT, type CompressedBits, isCompressedBits } from '../protocol';
+import { ModelFormatError } from './errors';
+import type { ModelConfig } from './model/config';
+import { SafetensorsFile } from './safetensors';
+import { float32Bytes, type TensorToWrite, writeSafetensors } from './safetensorsWriter';
+
+/** The factors of one branch (a layer's keys or values) as calibration produces them and the file stores them. */
+export interface BranchFactors {
+  /** Channel groups of the block-diagonal basis (1: the whole layer). */
+  readonly groups: number;
+  /** Features per group; the branch holds groups × rank features per token. */
+  readonly rank: number;
+  /** Row-major [groups, D/groups, rank] (for one group simply [D, rank]), orthonormal columns per group. */
+  readonly basis: Float32Array;
+  /** [D]. */
+  readonly mean: Float32Array;
+}
+
+/** One branch's factors of one layer as engines use them: groups expanded to a block-diagonal basis [D, r]. */
+export interface Factor {
+  basis: Float32Array;
+  mean: Float32Array;
+  rank: number;
+}
+
+export interface LayerFactors {
+  k: Factor;
+  v: Factor;
+}
+
+/** `__metadata__` keys: the required ones, the optional ones readers use, and what `compress` records. */
+export interface CskvMetadata {
+  format: 'cskv';
+  version: '1';
+  /** W, a positive integer. */
+  window: string;
+  /** 16, 8, 4 or 2. */
+  bits: string;
+  density?: string;
+  /** A file whose fingerprint differs from the model's is refused. */
+  model_fingerprint?: string;
+  groups?: string;
+  init?: string;
+  rotate?: string;
+  calibration_tokens?: string;
+  heldout_tokens?: string;
+  source?: string;
+  tool?: string;
+}
 
 export interface CskvFactors {
   readonly file: string;
@@ -26,7 +71,7 @@ export function readCskvFile(file: string, config: ModelConfig, modelFingerprint
     const window = Number(meta.window);
     if (!Number.isInteger(window) || window < 1) fail(`__metadata__.window must be a positive integer, got ${JSON.stringify(meta.window)}`);
     const bits = Number(meta.bits);
-    if (![16, 8, 4, 2].includes(bits)) fail(`__metadata__.bits must be 16, 8, 4 or 2, got ${JSON.stringify(meta.bits)}`);
+    if (!isCompressedBits(bits)) fail(`__metadata__.bits must be ${COMPRESSED_BITS_TEXT}, got ${JSON.stringify(meta.bits)}`);
     if (meta.model_fingerprint !== undefined && meta.model_fingerprint !== modelFingerprint) {
       fail(`made for another model (fingerprint ${meta.model_fingerprint}, this model's is ${modelFingerprint}); calibrate this model with \`cskv-code compress\``);
     }
@@ -71,4 +116,25 @@ function blockDiagonal(grouped: Float32Array, groups: number, rows: number, rank
     }
   }
   return out;
+}
+
+export interface LayerFactorsToWrite {
+  readonly k: BranchFactors;
+  readonly v: BranchFactors;
+}
+
+/** Writes the factors f32 with `metadata` (format and version are added), atomically. */
+export function writeCskvFactors(file: string, layers: readonly LayerFactorsToWrite[], metadata: Omit<CskvMetadata, 'format' | 'version'>): void {
+  const tensors: Record<string, TensorToWrite> = {};
+  layers.forEach((layer, i) => {
+    for (const kind of ['k', 'v'] as const) {
+      const f = layer[kind];
+      const D = f.mean.length;
+      const shape = f.groups === 1 ? [D, f.rank] : [f.groups, D / f.groups, f.rank];
+      tensors[`layers.${i}.${kind}.basis`] = { dtype: 'F32', shape, data: () => float32Bytes(f.basis) };
+      tensors[`layers.${i}.${kind}.mean`] = { dtype: 'F32', shape: [D], data: () => float32Bytes(f.mean) };
+    }
+  });
+  const header: CskvMetadata = { format: 'cskv', version: '1', ...metadata };
+  writeSafetensors(file, tensors, { ...header });
 }
