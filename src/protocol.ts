@@ -141,6 +141,13 @@ export const AnswerChunkNotification = new NotificationType<AnswerChunkParams>('
  * follows as `cskv/status` notifications. */
 export const RebuildContextRequest = new RequestType0<void, void>('cskv/rebuildContext');
 
+/** client → server (request `cskv/health`): answered at once whatever the sidecar is doing, so a sidecar that stops
+ * answering it is hung, not busy (the model's work yields between steps). */
+export interface HealthResult {
+  state: SidecarState;
+}
+export const HealthRequest = new RequestType0<HealthResult, void>('cskv/health');
+
 /** Error codes of failed custom requests (ResponseError.code), beside the JSON-RPC ones. */
 export const SidecarErrorCodes = {
   /** The model could not be loaded; the message says why (the same text as the `failed` status). */

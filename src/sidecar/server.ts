@@ -10,7 +10,7 @@ import {
 } from 'vscode-languageserver/node';
 import { TextDocument } from 'vscode-languageserver-textdocument';
 import {
-  AnswerChunkNotification, AskRequest, COMPRESSED_BITS_TEXT, MemoryChangedNotification, MemoryRequest, RebuildContextRequest,
+  AnswerChunkNotification, AskRequest, COMPRESSED_BITS_TEXT, HealthRequest, MemoryChangedNotification, MemoryRequest, RebuildContextRequest,
   type SidecarOptions, SidecarErrorCodes, type StatusParams, StatusNotification, isCompressedBits,
 } from '../protocol';
 import { RuntimeError } from '../runtime/errors';
@@ -48,7 +48,11 @@ export function serve(connection: Connection, openSession: OpenSession = (root, 
       connection.console.error(`${what}: ${messageOf(err)} (the file is left out of the context)`);
     }
   };
-  const status = (params: StatusParams): void => void connection.sendNotification(StatusNotification, params);
+  let state: StatusParams['state'] = 'starting';
+  const status = (params: StatusParams): void => {
+    state = params.state;
+    void connection.sendNotification(StatusNotification, params);
+  };
   const notifyMemory = (): void => {
     if (memoryTimer || !session) return;
     memoryTimer = setTimeout(() => {
@@ -141,6 +145,8 @@ export function serve(connection: Connection, openSession: OpenSession = (root, 
       abort.dispose();
     }
   });
+
+  connection.onRequest(HealthRequest, () => ({ state }));
 
   connection.onRequest(MemoryRequest, async () => (await ready()).memoryStatus());
 

@@ -84,21 +84,40 @@ export class PathFilter {
   }
 }
 
-/** Reads one file as the scan would: its text, or why it is left out. */
-export function readWorkspaceFile(abs: string, maxBytes: number): { text: string; mtimeMs: number } | { reason: ExcludedFile['reason'] } {
-  let st: fs.Stats;
-  let bytes: Buffer;
+/**
+ * The one reader for every workspace file the sidecar takes in (the scan, the file watcher, calibration): a regular
+ * file only (a FIFO, a device or a socket is refused without blocking: it is opened non-blocking and checked on the
+ * open descriptor), its real path inside `root` when one is given (a link out of the workspace is refused), and at
+ * most `maxBytes` read (a bounded read, so a file that grows, or a special file that reports size 0, cannot grow
+ * the reader). Returns the text, or why the file is left out.
+ */
+export function readWorkspaceFile(abs: string, maxBytes: number, root?: string): { text: string; mtimeMs: number } | { reason: ExcludedFile['reason'] } {
+  let fd: number | undefined;
   try {
-    st = fs.statSync(abs);
+    const real = fs.realpathSync(abs);
+    if (root !== undefined && !isInside(real, fs.realpathSync(root))) return { reason: 'unreadable' };
+    // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer. O_NOFOLLOW: the real path's last
+    // component cannot have been swapped for a link since realpath.
+    fd = fs.openSync(real, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK | fs.constants.O_NOFOLLOW);
+    const st = fs.fstatSync(fd);
+    if (!st.isFile()) return { reason: 'unreadable' };
     if (st.size > maxBytes) return { reason: 'too-large' };
-    bytes = fs.readFileSync(abs);
+    // One byte more than the cap tells a file that grew past it since the stat.
+    const buffer = Buffer.alloc(Math.min(st.size, maxBytes) + 1);
+    let length = 0;
+    for (let n = 1; n > 0 && length < buffer.length; length += n) n = fs.readSync(fd, buffer, length, buffer.length - length, length);
+    if (length > maxBytes) return { reason: 'too-large' };
+    const text = decodeText(buffer.subarray(0, length));
+    return text === undefined ? { reason: 'binary' } : { text, mtimeMs: st.mtimeMs };
   } catch {
     return { reason: 'unreadable' };
+  } finally {
+    if (fd !== undefined) fs.closeSync(fd);
   }
-  // The file may have grown between stat and read: the cap applies to what was read.
-  if (bytes.length > maxBytes) return { reason: 'too-large' };
-  const text = decodeText(bytes);
-  return text === undefined ? { reason: 'binary' } : { text, mtimeMs: st.mtimeMs };
+}
+
+function isInside(real: string, rootReal: string): boolean {
+  return real === rootReal || real.startsWith(rootReal.endsWith(path.sep) ? rootReal : rootReal + path.sep);
 }
 
 export function scanWorkspace(root: string, options: ScanOptions = {}): ScanResult {
@@ -134,7 +153,7 @@ export function scanWorkspace(root: string, options: ScanOptions = {}): ScanResu
         } catch {
           continue; // dangling link
         }
-        if (real !== rootReal && !real.startsWith(rootReal + path.sep)) continue; // never leave the workspace
+        if (!isInside(real, rootReal)) continue; // never leave the workspace
       }
       if (isDir) {
         if (SKIPPED_DIRECTORIES.has(entry.name)) continue;
@@ -151,7 +170,7 @@ export function scanWorkspace(root: string, options: ScanOptions = {}): ScanResu
         excluded.push({ path: rel, reason });
         continue;
       }
-      const read = readWorkspaceFile(abs, maxBytes);
+      const read = readWorkspaceFile(abs, maxBytes, rootReal);
       if ('reason' in read) excluded.push({ path: rel, reason: read.reason });
       else files.push({ path: rel, text: read.text, mtimeMs: read.mtimeMs });
     }

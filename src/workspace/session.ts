@@ -137,6 +137,8 @@ export class WorkspaceSession {
 
   async ask(params: AskParams): Promise<AskResult> {
     return this.lock.run(async () => {
+      // Cancelled while it waited for the engine: nothing to do (checked again between every step by generate).
+      if (params.signal?.aborted) return { text: '', stopReason: 'cancelled' };
       const base = this.engine.length;
       try {
         const messages: ChatMessage[] = [
@@ -164,6 +166,8 @@ export class WorkspaceSession {
 
   async complete(params: CompleteParams): Promise<string> {
     return this.lock.run(async () => {
+      // A completion superseded while it was queued (a newer keystroke cancelled it) is dropped, never run.
+      if (params.signal?.aborted) return '';
       const base = this.engine.length;
       try {
         const rel = this.relative(params.path) ?? path.basename(params.path);

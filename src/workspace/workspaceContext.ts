@@ -116,7 +116,7 @@ export class WorkspaceContext {
 
   /** Re-reads a file from disk (after a save, create or rename seen by a watcher). */
   refreshFromDisk(relPath: string): boolean {
-    const read = readWorkspaceFile(path.join(this.options.root, relPath), this.options.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES);
+    const read = readWorkspaceFile(path.join(this.options.root, relPath), this.options.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES, this.options.root);
     return this.update(relPath, 'reason' in read ? undefined : read.text);
   }
 
