@@ -16,6 +16,7 @@ import type { WeightFormat } from '../src/runtime/model/weightFormat';
 import { type GgufWeights, writeGgufModel } from '../test/support/ggufModel';
 import { type Token, cpuLlama } from '../test/support/llamaCpp';
 import { type ModelShape, QWEN25_05B, writeRandomCskv, writeRandomModel } from '../test/support/randomModel';
+import { GraphBuilder } from '../src/runtime/onnx/graphBuilder';
 
 type Config =
   | { engine: 'cskv-code'; weights: WeightFormat; cache: 'full' | 'cskv-16' | 'cskv-4' }
@@ -64,7 +65,6 @@ function weightBytesPerToken(s: ModelShape, weights: Config['weights']): number 
 
 /** Read bandwidth with `threads` threads: onnxruntime summing 1 GiB of floats, best of five. */
 async function readBandwidth(threads: number): Promise<number> {
-  const { GraphBuilder } = await import('../src/runtime/onnx/graphBuilder');
   const g = new GraphBuilder('read');
   const x = g.input('x', ['N']);
   g.output(g.op('ReduceSum', [x, g.ints([0])], { keepdims: 0 }), 'sum', []);

@@ -1,7 +1,6 @@
 // The one engine interface every backend implements (onnx here, cuda in native/). An engine owns a model and
 // its cache; tokens are always appended at the end of the cache, so positions are implicit.
-import type { MemoryReport } from './cache/biBranchCache';
-import type { CompressedBits } from './cache/quantizer';
+import type { CompressedBits, MemoryReport } from '../protocol';
 import type { ModelConfig } from './model/config';
 import type { WeightFormat } from './model/weightFormat';
 

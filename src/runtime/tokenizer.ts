@@ -5,7 +5,7 @@
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Tokenizer } from '@huggingface/tokenizers';
+import { Tokenizer as HfTokenizer } from '@huggingface/tokenizers';
 import { ChatMessage, ChatTemplate, ChatTemplateSource } from './chatTemplate';
 import { ModelFormatError, RuntimeError, UnsupportedError } from './errors';
 import { ggufModelConfig } from './model/ggufConfig';
@@ -14,6 +14,18 @@ import { ggufTokenizerParts } from './model/ggufTokenizer';
 import { isGgufModel } from './model/modelPath';
 
 export type { ChatMessage } from './chatTemplate';
+
+/**
+ * What this class uses of @huggingface/tokenizers. The package's own declarations import their siblings without file
+ * extensions, which TypeScript's node16 resolution cannot follow inside an ES-module package, so its class would
+ * type as `any`; this interface keeps the calls checked (the shapes of its Tokenizer.d.ts, version 0.2).
+ */
+interface Tokenizer {
+  encode(text: string, options?: { add_special_tokens?: boolean }): { ids: number[] };
+  decode(ids: number[], options?: { skip_special_tokens?: boolean; clean_up_tokenization_spaces?: boolean | null }): string;
+  token_to_id(token: string): number | undefined;
+  id_to_token(id: number): string | undefined;
+}
 
 export interface EncodeOptions {
   /** Add the BOS/EOS tokens the model expects around a sequence (default true). */
@@ -131,7 +143,7 @@ export class ModelTokenizer {
     const libraryInput = validateTokenizerJson(tokenizerJson, tokenizerFile);
     let tokenizer: Tokenizer;
     try {
-      tokenizer = new Tokenizer(libraryInput, config);
+      tokenizer = new HfTokenizer(libraryInput, config) as Tokenizer;
     } catch (err) {
       throw new UnsupportedError(tokenizerFile, `the tokenizer cannot be built from this file: ${messageOf(err)}`);
     }

@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { Writable } from 'node:stream';
 import { before, test } from 'node:test';
 import { OnnxEngine } from '../../src/runtime/backends/onnxEngine';
-import { main } from '../../src/runtime/cli';
+import { main } from '../../src/cli/cli';
 import { type FoundModel, discoverModels, hubCacheDir } from '../../src/runtime/model/discovery';
 import { ModelTokenizer } from '../../src/runtime/tokenizer';
 import { byteTokenizerMetadata, convertFixtureToGguf } from '../support/ggufWriter';

@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { Writable } from 'node:stream';
 import { before, test } from 'node:test';
 import { OnnxEngine } from '../../src/runtime/backends/onnxEngine';
-import { main } from '../../src/runtime/cli';
+import { main } from '../../src/cli/cli';
 import { convertFixtureToGguf, tokenizerMetadata } from '../support/ggufWriter';
 import { repoRoot, tempDir } from '../support/paths';
 import { tinyQwenModel } from '../support/tinyQwen';

@@ -3,9 +3,11 @@
 // and is fed to each layer's graph as inputs, read in place: full-branch keys already rotated (unless the RoPE
 // depends on the length), 16-bit compressed features as the fp16 rows the cache stores.
 import * as ort from 'onnxruntime-node';
-import { BiBranchCache, type MemoryReport } from '../cache/biBranchCache';
+import type { MemoryReport } from '../../protocol';
+import { DEFAULTS } from '../../shared/settings';
+import { BiBranchCache } from '../cache/biBranchCache';
 import { type Snapshot, decodeSnapshot, encodeSnapshot } from '../cache/cacheSnapshot';
-import { readCskvFile } from '../cache/cskvFile';
+import { readCskvFile } from '../cskvFile';
 import { nextChunkEnd } from '../cache/cachePolicy';
 import { type Engine, type EngineInfo, type EngineOptions, type PrefillOptions } from '../engine';
 import { CancelledError, ModelFormatError, RuntimeError } from '../errors';
@@ -41,7 +43,7 @@ export class OnnxEngine implements Engine {
     try {
       const fingerprint = modelFingerprint(config, weights);
       const factors = options.cskv ? readCskvFile(options.cskv, config, fingerprint) : undefined;
-      const window = options.window ?? factors?.window ?? 32;
+      const window = options.window ?? factors?.window ?? DEFAULTS.window;
       const bits = options.bits ?? factors?.bits ?? 16;
       // Dynamic NTK changes every position's angles as the cache grows: such keys are kept unrotated.
       const keysRotated = !ropeDependsOnLength(config);

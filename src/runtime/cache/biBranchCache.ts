@@ -1,5 +1,5 @@
 // The CSKV bi-branch KV cache of the CPU backend: the storage; the policy (what is in which branch, what a
-// truncation recomputes, the bytes) is cachePolicy.ts.
+// truncation recomputes, the bytes) is cachePolicy.ts, both as fixed in docs/cskv.md.
 //
 // Per layer, the full-precision branch holds keys and values of the most recent tokens (keys after RoPE when
 // `keysRotated`, so a step rotates only its own keys; before RoPE when the rotation depends on the length); the
@@ -8,7 +8,8 @@
 // compressed: an ordinary KV cache.
 import { type CachePolicy, blocksLeaving, checkPolicy, compressedLength, fp16CacheBytes, layerBytes, truncation } from './cachePolicy';
 import { GrowableRows } from './growableRows';
-import { type CompressedBits, type QuantisedBlock, dequantiseKeys, dequantiseValues, quantiseKeys, quantiseValues } from './quantizer';
+import type { CompressedBits, MemoryReport } from '../../protocol';
+import { type QuantisedBlock, dequantiseKeys, dequantiseValues, quantiseKeys, quantiseValues } from './quantizer';
 import { floatToHalfBits } from '../half';
 
 export interface CacheShape {
@@ -57,30 +58,6 @@ export interface CacheState {
     kFull: Float32Array; vFull: Float32Array; kPending?: Float32Array | undefined; vPending?: Float32Array | undefined;
     blocks: CompressedBlock[];
   }[];
-}
-
-export interface LayerMemory {
-  fullBytes: number;
-  compressedBytes: number;
-}
-
-export interface MemoryReport {
-  tokens: number;
-  /** Tokens held at full precision (per layer) and in the compressed branch. */
-  fullTokens: number;
-  compressedTokens: number;
-  fullBytes: number;
-  compressedBytes: number;
-  totalBytes: number;
-  /** What a plain fp16 cache of the same tokens would hold: tokens × 2 × layers × kvDim × 2 bytes. */
-  fp16Bytes: number;
-  /** 1 - totalBytes / fp16Bytes. */
-  savings: number;
-  perLayer: LayerMemory[];
-  /** Storage type of the full-precision branch of this backend. */
-  fullDtype: 'f32' | 'f16' | 'bf16';
-  bits: CompressedBits | null;
-  window: number | null;
 }
 
 export interface LayerInputs {

@@ -2,7 +2,8 @@
 // compressed branch and which from the full-precision window, where prefill chunks may end, what a truncation
 // keeps and recomputes, and what bytes each branch holds. Pure functions of lengths and settings, shared by every
 // backend (the onnx backend's BiBranchCache today, a CUDA cache later); each backend keeps its own storage.
-import { type CompressedBits, blockBytes } from './quantizer';
+import type { CompressedBits } from '../../protocol';
+import { blockBytes } from './quantizer';
 
 export interface CachePolicy {
   /** W: tokens leave the full-precision branch in blocks of W. */

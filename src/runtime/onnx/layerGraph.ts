@@ -8,11 +8,12 @@
 // Outputs: y, k_new/v_new (pre-RoPE), k_rot_new (the chunk's keys after RoPE, when the cache keeps keys rotated),
 // c_k_new/c_v_new (CSKV). With rotated keys a step rotates only its own keys and the compressed ones it rebuilds.
 // Compressed keys are rebuilt (mean + c U^T: 2·r·D FLOPs per token) and rotated; compressed values are never
-// rebuilt per token: the attention weights are applied in the rank-r space and up-projected once per query (cskv.md).
+// rebuilt per token: the attention weights are applied in the rank-r space and up-projected once per query (docs/cskv.md).
 import { type RowReader, quantiseBlockwise } from './blockQuantizer';
 import { GraphBuilder } from './graphBuilder';
 import type { ModelConfig } from '../model/config';
 import type { WeightFormat } from '../model/weightFormat';
+import type { Factor, LayerFactors } from '../cskvFile';
 
 export interface LayerWeights {
   inputNorm: Float32Array;
@@ -21,18 +22,6 @@ export interface LayerWeights {
   qBias?: Float32Array; kBias?: Float32Array; vBias?: Float32Array; oBias?: Float32Array;
   gate: Float32Array; up: Float32Array; down: Float32Array;
   gateBias?: Float32Array; upBias?: Float32Array; downBias?: Float32Array;
-}
-
-/** One branch's factors of one layer, groups already expanded to a block-diagonal basis [D, r]. */
-export interface Factor {
-  basis: Float32Array;
-  mean: Float32Array;
-  rank: number;
-}
-
-export interface LayerFactors {
-  k: Factor;
-  v: Factor;
 }
 
 /**
