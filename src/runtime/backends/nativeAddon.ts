@@ -195,6 +195,35 @@ export interface NativeKernels {
   quantiseValues(rows: Float32Array, tokens: number, channels: number, bits: 8 | 4 | 2): QuantisedBlockArrays;
   dequantiseKeys(codes: Uint8Array, scaleZero: Uint16Array, tokens: number, channels: number, bits: 8 | 4 | 2): Float32Array;
   dequantiseValues(codes: Uint8Array, scaleZero: Uint16Array, tokens: number, channels: number, bits: 8 | 4 | 2): Float32Array;
+  /** Attention over both cache branches (native/src/kernels/attention.cuh); keys and values rounded to bf16 first. */
+  attention(args: AttentionKernelArgs): Float32Array;
+  /** The device sampler (native/src/kernels/sampling.cuh) on one row of logits. */
+  sample(logits: Float32Array, request: NativeSampleRequest): number;
+}
+
+export interface AttentionKernelArgs {
+  /** [queries, heads * headDim], pre-RoPE. */
+  q: Float32Array;
+  /** [ringRows, kvDim]: position p (>= compressedTokens) at row p % ringRows, pre-RoPE. */
+  kRing: Float32Array;
+  vRing: Float32Array;
+  ringRows: number;
+  /** [compressedTokens, kvDim] rebuilt rows before the mean; required when compressedTokens > 0. */
+  kRebuilt?: Float32Array;
+  vRebuilt?: Float32Array;
+  kMean?: Float32Array;
+  vMean?: Float32Array;
+  compressedTokens: number;
+  invFreq: Float64Array;
+  attentionFactor: number;
+  /** Position of the first query. */
+  start: number;
+  heads: number;
+  kvHeads: number;
+  headDim: number;
+  slidingWindow: number;
+  /** Drives the split plan (few: one split; many: flash-decoding splits). */
+  multiprocessors: number;
 }
 
 export type NativeAddonLoad =
