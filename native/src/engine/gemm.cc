@@ -19,8 +19,7 @@ Gemm::~Gemm() {
 
 Status Gemm::Check(int status, const char* call, const char* operation) const {
   if (status == lt::kStatusSuccess) return Status::Ok();
-  // CUBLAS_STATUS_ALLOC_FAILED (3): cuBLASLt could not get device memory.
-  return Status::Error(status == 3 ? "OUT_OF_MEMORY" : "CUDA",
+  return Status::Error(status == lt::kStatusAllocFailed ? "OUT_OF_MEMORY" : "CUDA",
                        std::string(operation) + ": " + call + " failed with cuBLAS status " + std::to_string(status));
 }
 

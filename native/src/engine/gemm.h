@@ -16,24 +16,10 @@
 #include "../cublasLt.h"
 #include "../deviceBuffer.h"
 #include "../status.h"
+#include "cublasLtValues.h"
 
 namespace cskv {
 
-// The cuBLAS / CUDA enum values the GEMM passes, as in cublasLt.h, cublas_api.h and library_types.h (CUDA 12/13).
-// native/check/cublasLtValues.cc checks each against the real headers on a machine that has them.
-namespace lt {
-constexpr int kCudaR32F = 0;             // CUDA_R_32F
-constexpr int kCudaR16BF = 14;           // CUDA_R_16BF
-constexpr int kComputeF32 = 68;          // CUBLAS_COMPUTE_32F
-constexpr int kOpN = 0;                  // CUBLAS_OP_N
-constexpr int kOpT = 1;                  // CUBLAS_OP_T
-constexpr int kDescComputeType = 0;      // CUBLASLT_MATMUL_DESC_COMPUTE_TYPE (read-only after create; not set)
-constexpr int kDescScaleType = 1;        // CUBLASLT_MATMUL_DESC_SCALE_TYPE
-constexpr int kDescTransA = 3;           // CUBLASLT_MATMUL_DESC_TRANSA
-constexpr int kDescTransB = 4;           // CUBLASLT_MATMUL_DESC_TRANSB
-constexpr int kPrefMaxWorkspace = 1;     // CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES
-constexpr int kStatusSuccess = 0;        // CUBLAS_STATUS_SUCCESS
-}  // namespace lt
 
 enum class GemmOut { kF32, kBf16 };
 
