@@ -101,7 +101,9 @@ check_cublaslt() {
 export -f check_cublaslt
 stage cublasLt-values 30 bash -c check_cublaslt
 
-stage native-tests 40 node --test --test-reporter=tap out/test/native/
+# Every native test but selectBackend's, which needs onnxruntime-node (node_modules does not travel; CI runs it).
+stage native-tests 40 node --test --test-reporter=tap out/test/native/addonLoad.test.js out/test/native/probe.test.js \
+  out/test/native/isolatedProbe.test.js out/test/native/nativeErrors.test.js out/test/native/kernelOps.test.js out/test/native/cudaEngine.test.js
 stage kernels 60 env CSKV_KERNEL_REPORT="$OUT/kernels.json" CSKV_ENGINE_KERNEL_REPORT="$OUT/engine-kernels.json" \
   node --test --test-reporter=tap out/test/gpu/kernels.test.js out/test/gpu/engineKernels.test.js out/test/gpu/reference.test.js
 stage engine-suite-cuda 120 node --test --test-reporter=tap out/test/gpu/cudaEngine.test.js

@@ -3,10 +3,11 @@
 # node for that machine (.devnode, ../shared/device/pack-node.sh) and stamps what was built (.devcheck/stamp.json:
 # commit, whether the tree was dirty, the addon's sha256), so the device run can tell a stale addon from a fresh one.
 # Prints the device tool's carry list and checks that what travels stays under 64 MiB.
+#   --skip-build   stamp what is already built (after an npm run build of the same commit)
 set -euo pipefail
 root=$(git rev-parse --show-toplevel)
 cd "$root"
-npm run build
+[ "${1:-}" = "--skip-build" ] || npm run build
 exclude=$(git rev-parse --git-path info/exclude)
 if [ -d .git ]; then
   "$root/../shared/device/pack-node.sh" >/dev/null
