@@ -46,10 +46,15 @@ function randomTile(bytes: number): Uint8Array {
   return new Uint8Array(tile.buffer);
 }
 
-/** `elements` bf16 values cut from the tile repeated. */
+const tensors = new Map<number, Uint8Array>();
+/** `elements` bf16 values cut from the tile repeated (one host array per size, reused for every layer). */
 function bf16Tensor(tile: Uint8Array, elements: number): Uint8Array {
-  const out = new Uint8Array(elements * 2);
-  for (let at = 0; at < out.length; at += tile.length) out.set(tile.subarray(0, Math.min(tile.length, out.length - at)), at);
+  let out = tensors.get(elements);
+  if (!out) {
+    out = new Uint8Array(elements * 2);
+    for (let at = 0; at < out.length; at += tile.length) out.set(tile.subarray(0, Math.min(tile.length, out.length - at)), at);
+    tensors.set(elements, out);
+  }
   return out;
 }
 
@@ -94,6 +99,7 @@ function parameters(): number {
 }
 
 async function measure(engine: NativeCudaEngine, cache: Cache, context: number, decodeSteps: number, ceilings: Ceilings | undefined): Promise<Run> {
+  engine.truncate(0);
   const next = mulberry32(context);
   const ids = Int32Array.from({ length: context }, () => Math.floor(next() * SHAPE.vocab));
   const started = performance.now();
@@ -151,25 +157,38 @@ async function main(): Promise<void> {
   const result = { device: probe.devices[0]?.name, ceilings: peer.ceilings ?? null, runs: [...(peer.runs ?? [])] as Run[] };
   const save = (): void => fs.writeFileSync(file, JSON.stringify(result, null, 2));
   const tile = randomTile(64 << 20);
-  // Contexts outermost: every cache at 4k before any at 32k, so a timeout still leaves whole rows to compare.
-  for (const context of contexts) {
-    for (const cache of caches) {
-      let engine: NativeCudaEngine | undefined;
+  // One load per cache (15 GB of weights each), every context on it in turn.
+  const capacity = Math.max(...contexts) + decodeSteps + 64;
+  for (const cache of caches) {
+    let engine: NativeCudaEngine | undefined;
+    try {
+      const t0 = performance.now();
+      engine = load(addon, cache, capacity, tile);
+      console.error(`cuda bench: ${cache} loaded in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+    } catch (err) {
+      for (const context of contexts) result.runs.push(failed(cache, context, err));
+      console.error(`cuda bench ${cache}: ${(err as Error).message}`);
+      save();
+      continue;
+    }
+    for (const context of contexts) {
       try {
-        engine = load(addon, cache, context + decodeSteps + 64, tile);
         const run = await measure(engine, cache, context, decodeSteps, peer.ceilings);
         result.runs.push(run);
         console.error(JSON.stringify(run));
       } catch (err) {
-        result.runs.push({ engine: 'cskv-code', cache, context, prefill_tok_s: 0, decode_ms: 0, kv_bytes_per_token: 0, peak_gpu_bytes: 0, error: String((err as Error).message) });
+        result.runs.push(failed(cache, context, err));
         console.error(`cuda bench ${cache} @ ${context}: ${(err as Error).message}`);
-      } finally {
-        engine?.dispose();
       }
       save();
     }
+    engine.dispose();
   }
   printTable(result.runs);
+}
+
+function failed(cache: Cache, context: number, err: unknown): Run {
+  return { engine: 'cskv-code', cache, context, prefill_tok_s: 0, decode_ms: 0, kv_bytes_per_token: 0, peak_gpu_bytes: 0, error: String((err as Error).message) };
 }
 
 function printTable(runs: Run[]): void {

@@ -1,7 +1,9 @@
 // The CUDA engine against the reference fixtures through the one engine suite (test/runtime/engineSuite.ts), plus
 // what only this backend has: device sampling and GPU memory. Runs where an NVIDIA driver and a CUDA build of the
-// addon are present; elsewhere one skipped test says why. Tolerances are bf16's: weights are stored in bf16 on the
-// GPU (the fixtures' reference is float64 with f32 weights), so logits land about 1e-2 relative apart.
+// addon are present; elsewhere one skipped test says why. Tolerances are bf16's: weights, GEMM inputs and the
+// cache are bf16 on the GPU while the reference is float64 with f32 weights. Measured on the CPU: rounding only
+// the weights to bf16 moves the onnx engine's prompt logits up to 1.7e-2 relative (qwen2-v5; the bf16 fixtures
+// 7e-7) and keeps every greedy token; bf16 activations add about as much again.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { CudaEngine } from '../../src/runtime/backends/cudaEngine';
@@ -20,8 +22,8 @@ if (skip) {
   test('cuda engine against the reference fixtures', (t) => t.skip(skip));
 } else {
   runEngineSuite('cuda', (dir, options) => CudaEngine.load(dir, { ...options, capacityTokens: 4096 }), {
-    tolerance: 3e-2,
-    quantisedTolerance: { 8: 5e-2, 4: 8e-2, 2: 1.5e-1 },
+    tolerance: 5e-2,
+    quantisedTolerance: { 8: 6e-2, 4: 8e-2, 2: 1.5e-1 },
   });
 
   test('cuda: device sampling picks the greedy token of the logits it kept, and memory names the GPU', async () => {

@@ -8,13 +8,18 @@ namespace cskv {
 
 Gemm::~Gemm() {
   if (!lt_.usable()) return;
+  DropPlans();
+  if (handle_ != nullptr) lt_.cublasLtDestroy(handle_);
+}
+
+void Gemm::DropPlans() {
   for (auto& [key, plan] : plans_) {
     lt_.cublasLtMatrixLayoutDestroy(plan.a);
     lt_.cublasLtMatrixLayoutDestroy(plan.b);
     lt_.cublasLtMatrixLayoutDestroy(plan.c);
     lt_.cublasLtMatmulDescDestroy(plan.desc);
   }
-  if (handle_ != nullptr) lt_.cublasLtDestroy(handle_);
+  plans_.clear();
 }
 
 Status Gemm::Check(int status, const char* call, const char* operation) const {
@@ -39,6 +44,8 @@ Status Gemm::PlanFor(const char* operation, int64_t M, int64_t N, int64_t K, Gem
     result = &found->second;
     return Status::Ok();
   }
+  // The rebuild's row count grows with the compressed branch, so shapes keep coming: keep the cache bounded.
+  if (plans_.size() >= kMaxPlans) DropPlans();
   Plan plan;
   const int outCuda = outType == GemmOut::kF32 ? lt::kCudaR32F : lt::kCudaR16BF;
   CSKV_TRY(Check(lt_.cublasLtMatmulDescCreate(&plan.desc, lt::kComputeF32, lt::kCudaR32F), "cublasLtMatmulDescCreate", operation));

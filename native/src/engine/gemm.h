@@ -45,6 +45,8 @@ class Gemm {
   using Key = std::tuple<int64_t, int64_t, int64_t, int, bool>;
   Status PlanFor(const char* operation, int64_t M, int64_t N, int64_t K, GemmOut outType, bool accumulate, Plan*& plan);
   Status Check(int status, const char* call, const char* operation) const;
+  void DropPlans();
+  static constexpr size_t kMaxPlans = 512;
 
   CublasLt lt_;
   cublasLtHandle handle_ = nullptr;
