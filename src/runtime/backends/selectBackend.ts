@@ -1,12 +1,13 @@
 // Picks the engine backend. 'auto' asks the native addon whether CUDA can run here and records the answer in the
-// reason ("onnx (CPU): CUDA unavailable: no NVIDIA GPU found ..."); an explicit 'cuda' that cannot be honoured is
-// refused with that reason rather than silently replaced. The CUDA engine itself is not written yet, so even a
-// working GPU ends on onnx under 'auto' and on an UNSUPPORTED error under 'cuda', each saying so.
+// reason ("onnx (CPU): CUDA unavailable: no NVIDIA GPU found ..."); where it can, the CUDA engine is loaded, and
+// if that fails (out of memory, a kernel fault) 'auto' falls back to onnx saying why. An explicit 'cuda' that
+// cannot be honoured is refused with the reason rather than silently replaced.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Engine, EngineOptions } from '../engine';
 import { RuntimeError } from '../errors';
 import { type CudaAvailability, checkCuda } from './cudaAvailability';
+import { CudaEngine } from './cudaEngine';
 import { OnnxEngine } from './onnxEngine';
 import { defaultCskvFile } from '../model/modelPath';
 
@@ -25,6 +26,8 @@ export interface BackendSelection {
   nativeLibrary?: string | undefined;
   /** Replaces the CUDA check (tests). */
   checkCuda?: (() => Promise<CudaAvailability>) | undefined;
+  /** Replaces the CUDA engine's loader (tests). */
+  loadCuda?: ((modelDir: string, options: EngineOptions, addonFile: string) => Promise<Engine>) | undefined;
 }
 
 export async function loadEngineFor(
@@ -32,20 +35,24 @@ export async function loadEngineFor(
 ): Promise<LoadedEngine> {
   if (backend === 'onnx') return { engine: await OnnxEngine.load(modelDir, options), reason: 'onnx (CPU), as configured' };
   const cuda = await (selection.checkCuda ?? (() => checkCuda({ nativeLibrary: selection.nativeLibrary })))();
-  if (backend === 'cuda') throw cudaRefusal(cuda);
-  const reason = cuda.available
-    ? `onnx (CPU): CUDA is available (${cuda.summary}) but the CUDA engine is not implemented yet`
-    : `onnx (CPU): CUDA unavailable: ${cuda.reason}`;
-  return { engine: await OnnxEngine.load(modelDir, options), reason, cuda };
+  if (!cuda.available) {
+    if (backend === 'cuda') throw cudaRefusal(cuda);
+    return { engine: await OnnxEngine.load(modelDir, options), reason: `onnx (CPU): CUDA unavailable: ${cuda.reason}`, cuda };
+  }
+  const loadCuda = selection.loadCuda ?? ((dir, o, addonFile) => CudaEngine.load(dir, { ...o, nativeLibrary: addonFile }));
+  try {
+    return { engine: await loadCuda(modelDir, options, cuda.addonFile), reason: `cuda: ${cuda.summary}`, cuda };
+  } catch (err) {
+    // A model that cannot load at all (a format error) fails the same way on onnx: say so once, from here.
+    if (backend === 'cuda' || (err instanceof RuntimeError && (err.code === 'MODEL_FORMAT' || err.code === 'UNSUPPORTED'))) throw err;
+    const reason = `onnx (CPU): the CUDA engine could not load on ${cuda.summary}: ${(err as Error).message}`;
+    return { engine: await OnnxEngine.load(modelDir, options), reason, cuda };
+  }
 }
 
-/** The error for an explicit backend 'cuda': BACKEND when this machine cannot run CUDA, UNSUPPORTED when it can. */
-export function cudaRefusal(cuda: CudaAvailability): RuntimeError {
-  if (!cuda.available) {
-    return new RuntimeError('BACKEND', `backend "cuda" cannot run here: ${cuda.reason}; use backend "auto" or "onnx"`);
-  }
-  return new RuntimeError('UNSUPPORTED',
-    `CUDA is available (${cuda.summary}) but the CUDA engine is not implemented yet; use backend "auto" or "onnx"`);
+/** The error for an explicit backend 'cuda' on a machine where CUDA cannot run: BACKEND with the reason. */
+export function cudaRefusal(cuda: CudaAvailability & { available: false }): RuntimeError {
+  return new RuntimeError('BACKEND', `backend "cuda" cannot run here: ${cuda.reason}; use backend "auto" or "onnx"`);
 }
 
 /** The cskv setting resolved to a file: 'auto' takes the model's own factor file when present, 'off' none. */
