@@ -7,7 +7,7 @@ import * as vscode from 'vscode';
 import type { ChatTurn } from '../protocol';
 import { type FileReference, resolveFileReference } from './answerLinks';
 import type { Ctx } from './ctx';
-import type { StatusView } from './format';
+import { type StatusView, formatCount, isUpdate, stateSentence } from './format';
 import { localResourceRoots, webviewHtml } from './webviewHtml';
 
 const HISTORY_KEY = 'cskv.chat.history';
@@ -51,6 +51,8 @@ export interface ViewSummary {
   message: string;
   trusted: boolean;
   busy: boolean;
+  /** An update after an edit (a quiet line, not the indexing banner). */
+  update: boolean;
 }
 
 export class ChatViewProvider implements vscode.WebviewViewProvider, vscode.Disposable {
@@ -189,7 +191,11 @@ export class ChatViewProvider implements vscode.WebviewViewProvider, vscode.Disp
 
   private summary(): ViewSummary {
     const v = this.ctx.view;
-    return { state: v.state, message: v.message, trusted: v.trusted, busy: this.inFlight !== undefined };
+    const update = isUpdate(v);
+    const p = v.progress;
+    const message = update ? stateSentence(v) :
+      v.state === 'indexing' && p && p.total > 0 ? `${formatCount(p.done)} of ${formatCount(p.total)} tokens` : v.message;
+    return { state: v.state, message, trusted: v.trusted, busy: this.inFlight !== undefined, update };
   }
 
   private flushPending(): void {
@@ -207,7 +213,7 @@ export class ChatViewProvider implements vscode.WebviewViewProvider, vscode.Disp
 function describeAskError(err: unknown, view: StatusView): string {
   const message = err instanceof Error ? err.message : String(err);
   if (/connection|disposed|closed|stream/i.test(message) || view.state === 'starting') {
-    return 'The sidecar stopped while answering. It is being restarted; ask again once the status bar shows it is ready.';
+    return 'The model stopped while answering. It is being restarted; ask again once the status bar shows it is ready.';
   }
   return message;
 }

@@ -14,6 +14,7 @@ import {
   MemoryChangedNotification, MemoryRequest, type MemoryStatus, RebuildContextRequest, type SidecarOptions, SidecarErrorCodes,
   type StatusParams, StatusNotification,
 } from '../protocol';
+import { type SpeedParams, SpeedNotification } from '../protocol';
 import { RuntimeError } from '../runtime/errors';
 import { COMPLETION_WINDOW, type SessionEvents, type SessionOptions, WorkspaceSession } from '../workspace/session';
 
@@ -92,6 +93,7 @@ export function serve(connection: Connection, openSession: OpenSession = (root, 
     const events: SessionEvents = {
       onStatus: (state, message, progress) => status({ state, message, progress }),
       onMemoryChanged: notifyMemory,
+      onSpeed: (speed) => void connection.sendNotification(SpeedNotification, speed satisfies SpeedParams),
     };
     opening = openSession(root ?? process.cwd(), {
       modelDir: opts.modelPath,

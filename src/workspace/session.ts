@@ -2,12 +2,12 @@
 // people do with them: ask about the codebase, and complete code. Every request is appended after the resident
 // context and truncated away afterwards; the context itself is never recomputed for a request.
 import * as path from 'node:path';
-import type { AskResult, ChatTurn, MemoryStatus, PrefillProgress } from '../protocol';
+import type { AskResult, ChatTurn, GenerationSpeed, MemoryStatus, PrefillProgress } from '../protocol';
 import { type BackendChoice, loadEngineFor, resolveCskv } from '../runtime/backends/selectBackend';
 import type { CompressedBits } from '../runtime/cache/quantizer';
 import type { Engine } from '../runtime/engine';
 import { RuntimeError } from '../runtime/errors';
-import { generate } from '../runtime/generate';
+import { type GenerateResult, generate } from '../runtime/generate';
 import { StreamingDecoder } from '../runtime/streamingDecoder';
 import { type ChatMessage, ModelTokenizer } from '../runtime/tokenizer';
 import { repoFormat } from './layout';
@@ -41,6 +41,8 @@ export interface SessionOptions {
 export interface SessionEvents {
   onStatus(state: 'loading-model' | 'indexing' | 'ready', message: string, progress?: PrefillProgress): void;
   onMemoryChanged(): void;
+  /** How fast an answer or a completion was generated. */
+  onSpeed?(speed: GenerationSpeed): void;
 }
 
 export interface AskParams {
@@ -143,6 +145,7 @@ export class WorkspaceSession {
   }
 
   async ask(params: AskParams): Promise<AskResult> {
+    const asked = performance.now();
     return this.lock.run(async () => {
       const base = this.engine.length;
       try {
@@ -156,12 +159,14 @@ export class WorkspaceSession {
         if (base > 0 && prompt[0] === this.tokenizer.bosTokenId) prompt = prompt.slice(1);
         const decoder = new StreamingDecoder(this.tokenizer, { skipSpecialTokens: true });
         let text = '';
+        let firstToken: number | undefined;
         const result = await generate(this.engine, prompt, {
           greedy: true,
           maxNewTokens: this.roomFor(prompt.length, params.maxNewTokens ?? 512),
           stopTokens: this.stopIds(END_OF_TURN),
           signal: params.signal,
           onToken: (t) => {
+            firstToken ??= performance.now();
             const piece = decoder.push(t);
             if (piece) {
               text += piece;
@@ -174,6 +179,7 @@ export class WorkspaceSession {
           text += rest;
           params.onText?.(rest);
         }
+        this.reportSpeed('answer', result, asked, firstToken);
         return { text, stopReason: result.stopReason };
       } finally {
         await this.engine.truncate(base);
@@ -182,6 +188,7 @@ export class WorkspaceSession {
   }
 
   async complete(params: CompleteParams): Promise<string> {
+    const asked = performance.now();
     return this.lock.run(async () => {
       const base = this.engine.length;
       const stop = new AbortController();
@@ -200,24 +207,35 @@ export class WorkspaceSession {
           : [...header, ...literal(prefix)];
         const decoder = new StreamingDecoder(this.tokenizer, { skipSpecialTokens: true });
         let text = '';
-        await generate(this.engine, prompt, {
+        let firstToken: number | undefined;
+        const result = await generate(this.engine, prompt, {
           greedy: true,
           maxNewTokens: this.roomFor(prompt.length, params.maxNewTokens ?? (params.multiline ? 96 : 32)),
           stopTokens: this.stopIds(COMPLETION_STOPS),
           signal: stop.signal,
           onToken: (t) => {
+            firstToken ??= performance.now();
             text += decoder.push(t);
             if (!params.multiline && text.includes('\n')) stop.abort();
           },
         });
         text += decoder.flush();
         if (params.signal?.aborted) return '';
+        this.reportSpeed('completion', result, asked, firstToken);
         return params.multiline ? text : text.split('\n')[0]!;
       } finally {
         params.signal?.removeEventListener('abort', onAbort);
         await this.engine.truncate(base);
       }
     });
+  }
+
+  private reportSpeed(kind: GenerationSpeed['kind'], result: GenerateResult, asked: number, firstToken: number | undefined): void {
+    if (firstToken === undefined) return;
+    // The first token comes from the prompt's prefill; the decode steps follow it.
+    const steps = result.tokens.length - 1;
+    const tokensPerSecond = steps > 0 && result.decodeMs > 0 ? steps / (result.decodeMs / 1000) : 0;
+    this.events.onSpeed?.({ kind, tokens: result.tokens.length, firstTokenMs: firstToken - asked, tokensPerSecond });
   }
 
   /** An editor change: `text` is the new content, undefined when the file was deleted. Debounced. */
