@@ -3,11 +3,13 @@
 // lives in preallocated device pages, and every layer runs on the GPU; only token ids go in and logits (or one
 // sampled id) come out. Chunking, truncation and snapshots follow the onnx backend exactly, so both pass the
 // same suite (test/runtime/engineSuite.ts).
-import { type CacheShape, type CacheState, type CompressedBlock, type MemoryReport } from '../cache/biBranchCache';
+import type { MemoryReport } from '../../protocol';
+import { type CacheShape, type CacheState, type CompressedBlock } from '../cache/biBranchCache';
 import { type Snapshot, decodeSnapshot, encodeSnapshot } from '../cache/cacheSnapshot';
-import { readCskvFile } from '../cache/cskvFile';
+import { nextChunkEnd } from '../cache/cachePolicy';
+import { readCskvFile } from '../cskvFile';
 import { packedBytes, VALUE_GROUP } from '../cache/quantizer';
-import { type Engine, type EngineInfo, type EngineOptions, type PrefillOptions, nextChunkEnd } from '../engine';
+import { type Engine, type EngineInfo, type EngineOptions, type PrefillOptions } from '../engine';
 import { CancelledError, ModelFormatError, RuntimeError } from '../errors';
 import { type ModelConfig, readModelConfig } from '../model/config';
 import { modelFingerprint } from '../model/fingerprint';
@@ -106,7 +108,7 @@ export class CudaEngine implements Engine {
       });
       native.finishLoading();
       const info: EngineInfo = {
-        backend: 'cuda', modelDir, config, fingerprint,
+        backend: 'cuda', modelDir, config, fingerprint, weights: 'bf16',
         cskv: factors && ranks ? { file: factors.file, window, bits, kRanks: ranks.k, vRanks: ranks.v } : null,
       };
       const shape: CacheShape = { layers: config.layers, kvDim: config.kvDim, window, bits, ranks };
