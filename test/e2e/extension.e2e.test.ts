@@ -439,7 +439,7 @@ describe('cskv-code in code-server', { skip: !enabled && 'set CSKV_E2E=1 (npm ru
     const missing = path.join(path.dirname(workspace), 'no-such-model');
     server!.updateMachineSettings({ 'cskv.modelPath': missing });
     await statusItem(/cskv: failed/).waitFor({ timeout: 60_000 });
-    const failure = page.locator('.notification-toast').filter({ hasText: `The model folder "${missing}" does not exist` });
+    const failure = page.locator('.notification-toast').filter({ hasText: `The model "${missing}" does not exist` });
     await failure.waitFor();
     // Every error says what to do next.
     for (const action of ['Retry', 'Select Model', 'Open Log']) await failure.getByRole('button', { name: action }).waitFor();
