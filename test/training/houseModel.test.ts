@@ -35,8 +35,9 @@ test('cskv-code ask without --model answers over a workspace with the house mode
   const r = spawnSync(process.execPath, [path.join(repoRoot, 'bin', 'cskv-code.js'), 'ask', '--workspace', path.join(fixturesDir, 'workspace'),
     '--no-save', '--max-new-tokens', '24', '--json', 'What does geometry.py compute?'], { encoding: 'utf8', timeout: 300_000 });
   assert.equal(r.status, 0, r.stderr);
-  const json = JSON.parse(r.stdout) as { answer: string; residentFiles: string[]; residentTokens: number; memory: { savings: number } };
-  assert.ok(json.residentFiles.some((f) => f.endsWith('geometry.py')), JSON.stringify(json.residentFiles));
+  const json = JSON.parse(r.stdout) as { answer: string; residentFiles: { path: string }[]; residentTokens: number; memory: { savings: number } };
+  assert.ok(json.residentFiles.some((f) => f.path.endsWith('geometry.py')), JSON.stringify(json.residentFiles));
+  assert.ok(json.memory.savings > 0.5, `the shipped CSKV factors save most of the KV cache (${json.memory.savings})`);
   assert.ok(json.residentTokens > 0);
   assert.equal(typeof json.answer, 'string');
   assert.ok(json.answer.length > 0, 'the model says something');
