@@ -47,7 +47,10 @@ export class OnnxEngine implements Engine {
       const bits = options.bits ?? factors?.bits ?? 16;
       // Dynamic NTK changes every position's angles as the cache grows: such keys are kept unrotated.
       const keysRotated = !ropeDependsOnLength(config);
-      const graphOptions = { weights: format, keysRotated, compressedType: bits === 16 ? 'float16' as const : 'float32' as const };
+      // Compressed features reach the graph as f32. float16 tensors over the 16-bit rows fail where the JavaScript
+      // engine has Float16Array (Node 24, code-server's: "not enough space: expected 192, got 0"; onnxruntime-node
+      // 1.30's binding reads no bytes from them), so 16-bit rows are widened per step, as before the rows existed.
+      const graphOptions = { weights: format, keysRotated, compressedType: 'float32' as const };
       // No spinning: idle pool threads that spin between the many small per-layer runs take the cores from Node's
       // own thread (and from the editor beside the sidecar). Measured on 2 cores: decode of a 0.5B model at 512
       // tokens 331 -> 122 ms/token, prefill 124 -> 152 tokens/s.
