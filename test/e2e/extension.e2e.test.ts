@@ -489,14 +489,24 @@ describe('cskv-code in code-server', { skip: !enabled && 'set CSKV_E2E=1 (npm ru
     await shot('15-compressed');
     // The per-layer table in a preview.
     await done.getByRole('button', { name: 'Show Details' }).click();
-    await page.locator('.tab.active[aria-label*="compression"]').waitFor();
-    await page.waitForTimeout(1000);
+    const reportTab = page.locator('.tab.active[aria-label*="compression"]');
+    await reportTab.waitFor();
+    // The preview is a second editor webview beside the memory view's: the newest one, with the table rendered.
+    const preview = page.locator('iframe.webview:not([src*="purpose=webviewView"])').last().contentFrame().locator('iframe#active-frame').contentFrame();
+    await preview.getByRole('columnheader', { name: 'Key rank' }).waitFor();
     await shot('15b-compression-details');
-    await runCommand('View: Close Editor');
+    // Closed by its own tab's button: a command-palette "Close Editor" can match a command that closes the group.
+    await reportTab.hover();
+    await reportTab.locator('.tab-actions .action-label').first().click();
+    await reportTab.waitFor({ state: 'detached' });
+    await page.mouse.move(10, 10);
+    await statusItem(/KV \d/).click();
+    await webview('memory').locator('.layer').first().waitFor();
     await runCommand('cskv: Restart the Model');
     // The settings' density (0.2) at 16 bits and window 32 now, where the fixture's factors were 4-bit, window 4:
-    // the memory view (open since the previous step) shows the restarted sidecar's cache.
+    // the memory view shows the restarted sidecar's cache.
     await statusItem(/KV \d/).waitFor({ timeout: 120_000 });
+    await statusItem(/KV \d/).click();
     await webview('memory').getByText(/16-bit · window 32/).waitFor({ timeout: 120_000 });
     await shot('16-compressed-in-use');
     await page.mouse.move(10, 10);
