@@ -3,6 +3,7 @@
 //   dist/extension.js  the VS Code extension (vscode is provided by the editor)
 //   dist/server.js     the sidecar the extension starts (everything bundled but onnxruntime-node)
 //   dist/webview/*.js  the chat and memory webviews (browser bundles: marked, DOMPurify, highlight.js)
+//   dist/webview/codicon.{css,ttf}  VS Code's icon font for the webviews' buttons (@vscode/codicons)
 //   dist/native/*.node the native addon (native/build/Release), when it was built, for the sidecar and the CLI
 import * as fs from 'node:fs';
 import { build } from 'esbuild';
@@ -34,6 +35,9 @@ await Promise.all([
     logLevel: 'warning',
   }),
 ]);
+
+// The icon font the webviews' buttons use, beside their bundles (the page's CSP allows fonts from there only).
+for (const file of ['codicon.css', 'codicon.ttf']) fs.copyFileSync(`node_modules/@vscode/codicons/dist/${file}`, `dist/webview/${file}`);
 
 // The addon is found beside the bundles at run time (src/runtime/backends/nativeAddon.ts).
 const addon = 'native/build/Release/cskv_native.node';

@@ -47,6 +47,9 @@ const vscode = acquireVsCodeApi();
 /** @typedef {import('../src/extension/webviewMessages').ToWebview} ToWebview */
 /** @typedef {import('../src/extension/webviewMessages').FromWebview} FromWebview */
 /** @typedef {import('../src/extension/webviewMessages').ViewSummary} ViewSummary */
+/** @typedef {import('../src/extension/webviewMessages').ChatContext} ChatContext */
+/** @typedef {import('../src/extension/webviewMessages').AttachedChip} AttachedChip */
+/** @typedef {import('../src/extension/webviewMessages').StoredTurn} StoredTurn */
 
 /** @param {FromWebview} message */
 function post(message) {
@@ -121,7 +124,8 @@ const form = /** @type {HTMLFormElement} */ (document.getElementById('composer')
 const input = /** @type {HTMLTextAreaElement} */ (document.getElementById('question'));
 const sendButton = /** @type {HTMLButtonElement} */ (document.getElementById('send'));
 const stopButton = /** @type {HTMLButtonElement} */ (document.getElementById('stop'));
-const clearButton = /** @type {HTMLButtonElement} */ (document.getElementById('clear'));
+const chips = /** @type {HTMLElement} */ (document.getElementById('chips'));
+const mentions = /** @type {HTMLElement} */ (document.getElementById('mentions'));
 
 /** @type {{ draft?: string }} */
 const saved = vscode.getState() ?? {};
@@ -131,38 +135,93 @@ input.value = saved.draft ?? '';
 let streaming;
 let busy = false;
 
-/** @param {'user' | 'assistant'} role @param {string} content @param {string | undefined} [note] @param {string | undefined} [noteKind] */
-function addTurn(role, content, note, noteKind) {
-  const turn = document.createElement('article');
-  turn.className = `turn ${role}`;
+/** A button with a codicon and a label (the label hidden when `iconOnly`, kept as its accessible name).
+ * @param {string} icon @param {string} label @param {string} title @param {boolean} [iconOnly] */
+function iconButton(icon, label, title, iconOnly = false) {
+  const b = document.createElement('button');
+  b.type = 'button';
+  b.title = title;
+  const i = document.createElement('span');
+  i.className = `codicon codicon-${icon}`;
+  i.setAttribute('aria-hidden', 'true');
+  b.append(i);
+  if (iconOnly) b.setAttribute('aria-label', label);
+  else b.append(` ${label}`);
+  return b;
+}
+
+/** `src/geometry.py:3-9`, or the path of a whole file. @param {AttachedChip} a */
+const chipText = (a) => (a.lines ? `${a.path}:${a.lines.start}${a.lines.end !== a.lines.start ? `-${a.lines.end}` : ''}` : a.path);
+
+/** @param {AttachedChip[]} attached */
+function attachedChips(attached) {
+  const row = document.createElement('div');
+  row.className = 'attached';
+  for (const a of attached) {
+    const chip = document.createElement('a');
+    chip.href = '#';
+    chip.className = 'chip file-link';
+    chip.dataset.path = a.path;
+    chip.dataset.line = a.lines ? String(a.lines.start) : '';
+    chip.title = `Open ${chipText(a)}`;
+    const icon = document.createElement('span');
+    icon.className = `codicon codicon-${a.lines ? 'selection' : 'file'}`;
+    chip.append(icon, ` ${chipText(a)}`);
+    row.append(chip);
+  }
+  return row;
+}
+
+/** @param {StoredTurn} turn */
+function addTurn(turn) {
+  const { role, content } = turn;
+  const article = document.createElement('article');
+  article.className = `turn ${role}`;
   const who = document.createElement('div');
   who.className = 'who';
-  who.textContent = role === 'user' ? 'You' : 'cskv';
+  who.textContent = role === 'user' ? 'You' : (turn.model ?? 'cskv');
   const body = document.createElement('div');
   body.className = 'body';
-  if (role === 'user') body.textContent = content;
-  else setAnswer(body, content);
-  turn.append(who, body);
-  if (note) turn.append(noteElement(note, noteKind));
-  messages.append(turn);
+  article.append(who);
+  if (role === 'user') {
+    body.textContent = content;
+    if (turn.attached?.length) article.append(attachedChips(turn.attached));
+  } else {
+    setAnswer(body, content);
+  }
+  article.append(body);
+  if (turn.note) article.append(noteElement(turn.note, turn.noteKind));
+  if (role === 'assistant') article.append(answerActions());
+  messages.append(article);
   return body;
+}
+
+/** Copy the answer and ask its question again, under every answer. */
+function answerActions() {
+  const row = document.createElement('div');
+  row.className = 'answer-actions';
+  const copy = iconButton('copy', 'Copy answer', 'Copy the answer (Markdown)', true);
+  copy.dataset.action = 'copy-answer';
+  const retry = iconButton('refresh', 'Ask again', 'Ask this question again', true);
+  retry.dataset.action = 'retry';
+  row.append(copy, retry);
+  return row;
 }
 
 /** @param {HTMLElement} body @param {string} text */
 function setAnswer(body, text) {
+  // The Markdown as the model wrote it, for Copy answer.
+  body.dataset.markdown = text;
   body.innerHTML = render(text);
   for (const toolbar of body.querySelectorAll('.code-block > .code-toolbar')) addCodeActions(toolbar);
 }
 
 /** @param {Element} toolbar */
 function addCodeActions(toolbar) {
-  for (const [action, label, title] of [['copy', 'Copy', 'Copy the code'], ['insert', 'Insert', 'Insert the code at the cursor']]) {
-    const b = document.createElement('button');
-    b.type = 'button';
+  for (const [action, icon, label, title] of [['copy', 'copy', 'Copy', 'Copy the code'], ['insert', 'insert', 'Insert', 'Insert the code at the cursor']]) {
+    const b = iconButton(icon, label, title);
     b.className = 'code-action';
     b.dataset.action = action;
-    b.textContent = label;
-    b.title = title;
     toolbar.append(b);
   }
 }
@@ -182,7 +241,7 @@ function scrollToEnd() {
 }
 
 function showEmpty() {
-  if (messages.children.length > 0) return;
+  if (messages.querySelector(".turn, .empty")) return;
   const empty = document.createElement('div');
   empty.className = 'empty';
   empty.innerHTML = '<p>Ask anything about this workspace: the whole codebase is in the model\'s context.</p>';
@@ -270,13 +329,110 @@ function showView(view) {
   if (!streaming) setBusy(view.busy);
 }
 
-/** @param {string} question */
-function ask(question) {
+/** @param {string} question @param {boolean} [withContext] false for Ask again: the question as it was, no chip */
+function ask(question, withContext = true) {
   const q = question.trim();
   if (!q || busy) return;
-  post({ type: 'ask', question: q });
+  post({ type: 'ask', question: q, selection: withContext && context.selection !== undefined });
+  if (!withContext) return;
   input.value = '';
+  hideMentions();
   vscode.setState({ draft: '' });
+}
+
+// ---- context chips and @ mentions --------------------------------------------------------------------------------
+
+/** @type {ChatContext} */
+let context = { files: [] };
+
+/** @param {ChatContext} c */
+function showContext(c) {
+  context = c;
+  chips.replaceChildren();
+  if (c.workspace) {
+    const n = c.workspace.resident;
+    const chip = iconButton('database', `${n.toLocaleString('en-US')} ${n === 1 ? 'file' : 'files'}${c.workspace.leftOut > 0 ? ` · ${c.workspace.leftOut.toLocaleString('en-US')} left out` : ''}`,
+      'The workspace files in the model\'s context; click for the lists');
+    chip.className = 'chip';
+    chip.dataset.chip = 'workspace';
+    chips.append(chip);
+  }
+  if (c.active) {
+    const name = c.active.path.split('/').pop() ?? c.active.path;
+    const chip = document.createElement('span');
+    chip.className = c.active.resident ? 'chip' : 'chip warning';
+    chip.dataset.chip = 'active';
+    const icon = document.createElement('span');
+    icon.className = `codicon codicon-${c.active.resident ? 'file' : 'warning'}`;
+    chip.append(icon, c.active.resident ? ` ${name}` : ` ${name} is not in the context`);
+    chip.title = c.active.resident ? `${c.active.path}: open in the editor and in the model's context`
+      : `${c.active.path} is outside the context budget: the answer does not see it. Mention it as @${c.active.path} to include it.`;
+    chips.append(chip);
+  }
+  if (c.selection) {
+    const chip = document.createElement('span');
+    chip.className = 'chip selection';
+    chip.dataset.chip = 'selection';
+    const icon = document.createElement('span');
+    icon.className = 'codicon codicon-selection';
+    const remove = iconButton('close', 'Remove the selection', 'Do not send the selection', true);
+    remove.className = 'chip-remove';
+    remove.addEventListener('click', () => post({ type: 'dropSelection' }));
+    chip.append(icon, ` ${chipText(c.selection)}`, remove);
+    chip.title = `The selection goes with the question: ${chipText(c.selection)}`;
+    chips.append(chip);
+  }
+  chips.hidden = chips.children.length === 0;
+}
+
+/** The `@word` the caret is in, if any. */
+function mentionAtCaret() {
+  const upto = input.value.slice(0, input.selectionStart);
+  const m = /(?:^|\s)@([^\s]*)$/.exec(upto);
+  return m ? { query: m[1] ?? '', start: upto.length - (m[1] ?? '').length } : undefined;
+}
+
+let mentionIndex = 0;
+
+function updateMentions() {
+  const at = mentionAtCaret();
+  if (!at) return hideMentions();
+  const q = at.query.toLowerCase();
+  const found = context.files.filter((f) => f.toLowerCase().includes(q)).slice(0, 8);
+  if (found.length === 0) return hideMentions();
+  mentionIndex = Math.min(mentionIndex, found.length - 1);
+  mentions.replaceChildren(...found.map((f, i) => {
+    const row = document.createElement('div');
+    row.className = i === mentionIndex ? 'mention active' : 'mention';
+    row.setAttribute('role', 'option');
+    row.setAttribute('aria-selected', String(i === mentionIndex));
+    row.dataset.path = f;
+    row.textContent = f;
+    row.addEventListener('mousedown', (e) => {
+      e.preventDefault();
+      chooseMention(f);
+    });
+    return row;
+  }));
+  mentions.hidden = false;
+}
+
+function hideMentions() {
+  mentions.hidden = true;
+  mentionIndex = 0;
+}
+
+/** @param {string} file */
+function chooseMention(file) {
+  const at = mentionAtCaret();
+  if (!at) return;
+  const end = input.selectionStart;
+  input.value = `${input.value.slice(0, at.start)}${file} ${input.value.slice(end)}`;
+  const caret = at.start + file.length + 1;
+  input.setSelectionRange(caret, caret);
+  hideMentions();
+  vscode.setState({ draft: input.value });
+  input.focus();
 }
 
 // ---- events -----------------------------------------------------------------------------------------------------
@@ -286,14 +442,40 @@ form.addEventListener('submit', (e) => {
   ask(input.value);
 });
 input.addEventListener('keydown', (e) => {
+  if (!mentions.hidden) {
+    const rows = [...mentions.querySelectorAll('.mention')];
+    if (e.key === 'ArrowDown' || e.key === 'ArrowUp') {
+      e.preventDefault();
+      mentionIndex = (mentionIndex + (e.key === 'ArrowDown' ? 1 : rows.length - 1)) % rows.length;
+      updateMentions();
+      return;
+    }
+    if (e.key === 'Enter' || e.key === 'Tab') {
+      e.preventDefault();
+      chooseMention(/** @type {HTMLElement} */ (rows[mentionIndex]).dataset.path ?? '');
+      return;
+    }
+    if (e.key === 'Escape') {
+      e.preventDefault();
+      hideMentions();
+      return;
+    }
+  }
   if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
     e.preventDefault();
     ask(input.value);
   }
 });
-input.addEventListener('input', () => vscode.setState({ draft: input.value }));
+input.addEventListener('input', () => {
+  vscode.setState({ draft: input.value });
+  updateMentions();
+});
+input.addEventListener('blur', () => hideMentions());
 stopButton.addEventListener('click', () => post({ type: 'stop' }));
-clearButton.addEventListener('click', () => post({ type: 'clear' }));
+chips.addEventListener('click', (e) => {
+  const chip = /** @type {HTMLElement} */ (e.target).closest('[data-chip="workspace"]');
+  if (chip) post({ type: 'showContext' });
+});
 
 messages.addEventListener('click', (e) => {
   const target = /** @type {HTMLElement} */ (e.target);
@@ -305,13 +487,33 @@ messages.addEventListener('click', (e) => {
     post({ type: 'openFile', ref: { path: link.dataset.path ?? '', line, column } });
     return;
   }
+  const answerAction = target.closest('.answer-actions button');
+  if (answerAction instanceof HTMLElement) {
+    const turn = answerAction.closest('.turn');
+    if (answerAction.dataset.action === 'copy-answer') {
+      post({ type: 'copy', text: turn?.querySelector('.body')?.getAttribute('data-markdown') ?? '' });
+      const icon = answerAction.querySelector('.codicon');
+      icon?.classList.replace('codicon-copy', 'codicon-check');
+      setTimeout(() => icon?.classList.replace('codicon-check', 'codicon-copy'), 1500);
+    } else {
+      // The question this answer belongs to: the user turn just before it.
+      const question = turn?.previousElementSibling?.classList.contains('user') ? turn.previousElementSibling.querySelector('.body')?.textContent : undefined;
+      if (question) ask(question, false);
+    }
+    return;
+  }
+  const undo = target.closest('button[data-action="undo-clear"]');
+  if (undo) {
+    post({ type: 'undoClear' });
+    return;
+  }
   const action = target.closest('button.code-action');
   if (action instanceof HTMLElement) {
     const code = action.closest('.code-block')?.querySelector('pre code')?.textContent ?? '';
     post({ type: action.dataset.action === 'insert' ? 'insert' : 'copy', text: code });
     if (action.dataset.action === 'copy') {
-      action.textContent = 'Copied';
-      setTimeout(() => (action.textContent = 'Copy'), 1500);
+      action.lastChild && (action.lastChild.textContent = ' Copied');
+      setTimeout(() => action.lastChild && (action.lastChild.textContent = ' Copy'), 1500);
     }
   }
 });
@@ -322,18 +524,24 @@ window.addEventListener('message', (event) => {
   switch (m.type) {
     case 'init':
       messages.replaceChildren();
-      for (const turn of m.history) addTurn(turn.role, turn.content, turn.note, turn.noteKind);
+      streaming = undefined;
+      for (const turn of m.history) addTurn(turn);
       showEmpty();
       showView(m.view);
+      showContext(m.context);
       scrollToEnd();
       break;
     case 'view':
       showView(m.view);
       break;
+    case 'context':
+      showContext(m.context);
+      break;
     case 'answerStart': {
       clearEmpty();
-      addTurn('user', m.question);
-      const body = addTurn('assistant', '');
+      messages.querySelector('.cleared')?.remove();
+      addTurn({ role: 'user', content: m.question, attached: m.attached });
+      const body = addTurn({ role: 'assistant', content: '', model: m.model });
       body.classList.add('streaming');
       body.innerHTML = '<span class="typing" aria-label="Thinking"><span></span><span></span><span></span></span>';
       streaming = { id: m.id, text: '', element: body, frame: 0 };
@@ -362,7 +570,7 @@ window.addEventListener('message', (event) => {
       s.element.classList.remove('streaming');
       setAnswer(s.element, m.text || s.text);
       if (!m.text && !s.text && !m.note) s.element.textContent = '(no answer)';
-      if (m.note) s.element.parentElement?.append(noteElement(m.note, m.noteKind));
+      if (m.note) s.element.after(noteElement(m.note, m.noteKind));
       streaming = undefined;
       setBusy(false);
       scrollToEnd();
@@ -373,6 +581,16 @@ window.addEventListener('message', (event) => {
       messages.replaceChildren();
       streaming = undefined;
       setBusy(false);
+      if (m.undo) {
+        const line = document.createElement('div');
+        line.className = 'cleared';
+        line.setAttribute('role', 'status');
+        const undoButton = iconButton('discard', 'Undo', 'Bring the conversation back');
+        undoButton.className = 'secondary';
+        undoButton.dataset.action = 'undo-clear';
+        line.append('Conversation cleared. ', undoButton);
+        messages.append(line);
+      }
       showEmpty();
       break;
     case 'prefill':

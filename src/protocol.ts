@@ -121,6 +121,17 @@ export interface AskParams {
   history: ChatTurn[];
   /** The file open in the editor, if any, so the answer can refer to it. */
   activeFile?: string | undefined;
+  /** What the user put beside the question: a selection, files mentioned with `@` (left out of the budget or not). */
+  attachments?: Attachment[] | undefined;
+}
+
+/** Code the question is about, sent with it as literal text. */
+export interface Attachment {
+  /** Workspace-relative path. */
+  path: string;
+  text: string;
+  /** A selection's lines (1-based, inclusive); absent for a whole file. */
+  lines?: { start: number; end: number } | undefined;
 }
 /** Why generation ended: an end token, a stop on the text (a finished line), the length limit, or a cancel. */
 export type StopReason = 'stop-token' | 'stop-text' | 'max-tokens' | 'cancelled';

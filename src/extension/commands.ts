@@ -14,19 +14,14 @@ import { MemoryPanel } from './memoryPanel';
 
 export type Cmd = (...args: unknown[]) => unknown;
 
-export function askAboutWorkspace(ctx: Ctx, chat: ChatViewProvider): Cmd {
+/** With a selection: the selection goes into the chat as a chip (path and lines) and the question is typed there.
+ * Without one: the chat's question box, or `question` asked at once when a caller passes one. */
+export function askAboutWorkspace(chat: ChatViewProvider): Cmd {
   return async (question?: unknown) => {
     if (typeof question === 'string' && question.trim()) return chat.ask(question);
     const editor = vscode.window.activeTextEditor;
-    const selection = editor && !editor.selection.isEmpty ? editor.document.getText(editor.selection) : '';
-    const asked = await vscode.window.showInputBox({
-      title: 'Ask about the workspace',
-      prompt: ctx.view.trusted ? 'The whole workspace is in the model\'s context.' : 'This workspace is not trusted: its files are not in the model\'s context.',
-      placeHolder: 'Where is the cache truncated after a question?',
-      value: selection ? `Explain:\n${selection}` : '',
-      ignoreFocusOut: true,
-    });
-    if (asked?.trim()) await chat.ask(asked);
+    if (editor && !editor.selection.isEmpty && editor.document.uri.scheme === 'file') return chat.attachSelection(editor);
+    return chat.ask('', false);
   };
 }
 
@@ -164,6 +159,14 @@ export function showLog(ctx: Ctx): Cmd {
 
 export function clearChat(chat: ChatViewProvider): Cmd {
   return () => chat.clear();
+}
+
+export function newConversation(chat: ChatViewProvider): Cmd {
+  return () => chat.newConversation();
+}
+
+export function switchConversation(chat: ChatViewProvider): Cmd {
+  return () => chat.switchConversation();
 }
 
 export function stopAnswer(chat: ChatViewProvider): Cmd {

@@ -22,7 +22,7 @@ export function activate(extension: vscode.ExtensionContext): void {
     vscode.workspace.registerTextDocumentContentProvider(commands.REPORT_SCHEME, commands.reportProvider),
     vscode.window.registerWebviewViewProvider(ChatViewProvider.viewType, chat, { webviewOptions: { retainContextWhenHidden: true } }),
   );
-  register('cskv.ask', commands.askAboutWorkspace(ctx, chat));
+  register('cskv.ask', commands.askAboutWorkspace(chat));
   register('cskv.showMemory', commands.showMemory(ctx));
   register('cskv.selectModelFolder', commands.selectModelFolder(ctx));
   register('cskv.compressModel', commands.compressModel(ctx));
@@ -31,6 +31,8 @@ export function activate(extension: vscode.ExtensionContext): void {
   register('cskv.stopSidecar', commands.stopSidecar(ctx));
   register('cskv.showLog', commands.showLog(ctx));
   register('cskv.clearChat', commands.clearChat(chat));
+  register('cskv.newConversation', commands.newConversation(chat));
+  register('cskv.switchConversation', commands.switchConversation(chat));
   register('cskv.stopAnswer', commands.stopAnswer(chat));
   register('cskv.toggleCompletionsForLanguage', commands.toggleCompletionsForLanguage());
   register('cskv.toggleCompletions', () => ctx?.completions.toggle());

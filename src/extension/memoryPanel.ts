@@ -29,7 +29,9 @@ export class MemoryPanel implements vscode.Disposable {
   }
 
   private constructor(private readonly panel: vscode.WebviewPanel, private readonly ctx: Ctx) {
-    panel.iconPath = vscode.Uri.joinPath(ctx.extension.extensionUri, 'media', 'cskv.svg');
+    // A tab icon is drawn as an image (no currentColor): one stroke colour per theme kind.
+    const icon = (kind: string): vscode.Uri => vscode.Uri.joinPath(ctx.extension.extensionUri, 'media', `cskv-${kind}.svg`);
+    panel.iconPath = { light: icon('light'), dark: icon('dark') };
     panel.webview.html = webviewHtml(panel.webview, ctx.extension.extensionUri, {
       title: 'KV Memory',
       script: 'memory.js',

@@ -1,5 +1,6 @@
 // The page every webview starts from: a strict Content-Security-Policy (nothing remote, scripts only with this
-// page's nonce, styles only from the extension), the stylesheet and the script, both through asWebviewUri.
+// page's nonce, styles and fonts only from the extension), the icon font, the stylesheet and the script, all through
+// asWebviewUri.
 import * as crypto from 'node:crypto';
 import * as vscode from 'vscode';
 
@@ -11,6 +12,8 @@ export function webviewHtml(webview: vscode.Webview, extensionUri: vscode.Uri, p
   const n = nonce();
   const scriptUri = webview.asWebviewUri(vscode.Uri.joinPath(extensionUri, 'dist', 'webview', page.script));
   const styleUri = webview.asWebviewUri(vscode.Uri.joinPath(extensionUri, 'media', page.style));
+  // VS Code's own icons (codicons) for buttons, as the editor draws them.
+  const iconsUri = webview.asWebviewUri(vscode.Uri.joinPath(extensionUri, 'dist', 'webview', 'codicon.css'));
   const csp = [
     "default-src 'none'",
     `style-src ${webview.cspSource}`,
@@ -24,6 +27,7 @@ export function webviewHtml(webview: vscode.Webview, extensionUri: vscode.Uri, p
 <meta charset="UTF-8">
 <meta http-equiv="Content-Security-Policy" content="${csp}">
 <meta name="viewport" content="width=device-width, initial-scale=1.0">
+<link rel="stylesheet" href="${iconsUri.toString()}">
 <link rel="stylesheet" href="${styleUri.toString()}">
 <title>${page.title}</title>
 </head>

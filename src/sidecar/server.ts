@@ -138,6 +138,7 @@ export function serve(connection: Connection, openSession: OpenSession = (root, 
         question: params.question,
         history: params.history ?? [],
         activeFile: params.activeFile,
+        attachments: params.attachments,
         signal: abort.signal,
         onText: (text) => void connection.sendNotification(AnswerChunkNotification, { id: params.id, text }),
       });

@@ -2,7 +2,7 @@
 // people do with them: ask about the codebase, and complete code. Every request is appended after the resident
 // context and truncated away afterwards; the context itself is never recomputed for a request.
 import * as path from 'node:path';
-import type { AskResult, ChatTurn, CompressedBits, GenerationSpeed, MemoryStatus, PrefillProgress } from '../protocol';
+import type { AskResult, Attachment, ChatTurn, CompressedBits, GenerationSpeed, MemoryStatus, PrefillProgress } from '../protocol';
 import { type BackendChoice, loadEngineFor, resolveCskv } from '../runtime/backends/selectBackend';
 import type { Engine } from '../runtime/engine';
 import { RuntimeError } from '../runtime/errors';
@@ -50,6 +50,7 @@ export interface AskParams {
   question: string;
   history?: ChatTurn[];
   activeFile?: string | undefined;
+  attachments?: Attachment[] | undefined;
   signal?: AbortSignal | undefined;
   onText?: (text: string) => void;
   maxNewTokens?: number;
@@ -149,7 +150,7 @@ export class WorkspaceSession {
         const messages: ChatMessage[] = [
           { role: 'system', content: this.systemPrompt(params.activeFile) },
           ...(params.history ?? []),
-          { role: 'user', content: params.question },
+          { role: 'user', content: withAttachments(params.question, params.attachments ?? []) },
         ];
         let prompt = this.tokenizer.encodeChat(messages, { addGenerationPrompt: true });
         // The model's BOS already starts the resident context.
@@ -308,4 +309,16 @@ export class WorkspaceSession {
     if (rel.startsWith('..') || path.isAbsolute(rel)) return undefined;
     return rel.split(path.sep).join('/');
   }
+}
+
+/** The question after the code it is about, each piece fenced under its path (and lines), as a person would paste it. */
+export function withAttachments(question: string, attachments: readonly Attachment[]): string {
+  if (attachments.length === 0) return question;
+  const pieces = attachments.map((a) => {
+    const where = a.lines ? `${a.path}:${a.lines.start}-${a.lines.end}` : a.path;
+    // A fence longer than any run of backticks inside, so the code cannot close it.
+    const fence = '`'.repeat(Math.max(3, ...[...a.text.matchAll(/`+/g)].map((m) => m[0].length + 1)));
+    return `${where}\n${fence}\n${a.text.replace(/\n$/, '')}\n${fence}`;
+  });
+  return `${pieces.join('\n\n')}\n\n${question}`;
 }

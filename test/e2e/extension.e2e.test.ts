@@ -84,7 +84,7 @@ async function runCommand(title: string): Promise<void> {
 
 /** Shows the chat view whatever the side bar shows now (clicking its activity bar icon would hide a visible one). */
 async function showChat(): Promise<FrameLocator> {
-  await runCommand('cskv-code: Focus on Chat View');
+  await runCommand('cskv-code: Focus on cskv-code View');
   const chat = webview('chat');
   await chat.locator('#question').waitFor();
   return chat;
@@ -360,6 +360,73 @@ describe('cskv-code in code-server', { skip: !enabled && 'set CSKV_E2E=1 (npm ru
     await snoozed.click();
     await page.locator('.quick-input-list .monaco-list-row').filter({ hasText: 'Turn On Inline Completions' }).click();
     await sparkle.waitFor();
+  });
+
+  step('the chat shows its context: chips, Ask About Selection as a chip, @file mentions, the model on answers', async () => {
+    await openFile('src/geometry.py');
+    const editor = page.locator('.editor-instance .monaco-editor').first();
+    await editor.click();
+    await page.keyboard.press('Control+Home');
+    for (let i = 0; i < 3; i++) await page.keyboard.press('Shift+ArrowDown');
+    await page.keyboard.press('Control+Alt+J');
+    const chat = webview('chat');
+    // The workspace, the open file and the selection (three whole lines) as chips; no text pasted into the box.
+    await chat.locator('[data-chip="selection"]').filter({ hasText: 'src/geometry.py:1-3' }).waitFor();
+    await chat.locator('[data-chip="workspace"]').filter({ hasText: /\d+ files?/ }).waitFor();
+    await chat.locator('[data-chip="active"]').filter({ hasText: 'geometry.py' }).waitFor();
+    assert.equal(await chat.locator('#question').inputValue(), '', 'the selection is a chip, not text in the box');
+    await shot('06d-selection-chip');
+    // @ offers the workspace's files; Enter takes the highlighted one.
+    await chat.locator('#question').pressSequentially('What calls this? See @form', { delay: 20 });
+    await chat.locator('#mentions .mention').filter({ hasText: 'src/format.js' }).waitFor();
+    await shot('06e-mention');
+    await chat.locator('#question').press('Enter');
+    assert.equal(await chat.locator('#question').inputValue(), 'What calls this? See @src/format.js ');
+    await chat.locator('#question').press('Enter');
+    const question = chat.locator('.turn.user').last();
+    await question.filter({ hasText: 'What calls this?' }).waitFor();
+    for (const chip of ['src/geometry.py:1-3', 'src/format.js']) await question.locator('.chip').filter({ hasText: chip }).waitFor();
+    assert.equal(await chat.locator('[data-chip="selection"]').count(), 0, 'the selection went with the question');
+    // Answers carry the model's name (the fixture model's folder).
+    await chat.locator('.turn.assistant .who').last().filter({ hasText: path.basename(model) }).waitFor();
+    await chat.locator('#stop').click({ timeout: 30_000 }).catch(() => undefined);
+    await chat.locator('#send').waitFor();
+    // Ask again repeats the question (without the chips); Copy answer copies the Markdown.
+    const turns = await chat.locator('.turn.user').count();
+    await chat.locator('.turn.assistant').last().hover();
+    await chat.locator('.turn.assistant').last().getByRole('button', { name: 'Ask again' }).click();
+    await chat.locator('.turn.user').nth(turns).filter({ hasText: 'What calls this?' }).waitFor();
+    await chat.locator('#stop').click({ timeout: 30_000 }).catch(() => undefined);
+    await chat.locator('#send').waitFor();
+    await shot('06f-context-asked');
+    // The workspace chip lists what the answers see.
+    await chat.locator('[data-chip="workspace"]').click();
+    await page.locator('.quick-input-widget').filter({ hasText: 'What the answers see' }).waitFor();
+    await page.locator('.quick-input-list .monaco-list-row').filter({ hasText: 'src/geometry.py' }).first().waitFor();
+    await page.keyboard.press('Escape');
+  });
+
+  step('conversations: a new one, switching back, and Clear with Undo', async () => {
+    const chat = await showChat();
+    // The conversation so far, as stored (the earlier step's rendered answer was posted to the view only).
+    const asked = chat.locator('.turn.user').filter({ hasText: 'What calls this?' });
+    await asked.nth(1).waitFor();
+    await runCommand('cskv: New Conversation');
+    await chat.locator('.empty').waitFor();
+    assert.equal(await chat.locator('.turn').count(), 0, 'a new conversation starts empty');
+    await runCommand('cskv: Show Conversations');
+    await page.locator('.quick-input-list .monaco-list-row').filter({ hasText: 'What does src/geometry.py compute?' }).click();
+    await asked.nth(1).waitFor();
+    await chat.locator('.turn.user').filter({ hasText: 'What does src/geometry.py compute?' }).waitFor();
+    const turns = await chat.locator('.turn').count();
+    await runCommand('cskv: Clear Conversation');
+    const undo = chat.getByRole('button', { name: 'Undo' });
+    await undo.waitFor();
+    assert.equal(await chat.locator('.turn').count(), 0);
+    await shot('06g-cleared-undo');
+    await undo.click();
+    await asked.nth(1).waitFor();
+    assert.equal(await chat.locator('.turn').count(), turns, 'the conversation is back whole');
   });
 
   step('the memory view shows per-layer bars and the chart', async () => {
