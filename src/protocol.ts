@@ -58,7 +58,7 @@ export const StatusNotification = 'cskv/status';
 
 /** client → server (request `cskv/memory`) and server → client (notification `cskv/memoryChanged`). */
 export interface MemoryStatus {
-  backend: 'onnx' | 'cuda';
+  backend: 'onnx' | 'webgpu' | 'cuda';
   /** Why this backend, e.g. "onnx (CPU): CUDA unavailable: libcuda.so.1: cannot open shared object file". */
   backendReason: string;
   model: string;

@@ -16,6 +16,14 @@ import { toFloat32, type DType } from '../safetensors';
 
 const DEFAULT_CHUNK = 512;
 
+/** Where onnxruntime runs the graphs: the CPU provider (this backend), or WebGPU (webgpuEngine.ts). */
+export interface ExecutionProvider {
+  backend: 'onnx' | 'webgpu';
+  providers: ort.InferenceSession.SessionOptions['executionProviders'];
+}
+
+export const CPU_PROVIDER: ExecutionProvider = { backend: 'onnx', providers: ['cpu'] };
+
 export class OnnxEngine implements Engine {
   private readonly history: number[] = [];
   private rope: { cos: Float32Array; sin: Float32Array; positions: number; seqLen: number } | undefined;
@@ -29,7 +37,7 @@ export class OnnxEngine implements Engine {
     private readonly chunkSize: number,
   ) {}
 
-  static async load(modelDir: string, options: EngineOptions = {}): Promise<OnnxEngine> {
+  static async load(modelDir: string, options: EngineOptions = {}, provider: ExecutionProvider = CPU_PROVIDER): Promise<OnnxEngine> {
     const config = readModelConfig(modelDir);
     const weights = ModelWeights.open(modelDir);
     const sessions: ort.InferenceSession[] = [];
@@ -42,7 +50,7 @@ export class OnnxEngine implements Engine {
       // own thread (and from the editor beside the sidecar). Measured on 2 cores: decode of a 0.5B model at 512
       // tokens 331 -> 122 ms/token, prefill 124 -> 152 tokens/s.
       const sessionOptions: ort.InferenceSession.SessionOptions = {
-        executionProviders: ['cpu'], graphOptimizationLevel: 'all', extra: { session: { intra_op: { allow_spinning: '0' } } },
+        executionProviders: provider.providers, graphOptimizationLevel: 'all', extra: { session: { intra_op: { allow_spinning: '0' } } },
       };
       for (let i = 0; i < config.layers; i++) {
         const graph = buildLayerGraph(config, readLayerWeights(weights, config, i), factors?.layers[i]);
@@ -63,7 +71,7 @@ export class OnnxEngine implements Engine {
         ranks: factors ? { k: factors.layers.map((l) => l.k.rank), v: factors.layers.map((l) => l.v.rank) } : undefined,
       });
       const info: EngineInfo = {
-        backend: 'onnx', modelDir, config, fingerprint,
+        backend: provider.backend, modelDir, config, fingerprint,
         cskv: factors ? { file: factors.file, window, bits, kRanks: factors.layers.map((l) => l.k.rank), vRanks: factors.layers.map((l) => l.v.rank) } : null,
       };
       return new OnnxEngine(info, sessions, head, embedding, cache, options.chunkSize ?? DEFAULT_CHUNK);

@@ -104,7 +104,10 @@ export function buildLayerGraph(config: ModelConfig, w: LayerWeights, factors: L
     const upBasis = headMajorBasis(factors.v, kvHeads, hd);
     const upProjection = g.weight('v_up', upBasis, [kvHeads, 1, factors.v.rank, hd]);
     const meanHeads = g.weight('v_mean_heads', factors.v.mean, [kvHeads, 1, 1, hd]);
-    const inRankSpace = g.op('MatMul', [pCompressed, cV]);
+    // One zero row/column appended to both sides, so the product's inner axis is never empty: onnxruntime's
+    // WebGPU provider crashes (SIGSEGV) on a MatMul over a zero-length axis, i.e. while the compressed branch is
+    // empty (test/runtime/webgpuCrash.test.ts). The extra term adds 0.
+    const inRankSpace = g.op('MatMul', [g.op('Pad', [pCompressed, g.ints([0, 0, 0, 0, 0, 0, 0, 1])]), g.op('Pad', [cV, g.ints([0, 0, 1, 0])])]);
     const compressedOut = g.op('Add', [
       g.op('MatMul', [inRankSpace, upProjection]),
       // The compressed weights' total, as 1 - the full ones' (never an empty reduction: onnxruntime gets the
