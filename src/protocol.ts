@@ -6,7 +6,7 @@ import type { MemoryReport } from './runtime/cache/biBranchCache';
 /** Sent as initializationOptions. Paths that decide what code or model is loaded come from user/machine settings only. */
 export interface SidecarOptions {
   modelPath: string;
-  backend: 'auto' | 'cuda' | 'onnx';
+  backend: 'auto' | 'cuda' | 'webgpu' | 'onnx';
   /** A cskv.safetensors file, 'auto' (beside the model if present) or 'off'. */
   cskv: string;
   window?: number | undefined;

@@ -34,7 +34,7 @@ export function sidecarOptions(storagePath: string): SidecarOptions {
   const window = c.get<number | null>('compression.window', null);
   return {
     modelPath: modelPath(),
-    backend: userSetting<'auto' | 'cuda' | 'onnx'>('backend', 'auto'),
+    backend: userSetting<SidecarOptions['backend']>('backend', 'auto'),
     nativeLibrary: expandHome(userSetting('nativeLibrary', '').trim()) || undefined,
     cskv: expandHome(userSetting('compression.factors', 'auto').trim()) || 'auto',
     window: typeof window === 'number' && window > 0 ? Math.floor(window) : undefined,

@@ -8,16 +8,18 @@ import { type CommandIO, UsageError } from './commands/shared';
 import { RuntimeError } from './errors';
 
 const USAGE = `usage:
-  cskv-code ask      --workspace DIR --model DIR [--cskv FILE|auto|off] [--budget TOKENS] [--no-save] [--json] "question"
-  cskv-code generate --model DIR [--cskv FILE|off] [--window N] [--bits 16|8|4|2]
+  cskv-code ask      --workspace DIR --model DIR [--backend B] [--cskv FILE|auto|off] [--budget TOKENS] [--no-save] [--json] "question"
+  cskv-code generate --model DIR [--backend B] [--cskv FILE|off] [--window N] [--bits 16|8|4|2]
                      (--prompt TEXT | --prompt-ids 1,2,3) [--chat] [--max-new-tokens N]
                      [--greedy | --temperature T --top-p P --top-k K --seed S] [--json]
-  cskv-code logits   --model DIR [--cskv FILE|off] [--window N] [--bits B] --prompt-ids 1,2,3 [--last N]
-  cskv-code compress --model DIR [--calib PATH]... [--density 0.2] [--bits 16|8|4|2] [--window 32]
+  cskv-code logits   --model DIR [--backend B] [--cskv FILE|off] [--window N] [--bits B] --prompt-ids 1,2,3 [--last N]
+  cskv-code compress --model DIR [--backend B] [--calib PATH]... [--density 0.2] [--bits 16|8|4|2] [--window 32]
                      [--groups G] [--tokens 65536] [--segment 512] [--init closed|svd|asvd]
                      [--rotate none|hadamard|hadamard-values] [--statistics-mb 512] [--out FILE] [--json]
-  cskv-code perplexity --model DIR [--cskv FILE|off] [--window N] [--bits B] --file TEXT [--context N] [--json]
+  cskv-code perplexity --model DIR [--backend B] [--cskv FILE|off] [--window N] [--bits B] --file TEXT [--context N] [--json]
 
+--backend auto|cuda|webgpu|onnx (default auto: CUDA, else WebGPU on a hardware GPU, else onnx on the CPU; the
+choice and its reason go to stderr).
 --cskv defaults to DIR/cskv.safetensors when that file exists, else off.
 compress reads the text files under --calib (default: the current directory) and writes DIR/cskv.safetensors
 unless --out is given.

@@ -14,6 +14,7 @@ import {
   MemoryChangedNotification, MemoryRequest, type MemoryStatus, RebuildContextRequest, type SidecarOptions, SidecarErrorCodes,
   type StatusParams, StatusNotification,
 } from '../protocol';
+import { BACKEND_CHOICES } from './backends/selectBackend';
 import { RuntimeError } from './errors';
 import { COMPLETION_WINDOW, type SessionEvents, type SessionOptions, WorkspaceSession } from './workspace/session';
 
@@ -260,7 +261,7 @@ export function parseSidecarOptions(value: unknown): SidecarOptions {
   };
   if (typeof o.modelPath !== 'string' || o.modelPath.trim() === '') bad('modelPath', 'the path of a model folder');
   const backend = o.backend ?? 'auto';
-  if (backend !== 'auto' && backend !== 'cuda' && backend !== 'onnx') bad('backend', '"auto", "cuda" or "onnx"');
+  if (!(BACKEND_CHOICES as readonly unknown[]).includes(backend)) bad('backend', BACKEND_CHOICES.map((b) => `"${b}"`).join(', '));
   const cskv = o.cskv ?? 'auto';
   if (typeof cskv !== 'string' || cskv === '') bad('cskv', 'a file path, "auto" or "off"');
   const window = o.window ?? undefined;

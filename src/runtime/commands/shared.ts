@@ -1,7 +1,6 @@
 // What every command shares: engine flags, argument checks, the usage error, and formatting.
 import * as path from 'node:path';
-import { OnnxEngine } from '../backends/onnxEngine';
-import { resolveCskv } from '../backends/selectBackend';
+import { BACKEND_CHOICES, type BackendChoice, loadEngineFor, resolveCskv } from '../backends/selectBackend';
 import type { CompressedBits } from '../cache/quantizer';
 import type { Engine } from '../engine';
 
@@ -15,6 +14,7 @@ export interface CommandIO {
 
 export const engineFlags = {
   model: { type: 'string' },
+  backend: { type: 'string' },
   cskv: { type: 'string' },
   window: { type: 'string' },
   bits: { type: 'string' },
@@ -22,19 +22,28 @@ export const engineFlags = {
   'prompt-ids': { type: 'string' },
 } as const;
 
-export type EngineFlags = { model?: string; cskv?: string; window?: string; bits?: string; chunk?: string };
+export type EngineFlags = { model?: string; backend?: string; cskv?: string; window?: string; bits?: string; chunk?: string };
 
-export async function loadEngine(v: EngineFlags): Promise<Engine> {
+/** Loads the engine on the backend of --backend (default auto); says which and why on `log` (stderr). */
+export async function loadEngine(v: EngineFlags, log?: NodeJS.WritableStream): Promise<Engine> {
   if (!v.model) throw new UsageError('--model DIR is required');
   const model = path.resolve(v.model);
   const bits = optionalInt(v.bits, '--bits');
   if (bits !== undefined && ![16, 8, 4, 2].includes(bits)) throw new UsageError(`--bits must be 16, 8, 4 or 2, got ${bits}`);
-  return OnnxEngine.load(model, {
+  const { engine, reason } = await loadEngineFor(parseBackend(v.backend), model, {
     cskv: resolveCskv(v.cskv, model),
     window: optionalInt(v.window, '--window'),
     bits: bits as CompressedBits | undefined,
     chunkSize: optionalInt(v.chunk, '--chunk'),
   });
+  log?.write(`cskv-code: backend ${reason}\n`);
+  return engine;
+}
+
+export function parseBackend(value: string | undefined): BackendChoice {
+  if (value === undefined) return 'auto';
+  if (!(BACKEND_CHOICES as readonly string[]).includes(value)) throw new UsageError(`--backend must be ${BACKEND_CHOICES.join(', ')}, got "${value}"`);
+  return value as BackendChoice;
 }
 
 export function optionalInt(value: string | undefined, flag: string): number | undefined {
