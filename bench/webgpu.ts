@@ -1,0 +1,133 @@
+// WebGPU backend against the onnx CPU backend, in the same run on the same random model: prefill tokens/s and
+// decode ms/token at each context, interleaved (CPU, then WebGPU, per context), plus how far the two backends'
+// logits are apart. Prints a table and writes bench/results/webgpu.json.
+//   node out/bench/webgpu.js [--shape tiny|0.5b] [--contexts 64,256] [--decode 8] [--cskv off|16|4] [--out FILE]
+// On a machine without a GPU the WebGPU adapter is Mesa's software Vulkan driver (lavapipe), which computes on the
+// CPU through a shader emulator: a correctness path, expected to be much slower than the CPU backend. Its numbers
+// say nothing about GPUs; run this on a GPU machine (NVIDIA's Vulkan driver, AMD, Intel, Apple) for those.
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { parseArgs } from 'node:util';
+import { OnnxEngine } from '../src/runtime/backends/onnxEngine';
+import { checkWebGpu } from '../src/runtime/backends/webgpuAvailability';
+import { loadWebGpuEngine } from '../src/runtime/backends/webgpuEngine';
+import type { Engine } from '../src/runtime/engine';
+import { type ModelShape, QWEN25_05B, writeRandomCskv, writeRandomModel } from '../test/support/randomModel';
+
+/** A small Qwen2-like shape: big enough for real GEMMs, small enough for the software driver. */
+const TINY: ModelShape = { hidden: 256, layers: 4, heads: 4, kvHeads: 2, headDim: 64, intermediate: 1024, vocab: 4096 };
+const SHAPES: Record<string, ModelShape> = { tiny: TINY, '0.5b': QWEN25_05B };
+
+interface Run {
+  backend: 'onnx' | 'webgpu';
+  context: number;
+  prefill_tok_s: number;
+  decode_ms: number;
+  /** max |logits - CPU logits| / max |CPU logits| over the prompt's last position and every decode step. */
+  logits_rel_diff_vs_cpu: number;
+}
+
+async function measure(engine: Engine, prompt: number[], steps: number[]): Promise<{ prefillS: number; decodeMs: number; rows: Float32Array[] }> {
+  await engine.truncate(0);
+  const t0 = performance.now();
+  const rows = [await engine.prefill(prompt)];
+  const prefillS = (performance.now() - t0) / 1000;
+  const t1 = performance.now();
+  for (const t of steps) rows.push(await engine.prefill([t]));
+  return { prefillS, decodeMs: (performance.now() - t1) / steps.length, rows };
+}
+
+function relativeDiff(a: Float32Array[], b: Float32Array[]): number {
+  let worst = 0;
+  a.forEach((row, i) => {
+    let diff = 0, scale = 0;
+    row.forEach((x, j) => {
+      diff = Math.max(diff, Math.abs(x - b[i]![j]!));
+      scale = Math.max(scale, Math.abs(b[i]![j]!));
+    });
+    worst = Math.max(worst, diff / scale);
+  });
+  return worst;
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({ options: {
+    shape: { type: 'string', default: 'tiny' }, contexts: { type: 'string', default: '64,256' }, decode: { type: 'string', default: '8' },
+    cskv: { type: 'string', default: 'off' }, out: { type: 'string' },
+  } });
+  const shape = SHAPES[values.shape];
+  if (!shape) throw new Error(`--shape must be ${Object.keys(SHAPES).join(' or ')}, got "${values.shape}"`);
+  if (!['off', '16', '4'].includes(values.cskv)) throw new Error(`--cskv must be off, 16 or 4, got "${values.cskv}"`);
+  const contexts = values.contexts.split(',').map(Number);
+  const decodeSteps = Number(values.decode);
+  const root = path.resolve(__dirname, '..', '..');
+  const outFile = values.out ?? path.join(root, 'bench', 'results', 'webgpu.json');
+
+  const webgpu = await checkWebGpu();
+  if (!webgpu.available) throw new Error(`WebGPU cannot run here: ${webgpu.reason}`);
+  process.stderr.write(`WebGPU adapter: ${webgpu.summary}\n`);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cskv-bench-webgpu-'));
+  try {
+    writeRandomModel(dir, shape);
+    let cskv: string | undefined;
+    if (values.cskv !== 'off') {
+      cskv = path.join(dir, 'cskv.safetensors');
+      writeRandomCskv(cskv, shape, 0.2, Number(values.cskv), 32);
+    }
+    const cpu = await OnnxEngine.load(dir, { cskv });
+    const gpu = await loadWebGpuEngine(dir, { cskv });
+    const runs: Run[] = [];
+    try {
+      for (const context of contexts) {
+        const prompt = Array.from({ length: context }, (_, i) => (i * 7919 + 13) % shape.vocab);
+        const steps = Array.from({ length: decodeSteps }, (_, i) => (i * 31 + 5) % shape.vocab);
+        await measure(gpu, prompt.slice(0, 8), steps.slice(0, 1)); // shader compilation and buffer pools: not the steady state
+        const c = await measure(cpu, prompt, steps);
+        const g = await measure(gpu, prompt, steps);
+        const diff = relativeDiff(g.rows, c.rows);
+        for (const [backend, m] of [['onnx', c], ['webgpu', g]] as const) {
+          const run = { backend, context, prefill_tok_s: context / m.prefillS, decode_ms: m.decodeMs, logits_rel_diff_vs_cpu: backend === 'onnx' ? 0 : diff };
+          process.stderr.write(`${JSON.stringify(run)}\n`);
+          runs.push(run);
+        }
+      }
+    } finally {
+      await Promise.all([cpu.dispose(), gpu.dispose()]);
+    }
+    const result = {
+      benchmark: 'webgpu-vs-cpu',
+      model: `${values.shape} shape (${JSON.stringify(shape)}), random bf16 weights, f32 in onnxruntime on both backends`,
+      cache: values.cskv === 'off' ? 'full' : `cskv-${values.cskv}, density 0.2, window 32`,
+      adapter: webgpu.summary,
+      software_adapter: webgpu.adapter.software,
+      note: webgpu.adapter.software
+        ? 'software Vulkan (Mesa lavapipe): a correctness path, not a speed one; its timings say nothing about GPUs'
+        : 'hardware adapter',
+      cpu: `${os.cpus()[0]?.model ?? 'cpu'} × ${os.cpus().length}`,
+      date: new Date().toISOString(),
+      decode_steps: decodeSteps,
+      runs,
+    };
+    fs.mkdirSync(path.dirname(outFile), { recursive: true });
+    fs.writeFileSync(outFile, `${JSON.stringify(result, null, 2)}\n`);
+    console.log(`adapter: ${webgpu.summary}${webgpu.adapter.software ? ' (a correctness path, not a speed one)' : ''}\n`);
+    console.log(table(runs));
+    console.log(`\nwritten to ${path.relative(process.cwd(), outFile)}`);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function table(runs: Run[]): string {
+  const lines = ['| backend | context | prefill tok/s | decode ms/token | logits vs CPU (rel.) |', '|---|---|---|---|---|'];
+  for (const r of runs) {
+    lines.push(`| ${r.backend} | ${r.context} | ${r.prefill_tok_s.toFixed(1)} | ${r.decode_ms.toFixed(1)} | ${r.backend === 'onnx' ? '—' : r.logits_rel_diff_vs_cpu.toExponential(1)} |`);
+  }
+  return lines.join('\n');
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exitCode = 1;
+});
