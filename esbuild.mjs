@@ -20,8 +20,8 @@ const common = {
 };
 
 await Promise.all([
-  build({ ...common, entryPoints: { cli: 'src/runtime/cli.ts' }, outdir: 'dist' }),
-  build({ ...common, entryPoints: { extension: 'src/extension/main.ts', server: 'src/runtime/server.ts' }, outdir: 'dist' }),
+  build({ ...common, entryPoints: { cli: 'src/cli/cli.ts' }, outdir: 'dist' }),
+  build({ ...common, entryPoints: { extension: 'src/extension/main.ts', server: 'src/sidecar/server.ts' }, outdir: 'dist' }),
   build({ ...common, entryPoints: { webgpuProbe: 'src/runtime/backends/webgpuProbe.ts' }, outdir: 'dist' }),
   build({
     entryPoints: { chat: 'media/chat.js', memory: 'media/memory.js' },

@@ -1,99 +1,232 @@
-// CPU (onnx backend) benchmark on a Qwen2.5-0.5B-shaped model with random weights: prefill tokens/s, decode
-// ms/token and KV bytes per token with CSKV off (the baseline), at density 0.2 with 16 bits and with 4 bits,
-// side by side in one run. Prints a table and writes bench/results/cpu-0.5b.json.
-//   node out/bench/cpu.js [--contexts 512,2048] [--decode 16] [--out FILE]
+// CPU benchmark, Qwen2.5-0.5B shape with random weights: cskv-code's onnx backend (f32, q8 and q4 weights; full
+// cache and CSKV 16-bit at density 0.2, and 4-bit with q8 weights) against llama.cpp (node-llama-cpp's prebuilt CPU build; the same model
+// written as GGUF F16 and Q8_0) in one run, the engines alternating, each configuration in a fresh process of the
+// same priority (so its peak resident memory is its own), the same thread count and prompts. Prints a table and
+// writes bench/results/cpu-0.5b.json. Figures on a shared 2-core machine vary by 15-25% between runs.
+//   node out/bench/cpu.js [--contexts 512,2048] [--decode 16] [--threads N] [--shape 0.5b|tiny] [--out FILE]
+// (--shape tiny: a small model that checks the benchmark itself in seconds; its figures mean nothing.)
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { execFileSync } from 'node:child_process';
 import { parseArgs } from 'node:util';
+import * as ort from 'onnxruntime-node';
 import { OnnxEngine } from '../src/runtime/backends/onnxEngine';
-import { QWEN25_05B, writeRandomCskv, writeRandomModel } from '../test/support/randomModel';
+import type { WeightFormat } from '../src/runtime/model/weightFormat';
+import { type GgufWeights, writeGgufModel } from '../test/support/ggufModel';
+import { type Token, cpuLlama } from '../test/support/llamaCpp';
+import { type ModelShape, QWEN25_05B, writeRandomCskv, writeRandomModel } from '../test/support/randomModel';
+import { GraphBuilder } from '../src/runtime/onnx/graphBuilder';
 
-interface Run {
-  cache: 'full' | 'cskv-16' | 'cskv-4';
+type Config =
+  | { engine: 'cskv-code'; weights: WeightFormat; cache: 'full' | 'cskv-16' | 'cskv-4' }
+  | { engine: 'llama.cpp'; weights: 'f16' | 'q8_0'; cache: 'full' };
+
+interface Measured {
   context: number;
   prefill_tok_s: number;
   decode_ms: number;
-  kv_bytes_per_token: number;
-  kv_savings_vs_fp16: number;
+  kv_bytes_per_token?: number;
 }
 
-/** Loads the model in a fresh process and reports its peak resident memory, so nothing else counts in it. */
-function loadPeakRss(dir: string): number {
-  const out = execFileSync(process.execPath, [__filename, '--measure-load', dir], { encoding: 'utf8' });
-  return Number(JSON.parse(out).maxRssBytes);
+interface Run extends Measured {
+  engine: Config['engine'];
+  weights: Config['weights'];
+  cache: Config['cache'];
+  decode_floor_ms: number;
+  /** Peak resident memory of the configuration's process, over loading and every context. */
+  peak_rss_bytes: number;
+}
+
+interface ChildJob {
+  config: Config;
+  dir: string;
+  contexts: number[];
+  decode: number;
+  threads: number;
+  shape: ModelShape;
+}
+
+const SHAPES: Record<string, ModelShape> = {
+  '0.5b': QWEN25_05B,
+  tiny: { hidden: 128, layers: 2, heads: 4, kvHeads: 2, headDim: 32, intermediate: 256, vocab: 1024 },
+};
+
+const prompt = (n: number, vocab: number): number[] => Array.from({ length: n }, (_, i) => (i * 7919 + 13) % vocab);
+const nextToken = (i: number, vocab: number): number => (i * 31 + 5) % vocab;
+
+/** Bytes of weights a decode step reads: every linear layer and the (tied) output head; one embedding row is noise. */
+function weightBytesPerToken(s: ModelShape, weights: Config['weights']): number {
+  const Q = s.heads * s.headDim, D = s.kvHeads * s.headDim;
+  const params = s.layers * (2 * s.hidden * Q + 2 * s.hidden * D + 3 * s.hidden * s.intermediate) + s.vocab * s.hidden;
+  const perParam = { f32: 4, f16: 2, q8: 1 + 4 / 32, q4: 0.5 + 4 / 32, q8_0: 34 / 32 }[weights];
+  return params * perParam;
+}
+
+/** Read bandwidth with `threads` threads: onnxruntime summing 1 GiB of floats, best of five. */
+async function readBandwidth(threads: number): Promise<number> {
+  const g = new GraphBuilder('read');
+  const x = g.input('x', ['N']);
+  g.output(g.op('ReduceSum', [x, g.ints([0])], { keepdims: 0 }), 'sum', []);
+  const session = await ort.InferenceSession.create(g.finish(), { intraOpNumThreads: threads });
+  const data = new Float32Array(2 ** 28).fill(1.5);
+  for (let i = 0; i < data.length; i += 4099) data[i] = i % 7;
+  let best = Infinity;
+  for (let i = 0; i < 5; i++) {
+    const t0 = performance.now();
+    await session.run({ x: new ort.Tensor('float32', data, [data.length]) });
+    best = Math.min(best, performance.now() - t0);
+  }
+  await session.release();
+  return data.byteLength / (best / 1000);
+}
+
+async function measureOurs(job: ChildJob & { config: Extract<Config, { engine: 'cskv-code' }> }): Promise<Measured[]> {
+  const cskv = job.config.cache === 'full' ? undefined : path.join(job.dir, `${job.config.cache}.safetensors`);
+  const engine = await OnnxEngine.load(job.dir, { cskv, weights: job.config.weights, threads: job.threads });
+  const vocab = engine.info.config.vocabSize;
+  const out: Measured[] = [];
+  try {
+    for (const context of job.contexts) {
+      await engine.truncate(0);
+      const t0 = performance.now();
+      await engine.prefill(prompt(context, vocab), { logits: 1 });
+      const prefillS = (performance.now() - t0) / 1000;
+      const t1 = performance.now();
+      for (let i = 0; i < job.decode; i++) await engine.prefill([nextToken(i, vocab)]);
+      const m = engine.memory();
+      out.push({ context, prefill_tok_s: context / prefillS, decode_ms: (performance.now() - t1) / job.decode, kv_bytes_per_token: m.totalBytes / m.tokens });
+    }
+  } finally {
+    await engine.dispose();
+  }
+  return out;
+}
+
+async function measureLlamaCpp(job: ChildJob): Promise<Measured[]> {
+  const llama = await cpuLlama();
+  const model = await llama.loadModel({ modelPath: path.join(job.dir, `model-${job.config.weights}.gguf`) });
+  const context = await model.createContext({ contextSize: Math.max(...job.contexts) + job.decode + 64, threads: job.threads, batchSize: 512 });
+  const sequence = context.getSequence();
+  const vocab = job.shape.vocab;
+  // Both engines compute the last position's logits, for the prompt and for every decoded token.
+  const withLogits = (t: number): [Token, { generateNext: { token: true } }] => [t as Token, { generateNext: { token: true } }];
+  const out: Measured[] = [];
+  try {
+    for (const n of job.contexts) {
+      await sequence.clearHistory();
+      const ids = prompt(n, vocab);
+      const t0 = performance.now();
+      await sequence.controlledEvaluate([...ids.slice(0, -1).map((t) => t as Token), withLogits(ids[n - 1]!)]);
+      const prefillS = (performance.now() - t0) / 1000;
+      const t1 = performance.now();
+      for (let i = 0; i < job.decode; i++) await sequence.controlledEvaluate([withLogits(nextToken(i, vocab))]);
+      out.push({ context: n, prefill_tok_s: n / prefillS, decode_ms: (performance.now() - t1) / job.decode });
+    }
+  } finally {
+    await context.dispose();
+    await model.dispose();
+    await llama.dispose();
+  }
+  return out;
+}
+
+async function child(job: ChildJob): Promise<void> {
+  const measured = job.config.engine === 'cskv-code' ? await measureOurs(job as never) : await measureLlamaCpp(job);
+  process.stdout.write(JSON.stringify({ measured, peakRssBytes: peakResidentBytes() }));
+}
+
+/** VmHWM: unlike getrusage's maxrss, which a child inherits from its parent across fork and exec, it starts afresh. */
+function peakResidentBytes(): number {
+  const line = fs.readFileSync('/proc/self/status', 'utf8').split('\n').find((l) => l.startsWith('VmHWM:'));
+  return line ? Number(line.split(/\s+/)[1]) * 1024 : process.resourceUsage().maxRSS * 1024;
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { contexts: { type: 'string', default: '512,2048' }, decode: { type: 'string', default: '16' }, out: { type: 'string' }, 'measure-load': { type: 'string' } } });
-  if (values['measure-load']) {
-    const engine = await OnnxEngine.load(values['measure-load']);
-    await engine.dispose();
-    console.log(JSON.stringify({ maxRssBytes: process.resourceUsage().maxRSS * 1024 }));
-    return;
-  }
+  const { values } = parseArgs({
+    options: {
+      contexts: { type: 'string', default: '512,2048' }, decode: { type: 'string', default: '16' },
+      threads: { type: 'string', default: String(os.cpus().length) }, out: { type: 'string' }, child: { type: 'string' },
+      shape: { type: 'string', default: '0.5b' },
+    },
+  });
+  if (values.child) return child(JSON.parse(values.child) as ChildJob);
   const contexts = values.contexts.split(',').map(Number);
-  const decodeSteps = Number(values.decode);
+  const decode = Number(values.decode);
+  const threads = Number(values.threads);
+  const shape = SHAPES[values.shape];
+  if (!shape) throw new Error(`--shape must be one of ${Object.keys(SHAPES).join(', ')}`);
   const root = path.resolve(__dirname, '..', '..');
   const outFile = values.out ?? path.join(root, 'bench', 'results', 'cpu-0.5b.json');
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cskv-bench-'));
   try {
-    process.stderr.write(`writing a random Qwen2.5-0.5B-shaped model to ${dir} ...\n`);
-    writeRandomModel(dir, QWEN25_05B);
-    const settings = [
-      { cache: 'full' as const, cskv: undefined },
-      { cache: 'cskv-16' as const, cskv: path.join(dir, 'cskv-16.safetensors'), bits: 16 },
-      { cache: 'cskv-4' as const, cskv: path.join(dir, 'cskv-4.safetensors'), bits: 4 },
+    process.stderr.write(`writing a random ${values.shape}-shaped Qwen2 model (bf16 safetensors, GGUF F16 and Q8_0) to ${dir} ...\n`);
+    writeRandomModel(dir, shape);
+    for (const bits of [16, 4]) writeRandomCskv(path.join(dir, `cskv-${bits}.safetensors`), shape, 0.2, bits, 32);
+    for (const [name, type] of [['f16', 'F16'], ['q8_0', 'Q8_0']] as const) writeGgufModel(dir, path.join(dir, `model-${name}.gguf`), type as GgufWeights);
+    const bandwidth = await readBandwidth(threads);
+    process.stderr.write(`read bandwidth with ${threads} threads: ${(bandwidth / 1e9).toFixed(1)} GB/s\n`);
+    // The engines alternate so that a change in the machine's load falls on both.
+    const configs: Config[] = [
+      { engine: 'cskv-code', weights: 'q8', cache: 'full' },
+      { engine: 'llama.cpp', weights: 'q8_0', cache: 'full' },
+      { engine: 'cskv-code', weights: 'f32', cache: 'full' },
+      { engine: 'llama.cpp', weights: 'f16', cache: 'full' },
+      { engine: 'cskv-code', weights: 'q4', cache: 'full' },
+      { engine: 'cskv-code', weights: 'q8', cache: 'cskv-16' },
+      { engine: 'cskv-code', weights: 'f32', cache: 'cskv-16' },
+      { engine: 'cskv-code', weights: 'q4', cache: 'cskv-16' },
+      { engine: 'cskv-code', weights: 'q8', cache: 'cskv-4' },
     ];
-    for (const s of settings) if (s.cskv) writeRandomCskv(s.cskv, QWEN25_05B, 0.2, s.bits!, 32);
-    const weightsFileBytes = fs.statSync(path.join(dir, 'model.safetensors')).size;
-    const loadPeakRssBytes = loadPeakRss(dir);
     const runs: Run[] = [];
-    for (const s of settings) {
-      const engine = await OnnxEngine.load(dir, { cskv: s.cskv });
-      for (const context of contexts) {
-        await engine.truncate(0);
-        const prompt = Array.from({ length: context }, (_, i) => (i * 7919 + 13) % QWEN25_05B.vocab);
-        const t0 = performance.now();
-        await engine.prefill(prompt, { logits: 1 });
-        const prefillS = (performance.now() - t0) / 1000;
-        const t1 = performance.now();
-        for (let i = 0; i < decodeSteps; i++) await engine.prefill([(i * 31 + 5) % QWEN25_05B.vocab]);
-        const decodeMs = (performance.now() - t1) / decodeSteps;
-        const m = engine.memory();
-        const run = { cache: s.cache, context, prefill_tok_s: context / prefillS, decode_ms: decodeMs, kv_bytes_per_token: m.totalBytes / m.tokens, kv_savings_vs_fp16: m.savings };
+    for (const config of configs) {
+      const job: ChildJob = { config, dir, contexts, decode, threads, shape };
+      let result: { measured: Measured[]; peakRssBytes: number };
+      try {
+        result = JSON.parse(execFileSync(process.execPath, [__filename, '--child', JSON.stringify(job)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 24 }));
+      } catch (err) {
+        process.stderr.write(`${config.engine} ${config.weights} ${config.cache} failed: ${(err as Error).message}\n`);
+        continue;
+      }
+      for (const m of result.measured) {
+        const run: Run = { engine: config.engine, weights: config.weights, cache: config.cache, ...m,
+          decode_floor_ms: (weightBytesPerToken(shape, config.weights) / bandwidth) * 1000, peak_rss_bytes: result.peakRssBytes };
         process.stderr.write(`${JSON.stringify(run)}\n`);
         runs.push(run);
       }
-      await engine.dispose();
     }
     const result = {
-      benchmark: 'cpu-onnx',
-      model: 'Qwen2.5-0.5B shape, random bf16 weights (f32 in onnxruntime)',
+      benchmark: 'cpu',
+      model: values.shape === '0.5b' ? 'Qwen2.5-0.5B shape, random bf16 weights' : `${values.shape} shape (a check of the benchmark, not a measurement)`,
       device: `${os.cpus()[0]?.model ?? 'cpu'} × ${os.cpus().length}`,
+      threads,
+      read_bandwidth_bytes_s: bandwidth,
+      load_average: os.loadavg(),
       date: new Date().toISOString(),
-      decode_steps: decodeSteps,
-      weights_file_bytes: weightsFileBytes,
-      // onnxruntime holds f32 copies of bf16 weights: about twice the file, read tensor by tensor (never the file twice more).
-      load_peak_rss_bytes: loadPeakRssBytes,
-      fp16_kv_bytes_per_token: 2 * QWEN25_05B.layers * QWEN25_05B.kvHeads * QWEN25_05B.headDim * 2,
+      decode_steps: decode,
       runs,
     };
     fs.mkdirSync(path.dirname(outFile), { recursive: true });
     fs.writeFileSync(outFile, `${JSON.stringify(result, null, 2)}\n`);
-    console.log(table(runs));
-    console.log(`\nweights file ${(weightsFileBytes / 2 ** 30).toFixed(2)} GiB (bf16); peak resident memory while loading ${(loadPeakRssBytes / 2 ** 30).toFixed(2)} GiB`);
-    console.log(`\nwritten to ${path.relative(process.cwd(), outFile)}`);
+    console.log(table(runs, contexts));
+    console.log(`\nread bandwidth ${(bandwidth / 1e9).toFixed(1)} GB/s (${threads} threads); load average ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}`);
+    console.log(`written to ${path.relative(process.cwd(), outFile)}`);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
 }
 
-export function table(runs: Run[]): string {
-  const lines = ['| cache | context | prefill tok/s | decode ms/token | KV bytes/token | KV saved vs fp16 |', '|---|---|---|---|---|---|'];
-  for (const r of runs) {
-    lines.push(`| ${r.cache} | ${r.context} | ${r.prefill_tok_s.toFixed(1)} | ${r.decode_ms.toFixed(1)} | ${Math.round(r.kv_bytes_per_token)} | ${(r.kv_savings_vs_fp16 * 100).toFixed(1)}% |`);
+export function table(runs: Run[], contexts: number[]): string {
+  const at = (rows: Run[], f: (r: Run) => string): string => contexts.map((c) => { const r = rows.find((x) => x.context === c); return r ? f(r) : '-'; }).join(' / ');
+  const lines = [
+    `| engine | weights | cache | prefill ${contexts.join(' / ')} (tok/s) | decode after ${contexts.join(' / ')} (ms/token) | decode floor (ms) | peak RSS |`,
+    '|---|---|---|---|---|---|---|',
+  ];
+  const keys = [...new Set(runs.map((r) => `${r.engine}|${r.weights}|${r.cache}`))];
+  for (const key of keys) {
+    const rows = runs.filter((r) => `${r.engine}|${r.weights}|${r.cache}` === key);
+    const first = rows[0]!;
+    lines.push(`| ${first.engine} | ${first.weights} | ${first.cache} | ${at(rows, (r) => r.prefill_tok_s.toFixed(0))} | ${at(rows, (r) => r.decode_ms.toFixed(1))} | ${first.decode_floor_ms.toFixed(1)} | ${(first.peak_rss_bytes / 2 ** 30).toFixed(2)} GiB |`);
   }
   return lines.join('\n');
 }

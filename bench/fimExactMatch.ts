@@ -3,10 +3,10 @@
 // `<|fim_prefix|>before<|fim_suffix|>after<|fim_middle|>`, must write it back (greedy; compared with surrounding
 // whitespace trimmed). Cases come from a seed, so every cache setting fills the same holes.
 import type { Engine } from '../src/runtime/engine';
+import { generate } from '../src/runtime/generate';
 import type { ModelTokenizer } from '../src/runtime/tokenizer';
-import type { RepoFormat } from '../src/runtime/workspace/layout';
+import type { RepoFormat } from '../src/workspace/layout';
 import { mulberry32 as seededRandom } from '../src/runtime/random';
-import { greedyDecode } from './greedyDecode';
 import { type CodeRepo, shuffled } from './heldOutCode';
 
 export interface FimCase {
@@ -58,7 +58,7 @@ export async function scoreFim(engine: Engine, tokenizer: ModelTokenizer, cases:
   for (const c of cases) {
     await engine.truncate(0);
     const limit = tokenizer.encode(c.middle, { addSpecialTokens: false, literal: true }).length + 8;
-    const text = await greedyDecode(engine, tokenizer, c.prompt, limit, stops, (t) => t.includes('\n'));
+    const { text } = await generate(engine, c.prompt, { greedy: true, maxNewTokens: limit, stopTokens: [...stops], tokenizer, stopWhen: (t) => t.includes('\n') });
     const got = text.split('\n')[0]!;
     if (got.trim() === c.middle.trim()) correct++;
     if (examples.length < 5) examples.push({ path: c.path, expected: c.middle.trim(), got: got.trim() });

@@ -1,10 +1,10 @@
 // Code for the quality benchmark: repositories read from the corpus that training/gather_corpus.py writes
 // (one JSON line per repository in a .jsonl.gz) or from a folder (one repository), laid out as the runtime lays
-// out a workspace (src/runtime/workspace/layout.ts), and written out as text for `cskv-code compress/perplexity`.
+// out a workspace (src/workspace/layout.ts), and written out as text for `cskv-code compress/perplexity`.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as zlib from 'node:zlib';
-import type { RepoFormat } from '../src/runtime/workspace/layout';
+import type { RepoFormat } from '../src/workspace/layout';
 import type { ModelTokenizer } from '../src/runtime/tokenizer';
 
 export interface CodeFile {

@@ -4,10 +4,10 @@
 // length from a seed, so every cache setting answers the same questions; each context is prefilled once and
 // each of its (up to 5) questions is asked after truncating back to it.
 import type { Engine } from '../src/runtime/engine';
+import { generate } from '../src/runtime/generate';
 import type { ModelTokenizer } from '../src/runtime/tokenizer';
-import type { RepoFormat } from '../src/runtime/workspace/layout';
+import type { RepoFormat } from '../src/workspace/layout';
 import { mulberry32 as seededRandom } from '../src/runtime/random';
-import { greedyDecode } from './greedyDecode';
 import { type CodeRepo, shuffled } from './heldOutCode';
 
 const WORDS = ['amber', 'basil', 'cedar', 'delta', 'ember', 'fjord', 'garnet', 'harbor', 'indigo', 'juniper', 'kepler',
@@ -100,7 +100,9 @@ export async function scoreRecall(engine: Engine, tokenizer: ModelTokenizer, for
     let correct = 0;
     for (const q of c.questions) {
       await engine.truncate(c.context.length);
-      const text = await greedyDecode(engine, tokenizer, questionIds(tokenizer, format, q), q.answer.length + 2, stops, (t) => /\D/.test(t.trimStart()));
+      const { text } = await generate(engine, questionIds(tokenizer, format, q), {
+        greedy: true, maxNewTokens: q.answer.length + 2, stopTokens: [...stops], tokenizer, stopWhen: (t) => /\D/.test(t.trimStart()),
+      });
       if (/^\s*(\d+)/.exec(text)?.[1] === q.answer) correct++;
     }
     const s = scores.get(c.length) ?? { length: c.length, correct: 0, total: 0, accuracy: NaN };

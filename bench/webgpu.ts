@@ -1,7 +1,9 @@
 // WebGPU backend against the onnx CPU backend, in the same run on the same random model: prefill tokens/s and
 // decode ms/token at each context, interleaved (CPU, then WebGPU, per context), plus how far the two backends'
 // logits are apart. Prints a table and writes bench/results/webgpu.json.
-//   node out/bench/webgpu.js [--shape tiny|0.5b] [--contexts 64,256] [--decode 8] [--cskv off|16|4] [--out FILE]
+//   node out/bench/webgpu.js [--shape tiny|0.5b] [--contexts 64,256] [--decode 8] [--cskv off|16|4] [--weights f32|q8|q4] [--out FILE]
+// Both backends hold the weights in the same format (default: the engine's, q8). The CPU's MatMulNBits quantises
+// activations to int8 and WebGPU's computes in f32, so their logits are further apart at q8/q4 than at f32.
 // On a machine without a GPU the WebGPU adapter is Mesa's software Vulkan driver (lavapipe), which computes on the
 // CPU through a shader emulator: a correctness path, expected to be much slower than the CPU backend. Its numbers
 // say nothing about GPUs; run this on a GPU machine (NVIDIA's Vulkan driver, AMD, Intel, Apple) for those.
@@ -13,6 +15,7 @@ import { OnnxEngine } from '../src/runtime/backends/onnxEngine';
 import { checkWebGpu } from '../src/runtime/backends/webgpuAvailability';
 import { loadWebGpuEngine } from '../src/runtime/backends/webgpuEngine';
 import type { Engine } from '../src/runtime/engine';
+import { DEFAULT_WEIGHT_FORMAT, WEIGHT_FORMATS, isWeightFormat } from '../src/runtime/model/weightFormat';
 import { type ModelShape, QWEN25_05B, writeRandomCskv, writeRandomModel } from '../test/support/randomModel';
 
 /** A small Qwen2-like shape: big enough for real GEMMs, small enough for the software driver. */
@@ -54,11 +57,13 @@ function relativeDiff(a: Float32Array[], b: Float32Array[]): number {
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: {
     shape: { type: 'string', default: 'tiny' }, contexts: { type: 'string', default: '64,256' }, decode: { type: 'string', default: '8' },
-    cskv: { type: 'string', default: 'off' }, out: { type: 'string' },
+    cskv: { type: 'string', default: 'off' }, weights: { type: 'string', default: DEFAULT_WEIGHT_FORMAT }, out: { type: 'string' },
   } });
   const shape = SHAPES[values.shape];
   if (!shape) throw new Error(`--shape must be ${Object.keys(SHAPES).join(' or ')}, got "${values.shape}"`);
   if (!['off', '16', '4'].includes(values.cskv)) throw new Error(`--cskv must be off, 16 or 4, got "${values.cskv}"`);
+  const weights = values.weights;
+  if (!isWeightFormat(weights)) throw new Error(`--weights must be ${WEIGHT_FORMATS.join(', ')}, got "${weights}"`);
   const contexts = values.contexts.split(',').map(Number);
   const decodeSteps = Number(values.decode);
   const root = path.resolve(__dirname, '..', '..');
@@ -75,8 +80,8 @@ async function main(): Promise<void> {
       cskv = path.join(dir, 'cskv.safetensors');
       writeRandomCskv(cskv, shape, 0.2, Number(values.cskv), 32);
     }
-    const cpu = await OnnxEngine.load(dir, { cskv });
-    const gpu = await loadWebGpuEngine(dir, { cskv });
+    const cpu = await OnnxEngine.load(dir, { cskv, weights });
+    const gpu = await loadWebGpuEngine(dir, { cskv, weights });
     const runs: Run[] = [];
     try {
       for (const context of contexts) {
@@ -97,7 +102,7 @@ async function main(): Promise<void> {
     }
     const result = {
       benchmark: 'webgpu-vs-cpu',
-      model: `${values.shape} shape (${JSON.stringify(shape)}), random bf16 weights, f32 in onnxruntime on both backends`,
+      model: `${values.shape} shape (${JSON.stringify(shape)}), random bf16 weights, ${weights} in onnxruntime on both backends`,
       cache: values.cskv === 'off' ? 'full' : `cskv-${values.cskv}, density 0.2, window 32`,
       adapter: webgpu.summary,
       software_adapter: webgpu.adapter.software,

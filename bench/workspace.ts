@@ -7,8 +7,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
-import { WorkspaceSession } from '../src/runtime/workspace/session';
-import { scanWorkspace } from '../src/runtime/workspace/scan';
+import { WorkspaceSession } from '../src/workspace/session';
+import { scanWorkspace } from '../src/workspace/scan';
 import { tinyQwenModel, TINY_QWEN } from '../test/support/tinyQwen';
 
 const SOURCE = /\.(js|mjs|cjs|ts|md|json)$/;

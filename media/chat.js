@@ -44,6 +44,15 @@ hljs.registerAliases(['cu', 'cuh', 'hpp', 'cc', 'h'], { languageName: 'cpp' });
 // @ts-ignore acquireVsCodeApi is defined by the webview host
 const vscode = acquireVsCodeApi();
 
+/** @typedef {import('../src/extension/webviewMessages').ToWebview} ToWebview */
+/** @typedef {import('../src/extension/webviewMessages').FromWebview} FromWebview */
+/** @typedef {import('../src/extension/webviewMessages').ViewSummary} ViewSummary */
+
+/** @param {FromWebview} message */
+function post(message) {
+  vscode.postMessage(message);
+}
+
 /** @param {string} s */
 const escapeHtml = (s) => s.replace(/[&<>"']/g, (ch) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[ch] ?? ch);
 
@@ -200,11 +209,9 @@ function setBusy(value) {
   sendButton.hidden = value;
 }
 
-/** @typedef {{ state: string, message: string, trusted: boolean, busy: boolean }} ViewSummary */
-
 /** @param {ViewSummary} view */
 function showView(view) {
-  /** @type {Array<[string, string]>} */
+  /** @type {Array<[string, Extract<FromWebview, { type: 'command' }>['command']]>} */
   const actions = [];
   let text = '';
   let kind = 'info';
@@ -247,7 +254,7 @@ function showView(view) {
     b.type = 'button';
     b.className = 'secondary';
     b.textContent = label;
-    b.addEventListener('click', () => vscode.postMessage({ type: 'command', command }));
+    b.addEventListener('click', () => post({ type: 'command', command }));
     banner.append(b);
   }
   if (!streaming) setBusy(view.busy);
@@ -257,7 +264,7 @@ function showView(view) {
 function ask(question) {
   const q = question.trim();
   if (!q || busy) return;
-  vscode.postMessage({ type: 'ask', question: q });
+  post({ type: 'ask', question: q });
   input.value = '';
   vscode.setState({ draft: '' });
 }
@@ -275,8 +282,8 @@ input.addEventListener('keydown', (e) => {
   }
 });
 input.addEventListener('input', () => vscode.setState({ draft: input.value }));
-stopButton.addEventListener('click', () => vscode.postMessage({ type: 'stop' }));
-clearButton.addEventListener('click', () => vscode.postMessage({ type: 'clear' }));
+stopButton.addEventListener('click', () => post({ type: 'stop' }));
+clearButton.addEventListener('click', () => post({ type: 'clear' }));
 
 messages.addEventListener('click', (e) => {
   const target = /** @type {HTMLElement} */ (e.target);
@@ -285,13 +292,13 @@ messages.addEventListener('click', (e) => {
     e.preventDefault();
     const line = Number(link.dataset.line) || undefined;
     const column = Number(link.dataset.column) || undefined;
-    vscode.postMessage({ type: 'openFile', ref: { path: link.dataset.path ?? '', line, column } });
+    post({ type: 'openFile', ref: { path: link.dataset.path ?? '', line, column } });
     return;
   }
   const action = target.closest('button.code-action');
   if (action instanceof HTMLElement) {
     const code = action.closest('.code-block')?.querySelector('pre code')?.textContent ?? '';
-    vscode.postMessage({ type: action.dataset.action === 'insert' ? 'insert' : 'copy', text: code });
+    post({ type: action.dataset.action === 'insert' ? 'insert' : 'copy', text: code });
     if (action.dataset.action === 'copy') {
       action.textContent = 'Copied';
       setTimeout(() => (action.textContent = 'Copy'), 1500);
@@ -300,7 +307,8 @@ messages.addEventListener('click', (e) => {
 });
 
 window.addEventListener('message', (event) => {
-  const m = event.data;
+  // Only the extension posts to this webview; its messages are ToWebview.
+  const m = /** @type {ToWebview} */ (event.data);
   switch (m.type) {
     case 'init':
       messages.replaceChildren();
@@ -365,4 +373,4 @@ window.addEventListener('message', (event) => {
   }
 });
 
-vscode.postMessage({ type: 'ready' });
+post({ type: 'ready' });

@@ -2,10 +2,19 @@
 // The KV memory view: totals against a full fp16 cache, a chart of memory over time, per-layer bars of the full and
 // compressed branches, GPU memory on CUDA, and the files resident in the context. Mirrors the one message of
 // src/extension/memoryPanel.ts. Everything is drawn with DOM/SVG elements and theme colours (memory.css).
-import { formatBytes, formatCount, formatDuration, formatSavings, progressPercent } from '../src/extension/format';
+import { formatCount, formatDuration, formatSavings, progressPercent } from '../src/extension/format';
+import { formatBytes } from '../src/shared/formatBytes';
 
 // @ts-ignore acquireVsCodeApi is defined by the webview host
 const vscode = acquireVsCodeApi();
+
+/** @typedef {import('../src/extension/webviewMessages').ToMemoryWebview} ToMemoryWebview */
+/** @typedef {import('../src/extension/webviewMessages').FromMemoryWebview} FromMemoryWebview */
+
+/** @param {FromMemoryWebview} message */
+function post(message) {
+  vscode.postMessage(message);
+}
 const SVG = 'http://www.w3.org/2000/svg';
 
 /** @param {string} id */
@@ -36,11 +45,11 @@ function svg(tag, attrs) {
   return e;
 }
 
-/** @param {string} label @param {string} command */
+/** @param {string} label @param {Extract<FromMemoryWebview, { type: 'command' }>['command']} command */
 function commandButton(label, command) {
   const b = el('button', 'secondary', label);
   b.type = 'button';
-  b.addEventListener('click', () => vscode.postMessage({ type: 'command', command }));
+  b.addEventListener('click', () => post({ type: 'command', command }));
   return b;
 }
 
@@ -230,7 +239,8 @@ function renderFiles(m) {
 }
 
 window.addEventListener('message', (event) => {
-  const m = event.data;
+  // Only the extension posts to this webview; its messages are ToMemoryWebview.
+  const m = /** @type {ToMemoryWebview} */ (event.data);
   if (m.type !== 'update') return;
   renderState(m.view);
   renderTotals(m.view.memory);
@@ -239,4 +249,4 @@ window.addEventListener('message', (event) => {
   renderFiles(m.view.memory);
 });
 
-vscode.postMessage({ type: 'ready' });
+post({ type: 'ready' });

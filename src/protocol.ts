@@ -1,7 +1,42 @@
 // Every custom message between the extension (client) and the sidecar (server), imported by both sides.
 // Standard LSP covers the rest: initialize, textDocument/inlineCompletion (LSP 3.18), $/cancelRequest, and
-// window/workDoneProgress for long prefills.
-import type { MemoryReport } from './runtime/cache/biBranchCache';
+// window/workDoneProgress for long prefills. Each message is one typed object (RequestType / NotificationType of
+// vscode-jsonrpc), so both sides get its parameter and result types from the same declaration.
+import { NotificationType, RequestType, RequestType0 } from 'vscode-jsonrpc';
+
+/** The widths the compressed branch stores its features in (16: fp16; 8/4/2: quantised). */
+export const COMPRESSED_BITS = [16, 8, 4, 2] as const;
+export type CompressedBits = (typeof COMPRESSED_BITS)[number];
+export function isCompressedBits(value: unknown): value is CompressedBits {
+  return COMPRESSED_BITS.includes(value as CompressedBits);
+}
+/** "16, 8, 4 or 2", for messages about a bad width. */
+export const COMPRESSED_BITS_TEXT = `${COMPRESSED_BITS.slice(0, -1).join(', ')} or ${COMPRESSED_BITS[COMPRESSED_BITS.length - 1]}`;
+
+export interface LayerMemory {
+  fullBytes: number;
+  compressedBytes: number;
+}
+
+/** What a KV cache holds, by branch and layer (every engine reports it; the status bar and memory view show it). */
+export interface MemoryReport {
+  tokens: number;
+  /** Tokens held at full precision (per layer) and in the compressed branch. */
+  fullTokens: number;
+  compressedTokens: number;
+  fullBytes: number;
+  compressedBytes: number;
+  totalBytes: number;
+  /** What a plain fp16 cache of the same tokens would hold: tokens × 2 × layers × kvDim × 2 bytes. */
+  fp16Bytes: number;
+  /** 1 - totalBytes / fp16Bytes. */
+  savings: number;
+  perLayer: LayerMemory[];
+  /** Storage type of the full-precision branch of this backend. */
+  fullDtype: 'f32' | 'f16' | 'bf16';
+  bits: CompressedBits | null;
+  window: number | null;
+}
 
 /** Sent as initializationOptions. Paths that decide what code or model is loaded come from user/machine settings only. */
 export interface SidecarOptions {
@@ -10,7 +45,7 @@ export interface SidecarOptions {
   /** A cskv.safetensors file, 'auto' (beside the model if present) or 'off'. */
   cskv: string;
   window?: number | undefined;
-  bits?: 16 | 8 | 4 | 2 | undefined;
+  bits?: CompressedBits | undefined;
   /** Most tokens of workspace context to keep resident. */
   contextTokenBudget: number;
   /** The extension's storage folder for saved caches. */
@@ -54,7 +89,7 @@ export interface StatusParams {
   message: string;
   progress?: PrefillProgress | undefined;
 }
-export const StatusNotification = 'cskv/status';
+export const StatusNotification = new NotificationType<StatusParams>('cskv/status');
 
 /** client → server (request `cskv/memory`) and server → client (notification `cskv/memoryChanged`). */
 export interface MemoryStatus {
@@ -68,10 +103,10 @@ export interface MemoryStatus {
   residentFiles: ResidentFile[];
   excludedFiles: ExcludedFile[];
 }
-export const MemoryRequest = 'cskv/memory';
+export const MemoryRequest = new RequestType0<MemoryStatus, void>('cskv/memory');
 /** The notification carries the new status, so the client need not ask again. */
 export type MemoryChangedParams = MemoryStatus;
-export const MemoryChangedNotification = 'cskv/memoryChanged';
+export const MemoryChangedNotification = new NotificationType<MemoryChangedParams>('cskv/memoryChanged');
 
 export interface ChatTurn {
   role: 'user' | 'assistant';
@@ -87,21 +122,31 @@ export interface AskParams {
   /** The file open in the editor, if any, so the answer can refer to it. */
   activeFile?: string | undefined;
 }
+/** Why generation ended: an end token, a stop on the text (a finished line), the length limit, or a cancel. */
+export type StopReason = 'stop-token' | 'stop-text' | 'max-tokens' | 'cancelled';
+
 export interface AskResult {
   text: string;
-  stopReason: 'stop-token' | 'max-tokens' | 'cancelled';
+  stopReason: StopReason;
 }
-export const AskRequest = 'cskv/ask';
+export const AskRequest = new RequestType<AskParams, AskResult, void>('cskv/ask');
 
 export interface AnswerChunkParams {
   id: string;
   text: string;
 }
-export const AnswerChunkNotification = 'cskv/answerChunk';
+export const AnswerChunkNotification = new NotificationType<AnswerChunkParams>('cskv/answerChunk');
 
 /** client → server: rebuild the workspace context from scratch. Resolves once the rebuild has started over; progress
  * follows as `cskv/status` notifications. */
-export const RebuildContextRequest = 'cskv/rebuildContext';
+export const RebuildContextRequest = new RequestType0<void, void>('cskv/rebuildContext');
+
+/** client → server (request `cskv/health`): answered at once whatever the sidecar is doing, so a sidecar that stops
+ * answering it is hung, not busy (the model's work yields between steps). */
+export interface HealthResult {
+  state: SidecarState;
+}
+export const HealthRequest = new RequestType0<HealthResult, void>('cskv/health');
 
 /** Error codes of failed custom requests (ResponseError.code), beside the JSON-RPC ones. */
 export const SidecarErrorCodes = {

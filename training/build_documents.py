@@ -51,6 +51,22 @@ def training_documents(repos: List[dict], seq_len: int, fim_rate: float, recall_
     return docs, recall_count
 
 
+def capped(repos: List[dict], megabytes: float, seed: int, shuffle: bool) -> List[dict]:
+    """Whole repositories (in a seeded order when `shuffle`) until `megabytes` of text; all of them for 0."""
+    if megabytes <= 0:
+        return repos
+    if shuffle:
+        repos = list(repos)
+        random.Random(seed).shuffle(repos)
+    kept, size = [], 0
+    for r in repos:
+        if size >= megabytes * 1e6:
+            break
+        kept.append(r)
+        size += sum(len(f["text"]) for f in r["files"])
+    return kept
+
+
 def write_documents(path: str, docs: Iterable[list]) -> int:
     n = 0
     with gzip.open(path, "wt", encoding="utf-8", compresslevel=3) as f:
@@ -69,6 +85,7 @@ def main() -> int:
     ap.add_argument("--fim-rate", type=float, default=0.4, help="share of documents that end in a FIM example")
     ap.add_argument("--recall-share", type=float, default=0.03, help="share of synthetic recall documents")
     ap.add_argument("--max-mb", type=float, default=0, help="use at most this many MB of training code (0: all)")
+    ap.add_argument("--heldout-max-mb", type=float, default=0, help="and of held-out code (0: all)")
     ap.add_argument("--seed", type=int, default=20261128)
     args = ap.parse_args()
 
@@ -77,16 +94,9 @@ def main() -> int:
             print(f"{os.path.join(args.corpus, name)}: missing; run training/gather_corpus.py first", file=sys.stderr)
             return 2
     train = list(corpus_reader.read_repos(os.path.join(args.corpus, "train.jsonl.gz")))
-    if args.max_mb > 0:
-        random.Random(args.seed).shuffle(train)
-        kept, size = [], 0
-        for r in train:
-            if size >= args.max_mb * 1e6:
-                break
-            kept.append(r)
-            size += sum(len(f["text"]) for f in r["files"])
-        train = kept
     held = list(corpus_reader.read_repos(os.path.join(args.corpus, "heldout.jsonl.gz")))
+    train = capped(train, args.max_mb, args.seed, shuffle=True)
+    held = capped(held, args.heldout_max_mb, args.seed, shuffle=False)
     os.makedirs(args.data, exist_ok=True)
     docs, recall = training_documents(train, args.seq_len, args.fim_rate, args.recall_share, args.seed)
     fim = sum(1 for d in docs if ("special", sp.FIM_MIDDLE) in d)

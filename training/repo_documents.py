@@ -1,4 +1,4 @@
-"""Repositories -> training documents in the repo-level layout of Qwen2.5-Coder (and src/runtime/workspace/layout.ts):
+"""Repositories -> training documents in the repo-level layout of Qwen2.5-Coder (and src/workspace/layout.ts):
 
     <|repo_name|>NAME\n<|file_sep|>PATH\nCONTENT<|file_sep|>PATH\nCONTENT ... <|endoftext|>
 

@@ -9,8 +9,8 @@ tokenizer/). Each step takes --batch-tokens tokens as sequences of --seq-len cut
 training stream. AdamW (betas 0.9/0.95, weight decay on matrices), gradient clipping at 1, bf16 autocast, linear
 warm-up then cosine decay to --min-lr-ratio over the budget: the schedule follows training time, not a step count
 guessed up front, so a machine that slows down under load still ends its run with the learning rate decayed.
-A checkpoint (model, optimizer, step, time, generator states) is written every --checkpoint-minutes and at the end;
---resume continues from it. At the end the model directory is written in the Hugging Face layout (config.json,
+A checkpoint (model, optimizer, step, time, generator states) is written every --checkpoint-minutes, at the end and
+on SIGTERM (the run then stops after its current step); --resume continues from it. At the end the model directory is written in the Hugging Face layout (config.json,
 generation_config.json, model.safetensors, tokenizer.json, tokenizer_config.json with the chat template, README.md,
 train_report.json), read back and checked against the trained module, and scored on held-out code by position.
 """
@@ -24,6 +24,7 @@ import os
 import platform
 import random
 import shutil
+import signal
 import sys
 import time
 from typing import Dict
@@ -181,10 +182,14 @@ def main(argv=None) -> int:
                            "trained_s": trained_s, "history": history, "numpy_generator": gen.bit_generator.state,
                            "torch_rng": torch.get_rng_state(), "shape": shape, "args": vars(args)}, checkpoint)
 
+    stop_requested = []
+    signal.signal(signal.SIGTERM, lambda *_: stop_requested.append(True))  # finish the step, checkpoint, exit
+
     model.train()
+    resumed_step = step
     last_checkpoint = time.time()
     ema = history[-1]["ema"] if history else None
-    while trained_s < budget_s and (args.steps is None or step < args.steps):
+    while trained_s < budget_s and (args.steps is None or step < args.steps) and not stop_requested:
         started = time.time()
         lr = lr_at(args, step, trained_s / budget_s)
         for g in opt.param_groups:
@@ -212,7 +217,11 @@ def main(argv=None) -> int:
         if time.time() - last_checkpoint > args.checkpoint_minutes * 60:
             save_checkpoint()
             last_checkpoint = time.time()
-    save_checkpoint()
+    if step > resumed_step:  # --resume --minutes 0 only exports the checkpoint as a model directory
+        save_checkpoint()
+    if stop_requested:
+        log(f"stopped at step {step}; checkpoint {checkpoint}; continue with --resume", t0)
+        return 0
     report["training"] = {"steps": step, "tokens_per_step": tokens_per_step, "tokens_seen": step * tokens_per_step,
                           "epochs": step * tokens_per_step / train.size, "final_loss_ema": ema,
                           "train_seconds": trained_s, "tokens_per_second": step * tokens_per_step / max(1e-9, trained_s),
@@ -241,12 +250,18 @@ def save_model(model, shape: dict, special_ids: dict, args, report: dict) -> Non
     safetensors_io.write_file(os.path.join(args.out, "model.safetensors"), tensors, dtype, {"format": "pt"})
     import qwen2_torch
     config = qwen2_torch.hf_config(shape, special_ids, {"bf16": "bfloat16", "f32": "float32"}[args.save_dtype])
+    # The context it was trained at, not what RoPE could address: the runtime sizes the workspace budget from it.
+    context = max(args.seq_len, args.long_seq_len)
+    config["max_position_embeddings"] = context
     write_json(os.path.join(args.out, "config.json"), config)
     write_json(os.path.join(args.out, "generation_config.json"), {
         "bos_token_id": special_ids["<|endoftext|>"], "pad_token_id": special_ids["<|endoftext|>"],
         "eos_token_id": [special_ids["<|endoftext|>"], special_ids["<|im_end|>"]], "do_sample": False})
-    for name in ("tokenizer.json", "tokenizer_config.json"):
-        shutil.copyfile(os.path.join(args.data, "tokenizer", name), os.path.join(args.out, name))
+    shutil.copyfile(os.path.join(args.data, "tokenizer", "tokenizer.json"), os.path.join(args.out, "tokenizer.json"))
+    with open(os.path.join(args.data, "tokenizer", "tokenizer_config.json")) as f:
+        tokenizer_config = json.load(f)
+    tokenizer_config["model_max_length"] = context
+    write_json(os.path.join(args.out, "tokenizer_config.json"), tokenizer_config)
     write_report(os.path.join(args.out, "train_report.json"), report)
 
 

@@ -3,6 +3,7 @@
 
 #include "buildInfo.h"
 #include "deviceMemory.h"
+#include "engineOps.h"
 #include "jsErrors.h"
 #include "kernelOps.h"
 #include "probeWorker.h"
@@ -11,7 +12,7 @@ namespace cskv {
 namespace {
 
 // Bumped whenever an export changes shape, so the runtime refuses a stale or foreign .node (cskv.nativeLibrary).
-constexpr int kAddonAbi = 2;
+constexpr int kAddonAbi = 3;
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("abi", kAddonAbi);
@@ -26,6 +27,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("probe", Napi::Function::New(env, Probe, "probe"));
   exports.Set("deviceMemory", Napi::Function::New(env, DeviceMemory, "deviceMemory"));
   exports.Set("kernels", KernelOps(env));
+  ExportEngine(env, exports);
   return exports;
 }
 

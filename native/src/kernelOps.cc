@@ -166,11 +166,99 @@ Napi::Value Dequantise(const Napi::CallbackInfo& info, QuantGrouping grouping, c
   return out;
 }
 
+Napi::Float32Array F32Field(Napi::Env env, const Napi::Object& o, const char* op, const char* key) {
+  const Napi::Value v = o.Get(key);
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) BadArgument(env, op, std::string(key) + " must be a Float32Array");
+  return v.As<Napi::Float32Array>();
+}
+
+double NumberField(Napi::Env env, const Napi::Object& o, const char* op, const char* key) {
+  const Napi::Value v = o.Get(key);
+  if (!v.IsNumber() || !std::isfinite(v.As<Napi::Number>().DoubleValue())) BadArgument(env, op, std::string(key) + " must be a finite number");
+  return v.As<Napi::Number>().DoubleValue();
+}
+
+int IntField(Napi::Env env, const Napi::Object& o, const char* op, const char* key, int min) {
+  const double v = NumberField(env, o, op, key);
+  if (std::floor(v) != v || v < min || v > 1e9) BadArgument(env, op, std::string(key) + " must be an integer >= " + std::to_string(min));
+  return static_cast<int>(v);
+}
+
+// attention({q, kRing, vRing, ringRows, kRebuilt?, vRebuilt?, kMean?, vMean?, compressedTokens, invFreq, attentionFactor, start,
+//            heads, kvHeads, headDim, slidingWindow, multiprocessors}) → Float32Array [queries, heads * headDim]
+Napi::Value Attention(const Napi::CallbackInfo& info) {
+  const char* op = "attention";
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsObject()) BadArgument(env, op, "expects an object");
+  const Napi::Object o = info[0].As<Napi::Object>();
+  AttentionRun r;
+  r.heads = IntField(env, o, op, "heads", 1);
+  r.kvHeads = IntField(env, o, op, "kvHeads", 1);
+  r.headDim = IntField(env, o, op, "headDim", 2);
+  r.ringRows = IntField(env, o, op, "ringRows", 1);
+  r.compressedTokens = IntField(env, o, op, "compressedTokens", 0);
+  r.start = IntField(env, o, op, "start", 0);
+  r.slidingWindow = IntField(env, o, op, "slidingWindow", 0);
+  r.multiprocessors = IntField(env, o, op, "multiprocessors", 1);
+  r.attentionFactor = NumberField(env, o, op, "attentionFactor");
+  const size_t D = static_cast<size_t>(r.kvHeads) * r.headDim, Q = static_cast<size_t>(r.heads) * r.headDim;
+  const Napi::Float32Array q = F32Field(env, o, op, "q"), kRing = F32Field(env, o, op, "kRing"), vRing = F32Field(env, o, op, "vRing");
+  if (q.ElementLength() == 0 || q.ElementLength() % Q != 0) BadArgument(env, op, "q.length must be a multiple of heads * headDim");
+  r.queries = static_cast<int>(q.ElementLength() / Q);
+  if (kRing.ElementLength() != r.ringRows * D || vRing.ElementLength() != r.ringRows * D) BadArgument(env, op, "kRing and vRing must be ringRows * kvHeads * headDim");
+  if (r.start + r.queries - r.compressedTokens > r.ringRows || r.compressedTokens > r.start) BadArgument(env, op, "the full-precision keys must fit the ring");
+  const Napi::Value freq = o.Get("invFreq");
+  if (!freq.IsTypedArray() || freq.As<Napi::TypedArray>().TypedArrayType() != napi_float64_array ||
+      freq.As<Napi::Float64Array>().ElementLength() != static_cast<size_t>(r.headDim / 2)) {
+    BadArgument(env, op, "invFreq must be a Float64Array of headDim / 2");
+  }
+  r.q = q.Data();
+  r.kRing = kRing.Data();
+  r.vRing = vRing.Data();
+  r.invFreq = freq.As<Napi::Float64Array>().Data();
+  Napi::Float32Array kRebuilt, vRebuilt, kMean, vMean;
+  if (r.compressedTokens > 0) {
+    kRebuilt = F32Field(env, o, op, "kRebuilt");
+    vRebuilt = F32Field(env, o, op, "vRebuilt");
+    kMean = F32Field(env, o, op, "kMean");
+    vMean = F32Field(env, o, op, "vMean");
+    if (kRebuilt.ElementLength() != r.compressedTokens * D || vRebuilt.ElementLength() != r.compressedTokens * D || kMean.ElementLength() != D ||
+        vMean.ElementLength() != D) {
+      BadArgument(env, op, "kRebuilt/vRebuilt must be compressedTokens * kvDim and kMean/vMean kvDim");
+    }
+    r.kRebuilt = kRebuilt.Data();
+    r.vRebuilt = vRebuilt.Data();
+    r.kMean = kMean.Data();
+    r.vMean = vMean.Data();
+  }
+  Napi::Float32Array out = Napi::Float32Array::New(env, q.ElementLength());
+  Check(env, RunAttention(r, out.Data()));
+  return out;
+}
+
+// sample(logits: Float32Array, {greedy, temperature, topK, topP, u}) → token id
+Napi::Value Sample(const Napi::CallbackInfo& info) {
+  const char* op = "sample";
+  Napi::Env env = info.Env();
+  Napi::Float32Array logits = F32Arg(info, 0, op, "logits");
+  if (info.Length() < 2 || !info[1].IsObject()) BadArgument(env, op, "expects (logits, {greedy, temperature, topK, topP, u})");
+  const Napi::Object o = info[1].As<Napi::Object>();
+  const Napi::Value greedy = o.Get("greedy");
+  if (!greedy.IsBoolean()) BadArgument(env, op, "greedy must be a boolean");
+  int32_t token = -1;
+  Check(env, RunSample(logits.Data(), static_cast<int>(logits.ElementLength()), greedy.As<Napi::Boolean>().Value(),
+                       static_cast<float>(NumberField(env, o, op, "temperature")), IntField(env, o, op, "topK", 0),
+                       static_cast<float>(NumberField(env, o, op, "topP")), NumberField(env, o, op, "u"), &token));
+  return Napi::Number::New(env, token);
+}
+
 }  // namespace
 
 Napi::Object KernelOps(Napi::Env env) {
   Napi::Object kernels = Napi::Object::New(env);
   kernels.Set("rmsNorm", Napi::Function::New(env, RmsNorm, "rmsNorm"));
+  kernels.Set("attention", Napi::Function::New(env, Attention, "attention"));
+  kernels.Set("sample", Napi::Function::New(env, Sample, "sample"));
   kernels.Set("rope", Napi::Function::New(env, Rope, "rope"));
   kernels.Set("swiglu", Napi::Function::New(env, Swiglu, "swiglu"));
   kernels.Set("f32ToBf16", Napi::Function::New(env, F32ToBf16, "f32ToBf16"));

@@ -1,10 +1,16 @@
 #include "kernelRunners.h"
 
+#include <cmath>
+
 #include "deviceBuffer.h"
+#include "engine/cacheLayout.h"
+#include "kernels/attention.cuh"
 #include "kernels/convert.cuh"
 #include "kernels/quantise.cuh"
 #include "kernels/rmsNorm.cuh"
 #include "kernels/rope.cuh"
+#include "kernels/ropeTable.cuh"
+#include "kernels/sampling.cuh"
 #include "kernels/swiglu.cuh"
 
 namespace cskv {
@@ -163,6 +169,73 @@ Status RunDequantise(QuantGrouping grouping, const uint8_t* codes, const uint16_
   CSKV_TRY(LaunchDequantise(grouping, dcodes.as<uint8_t>(), dscaleZero.as<uint16_t>(), tokens, channels, bits, dout.as<float>(), kStream));
   CSKV_TRY(Synchronise(op));
   return dout.Download(out, op);
+}
+
+Status RunAttention(const AttentionRun& r, float* out) {
+  const char* op = "attention";
+  const size_t D = static_cast<size_t>(r.kvHeads) * r.headDim, Q = static_cast<size_t>(r.heads) * r.headDim;
+  const int64_t keys = r.start + r.queries;
+  DeviceBuffer dq, dfreq, dtable, dpartials;
+  TypedInput kRing, vRing, kRebuilt, vRebuilt;
+  DeviceBuffer kMean, vMean;
+  TypedOutput dout;
+  CSKV_TRY(UploadRaw(dq, r.q, r.queries * Q, op));
+  CSKV_TRY(kRing.Load(DType::kBf16, r.kRing, r.ringRows * D, op));
+  CSKV_TRY(vRing.Load(DType::kBf16, r.vRing, r.ringRows * D, op));
+  AttentionArgs a;
+  if (r.compressedTokens > 0) {
+    CSKV_TRY(kRebuilt.Load(DType::kBf16, r.kRebuilt, r.compressedTokens * D, op));
+    CSKV_TRY(vRebuilt.Load(DType::kBf16, r.vRebuilt, r.compressedTokens * D, op));
+    CSKV_TRY(UploadRaw(kMean, r.kMean, D, op));
+    CSKV_TRY(UploadRaw(vMean, r.vMean, D, op));
+    a.kRebuilt = static_cast<const uint16_t*>(kRebuilt.data());
+    a.vRebuilt = static_cast<const uint16_t*>(vRebuilt.data());
+    a.kMean = kMean.as<float>();
+    a.vMean = vMean.as<float>();
+  }
+  CSKV_TRY(UploadRaw(dfreq, r.invFreq, r.headDim / 2, op));
+  CSKV_TRY(AllocatePoisoned<float>(dtable, static_cast<size_t>(keys) * r.headDim, op));
+  CSKV_TRY(LaunchRopeTable(dfreq.as<double>(), r.attentionFactor, dtable.as<float>(), keys, r.headDim / 2, kStream));
+  const AttentionPlan plan = PlanAttention(r.queries, keys, r.heads, r.multiprocessors);
+  CSKV_TRY(AllocatePoisoned<float>(dpartials, plan.partialRows * (r.headDim + 2), op));
+  CSKV_TRY(dout.Allocate(DType::kBf16, r.queries * Q, op));
+  a.q = dq.as<float>();
+  a.qStride = Q;
+  a.kRing = static_cast<const uint16_t*>(kRing.data());
+  a.vRing = static_cast<const uint16_t*>(vRing.data());
+  a.ringRows = r.ringRows;
+  a.compressedTokens = r.compressedTokens;
+  a.ropeTable = dtable.as<float>();
+  a.start = r.start;
+  a.queries = r.queries;
+  a.heads = r.heads;
+  a.kvHeads = r.kvHeads;
+  a.headDim = r.headDim;
+  a.slidingWindow = r.slidingWindow;
+  a.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(r.headDim)));
+  a.splits = plan.splits;
+  a.keysPerSplit = plan.keysPerSplit;
+  a.partials = dpartials.as<float>();
+  CSKV_TRY(LaunchAttentionPartials(a, kStream));
+  CSKV_TRY(LaunchAttentionCombine(a, static_cast<uint16_t*>(dout.data()), kStream));
+  CSKV_TRY(Synchronise(op));
+  return dout.Read(out, op);
+}
+
+Status RunSample(const float* logits, int vocab, bool greedy, float temperature, int topK, float topP, double u, int32_t* token) {
+  const char* op = "sample";
+  DeviceBuffer dlogits, dtoken;
+  CSKV_TRY(UploadRaw(dlogits, logits, vocab, op));
+  CSKV_TRY(AllocatePoisoned<int32_t>(dtoken, 1, op));
+  SampleParams params;
+  params.greedy = greedy;
+  params.temperature = temperature;
+  params.topK = topK;
+  params.topP = topP;
+  params.u = u;
+  CSKV_TRY(LaunchSample(dlogits.as<float>(), vocab, params, dtoken.as<int32_t>(), kStream));
+  CSKV_TRY(Synchronise(op));
+  return dtoken.Download(token, op);
 }
 
 }  // namespace cskv

@@ -22,6 +22,29 @@ Status RunF32ToBf16(const float* in, uint16_t* out, size_t count);
 Status RunBf16ToF32(const uint16_t* in, float* out, size_t count);
 Status RunF16ToBf16(const uint16_t* in, uint16_t* out, size_t count);
 Status RunQuantise(QuantGrouping grouping, const float* rows, size_t tokens, size_t channels, int bits, uint8_t* codes, uint16_t* scaleZero);
+// Attention over both cache branches (kernels/attention.cuh) on host arrays; keys/values are rounded to bf16 on
+// the device as the cache stores them, the output is the kernel's bf16 widened to f32.
+struct AttentionRun {
+  const float* q = nullptr;  // [queries, heads * headDim]
+  const float* kRing = nullptr;  // [ringRows, kvDim]
+  const float* vRing = nullptr;
+  int ringRows = 1;
+  const float* kRebuilt = nullptr;  // [compressedTokens, kvDim] (before the mean)
+  const float* vRebuilt = nullptr;
+  const float* kMean = nullptr;  // [kvDim]
+  const float* vMean = nullptr;
+  int64_t compressedTokens = 0;
+  const double* invFreq = nullptr;  // [headDim / 2]
+  double attentionFactor = 1.0;
+  int64_t start = 0;
+  int queries = 0, heads = 0, kvHeads = 0, headDim = 0, slidingWindow = 0;
+  int multiprocessors = 1;  // drives the split plan, so a test can force many splits
+};
+Status RunAttention(const AttentionRun& run, float* out);
+
+// The device sampler (kernels/sampling.cuh) on a host row of logits.
+Status RunSample(const float* logits, int vocab, bool greedy, float temperature, int topK, float topP, double u, int32_t* token);
+
 Status RunDequantise(QuantGrouping grouping, const uint8_t* codes, const uint16_t* scaleZero, size_t tokens, size_t channels, int bits, float* out);
 
 }  // namespace cskv

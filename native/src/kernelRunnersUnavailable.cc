@@ -25,4 +25,7 @@ Status RunDequantise(QuantGrouping grouping, const uint8_t*, const uint16_t*, si
   return NoCuda(grouping == QuantGrouping::kKeysPerChannel ? "dequantiseKeys" : "dequantiseValues");
 }
 
+Status RunAttention(const AttentionRun&, float*) { return NoCuda("attention"); }
+Status RunSample(const float*, int, bool, float, int, float, double, int32_t*) { return NoCuda("sample"); }
+
 }  // namespace cskv

@@ -4,54 +4,16 @@
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as vscode from 'vscode';
-import type { ChatTurn } from '../protocol';
 import { type FileReference, resolveFileReference } from './answerLinks';
-import type { Ctx } from './ctx';
 import type { StatusView } from './format';
+import type { Ctx } from './ctx';
+import type { FromWebview, NoteKind, StoredTurn, ToWebview, ViewSummary } from './webviewMessages';
 import { localResourceRoots, webviewHtml } from './webviewHtml';
 
 const HISTORY_KEY = 'cskv.chat.history';
 /** Turns kept in the history and sent with a question (the resident workspace is the long context, not the chat). */
 const MAX_TURNS = 40;
 const TURNS_SENT = 6;
-
-export interface StoredTurn extends ChatTurn {
-  /** Set on answers that did not finish normally: why. */
-  note?: string | undefined;
-  noteKind?: NoteKind | undefined;
-}
-
-/** `stopped`: the user stopped it; `info`: cut off at the length limit; `error`: the sidecar failed. */
-export type NoteKind = 'stopped' | 'info' | 'error';
-
-/** Extension → webview. */
-export type ToWebview =
-  | { type: 'init'; history: StoredTurn[]; view: ViewSummary }
-  | { type: 'view'; view: ViewSummary }
-  | { type: 'answerStart'; id: string; question: string }
-  | { type: 'answerChunk'; id: string; text: string }
-  | { type: 'answerEnd'; id: string; text: string; note?: string | undefined; noteKind?: NoteKind | undefined }
-  | { type: 'cleared' }
-  | { type: 'prefill'; question: string; send: boolean };
-
-/** Webview → extension. */
-export type FromWebview =
-  | { type: 'ready' }
-  | { type: 'ask'; question: string }
-  | { type: 'stop' }
-  | { type: 'clear' }
-  | { type: 'copy'; text: string }
-  | { type: 'insert'; text: string }
-  | { type: 'openFile'; ref: FileReference }
-  | { type: 'command'; command: 'cskv.selectModelFolder' | 'cskv.restartSidecar' | 'cskv.showLog' | 'workbench.trust.manage' };
-
-/** What the view shows above the conversation. */
-export interface ViewSummary {
-  state: StatusView['state'];
-  message: string;
-  trusted: boolean;
-  busy: boolean;
-}
 
 export class ChatViewProvider implements vscode.WebviewViewProvider, vscode.Disposable {
   static readonly viewType = 'cskv.chat';

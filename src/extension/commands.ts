@@ -1,9 +1,9 @@
 // Every command, as a factory that takes the context (rust-analyzer's habit): the context decides whether the
 // sidecar runs, so no command ever holds a dead client.
 import { spawn } from 'node:child_process';
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
+import { checkModelFolder } from '../shared/settings';
 import type { ChatViewProvider } from './chatView';
 import { toggleLanguage } from './completionPolicy';
 import { completionSettings, compressionSettings, modelPath, setDisabledLanguages, setModelPath } from './config';
@@ -48,9 +48,9 @@ export function selectModelFolder(ctx: Ctx): Cmd {
     });
     const folder = picked?.[0]?.fsPath;
     if (!folder) return;
-    const missing = ['config.json', 'tokenizer.json'].filter((f) => !fs.existsSync(path.join(folder, f)));
-    if (missing.length > 0) {
-      void vscode.window.showErrorMessage(`"${folder}" is not a model folder: ${missing.join(' and ')} not found.`);
+    const problem = checkModelFolder(folder);
+    if (problem) {
+      void vscode.window.showErrorMessage(problem);
       return;
     }
     // The settings listener restarts the sidecar with the new model.

@@ -3,8 +3,9 @@
 // from the user's settings (the remote machine's settings in a remote window, code-server included) and ignores
 // them in a workspace's .vscode/settings.json, which is what `get` returns here.
 import * as vscode from 'vscode';
-import type { SidecarOptions } from '../protocol';
-import { defaultModelDir } from '../runtime/model/defaultModel';
+import { type SidecarOptions, isCompressedBits } from '../protocol';
+import { defaultModelDir } from '../shared/defaultModel';
+import { type Backend, DEFAULTS } from '../shared/settings';
 
 export const SECTION = 'cskv';
 
@@ -34,12 +35,12 @@ export function sidecarOptions(storagePath: string): SidecarOptions {
   const window = c.get<number | null>('compression.window', null);
   return {
     modelPath: modelPath(),
-    backend: userSetting<SidecarOptions['backend']>('backend', 'auto'),
+    backend: userSetting<Backend>('backend', DEFAULTS.backend),
     nativeLibrary: expandHome(userSetting('nativeLibrary', '').trim()) || undefined,
-    cskv: expandHome(userSetting('compression.factors', 'auto').trim()) || 'auto',
+    cskv: expandHome(userSetting<string>('compression.factors', DEFAULTS.cskv).trim()) || DEFAULTS.cskv,
     window: typeof window === 'number' && window > 0 ? Math.floor(window) : undefined,
-    bits: bits === 16 || bits === 8 || bits === 4 || bits === 2 ? bits : undefined,
-    contextTokenBudget: Math.max(0, Math.floor(c.get<number>('context.tokenBudget', 32768))),
+    bits: isCompressedBits(bits) ? bits : undefined,
+    contextTokenBudget: Math.max(0, Math.floor(c.get<number>('context.tokenBudget', DEFAULTS.contextTokenBudget))),
     storagePath,
     workspaceTrusted: vscode.workspace.isTrusted,
     excludes: excludePatterns(),
@@ -66,7 +67,7 @@ export function completionSettings(languageId?: string): CompletionSettings {
   const c = config(languageId ? { languageId } : undefined);
   return {
     enabled: c.get<boolean>('completions.enabled', true),
-    debounceMs: Math.max(0, c.get<number>('completions.debounceMs', 250)),
+    debounceMs: Math.max(0, c.get<number>('completions.debounceMs', DEFAULTS.completionDebounceMs)),
     disabledLanguages: c.get<string[]>('completions.disabledLanguages', []),
   };
 }
@@ -82,9 +83,9 @@ export async function setModelPath(folder: string): Promise<void> {
 export function compressionSettings(): { density: number; bits: number; window: number } {
   const c = config();
   return {
-    density: c.get<number>('compression.density', 0.2),
-    bits: c.get<number | null>('compression.bits', null) ?? 16,
-    window: c.get<number | null>('compression.window', null) ?? 32,
+    density: c.get<number>('compression.density', DEFAULTS.density),
+    bits: c.get<number | null>('compression.bits', null) ?? DEFAULTS.bits,
+    window: c.get<number | null>('compression.window', null) ?? DEFAULTS.window,
   };
 }
 

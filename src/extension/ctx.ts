@@ -7,26 +7,20 @@ import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { LanguageClient } from 'vscode-languageclient/node';
 import {
-  type AnswerChunkParams, AnswerChunkNotification, type AskParams, AskRequest, type AskResult, type MemoryChangedParams,
-  MemoryChangedNotification, MemoryRequest, type MemoryStatus, RebuildContextRequest, type StatusParams, StatusNotification,
+  AnswerChunkNotification, type AskParams, AskRequest, type AskResult, HealthRequest, MemoryChangedNotification, MemoryRequest, type MemoryStatus,
+  RebuildContextRequest, StatusNotification,
 } from '../protocol';
 import { type SidecarExit, createClient } from './client';
 import { RESTART_SETTINGS, modelPath, sidecarOptions } from './config';
 import type { StatusView } from './format';
+import { HealthMonitor } from './healthMonitor';
 import { RestartPolicy } from './restartPolicy';
-
-export interface MemorySample {
-  /** ms since the epoch */
-  t: number;
-  totalBytes: number;
-  fullBytes: number;
-  compressedBytes: number;
-  fp16Bytes: number;
-  tokens: number;
-  gpuUsedBytes?: number | undefined;
-}
+import type { MemorySample } from './webviewMessages';
 
 const MAX_SAMPLES = 900;
+/** The sidecar answers the health request at once unless it is hung; a minute and a half of silence is a hang. */
+const HEALTH_INTERVAL_MS = 15_000;
+const HEALTH_TIMEOUT_MS = 90_000;
 
 export class Ctx implements vscode.Disposable {
   readonly output: vscode.LogOutputChannel;
@@ -36,6 +30,7 @@ export class Ctx implements vscode.Disposable {
   /** Bumped by every start and stop, so that a late event of an old client is ignored. */
   private generation = 0;
   private restartTimer: NodeJS.Timeout | undefined;
+  private health: HealthMonitor | undefined;
   private readonly policy = new RestartPolicy();
   private recovering = false;
   private viewState: StatusView;
@@ -116,7 +111,7 @@ export class Ctx implements vscode.Disposable {
       acceptsCompletions: () => this.acceptsCompletions(),
     });
     this.sidecar = sidecar;
-    client.onNotification(StatusNotification, (p: StatusParams) => {
+    client.onNotification(StatusNotification, (p) => {
       if (generation !== this.generation) return;
       const firstReady = this.recovering && (p.state === 'ready' || p.state === 'indexing');
       this.update({ state: p.state, message: p.message, progress: p.progress });
@@ -126,15 +121,16 @@ export class Ctx implements vscode.Disposable {
       }
       if (p.state === 'failed') this.showFailure(p.message);
     });
-    client.onNotification(MemoryChangedNotification, (m: MemoryChangedParams) => {
+    client.onNotification(MemoryChangedNotification, (m) => {
       if (generation === this.generation) this.memoryChanged(m);
     });
-    client.onNotification(AnswerChunkNotification, (p: AnswerChunkParams) => this.answerListeners.get(p.id)?.(p.text));
+    client.onNotification(AnswerChunkNotification, (p) => this.answerListeners.get(p.id)?.(p.text));
     this.starting = (async () => {
       try {
         await client.start();
         if (generation !== this.generation) return undefined;
         this.client = client;
+        this.watchHealth(client, sidecar, generation);
         return client;
       } catch (err) {
         if (generation === this.generation) {
@@ -149,9 +145,28 @@ export class Ctx implements vscode.Disposable {
     return this.starting;
   }
 
+  /** Kills a sidecar that stops answering (a crash is reported by the client; a hang is not), so the crash path
+   * restarts it with backoff. */
+  private watchHealth(client: LanguageClient, sidecar: NonNullable<Ctx['sidecar']>, generation: number): void {
+    this.health?.stop();
+    this.health = new HealthMonitor({
+      ping: () => client.sendRequest(HealthRequest),
+      shouldPing: () => this.viewState.state === 'ready' || this.viewState.state === 'indexing',
+      intervalMs: HEALTH_INTERVAL_MS,
+      timeoutMs: HEALTH_TIMEOUT_MS,
+      onUnresponsive: (silentMs) => {
+        if (generation !== this.generation) return;
+        this.output.error(`the sidecar (pid ${sidecar()?.pid ?? '?'}) has not answered for ${Math.round(silentMs / 1000)} s: restarting it`);
+        sidecar()?.kill('SIGKILL');
+      },
+    });
+    this.health.start();
+  }
+
   /** Stops the sidecar; the state becomes `stopped` (or `no-model`). */
   async stop(message = 'stopped'): Promise<void> {
     clearTimeout(this.restartTimer);
+    this.health?.stop();
     this.generation++;
     const client = this.client ?? (await this.starting?.catch(() => undefined));
     const sidecar = this.sidecar;
@@ -234,6 +249,7 @@ export class Ctx implements vscode.Disposable {
   }
 
   private crashed(exit: SidecarExit | undefined): void {
+    this.health?.stop();
     this.client = undefined;
     this.starting = undefined;
     this.generation++;

@@ -1,6 +1,7 @@
 // Text the extension shows about the sidecar and its memory: the status bar item, its tooltip, the memory view's
 // figures. Pure functions (no vscode import), so the unit tests run without VS Code.
 import type { MemoryStatus, PrefillProgress, SidecarState } from '../protocol';
+import { formatBytes } from '../shared/formatBytes';
 
 /** What the status bar reflects: the sidecar's state plus the two the extension adds. */
 export type ViewState = SidecarState | 'no-model';
@@ -12,23 +13,6 @@ export interface StatusView {
   memory?: MemoryStatus | undefined;
   /** False in an untrusted workspace (the workspace is not read into the model). */
   trusted: boolean;
-}
-
-/** 1.4 GB, 512 MB, 3.0 KB, 12 B (powers of 1024, one decimal above bytes). */
-export function formatBytes(bytes: number): string {
-  const units = ['B', 'KB', 'MB', 'GB', 'TB'];
-  let n = Math.max(0, bytes);
-  let i = 0;
-  while (n >= 1024 && i < units.length - 1) {
-    n /= 1024;
-    i++;
-  }
-  // 1023.96 MB would print as "1024.0 MB": carry into the next unit instead.
-  if (i > 0 && i < units.length - 1 && Number(n.toFixed(1)) >= 1024) {
-    n /= 1024;
-    i++;
-  }
-  return `${i === 0 ? Math.round(n) : n.toFixed(1)} ${units[i]}`;
 }
 
 /** The saving against a full fp16 cache as the status bar writes it: −82% (smaller) or +100% (larger). */

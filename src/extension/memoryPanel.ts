@@ -2,16 +2,9 @@
 // totals against a full fp16 cache, GPU memory on CUDA, and a chart of memory over time. While it is visible it
 // asks the sidecar every two seconds, so the chart moves even when nothing else happens.
 import * as vscode from 'vscode';
-import type { Ctx, MemorySample } from './ctx';
-import type { StatusView } from './format';
+import type { Ctx } from './ctx';
+import type { FromMemoryWebview, ToMemoryWebview } from './webviewMessages';
 import { localResourceRoots, webviewHtml } from './webviewHtml';
-
-/** Extension → webview (media/memory.js). */
-export type ToMemoryWebview = { type: 'update'; view: StatusView; samples: MemorySample[] };
-/** Webview → extension. */
-export type FromMemoryWebview =
-  | { type: 'ready' }
-  | { type: 'command'; command: 'cskv.selectModelFolder' | 'cskv.restartSidecar' | 'cskv.showLog' | 'cskv.rebuildContext' };
 
 const POLL_MS = 2000;
 

@@ -1,8 +1,8 @@
 // The one engine interface every backend implements (onnx on the CPU or WebGPU, cuda in native/). An engine owns a model and
 // its cache; tokens are always appended at the end of the cache, so positions are implicit.
-import type { MemoryReport } from './cache/biBranchCache';
-import type { CompressedBits } from './cache/quantizer';
+import type { CompressedBits, MemoryReport } from '../protocol';
 import type { ModelConfig } from './model/config';
+import type { WeightFormat } from './model/weightFormat';
 
 export interface EngineOptions {
   /** A cskv.safetensors file, or undefined for an ordinary KV cache. */
@@ -13,6 +13,10 @@ export interface EngineOptions {
   bits?: CompressedBits | undefined;
   /** Longest prefill chunk, in tokens (rounded down to a multiple of W). */
   chunkSize?: number | undefined;
+  /** How the weights of linear layers and the output head are held (default DEFAULT_WEIGHT_FORMAT). */
+  weights?: WeightFormat | undefined;
+  /** Compute threads (default: the backend's own choice, one per core). */
+  threads?: number | undefined;
 }
 
 export interface PrefillOptions {
@@ -29,6 +33,8 @@ export interface EngineInfo {
   readonly modelDir: string;
   readonly config: ModelConfig;
   readonly fingerprint: string;
+  /** How the backend holds the linear layers' and output head's weights (the CUDA engine: bf16 on the device). */
+  readonly weights: WeightFormat | 'bf16';
   /** CSKV settings in effect, or null when the cache is uncompressed. */
   readonly cskv: { file: string; window: number; bits: CompressedBits; kRanks: number[]; vRanks: number[] } | null;
 }
@@ -47,20 +53,4 @@ export interface Engine {
   /** Replaces the cache with a snapshot taken from an engine of the same model and CSKV settings. */
   restore(snapshot: Uint8Array): void;
   dispose(): Promise<void>;
-}
-
-/**
- * Where the prefill chunk starting at `start` ends, for a call that prefills up to `total`. Chunk boundaries fall
- * at absolute multiples of the chunk size (rounded to W) and never cross a multiple of W unless the chunk starts
- * on one, so every query in a chunk sees the same split between compressed and full-precision history
- * (cskv.md's block-window rule). The call's last partial block [floor(total/W)*W, total) is always a chunk of its
- * own: truncating back to `total` later recomputes exactly that chunk, which makes the result bit-equal to the
- * state the original call left (see BiBranchCache.truncate).
- */
-export function nextChunkEnd(start: number, total: number, chunkSize: number, window: number): number {
-  const size = Math.max(window, Math.floor(chunkSize / window) * window);
-  let end = start % window === 0 ? (Math.floor(start / size) + 1) * size : Math.ceil(start / window) * window;
-  const tailStart = Math.floor(total / window) * window;
-  if (start < tailStart && end > tailStart) end = tailStart;
-  return Math.min(end, total);
 }

@@ -1,8 +1,13 @@
 // Autoregressive generation over any engine: prefill the prompt, then decode token by token until a stop
-// token, the token limit or cancellation (checked between tokens).
+// token, a stop on the generated text, the token limit or cancellation (checked between tokens).
+import type { StopReason } from '../protocol';
 import type { Engine } from './engine';
 import { CancelledError } from './errors';
 import { Sampler, type SamplingOptions } from './sampler';
+import { StreamingDecoder } from './streamingDecoder';
+import type { ModelTokenizer } from './tokenizer';
+
+export type { StopReason } from '../protocol';
 
 export interface GenerateOptions extends SamplingOptions {
   maxNewTokens?: number;
@@ -10,12 +15,18 @@ export interface GenerateOptions extends SamplingOptions {
   signal?: AbortSignal | undefined;
   onToken?: (token: number) => void;
   onPrefillProgress?: (done: number, total: number) => void;
+  /** Decodes the generated tokens as they come (special tokens left out): `onText`, `stopWhen` and the result's text. */
+  tokenizer?: Pick<ModelTokenizer, 'decode'> | undefined;
+  /** Each new piece of text, in order; together they are the result's text. Needs `tokenizer`. */
+  onText?: (piece: string) => void;
+  /** Ends generation (stopReason 'stop-text') once the text so far is complete, e.g. a line for a one-line completion. */
+  stopWhen?: (text: string) => boolean;
 }
-
-export type StopReason = 'stop-token' | 'max-tokens' | 'cancelled';
 
 export interface GenerateResult {
   tokens: number[];
+  /** The decoded text ('' without a tokenizer). */
+  text: string;
   stopReason: StopReason;
   prefillMs: number;
   decodeMs: number;
@@ -25,13 +36,21 @@ export async function generate(engine: Engine, prompt: readonly number[], option
   const maxNewTokens = options.maxNewTokens ?? 128;
   const stop = new Set(options.stopTokens ?? []);
   const sampler = new Sampler(options);
+  if (options.stopWhen && !options.tokenizer) throw new RangeError('generate: stopWhen needs a tokenizer to decode the text');
+  const decoder = options.tokenizer && new StreamingDecoder(options.tokenizer, { skipSpecialTokens: true });
+  let text = '';
+  const emit = (piece: string): void => {
+    if (!piece) return;
+    text += piece;
+    options.onText?.(piece);
+  };
   const tokens: number[] = [];
   const started = performance.now();
   let logits: Float32Array;
   try {
     logits = await engine.prefill(prompt, { logits: 1, signal: options.signal, onProgress: options.onPrefillProgress });
   } catch (err) {
-    if (err instanceof CancelledError) return { tokens, stopReason: 'cancelled', prefillMs: performance.now() - started, decodeMs: 0 };
+    if (err instanceof CancelledError) return { tokens, text, stopReason: 'cancelled', prefillMs: performance.now() - started, decodeMs: 0 };
     throw err;
   }
   const prefillMs = performance.now() - started;
@@ -41,8 +60,13 @@ export async function generate(engine: Engine, prompt: readonly number[], option
     const token = sampler.sample(logits);
     tokens.push(token);
     options.onToken?.(token);
+    if (decoder) emit(decoder.push(token));
     if (stop.has(token)) {
       stopReason = 'stop-token';
+      break;
+    }
+    if (options.stopWhen?.(text)) {
+      stopReason = 'stop-text';
       break;
     }
     if (tokens.length >= maxNewTokens) break;
@@ -52,5 +76,6 @@ export async function generate(engine: Engine, prompt: readonly number[], option
     }
     logits = await engine.prefill([token], { logits: 1 });
   }
-  return { tokens, stopReason, prefillMs, decodeMs: performance.now() - decodeStart };
+  if (decoder) emit(decoder.flush());
+  return { tokens, text, stopReason, prefillMs, decodeMs: performance.now() - decodeStart };
 }

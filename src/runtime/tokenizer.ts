@@ -5,11 +5,27 @@
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Tokenizer } from '@huggingface/tokenizers';
+import { Tokenizer as HfTokenizer } from '@huggingface/tokenizers';
 import { ChatMessage, ChatTemplate, ChatTemplateSource } from './chatTemplate';
 import { ModelFormatError, RuntimeError, UnsupportedError } from './errors';
+import { ggufModelConfig } from './model/ggufConfig';
+import { GgufFile } from './model/ggufFile';
+import { ggufTokenizerParts } from './model/ggufTokenizer';
+import { isGgufModel } from './model/modelPath';
 
 export type { ChatMessage } from './chatTemplate';
+
+/**
+ * What this class uses of @huggingface/tokenizers. The package's own declarations import their siblings without file
+ * extensions, which TypeScript's node16 resolution cannot follow inside an ES-module package, so its class would
+ * type as `any`; this interface keeps the calls checked (the shapes of its Tokenizer.d.ts, version 0.2).
+ */
+interface Tokenizer {
+  encode(text: string, options?: { add_special_tokens?: boolean }): { ids: number[] };
+  decode(ids: number[], options?: { skip_special_tokens?: boolean; clean_up_tokenization_spaces?: boolean | null }): string;
+  token_to_id(token: string): number | undefined;
+  id_to_token(id: number): string | undefined;
+}
 
 export interface EncodeOptions {
   /** Add the BOS/EOS tokens the model expects around a sequence (default true). */
@@ -88,17 +104,46 @@ export class ModelTokenizer {
   /**
    * Loads the tokenizer of the model in `modelDir`: tokenizer.json (required), tokenizer_config.json (special
    * tokens, chat template), and generation_config.json / config.json (extra end-of-generation ids), when present.
+   * A GGUF file (a path that is a file) gives the same from its tokenizer metadata (model/ggufTokenizer.ts).
    */
   static load(modelDir: string): ModelTokenizer {
+    if (isGgufModel(modelDir)) return ModelTokenizer.loadGguf(modelDir);
     const tokenizerFile = path.join(modelDir, 'tokenizer.json');
     const configFile = path.join(modelDir, 'tokenizer_config.json');
     const tokenizerJson = readJsonObject(tokenizerFile, 'required');
     const config = readJsonObject(configFile, 'optional') ?? {};
+    const extraEos: number[] = [];
+    for (const file of [path.join(modelDir, 'generation_config.json'), path.join(modelDir, 'config.json')]) {
+      extraEos.push(...eosIdsOf(readJsonObject(file, 'optional'), file));
+    }
+    const chatTemplateSource = findChatTemplate(config, configFile, modelDir);
+    return ModelTokenizer.build({ tokenizerJson, tokenizerFile, config, configFile, extraEos, chatTemplateSource });
+  }
 
+  private static loadGguf(file: string): ModelTokenizer {
+    const gguf = GgufFile.open(file);
+    try {
+      const { tokenizerJson, tokenizerConfig } = ggufTokenizerParts(gguf);
+      const eos = ggufModelConfig(gguf).eosTokenIds;
+      const template = tokenizerConfig.chat_template;
+      return ModelTokenizer.build({
+        tokenizerJson, tokenizerFile: file, config: tokenizerConfig, configFile: file, extraEos: [...eos],
+        chatTemplateSource: typeof template === 'string' ? { source: template, file } : undefined,
+      });
+    } finally {
+      gguf.close();
+    }
+  }
+
+  private static build(parts: {
+    tokenizerJson: JsonObject; tokenizerFile: string; config: JsonObject; configFile: string; extraEos: number[];
+    chatTemplateSource: { source: ChatTemplateSource; file: string } | undefined;
+  }): ModelTokenizer {
+    const { tokenizerJson, tokenizerFile, config, configFile, chatTemplateSource } = parts;
     const libraryInput = validateTokenizerJson(tokenizerJson, tokenizerFile);
     let tokenizer: Tokenizer;
     try {
-      tokenizer = new Tokenizer(libraryInput, config);
+      tokenizer = new HfTokenizer(libraryInput, config) as Tokenizer;
     } catch (err) {
       throw new UnsupportedError(tokenizerFile, `the tokenizer cannot be built from this file: ${messageOf(err)}`);
     }
@@ -116,14 +161,10 @@ export class ModelTokenizer {
     const eos = idOfConfigToken('eos_token');
 
     const eosTokenIds: number[] = eos.id === undefined ? [] : [eos.id];
-    for (const file of [path.join(modelDir, 'generation_config.json'), path.join(modelDir, 'config.json')]) {
-      const json = readJsonObject(file, 'optional');
-      for (const id of eosIdsOf(json, file)) {
-        if (!eosTokenIds.includes(id)) eosTokenIds.push(id);
-      }
+    for (const id of parts.extraEos) {
+      if (!eosTokenIds.includes(id)) eosTokenIds.push(id);
     }
 
-    const chatTemplateSource = findChatTemplate(config, configFile, modelDir);
     const chatTemplate = ChatTemplate.compile(chatTemplateSource?.source, chatTemplateSource?.file ?? configFile);
 
     return new ModelTokenizer(tokenizer, chatTemplate, templateTokensOf(config, configFile), {

@@ -364,7 +364,7 @@ describe('cskv-code in code-server', { skip: !enabled && 'set CSKV_E2E=1 (npm ru
     const missing = path.join(path.dirname(workspace), 'no-such-model');
     server!.updateMachineSettings({ 'cskv.modelPath': missing });
     await statusItem(/cskv: failed/).waitFor({ timeout: 60_000 });
-    await page.locator('.notification-toast').filter({ hasText: `The model folder "${missing}" does not exist` }).waitFor();
+    await page.locator('.notification-toast').filter({ hasText: `The model "${missing}" does not exist` }).waitFor();
     const chat = webview('chat');
     await chat.locator('#banner').filter({ hasText: 'does not exist' }).waitFor();
     await shot('11-model-missing');

@@ -5,7 +5,8 @@ import { test } from 'node:test';
 import type { MemoryStatus } from '../../src/protocol';
 import { candidatePaths, findProsePath, parseFileReference, prosePathAtStart, resolveFileReference } from '../../src/extension/answerLinks';
 import { completionsEnabledFor, delay, toggleLanguage } from '../../src/extension/completionPolicy';
-import { formatBytes, formatDuration, formatSavings, kvSummary, statusText, statusTooltip } from '../../src/extension/format';
+import { formatDuration, formatSavings, kvSummary, statusText, statusTooltip } from '../../src/extension/format';
+import { formatBytes } from '../../src/shared/formatBytes';
 import { RestartPolicy } from '../../src/extension/restartPolicy';
 
 const GB = 1024 ** 3;

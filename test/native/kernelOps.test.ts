@@ -17,7 +17,7 @@ const badArgument = (pattern: RegExp) => (err: unknown): boolean =>
 
 test('every kernel is exported', () => {
   assert.deepEqual(Object.keys(addon().kernels).sort(), [
-    'bf16ToF32', 'dequantiseKeys', 'dequantiseValues', 'f16ToBf16', 'f32ToBf16', 'quantiseKeys', 'quantiseValues', 'rmsNorm', 'rope', 'swiglu',
+    'attention', 'bf16ToF32', 'dequantiseKeys', 'dequantiseValues', 'f16ToBf16', 'f32ToBf16', 'quantiseKeys', 'quantiseValues', 'rmsNorm', 'rope', 'sample', 'swiglu',
   ]);
 });
 

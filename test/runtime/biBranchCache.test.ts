@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { BiBranchCache } from '../../src/runtime/cache/biBranchCache';
-import { nextChunkEnd } from '../../src/runtime/engine';
+import { nextChunkEnd } from '../../src/runtime/cache/cachePolicy';
 
 const D = 4, RK = 2, RV = 3, W = 4;
 
@@ -28,8 +28,9 @@ test('tokens below floor(n / W) * W move to the compressed branch in blocks of W
   assert.equal(inputs.fullTokens, 1);
   assert.deepEqual(Array.from(inputs.kFull), [12, 12, 12, 12]);
   assert.equal(inputs.compressedTokens, 12);
-  // 16-bit storage: small integers survive fp16 exactly, in token order.
-  assert.deepEqual(Array.from(inputs.kCompressed!), Array.from({ length: 12 * RK }, (_, i) => Math.floor(i / RK)));
+  // 16-bit storage, widened to f32 for the graph: small integers survive fp16 exactly, in token order.
+  assert.ok(inputs.kCompressed instanceof Float32Array);
+  assert.deepEqual(Array.from(inputs.kCompressed), Array.from({ length: 12 * RK }, (_, i) => Math.floor(i / RK)));
   assert.deepEqual(Array.from(inputs.vCompressed!).slice(-RV), [11, 11, 11]);
 });
 

@@ -55,3 +55,20 @@ test('max tokens is honoured and the cache holds prompt plus all but the last to
   assert.equal(r.tokens.length, 4);
   assert.equal(engine.length, exp.prompt_ids.length + 3);
 });
+
+test('a stop on the generated text ends generation as "stop-text", with the text decoded as it came', async () => {
+  await engine.truncate(0);
+  // A stand-in decode (the fixture has no tokenizer.json): each id as "<id>", so the text counts the tokens.
+  const tokenizer = { decode: (ids: readonly number[]) => ids.map((id) => `<${id}>`).join('') };
+  const pieces: string[] = [];
+  const r = await generate(engine, exp.prompt_ids, {
+    greedy: true, maxNewTokens: 10, tokenizer, onText: (p) => pieces.push(p),
+    stopWhen: (text) => text.split('>').length > 3,
+  });
+  assert.equal(r.stopReason, 'stop-text');
+  assert.deepEqual(r.tokens, exp.greedy_tokens.slice(0, 3));
+  assert.equal(r.text, tokenizer.decode(r.tokens));
+  assert.equal(pieces.join(''), r.text);
+  await engine.truncate(0);
+  await assert.rejects(generate(engine, exp.prompt_ids, { stopWhen: () => true }), /stopWhen needs a tokenizer/);
+});

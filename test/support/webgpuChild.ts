@@ -14,7 +14,7 @@ export async function probe(t: WebGpuTask): Promise<unknown> {
 
 /** Logits after the prompt and after each of `tokens`, decoded one at a time on the WebGPU engine. */
 async function steps(modelDir: string, cskv: string | undefined, prompt: number[], tokens: number[]): Promise<number[][]> {
-  const engine = await loadWebGpuEngine(modelDir, { cskv });
+  const engine = await loadWebGpuEngine(modelDir, { cskv, weights: 'f32' });
   try {
     const rows = [Array.from(await engine.prefill(prompt))];
     for (const t of tokens) rows.push(Array.from(await engine.prefill([t])));

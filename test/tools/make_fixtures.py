@@ -43,7 +43,7 @@ EMBED_STD_TIED = 0.1   # tied models: N(0, 1) embeddings would make the tied lm_
 SIG_DIGITS = 7         # JSON floats: 7 significant digits (relative error <= 5e-7 of the value)
 TORCH_DTYPE = {"F32": "float32", "F16": "float16", "BF16": "bfloat16"}
 
-# CSKV fixture settings (design page cskv.md)
+# CSKV fixture settings (docs/cskv.md)
 CSKV_WINDOW = 4
 CSKV_RANKS_K = [8, 12, 6]
 CSKV_RANKS_V = [10, 8, 12]

@@ -1,5 +1,5 @@
 """Float64 numpy reference of Hugging Face transformers' LlamaForCausalLM / MistralForCausalLM /
-Qwen2ForCausalLM forward pass, plus the CSKV bi-branch cache of ../shared/design/cskv.md.
+Qwen2ForCausalLM forward pass, plus the CSKV bi-branch cache of docs/cskv.md.
 
 Independent of torch and transformers: it reads config.json + safetensors through safetensors_io and
 computes everything in float64 from the stored (rounded) weight values.

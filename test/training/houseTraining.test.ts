@@ -58,7 +58,7 @@ test('the runtime gives the training module\'s logits (f32, within 1e-4) and gre
   const code = fs.readFileSync(path.join(repoRoot, 'src', 'extension', 'format.ts'), 'utf8').slice(0, 600);
   const ids = [tok.tokenId('<|file_sep|>')!, ...tok.encode('format.ts\n' + code, { addSpecialTokens: false, literal: true })].slice(0, 96);
   const reference = JSON.parse(run(PYTHON, [training('reference_logits.py'), '--model', model, '--ids', ids.join(','), '--last', '4', '--greedy', '8'])) as { logits: number[][]; greedy: number[] };
-  const engine = await OnnxEngine.load(model, { cskv: undefined });
+  const engine = await OnnxEngine.load(model, { cskv: undefined, weights: 'f32' });
   try {
     const flat = await engine.prefill(ids, { logits: 4 });
     const vocab = engine.info.config.vocabSize;

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import { ModelTokenizer } from '../../src/runtime/tokenizer';
-import { repoFormat } from '../../src/runtime/workspace/layout';
+import { repoFormat } from '../../src/workspace/layout';
 import { buildFimCases } from '../../bench/fimExactMatch';
 import { type CodeRepo, textOfTokens } from '../../bench/heldOutCode';
 import { buildRecallCases, fillerLines, questionIds } from '../../bench/longRangeRecall';

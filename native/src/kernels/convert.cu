@@ -30,6 +30,12 @@ __global__ void F16ToBf16Kernel(const __half* in, __nv_bfloat16* out, size_t cou
   }
 }
 
+__global__ void F16ToF32Kernel(const __half* in, float* out, size_t count) {
+  for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < count; i += static_cast<size_t>(gridDim.x) * blockDim.x) {
+    out[i] = __half2float(in[i]);
+  }
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // launchers
 
@@ -53,6 +59,13 @@ Status LaunchF16ToBf16(const uint16_t* in, uint16_t* out, size_t count, cudaStre
   if (count == 0) return Status::Ok();
   F16ToBf16Kernel<<<GridFor(count, kThreads), kThreads, 0, stream>>>(reinterpret_cast<const __half*>(in), reinterpret_cast<__nv_bfloat16*>(out), count);
   CSKV_CUDA_TRY(cudaGetLastError(), "f16ToBf16 kernel launch");
+  return Status::Ok();
+}
+
+Status LaunchF16ToF32(const uint16_t* in, float* out, size_t count, cudaStream_t stream) {
+  if (count == 0) return Status::Ok();
+  F16ToF32Kernel<<<GridFor(count, kThreads), kThreads, 0, stream>>>(reinterpret_cast<const __half*>(in), out, count);
+  CSKV_CUDA_TRY(cudaGetLastError(), "f16ToF32 kernel launch");
   return Status::Ok();
 }
 

@@ -14,5 +14,6 @@ namespace cskv {
 Status LaunchF32ToBf16(const float* in, uint16_t* out, size_t count, cudaStream_t stream);
 Status LaunchBf16ToF32(const uint16_t* in, float* out, size_t count, cudaStream_t stream);
 Status LaunchF16ToBf16(const uint16_t* in, uint16_t* out, size_t count, cudaStream_t stream);
+Status LaunchF16ToF32(const uint16_t* in, float* out, size_t count, cudaStream_t stream);
 
 }  // namespace cskv

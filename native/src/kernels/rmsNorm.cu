@@ -14,11 +14,11 @@ constexpr int kThreads = 256;
 
 // One block per row: each thread sums the squares of a strided slice, warps reduce with shuffles, then warp 0
 // reduces the per-warp sums.
-template <typename T>
-__global__ void RmsNormKernel(const T* x, const T* weight, T* out, size_t cols, float eps) {
+template <typename TIn, typename TWeight, typename TOut>
+__global__ void RmsNormKernel(const TIn* x, const TWeight* weight, TOut* out, size_t cols, float eps) {
   const size_t row = blockIdx.x;
-  const T* in = x + row * cols;
-  T* dst = out + row * cols;
+  const TIn* in = x + row * cols;
+  TOut* dst = out + row * cols;
   float sum = 0.f;
   for (size_t i = threadIdx.x; i < cols; i += blockDim.x) {
     const float v = LoadFloat(in, i);
@@ -48,12 +48,22 @@ Status LaunchRmsNorm(DType type, const void* x, const void* weight, void* out, s
   if (rows > 0x7fffffffu) return Status::Error("BAD_ARGUMENT", "rmsNorm: too many rows for one launch");
   const unsigned blocks = static_cast<unsigned>(rows);
   if (type == DType::kF32) {
-    RmsNormKernel<float><<<blocks, kThreads, 0, stream>>>(static_cast<const float*>(x), static_cast<const float*>(weight), static_cast<float*>(out), cols, eps);
+    RmsNormKernel<float, float, float><<<blocks, kThreads, 0, stream>>>(static_cast<const float*>(x), static_cast<const float*>(weight), static_cast<float*>(out), cols, eps);
   } else {
-    RmsNormKernel<__nv_bfloat16><<<blocks, kThreads, 0, stream>>>(static_cast<const __nv_bfloat16*>(x), static_cast<const __nv_bfloat16*>(weight),
+    RmsNormKernel<__nv_bfloat16, __nv_bfloat16, __nv_bfloat16><<<blocks, kThreads, 0, stream>>>(static_cast<const __nv_bfloat16*>(x), static_cast<const __nv_bfloat16*>(weight),
                                                                   static_cast<__nv_bfloat16*>(out), cols, eps);
   }
   CSKV_CUDA_TRY(cudaGetLastError(), "rmsNorm kernel launch");
+  return Status::Ok();
+}
+
+Status LaunchRmsNormToBf16(const float* x, const uint16_t* weight, uint16_t* out, size_t rows, size_t cols, float eps, cudaStream_t stream) {
+  if (cols == 0) return Status::Error("BAD_ARGUMENT", "rmsNorm: zero columns");
+  if (rows == 0) return Status::Ok();
+  if (rows > 0x7fffffffu) return Status::Error("BAD_ARGUMENT", "rmsNorm: too many rows for one launch");
+  RmsNormKernel<float, __nv_bfloat16, __nv_bfloat16><<<static_cast<unsigned>(rows), kThreads, 0, stream>>>(
+      x, reinterpret_cast<const __nv_bfloat16*>(weight), reinterpret_cast<__nv_bfloat16*>(out), cols, eps);
+  CSKV_CUDA_TRY(cudaGetLastError(), "rmsNorm (f32 -> bf16) kernel launch");
   return Status::Ok();
 }
 

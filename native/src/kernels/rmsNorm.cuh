@@ -5,6 +5,7 @@
 #include <cuda_runtime_api.h>
 
 #include <cstddef>
+#include <cstdint>
 
 #include "../status.h"
 #include "dtype.h"
@@ -12,5 +13,8 @@
 namespace cskv {
 
 Status LaunchRmsNorm(DType type, const void* x, const void* weight, void* out, size_t rows, size_t cols, float eps, cudaStream_t stream);
+
+// The engine's form: the f32 residual stream in, bf16 weight, bf16 out (the next GEMM's input).
+Status LaunchRmsNormToBf16(const float* x, const uint16_t* weight, uint16_t* out, size_t rows, size_t cols, float eps, cudaStream_t stream);
 
 }  // namespace cskv

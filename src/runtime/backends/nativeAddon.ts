@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import { RuntimeError } from '../errors';
 
 /** The export shape this runtime was written against (native/src/addon.cc, kAddonAbi). */
-export const NATIVE_ADDON_ABI = 2;
+export const NATIVE_ADDON_ABI = 3;
 export const NATIVE_ADDON_FILE = 'cskv_native.node';
 
 export interface NativeLibraryStatus {
@@ -61,6 +61,114 @@ export interface NativeAddon {
   /** Native errors are built as `new errorClass(code, message)` from then on. */
   setErrorClass(errorClass: typeof RuntimeError): void;
   readonly kernels: NativeKernels;
+  /** The CUDA engine (native/src/engineOps.h); constructing it in a CPU-only build throws BACKEND. */
+  readonly CudaEngine: new (spec: NativeModelSpec, cublasLtPath?: string) => NativeCudaEngine;
+  /** The cache layout the engine would reserve (pure arithmetic, works without a GPU). */
+  cacheLayout(spec: NativeCacheSpec): NativeCacheLayout;
+  /** How attention of `queries` over `keys` is split (pure arithmetic, works without a GPU). */
+  attentionPlan(queries: number, keys: number, heads: number, multiprocessors: number): NativeAttentionPlan;
+}
+
+export interface NativeCacheSpec {
+  layers: number;
+  kvDim: number;
+  window: number;
+  bits: 16 | 8 | 4 | 2;
+  /** Omitted for CSKV off. */
+  kRanks?: number[] | undefined;
+  vRanks?: number[] | undefined;
+  capacityTokens: number;
+  chunkTokens: number;
+}
+
+export interface NativePageLayout {
+  kData: number;
+  kScaleZero: number;
+  vData: number;
+  vScaleZero: number;
+  bytes: number;
+}
+
+export interface NativeCacheLayout {
+  capacityTokens: number;
+  fullCapacity: number;
+  maxBlocks: number;
+  reservedBytes: number;
+  layers: { kRank: number; vRank: number; page: NativePageLayout; fullReservedBytes: number; compressedReservedBytes: number }[];
+}
+
+export interface NativeAttentionPlan {
+  splits: number;
+  keysPerSplit: number;
+  partialRows: number;
+  maxPartialRows: number;
+  keyTile: number;
+}
+
+export interface NativeModelSpec {
+  hidden: number;
+  layers: number;
+  heads: number;
+  kvHeads: number;
+  headDim: number;
+  intermediate: number;
+  vocab: number;
+  rmsNormEps: number;
+  qkvBias: boolean;
+  outputBias: boolean;
+  mlpBias: boolean;
+  tiedEmbeddings: boolean;
+  /** 0: full attention. */
+  slidingWindow: number;
+  invFreq: Float64Array;
+  attentionFactor: number;
+  device: number;
+  cache: NativeCacheSpec;
+}
+
+export interface NativeLayerState {
+  kFull: Uint16Array;
+  vFull: Uint16Array;
+  kPending: Float32Array;
+  vPending: Float32Array;
+  pages: Uint8Array;
+}
+
+export interface NativeEngineMemory {
+  tokens: number;
+  compressedTokens: number;
+  perLayer: { fullBytes: number; compressedBytes: number }[];
+  cacheReservedBytes: number;
+  weightBytes: number;
+  scratchBytes: number;
+  deviceTotalBytes: number;
+  deviceFreeBytes: number;
+}
+
+export interface NativeSampleRequest {
+  greedy: boolean;
+  temperature: number;
+  topK: number;
+  topP: number;
+  /** Uniform in [0, 1), drawn by the host's seeded generator. */
+  u: number;
+}
+
+/** One CUDA engine on the device: weights, cache and scratch reserved at construction. */
+export interface NativeCudaEngine {
+  loadTensor(role: string, layer: number, dtype: 'F32' | 'F16' | 'BF16', bytes: Uint8Array): void;
+  finishLoading(): void;
+  /** Appends a chunk; resolves the last `logitRows` rows of logits, or null when copyLogits is false. */
+  forward(tokens: Int32Array, logitRows: number, copyLogits: boolean, invFreq: Float64Array | null): Promise<Float32Array | null>;
+  sample(request: NativeSampleRequest): number;
+  /** Returns the position from which the caller must prefill again. */
+  truncate(length: number): number;
+  state(): { tokens: number; compressedTokens: number };
+  memory(): NativeEngineMemory;
+  layout(): NativeCacheLayout;
+  exportLayer(layer: number): NativeLayerState;
+  importState(tokens: number, compressedTokens: number, layers: NativeLayerState[]): void;
+  dispose(): void;
 }
 
 export type KernelDType = 'f32' | 'bf16';
@@ -87,6 +195,35 @@ export interface NativeKernels {
   quantiseValues(rows: Float32Array, tokens: number, channels: number, bits: 8 | 4 | 2): QuantisedBlockArrays;
   dequantiseKeys(codes: Uint8Array, scaleZero: Uint16Array, tokens: number, channels: number, bits: 8 | 4 | 2): Float32Array;
   dequantiseValues(codes: Uint8Array, scaleZero: Uint16Array, tokens: number, channels: number, bits: 8 | 4 | 2): Float32Array;
+  /** Attention over both cache branches (native/src/kernels/attention.cuh); keys and values rounded to bf16 first. */
+  attention(args: AttentionKernelArgs): Float32Array;
+  /** The device sampler (native/src/kernels/sampling.cuh) on one row of logits. */
+  sample(logits: Float32Array, request: NativeSampleRequest): number;
+}
+
+export interface AttentionKernelArgs {
+  /** [queries, heads * headDim], pre-RoPE. */
+  q: Float32Array;
+  /** [ringRows, kvDim]: position p (>= compressedTokens) at row p % ringRows, pre-RoPE. */
+  kRing: Float32Array;
+  vRing: Float32Array;
+  ringRows: number;
+  /** [compressedTokens, kvDim] rebuilt rows before the mean; required when compressedTokens > 0. */
+  kRebuilt?: Float32Array;
+  vRebuilt?: Float32Array;
+  kMean?: Float32Array;
+  vMean?: Float32Array;
+  compressedTokens: number;
+  invFreq: Float64Array;
+  attentionFactor: number;
+  /** Position of the first query. */
+  start: number;
+  heads: number;
+  kvHeads: number;
+  headDim: number;
+  slidingWindow: number;
+  /** Drives the split plan (few: one split; many: flash-decoding splits). */
+  multiprocessors: number;
 }
 
 export type NativeAddonLoad =

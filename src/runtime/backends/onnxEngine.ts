@@ -1,15 +1,20 @@
 // The CPU backend: one onnxruntime session per decoder layer plus one for the output head, each built from the
 // checkpoint's weights at load time (no Python, no exported model files). The bi-branch cache lives in JS memory
-// and is fed to each layer's graph as inputs.
+// and is fed to each layer's graph as inputs, read in place: full-branch keys already rotated (unless the RoPE
+// depends on the length), 16-bit compressed features as the fp16 rows the cache stores.
 import * as ort from 'onnxruntime-node';
-import { BiBranchCache, type MemoryReport } from '../cache/biBranchCache';
+import type { MemoryReport } from '../../protocol';
+import { DEFAULTS } from '../../shared/settings';
+import { BiBranchCache } from '../cache/biBranchCache';
 import { type Snapshot, decodeSnapshot, encodeSnapshot } from '../cache/cacheSnapshot';
-import { readCskvFile } from '../cache/cskvFile';
-import { type Engine, type EngineInfo, type EngineOptions, type PrefillOptions, nextChunkEnd } from '../engine';
+import { readCskvFile } from '../cskvFile';
+import { nextChunkEnd } from '../cache/cachePolicy';
+import { type Engine, type EngineInfo, type EngineOptions, type PrefillOptions } from '../engine';
 import { CancelledError, ModelFormatError, RuntimeError } from '../errors';
 import { type ModelConfig, readModelConfig } from '../model/config';
 import { modelFingerprint } from '../model/fingerprint';
 import { ropeDependsOnLength, ropeFrequencies, ropeTables } from '../model/rope';
+import { DEFAULT_WEIGHT_FORMAT, WEIGHT_FORMATS, isWeightFormat } from '../model/weightFormat';
 import { ModelWeights } from '../model/weights';
 import { type LayerWeights, buildHeadGraph, buildLayerGraph } from '../onnx/layerGraph';
 import { toFloat32, type DType } from '../safetensors';
@@ -38,40 +43,55 @@ export class OnnxEngine implements Engine {
   ) {}
 
   static async load(modelDir: string, options: EngineOptions = {}, provider: ExecutionProvider = CPU_PROVIDER): Promise<OnnxEngine> {
+    const format = options.weights ?? DEFAULT_WEIGHT_FORMAT;
+    if (!isWeightFormat(format)) throw new RuntimeError('BAD_ARGUMENT', `weights must be one of ${WEIGHT_FORMATS.join(', ')}, got "${String(format)}"`);
     const config = readModelConfig(modelDir);
     const weights = ModelWeights.open(modelDir);
     const sessions: ort.InferenceSession[] = [];
     try {
       const fingerprint = modelFingerprint(config, weights);
       const factors = options.cskv ? readCskvFile(options.cskv, config, fingerprint) : undefined;
-      const window = options.window ?? factors?.window ?? 32;
+      const window = options.window ?? factors?.window ?? DEFAULTS.window;
       const bits = options.bits ?? factors?.bits ?? 16;
+      // Dynamic NTK changes every position's angles as the cache grows: such keys are kept unrotated.
+      const keysRotated = !ropeDependsOnLength(config);
+      // Compressed features reach the graph as f32. float16 tensors over the 16-bit rows fail where the JavaScript
+      // engine has Float16Array (Node 24, code-server's: "not enough space: expected 192, got 0"; onnxruntime-node
+      // 1.30's binding reads no bytes from them), so 16-bit rows are widened per step, as before the rows existed.
+      const graphOptions = { weights: format, keysRotated, compressedType: 'float32' as const };
       // No spinning: idle pool threads that spin between the many small per-layer runs take the cores from Node's
       // own thread (and from the editor beside the sidecar). Measured on 2 cores: decode of a 0.5B model at 512
       // tokens 331 -> 122 ms/token, prefill 124 -> 152 tokens/s.
       const sessionOptions: ort.InferenceSession.SessionOptions = {
         executionProviders: provider.providers, graphOptimizationLevel: 'all', extra: { session: { intra_op: { allow_spinning: '0' } } },
       };
+      if (options.threads !== undefined) sessionOptions.intraOpNumThreads = options.threads;
       for (let i = 0; i < config.layers; i++) {
-        const graph = buildLayerGraph(config, readLayerWeights(weights, config, i), factors?.layers[i]);
+        // One layer's f32 weights live only while its graph is built (quantised there for q8/q4).
+        const graph = buildLayerGraph(config, readLayerWeights(weights, config, i), factors?.layers[i], graphOptions);
         sessions.push(await createSession(graph, sessionOptions, `layer ${i}`));
       }
       const H = config.hiddenSize;
       const embeddingName = 'model.embed_tokens.weight';
       const embeddingInfo = weights.info(embeddingName);
       checkShape(weights, embeddingName, [config.vocabSize, H]);
-      const headName = config.tieEmbeddings ? embeddingName : 'lm_head.weight';
-      const head = await createSession(
-        buildHeadGraph(config, weights.readFloat32('model.norm.weight', [H]), weights.readFloat32(headName, [config.vocabSize, H])),
-        sessionOptions, 'output head');
       // Kept in the checkpoint's dtype and converted row by row: a bf16 table stays half the size of f32.
       const embedding = { bytes: weights.readBytes(embeddingName), dtype: embeddingInfo.dtype as DType };
+      const headName = config.tieEmbeddings ? embeddingName : 'lm_head.weight';
+      checkShape(weights, headName, [config.vocabSize, H]);
+      const headBytes = config.tieEmbeddings ? embedding.bytes : weights.readBytes(headName);
+      const headDtype = weights.info(headName).dtype as DType;
+      const itemSize = headDtype === 'F32' ? 4 : 2;
+      const headRows = (row: number): Float32Array => toFloat32(headBytes.subarray(row * H * itemSize, (row + 1) * H * itemSize), headDtype);
+      const head = await createSession(
+        buildHeadGraph(config, weights.readFloat32('model.norm.weight', [H]), format === 'f32' ? weights.readFloat32(headName, [config.vocabSize, H]) : headRows, format),
+        sessionOptions, 'output head');
       const cache = new BiBranchCache({
-        layers: config.layers, kvDim: config.kvDim, window, bits,
+        layers: config.layers, kvDim: config.kvDim, window, bits, keysRotated,
         ranks: factors ? { k: factors.layers.map((l) => l.k.rank), v: factors.layers.map((l) => l.v.rank) } : undefined,
       });
       const info: EngineInfo = {
-        backend: provider.backend, modelDir, config, fingerprint,
+        backend: provider.backend, modelDir, config, fingerprint, weights: format,
         cskv: factors ? { file: factors.file, window, bits, kRanks: factors.layers.map((l) => l.k.rank), vRanks: factors.layers.map((l) => l.v.rank) } : null,
       };
       return new OnnxEngine(info, sessions, head, embedding, cache, options.chunkSize ?? DEFAULT_CHUNK);
@@ -122,15 +142,18 @@ export class OnnxEngine implements Engine {
     const S = start + T;
     const hd = config.headDim;
     const rope = this.ropeFor(S);
-    const cosK = rope.cos.subarray(0, S * hd);
-    const sinK = rope.sin.subarray(0, S * hd);
+    const keysRotated = this.cache.shape.keysRotated === true;
+    // Positions whose keys the graph rotates: the rebuilt compressed ones, or every one when keys are kept unrotated.
+    const rotated = keysRotated ? this.cache.fullStart : S;
     const feeds: Record<string, ort.Tensor> = {
       cos_q: new ort.Tensor('float32', rope.cos.subarray(start * hd, S * hd), [T, hd]),
       sin_q: new ort.Tensor('float32', rope.sin.subarray(start * hd, S * hd), [T, hd]),
-      cos_k: new ort.Tensor('float32', cosK, [S, hd]),
-      sin_k: new ort.Tensor('float32', sinK, [S, hd]),
       mask: new ort.Tensor('float32', this.mask(start, T), [T, S]),
     };
+    if (this.layers[0]!.inputNames.includes('cos_k')) {
+      feeds.cos_k = new ort.Tensor('float32', rope.cos.subarray(0, rotated * hd), [rotated, hd]);
+      feeds.sin_k = new ort.Tensor('float32', rope.sin.subarray(0, rotated * hd), [rotated, hd]);
+    }
     let x = this.embed(chunk);
     const D = config.kvDim;
     const cskv = this.info.cskv;
@@ -140,11 +163,11 @@ export class OnnxEngine implements Engine {
       feeds.k_full = new ort.Tensor('float32', c.kFull, [c.fullTokens, D]);
       feeds.v_full = new ort.Tensor('float32', c.vFull, [c.fullTokens, D]);
       if (cskv) {
-        feeds.c_k = new ort.Tensor('float32', c.kCompressed!, [c.compressedTokens, cskv.kRanks[i]!]);
-        feeds.c_v = new ort.Tensor('float32', c.vCompressed!, [c.compressedTokens, cskv.vRanks[i]!]);
+        feeds.c_k = features(c.kCompressed!, c.compressedTokens, cskv.kRanks[i]!);
+        feeds.c_v = features(c.vCompressed!, c.compressedTokens, cskv.vRanks[i]!);
       }
       const out = await run(this.layers[i]!, feeds, `layer ${i}`);
-      this.cache.append(i, T, data(out.k_new), data(out.v_new), cskv ? data(out.c_k_new) : undefined, cskv ? data(out.c_v_new) : undefined);
+      this.cache.append(i, T, data(keysRotated ? out.k_rot_new : out.k_new), data(out.v_new), cskv ? data(out.c_k_new) : undefined, cskv ? data(out.c_v_new) : undefined);
       observe?.(i, data(out.k_new), data(out.v_new), T);
       x = data(out.y);
     }
@@ -274,6 +297,10 @@ async function run(session: ort.InferenceSession, feeds: Record<string, ort.Tens
   } catch (err) {
     throw new RuntimeError('BACKEND', `onnxruntime failed in the ${what}: ${(err as Error).message}`);
   }
+}
+
+function features(rows: Float32Array | Uint16Array, tokens: number, rank: number): ort.Tensor {
+  return rows instanceof Uint16Array ? new ort.Tensor('float16', rows, [tokens, rank]) : new ort.Tensor('float32', rows, [tokens, rank]);
 }
 
 function data(value: ort.OnnxValue | undefined): Float32Array {

@@ -1,20 +1,22 @@
-// Picks the engine backend. 'auto' asks the native addon whether CUDA can run here, then whether WebGPU finds a
-// hardware adapter, and records the answers in the reason ("onnx (CPU): CUDA unavailable: ...; WebGPU: ...").
-// An explicit 'cuda' or 'webgpu' that cannot be honoured is refused with that reason rather than silently
-// replaced. The CUDA engine itself is not written yet, so even a working NVIDIA GPU goes on to WebGPU under
-// 'auto' and ends on an UNSUPPORTED error under 'cuda', each saying so. A software WebGPU adapter (Mesa lavapipe)
+// Picks the engine backend. 'auto' asks the native addon whether CUDA can run here and loads the CUDA engine where
+// it can; otherwise (or if that load fails: out of memory, a kernel fault) it asks whether WebGPU finds a hardware
+// adapter and loads the WebGPU engine there; otherwise the onnx (CPU) engine. Each answer goes into the reason
+// ("onnx (CPU): CUDA unavailable: ...; WebGPU unavailable: ..."). An explicit 'cuda' or 'webgpu' that cannot be
+// honoured is refused with that reason rather than silently replaced. A software WebGPU adapter (Mesa lavapipe)
 // is taken only when 'webgpu' is asked for: it computes on the CPU, slower than the onnx backend.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import type { Backend } from '../../shared/settings';
 import type { Engine, EngineOptions } from '../engine';
 import { RuntimeError } from '../errors';
 import { type CudaAvailability, checkCuda } from './cudaAvailability';
+import { CudaEngine } from './cudaEngine';
 import { OnnxEngine } from './onnxEngine';
 import { type WebGpuAvailability, checkWebGpu } from './webgpuAvailability';
 import { loadWebGpuEngine } from './webgpuEngine';
+import { defaultCskvFile } from '../model/modelPath';
 
-export const BACKEND_CHOICES = ['auto', 'cuda', 'webgpu', 'onnx'] as const;
-export type BackendChoice = (typeof BACKEND_CHOICES)[number];
+export type BackendChoice = Backend;
 
 export interface LoadedEngine {
   engine: Engine;
@@ -31,6 +33,8 @@ export interface BackendSelection {
   nativeLibrary?: string | undefined;
   /** Replaces the CUDA check (tests). */
   checkCuda?: (() => Promise<CudaAvailability>) | undefined;
+  /** Replaces the CUDA engine's loader (tests). */
+  loadCuda?: ((modelDir: string, options: EngineOptions, addonFile: string) => Promise<Engine>) | undefined;
   /** Replaces the WebGPU check (tests). */
   checkWebGpu?: (() => Promise<WebGpuAvailability>) | undefined;
 }
@@ -46,10 +50,20 @@ export async function loadEngineFor(
     return { engine: await loadWebGpuEngine(modelDir, options), reason: `webgpu (${webgpu.summary}), as configured`, webgpu };
   }
   const cuda = await (selection.checkCuda ?? (() => checkCuda({ nativeLibrary: selection.nativeLibrary })))();
-  if (backend === 'cuda') throw cudaRefusal(cuda);
-  const cudaReason = cuda.available
-    ? `CUDA is available (${cuda.summary}) but the CUDA engine is not implemented yet`
-    : `CUDA unavailable: ${cuda.reason}`;
+  let cudaReason: string;
+  if (!cuda.available) {
+    if (backend === 'cuda') throw cudaRefusal(cuda);
+    cudaReason = `CUDA unavailable: ${cuda.reason}`;
+  } else {
+    const loadCuda = selection.loadCuda ?? ((dir, o, addonFile) => CudaEngine.load(dir, { ...o, nativeLibrary: addonFile }));
+    try {
+      return { engine: await loadCuda(modelDir, options, cuda.addonFile), reason: `cuda: ${cuda.summary}`, cuda };
+    } catch (err) {
+      // A model that cannot load at all (a format error) fails the same way on the others: say so once, from here.
+      if (backend === 'cuda' || (err instanceof RuntimeError && (err.code === 'MODEL_FORMAT' || err.code === 'UNSUPPORTED'))) throw err;
+      cudaReason = `the CUDA engine could not load on ${cuda.summary}: ${(err as Error).message}`;
+    }
+  }
   const webgpu = await webgpuCheck();
   let webgpuReason: string;
   if (!webgpu.available) webgpuReason = `WebGPU unavailable: ${webgpu.reason}`;
@@ -64,19 +78,15 @@ export async function loadEngineFor(
   return { engine: await OnnxEngine.load(modelDir, options), reason: `onnx (CPU): ${cudaReason}; ${webgpuReason}`, cuda, webgpu };
 }
 
-/** The error for an explicit backend 'cuda': BACKEND when this machine cannot run CUDA, UNSUPPORTED when it can. */
-export function cudaRefusal(cuda: CudaAvailability): RuntimeError {
-  if (!cuda.available) {
-    return new RuntimeError('BACKEND', `backend "cuda" cannot run here: ${cuda.reason}; use backend "auto" or "onnx"`);
-  }
-  return new RuntimeError('UNSUPPORTED',
-    `CUDA is available (${cuda.summary}) but the CUDA engine is not implemented yet; use backend "auto" or "onnx"`);
+/** The error for an explicit backend 'cuda' on a machine where CUDA cannot run: BACKEND with the reason. */
+export function cudaRefusal(cuda: CudaAvailability & { available: false }): RuntimeError {
+  return new RuntimeError('BACKEND', `backend "cuda" cannot run here: ${cuda.reason}; use backend "auto" or "onnx"`);
 }
 
-/** The cskv setting resolved to a file: 'auto' takes DIR/cskv.safetensors when present, 'off' none. */
+/** The cskv setting resolved to a file: 'auto' takes the model's own factor file when present, 'off' none. */
 export function resolveCskv(setting: string | undefined, modelDir: string): string | undefined {
   if (setting === undefined || setting === 'auto') {
-    const beside = path.join(modelDir, 'cskv.safetensors');
+    const beside = defaultCskvFile(modelDir);
     return fs.existsSync(beside) ? beside : undefined;
   }
   return setting === 'off' ? undefined : path.resolve(setting);

@@ -1,11 +1,15 @@
-// The CSKV bi-branch KV cache of the CPU backend (policy and storage as fixed in cskv.md).
+// The CSKV bi-branch KV cache of the CPU backend: the storage; the policy (what is in which branch, what a
+// truncation recomputes, the bytes) is cachePolicy.ts, both as fixed in docs/cskv.md.
 //
-// Per layer, the full-precision branch holds pre-RoPE keys and values of the most recent tokens; the compressed
-// branch holds the rank-r features of every older token in blocks of W, as fp16 (16 bits) or quantised codes.
-// After each forward, every complete block below floor(length / W) * W leaves the full branch. Without factors
-// (CSKV off) nothing is ever compressed: an ordinary KV cache.
+// Per layer, the full-precision branch holds keys and values of the most recent tokens (keys after RoPE when
+// `keysRotated`, so a step rotates only its own keys; before RoPE when the rotation depends on the length); the
+// compressed branch holds the rank-r features of every older token, at 16 bits as one contiguous run of fp16 rows
+// that onnxruntime reads in place, or quantised in blocks of W. Without factors (CSKV off) nothing is ever
+// compressed: an ordinary KV cache.
+import { type CachePolicy, blocksLeaving, checkPolicy, compressedLength, fp16CacheBytes, layerBytes, truncation } from './cachePolicy';
 import { GrowableRows } from './growableRows';
-import { type CompressedBits, type QuantisedBlock, blockBytes, dequantiseKeys, dequantiseValues, quantiseKeys, quantiseValues } from './quantizer';
+import type { CompressedBits, MemoryReport } from '../../protocol';
+import { type QuantisedBlock, dequantiseKeys, dequantiseValues, quantiseKeys, quantiseValues } from './quantizer';
 import { floatToHalfBits, halfBitsToFloat } from '../half';
 
 export interface CacheShape {
@@ -16,6 +20,8 @@ export interface CacheShape {
   ranks?: { k: readonly number[]; v: readonly number[] } | undefined;
   window: number;
   bits: CompressedBits;
+  /** Full-branch keys are stored after RoPE (a storage fact: snapshots of the two kinds do not mix). */
+  keysRotated?: boolean | undefined;
 }
 
 export interface CompressedBlock {
@@ -29,13 +35,19 @@ class LayerCache {
   /** Compressed features of the tokens still in the full branch, ready to be stored when they leave it. */
   readonly kPending: GrowableRows | undefined;
   readonly vPending: GrowableRows | undefined;
+  /** Quantised branch (8/4/2 bits): one entry per block of W tokens. */
   readonly blocks: CompressedBlock[] = [];
+  /** 16-bit branch: fp16 rows of every compressed token. */
+  readonly kHalf: GrowableRows<Uint16Array> | undefined;
+  readonly vHalf: GrowableRows<Uint16Array> | undefined;
 
-  constructor(kvDim: number, readonly kRank: number, readonly vRank: number, compressed: boolean) {
+  constructor(kvDim: number, readonly kRank: number, readonly vRank: number, compressed: boolean, half: boolean) {
     this.kFull = new GrowableRows(kvDim);
     this.vFull = new GrowableRows(kvDim);
     this.kPending = compressed ? new GrowableRows(kRank) : undefined;
     this.vPending = compressed ? new GrowableRows(vRank) : undefined;
+    this.kHalf = compressed && half ? GrowableRows.half(kRank) : undefined;
+    this.vHalf = compressed && half ? GrowableRows.half(vRank) : undefined;
   }
 }
 
@@ -48,37 +60,13 @@ export interface CacheState {
   }[];
 }
 
-export interface LayerMemory {
-  fullBytes: number;
-  compressedBytes: number;
-}
-
-export interface MemoryReport {
-  tokens: number;
-  /** Tokens held at full precision (per layer) and in the compressed branch. */
-  fullTokens: number;
-  compressedTokens: number;
-  fullBytes: number;
-  compressedBytes: number;
-  totalBytes: number;
-  /** What a plain fp16 cache of the same tokens would hold: tokens × 2 × layers × kvDim × 2 bytes. */
-  fp16Bytes: number;
-  /** 1 - totalBytes / fp16Bytes. */
-  savings: number;
-  perLayer: LayerMemory[];
-  /** Storage type of the full-precision branch of this backend. */
-  fullDtype: 'f32' | 'f16' | 'bf16';
-  bits: CompressedBits | null;
-  window: number | null;
-}
-
 export interface LayerInputs {
   kFull: Float32Array;
   vFull: Float32Array;
   fullTokens: number;
-  /** Dequantised compressed features [compressedTokens, rank]; absent for CSKV off. */
-  kCompressed?: Float32Array;
-  vCompressed?: Float32Array;
+  /** Compressed features [compressedTokens, rank]: fp16 bits at 16 bits, else dequantised; absent for CSKV off. */
+  kCompressed?: Float32Array | Uint16Array;
+  vCompressed?: Float32Array | Uint16Array;
   compressedTokens: number;
 }
 
@@ -89,11 +77,13 @@ export class BiBranchCache {
   private kScratch = new Float32Array(0);
   private vScratch = new Float32Array(0);
 
+  private readonly policy: CachePolicy;
+
   constructor(readonly shape: CacheShape) {
-    if (!Number.isInteger(shape.window) || shape.window < 1) throw new RangeError(`window must be a positive integer, got ${shape.window}`);
-    const compressed = shape.ranks !== undefined;
+    this.policy = { window: shape.window, compressed: shape.ranks !== undefined };
+    checkPolicy(this.policy);
     this.layers = Array.from({ length: shape.layers }, (_, i) =>
-      new LayerCache(shape.kvDim, shape.ranks?.k[i] ?? 0, shape.ranks?.v[i] ?? 0, compressed));
+      new LayerCache(shape.kvDim, shape.ranks?.k[i] ?? 0, shape.ranks?.v[i] ?? 0, this.policy.compressed, shape.bits === 16));
   }
 
   get compressed(): boolean {
@@ -115,7 +105,10 @@ export class BiBranchCache {
     const result: LayerInputs = {
       kFull: l.kFull.view(), vFull: l.vFull.view(), fullTokens: l.kFull.rows, compressedTokens: this.compressedTokens,
     };
-    if (this.compressed) {
+    if (l.kHalf && l.vHalf) {
+      result.kCompressed = widen(l.kHalf.view(), this.compressedTokens * l.kRank);
+      result.vCompressed = widen(l.vHalf.view(), this.compressedTokens * l.vRank);
+    } else if (this.compressed) {
       const n = this.compressedTokens;
       if (this.kScratch.length < n * l.kRank) this.kScratch = new Float32Array(n * l.kRank * 2);
       if (this.vScratch.length < n * l.vRank) this.vScratch = new Float32Array(n * l.vRank * 2);
@@ -131,9 +124,8 @@ export class BiBranchCache {
   }
 
   private readBlock(stored: Uint16Array | QuantisedBlock, tokens: number, rank: number, out: Float32Array, at: number, kind: 'k' | 'v'): void {
-    if (stored instanceof Uint16Array) {
-      for (let i = 0; i < stored.length; i++) out[at + i] = halfBitsToFloat(stored[i]!);
-    } else if (kind === 'k') {
+    if (stored instanceof Uint16Array) throw new Error('16-bit features are stored as rows, not blocks');
+    if (kind === 'k') {
       dequantiseKeys(stored, tokens, rank, this.shape.bits, out, at);
     } else {
       dequantiseValues(stored, tokens, rank, this.shape.bits, out, at);
@@ -155,31 +147,24 @@ export class BiBranchCache {
   /** Records that every layer received `count` more tokens, and moves complete blocks to the compressed branch. */
   commit(count: number): void {
     this.tokens += count;
-    if (!this.compressed) return;
-    const W = this.shape.window;
-    const boundary = Math.floor(this.tokens / W) * W;
-    const leaving = boundary - this.compressedTokens;
-    if (leaving <= 0) return;
+    const blocks = blocksLeaving(this.policy, this.compressedTokens, this.tokens);
+    if (blocks === 0) return;
+    const W = this.shape.window, leaving = blocks * W;
     for (const l of this.layers) {
-      for (let b = 0; b < leaving / W; b++) {
-        l.blocks.push({
-          k: this.storeBlock(l.kPending!.slice(b * W, (b + 1) * W), W, l.kRank, 'k'),
-          v: this.storeBlock(l.vPending!.slice(b * W, (b + 1) * W), W, l.vRank, 'v'),
-        });
+      if (l.kHalf && l.vHalf) {
+        l.kHalf.append(toHalf(l.kPending!.slice(0, leaving)), leaving);
+        l.vHalf.append(toHalf(l.vPending!.slice(0, leaving)), leaving);
+      } else {
+        for (let b = 0; b < blocks; b++) {
+          l.blocks.push({
+            k: quantiseKeys(l.kPending!.slice(b * W, (b + 1) * W), W, l.kRank, this.shape.bits as Exclude<CompressedBits, 16>),
+            v: quantiseValues(l.vPending!.slice(b * W, (b + 1) * W), W, l.vRank, this.shape.bits as Exclude<CompressedBits, 16>),
+          });
+        }
       }
       for (const rows of [l.kFull, l.vFull, l.kPending!, l.vPending!]) rows.dropFront(leaving);
     }
-    this.compressedTokens = boundary;
-  }
-
-  private storeBlock(rows: Float32Array, tokens: number, rank: number, kind: 'k' | 'v'): Uint16Array | QuantisedBlock {
-    const bits = this.shape.bits;
-    if (bits === 16) {
-      const out = new Uint16Array(rows.length);
-      for (let i = 0; i < rows.length; i++) out[i] = floatToHalfBits(rows[i]!);
-      return out;
-    }
-    return kind === 'k' ? quantiseKeys(rows, tokens, rank, bits) : quantiseValues(rows, tokens, rank, bits);
+    this.compressedTokens = compressedLength(this.policy, this.tokens);
   }
 
   /**
@@ -188,21 +173,16 @@ export class BiBranchCache {
    * from the returned `recomputeFrom`, the engine must prefill again to reach `length`.
    */
   truncate(length: number): { recomputeFrom: number } {
-    if (length < 0 || length > this.tokens) throw new RangeError(`cannot truncate a cache of ${this.tokens} tokens to ${length}`);
-    if (length >= this.compressedTokens) {
-      const keep = length - this.compressedTokens;
-      for (const l of this.layers) for (const rows of [l.kFull, l.vFull, l.kPending, l.vPending]) rows?.truncate(keep);
-      this.tokens = length;
-      return { recomputeFrom: length };
-    }
-    const W = this.shape.window;
-    const blocks = Math.floor(length / W);
+    const plan = truncation(this.policy, this.compressedTokens, this.tokens, length);
     for (const l of this.layers) {
-      l.blocks.length = blocks;
-      for (const rows of [l.kFull, l.vFull, l.kPending, l.vPending]) rows?.truncate(0);
+      for (const rows of [l.kFull, l.vFull, l.kPending, l.vPending]) rows?.truncate(plan.fullTokens);
+      l.kHalf?.truncate(plan.compressedTokens);
+      l.vHalf?.truncate(plan.compressedTokens);
+      l.blocks.length = Math.min(l.blocks.length, plan.compressedTokens / this.shape.window);
     }
-    this.compressedTokens = this.tokens = blocks * W;
-    return { recomputeFrom: blocks * W };
+    this.compressedTokens = plan.compressedTokens;
+    this.tokens = plan.compressedTokens + plan.fullTokens;
+    return { recomputeFrom: plan.recomputeFrom };
   }
 
   /** Everything the cache holds, for saving; `importState` takes it back into a cache of the same shape. */
@@ -212,7 +192,7 @@ export class BiBranchCache {
       compressedTokens: this.compressedTokens,
       layers: this.layers.map((l) => ({
         kFull: l.kFull.view(), vFull: l.vFull.view(), kPending: l.kPending?.view(), vPending: l.vPending?.view(),
-        blocks: l.blocks,
+        blocks: l.kHalf && l.vHalf ? halfBlocks(l.kHalf, l.vHalf, this.shape.window) : l.blocks,
       })),
     };
   }
@@ -233,7 +213,17 @@ export class BiBranchCache {
         rows.append(data, fullTokens);
       }
       l.blocks.length = 0;
-      l.blocks.push(...saved.blocks);
+      l.kHalf?.truncate(0);
+      l.vHalf?.truncate(0);
+      for (const block of saved.blocks) {
+        if (l.kHalf && l.vHalf) {
+          if (!(block.k instanceof Uint16Array) || !(block.v instanceof Uint16Array)) throw new RangeError(`saved cache layer ${i}: quantised block in a 16-bit cache`);
+          l.kHalf.append(block.k, W);
+          l.vHalf.append(block.v, W);
+        } else {
+          l.blocks.push(block);
+        }
+      }
     });
     this.tokens = state.tokens;
     this.compressedTokens = state.compressedTokens;
@@ -241,14 +231,15 @@ export class BiBranchCache {
 
   memory(): MemoryReport {
     const { kvDim, layers, window, bits } = this.shape;
-    const perLayer = this.layers.map((l) => ({
-      fullBytes: l.kFull.bytes + l.vFull.bytes + (l.kPending?.bytes ?? 0) + (l.vPending?.bytes ?? 0),
-      compressedBytes: l.blocks.length * blockBytes(window, l.kRank, l.vRank, bits),
-    }));
+    const fullTokens = this.tokens - this.compressedTokens;
+    const perLayer = this.layers.map((l) => {
+      const bytes = layerBytes({ kvDim, kRank: l.kRank, vRank: l.vRank, bits, fullElementBytes: 4 }, this.policy, fullTokens, this.compressedTokens);
+      return { fullBytes: bytes.full, compressedBytes: bytes.compressed };
+    });
     const fullBytes = perLayer.reduce((a, l) => a + l.fullBytes, 0);
     const compressedBytes = perLayer.reduce((a, l) => a + l.compressedBytes, 0);
     const totalBytes = fullBytes + compressedBytes;
-    const fp16Bytes = this.tokens * 2 * layers * kvDim * 2;
+    const fp16Bytes = fp16CacheBytes(this.tokens, layers, kvDim);
     return {
       tokens: this.tokens,
       fullTokens: this.tokens - this.compressedTokens,
@@ -264,4 +255,23 @@ export class BiBranchCache {
       window: this.compressed ? window : null,
     };
   }
+}
+
+function toHalf(rows: Float32Array): Uint16Array {
+  const out = new Uint16Array(rows.length);
+  for (let i = 0; i < rows.length; i++) out[i] = floatToHalfBits(rows[i]!);
+  return out;
+}
+
+/** The 16-bit rows cut into blocks of W (the snapshot format's unit). */
+function halfBlocks(k: GrowableRows<Uint16Array>, v: GrowableRows<Uint16Array>, W: number): CompressedBlock[] {
+  return Array.from({ length: k.rows / W }, (_, b) => ({ k: k.slice(b * W, (b + 1) * W).slice(), v: v.slice(b * W, (b + 1) * W).slice() }));
+}
+
+/** float16 bit patterns -> f32, exactly `length` of them (a shorter source is a cache bookkeeping error). */
+function widen(rows: Uint16Array, length: number): Float32Array {
+  if (rows.length < length) throw new Error(`16-bit compressed branch holds ${rows.length} values, the cache counts ${length}`);
+  const out = new Float32Array(length);
+  for (let i = 0; i < length; i++) out[i] = halfBitsToFloat(rows[i]!);
+  return out;
 }

@@ -1,12 +1,19 @@
-// A row-major float32 matrix that grows by rows, handing out views of its filled part without copying
-// (onnxruntime reads the view in place).
+// A row-major matrix (float32, or float16 bits) that grows by rows, handing out views of its filled part without
+// copying (onnxruntime reads the view in place).
 
-export class GrowableRows {
-  private data: Float32Array;
+type Storage = Float32Array | Uint16Array;
+
+export class GrowableRows<A extends Storage = Float32Array> {
+  private data: A;
   private count = 0;
 
-  constructor(readonly width: number, initialRows = 64) {
-    this.data = new Float32Array(Math.max(1, initialRows) * width);
+  constructor(readonly width: number, initialRows = 64, private readonly make: (length: number) => A = ((n: number) => new Float32Array(n)) as unknown as (length: number) => A) {
+    this.data = make(Math.max(1, initialRows) * width);
+  }
+
+  /** Rows of float16 bit patterns (what a 16-bit compressed branch stores). */
+  static half(width: number): GrowableRows<Uint16Array> {
+    return new GrowableRows(width, 64, (n) => new Uint16Array(n));
   }
 
   get rows(): number {
@@ -19,16 +26,16 @@ export class GrowableRows {
 
   /** Bytes of the rows held (what the cache accounts for; spare capacity is allocator slack). */
   get bytes(): number {
-    return this.count * this.width * 4;
+    return this.count * this.width * this.data.BYTES_PER_ELEMENT;
   }
 
-  view(): Float32Array {
-    return this.data.subarray(0, this.count * this.width);
+  view(): A {
+    return this.data.subarray(0, this.count * this.width) as A;
   }
 
-  append(rows: Float32Array, count: number): void {
+  append(rows: A, count: number): void {
     this.reserve(this.count + count);
-    this.data.set(rows.subarray(0, count * this.width), this.count * this.width);
+    this.data.set(rows.subarray(0, count * this.width) as never, this.count * this.width);
     this.count += count;
   }
 
@@ -43,14 +50,14 @@ export class GrowableRows {
   }
 
   /** Rows [from, to) as a view. */
-  slice(from: number, to: number): Float32Array {
-    return this.data.subarray(from * this.width, to * this.width);
+  slice(from: number, to: number): A {
+    return this.data.subarray(from * this.width, to * this.width) as A;
   }
 
   private reserve(rows: number): void {
     if (rows * this.width <= this.data.length) return;
-    const next = new Float32Array(Math.max(rows, (this.data.length / this.width) * 2) * this.width);
-    next.set(this.view());
+    const next = this.make(Math.max(rows, (this.data.length / this.width) * 2) * this.width);
+    next.set(this.view() as never);
     this.data = next;
   }
 }

@@ -1,9 +1,9 @@
-// Asymmetric min/max quantisation of compressed features, KIVI-style (cskv.md): keys per channel over a block of
+// Asymmetric min/max quantisation of compressed features, KIVI-style (docs/cskv.md): keys per channel over a block of
 // W tokens, values per token over groups of VALUE_GROUP channels. Scale and zero point are stored as fp16, and
 // the codes are computed from those fp16 values so that quantise and dequantise agree bit for bit.
+import type { CompressedBits } from '../../protocol';
 import { floatToHalfBits, halfBitsToFloat } from '../half';
 
-export type CompressedBits = 16 | 8 | 4 | 2;
 export const VALUE_GROUP = 32;
 
 /** Codes packed little-end-first into bytes: 8 bits one per byte, 4 bits two, 2 bits four. */

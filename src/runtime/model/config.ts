@@ -3,6 +3,9 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ModelFormatError, UnsupportedError } from '../errors';
+import { ggufModelConfig } from './ggufConfig';
+import { GgufFile } from './ggufFile';
+import { isGgufModel } from './modelPath';
 
 export const SUPPORTED_ARCHITECTURES = ['LlamaForCausalLM', 'MistralForCausalLM', 'Qwen2ForCausalLM'] as const;
 export type Architecture = (typeof SUPPORTED_ARCHITECTURES)[number];
@@ -43,7 +46,16 @@ export interface ModelConfig {
   readonly kvDim: number;
 }
 
+/** The config of a model directory (config.json) or of a GGUF file (its metadata). */
 export function readModelConfig(modelDir: string): ModelConfig {
+  if (isGgufModel(modelDir)) {
+    const gguf = GgufFile.open(modelDir, { arrays: false });
+    try {
+      return ggufModelConfig(gguf);
+    } finally {
+      gguf.close();
+    }
+  }
   const file = path.join(modelDir, 'config.json');
   let text: string;
   try {

@@ -1,11 +1,34 @@
-// The tensors of a model directory, from one model.safetensors or from shards listed in
-// model.safetensors.index.json. Each file's header is read once; data is read per tensor on demand.
+// The tensors of a model under their Hugging Face names: from a model directory (one model.safetensors or shards
+// listed in model.safetensors.index.json) or from a GGUF file (ggufWeights.ts). Each file's header is read once;
+// data is read per tensor on demand.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ModelFormatError, UnsupportedError } from '../errors';
 import { SafetensorsFile, type TensorInfo } from '../safetensors';
+import { GgufWeights } from './ggufWeights';
+import { isGgufModel } from './modelPath';
 
-export class ModelWeights {
+export interface ModelWeights {
+  /** The file to name when a tensor is missing. */
+  readonly describedBy: string;
+  has(name: string): boolean;
+  /** dtype and shape of what readBytes gives. */
+  info(name: string): TensorInfo;
+  /** A weight as float32, checking its shape. */
+  readFloat32(name: string, shape: readonly number[]): Float32Array;
+  /** A float weight's raw bytes in F32, F16 or BF16. */
+  readBytes(name: string): Uint8Array;
+  close(): void;
+}
+
+export const ModelWeights = {
+  /** The weights of a model directory or a GGUF file. */
+  open(modelPath: string): ModelWeights {
+    return isGgufModel(modelPath) ? GgufWeights.open(modelPath) : SafetensorsWeights.open(modelPath);
+  },
+};
+
+class SafetensorsWeights implements ModelWeights {
   private constructor(
     private readonly files: Map<string, SafetensorsFile>,
     private readonly where: Map<string, SafetensorsFile>,
@@ -13,18 +36,18 @@ export class ModelWeights {
     readonly describedBy: string,
   ) {}
 
-  static open(modelDir: string): ModelWeights {
+  static open(modelDir: string): SafetensorsWeights {
     const indexPath = path.join(modelDir, 'model.safetensors.index.json');
     const singlePath = path.join(modelDir, 'model.safetensors');
-    if (fs.existsSync(indexPath)) return ModelWeights.openSharded(modelDir, indexPath);
+    if (fs.existsSync(indexPath)) return SafetensorsWeights.openSharded(modelDir, indexPath);
     if (!fs.existsSync(singlePath)) {
       throw new ModelFormatError(modelDir, 'no model.safetensors or model.safetensors.index.json in the model directory');
     }
     const file = SafetensorsFile.open(singlePath);
-    return new ModelWeights(new Map([[singlePath, file]]), new Map([...file.tensors.keys()].map((n) => [n, file])), singlePath);
+    return new SafetensorsWeights(new Map([[singlePath, file]]), new Map([...file.tensors.keys()].map((n) => [n, file])), singlePath);
   }
 
-  private static openSharded(modelDir: string, indexPath: string): ModelWeights {
+  private static openSharded(modelDir: string, indexPath: string): SafetensorsWeights {
     let index: { weight_map?: unknown } | null;
     try {
       index = JSON.parse(fs.readFileSync(indexPath, 'utf8'));
@@ -54,7 +77,7 @@ export class ModelWeights {
       for (const f of files.values()) f.close();
       throw err;
     }
-    return new ModelWeights(files, where, indexPath);
+    return new SafetensorsWeights(files, where, indexPath);
   }
 
   has(name: string): boolean {

@@ -1,9 +1,12 @@
-// Builds an ONNX ModelProto (opset 17) node by node. Only what the runtime's graphs use is modelled.
+// Builds an ONNX ModelProto (opset 17, plus onnxruntime's com.microsoft domain where a node asks for it) node by
+// node. Only what the runtime's graphs use is modelled.
 import { ProtoMessage } from './protobuf';
 
 const enum ElemType {
   FLOAT = 1,
+  UINT8 = 2,
   INT64 = 7,
+  FLOAT16 = 10,
 }
 const enum AttrType {
   FLOAT = 1,
@@ -21,11 +24,12 @@ export class GraphBuilder {
   private readonly outputs: ProtoMessage[] = [];
   private counter = 0;
   private readonly constants = new Map<string, string>();
+  private readonly domains = new Set<string>();
 
   constructor(private readonly name: string) {}
 
-  input(name: string, dims: readonly Dim[]): string {
-    this.inputs.push(valueInfo(name, dims));
+  input(name: string, dims: readonly Dim[], type: 'float32' | 'float16' = 'float32'): string {
+    this.inputs.push(valueInfo(name, dims, type === 'float16' ? ElemType.FLOAT16 : ElemType.FLOAT));
     return name;
   }
 
@@ -41,6 +45,14 @@ export class GraphBuilder {
     const t = new ProtoMessage().packedInts(1, dims).int(2, ElemType.FLOAT).string(8, name);
     t.bytes(9, new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
     this.initializers.push(t);
+    return name;
+  }
+
+  /** A uint8 initializer (packed quantised weights); kept as a view like weight(). */
+  bytesWeight(name: string, data: Uint8Array, dims: readonly number[]): string {
+    const expected = dims.reduce((a, b) => a * b, 1);
+    if (data.length !== expected) throw new Error(`weight ${name}: ${data.length} bytes for shape [${dims.join(', ')}]`);
+    this.initializers.push(new ProtoMessage().packedInts(1, dims).int(2, ElemType.UINT8).string(8, name).bytes(9, data));
     return name;
   }
 
@@ -73,13 +85,24 @@ export class GraphBuilder {
     return out;
   }
 
+  /** A node of onnxruntime's contrib operators (com.microsoft, version 1) with one output. */
+  contribOp(type: string, inputs: readonly string[], attrs: Record<string, Attr> = {}): string {
+    const out = `${type.toLowerCase()}_${this.counter++}`;
+    this.node(type, inputs, [out], attrs, 'com.microsoft');
+    return out;
+  }
+
   /** Adds a node with several outputs. */
-  node(type: string, inputs: readonly string[], outputs: readonly string[], attrs: Record<string, Attr> = {}): readonly string[] {
+  node(type: string, inputs: readonly string[], outputs: readonly string[], attrs: Record<string, Attr> = {}, domain = ''): readonly string[] {
     const n = new ProtoMessage();
     for (const i of inputs) n.string(1, i);
     for (const o of outputs) n.string(2, o);
     n.string(3, `${type}_${this.counter++}`).string(4, type);
     for (const [key, value] of Object.entries(attrs)) n.message(5, attribute(key, value));
+    if (domain !== '') {
+      n.string(7, domain);
+      this.domains.add(domain);
+    }
     this.nodes.push(n);
     return outputs;
   }
@@ -96,6 +119,7 @@ export class GraphBuilder {
       .string(2, 'cskv-code')
       .message(7, graph)
       .message(8, new ProtoMessage().string(1, '').int(2, 17));
+    for (const domain of this.domains) model.message(8, new ProtoMessage().string(1, domain).int(2, 1));
     return model.finish();
   }
 }
@@ -107,9 +131,9 @@ function attribute(name: string, value: Attr): ProtoMessage {
   return a.float(2, value.float).int(20, AttrType.FLOAT);
 }
 
-function valueInfo(name: string, dims: readonly Dim[]): ProtoMessage {
+function valueInfo(name: string, dims: readonly Dim[], type: ElemType = ElemType.FLOAT): ProtoMessage {
   const shape = new ProtoMessage();
   for (const d of dims) shape.message(1, typeof d === 'number' ? new ProtoMessage().int(1, d) : new ProtoMessage().string(2, d));
-  const tensorType = new ProtoMessage().int(1, ElemType.FLOAT).message(2, shape);
+  const tensorType = new ProtoMessage().int(1, type).message(2, shape);
   return new ProtoMessage().string(1, name).message(2, new ProtoMessage().message(1, tensorType));
 }

@@ -1,13 +1,19 @@
 // The ONNX graphs of one decoder layer and of the output head, built from a layer's weights.
 //
 // A layer graph takes the chunk's hidden states and the cache of that layer as inputs and returns the new hidden
-// states plus the chunk's pre-RoPE keys/values (and their compressed features) for the cache to keep:
-//   x [T,H], cos_q/sin_q [T,hd], cos_k/sin_k [S,hd], mask [T,S], k_full/v_full [Sf,D], (CSKV) c_k [Sc,rk], c_v [Sc,rv]
-//   S = Sc + Sf + T: compressed history, full-precision history, the chunk itself.
-// Compressed keys are rebuilt (mean + c U^T) and rotated like the others; compressed values are never rebuilt
-// per token: the attention weights are applied in the rank-r space and up-projected once per query (cskv.md).
+// states plus the chunk's keys/values (and their compressed features) for the cache to keep:
+//   x [T,H], cos_q/sin_q [T,hd], mask [T,S], k_full/v_full [Sf,D], (CSKV) c_k [Sc,rk], c_v [Sc,rv] (fp16 or f32),
+//   cos_k/sin_k for the positions the graph rotates: [Sc,hd] when the cache keeps keys rotated (absent without
+//   CSKV), else [S,hd];  S = Sc + Sf + T: compressed history, full-precision history, the chunk itself.
+// Outputs: y, k_new/v_new (pre-RoPE), k_rot_new (the chunk's keys after RoPE, when the cache keeps keys rotated),
+// c_k_new/c_v_new (CSKV). With rotated keys a step rotates only its own keys and the compressed ones it rebuilds.
+// Compressed keys are rebuilt (mean + c U^T: 2·r·D FLOPs per token) and rotated; compressed values are never
+// rebuilt per token: the attention weights are applied in the rank-r space and up-projected once per query (docs/cskv.md).
+import { type RowReader, quantiseBlockwise } from './blockQuantizer';
 import { GraphBuilder } from './graphBuilder';
 import type { ModelConfig } from '../model/config';
+import type { WeightFormat } from '../model/weightFormat';
+import type { Factor, LayerFactors } from '../cskvFile';
 
 export interface LayerWeights {
   inputNorm: Float32Array;
@@ -18,44 +24,60 @@ export interface LayerWeights {
   gateBias?: Float32Array; upBias?: Float32Array; downBias?: Float32Array;
 }
 
-/** One branch's factors of one layer, groups already expanded to a block-diagonal basis [D, r]. */
-export interface Factor {
-  basis: Float32Array;
-  mean: Float32Array;
-  rank: number;
+/**
+ * y = input W^T + b with W as stored ([out, in]). f32: Gemm transposes on the fly, so no copy of the weight is
+ * made. q8/q4: MatMulNBits over blocks of 32 at accuracy level 4 (activations quantised to int8 per block, int8
+ * dot products): level 0 computes in f32 and was measured 100× slower on the output head.
+ */
+function linear(g: GraphBuilder, format: WeightFormat, input: string, weight: Float32Array | RowReader, outFeatures: number, inFeatures: number, name: string, bias?: Float32Array): string {
+  if (format === 'f32') {
+    if (typeof weight === 'function') throw new Error(`${name}: f32 weights are given whole, not row by row`);
+    const inputs = [input, g.weight(name, weight, [outFeatures, inFeatures])];
+    if (bias) inputs.push(g.weight(`${name}_bias`, bias, [outFeatures]));
+    return g.op('Gemm', inputs, { transB: 1 });
+  }
+  const q = quantiseBlockwise(weight, outFeatures, inFeatures, format === 'q8' ? 8 : 4);
+  const codes = g.bytesWeight(`${name}_codes`, q.codes, [q.n, q.blocksPerRow, q.codes.length / (q.n * q.blocksPerRow)]);
+  const scales = g.weight(`${name}_scales`, q.scales, [q.scales.length]);
+  const product = g.contribOp('MatMulNBits', [input, codes, scales], { K: q.k, N: q.n, bits: q.bits, block_size: q.blockSize, accuracy_level: 4 });
+  return bias ? g.op('Add', [product, g.weight(`${name}_bias`, bias, [outFeatures])]) : product;
 }
 
-export interface LayerFactors {
-  k: Factor;
-  v: Factor;
+export interface LayerGraphOptions {
+  weights: WeightFormat;
+  /** The cache keeps full-branch keys after RoPE (possible when the rotation does not depend on the length). */
+  keysRotated: boolean;
+  /** How the compressed features arrive: fp16 rows read in place (16 bits) or dequantised f32. */
+  compressedType: 'float16' | 'float32';
 }
 
-export function buildLayerGraph(config: ModelConfig, w: LayerWeights, factors: LayerFactors | undefined): Uint8Array {
+export function buildLayerGraph(config: ModelConfig, w: LayerWeights, factors: LayerFactors | undefined, options: LayerGraphOptions): Uint8Array {
   const { hiddenSize: H, heads, kvHeads, headDim: hd, kvDim: D, intermediateSize: I } = config;
+  const { weights: format, keysRotated } = options;
   const nRep = heads / kvHeads;
   const g = new GraphBuilder('decoder_layer');
 
   const x = g.input('x', ['T', H]);
   const cosQ = g.input('cos_q', ['T', hd]);
   const sinQ = g.input('sin_q', ['T', hd]);
-  const cosK = g.input('cos_k', ['S', hd]);
-  const sinK = g.input('sin_k', ['S', hd]);
+  const rotatedCount = keysRotated ? 'Sc' : 'S';
+  const needsCosK = !keysRotated || factors !== undefined;
+  const cosK = needsCosK ? g.input('cos_k', [rotatedCount, hd]) : '';
+  const sinK = needsCosK ? g.input('sin_k', [rotatedCount, hd]) : '';
   const mask = g.input('mask', ['T', 'S']);
   const kFull = g.input('k_full', ['Sf', D]);
   const vFull = g.input('v_full', ['Sf', D]);
-  const cK = factors ? g.input('c_k', ['Sc', factors.k.rank]) : undefined;
-  const cV = factors ? g.input('c_v', ['Sc', factors.v.rank]) : undefined;
+  const features = (name: string, rank: number): string => {
+    const input = g.input(name, ['Sc', rank], options.compressedType);
+    return options.compressedType === 'float16' ? g.op('Cast', [input], { to: 1 }) : input;
+  };
+  const cK = factors ? features('c_k', factors.k.rank) : undefined;
+  const cV = factors ? features('c_v', factors.v.rank) : undefined;
 
   const rmsNorm = (input: string, weight: Float32Array, name: string): string => {
     const meanSquare = g.op('ReduceMean', [g.op('Mul', [input, input])], { axes: [-1], keepdims: 1 });
     const inv = g.op('Reciprocal', [g.op('Sqrt', [g.op('Add', [meanSquare, g.scalar(config.rmsNormEps)])])]);
     return g.op('Mul', [g.op('Mul', [input, inv]), g.weight(name, weight, [weight.length])]);
-  };
-  // y = input W^T + b with W as stored ([out, in]): Gemm transposes on the fly, so no copy of the weight is made.
-  const linear = (input: string, weight: Float32Array, outFeatures: number, inFeatures: number, name: string, bias?: Float32Array): string => {
-    const inputs = [input, g.weight(name, weight, [outFeatures, inFeatures])];
-    if (bias) inputs.push(g.weight(`${name}_bias`, bias, [outFeatures]));
-    return g.op('Gemm', inputs, { transB: 1 });
   };
   const rotateHalf = (t: string): string => {
     const [first, second] = g.node('Split', [t, g.ints([hd / 2, hd / 2])], [`${t}_a`, `${t}_b`], { axis: -1 });
@@ -63,16 +85,19 @@ export function buildLayerGraph(config: ModelConfig, w: LayerWeights, factors: L
   };
   const rope = (t: string, cos: string, sin: string): string =>
     g.op('Add', [g.op('Mul', [t, cos]), g.op('Mul', [rotateHalf(t), sin])]);
+  // Keys token-major [N, D] with cos/sin [N, hd]: every kv head of a token turns by the token's angles.
+  const ropeKeys = (t: string, cos: string, sin: string): string => g.op('Reshape', [
+    rope(g.op('Reshape', [t, g.ints([-1, kvHeads, hd])]), g.op('Unsqueeze', [cos, g.ints([1])]), g.op('Unsqueeze', [sin, g.ints([1])])),
+    g.ints([-1, D])]);
 
   // Attention projections.
   const h = rmsNorm(x, w.inputNorm, 'input_norm');
-  const q = linear(h, w.q, heads * hd, H, 'q_proj', w.qBias);
-  const k = linear(h, w.k, D, H, 'k_proj', w.kBias);
-  const v = linear(h, w.v, D, H, 'v_proj', w.vBias);
+  const q = linear(g, format, h, w.q, heads * hd, H, 'q_proj', w.qBias);
+  const k = linear(g, format, h, w.k, D, H, 'k_proj', w.kBias);
+  const v = linear(g, format, h, w.v, D, H, 'v_proj', w.vBias);
   g.output(k, 'k_new', ['T', D]);
   g.output(v, 'v_new', ['T', D]);
-
-  let keys = g.op('Concat', [kFull, k], { axis: 0 });
+  let rebuilt: string | undefined;
   if (factors && cK) {
     const kMean = g.weight('k_mean', factors.k.mean, [D]);
     const vMean = g.weight('v_mean', factors.v.mean, [D]);
@@ -80,15 +105,25 @@ export function buildLayerGraph(config: ModelConfig, w: LayerWeights, factors: L
     const vBasis = g.weight('v_basis', factors.v.basis, [D, factors.v.rank]);
     g.output(g.op('MatMul', [g.op('Sub', [k, kMean]), kBasis]), 'c_k_new', ['T', factors.k.rank]);
     g.output(g.op('MatMul', [g.op('Sub', [v, vMean]), vBasis]), 'c_v_new', ['T', factors.v.rank]);
-    const rebuilt = g.op('Add', [g.op('Gemm', [cK, kBasis], { transB: 1 }), kMean]);
-    keys = g.op('Concat', [rebuilt, keys], { axis: 0 });
+    rebuilt = g.op('Add', [g.op('Gemm', [cK, kBasis], { transB: 1 }), kMean]);
+  }
+  // Every key of the attention, token-major [S, D], after RoPE.
+  let keys: string;
+  if (keysRotated) {
+    const kRotNew = ropeKeys(k, cosQ, sinQ);
+    g.output(kRotNew, 'k_rot_new', ['T', D]);
+    const parts = [kFull, kRotNew];
+    if (rebuilt) parts.unshift(ropeKeys(rebuilt, cosK, sinK));
+    keys = g.op('Concat', parts, { axis: 0 });
+  } else {
+    keys = ropeKeys(g.op('Concat', rebuilt ? [rebuilt, kFull, k] : [kFull, k], { axis: 0 }), cosK, sinK);
   }
 
   // [T, heads*hd] -> [kvHeads, nRep, T, hd]; query head j*nRep+i attends with kv head j (transformers' repeat_kv).
   const qHeads = g.op('Transpose', [g.op('Reshape', [q, g.ints([-1, kvHeads, nRep, hd])])], { perm: [1, 2, 0, 3] });
   const qRot = g.op('Mul', [rope(qHeads, cosQ, sinQ), g.scalar(1 / Math.sqrt(hd))]);
-  const kHeads = g.op('Transpose', [g.op('Reshape', [keys, g.ints([-1, kvHeads, hd])])], { perm: [1, 0, 2] });
-  const kRot = g.op('Unsqueeze', [g.op('Transpose', [rope(kHeads, cosK, sinK)], { perm: [0, 2, 1] }), g.ints([1])]);
+  // [S, D] -> [kvHeads, 1, hd, S]
+  const kRot = g.op('Unsqueeze', [g.op('Transpose', [g.op('Reshape', [keys, g.ints([-1, kvHeads, hd])])], { perm: [1, 2, 0] }), g.ints([1])]);
   const scores = g.op('Add', [g.op('MatMul', [qRot, kRot]), mask]);
   const probs = g.op('Softmax', [scores], { axis: -1 });
 
@@ -97,7 +132,7 @@ export function buildLayerGraph(config: ModelConfig, w: LayerWeights, factors: L
   const values = toHeads(g.op('Concat', [vFull, v], { axis: 0 }));
   let attn: string;
   if (factors && cV) {
-    const compressedCount = g.op('Slice', [g.op('Shape', [cK!]), g.ints([0]), g.ints([1])]);
+    const compressedCount = g.op('Slice', [g.op('Shape', [cV]), g.ints([0]), g.ints([1])]);
     const pCompressed = g.op('Slice', [probs, g.ints([0]), compressedCount, g.ints([-1])]);
     const pFull = g.op('Slice', [probs, compressedCount, g.ints([2 ** 62]), g.ints([-1])]);
     // Per kv head: U_v rows of that head, as [kvHeads, 1, rv, hd], and its mean as [kvHeads, 1, 1, hd].
@@ -119,14 +154,14 @@ export function buildLayerGraph(config: ModelConfig, w: LayerWeights, factors: L
     attn = g.op('MatMul', [probs, values]);
   }
   const merged = g.op('Reshape', [g.op('Transpose', [attn], { perm: [2, 0, 1, 3] }), g.ints([-1, heads * hd])]);
-  const x1 = g.op('Add', [x, linear(merged, w.o, H, heads * hd, 'o_proj', w.oBias)]);
+  const x1 = g.op('Add', [x, linear(g, format, merged, w.o, H, heads * hd, 'o_proj', w.oBias)]);
 
   // SwiGLU MLP.
   const h2 = rmsNorm(x1, w.postNorm, 'post_norm');
-  const gate = linear(h2, w.gate, I, H, 'gate_proj', w.gateBias);
-  const up = linear(h2, w.up, I, H, 'up_proj', w.upBias);
+  const gate = linear(g, format, h2, w.gate, I, H, 'gate_proj', w.gateBias);
+  const up = linear(g, format, h2, w.up, I, H, 'up_proj', w.upBias);
   const act = g.op('Mul', [g.op('Mul', [gate, g.op('Sigmoid', [gate])]), up]);
-  g.output(g.op('Add', [x1, linear(act, w.down, H, I, 'down_proj', w.downBias)]), 'y', ['T', H]);
+  g.output(g.op('Add', [x1, linear(g, format, act, w.down, H, I, 'down_proj', w.downBias)]), 'y', ['T', H]);
   return g.finish();
 }
 
@@ -142,14 +177,17 @@ function headMajorBasis(f: Factor, kvHeads: number, hd: number): Float32Array {
   return out;
 }
 
-/** Final norm and the output projection, for the rows whose logits are wanted. */
-export function buildHeadGraph(config: ModelConfig, finalNorm: Float32Array, lmHead: Float32Array): Uint8Array {
+/**
+ * Final norm and the output projection, for the rows whose logits are wanted. For q8/q4 the head may come row by
+ * row from the checkpoint's bytes: a 150k-token vocabulary never exists as a whole f32 matrix.
+ */
+export function buildHeadGraph(config: ModelConfig, finalNorm: Float32Array, lmHead: Float32Array | RowReader, format: WeightFormat): Uint8Array {
   const { hiddenSize: H, vocabSize: V } = config;
   const g = new GraphBuilder('lm_head');
   const x = g.input('x', ['N', H]);
   const meanSquare = g.op('ReduceMean', [g.op('Mul', [x, x])], { axes: [-1], keepdims: 1 });
   const inv = g.op('Reciprocal', [g.op('Sqrt', [g.op('Add', [meanSquare, g.scalar(config.rmsNormEps)])])]);
   const normed = g.op('Mul', [g.op('Mul', [x, inv]), g.weight('norm', finalNorm, [H])]);
-  g.output(g.op('Gemm', [normed, g.weight('lm_head', lmHead, [V, H])], { transB: 1 }), 'logits', ['N', V]);
+  g.output(linear(g, format, normed, lmHead, V, H, 'lm_head'), 'logits', ['N', V]);
   return g.finish();
 }

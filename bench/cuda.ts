@@ -1,0 +1,209 @@
+// CUDA benchmark on a Qwen2.5-7B-shaped model (28 layers, hidden 3584, 28 heads, 4 kv heads, vocab 152064) with
+// random bf16 weights, on the GPU machine: this engine with the full cache, with CSKV density 0.2 at 16 bits and
+// at 4 bits, and Hugging Face transformers (SDPA, bf16) in the same run (test/gpu/transformers_peer.py, which
+// also measures the copy bandwidth and the bf16 GEMM rate that the floors divide by). Per context: prefill
+// tokens/s, decode ms/token (device sampling, greedy), KV bytes per token, peak GPU memory, and the floors:
+//   decode_floor_ms  = (weight bytes + KV bytes held) / copy bandwidth
+//   prefill_floor_s  = 2 * parameters * tokens (+ attention FLOPs) / bf16 GEMM rate
+// Writes the JSON after every point (issue 11's format) and prints a table at the end.
+//   node out/bench/cuda.js --out DIR [--contexts 4096,32768] [--decode 16] [--peer FILE.json] [--caches full,cskv-16,cskv-4]
+// Weights are one random bf16 tile repeated (never zeros: see .library/device/METHOD.md); the engine is driven
+// through the addon directly, as the model never exists as files.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { parseArgs } from 'node:util';
+import { type NativeAddon, type NativeCudaEngine, type NativeModelSpec, loadNativeAddon } from '../src/runtime/backends/nativeAddon';
+import { mulberry32 } from '../src/runtime/random';
+
+const SHAPE = { hidden: 3584, layers: 28, heads: 28, kvHeads: 4, headDim: 128, intermediate: 18944, vocab: 152064 };
+const DENSITY_RANK = 102; // 0.2 of kvDim 512
+type Cache = 'full' | 'cskv-16' | 'cskv-4';
+
+interface Run {
+  engine: 'cskv-code' | 'transformers';
+  cache: Cache;
+  context: number;
+  prefill_tok_s: number;
+  prefill_floor_tok_s?: number;
+  decode_ms: number;
+  decode_floor_ms?: number;
+  kv_bytes_per_token: number;
+  peak_gpu_bytes: number;
+  error?: string;
+}
+
+interface Ceilings { copy_bytes_per_s: number; bf16_gemm_flop_per_s: number }
+
+function randomTile(bytes: number): Uint8Array {
+  // bf16 values ~N(0, 0.02): weights at a realistic scale so activations stay finite over 28 layers.
+  const next = mulberry32(1234);
+  const tile = new Uint16Array(bytes / 2);
+  const f = new Float32Array(1), u = new Uint32Array(f.buffer);
+  for (let i = 0; i < tile.length; i++) {
+    f[0] = 0.02 * Math.sqrt(-2 * Math.log(1 - next())) * Math.cos(2 * Math.PI * next());
+    tile[i] = u[0]! >>> 16;
+  }
+  return new Uint8Array(tile.buffer);
+}
+
+const tensors = new Map<number, Uint8Array>();
+/** `elements` bf16 values cut from the tile repeated (one host array per size, reused for every layer). */
+function bf16Tensor(tile: Uint8Array, elements: number): Uint8Array {
+  let out = tensors.get(elements);
+  if (!out) {
+    out = new Uint8Array(elements * 2);
+    for (let at = 0; at < out.length; at += tile.length) out.set(tile.subarray(0, Math.min(tile.length, out.length - at)), at);
+    tensors.set(elements, out);
+  }
+  return out;
+}
+
+function spec(cache: Cache, capacityTokens: number): NativeModelSpec {
+  const invFreq = Float64Array.from({ length: SHAPE.headDim / 2 }, (_, i) => 1 / 1e6 ** ((2 * i) / SHAPE.headDim));
+  const ranks = cache === 'full' ? undefined : Array<number>(SHAPE.layers).fill(DENSITY_RANK);
+  return {
+    ...SHAPE, rmsNormEps: 1e-6, qkvBias: true, outputBias: false, mlpBias: false, tiedEmbeddings: false, slidingWindow: 0, invFreq,
+    attentionFactor: 1, device: 0,
+    cache: { layers: SHAPE.layers, kvDim: SHAPE.kvHeads * SHAPE.headDim, window: 32, bits: cache === 'cskv-4' ? 4 : 16, kRanks: ranks, vRanks: ranks,
+      capacityTokens, chunkTokens: 512 },
+  };
+}
+
+function load(addon: NativeAddon, cache: Cache, capacity: number, tile: Uint8Array): NativeCudaEngine {
+  const s = spec(cache, capacity);
+  const engine = new addon.CudaEngine(s);
+  const H = s.hidden, Q = s.heads * s.headDim, D = s.kvHeads * s.headDim, I = s.intermediate;
+  const ones = (n: number): Uint8Array => new Uint8Array(new Uint16Array(n).fill(0x3f80).buffer); // bf16 1.0: norms
+  engine.loadTensor('embedding', -1, 'BF16', bf16Tensor(tile, s.vocab * H));
+  engine.loadTensor('lmHead', -1, 'BF16', bf16Tensor(tile, s.vocab * H));
+  engine.loadTensor('finalNorm', -1, 'BF16', ones(H));
+  for (let i = 0; i < s.layers; i++) {
+    for (const [role, n] of [['q', Q * H], ['k', D * H], ['v', D * H], ['o', H * Q], ['gate', I * H], ['up', I * H], ['down', H * I],
+      ['qBias', Q], ['kBias', D], ['vBias', D]] as const) engine.loadTensor(role, i, 'BF16', bf16Tensor(tile, n));
+    engine.loadTensor('inputNorm', i, 'BF16', ones(H));
+    engine.loadTensor('postNorm', i, 'BF16', ones(H));
+    if (cache !== 'full') {
+      // An orthonormal-enough basis for timing: scaled random rows (the math is the same for any basis).
+      for (const role of ['kBasis', 'vBasis']) engine.loadTensor(role, i, 'BF16', bf16Tensor(tile, D * DENSITY_RANK));
+      for (const role of ['kMean', 'vMean']) engine.loadTensor(role, i, 'BF16', bf16Tensor(tile, D));
+    }
+  }
+  engine.finishLoading();
+  return engine;
+}
+
+function parameters(): number {
+  const { hidden: H, heads, headDim, kvHeads, intermediate: I, vocab: V, layers } = SHAPE;
+  const Q = heads * headDim, D = kvHeads * headDim;
+  return 2 * V * H + layers * ((Q + 2 * D) * H + H * Q + 3 * I * H);
+}
+
+async function measure(engine: NativeCudaEngine, cache: Cache, context: number, decodeSteps: number, ceilings: Ceilings | undefined): Promise<Run> {
+  engine.truncate(0);
+  const next = mulberry32(context);
+  const ids = Int32Array.from({ length: context }, () => Math.floor(next() * SHAPE.vocab));
+  const started = performance.now();
+  for (let at = 0; at < context; at += 512) {
+    const chunk = ids.subarray(at, Math.min(context, at + 512));
+    await engine.forward(chunk, at + 512 >= context ? 1 : 0, false, null);
+  }
+  const prefillS = (performance.now() - started) / 1000;
+  const times: number[] = [];
+  let token = engine.sample({ greedy: true, temperature: 1, topK: 0, topP: 1, u: 0 });
+  for (let i = 0; i <= decodeSteps; i++) {
+    const t0 = performance.now();
+    await engine.forward(Int32Array.of(token), 1, false, null);
+    token = engine.sample({ greedy: true, temperature: 1, topK: 0, topP: 1, u: 0 });
+    if (i > 0) times.push(performance.now() - t0); // the first step warms the decode shapes
+  }
+  times.sort((a, b) => a - b);
+  const memory = engine.memory();
+  const held = memory.perLayer.reduce((s, l) => s + l.fullBytes + l.compressedBytes, 0);
+  const run: Run = {
+    engine: 'cskv-code', cache, context, prefill_tok_s: context / prefillS, decode_ms: times[Math.floor(times.length / 2)]!,
+    kv_bytes_per_token: held / memory.tokens, peak_gpu_bytes: memory.deviceTotalBytes - memory.deviceFreeBytes,
+  };
+  if (ceilings) {
+    const weightBytes = 2 * parameters();
+    run.decode_floor_ms = ((weightBytes + held) / ceilings.copy_bytes_per_s) * 1000;
+    // Dense GEMMs plus causal attention (QK^T and PV: 2 * 2 * heads * headDim * context^2 / 2 per layer).
+    const flops = 2 * parameters() * context + 2 * SHAPE.layers * SHAPE.heads * SHAPE.headDim * context * context;
+    run.prefill_floor_tok_s = context / (flops / ceilings.bf16_gemm_flop_per_s);
+  }
+  return run;
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({ options: {
+    out: { type: 'string', default: 'bench/results' }, contexts: { type: 'string', default: '4096,32768' }, decode: { type: 'string', default: '16' },
+    peer: { type: 'string' }, caches: { type: 'string', default: 'full,cskv-16,cskv-4' },
+  } });
+  const contexts = values.contexts!.split(',').map(Number);
+  const caches = values.caches!.split(',') as Cache[];
+  const decodeSteps = Number(values.decode);
+  fs.mkdirSync(values.out!, { recursive: true });
+  const file = path.join(values.out!, 'cuda-7b.json');
+  const loaded = loadNativeAddon();
+  if (!loaded.loaded) throw new Error(loaded.reason);
+  const addon = loaded.addon;
+  const probe = await addon.probe();
+  if (!probe.available) {
+    console.error(`cuda bench: CUDA unavailable: ${probe.reason}`);
+    fs.writeFileSync(file, JSON.stringify({ device: null, error: `CUDA unavailable: ${probe.reason}`, runs: [] }, null, 2));
+    process.exitCode = 2;
+    return;
+  }
+  const peer = values.peer && fs.existsSync(values.peer) ? JSON.parse(fs.readFileSync(values.peer, 'utf8')) as { ceilings?: Ceilings; runs?: Run[] } : {};
+  const result = { device: probe.devices[0]?.name, ceilings: peer.ceilings ?? null, runs: [...(peer.runs ?? [])] as Run[] };
+  const save = (): void => fs.writeFileSync(file, JSON.stringify(result, null, 2));
+  const tile = randomTile(64 << 20);
+  // One load per cache (15 GB of weights each), every context on it in turn.
+  const capacity = Math.max(...contexts) + decodeSteps + 64;
+  for (const cache of caches) {
+    let engine: NativeCudaEngine | undefined;
+    try {
+      const t0 = performance.now();
+      engine = load(addon, cache, capacity, tile);
+      console.error(`cuda bench: ${cache} loaded in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+    } catch (err) {
+      for (const context of contexts) result.runs.push(failed(cache, context, err));
+      console.error(`cuda bench ${cache}: ${(err as Error).message}`);
+      save();
+      continue;
+    }
+    for (const context of contexts) {
+      try {
+        const run = await measure(engine, cache, context, decodeSteps, peer.ceilings);
+        result.runs.push(run);
+        console.error(JSON.stringify(run));
+      } catch (err) {
+        result.runs.push(failed(cache, context, err));
+        console.error(`cuda bench ${cache} @ ${context}: ${(err as Error).message}`);
+      }
+      save();
+    }
+    engine.dispose();
+  }
+  printTable(result.runs);
+}
+
+function failed(cache: Cache, context: number, err: unknown): Run {
+  return { engine: 'cskv-code', cache, context, prefill_tok_s: 0, decode_ms: 0, kv_bytes_per_token: 0, peak_gpu_bytes: 0, error: String((err as Error).message) };
+}
+
+function printTable(runs: Run[]): void {
+  const rows = [['engine', 'cache', 'context', 'prefill tok/s', 'floor tok/s', 'decode ms', 'floor ms', 'KV B/token', 'peak GiB', 'error']];
+  for (const r of runs) {
+    rows.push([r.engine, r.cache, String(r.context), r.prefill_tok_s.toFixed(0), r.prefill_floor_tok_s?.toFixed(0) ?? '', r.decode_ms.toFixed(2),
+      r.decode_floor_ms?.toFixed(2) ?? '', r.kv_bytes_per_token.toFixed(0), (r.peak_gpu_bytes / 1024 ** 3).toFixed(1), (r.error ?? '').slice(0, 60)]);
+  }
+  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
+  for (const r of rows) console.log(r.map((v, c) => v.padStart(widths[c]!)).join('  '));
+}
+
+if (require.main === module) {
+  main().catch((err: unknown) => {
+    console.error(err);
+    process.exitCode = 1;
+  });
+}

@@ -1,0 +1,32 @@
+#include "embedding.cuh"
+
+#include <cuda_bf16.h>
+
+#include "../cudaCheck.h"
+#include "elementAccess.cuh"
+
+namespace cskv {
+
+// ---------------------------------------------------------------------------------------------------------------
+// kernels
+
+__global__ void EmbeddingKernel(const __nv_bfloat16* table, const int32_t* tokens, float* out, size_t count, size_t hidden) {
+  const size_t total = count * hidden;
+  for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < total; i += static_cast<size_t>(gridDim.x) * blockDim.x) {
+    const size_t t = i / hidden, c = i % hidden;
+    out[i] = __bfloat162float(table[static_cast<size_t>(tokens[t]) * hidden + c]);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// launchers
+
+Status LaunchEmbedding(const uint16_t* table, const int32_t* tokens, float* out, size_t count, size_t hidden, cudaStream_t stream) {
+  if (count * hidden == 0) return Status::Ok();
+  constexpr int kThreads = 256;
+  EmbeddingKernel<<<GridFor(count * hidden, kThreads), kThreads, 0, stream>>>(reinterpret_cast<const __nv_bfloat16*>(table), tokens, out, count, hidden);
+  CSKV_CUDA_TRY(cudaGetLastError(), "embedding kernel launch");
+  return Status::Ok();
+}
+
+}  // namespace cskv

@@ -1,0 +1,85 @@
+// The cskv-code command line. Other tools and checks call it, so its commands, flags and JSON stay stable.
+import { compressCommand } from './commands/compress';
+import { askCommand } from './commands/ask';
+import { generateCommand } from './commands/generate';
+import { logitsCommand } from './commands/logits';
+import { modelsCommand } from './commands/models';
+import { perplexityCommand } from './commands/perplexity';
+import { type CommandIO, UsageError } from './commands/shared';
+import { RuntimeError } from '../runtime/errors';
+
+const USAGE = `usage:
+  cskv-code ask      --workspace DIR --model DIR [--backend B] [--cskv FILE|auto|off] [--budget TOKENS] [--weights W] [--no-save] [--json] "question"
+  cskv-code generate --model DIR [--backend B] [--cskv FILE|off] [--window N] [--bits 16|8|4|2] [--weights f32|q8|q4]
+                     (--prompt TEXT | --prompt-ids 1,2,3) [--chat] [--max-new-tokens N]
+                     [--greedy | --temperature T --top-p P --top-k K --seed S] [--json]
+  cskv-code logits   --model DIR [--backend B] [--cskv FILE|off] [--window N] [--bits B] [--weights W] --prompt-ids 1,2,3 [--last N]
+  cskv-code compress --model DIR [--backend B] [--calib PATH]... [--density 0.2] [--bits 16|8|4|2] [--window 32]
+                     [--groups G] [--tokens 65536] [--segment 512] [--init closed|svd|asvd]
+                     [--rotate none|hadamard|hadamard-values] [--statistics-mb 512] [--weights W] [--out FILE] [--json]
+  cskv-code perplexity --model DIR [--backend B] [--cskv FILE|off] [--window N] [--bits B] [--weights W] --file TEXT [--context N] [--json]
+  cskv-code models   [--dir DIR]... [--json]
+
+--model takes a Hugging Face model directory or a GGUF file (FILE.gguf).
+--backend auto|cuda|webgpu|onnx (default auto: CUDA, else WebGPU on a hardware GPU, else onnx on the CPU; the
+choice and its reason go to stderr).
+--cskv defaults to DIR/cskv.safetensors (for FILE.gguf: FILE.cskv.safetensors beside it) when that file exists,
+else off.
+--weights: how linear layers and the output head are held: f32, q8 (default: blockwise 8-bit) or q4.
+compress reads the text files under --calib (default: the current directory) and writes that file
+unless --out is given. models lists the models found in the Hugging Face hub cache, LM Studio, llama.cpp's
+cache, Ollama and the --dir folders.
+`;
+
+export async function main(argv: string[], out: NodeJS.WritableStream = process.stdout, err: NodeJS.WritableStream = process.stderr): Promise<number> {
+  const [command, ...rest] = argv;
+  const io: CommandIO = { out, err };
+  try {
+    switch (command) {
+      case 'ask':
+        return await askCommand(rest, io);
+      case 'generate':
+        return await generateCommand(rest, io);
+      case 'logits':
+        return await logitsCommand(rest, io);
+      case 'compress':
+        return await compressCommand(rest, io);
+      case 'perplexity':
+        return await perplexityCommand(rest, io);
+      case 'models':
+        return await modelsCommand(rest, io);
+      case undefined:
+      case 'help':
+      case '--help':
+      case '-h':
+        out.write(USAGE);
+        return command === undefined ? 2 : 0;
+      default:
+        throw new UsageError(`unknown command "${command}"`);
+    }
+  } catch (e) {
+    if (e instanceof UsageError || (e as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+      err.write(`cskv-code: ${(e as Error).message}\n${USAGE}`);
+      return 2;
+    }
+    if (e instanceof RuntimeError) {
+      err.write(`cskv-code: ${e.message} [${e.code}]\n`);
+      return 1;
+    }
+    throw e;
+  }
+}
+
+
+// `node dist/cli.js ...` (the extension runs it so, with no bin/ in the .vsix) behaves as `cskv-code ...`.
+if (require.main === module) {
+  main(process.argv.slice(2)).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (e: unknown) => {
+      process.stderr.write(`cskv-code: ${e instanceof Error ? e.message : String(e)}\n`);
+      process.exitCode = 1;
+    },
+  );
+}

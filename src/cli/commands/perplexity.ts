@@ -1,0 +1,93 @@
+// cskv-code perplexity: how well the model predicts a text with the cache as configured (CSKV on by default when
+// DIR/cskv.safetensors exists, or --cskv off), the number that says what compression costs in quality.
+// The text is scored in consecutive non-overlapping windows of --context tokens, each from an empty cache, fed in
+// chunks whose every logit row is scored (log-softmax in float64) while the bi-branch cache fills as in use.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { parseArgs } from 'node:util';
+import type { MemoryReport } from '../../protocol';
+import { RuntimeError } from '../../runtime/errors';
+import { readModelConfig } from '../../runtime/model/config';
+import { ModelTokenizer } from '../../runtime/tokenizer';
+import { formatBytes } from '../../shared/formatBytes';
+import { type CommandIO, UsageError, engineFlags, loadEngine, optionalInt } from './shared';
+
+/** Logits of one chunk are [chunk, vocab] float32; this bounds them (to ~128 MB) for 150k-token vocabularies. */
+const LOGIT_BUDGET_FLOATS = 32 * 1024 * 1024;
+const DEFAULT_CHUNK = 512;
+
+export async function perplexityCommand(argv: string[], { out }: CommandIO): Promise<number> {
+  const { model, cskv, window, bits, chunk, weights } = engineFlags;
+  const { values: v } = parseArgs({
+    args: argv,
+    options: { model, cskv, window, bits, chunk, weights, file: { type: 'string' }, context: { type: 'string' }, json: { type: 'boolean' } },
+  });
+  if (v.file === undefined) throw new UsageError('--file TEXT is required');
+  const file = path.resolve(v.file);
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new UsageError(`--file ${file} cannot be read (${(e as NodeJS.ErrnoException).code ?? e})`);
+  }
+  const contextFlag = optionalInt(v.context, '--context');
+  if (contextFlag !== undefined && contextFlag < 2) throw new UsageError('--context must be at least 2 tokens');
+  if (!v.model) throw new UsageError('--model DIR is required');
+  // The engine runs with the scoring chunk as its chunk size, so its chunk grid is the one a prefill would use.
+  const vocab = readModelConfig(path.resolve(v.model)).vocabSize;
+  const rows = Math.max(1, Math.min(optionalInt(v.chunk, '--chunk') ?? DEFAULT_CHUNK, Math.floor(LOGIT_BUDGET_FLOATS / vocab)));
+  const engine = await loadEngine({ ...v, chunk: String(rows) });
+  try {
+    const { config, cskv: cskvInfo } = engine.info;
+    const ids = ModelTokenizer.load(engine.info.modelDir).encode(text);
+    const context = contextFlag ?? config.maxPositions;
+    const W = cskvInfo?.window ?? 1;
+    const chunkLength = Math.max(W, Math.floor(rows / W) * W); // the engine's own rounding of its chunk size
+    let nll = 0, scored = 0, windows = 0;
+    let memory: MemoryReport | undefined;
+    for (let start = 0; start < ids.length; start += context) {
+      const tokens = ids.slice(start, start + context);
+      if (tokens.length < 2) break;
+      windows++;
+      await engine.truncate(0);
+      for (let at = 0; at < tokens.length; at += chunkLength) {
+        const piece = tokens.slice(at, at + chunkLength);
+        const logits = await engine.prefill(piece, { logits: piece.length });
+        for (let i = 0; i < piece.length; i++) {
+          const next = at + i + 1;
+          if (next >= tokens.length) break;
+          nll += negativeLogLikelihood(logits.subarray(i * config.vocabSize, (i + 1) * config.vocabSize), tokens[next]!);
+          scored++;
+        }
+      }
+      const m = engine.memory();
+      if (!memory || m.tokens > memory.tokens) memory = m;
+    }
+    if (scored === 0) throw new RuntimeError('BAD_ARGUMENT', `${file}: needs at least 2 tokens to score, has ${ids.length}`);
+    const perplexity = Math.exp(nll / scored);
+    const kvBytesPerToken = memory!.totalBytes / memory!.tokens;
+    if (v.json) {
+      out.write(`${JSON.stringify({
+        perplexity, tokens: scored, meanNll: nll / scored, windows, context, chunk: chunkLength,
+        cskv: cskvInfo?.file ?? null, bits: cskvInfo?.bits ?? null, window: cskvInfo?.window ?? null,
+        kvBytesPerToken, savings: memory!.savings,
+      })}\n`);
+    } else {
+      out.write(`perplexity ${perplexity < 1e6 ? perplexity.toFixed(4) : perplexity.toExponential(4)} over ${scored} tokens (${windows} window${windows > 1 ? 's' : ''} of up to ${context}); ` +
+        `KV ${formatBytes(kvBytesPerToken)}/token, ${(memory!.savings * 100).toFixed(1)}% saved vs fp16` +
+        `${cskvInfo ? ` (cskv ${cskvInfo.bits} bits, window ${cskvInfo.window})` : ' (cskv off)'}\n`);
+    }
+    return 0;
+  } finally {
+    await engine.dispose();
+  }
+}
+
+/** -log softmax(logits)[target], in float64. */
+function negativeLogLikelihood(logits: Float32Array, target: number): number {
+  let max = -Infinity;
+  for (const x of logits) if (x > max) max = x;
+  let sum = 0;
+  for (const x of logits) sum += Math.exp(x - max);
+  return max + Math.log(sum) - logits[target]!;
+}

@@ -1,0 +1,84 @@
+// How many tokens of context the CUDA engine reserves on a GPU: the model's own limit (or the caller's), shrunk
+// until weights, the preallocated cache and the scratch buffers fit the free device memory with a margin. The
+// native side reserves exactly what its layout says (native/src/engine/cacheLayout.h) and is the authority: a
+// plan that is still too large ends in OUT_OF_MEMORY at load time, never in the middle of a prefill.
+import type { NativeCacheLayout, NativeCacheSpec } from './nativeAddon';
+
+export interface DeviceModelShape {
+  hidden: number;
+  layers: number;
+  qDim: number;
+  kvDim: number;
+  intermediate: number;
+  vocab: number;
+  headDim: number;
+  tiedEmbeddings: boolean;
+}
+
+export interface CapacityPlanInput {
+  shape: DeviceModelShape;
+  cache: Omit<NativeCacheSpec, 'capacityTokens'>;
+  /** The most tokens wanted (the model's maxPositions or the caller's limit). */
+  wantedTokens: number;
+  /** Free device memory before loading, or undefined when unknown (then nothing is shrunk). */
+  freeBytes: number | undefined;
+  layoutOf: (spec: NativeCacheSpec) => NativeCacheLayout;
+}
+
+export interface CapacityPlan {
+  capacityTokens: number;
+  cacheBytes: number;
+  weightBytes: number;
+  scratchBytes: number;
+  /** Why the capacity is below the wanted length, or undefined. */
+  shrunk?: string | undefined;
+}
+
+/** Left free for cuBLASLt, the CUDA context and other programs. */
+export const DEVICE_MARGIN_BYTES = 1024 ** 3;
+
+export function deviceWeightBytes(s: DeviceModelShape): number {
+  const perLayer = 2 * s.hidden + (s.qDim + 2 * s.kvDim) * s.hidden + s.hidden * s.qDim + 3 * s.intermediate * s.hidden;
+  return 2 * (s.vocab * s.hidden * (s.tiedEmbeddings ? 1 : 2) + s.hidden + s.layers * perLayer);
+}
+
+/** Scratch of the engine at a capacity: per-chunk activations, the RoPE table and (CSKV) the rebuilt branch. */
+export function deviceScratchBytes(s: DeviceModelShape, chunk: number, capacity: number, maxRank: number): number {
+  const perToken = s.hidden * 6 + (s.qDim + 2 * s.kvDim) * 4 + s.qDim * 2 + s.intermediate * 10 + s.vocab * 4;
+  const rebuilt = maxRank > 0 ? capacity * (2 * s.kvDim * 2 + maxRank * 2) : 0;
+  return chunk * perToken + capacity * s.headDim * 4 + rebuilt;
+}
+
+export function planCapacity(input: CapacityPlanInput): CapacityPlan {
+  const { shape, cache } = input;
+  const weightBytes = deviceWeightBytes(shape);
+  const maxRank = Math.max(0, ...(cache.kRanks ?? []), ...(cache.vRanks ?? []));
+  const chunk = Math.max(cache.chunkTokens, cache.window);
+  const step = cache.kRanks ? cache.window : 1;
+  const cost = (capacity: number): { cache: number; scratch: number; total: number } => {
+    const layout = input.layoutOf({ ...cache, capacityTokens: capacity });
+    const scratch = deviceScratchBytes(shape, chunk, layout.capacityTokens, maxRank);
+    return { cache: layout.reservedBytes, scratch, total: weightBytes + layout.reservedBytes + scratch };
+  };
+  let capacity = Math.max(step, Math.floor(input.wantedTokens / step) * step);
+  let c = cost(capacity);
+  if (input.freeBytes !== undefined) {
+    const budget = input.freeBytes - DEVICE_MARGIN_BYTES;
+    if (weightBytes > budget) {
+      return { capacityTokens: 0, cacheBytes: 0, weightBytes, scratchBytes: 0, shrunk: `the weights alone (${gib(weightBytes)}) do not fit the ${gib(input.freeBytes)} free on the GPU` };
+    }
+    while (c.total > budget && capacity > step) {
+      capacity = Math.max(step, Math.floor((capacity * 3) / 4 / step) * step);
+      c = cost(capacity);
+    }
+    if (c.total > budget) return { capacityTokens: 0, cacheBytes: c.cache, weightBytes, scratchBytes: c.scratch, shrunk: `not even ${capacity} tokens fit the ${gib(input.freeBytes)} free on the GPU` };
+  }
+  const shrunk = capacity < input.wantedTokens
+    ? `the context is limited to ${capacity} tokens: ${gib(input.freeBytes ?? 0)} free on the GPU, ${gib(weightBytes)} of weights`
+    : undefined;
+  return { capacityTokens: capacity, cacheBytes: c.cache, weightBytes, scratchBytes: c.scratch, shrunk };
+}
+
+function gib(bytes: number): string {
+  return `${(bytes / 1024 ** 3).toFixed(1)} GiB`;
+}

@@ -1,0 +1,60 @@
+// Where a completion looks: the text around the cursor that a completion prompt carries, and whether to complete
+// one line or a block. The sidecar computes it from the editor's document; the session builds the prompt from it.
+
+/**
+ * The text around the cursor a completion prompt carries. The whole file is already resident (an edit moves it to
+ * the end of the layout), so the window only has to bring the latest keystrokes and the cursor's surroundings; every
+ * token of it is prefilled per request, so it is kept to about 800 tokens for the completion's latency.
+ */
+export const COMPLETION_WINDOW = { prefixChars: 2400, suffixChars: 800 };
+
+/** The session's view of a cursor in a document: the text around it and whether to complete several lines. */
+export interface CompletionShape {
+  prefix: string;
+  suffix: string;
+  multiline: boolean;
+}
+
+/**
+ * Prefix and suffix around `offset`, and the multi-line decision; undefined where no completion should be offered
+ * (a binary file, or the cursor in the middle of a word or of a line's code).
+ */
+export function completionShape(text: string, offset: number): CompletionShape | undefined {
+  if (looksBinary(text)) return undefined;
+  const lineStart = text.lastIndexOf('\n', offset - 1) + 1;
+  const nextNewline = text.indexOf('\n', offset);
+  const lineEnd = nextNewline < 0 ? text.length : nextNewline;
+  const before = text.slice(lineStart, offset);
+  const after = text.slice(offset, lineEnd);
+  // Completing inside a word or before code on the same line mostly produces noise.
+  if (/\w$/.test(before) && /^\w/.test(after)) return undefined;
+  if (!/^[\s)\]}>"'`;,]*$/.test(after)) return undefined;
+  const previousLine = lastNonBlankLine(text.slice(0, lineStart));
+  return {
+    prefix: text.slice(Math.max(0, offset - COMPLETION_WINDOW.prefixChars), offset),
+    suffix: text.slice(offset, offset + COMPLETION_WINDOW.suffixChars),
+    // Before a closing bracket on the same line (inside a call's parentheses) one line is enough.
+    multiline: after.trim() === '' && isBlockStart(before, previousLine),
+  };
+}
+
+/**
+ * Whether the cursor starts a block body: on an empty (indented) line right after a line that opens a block
+ * (`{`, `:`, `(`, `[`, `=>`, `do`, `then`), or at the end of such a line. Elsewhere one line is completed.
+ */
+export function isBlockStart(lineBeforeCursor: string, previousLine: string | undefined): boolean {
+  const opens = (line: string): boolean => /(\{|\(|\[|:|=>|->|\bdo|\bthen|\bbegin)\s*(\/\/.*|#.*)?$/.test(line.trimEnd());
+  if (lineBeforeCursor.trim() === '') return previousLine !== undefined && opens(previousLine);
+  return opens(lineBeforeCursor);
+}
+
+function lastNonBlankLine(text: string): string | undefined {
+  const lines = text.split('\n');
+  for (let i = lines.length - 1; i >= 0; i--) if (lines[i]!.trim() !== '') return lines[i];
+  return undefined;
+}
+
+/** NUL characters do not occur in text files; the editor shows a binary file with them. */
+export function looksBinary(text: string): boolean {
+  return text.slice(0, 8192).includes('\u0000');
+}

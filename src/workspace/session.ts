@@ -1,0 +1,289 @@
+// One workspace with its model: the engine, the tokenizer and the resident workspace context, and the two things
+// people do with them: ask about the codebase, and complete code. Every request is appended after the resident
+// context and truncated away afterwards; the context itself is never recomputed for a request.
+import * as path from 'node:path';
+import type { AskResult, ChatTurn, CompressedBits, MemoryStatus, PrefillProgress } from '../protocol';
+import { type BackendChoice, loadEngineFor, resolveCskv } from '../runtime/backends/selectBackend';
+import type { Engine } from '../runtime/engine';
+import { RuntimeError } from '../runtime/errors';
+import { generate } from '../runtime/generate';
+import { type ChatMessage, ModelTokenizer } from '../runtime/tokenizer';
+import type { CompletionShape } from './completionShape';
+import type { WeightFormat } from '../runtime/model/weightFormat';
+import { repoFormat } from './layout';
+import { Mutex } from './mutex';
+import { contextFile } from './persistence';
+import { WorkspaceContext, type WorkspaceContextOptions } from './workspaceContext';
+
+export interface SessionOptions {
+  modelDir: string;
+  /** A cskv.safetensors path, 'auto' (beside the model when present) or 'off'. */
+  cskv: string;
+  window?: number | undefined;
+  bits?: CompressedBits | undefined;
+  weights?: WeightFormat | undefined;
+  backend?: BackendChoice;
+  /** The native (CUDA) addon to load instead of the bundled one (the cskv.nativeLibrary setting). */
+  nativeLibrary?: string | undefined;
+  budgetTokens: number;
+  /** Where the context is saved between runs; not saved when undefined. */
+  storageDir?: string | undefined;
+  excludes?: string[];
+  /** False in an untrusted workspace: no workspace file is read into the model. */
+  readWorkspace: boolean;
+  /** Ranks files when the workspace exceeds the budget (the question, for the CLI). */
+  focus?: string;
+  pinned?: string[];
+  /** Debounce before an edit is prefilled, in ms. */
+  editDebounceMs?: number;
+  log?: (message: string) => void;
+}
+
+export interface SessionEvents {
+  onStatus(state: 'loading-model' | 'indexing' | 'ready', message: string, progress?: PrefillProgress): void;
+  onMemoryChanged(): void;
+}
+
+export interface AskParams {
+  question: string;
+  history?: ChatTurn[];
+  activeFile?: string | undefined;
+  signal?: AbortSignal | undefined;
+  onText?: (text: string) => void;
+  maxNewTokens?: number;
+}
+
+/** A completion at a cursor of `path`: its shape (completionShape.ts, the window already applied). */
+export interface CompleteParams extends CompletionShape {
+  path: string;
+  signal?: AbortSignal | undefined;
+  maxNewTokens?: number;
+}
+
+/** Quiet time after an edit before it is prefilled. */
+const EDIT_DEBOUNCE_MS = 750;
+const END_OF_TURN = ['<|im_end|>', '<|eot_id|>', '<|end|>', '<|endoftext|>', '</s>', '<|end_of_text|>'];
+const FIM = { prefix: '<|fim_prefix|>', suffix: '<|fim_suffix|>', middle: '<|fim_middle|>' };
+const COMPLETION_STOPS = ['<|endoftext|>', '<|file_sep|>', '<|fim_prefix|>', '<|fim_suffix|>', '<|fim_middle|>', '<|fim_pad|>', '<|repo_name|>'];
+
+export class WorkspaceSession {
+  private editTimer: NodeJS.Timeout | undefined;
+  private disposed = false;
+
+  private constructor(
+    readonly root: string,
+    readonly engine: Engine,
+    readonly tokenizer: ModelTokenizer,
+    private context: WorkspaceContext | undefined,
+    /** Taken by every request and by each step of the background prefill: one engine, one user at a time. */
+    private readonly lock: Mutex,
+    private readonly contextOptions: WorkspaceContextOptions,
+    readonly backendReason: string,
+    private readonly options: SessionOptions,
+    private readonly events: SessionEvents,
+  ) {}
+
+  /** Loads the model, then scans and starts prefilling the workspace in the background. */
+  static async open(root: string, options: SessionOptions, events: SessionEvents): Promise<WorkspaceSession> {
+    const modelDir = path.resolve(options.modelDir);
+    events.onStatus('loading-model', `loading ${path.basename(modelDir)}`);
+    const tokenizer = ModelTokenizer.load(modelDir);
+    const { engine, reason } = await loadEngineFor(options.backend ?? 'auto', modelDir, {
+      cskv: resolveCskv(options.cskv, modelDir), window: options.window, bits: options.bits, weights: options.weights,
+    }, { nativeLibrary: options.nativeLibrary });
+    const maxContext = engine.info.config.maxPositions;
+    // Room for a question and its answer stays free after the resident context.
+    const budget = Math.min(options.budgetTokens, maxContext - Math.min(2048, Math.floor(maxContext / 4)));
+    const lock = new Mutex();
+    const contextOptions: WorkspaceContextOptions = {
+      root, budgetTokens: budget, excludes: options.excludes, focus: options.focus, pinned: options.pinned,
+      storageFile: options.storageDir ? contextFile(options.storageDir, root) : undefined,
+      onProgress: (p) => events.onStatus(p.done >= p.total ? 'ready' : 'indexing', `${p.done} of ${p.total} tokens resident`, p),
+      onChange: () => events.onMemoryChanged(),
+      log: options.log,
+    };
+    const context = options.readWorkspace ? new WorkspaceContext(engine, tokenizer, lock, contextOptions) : undefined;
+    const session = new WorkspaceSession(path.resolve(root), engine, tokenizer, context, lock, contextOptions, reason, options, events);
+    if (context) {
+      events.onStatus('indexing', 'scanning the workspace');
+      await context.initialise();
+      void session.syncContext();
+    } else {
+      events.onStatus('ready', 'workspace not read (untrusted): answers use no workspace context');
+    }
+    return session;
+  }
+
+  /** The resident workspace context; undefined in an untrusted workspace. */
+  get workspaceContext(): WorkspaceContext | undefined {
+    return this.context;
+  }
+
+  /** Resolves once the whole layout is resident (immediately without a workspace). */
+  async whenResident(): Promise<void> {
+    await this.context?.sync();
+  }
+
+  private async syncContext(): Promise<void> {
+    if (!this.context || this.disposed) return;
+    try {
+      await this.context.sync();
+      if (this.disposed) return;
+      await this.lock.run(async () => this.context!.save());
+      this.events.onStatus('ready', `${this.context.residentTokens} tokens of workspace context resident`);
+    } catch (err) {
+      this.options.log?.(`workspace context: ${(err as Error).message}`);
+    }
+    this.events.onMemoryChanged();
+  }
+
+  async ask(params: AskParams): Promise<AskResult> {
+    return this.lock.run(async () => {
+      // Cancelled while it waited for the engine: nothing to do (checked again between every step by generate).
+      if (params.signal?.aborted) return { text: '', stopReason: 'cancelled' };
+      const base = this.engine.length;
+      try {
+        const messages: ChatMessage[] = [
+          { role: 'system', content: this.systemPrompt(params.activeFile) },
+          ...(params.history ?? []),
+          { role: 'user', content: params.question },
+        ];
+        let prompt = this.tokenizer.encodeChat(messages, { addGenerationPrompt: true });
+        // The model's BOS already starts the resident context.
+        if (base > 0 && prompt[0] === this.tokenizer.bosTokenId) prompt = prompt.slice(1);
+        const result = await generate(this.engine, prompt, {
+          greedy: true,
+          maxNewTokens: this.roomFor(prompt.length, params.maxNewTokens ?? 512),
+          stopTokens: this.stopIds(END_OF_TURN),
+          signal: params.signal,
+          tokenizer: this.tokenizer,
+          onText: params.onText,
+        });
+        return { text: result.text, stopReason: result.stopReason };
+      } finally {
+        await this.engine.truncate(base);
+      }
+    });
+  }
+
+  async complete(params: CompleteParams): Promise<string> {
+    return this.lock.run(async () => {
+      // A completion superseded while it was queued (a newer keystroke cancelled it) is dropped, never run.
+      if (params.signal?.aborted) return '';
+      const base = this.engine.length;
+      try {
+        const rel = this.relative(params.path) ?? path.basename(params.path);
+        const { prefix, suffix } = params;
+        const literal = (t: string): number[] => this.tokenizer.encode(t, { addSpecialTokens: false, literal: true });
+        const special = (t: string): number[] => this.tokenizer.encode(t, { addSpecialTokens: false });
+        const header = special(repoFormat(this.tokenizer).fileHeader(rel));
+        const fim = this.tokenizer.tokenId(FIM.prefix) !== undefined && this.tokenizer.tokenId(FIM.suffix) !== undefined && this.tokenizer.tokenId(FIM.middle) !== undefined;
+        const prompt = fim
+          ? [...header, ...special(FIM.prefix), ...literal(prefix), ...special(FIM.suffix), ...literal(suffix), ...special(FIM.middle)]
+          : [...header, ...literal(prefix)];
+        const { text } = await generate(this.engine, prompt, {
+          greedy: true,
+          maxNewTokens: this.roomFor(prompt.length, params.maxNewTokens ?? (params.multiline ? 96 : 32)),
+          stopTokens: this.stopIds(COMPLETION_STOPS),
+          signal: params.signal,
+          tokenizer: this.tokenizer,
+          // One line: done at its end.
+          stopWhen: params.multiline ? undefined : (t) => t.includes('\n'),
+        });
+        if (params.signal?.aborted) return '';
+        return params.multiline ? text : text.split('\n')[0]!;
+      } finally {
+        await this.engine.truncate(base);
+      }
+    });
+  }
+
+  /** An editor change: `text` is the new content, undefined when the file was deleted. Debounced. */
+  documentChanged(file: string, text: string | undefined): void {
+    const rel = this.relative(file);
+    if (!this.context || rel === undefined) return;
+    if (!this.context.update(rel, text)) return;
+    clearTimeout(this.editTimer);
+    this.editTimer = setTimeout(() => void this.syncContext(), this.options.editDebounceMs ?? EDIT_DEBOUNCE_MS);
+  }
+
+  /** Re-reads a file from disk (a watcher saw it created, changed or deleted). Debounced like edits. */
+  fileChangedOnDisk(file: string): void {
+    const rel = this.relative(file);
+    if (!this.context || rel === undefined) return;
+    if (!this.context.refreshFromDisk(rel)) return;
+    clearTimeout(this.editTimer);
+    this.editTimer = setTimeout(() => void this.syncContext(), this.options.editDebounceMs ?? EDIT_DEBOUNCE_MS);
+  }
+
+  /** Applies pending edits now (tests and the CLI do not wait for the debounce). */
+  async flushEdits(): Promise<void> {
+    clearTimeout(this.editTimer);
+    await this.syncContext();
+  }
+
+  /** Scans the workspace again and prefills it from scratch. */
+  async rebuild(): Promise<void> {
+    if (!this.context) return;
+    await this.context.stop();
+    await this.lock.run(() => this.engine.truncate(0));
+    this.context = new WorkspaceContext(this.engine, this.tokenizer, this.lock, this.contextOptions);
+    await this.context.initialise({ restoreSaved: false });
+    await this.syncContext();
+  }
+
+  memoryStatus(): MemoryStatus {
+    return {
+      backend: this.engine.info.backend,
+      backendReason: this.backendReason,
+      model: this.engine.info.modelDir,
+      kv: this.engine.memory(),
+      residentTokens: this.context?.residentTokens ?? 0,
+      residentFiles: this.context?.residentFiles ?? [],
+      excludedFiles: this.context?.excludedFiles ?? [],
+    };
+  }
+
+  async dispose(): Promise<void> {
+    if (this.disposed) return;
+    this.disposed = true;
+    clearTimeout(this.editTimer);
+    await this.context?.stop();
+    await this.lock.run(async () => this.context?.save());
+    await this.engine.dispose();
+  }
+
+  private systemPrompt(activeFile: string | undefined): string {
+    const name = path.basename(this.root);
+    const where = this.context && this.context.residentTokens > 0
+      ? `The files of the repository "${name}" are in your context above, each after its path.`
+      : 'No workspace files are in your context.';
+    const open = activeFile ? ` The user has ${this.relative(activeFile) ?? activeFile} open.` : '';
+    return `You are cskv-code, a coding assistant. ${where}${open} Answer questions about this codebase precisely; name the files you refer to by their paths.`;
+  }
+
+  private stopIds(tokens: readonly string[]): number[] {
+    // The tokenizer's end ids already take config.json's eos_token_id in (with generation_config.json's).
+    const ids = new Set(this.tokenizer.eosTokenIds);
+    for (const t of tokens) {
+      const id = this.tokenizer.tokenId(t);
+      if (id !== undefined) ids.add(id);
+    }
+    return [...ids];
+  }
+
+  /** Tokens left for an answer after the prompt, capped at `wanted`; an error when there is no room at all. */
+  private roomFor(promptTokens: number, wanted: number): number {
+    const room = this.engine.info.config.maxPositions - this.engine.length - promptTokens;
+    if (room < 1) {
+      throw new RuntimeError('BAD_ARGUMENT', `the request (${promptTokens} tokens) does not fit after the ${this.engine.length} resident tokens in the model's ${this.engine.info.config.maxPositions}-token context`);
+    }
+    return Math.min(wanted, room);
+  }
+
+  private relative(file: string): string | undefined {
+    const rel = path.relative(this.root, path.resolve(this.root, file));
+    if (rel.startsWith('..') || path.isAbsolute(rel)) return undefined;
+    return rel.split(path.sep).join('/');
+  }
+}

@@ -1,0 +1,321 @@
+// The whole workspace, resident in the engine's cache: one token sequence of file segments, prefilled once and
+// kept. The context holds a target layout and brings the cache in line with it: it keeps the longest unchanged
+// prefix of segments, truncates the rest and prefills the tail. Edits move a file to the end, so an edit to a
+// rarely-touched file early in the layout is the only kind that costs a long re-prefill.
+//
+// The engine is shared with requests through a Mutex held one prefill step at a time, so a question can be
+// answered over what is resident so far while a long prefill is still running.
+import * as path from 'node:path';
+import type { ExcludedFile, PrefillProgress, ResidentFile } from '../protocol';
+import type { Engine } from '../runtime/engine';
+import type { ModelTokenizer } from '../runtime/tokenizer';
+import { type RepoFormat, type Segment, fileSegment, headerSegment, repoFormat } from './layout';
+import type { Mutex } from './mutex';
+import { type ContextKey, type SavedSegment, contextKey, loadContext, saveContext } from './persistence';
+import { bm25Scores } from './relevance';
+import { DEFAULT_MAX_FILE_BYTES, PathFilter, readWorkspaceFile, scanWorkspace } from './scan';
+
+export interface WorkspaceContextOptions {
+  root: string;
+  /** Most tokens the resident context may take. */
+  budgetTokens: number;
+  excludes?: readonly string[];
+  maxFileBytes?: number;
+  /** Where to save the context between runs; none when undefined. */
+  storageFile?: string | undefined;
+  /** Files always kept in (when they fit) and placed last: the open editors. */
+  pinned?: readonly string[];
+  /** Text that ranks files by relevance when the workspace exceeds the budget (a question, the open files). */
+  focus?: string;
+  /** Tokens per prefill step: the longest a request waits behind the background prefill. */
+  stepTokens?: number;
+  onProgress?: (progress: PrefillProgress) => void;
+  /** The resident set, the cache or the layout changed. */
+  onChange?: () => void;
+  log?: (message: string) => void;
+}
+
+interface KnownFile {
+  text: string;
+  mtimeMs: number;
+  /** Its tokens, made when first needed (segmentOf). */
+  segment?: Segment;
+}
+
+const DEFAULT_STEP = 256;
+/**
+ * A file whose estimated tokens (its characters over the workspace's characters per token so far) exceed what is
+ * left of the budget by this factor is taken not to fit without being tokenised.
+ */
+const ESTIMATE_MARGIN = 1.5;
+
+export class WorkspaceContext {
+  private readonly format: RepoFormat;
+  private readonly filter: PathFilter;
+  private readonly files = new Map<string, KnownFile>();
+  private header: Segment;
+  private target: Segment[] = [];
+  /** Segments fully in the cache, in order. Always a prefix of the cache's tokens. */
+  private resident: SavedSegment[] = [];
+  private overBudget = new Set<string>();
+  private scanExcluded: ExcludedFile[] = [];
+  private generation = 0;
+  private syncing: Promise<void> | undefined;
+  private stopped = false;
+  private readonly key: ContextKey;
+
+  constructor(private readonly engine: Engine, private readonly tokenizer: ModelTokenizer, private readonly lock: Mutex, private readonly options: WorkspaceContextOptions) {
+    this.format = repoFormat(tokenizer);
+    this.filter = new PathFilter(options.root, options.excludes);
+    this.header = headerSegment(tokenizer, this.format, path.basename(path.resolve(options.root)));
+    this.key = contextKey(options.root, engine.info);
+  }
+
+  /** Scans the workspace, lays it out, and takes back a saved cache that still matches. Does not prefill. */
+  async initialise({ restoreSaved = true } = {}): Promise<void> {
+    const scan = scanWorkspace(this.options.root, { excludes: this.options.excludes, maxFileBytes: this.options.maxFileBytes });
+    this.scanExcluded = scan.excluded;
+    for (const f of scan.files) this.files.set(f.path, { text: f.text, mtimeMs: f.mtimeMs });
+    const saved = restoreSaved ? this.restoreSaved() : [];
+    this.target = this.layout(saved);
+    this.generation++;
+  }
+
+  /** Brings the cache in line with the layout, in the background; resolves when it is (or the context stops). */
+  sync(): Promise<void> {
+    this.syncing ??= this.syncLoop().finally(() => {
+      this.syncing = undefined;
+    });
+    return this.syncing;
+  }
+
+  /** A file was saved, created (text given) or deleted (undefined). Returns false when the path is not ours. */
+  update(relPath: string, text: string | undefined): boolean {
+    if (relPath.startsWith('..') || path.isAbsolute(relPath)) return false;
+    const old = this.files.get(relPath);
+    if (text === undefined) {
+      if (!old) return false;
+      this.files.delete(relPath);
+    } else {
+      if (this.filter.reason(relPath)) return false;
+      if (old && old.text === text) return false;
+      if (Buffer.byteLength(text) > (this.options.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES)) return false;
+      this.files.set(relPath, { text, mtimeMs: Date.now() });
+    }
+    // The file leaves its place; a new version goes to the end, where the next edit costs least.
+    this.target = this.target.filter((s) => s.path !== relPath);
+    if (this.files.has(relPath)) {
+      this.target.push(this.segmentOf(relPath));
+      this.overBudget.delete(relPath);
+      this.fitBudget(relPath);
+    }
+    this.generation++;
+    this.options.onChange?.();
+    return true;
+  }
+
+  /** Re-reads a file from disk (after a save, create or rename seen by a watcher). */
+  refreshFromDisk(relPath: string): boolean {
+    const read = readWorkspaceFile(path.join(this.options.root, relPath), this.options.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES, this.options.root);
+    return this.update(relPath, 'reason' in read ? undefined : read.text);
+  }
+
+  /** Tokens of the segments fully in the cache. */
+  get residentTokens(): number {
+    return this.resident.reduce((a, s) => a + s.tokens, 0);
+  }
+
+  /** Tokens the whole layout takes. */
+  get targetTokens(): number {
+    return this.target.reduce((a, s) => a + s.tokens.length, 0);
+  }
+
+  get residentFiles(): ResidentFile[] {
+    return this.resident.filter((s) => s.path !== '').map((s) => ({ path: s.path, tokens: s.tokens }));
+  }
+
+  get excludedFiles(): ExcludedFile[] {
+    return [...this.scanExcluded, ...[...this.overBudget].map((p) => ({ path: p, reason: 'over-budget' as const }))];
+  }
+
+  /** The layout's segments, in order (for tests and the UI). */
+  get layoutPaths(): string[] {
+    return this.target.map((s) => s.path);
+  }
+
+  get isSynced(): boolean {
+    return this.resident.length === this.target.length && this.resident.every((s, i) => s.hash === this.target[i]!.hash && s.path === this.target[i]!.path) &&
+      this.engine.length === this.residentTokens;
+  }
+
+  /** Saves the resident context when the cache holds exactly the layout. */
+  save(): void {
+    const file = this.options.storageFile;
+    if (!file || !this.isSynced) return;
+    saveContext(file, { key: this.key, segments: this.resident, snapshot: this.engine.snapshot() });
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await this.syncing;
+  }
+
+  private restoreSaved(): SavedSegment[] {
+    const file = this.options.storageFile;
+    if (!file) return [];
+    const loaded = loadContext(file, this.key);
+    if (loaded.status === 'discarded') this.options.log?.(`discarded the saved workspace context ${file}: ${loaded.reason}`);
+    if (loaded.status !== 'loaded') return [];
+    try {
+      this.engine.restore(loaded.saved.snapshot);
+    } catch (err) {
+      this.options.log?.(`discarded the saved workspace context ${file}: ${(err as Error).message}`);
+      return [];
+    }
+    const total = loaded.saved.segments.reduce((a, s) => a + s.tokens, 0);
+    if (total !== this.engine.length) {
+      this.options.log?.(`discarded the saved workspace context ${file}: its segment table does not match its cache`);
+      void this.engine.truncate(0);
+      return [];
+    }
+    this.resident = loaded.saved.segments;
+    return loaded.saved.segments;
+  }
+
+  /**
+   * The layout: the repo header, then files within the budget, rarely edited first (oldest modification time),
+   * open files last. Files of a saved context keep their saved order, so a restart re-prefills only what changed.
+   */
+  private layout(saved: SavedSegment[]): Segment[] {
+    const chosen = this.chooseWithinBudget();
+    const savedOrder = new Map(saved.map((s, i) => [s.path, i]));
+    const pinned = new Set(this.options.pinned ?? []);
+    const rank = (p: string): [number, number] => {
+      const f = this.files.get(p)!;
+      const unchanged = savedOrder.has(p) && saved[savedOrder.get(p)!]!.hash === this.segmentOf(p).hash;
+      if (unchanged) return [0, savedOrder.get(p)!];
+      return [pinned.has(p) ? 2 : 1, f.mtimeMs];
+    };
+    chosen.sort((a, b) => {
+      const [ga, ka] = rank(a), [gb, kb] = rank(b);
+      return ga - gb || ka - kb || (a < b ? -1 : 1);
+    });
+    return [this.header, ...chosen.map((p) => this.segmentOf(p))];
+  }
+
+  /** A file's segment, tokenised on first use: a large workspace is tokenised only as far as the budget reaches. */
+  private segmentOf(p: string): Segment {
+    const f = this.files.get(p)!;
+    f.segment ??= fileSegment(this.tokenizer, this.format, p, f.text);
+    return f.segment;
+  }
+
+  /** Files that fit the budget: open files first, then by relevance to the focus, then the most recent. */
+  private chooseWithinBudget(): string[] {
+    const budget = this.options.budgetTokens - this.header.tokens.length;
+    const all = [...this.files.keys()];
+    const pinned = new Set(this.options.pinned ?? []);
+    const scores = this.options.focus ? bm25Scores(all.map((p) => `${p}\n${this.files.get(p)!.text}`), this.options.focus) : all.map(() => 0);
+    const order = all.map((p, i) => ({ p, pinned: pinned.has(p), score: scores[i]!, mtime: this.files.get(p)!.mtimeMs }))
+      .sort((a, b) => Number(b.pinned) - Number(a.pinned) || b.score - a.score || b.mtime - a.mtime);
+    this.overBudget = new Set();
+    const chosen: string[] = [];
+    let used = 0;
+    let chars = 0;
+    for (const { p } of order) {
+      const left = budget - used;
+      const text = this.files.get(p)!.text;
+      const charsPerToken = used > 0 ? chars / used : 3.5; // code averages 3-4
+      const fits = text.length / charsPerToken <= left * ESTIMATE_MARGIN && this.segmentOf(p).tokens.length <= left;
+      if (fits) {
+        chars += text.length;
+        chosen.push(p);
+        used += this.segmentOf(p).tokens.length;
+      } else {
+        this.overBudget.add(p);
+      }
+    }
+    return chosen;
+  }
+
+  /** After an update grew the layout past the budget: drop files from the end (the cheapest to lose), never `keep`. */
+  private fitBudget(keep: string): void {
+    const pinned = new Set(this.options.pinned ?? []);
+    const leaveOut = (i: number): void => {
+      this.overBudget.add(this.target[i]!.path);
+      this.target.splice(i, 1);
+    };
+    // A file larger than the whole budget by itself is left out and the rest stays: a request on it still carries
+    // the text around its cursor.
+    const kept = this.target.findIndex((s) => s.path === keep);
+    if (kept > 0 && this.header.tokens.length + this.target[kept]!.tokens.length > this.options.budgetTokens) {
+      leaveOut(kept);
+      return;
+    }
+    let total = this.targetTokens;
+    // Other files make room, open (pinned) ones last.
+    for (const spare of [(p: string) => p !== keep && !pinned.has(p), (p: string) => p !== keep]) {
+      for (let i = this.target.length - 1; i > 0 && total > this.options.budgetTokens; i--) {
+        if (!spare(this.target[i]!.path)) continue;
+        total -= this.target[i]!.tokens.length;
+        leaveOut(i);
+      }
+    }
+  }
+
+  private async syncLoop(): Promise<void> {
+    const step = this.stepTokens();
+    const started = performance.now();
+    let prefilled = 0;
+    while (!this.stopped) {
+      const generation = this.generation;
+      let keep = 0;
+      while (keep < this.resident.length && keep < this.target.length &&
+        this.resident[keep]!.hash === this.target[keep]!.hash && this.resident[keep]!.path === this.target[keep]!.path) keep++;
+      const keepTokens = this.resident.slice(0, keep).reduce((a, s) => a + s.tokens, 0);
+      // Requests leave the cache as they found it, but only once they release the lock: read it inside.
+      const cut = await this.lock.run(async () => {
+        if (this.engine.length === keepTokens) return false;
+        await this.engine.truncate(keepTokens);
+        return true;
+      });
+      if (cut || keep < this.resident.length) {
+        this.resident = this.resident.slice(0, keep);
+        this.options.onChange?.();
+      }
+      if (keep === this.target.length) {
+        this.reportProgress(prefilled, started, keepTokens);
+        return;
+      }
+      const segment = this.target[keep]!;
+      const start = keepTokens;
+      let done = 0;
+      while (done < segment.tokens.length && generation === this.generation && !this.stopped) {
+        // Steps end on an absolute grid, so a fresh prefill of the same layout cuts chunks at the same places.
+        const end = Math.min(segment.tokens.length, (Math.floor((start + done) / step) + 1) * step - start);
+        await this.lock.run(() => this.engine.prefill(segment.tokens.slice(done, end), { logits: 0 }));
+        prefilled += end - done;
+        done = end;
+        this.reportProgress(prefilled, started, start + done);
+      }
+      if (done === segment.tokens.length) {
+        this.resident.push({ path: segment.path, hash: segment.hash, tokens: segment.tokens.length });
+        this.options.onChange?.();
+      }
+    }
+  }
+
+  private stepTokens(): number {
+    const window = this.engine.info.cskv?.window ?? 1;
+    const step = this.options.stepTokens ?? DEFAULT_STEP;
+    return Math.max(window, Math.floor(step / window) * window);
+  }
+
+  private reportProgress(prefilled: number, started: number, position: number): void {
+    const total = this.targetTokens;
+    const done = Math.min(position, total);
+    const seconds = (performance.now() - started) / 1000;
+    const tokensPerSecond = seconds > 0 ? prefilled / seconds : 0;
+    this.options.onProgress?.({ done, total, tokensPerSecond, etaSeconds: tokensPerSecond > 0 ? (total - done) / tokensPerSecond : 0 });
+  }
+}

@@ -1,0 +1,63 @@
+// The CUDA engine against the reference fixtures through the one engine suite (test/runtime/engineSuite.ts), plus
+// what only this backend has: device sampling and GPU memory. Runs where an NVIDIA driver and a CUDA build of the
+// addon are present; elsewhere one skipped test says why. Tolerances are bf16's: weights, GEMM inputs and the
+// cache are bf16 on the GPU while the reference is float64 with f32 weights. Measured on the CPU: rounding only
+// the weights to bf16 moves the onnx engine's prompt logits up to 1.7e-2 relative (qwen2-v5; the bf16 fixtures
+// 7e-7) and keeps every greedy token; bf16 activations add about as much again.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { CudaEngine } from '../../src/runtime/backends/cudaEngine';
+import { loadNativeAddon } from '../../src/runtime/backends/nativeAddon';
+import { argmax } from '../../src/runtime/sampler';
+import { nvidiaDriverPresent } from '../native/expectations';
+import { expected, runEngineSuite } from '../runtime/engineSuite';
+import { modelFixture } from '../support/paths';
+
+const load = loadNativeAddon();
+const skip = !nvidiaDriverPresent() ? 'no NVIDIA driver on this machine (/dev/nvidiactl missing)'
+  : !load.loaded ? load.reason
+  : !load.addon.build.cuda ? 'the addon was built without CUDA' : undefined;
+
+if (skip) {
+  test('cuda engine against the reference fixtures', (t) => t.skip(skip));
+} else {
+  runEngineSuite('cuda', (dir, options) => CudaEngine.load(dir, { ...options, capacityTokens: 4096 }), {
+    tolerance: 5e-2,
+    quantisedTolerance: { 8: 6e-2, 4: 8e-2, 2: 1.5e-1 },
+  });
+
+  test('cuda: device sampling picks the greedy token of the logits it kept, and memory names the GPU', async () => {
+    const exp = expected('qwen2-v5');
+    const engine = await CudaEngine.load(modelFixture('qwen2-v5'), { capacityTokens: 4096 });
+    try {
+      const logits = await engine.prefill(exp.prompt_ids.slice(0, -1));
+      assert.ok(logits.length > 0);
+      const last = exp.prompt_ids[exp.prompt_ids.length - 1]!;
+      const onDevice = await engine.decodeSampled(last, { greedy: true });
+      await engine.truncate(exp.prompt_ids.length - 1);
+      const host = argmax(await engine.prefill([last]));
+      assert.equal(onDevice, host);
+      const device = engine.deviceMemory();
+      assert.ok(device.totalBytes > 0 && device.freeBytes > 0 && device.freeBytes <= device.totalBytes);
+      assert.ok(device.weightBytes > 0 && device.cacheReservedBytes > 0);
+      const memory = engine.memory();
+      assert.equal(memory.tokens, exp.prompt_ids.length);
+      assert.equal(memory.fullDtype, 'bf16');
+      assert.equal(memory.totalBytes, memory.tokens * 2 * engine.info.config.layers * engine.info.config.kvDim * 2, 'bf16 full cache: 4 bytes per channel');
+    } finally {
+      await engine.dispose();
+    }
+  });
+
+  test('cuda: a context beyond the reserved capacity is OUT_OF_MEMORY, and the engine stays usable', async () => {
+    const engine = await CudaEngine.load(modelFixture('qwen2-v5'), { capacityTokens: 8 });
+    try {
+      await assert.rejects(engine.prefill(Array(9).fill(1)), (e: Error & { code?: string }) => e.code === 'OUT_OF_MEMORY' && /holds at most 8 tokens/.test(e.message));
+      assert.equal(engine.length, 0);
+      await engine.prefill([1, 2, 3]);
+      assert.equal(engine.length, 3);
+    } finally {
+      await engine.dispose();
+    }
+  });
+}

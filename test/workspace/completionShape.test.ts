@@ -1,0 +1,26 @@
+// Where a completion looks: the window around the cursor and the one-line / block decision (src/workspace/completionShape.ts).
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { COMPLETION_WINDOW, completionShape, isBlockStart, looksBinary } from '../../src/workspace/completionShape';
+
+test('completion shape: multi-line at a block start, nothing mid-word or before code, nothing in a binary file', () => {
+  assert.equal(isBlockStart('    ', 'def f(x):'), true);
+  assert.equal(isBlockStart('  ', 'function f() {'), true);
+  assert.equal(isBlockStart('  ', 'if (x) { // then'), true);
+  assert.equal(isBlockStart('', 'items.map((x) =>'), true);
+  assert.equal(isBlockStart('    ', 'return x'), false);
+  assert.equal(isBlockStart('const x = ', 'foo {'), false, 'code before the cursor: one line');
+  assert.equal(isBlockStart('class A:', undefined), true, 'at the end of a line that opens a block');
+  assert.equal(completionShape('fooBar', 3), undefined, 'inside a word');
+  assert.equal(completionShape('x = f(a) + 1', 6), undefined, 'before code on the same line');
+  assert.deepEqual(completionShape('f(', 2), { prefix: 'f(', suffix: '', multiline: true });
+  assert.equal(completionShape('call()', 5)?.multiline, false, 'before closing brackets is fine');
+  assert.equal(completionShape('\u0000\u0001ELF', 2), undefined);
+  assert.equal(looksBinary('plain text'), false);
+  // A 10,000-line file: only a window around the cursor travels with the request.
+  const big = Array.from({ length: 10_000 }, (_, i) => `line_${i} = ${i}`).join('\n');
+  const shape = completionShape(big, big.indexOf('\nline_5000 '))!;
+  assert.equal(shape.prefix.length, COMPLETION_WINDOW.prefixChars);
+  assert.equal(shape.suffix.length, COMPLETION_WINDOW.suffixChars);
+  assert.ok(shape.prefix.endsWith('line_4999 = 4999') && shape.suffix.startsWith('\nline_5000 = 5000'));
+});
