@@ -41,7 +41,7 @@ export interface MemoryReport {
 /** Sent as initializationOptions. Paths that decide what code or model is loaded come from user/machine settings only. */
 export interface SidecarOptions {
   modelPath: string;
-  backend: 'auto' | 'cuda' | 'onnx';
+  backend: 'auto' | 'cuda' | 'webgpu' | 'onnx';
   /** A cskv.safetensors file, 'auto' (beside the model if present) or 'off'. */
   cskv: string;
   window?: number | undefined;
@@ -93,7 +93,7 @@ export const StatusNotification = new NotificationType<StatusParams>('cskv/statu
 
 /** client → server (request `cskv/memory`) and server → client (notification `cskv/memoryChanged`). */
 export interface MemoryStatus {
-  backend: 'onnx' | 'cuda';
+  backend: 'onnx' | 'webgpu' | 'cuda';
   /** Why this backend, e.g. "onnx (CPU): CUDA unavailable: libcuda.so.1: cannot open shared object file". */
   backendReason: string;
   model: string;

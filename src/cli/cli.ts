@@ -9,18 +9,20 @@ import { type CommandIO, UsageError } from './commands/shared';
 import { RuntimeError } from '../runtime/errors';
 
 const USAGE = `usage:
-  cskv-code ask      --workspace DIR --model DIR [--cskv FILE|auto|off] [--budget TOKENS] [--weights W] [--no-save] [--json] "question"
-  cskv-code generate --model DIR [--cskv FILE|off] [--window N] [--bits 16|8|4|2] [--weights f32|q8|q4]
+  cskv-code ask      --workspace DIR --model DIR [--backend B] [--cskv FILE|auto|off] [--budget TOKENS] [--weights W] [--no-save] [--json] "question"
+  cskv-code generate --model DIR [--backend B] [--cskv FILE|off] [--window N] [--bits 16|8|4|2] [--weights f32|q8|q4]
                      (--prompt TEXT | --prompt-ids 1,2,3) [--chat] [--max-new-tokens N]
                      [--greedy | --temperature T --top-p P --top-k K --seed S] [--json]
-  cskv-code logits   --model DIR [--cskv FILE|off] [--window N] [--bits B] [--weights W] --prompt-ids 1,2,3 [--last N]
-  cskv-code compress --model DIR [--calib PATH]... [--density 0.2] [--bits 16|8|4|2] [--window 32]
+  cskv-code logits   --model DIR [--backend B] [--cskv FILE|off] [--window N] [--bits B] [--weights W] --prompt-ids 1,2,3 [--last N]
+  cskv-code compress --model DIR [--backend B] [--calib PATH]... [--density 0.2] [--bits 16|8|4|2] [--window 32]
                      [--groups G] [--tokens 65536] [--segment 512] [--init closed|svd|asvd]
                      [--rotate none|hadamard|hadamard-values] [--statistics-mb 512] [--weights W] [--out FILE] [--json]
-  cskv-code perplexity --model DIR [--cskv FILE|off] [--window N] [--bits B] [--weights W] --file TEXT [--context N] [--json]
+  cskv-code perplexity --model DIR [--backend B] [--cskv FILE|off] [--window N] [--bits B] [--weights W] --file TEXT [--context N] [--json]
   cskv-code models   [--dir DIR]... [--json]
 
 --model takes a Hugging Face model directory or a GGUF file (FILE.gguf).
+--backend auto|cuda|webgpu|onnx (default auto: CUDA, else WebGPU on a hardware GPU, else onnx on the CPU; the
+choice and its reason go to stderr).
 --cskv defaults to DIR/cskv.safetensors (for FILE.gguf: FILE.cskv.safetensors beside it) when that file exists,
 else off.
 --weights: how linear layers and the output head are held: f32, q8 (default: blockwise 8-bit) or q4.

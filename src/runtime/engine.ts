@@ -1,4 +1,4 @@
-// The one engine interface every backend implements (onnx here, cuda in native/). An engine owns a model and
+// The one engine interface every backend implements (onnx on the CPU or WebGPU, cuda in native/). An engine owns a model and
 // its cache; tokens are always appended at the end of the cache, so positions are implicit.
 import type { CompressedBits, MemoryReport } from '../protocol';
 import type { ModelConfig } from './model/config';
@@ -29,7 +29,7 @@ export interface PrefillOptions {
 }
 
 export interface EngineInfo {
-  readonly backend: 'onnx' | 'cuda';
+  readonly backend: 'onnx' | 'webgpu' | 'cuda';
   readonly modelDir: string;
   readonly config: ModelConfig;
   readonly fingerprint: string;

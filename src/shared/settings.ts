@@ -20,8 +20,8 @@ export const DEFAULTS = {
   completionDebounceMs: 250,
 } as const;
 
-export type Backend = 'auto' | 'cuda' | 'onnx';
-export const BACKENDS: readonly Backend[] = ['auto', 'cuda', 'onnx'];
+export type Backend = 'auto' | 'cuda' | 'webgpu' | 'onnx';
+export const BACKENDS: readonly Backend[] = ['auto', 'cuda', 'webgpu', 'onnx'];
 
 /** The files a model folder must hold, in the words the messages use. */
 const MODEL_FOLDER_LAYOUT = 'config.json, *.safetensors, tokenizer.json';

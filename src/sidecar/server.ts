@@ -222,7 +222,7 @@ export function parseSidecarOptions(value: unknown): SidecarOptions {
   };
   if (typeof o.modelPath !== 'string' || o.modelPath.trim() === '') bad('modelPath', 'the path of a model folder or GGUF file');
   const backend = o.backend ?? DEFAULTS.backend;
-  if (!BACKENDS.includes(backend as SidecarOptions['backend'])) bad('backend', '"auto", "cuda" or "onnx"');
+  if (!BACKENDS.includes(backend as SidecarOptions['backend'])) bad('backend', BACKENDS.map((b) => `"${b}"`).join(', '));
   const cskv = o.cskv ?? DEFAULTS.cskv;
   if (typeof cskv !== 'string' || cskv === '') bad('cskv', 'a file path, "auto" or "off"');
   const window = o.window ?? undefined;

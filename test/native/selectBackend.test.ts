@@ -8,6 +8,7 @@ import type { CudaAvailability } from '../../src/runtime/backends/cudaAvailabili
 import { loadNativeAddon } from '../../src/runtime/backends/nativeAddon';
 import { OnnxEngine } from '../../src/runtime/backends/onnxEngine';
 import { loadEngineFor } from '../../src/runtime/backends/selectBackend';
+import type { WebGpuAvailability } from '../../src/runtime/backends/webgpuAvailability';
 import type { Engine } from '../../src/runtime/engine';
 import { ModelFormatError, RuntimeError } from '../../src/runtime/errors';
 import { modelFixture, tempDir } from '../support/paths';
@@ -18,6 +19,8 @@ const h100: CudaAvailability = {
   available: true, addonFile: '/x/cskv_native.node', summary: 'NVIDIA H100 80GB HBM3 (79.2 GiB, 78.6 GiB free, compute 9.0)',
   probe: { available: true, devices: [], libraries: { cudaDriver: { loaded: true, path: 'libcuda.so.1', missingSymbols: [] }, cublasLt: { loaded: true, path: 'libcublasLt.so.13', missingSymbols: [] } } },
 };
+
+const noWebGpu: WebGpuAvailability = { available: false, reason: 'no Vulkan driver is installed' };
 
 test('auto without a usable GPU: the onnx engine, and the reason names what is missing', { skip: nvidiaDriverPresent() && 'an NVIDIA driver is present' }, async () => {
   const { engine, reason, cuda } = await loadEngineFor('auto', model, {});
@@ -41,10 +44,10 @@ test('cuda without a usable GPU: RuntimeError BACKEND with the same reason, befo
 
 test('a configured addon path that is missing: auto falls back and says which file', async () => {
   const missing = path.join(tempDir(), 'custom.node');
-  const { engine, reason } = await loadEngineFor('auto', model, {}, { nativeLibrary: missing });
+  const { engine, reason } = await loadEngineFor('auto', model, {}, { nativeLibrary: missing, checkWebGpu: async () => noWebGpu });
   try {
     assert.equal(engine.info.backend, 'onnx');
-    assert.equal(reason, `onnx (CPU): CUDA unavailable: the native addon ${missing} (cskv.nativeLibrary) does not exist`);
+    assert.equal(reason, `onnx (CPU): CUDA unavailable: the native addon ${missing} (cskv.nativeLibrary) does not exist; WebGPU unavailable: no Vulkan driver is installed`);
   } finally {
     await engine.dispose();
   }
@@ -56,10 +59,10 @@ test('CUDA reported available but the engine cannot start on this machine: auto 
   const load = loadNativeAddon();
   assert.ok(load.loaded, 'the addon is built');
   const available: CudaAvailability = { ...h100, addonFile: load.file };
-  const { engine, reason } = await loadEngineFor('auto', model, {}, { checkCuda: async () => available });
+  const { engine, reason } = await loadEngineFor('auto', model, {}, { checkCuda: async () => available, checkWebGpu: async () => noWebGpu });
   try {
     assert.equal(engine.info.backend, 'onnx');
-    assert.match(reason, /^onnx \(CPU\): the CUDA engine could not load on NVIDIA H100 .*: CUDA engine: (cannot read the GPU's memory|.*built without CUDA)/);
+    assert.match(reason, /^onnx \(CPU\): the CUDA engine could not load on NVIDIA H100 .*: CUDA engine: (cannot read the GPU's memory|.*built without CUDA).*; WebGPU unavailable: no Vulkan driver is installed$/);
   } finally {
     await engine.dispose();
   }
@@ -87,9 +90,10 @@ test('a model format error is not hidden behind a fallback', async () => {
   await assert.rejects(loadEngineFor('auto', model, {}, { checkCuda: async () => h100, loadCuda }), (err: unknown) => err instanceof ModelFormatError);
 });
 
-test('onnx as configured: no CUDA check at all', async () => {
+test('onnx as configured: no CUDA or WebGPU check at all', async () => {
   const { engine, reason, cuda } = await loadEngineFor('onnx', model, {}, {
     checkCuda: async () => { throw new Error('the CUDA check must not run for backend onnx'); },
+    checkWebGpu: async () => { throw new Error('the WebGPU check must not run for backend onnx'); },
   });
   try {
     assert.equal(engine.info.backend, 'onnx');

@@ -9,7 +9,8 @@ import type { WeightFormat } from '../../src/runtime/model/weightFormat';
 import { dequantiseBlockwise, quantiseBlockwise } from '../../src/runtime/onnx/blockQuantizer';
 import { GraphBuilder } from '../../src/runtime/onnx/graphBuilder';
 import { positiveUniform } from '../../src/runtime/random';
-import { MODEL_FIXTURES, expected, relativeError } from './engineSuite';
+import { relativeError } from './engineSuite';
+import { runWeightFormatSuite } from './weightFormatSuite';
 import { modelFixture } from '../support/paths';
 
 function randomWeights(n: number, seed: number): Float32Array {
@@ -70,47 +71,9 @@ for (const bits of [8, 4] as const) {
   });
 }
 
-// Measured on the fixtures (hidden 64, so each row is only two blocks): f32 <= 1.5e-6, q8 2.1e-2 .. 4.5e-2,
-// q4 0.25 .. 0.5 relative to the logit scale. q8 keeps the greedy choice at nearly every position.
-const BOUNDS: Record<Exclude<WeightFormat, 'f32'>, { logits: number; top1: number }> = {
-  q8: { logits: 7e-2, top1: 0.85 },
-  q4: { logits: 0.7, top1: 0.4 },
-};
-
-for (const format of ['q8', 'q4'] as const) {
-  test(`${format} weights: prompt logits of every fixture within ${BOUNDS[format].logits} of the reference, and further than f32`, async () => {
-    let agree = 0, positions = 0;
-    for (const name of MODEL_FIXTURES) {
-      const exp = expected(name);
-      const engine = await OnnxEngine.load(modelFixture(name), { weights: format });
-      try {
-        assert.equal(engine.info.weights, format);
-        const V = engine.info.config.vocabSize;
-        const all = await engine.prefill(exp.prompt_ids, { logits: exp.prompt_ids.length });
-        let worst = 0;
-        exp.logits.forEach((row, t) => {
-          const actual = all.subarray(t * V, (t + 1) * V);
-          worst = Math.max(worst, relativeError(actual, row));
-          agree += Number(argmax(actual) === argmax(row));
-          positions++;
-        });
-        assert.ok(worst <= BOUNDS[format].logits, `${name}: relative error ${worst}`);
-        assert.ok(worst > 1e-3, `${name}: ${format} logits are as close as f32 (${worst}): are the weights really quantised?`);
-      } finally {
-        await engine.dispose();
-      }
-    }
-    assert.ok(agree / positions >= BOUNDS[format].top1, `greedy choice kept at ${agree} of ${positions} positions`);
-  });
-}
+runWeightFormatSuite('onnx', (dir, options) => OnnxEngine.load(dir, options));
 
 test('an unknown weight format is refused by name', async () => {
   await assert.rejects(OnnxEngine.load(modelFixture('llama-v4'), { weights: 'q3' as WeightFormat }),
     (e: Error & { code?: string }) => e.code === 'BAD_ARGUMENT' && /weights must be one of f32, q8, q4, got "q3"/.test(e.message));
 });
-
-function argmax(row: ArrayLike<number>): number {
-  let best = 0;
-  for (let i = 1; i < row.length; i++) if (row[i]! > row[best]!) best = i;
-  return best;
-}

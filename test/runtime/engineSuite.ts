@@ -59,6 +59,11 @@ export interface SuiteOptions {
   tolerance: number;
   /** Allowed relative step-logit error at 8, 4 and 2 bits (quantisation codes may land one level apart). */
   quantisedTolerance: Record<8 | 4 | 2, number>;
+  /**
+   * False where the same tokens cut into other chunks may round differently (GPU MatMul kernels tile by shape):
+   * the truncation check then compares within `tolerance` instead of bit for bit. Default true.
+   */
+  chunkingBitExact?: boolean;
 }
 
 export function runEngineSuite(backend: string, load: EngineLoader, options: SuiteOptions): void {
@@ -190,7 +195,8 @@ export function runEngineSuite(backend: string, load: EngineLoader, options: Sui
         await fresh.prefill(sequence.slice(12, P));
         const a = await engine.prefill(sequence.slice(P, P + 3), { logits: 3 });
         const b = await fresh.prefill(sequence.slice(P, P + 3), { logits: 3 });
-        assert.deepEqual(Array.from(a), Array.from(b));
+        if (options.chunkingBitExact ?? true) assert.deepEqual(Array.from(a), Array.from(b));
+        else assert.ok(relativeError(a, b) <= options.tolerance, `relative error ${relativeError(a, b)} after the truncation`);
         assert.deepEqual(engine.memory(), fresh.memory());
       } finally {
         await Promise.all([engine.dispose(), fresh.dispose()]);

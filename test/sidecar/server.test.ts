@@ -334,7 +334,7 @@ test('initializationOptions are checked field by field', () => {
   assert.equal(parseSidecarOptions({ ...base, workspaceTrusted: 'yes' }).workspaceTrusted, false, 'anything but true is untrusted');
   assert.throws(() => parseSidecarOptions(undefined), /SidecarOptions/);
   assert.throws(() => parseSidecarOptions({ ...base, modelPath: '' }), /modelPath/);
-  assert.throws(() => parseSidecarOptions({ ...base, backend: 'tpu' }), /backend must be "auto", "cuda" or "onnx", got "tpu"/);
+  assert.throws(() => parseSidecarOptions({ ...base, backend: 'tpu' }), /backend must be "auto", "cuda", "webgpu", "onnx", got "tpu"/);
   assert.throws(() => parseSidecarOptions({ ...base, bits: 3 }), /bits must be 16, 8, 4 or 2/);
   assert.throws(() => parseSidecarOptions({ ...base, window: 0 }), /window/);
   assert.throws(() => parseSidecarOptions({ ...base, excludes: [1] }), /excludes/);

@@ -7,7 +7,7 @@ import { parseArgs } from 'node:util';
 import { DEFAULT_MODEL_RELATIVE, defaultModelDir } from '../../shared/defaultModel';
 import { WorkspaceSession } from '../../workspace/session';
 import { formatBytes } from '../../shared/formatBytes';
-import { type CommandIO, UsageError, optionalBits, optionalInt, weightFormat } from './shared';
+import { type CommandIO, UsageError, optionalBits, optionalInt, parseBackend, weightFormat } from './shared';
 
 export async function askCommand(argv: string[], { out, err }: CommandIO): Promise<number> {
   const { values: v, positionals } = parseArgs({
@@ -16,6 +16,7 @@ export async function askCommand(argv: string[], { out, err }: CommandIO): Promi
     options: {
       workspace: { type: 'string', default: '.' },
       model: { type: 'string' },
+      backend: { type: 'string' },
       cskv: { type: 'string', default: 'auto' },
       window: { type: 'string' },
       bits: { type: 'string' },
@@ -37,6 +38,7 @@ export async function askCommand(argv: string[], { out, err }: CommandIO): Promi
   let lastProgress = 0;
   const session = await WorkspaceSession.open(root, {
     modelDir: model,
+    backend: parseBackend(v.backend),
     cskv: v.cskv,
     window: optionalInt(v.window, '--window'),
     bits,

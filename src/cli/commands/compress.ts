@@ -38,6 +38,7 @@ export async function compressCommand(argv: string[], { out, err }: CommandIO): 
       rotate: { type: 'string' },
       out: { type: 'string' },
       chunk: { type: 'string' },
+      backend: { type: 'string' },
       weights: { type: 'string' },
       'statistics-mb': { type: 'string' },
       json: { type: 'boolean' },
@@ -68,7 +69,7 @@ export async function compressCommand(argv: string[], { out, err }: CommandIO): 
   const noText = (): RuntimeError => new RuntimeError('BAD_ARGUMENT', `no text files found under ${calibPaths.join(', ')}`);
   if (files.length === 0) throw noText();
 
-  const engine = await loadEngine({ model: modelDir, cskv: 'off', chunk: v.chunk, weights: v.weights });
+  const engine = await loadEngine({ model: modelDir, backend: v.backend, cskv: 'off', chunk: v.chunk, weights: v.weights });
   try {
     const { config } = engine.info;
     if (config.kvHeads % groups !== 0) throw new UsageError(`--groups must divide the model's ${config.kvHeads} kv heads, got ${groups}`);

@@ -29,7 +29,7 @@ export async function generateCommand(argv: string[], { out, err }: CommandIO): 
     if (!Number.isFinite(n)) throw new UsageError(`${flag} must be a number, got "${s}"`);
     return n;
   };
-  const engine = await loadEngine(v);
+  const engine = await loadEngine(v, err);
   try {
     // A tokenizer is needed for text in or out; with --prompt-ids and no tokenizer the ids are still printed.
     const hasTokenizer = modelHasTokenizer(engine.info.modelDir);

@@ -1,10 +1,10 @@
 // What every command shares: engine flags, argument checks, the usage error, and formatting.
 import * as path from 'node:path';
-import { OnnxEngine } from '../../runtime/backends/onnxEngine';
-import { resolveCskv } from '../../runtime/backends/selectBackend';
+import { type BackendChoice, loadEngineFor, resolveCskv } from '../../runtime/backends/selectBackend';
 import { COMPRESSED_BITS_TEXT, type CompressedBits, isCompressedBits } from '../../protocol';
 import type { Engine } from '../../runtime/engine';
 import { WEIGHT_FORMATS, type WeightFormat, isWeightFormat } from '../../runtime/model/weightFormat';
+import { BACKENDS } from '../../shared/settings';
 
 /** A mistake in the command line: the CLI prints it with the usage and exits with 2. */
 export class UsageError extends Error {}
@@ -16,6 +16,7 @@ export interface CommandIO {
 
 export const engineFlags = {
   model: { type: 'string' },
+  backend: { type: 'string' },
   cskv: { type: 'string' },
   window: { type: 'string' },
   bits: { type: 'string' },
@@ -24,18 +25,27 @@ export const engineFlags = {
   'prompt-ids': { type: 'string' },
 } as const;
 
-export type EngineFlags = { model?: string; cskv?: string; window?: string; bits?: string; chunk?: string; weights?: string };
+export type EngineFlags = { model?: string; backend?: string; cskv?: string; window?: string; bits?: string; chunk?: string; weights?: string };
 
-export async function loadEngine(v: EngineFlags): Promise<Engine> {
+/** Loads the engine on the backend of --backend (default auto); says which and why on `log` (stderr). */
+export async function loadEngine(v: EngineFlags, log?: NodeJS.WritableStream): Promise<Engine> {
   if (!v.model) throw new UsageError('--model DIR is required');
   const model = path.resolve(v.model);
-  return OnnxEngine.load(model, {
+  const { engine, reason } = await loadEngineFor(parseBackend(v.backend), model, {
     cskv: resolveCskv(v.cskv, model),
     window: optionalInt(v.window, '--window'),
     bits: optionalBits(v.bits),
     chunkSize: optionalInt(v.chunk, '--chunk'),
     weights: weightFormat(v.weights),
   });
+  log?.write(`cskv-code: backend ${reason}\n`);
+  return engine;
+}
+
+export function parseBackend(value: string | undefined): BackendChoice {
+  if (value === undefined) return 'auto';
+  if (!(BACKENDS as readonly string[]).includes(value)) throw new UsageError(`--backend must be ${BACKENDS.join(', ')}, got "${value}"`);
+  return value as BackendChoice;
 }
 
 export function weightFormat(value: string | undefined): WeightFormat | undefined {

@@ -16,10 +16,24 @@ import { modelFingerprint } from '../model/fingerprint';
 import { ropeDependsOnLength, ropeFrequencies, ropeTables } from '../model/rope';
 import { DEFAULT_WEIGHT_FORMAT, WEIGHT_FORMATS, isWeightFormat } from '../model/weightFormat';
 import { ModelWeights } from '../model/weights';
+import { DeviceFullBranch } from './deviceFullBranch';
 import { type LayerWeights, buildHeadGraph, buildLayerGraph } from '../onnx/layerGraph';
 import { toFloat32, type DType } from '../safetensors';
 
 const DEFAULT_CHUNK = 512;
+
+/** Where onnxruntime runs the graphs: the CPU provider (this backend), or WebGPU (webgpuEngine.ts). */
+export interface ExecutionProvider {
+  backend: 'onnx' | 'webgpu';
+  providers: ort.InferenceSession.SessionOptions['executionProviders'];
+  /**
+   * Keep activations between layers and, with the full cache, the cache's full branch on the device between steps
+   * (deviceFullBranch.ts): only the embeddings go up and the last layer's rows and the new keys/values come down.
+   */
+  keepOnDevice?: boolean;
+}
+
+export const CPU_PROVIDER: ExecutionProvider = { backend: 'onnx', providers: ['cpu'] };
 
 export class OnnxEngine implements Engine {
   private readonly history: number[] = [];
@@ -32,9 +46,10 @@ export class OnnxEngine implements Engine {
     private readonly embedding: { bytes: Uint8Array; dtype: DType },
     private readonly cache: BiBranchCache,
     private readonly chunkSize: number,
+    private readonly device: DeviceFullBranch | undefined,
   ) {}
 
-  static async load(modelDir: string, options: EngineOptions = {}): Promise<OnnxEngine> {
+  static async load(modelDir: string, options: EngineOptions = {}, provider: ExecutionProvider = CPU_PROVIDER): Promise<OnnxEngine> {
     const format = options.weights ?? DEFAULT_WEIGHT_FORMAT;
     if (!isWeightFormat(format)) throw new RuntimeError('BAD_ARGUMENT', `weights must be one of ${WEIGHT_FORMATS.join(', ')}, got "${String(format)}"`);
     const config = readModelConfig(modelDir);
@@ -50,18 +65,27 @@ export class OnnxEngine implements Engine {
       // Compressed features reach the graph as f32. float16 tensors over the 16-bit rows fail where the JavaScript
       // engine has Float16Array (Node 24, code-server's: "not enough space: expected 192, got 0"; onnxruntime-node
       // 1.30's binding reads no bytes from them), so 16-bit rows are widened per step, as before the rows existed.
-      const graphOptions = { weights: format, keysRotated, compressedType: 'float32' as const };
+      const onDevice = provider.keepOnDevice === true;
+      const fullBranchOutputs = onDevice && !factors;
+      const graphOptions = { weights: format, keysRotated, compressedType: 'float32' as const, fullBranchOutputs };
       // No spinning: idle pool threads that spin between the many small per-layer runs take the cores from Node's
       // own thread (and from the editor beside the sidecar). Measured on 2 cores: decode of a 0.5B model at 512
       // tokens 331 -> 122 ms/token, prefill 124 -> 152 tokens/s.
       const sessionOptions: ort.InferenceSession.SessionOptions = {
-        executionProviders: ['cpu'], graphOptimizationLevel: 'all', extra: { session: { intra_op: { allow_spinning: '0' } } },
+        executionProviders: provider.providers, graphOptimizationLevel: 'all', extra: { session: { intra_op: { allow_spinning: '0' } } },
       };
       if (options.threads !== undefined) sessionOptions.intraOpNumThreads = options.threads;
       for (let i = 0; i < config.layers; i++) {
         // One layer's f32 weights live only while its graph is built (quantised there for q8/q4).
         const graph = buildLayerGraph(config, readLayerWeights(weights, config, i), factors?.layers[i], graphOptions);
-        sessions.push(await createSession(graph, sessionOptions, `layer ${i}`));
+        const layerOptions = { ...sessionOptions };
+        if (onDevice) {
+          // The last layer's rows go to the head, which takes a slice of them: they come back to JS.
+          const location: Record<string, ort.Tensor.DataLocation> = { y: i < config.layers - 1 ? 'gpu-buffer' : 'cpu' };
+          if (fullBranchOutputs) location.k_full_next = location.v_full_next = 'gpu-buffer';
+          layerOptions.preferredOutputLocation = location;
+        }
+        sessions.push(await createSession(graph, layerOptions, `layer ${i}`));
       }
       const H = config.hiddenSize;
       const embeddingName = 'model.embed_tokens.weight';
@@ -83,10 +107,11 @@ export class OnnxEngine implements Engine {
         ranks: factors ? { k: factors.layers.map((l) => l.k.rank), v: factors.layers.map((l) => l.v.rank) } : undefined,
       });
       const info: EngineInfo = {
-        backend: 'onnx', modelDir, config, fingerprint, weights: format,
+        backend: provider.backend, modelDir, config, fingerprint, weights: format,
         cskv: factors ? { file: factors.file, window, bits, kRanks: factors.layers.map((l) => l.k.rank), vRanks: factors.layers.map((l) => l.v.rank) } : null,
       };
-      return new OnnxEngine(info, sessions, head, embedding, cache, options.chunkSize ?? DEFAULT_CHUNK);
+      const device = fullBranchOutputs ? new DeviceFullBranch(config.layers) : undefined;
+      return new OnnxEngine(info, sessions, head, embedding, cache, options.chunkSize ?? DEFAULT_CHUNK, device);
     } catch (err) {
       await Promise.all(sessions.map((s) => s.release()));
       throw err;
@@ -146,23 +171,39 @@ export class OnnxEngine implements Engine {
       feeds.cos_k = new ort.Tensor('float32', rope.cos.subarray(0, rotated * hd), [rotated, hd]);
       feeds.sin_k = new ort.Tensor('float32', rope.sin.subarray(0, rotated * hd), [rotated, hd]);
     }
-    let x = this.embed(chunk);
     const D = config.kvDim;
     const cskv = this.info.cskv;
-    for (let i = 0; i < this.layers.length; i++) {
-      const c = this.cache.inputs(i);
-      feeds.x = new ort.Tensor('float32', x, [T, config.hiddenSize]);
-      feeds.k_full = new ort.Tensor('float32', c.kFull, [c.fullTokens, D]);
-      feeds.v_full = new ort.Tensor('float32', c.vFull, [c.fullTokens, D]);
-      if (cskv) {
-        feeds.c_k = features(c.kCompressed!, c.compressedTokens, cskv.kRanks[i]!);
-        feeds.c_v = features(c.vCompressed!, c.compressedTokens, cskv.vRanks[i]!);
+    // The rows between layers: in JS memory, or a gpu-buffer tensor where the provider keeps them on the device.
+    let x: Float32Array = this.embed(chunk);
+    let xOnDevice: ort.Tensor | undefined;
+    try {
+      for (let i = 0; i < this.layers.length; i++) {
+        const c = this.cache.inputs(i);
+        feeds.x = xOnDevice ?? new ort.Tensor('float32', x, [T, config.hiddenSize]);
+        const resident = this.device?.get(i, c.fullTokens);
+        feeds.k_full = resident?.k ?? new ort.Tensor('float32', c.kFull, [c.fullTokens, D]);
+        feeds.v_full = resident?.v ?? new ort.Tensor('float32', c.vFull, [c.fullTokens, D]);
+        if (cskv) {
+          feeds.c_k = features(c.kCompressed!, c.compressedTokens, cskv.kRanks[i]!);
+          feeds.c_v = features(c.vCompressed!, c.compressedTokens, cskv.vRanks[i]!);
+        }
+        const out = await run(this.layers[i]!, feeds, `layer ${i}`);
+        this.cache.append(i, T, data(keysRotated ? out.k_rot_new : out.k_new), data(out.v_new), cskv ? data(out.c_k_new) : undefined, cskv ? data(out.c_v_new) : undefined);
+        this.device?.replace(i, out.k_full_next as ort.Tensor, out.v_full_next as ort.Tensor, c.fullTokens + T);
+        observe?.(i, data(out.k_new), data(out.v_new), T);
+        xOnDevice?.dispose();
+        const y = out.y as ort.Tensor;
+        xOnDevice = y.location === 'gpu-buffer' ? y : undefined;
+        if (!xOnDevice) x = data(y);
       }
-      const out = await run(this.layers[i]!, feeds, `layer ${i}`);
-      this.cache.append(i, T, data(keysRotated ? out.k_rot_new : out.k_new), data(out.v_new), cskv ? data(out.c_k_new) : undefined, cskv ? data(out.c_v_new) : undefined);
-      observe?.(i, data(out.k_new), data(out.v_new), T);
-      x = data(out.y);
+    } catch (err) {
+      // The device copies may be a step ahead of the cache now: the next step uploads from the cache instead.
+      this.device?.clear();
+      xOnDevice?.dispose();
+      throw err;
     }
+    // The last layer's rows always come back (its y is a 'cpu' output): the head takes a slice of them.
+    if (xOnDevice) throw new Error('the last layer\'s rows stayed on the GPU');
     this.cache.commit(T);
     this.history.push(...chunk);
     if (logitRows === 0) return new Float32Array(0);
@@ -213,6 +254,7 @@ export class OnnxEngine implements Engine {
     if (!Number.isInteger(length) || length < 0 || length > this.length) {
       throw new RuntimeError('BAD_ARGUMENT', `cannot truncate a cache of ${this.length} tokens to ${length}`);
     }
+    this.device?.clear();
     const { recomputeFrom } = this.cache.truncate(length);
     const redo = this.history.slice(recomputeFrom, length);
     this.history.length = recomputeFrom;
@@ -233,12 +275,14 @@ export class OnnxEngine implements Engine {
     if (JSON.stringify(snapshot.shape) !== JSON.stringify(this.cache.shape) || snapshot.history.length !== snapshot.state.tokens) {
       throw new RuntimeError('BAD_ARGUMENT', 'cannot restore the cache: the snapshot was taken with another model or other CSKV settings');
     }
+    this.device?.clear();
     this.cache.importState(snapshot.state);
     this.history.length = 0;
     for (const id of snapshot.history) this.history.push(id); // a spread would overflow the stack on long contexts
   }
 
   async dispose(): Promise<void> {
+    this.device?.clear();
     await Promise.all([...this.layers, this.head].map((s) => s.release()));
   }
 }

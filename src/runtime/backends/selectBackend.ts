@@ -1,24 +1,31 @@
-// Picks the engine backend. 'auto' asks the native addon whether CUDA can run here and records the answer in the
-// reason ("onnx (CPU): CUDA unavailable: no NVIDIA GPU found ..."); where it can, the CUDA engine is loaded, and
-// if that fails (out of memory, a kernel fault) 'auto' falls back to onnx saying why. An explicit 'cuda' that
-// cannot be honoured is refused with the reason rather than silently replaced.
+// Picks the engine backend. 'auto' asks the native addon whether CUDA can run here and loads the CUDA engine where
+// it can; otherwise (or if that load fails: out of memory, a kernel fault) it asks whether WebGPU finds a hardware
+// adapter and loads the WebGPU engine there; otherwise the onnx (CPU) engine. Each answer goes into the reason
+// ("onnx (CPU): CUDA unavailable: ...; WebGPU unavailable: ..."). An explicit 'cuda' or 'webgpu' that cannot be
+// honoured is refused with that reason rather than silently replaced. A software WebGPU adapter (Mesa lavapipe)
+// is taken only when 'webgpu' is asked for: it computes on the CPU, slower than the onnx backend.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import type { Backend } from '../../shared/settings';
 import type { Engine, EngineOptions } from '../engine';
 import { RuntimeError } from '../errors';
 import { type CudaAvailability, checkCuda } from './cudaAvailability';
 import { CudaEngine } from './cudaEngine';
 import { OnnxEngine } from './onnxEngine';
+import { type WebGpuAvailability, checkWebGpu } from './webgpuAvailability';
+import { loadWebGpuEngine } from './webgpuEngine';
 import { defaultCskvFile } from '../model/modelPath';
 
-export type BackendChoice = 'auto' | 'cuda' | 'onnx';
+export type BackendChoice = Backend;
 
 export interface LoadedEngine {
   engine: Engine;
   /** Why this backend, for the UI and the logs. */
   reason: string;
-  /** What the CUDA check found; undefined when backend 'onnx' was asked for (no check is made then). */
+  /** What the CUDA check found; undefined when it was not made (backend 'onnx' or 'webgpu'). */
   cuda?: CudaAvailability | undefined;
+  /** What the WebGPU check found; undefined when it was not made. */
+  webgpu?: WebGpuAvailability | undefined;
 }
 
 export interface BackendSelection {
@@ -28,26 +35,47 @@ export interface BackendSelection {
   checkCuda?: (() => Promise<CudaAvailability>) | undefined;
   /** Replaces the CUDA engine's loader (tests). */
   loadCuda?: ((modelDir: string, options: EngineOptions, addonFile: string) => Promise<Engine>) | undefined;
+  /** Replaces the WebGPU check (tests). */
+  checkWebGpu?: (() => Promise<WebGpuAvailability>) | undefined;
 }
 
 export async function loadEngineFor(
   backend: BackendChoice, modelDir: string, options: EngineOptions, selection: BackendSelection = {},
 ): Promise<LoadedEngine> {
   if (backend === 'onnx') return { engine: await OnnxEngine.load(modelDir, options), reason: 'onnx (CPU), as configured' };
+  const webgpuCheck = selection.checkWebGpu ?? checkWebGpu;
+  if (backend === 'webgpu') {
+    const webgpu = await webgpuCheck();
+    if (!webgpu.available) throw new RuntimeError('BACKEND', `backend "webgpu" cannot run here: ${webgpu.reason}; use backend "auto" or "onnx"`);
+    return { engine: await loadWebGpuEngine(modelDir, options), reason: `webgpu (${webgpu.summary}), as configured`, webgpu };
+  }
   const cuda = await (selection.checkCuda ?? (() => checkCuda({ nativeLibrary: selection.nativeLibrary })))();
+  let cudaReason: string;
   if (!cuda.available) {
     if (backend === 'cuda') throw cudaRefusal(cuda);
-    return { engine: await OnnxEngine.load(modelDir, options), reason: `onnx (CPU): CUDA unavailable: ${cuda.reason}`, cuda };
+    cudaReason = `CUDA unavailable: ${cuda.reason}`;
+  } else {
+    const loadCuda = selection.loadCuda ?? ((dir, o, addonFile) => CudaEngine.load(dir, { ...o, nativeLibrary: addonFile }));
+    try {
+      return { engine: await loadCuda(modelDir, options, cuda.addonFile), reason: `cuda: ${cuda.summary}`, cuda };
+    } catch (err) {
+      // A model that cannot load at all (a format error) fails the same way on the others: say so once, from here.
+      if (backend === 'cuda' || (err instanceof RuntimeError && (err.code === 'MODEL_FORMAT' || err.code === 'UNSUPPORTED'))) throw err;
+      cudaReason = `the CUDA engine could not load on ${cuda.summary}: ${(err as Error).message}`;
+    }
   }
-  const loadCuda = selection.loadCuda ?? ((dir, o, addonFile) => CudaEngine.load(dir, { ...o, nativeLibrary: addonFile }));
-  try {
-    return { engine: await loadCuda(modelDir, options, cuda.addonFile), reason: `cuda: ${cuda.summary}`, cuda };
-  } catch (err) {
-    // A model that cannot load at all (a format error) fails the same way on onnx: say so once, from here.
-    if (backend === 'cuda' || (err instanceof RuntimeError && (err.code === 'MODEL_FORMAT' || err.code === 'UNSUPPORTED'))) throw err;
-    const reason = `onnx (CPU): the CUDA engine could not load on ${cuda.summary}: ${(err as Error).message}`;
-    return { engine: await OnnxEngine.load(modelDir, options), reason, cuda };
+  const webgpu = await webgpuCheck();
+  let webgpuReason: string;
+  if (!webgpu.available) webgpuReason = `WebGPU unavailable: ${webgpu.reason}`;
+  else if (webgpu.adapter.software) webgpuReason = `WebGPU has only a ${webgpu.adapter.description} adapter (backend "webgpu" uses it)`;
+  else {
+    try {
+      return { engine: await loadWebGpuEngine(modelDir, options), reason: `webgpu (${webgpu.summary}): ${cudaReason}`, cuda, webgpu };
+    } catch (err) {
+      webgpuReason = `WebGPU (${webgpu.summary}) failed to load the model: ${(err as Error).message}`;
+    }
   }
+  return { engine: await OnnxEngine.load(modelDir, options), reason: `onnx (CPU): ${cudaReason}; ${webgpuReason}`, cuda, webgpu };
 }
 
 /** The error for an explicit backend 'cuda' on a machine where CUDA cannot run: BACKEND with the reason. */

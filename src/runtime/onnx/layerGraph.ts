@@ -49,6 +49,12 @@ export interface LayerGraphOptions {
   keysRotated: boolean;
   /** How the compressed features arrive: fp16 rows read in place (16 bits) or dequantised f32. */
   compressedType: 'float16' | 'float32';
+  /**
+   * Also output the full branch with this step's tokens appended (`k_full_next`, `v_full_next`: the next step's
+   * `k_full`/`v_full`), so a GPU backend can keep them on the device and feed them back. Full cache only (no
+   * factors): with CSKV the full branch also sheds tokens to the compressed one.
+   */
+  fullBranchOutputs?: boolean;
 }
 
 export function buildLayerGraph(config: ModelConfig, w: LayerWeights, factors: LayerFactors | undefined, options: LayerGraphOptions): Uint8Array {
@@ -109,14 +115,19 @@ export function buildLayerGraph(config: ModelConfig, w: LayerWeights, factors: L
   }
   // Every key of the attention, token-major [S, D], after RoPE.
   let keys: string;
+  const fullBranchOutputs = options.fullBranchOutputs === true;
+  if (fullBranchOutputs && factors) throw new Error('fullBranchOutputs is for the full cache only (no CSKV factors)');
   if (keysRotated) {
     const kRotNew = ropeKeys(k, cosQ, sinQ);
     g.output(kRotNew, 'k_rot_new', ['T', D]);
     const parts = [kFull, kRotNew];
     if (rebuilt) parts.unshift(ropeKeys(rebuilt, cosK, sinK));
     keys = g.op('Concat', parts, { axis: 0 });
+    if (fullBranchOutputs) g.output(keys, 'k_full_next', ['S', D]);
   } else {
-    keys = ropeKeys(g.op('Concat', rebuilt ? [rebuilt, kFull, k] : [kFull, k], { axis: 0 }), cosK, sinK);
+    const unrotated = g.op('Concat', rebuilt ? [rebuilt, kFull, k] : [kFull, k], { axis: 0 });
+    if (fullBranchOutputs) g.output(unrotated, 'k_full_next', ['S', D]);
+    keys = ropeKeys(unrotated, cosK, sinK);
   }
 
   // [T, heads*hd] -> [kvHeads, nRep, T, hd]; query head j*nRep+i attends with kv head j (transformers' repeat_kv).
@@ -129,7 +140,9 @@ export function buildLayerGraph(config: ModelConfig, w: LayerWeights, factors: L
 
   const toHeads = (t: string): string =>
     g.op('Unsqueeze', [g.op('Transpose', [g.op('Reshape', [t, g.ints([-1, kvHeads, hd])])], { perm: [1, 0, 2] }), g.ints([1])]);
-  const values = toHeads(g.op('Concat', [vFull, v], { axis: 0 }));
+  const valueRows = g.op('Concat', [vFull, v], { axis: 0 });
+  if (fullBranchOutputs) g.output(valueRows, 'v_full_next', ['S', D]);
+  const values = toHeads(valueRows);
   let attn: string;
   if (factors && cV) {
     const compressedCount = g.op('Slice', [g.op('Shape', [cV]), g.ints([0]), g.ints([1])]);
@@ -139,7 +152,10 @@ export function buildLayerGraph(config: ModelConfig, w: LayerWeights, factors: L
     const upBasis = headMajorBasis(factors.v, kvHeads, hd);
     const upProjection = g.weight('v_up', upBasis, [kvHeads, 1, factors.v.rank, hd]);
     const meanHeads = g.weight('v_mean_heads', factors.v.mean, [kvHeads, 1, 1, hd]);
-    const inRankSpace = g.op('MatMul', [pCompressed, cV]);
+    // One zero row/column appended to both sides, so the product's inner axis is never empty: onnxruntime's
+    // WebGPU provider crashes (SIGSEGV) on a MatMul over a zero-length axis, i.e. while the compressed branch is
+    // empty (test/runtime/webgpuCrash.test.ts). The extra term adds 0.
+    const inRankSpace = g.op('MatMul', [g.op('Pad', [pCompressed, g.ints([0, 0, 0, 0, 0, 0, 0, 1])]), g.op('Pad', [cV, g.ints([0, 0, 1, 0])])]);
     const compressedOut = g.op('Add', [
       g.op('MatMul', [inRankSpace, upProjection]),
       // The compressed weights' total, as 1 - the full ones' (never an empty reduction: onnxruntime gets the
