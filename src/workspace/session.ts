@@ -176,7 +176,7 @@ export class WorkspaceSession {
         const { prefix, suffix } = params;
         const literal = (t: string): number[] => this.tokenizer.encode(t, { addSpecialTokens: false, literal: true });
         const special = (t: string): number[] => this.tokenizer.encode(t, { addSpecialTokens: false });
-        const header = special(repoFormat(this.tokenizer).fileHeader(rel));
+        const header = this.tokenizer.encodeParts(repoFormat(this.tokenizer).fileHeader(rel));
         const fim = this.tokenizer.tokenId(FIM.prefix) !== undefined && this.tokenizer.tokenId(FIM.suffix) !== undefined && this.tokenizer.tokenId(FIM.middle) !== undefined;
         const prompt = fim
           ? [...header, ...special(FIM.prefix), ...literal(prefix), ...special(FIM.suffix), ...literal(suffix), ...special(FIM.middle)]

@@ -36,8 +36,10 @@ export async function generateCommand(argv: string[], { out, err }: CommandIO): 
     const tokenizer = v.prompt !== undefined || hasTokenizer ? ModelTokenizer.load(engine.info.modelDir) : undefined;
     let prompt: number[];
     if (v.prompt !== undefined) {
-      const text = v.chat ? tokenizer!.applyChatTemplate([{ role: 'user', content: v.prompt }], { addGenerationPrompt: true }) : v.prompt;
-      prompt = tokenizer!.encode(text, { addSpecialTokens: !v.chat });
+      // A raw prompt may write special tokens on purpose; in a chat message they are the text the user typed.
+      prompt = v.chat
+        ? tokenizer!.encodeChat([{ role: 'user', content: v.prompt }], { addGenerationPrompt: true })
+        : tokenizer!.encode(v.prompt, { addSpecialTokens: true });
     } else {
       prompt = parseIds(v['prompt-ids']!);
     }

@@ -39,7 +39,7 @@ export async function perplexityCommand(argv: string[], { out }: CommandIO): Pro
   const engine = await loadEngine({ ...v, chunk: String(rows) });
   try {
     const { config, cskv: cskvInfo } = engine.info;
-    const ids = ModelTokenizer.load(engine.info.modelDir).encode(text);
+    const ids = ModelTokenizer.load(engine.info.modelDir).encode(text, { literal: true }); // a file's text: never special ids
     const context = contextFlag ?? config.maxPositions;
     const W = cskvInfo?.window ?? 1;
     const chunkLength = Math.max(W, Math.floor(rows / W) * W); // the engine's own rounding of its chunk size
