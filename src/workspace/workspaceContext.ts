@@ -153,7 +153,12 @@ export class WorkspaceContext {
   save(): void {
     const file = this.options.storageFile;
     if (!file || !this.isSynced) return;
-    saveContext(file, { key: this.key, segments: this.resident, snapshot: this.engine.snapshot() });
+    try {
+      saveContext(file, { key: this.key, segments: this.resident, snapshot: this.engine.snapshot() });
+    } catch (err) {
+      // The answer stands; only the next start is slower.
+      this.options.log?.(`could not save the workspace context to ${file}: ${(err as Error).message}`);
+    }
   }
 
   async stop(): Promise<void> {

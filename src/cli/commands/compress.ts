@@ -21,27 +21,30 @@ const HELD_OUT_FRACTION = 0.1;
 /** Statistics for Qwen2.5-7B (28 layers, D = 512) take 117 MB and fit at once; Llama-2-7B's (D = 4096) take passes. */
 const DEFAULT_STATISTICS_MB = 512;
 
+/** The flags `cskv-code compress` takes (its usage line in cli.ts names each). */
+export const COMPRESS_OPTIONS = {
+  model: { type: 'string' },
+  calib: { type: 'string', multiple: true },
+  density: { type: 'string' },
+  bits: { type: 'string' },
+  window: { type: 'string' },
+  groups: { type: 'string' },
+  tokens: { type: 'string' },
+  segment: { type: 'string' },
+  init: { type: 'string' },
+  rotate: { type: 'string' },
+  out: { type: 'string' },
+  chunk: { type: 'string' },
+  weights: { type: 'string' },
+  'statistics-mb': { type: 'string' },
+  json: { type: 'boolean' },
+} as const;
+
 export async function compressCommand(argv: string[], { out, err }: CommandIO): Promise<number> {
   const { values: v, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
-    options: {
-      model: { type: 'string' },
-      calib: { type: 'string', multiple: true },
-      density: { type: 'string' },
-      bits: { type: 'string' },
-      window: { type: 'string' },
-      groups: { type: 'string' },
-      tokens: { type: 'string' },
-      segment: { type: 'string' },
-      init: { type: 'string' },
-      rotate: { type: 'string' },
-      out: { type: 'string' },
-      chunk: { type: 'string' },
-      weights: { type: 'string' },
-      'statistics-mb': { type: 'string' },
-      json: { type: 'boolean' },
-    },
+    options: COMPRESS_OPTIONS,
   });
   if (!v.model) throw new UsageError('--model DIR is required');
   const modelDir = path.resolve(v.model);

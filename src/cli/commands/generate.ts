@@ -6,21 +6,24 @@ import { formatBytes } from '../../shared/formatBytes';
 import { type CommandIO, UsageError, engineFlags, loadEngine, optionalInt, parseIds } from './shared';
 import { modelHasTokenizer } from '../../runtime/model/modelPath';
 
+/** The flags `cskv-code generate` takes (its usage line in cli.ts names each). */
+export const GENERATE_OPTIONS = {
+  ...engineFlags,
+  prompt: { type: 'string' },
+  chat: { type: 'boolean' },
+  'max-new-tokens': { type: 'string' },
+  greedy: { type: 'boolean' },
+  temperature: { type: 'string' },
+  'top-p': { type: 'string' },
+  'top-k': { type: 'string' },
+  seed: { type: 'string' },
+  json: { type: 'boolean' },
+} as const;
+
 export async function generateCommand(argv: string[], { out, err }: CommandIO): Promise<number> {
   const { values: v } = parseArgs({
     args: argv,
-    options: {
-      ...engineFlags,
-      prompt: { type: 'string' },
-      chat: { type: 'boolean' },
-      'max-new-tokens': { type: 'string' },
-      greedy: { type: 'boolean' },
-      temperature: { type: 'string' },
-      'top-p': { type: 'string' },
-      'top-k': { type: 'string' },
-      seed: { type: 'string' },
-      json: { type: 'boolean' },
-    },
+    options: GENERATE_OPTIONS,
   });
   if ((v.prompt === undefined) === (v['prompt-ids'] === undefined)) throw new UsageError('give exactly one of --prompt TEXT and --prompt-ids 1,2,3');
   const number = (s: string | undefined, flag: string): number | undefined => {
