@@ -117,8 +117,19 @@ export class ModelTokenizer {
    * Loads the tokenizer of the model in `modelDir`: tokenizer.json (required), tokenizer_config.json (special
    * tokens, chat template), and generation_config.json / config.json (extra end-of-generation ids), when present.
    * A GGUF file (a path that is a file) gives the same from its tokenizer metadata (model/ggufTokenizer.ts).
+   * With the `model`'s config, a tokenizer with more tokens than the model's embedding is refused.
    */
-  static load(modelDir: string): ModelTokenizer {
+  static load(modelDir: string, model?: { readonly file: string; readonly vocabSize: number }): ModelTokenizer {
+    const tokenizer = ModelTokenizer.loadFiles(modelDir);
+    // Ids past the model's embedding would fail at the first prompt that uses them, naming neither file.
+    if (model && tokenizer.vocabSize > model.vocabSize) {
+      const file = isGgufModel(modelDir) ? modelDir : path.join(modelDir, 'tokenizer.json');
+      throw new ModelFormatError(file, `has ${tokenizer.vocabSize} tokens but the model has ${model.vocabSize} (vocab_size in ${model.file}); the tokenizer belongs to another model`);
+    }
+    return tokenizer;
+  }
+
+  private static loadFiles(modelDir: string): ModelTokenizer {
     if (isGgufModel(modelDir)) return ModelTokenizer.loadGguf(modelDir);
     const tokenizerFile = path.join(modelDir, 'tokenizer.json');
     const configFile = path.join(modelDir, 'tokenizer_config.json');

@@ -6,6 +6,7 @@ import type { AskResult, ChatTurn, CompressedBits, MemoryStatus, PrefillProgress
 import { type BackendChoice, loadEngineFor, resolveCskv } from '../runtime/backends/selectBackend';
 import type { Engine } from '../runtime/engine';
 import { RuntimeError } from '../runtime/errors';
+import { readModelConfig } from '../runtime/model/config';
 import { generate } from '../runtime/generate';
 import { type ChatMessage, ModelTokenizer } from '../runtime/tokenizer';
 import type { CompletionShape } from './completionShape';
@@ -87,7 +88,7 @@ export class WorkspaceSession {
   static async open(root: string, options: SessionOptions, events: SessionEvents): Promise<WorkspaceSession> {
     const modelDir = path.resolve(options.modelDir);
     events.onStatus('loading-model', `loading ${path.basename(modelDir)}`);
-    const tokenizer = ModelTokenizer.load(modelDir);
+    const tokenizer = ModelTokenizer.load(modelDir, readModelConfig(modelDir));
     const { engine, reason } = await loadEngineFor(options.backend ?? 'auto', modelDir, {
       cskv: resolveCskv(options.cskv, modelDir), window: options.window, bits: options.bits, weights: options.weights,
     }, { nativeLibrary: options.nativeLibrary });

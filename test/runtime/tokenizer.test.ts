@@ -247,3 +247,12 @@ test('literal encoding of a file of about 200k tokens', () => {
   assert.ok(ids.length > 150_000, `${ids.length} ids`);
   assert.equal(qwen.decode(ids), source);
 });
+
+test('a tokenizer with more tokens than the model is refused, naming both files', () => {
+  const qwenDir = lenmlModelDir('qwen3');
+  const config = path.join(qwenDir, 'config.json');
+  assert.throws(() => ModelTokenizer.load(qwenDir, { file: config, vocabSize: 1000 }), (err: unknown) =>
+    err instanceof ModelFormatError && err.file === path.join(qwenDir, 'tokenizer.json') &&
+    err.message.includes(`has ${qwen.vocabSize} tokens but the model has 1000 (vocab_size in ${config})`));
+  assert.equal(ModelTokenizer.load(qwenDir, { file: config, vocabSize: 151936 }).vocabSize, qwen.vocabSize);
+});

@@ -78,7 +78,7 @@ export async function compressCommand(argv: string[], { out, err }: CommandIO): 
     if (rankBudget(density, config.layers, config.kvDim) < 2 * config.layers * groups) {
       throw new UsageError(`--density ${density} leaves less than rank 1 per group for every key and value; the least is about ${(groups / config.kvDim).toPrecision(2)}`);
     }
-    const tokenizer = ModelTokenizer.load(modelDir);
+    const tokenizer = ModelTokenizer.load(modelDir, engine.info.config);
     const text = tokeniseForCalibration(files, tokenizer, { maxTokens, segmentLength, heldOutFraction: HELD_OUT_FRACTION });
     if (text.files.length === 0) throw noText();
     if (text.trainTokens === 0) throw new RuntimeError('BAD_ARGUMENT', `the calibration text (${text.files.length} files) holds no tokens`);

@@ -36,7 +36,7 @@ export async function generateCommand(argv: string[], { out, err }: CommandIO): 
   try {
     // A tokenizer is needed for text in or out; with --prompt-ids and no tokenizer the ids are still printed.
     const hasTokenizer = modelHasTokenizer(engine.info.modelDir);
-    const tokenizer = v.prompt !== undefined || hasTokenizer ? ModelTokenizer.load(engine.info.modelDir) : undefined;
+    const tokenizer = v.prompt !== undefined || hasTokenizer ? ModelTokenizer.load(engine.info.modelDir, engine.info.config) : undefined;
     let prompt: number[];
     if (v.prompt !== undefined) {
       // A raw prompt may write special tokens on purpose; in a chat message they are the text the user typed.

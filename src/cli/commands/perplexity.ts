@@ -51,7 +51,7 @@ export async function perplexityCommand(argv: string[], { out, err }: CommandIO)
   const engine = await loadEngine({ ...v, chunk: String(rows) });
   try {
     const { config, cskv: cskvInfo } = engine.info;
-    const all = ModelTokenizer.load(engine.info.modelDir).encode(text, { literal: true }); // a file's text: never special ids
+    const all = ModelTokenizer.load(engine.info.modelDir, engine.info.config).encode(text, { literal: true }); // a file's text: never special ids
     const ids = all.slice(0, maxTokens);
     if (ids.length < all.length) err.write(`perplexity: scoring the first ${ids.length} of the file's ${all.length} tokens (--max-tokens ${maxTokens})\n`);
     let lastProgress = performance.now();
