@@ -74,7 +74,8 @@ export class WorkspaceContext {
 
   /** Scans the workspace, lays it out, and takes back a saved cache that still matches. Does not prefill. */
   async initialise({ restoreSaved = true } = {}): Promise<void> {
-    const scan = scanWorkspace(this.options.root, { excludes: this.options.excludes, maxFileBytes: this.options.maxFileBytes });
+    const scan = await scanWorkspace(this.options.root, { excludes: this.options.excludes, maxFileBytes: this.options.maxFileBytes });
+    for (const note of scan.notes) this.options.log?.(`scan: ${note}`);
     this.scanExcluded = scan.excluded;
     for (const f of scan.files) this.files.set(f.path, { text: f.text, mtimeMs: f.mtimeMs });
     const saved = restoreSaved ? this.restoreSaved() : [];

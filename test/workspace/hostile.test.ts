@@ -9,7 +9,7 @@ import nodeFs = require('node:fs');
 import { type Engine } from '../../src/runtime/engine';
 import { decodeSnapshot, encodeSnapshot } from '../../src/runtime/cache/cacheSnapshot';
 import { type SavedContext, contextFile, contextKey, loadContext, saveContext } from '../../src/workspace/persistence';
-import { readWorkspaceFile } from '../../src/workspace/scan';
+import { PathFilter, readWorkspaceFile, scanWorkspace } from '../../src/workspace/scan';
 import { type SessionOptions, WorkspaceSession } from '../../src/workspace/session';
 import { addedTokenIds } from '../support/addedTokens';
 import { tempDir } from '../support/paths';
@@ -271,5 +271,107 @@ describe('saved contexts', () => {
   test('a context saved with other weights (f32 against q8) is not taken for this one', async () => {
     const { reopen } = await savedWorkspace({ weights: 'f32' });
     assert.match((await reopen({ weights: 'q8' })).join('\n'), /discarded .* another model, CSKV settings, weight format/);
+  });
+});
+
+describe('the workspace scan under a hostile or changing tree', () => {
+  const writeTree = (root: string, files: Record<string, string>): void => {
+    for (const [rel, text] of Object.entries(files)) {
+      fs.mkdirSync(path.dirname(path.join(root, rel)), { recursive: true });
+      fs.writeFileSync(path.join(root, rel), text);
+    }
+  };
+
+  test('a folder deleted while the scan runs is skipped with a note, the rest is scanned', async () => {
+    const root = tempDir('cskv-ws-');
+    writeTree(root, { 'a/one.ts': '1\n', 'b/two.ts': '2\n', 'b/deep/three.ts': '3\n', 'c/four.ts': '4\n' });
+    const readdir = nodeFs.readdirSync;
+    // While "a" is listed, "b" (not reached yet) disappears.
+    const spy = mock.method(nodeFs, 'readdirSync', ((dir: string, options: unknown) => {
+      if (dir === path.join(root, 'a')) fs.rmSync(path.join(root, 'b'), { recursive: true });
+      return (readdir as (d: string, o: unknown) => unknown)(dir, options);
+    }) as typeof nodeFs.readdirSync);
+    try {
+      const scan = await scanWorkspace(root);
+      assert.deepEqual(scan.files.map((f) => f.path), ['a/one.ts', 'c/four.ts']);
+      assert.deepEqual(scan.notes, ['b vanished while the workspace was scanned; skipped']);
+    } finally {
+      spy.mock.restore();
+    }
+  });
+
+  test('1000 nested folders are scanned, and no path is resolved again per file or folder (the cost that grew with depth)', { timeout: 120_000 }, async () => {
+    const chain = (depth: number): string => {
+      const root = tempDir('cskv-ws-');
+      let dir = root;
+      for (let i = 0; i < depth; i++) {
+        dir = path.join(dir, 'd');
+        fs.mkdirSync(dir);
+        fs.writeFileSync(path.join(dir, 'f.ts'), `${i}\n`);
+      }
+      fs.writeFileSync(path.join(root, '.gitignore'), '*.log\n');
+      return root;
+    };
+    // realpath walks every level of the path it is given: once per file or folder, the scan is quadratic in depth.
+    const realpath = nodeFs.realpathSync;
+    let resolved = 0;
+    const counting = Object.assign((...args: Parameters<typeof realpath>) => (resolved++, realpath(...args)), {
+      native: (...args: Parameters<typeof realpath.native>) => (resolved++, realpath.native(...args)),
+    }) as typeof realpath;
+    const spy = mock.method(nodeFs, 'realpathSync', counting);
+    const resolutions: number[] = [];
+    try {
+      for (const depth of [50, 200]) {
+        resolved = 0;
+        assert.equal((await scanWorkspace(chain(depth))).files.length, depth + 1);
+        resolutions.push(resolved);
+      }
+    } finally {
+      spy.mock.restore();
+    }
+    assert.equal(resolutions[1], resolutions[0], `path resolutions at depth 50 and 200: ${resolutions.join(', ')}`);
+    assert.equal((await scanWorkspace(chain(1000))).files.length, 1001);
+  });
+
+  test('the scan lets the event loop run while it walks', async () => {
+    const root = tempDir('cskv-ws-');
+    writeTree(root, Object.fromEntries(Array.from({ length: 20 }, (_, i) => [`dir${i}/file.ts`, `export const x${i} = ${i};\n`])));
+    let turns = 0;
+    let scanning = true;
+    const tick = (): void => {
+      turns++;
+      if (scanning) setImmediate(tick);
+    };
+    setImmediate(tick);
+    const scan = await scanWorkspace(root);
+    scanning = false;
+    assert.equal(scan.files.length, 20);
+    assert.ok(turns >= 10, `the event loop ran ${turns} times during the scan`);
+  });
+
+  test('an ignore file that cannot be read is an error for its folder: nothing under it is read', async () => {
+    const root = tempDir('cskv-ws-');
+    writeTree(root, { 'ok/main.ts': 'main\n', 'private/secret.env': 'TOKEN=1\n', 'private/sub/key.pem': 'KEY\n', 'linked/key.txt': 'KEY\n' });
+    fs.mkdirSync(path.join(root, 'private', '.gitignore')); // a folder where the file should be: EISDIR
+    const outside = path.join(tempDir('cskv-outside-'), 'gitignore');
+    fs.writeFileSync(outside, 'nothing\n');
+    fs.symlinkSync(outside, path.join(root, 'linked', '.gitignore')); // a link out of the workspace
+    const scan = await scanWorkspace(root);
+    assert.deepEqual(scan.files.map((f) => f.path), ['ok/main.ts']);
+    assert.deepEqual(scan.excluded.filter((e) => e.reason === 'unreadable').map((e) => e.path).sort(), ['linked', 'private']);
+    assert.ok(scan.notes.some((n) => n.includes('private/.gitignore cannot be read')), scan.notes.join('\n'));
+    // Files that appear there later (the watcher's path) are refused too.
+    assert.equal(new PathFilter(root).reason('private/new.ts'), 'unreadable');
+  });
+
+  test('an ignore file that is a FIFO is refused without blocking the scan', () => {
+    const root = tempDir('cskv-ws-');
+    writeTree(root, { 'a/main.ts': 'main\n' });
+    cp.execFileSync('mkfifo', [path.join(root, 'a', '.gitignore')]);
+    const scan = path.join(__dirname, '..', '..', 'src', 'workspace', 'scan.js');
+    const script = `Promise.resolve(require(${JSON.stringify(scan)}).scanWorkspace(${JSON.stringify(root)})).then((r) => process.stdout.write(JSON.stringify(r)));`;
+    const r = cp.spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 20_000 });
+    assert.equal(r.status, 0, `the scan did not come back (signal ${r.signal}): ${r.stderr.slice(0, 300)}`);
+    assert.deepEqual((JSON.parse(r.stdout) as { files: unknown[]; excluded: Array<{ path: string }> }).excluded.map((e) => e.path), ['a']);
   });
 });
