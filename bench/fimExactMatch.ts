@@ -43,7 +43,7 @@ export function buildFimCases(tokenizer: ModelTokenizer, format: RepoFormat, rep
     const at = candidates[Math.floor(random() * candidates.length)]!;
     const before = `${lines.slice(0, at).join('\n')}\n`;
     const after = `\n${lines.slice(at + 1).join('\n')}`;
-    const head = tokenizer.encode(format.header(repo) + format.fileHeader(file.path), { addSpecialTokens: true });
+    const head = tokenizer.encodeParts([...format.header(repo), ...format.fileHeader(file.path)], { addSpecialTokens: true });
     const p = tokenizer.encode(before, { addSpecialTokens: false, literal: true }).slice(-prefixTokens);
     const s = tokenizer.encode(after, { addSpecialTokens: false, literal: true }).slice(0, suffixTokens);
     cases.push({ repo, path: file.path, prompt: [...head, pre, ...p, suf, ...s, mid], middle: lines[at]! });

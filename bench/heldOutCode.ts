@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as zlib from 'node:zlib';
 import type { RepoFormat } from '../src/workspace/layout';
-import type { ModelTokenizer } from '../src/runtime/tokenizer';
+import { type ModelTokenizer, promptText } from '../src/runtime/tokenizer';
 
 export interface CodeFile {
   path: string;
@@ -48,8 +48,8 @@ function folderFiles(root: string): CodeFile[] {
 
 /** One repository as the model sees a workspace: header, then each file behind its path header. */
 export function repoText(repo: CodeRepo, format: RepoFormat): string {
-  let text = format.header(repo.repo);
-  for (const f of repo.files) text += format.fileHeader(f.path) + (f.text.endsWith('\n') ? f.text : `${f.text}\n`);
+  let text = promptText(format.header(repo.repo));
+  for (const f of repo.files) text += promptText(format.fileHeader(f.path)) + (f.text.endsWith('\n') ? f.text : `${f.text}\n`);
   return text;
 }
 

@@ -64,7 +64,7 @@ function recallCase(tokenizer: ModelTokenizer, format: RepoFormat, lines: readon
   const definitions = Math.max(2 * questions + 2, Math.round(length / 200));
   const words = shuffled(WORDS, random);
   const numbered = Array.from({ length: definitions }, (_, i) => ({ word: `${words[i % words.length]}_${i}`, answer: String(10 + Math.floor(random() * 99990)) }));
-  const context = tokenizer.encode(format.header(`recall/${length}`) + format.fileHeader('src/registry.ts'), { addSpecialTokens: true });
+  const context = tokenizer.encodeParts([...format.header(`recall/${length}`), ...format.fileHeader('src/registry.ts')], { addSpecialTokens: true });
   const budget = length - QUERY_ROOM;
   let line = Math.floor(random() * Math.max(1, lines.length));
   const depths: number[] = [];

@@ -45,7 +45,7 @@ async function main(): Promise<void> {
     const files = copyCorpus(path.join(root, 'node_modules'), ws, Number(values.files));
     process.stderr.write(`copied ${files} files into ${ws}\n`);
     const t0 = performance.now();
-    const scan = scanWorkspace(ws);
+    const scan = await scanWorkspace(ws);
     const scanMs = performance.now() - t0;
     const model = tinyQwenModel();
     const opened = performance.now();

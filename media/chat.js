@@ -1,6 +1,6 @@
 // @ts-check
-// The chat webview: renders the conversation, streams answers in as Markdown (marked, sanitised by DOMPurify,
-// code highlighted by highlight.js), and mirrors the extension's message switch (src/extension/chatView.ts).
+// The chat webview: renders the conversation, streams answers in as Markdown (src/extension/answerMarkdown.ts,
+// sanitised by DOMPurify, code highlighted by highlight.js), and mirrors the extension's message switch (src/extension/chatView.ts).
 // Bundled by esbuild into dist/webview/chat.js; nothing is loaded from outside the extension.
 import DOMPurify from 'dompurify';
 import hljs from 'highlight.js/lib/core';
@@ -26,8 +26,7 @@ import swift from 'highlight.js/lib/languages/swift';
 import typescript from 'highlight.js/lib/languages/typescript';
 import xml from 'highlight.js/lib/languages/xml';
 import yaml from 'highlight.js/lib/languages/yaml';
-import { Marked } from 'marked';
-import { findProsePath, parseFileReference, prosePathAtStart } from '../src/extension/answerLinks';
+import { answerHtml } from '../src/extension/answerMarkdown';
 
 for (const [name, language] of Object.entries({
   bash, c, cpp, csharp, css, diff, go, java, javascript, json, kotlin, markdown, php, python, ruby, rust, shell, sql, swift, typescript, xml, yaml,
@@ -56,60 +55,9 @@ function post(message) {
   vscode.postMessage(message);
 }
 
-/** @param {string} s */
-const escapeHtml = (s) => s.replace(/[&<>"']/g, (ch) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[ch] ?? ch);
-
-/** @param {{ path: string, line?: number | undefined, column?: number | undefined }} ref @param {string} inner */
-const fileLink = (ref, inner) =>
-  `<a href="#" class="file-link" data-path="${escapeHtml(ref.path)}" data-line="${ref.line ?? ''}" data-column="${ref.column ?? ''}" title="Open ${escapeHtml(ref.path)}">${inner}</a>`;
-
-const marked = new Marked({
-  gfm: true,
-  breaks: false,
-  extensions: [{
-    // Bare paths in prose (src/cache/biBranchCache.ts:42) become links that open the file.
-    name: 'filePath',
-    level: 'inline',
-    start: (src) => {
-      const i = findProsePath(src);
-      return i < 0 ? undefined : i;
-    },
-    tokenizer: (src) => {
-      const found = prosePathAtStart(src);
-      if (!found) return undefined;
-      return { type: 'filePath', raw: src.slice(0, found.length), ref: found.ref };
-    },
-    renderer: (token) => fileLink(token.ref, escapeHtml(token.raw)),
-  }],
-  renderer: {
-    code({ text, lang }) {
-      const language = (lang ?? '').split(/\s+/)[0] ?? '';
-      const known = language && hljs.getLanguage(language);
-      const body = known ? hljs.highlight(text, { language, ignoreIllegals: true }).value : escapeHtml(text);
-      // The Copy and Insert buttons are added after sanitising (addCodeActions), which lets no button through.
-      return `<div class="code-block"><div class="code-toolbar"><span class="code-lang">${escapeHtml(language)}</span></div>` +
-        `<pre><code class="hljs${known ? ` language-${escapeHtml(language)}` : ''}">${body}</code></pre></div>`;
-    },
-    codespan({ text }) {
-      const ref = parseFileReference(text);
-      return ref ? fileLink(ref, `<code>${escapeHtml(text)}</code>`) : `<code>${escapeHtml(text)}</code>`;
-    },
-    link({ href, tokens }) {
-      const inner = this.parser.parseInline(tokens);
-      const ref = parseFileReference(href);
-      if (ref) return fileLink(ref, inner);
-      if (/^(https?:|mailto:)/i.test(href)) return `<a href="${escapeHtml(href)}" title="${escapeHtml(href)}">${inner}</a>`;
-      return inner; // command:, javascript:, anything else: text only
-    },
-    image({ text }) {
-      return escapeHtml(text); // no remote content, ever
-    },
-  },
-});
-
 /** Markdown → safe HTML. DOMPurify runs last, whatever the renderer produced. @param {string} markdownText */
 function render(markdownText) {
-  const html = /** @type {string} */ (marked.parse(markdownText, { async: false }));
+  const html = answerHtml(markdownText);
   return DOMPurify.sanitize(html, {
     FORBID_TAGS: ['style', 'form', 'input', 'textarea', 'select', 'button', 'iframe', 'img', 'video', 'audio'],
     FORBID_ATTR: ['style'],

@@ -96,7 +96,7 @@ export function tokeniseForCalibration(files: readonly CalibrationFile[], tokeni
     if ('reason' in read || read.text.trim() === '') continue;
     const text = read.text;
     // Long files: only about as much text as could still be used (a token rarely spans 16 characters).
-    const ids = tokenizer.encode(text.slice(0, (maxTokens - stream.length) * 16), { addSpecialTokens: false });
+    const ids = tokenizer.encode(text.slice(0, (maxTokens - stream.length) * 16), { addSpecialTokens: false, literal: true });
     if (stream.length > 0) stream.push(...separator);
     for (const id of ids) stream.push(id);
     used.push(file);

@@ -5,20 +5,28 @@ import { generateCommand } from './commands/generate';
 import { logitsCommand } from './commands/logits';
 import { modelsCommand } from './commands/models';
 import { perplexityCommand } from './commands/perplexity';
-import { type CommandIO, UsageError } from './commands/shared';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { type CommandIO, UsageError, attachNegativeValues } from './commands/shared';
 import { RuntimeError } from '../runtime/errors';
+import { packageRoot } from '../shared/defaultModel';
 
 const USAGE = `usage:
-  cskv-code ask      --workspace DIR --model DIR [--backend B] [--cskv FILE|auto|off] [--budget TOKENS] [--weights W] [--no-save] [--json] "question"
-  cskv-code generate --model DIR [--backend B] [--cskv FILE|off] [--window N] [--bits 16|8|4|2] [--weights f32|q8|q4]
+  cskv-code ask      --workspace DIR --model DIR [--backend B] [--cskv FILE|auto|off] [--window N] [--bits 16|8|4|2] [--weights W]
+                     [--budget TOKENS] [--max-new-tokens N] [--no-save] [--verbose] [--json] "question"
+  cskv-code generate --model DIR [--backend B] [--cskv FILE|off] [--window N] [--bits 16|8|4|2] [--weights f32|q8|q4] [--chunk N]
                      (--prompt TEXT | --prompt-ids 1,2,3) [--chat] [--max-new-tokens N]
                      [--greedy | --temperature T --top-p P --top-k K --seed S] [--json]
-  cskv-code logits   --model DIR [--backend B] [--cskv FILE|off] [--window N] [--bits B] [--weights W] --prompt-ids 1,2,3 [--last N]
+  cskv-code logits   --model DIR [--backend B] [--cskv FILE|off] [--window N] [--bits B] [--weights W] [--chunk N]
+                     --prompt-ids 1,2,3 [--last N]
   cskv-code compress --model DIR [--backend B] [--calib PATH]... [--density 0.2] [--bits 16|8|4|2] [--window 32]
                      [--groups G] [--tokens 65536] [--segment 512] [--init closed|svd|asvd]
-                     [--rotate none|hadamard|hadamard-values] [--statistics-mb 512] [--weights W] [--out FILE] [--json]
-  cskv-code perplexity --model DIR [--backend B] [--cskv FILE|off] [--window N] [--bits B] [--weights W] --file TEXT [--context N] [--json]
+                     [--rotate none|hadamard|hadamard-values] [--statistics-mb 512] [--weights W] [--chunk N]
+                     [--out FILE] [--json]
+  cskv-code perplexity --model DIR [--backend B] [--cskv FILE|off] [--window N] [--bits B] [--weights W] [--chunk N] --file TEXT
+                     [--context N] [--max-tokens N] [--json]
   cskv-code models   [--dir DIR]... [--json]
+  cskv-code --version
 
 --model takes a Hugging Face model directory or a GGUF file (FILE.gguf).
 --backend auto|cuda|webgpu|onnx (default auto: CUDA, else WebGPU on a hardware GPU, else onnx on the CPU; the
@@ -32,7 +40,8 @@ cache, Ollama and the --dir folders.
 `;
 
 export async function main(argv: string[], out: NodeJS.WritableStream = process.stdout, err: NodeJS.WritableStream = process.stderr): Promise<number> {
-  const [command, ...rest] = argv;
+  const [command, ...given] = argv;
+  const rest = attachNegativeValues(given);
   const io: CommandIO = { out, err };
   try {
     switch (command) {
@@ -48,6 +57,10 @@ export async function main(argv: string[], out: NodeJS.WritableStream = process.
         return await perplexityCommand(rest, io);
       case 'models':
         return await modelsCommand(rest, io);
+      case '--version':
+      case '-V':
+        out.write(`cskv-code ${version()}\n`);
+        return 0;
       case undefined:
       case 'help':
       case '--help':
@@ -70,6 +83,12 @@ export async function main(argv: string[], out: NodeJS.WritableStream = process.
   }
 }
 
+/** This package's version, from its package.json. */
+function version(): string {
+  const root = packageRoot();
+  if (root === undefined) return 'unknown (no package.json of cskv-code above this file)';
+  return (JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')) as { version: string }).version;
+}
 
 // `node dist/cli.js ...` (the extension runs it so, with no bin/ in the .vsix) behaves as `cskv-code ...`.
 if (require.main === module) {

@@ -43,8 +43,37 @@ export const FALLBACK_CHAT_TEMPLATE =
   "{{ bos_token }}{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' }}{% endfor %}" +
   "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
 
+/**
+ * Most numbers range() may produce in one render, over all its calls. A chat template loops over the messages;
+ * range() is its only way to loop longer, so a template that asks for more (range(10**9), nested ranges) is broken
+ * and would otherwise hang the renderer, which cannot be interrupted.
+ */
+export const TEMPLATE_RANGE_LIMIT = 100_000;
+
+class TemplateLoopLimit extends Error {}
+
+/**
+ * The library declares its own range() before the caller's variables and refuses to declare it again, so every
+ * template starts by assigning the bounded one over it (an assignment prints nothing).
+ */
+const BOUNDED_RANGE = 'cskv_bounded_range';
+const RANGE_PRELUDE = `{% set range = ${BOUNDED_RANGE} %}`;
+
+/** Jinja's range() with a budget shared by every call in one render. */
+function boundedRange(): (start: number, stop?: number, step?: number) => number[] {
+  let left = TEMPLATE_RANGE_LIMIT;
+  return (start, stop, step = 1) => {
+    const [from, to] = stop === undefined ? [0, start] : [start, stop];
+    if (step === 0) throw new Error('range() step must not be zero');
+    const count = Math.max(0, Math.ceil((to - from) / step));
+    if (!Number.isFinite(count) || count > left) throw new TemplateLoopLimit();
+    left -= count;
+    return Array.from({ length: count }, (_, i) => from + i * step);
+  };
+}
+
 // Variables the renderer itself owns; callers' `variables` may not shadow them.
-const RESERVED_VARIABLES = new Set(['messages', 'add_generation_prompt', 'bos_token', 'eos_token', 'tools', 'documents']);
+const RESERVED_VARIABLES = new Set(['messages', 'add_generation_prompt', 'bos_token', 'eos_token', 'tools', 'documents', 'range', BOUNDED_RANGE]);
 
 /** A parsed chat template, ready to render any number of conversations. */
 export class ChatTemplate {
@@ -64,7 +93,7 @@ export class ChatTemplate {
     const text = selectDefaultTemplate(source, origin);
     const isFallback = text === undefined;
     try {
-      return new ChatTemplate(new Template(text ?? FALLBACK_CHAT_TEMPLATE), origin, isFallback);
+      return new ChatTemplate(new Template(RANGE_PRELUDE + (text ?? FALLBACK_CHAT_TEMPLATE)), origin, isFallback);
     } catch (err) {
       throw new ModelFormatError(origin, `chat_template is not a Jinja template @huggingface/jinja can parse: ${messageOf(err)}`);
     }
@@ -85,12 +114,16 @@ export class ChatTemplate {
       // '' rather than undefined: templates concatenate these, and the engine refuses `undefined + string`.
       bos_token: options.bosToken ?? '',
       eos_token: options.eosToken ?? '',
+      [BOUNDED_RANGE]: boundedRange(),
       // tools and documents stay undefined so templates take their plain-chat branch. raise_exception and
       // strftime_now are engine globals that cannot be replaced; errors they raise are wrapped below.
     };
     try {
       return this.template.render(context);
     } catch (err) {
+      if (err instanceof TemplateLoopLimit) {
+        throw new ModelFormatError(this.origin, `chat_template loops more than ${TEMPLATE_RANGE_LIMIT} times through range(), so it cannot be a chat format; it was stopped`);
+      }
       // Almost always the template's own raise_exception(...) rejecting the conversation (roles not
       // alternating, a role it does not know), so this is reported as a problem with the caller's messages.
       throw new RuntimeError(

@@ -3,6 +3,7 @@
 import { COMPRESSED_BITS_TEXT, type CompressedBits, isCompressedBits } from '../protocol';
 import { ModelFormatError } from './errors';
 import type { ModelConfig } from './model/config';
+import { firstNonFinite, requireFinite } from './model/finiteValues';
 import { SafetensorsFile } from './safetensors';
 import { float32Bytes, type TensorToWrite, writeSafetensors } from './safetensorsWriter';
 
@@ -80,21 +81,26 @@ export function readCskvFile(file: string, config: ModelConfig, modelFingerprint
       fail(`has factors for ${fileLayers.size} layers but the model has ${config.layers}; it was made for another model`);
     }
     const D = config.kvDim;
+    const read = (name: string): Float32Array => {
+      const values = st.readFloat32(name);
+      requireFinite(firstNonFinite(values), file, name);
+      return values;
+    };
     const factor = (layer: number, kind: 'k' | 'v'): Factor => {
       const basisName = `layers.${layer}.${kind}.basis`;
       const meanName = `layers.${layer}.${kind}.mean`;
       const basisInfo = st.tensors.get(basisName) ?? fail(`missing tensor "${basisName}"`);
-      const mean = st.readFloat32(meanName);
+      const mean = read(meanName);
       if (mean.length !== D) fail(`tensor "${meanName}" has ${mean.length} channels but the model's keys/values have ${D} (kv heads × head dim); it was made for another model`);
       const shape = basisInfo.shape;
       if (shape.length === 2) {
         if (shape[0] !== D || shape[1]! < 1 || shape[1]! > D) fail(`tensor "${basisName}" has shape [${shape.join(', ')}], expected [${D}, rank ≤ ${D}]`);
-        return { basis: st.readFloat32(basisName), mean, rank: shape[1]! };
+        return { basis: read(basisName), mean, rank: shape[1]! };
       }
       if (shape.length === 3) {
         const [groups, rows, rank] = shape as [number, number, number];
         if (groups * rows !== D || rank < 1 || rank > rows) fail(`tensor "${basisName}" has shape [${shape.join(', ')}], expected [groups, ${D}/groups, rank]`);
-        return { basis: blockDiagonal(st.readFloat32(basisName), groups, rows, rank), mean, rank: groups * rank };
+        return { basis: blockDiagonal(read(basisName), groups, rows, rank), mean, rank: groups * rank };
       }
       return fail(`tensor "${basisName}" must have 2 or 3 dimensions, has ${shape.length}`);
     };

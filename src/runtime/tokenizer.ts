@@ -37,6 +37,18 @@ export interface EncodeOptions {
   literal?: boolean;
 }
 
+/**
+ * A piece of a prompt: `template` is text this project writes (its repo-level headers, FIM markers), where special
+ * tokens such as "<|file_sep|>" are meant; `literal` is text from anywhere else (a file's name, a folder's name),
+ * which never yields a special id.
+ */
+export type PromptPart = { readonly template: string } | { readonly literal: string };
+
+/** The text of prompt parts, joined (what a prompt hashes and decodes to). */
+export function promptText(parts: readonly PromptPart[]): string {
+  return parts.map((p) => ('template' in p ? p.template : p.literal)).join('');
+}
+
 export interface DecodeOptions {
   /** Leave out special tokens such as <|im_end|> or </s> (default false, as in transformers). */
   skipSpecialTokens?: boolean;
@@ -105,8 +117,19 @@ export class ModelTokenizer {
    * Loads the tokenizer of the model in `modelDir`: tokenizer.json (required), tokenizer_config.json (special
    * tokens, chat template), and generation_config.json / config.json (extra end-of-generation ids), when present.
    * A GGUF file (a path that is a file) gives the same from its tokenizer metadata (model/ggufTokenizer.ts).
+   * With the `model`'s config, a tokenizer with more tokens than the model's embedding is refused.
    */
-  static load(modelDir: string): ModelTokenizer {
+  static load(modelDir: string, model?: { readonly file: string; readonly vocabSize: number }): ModelTokenizer {
+    const tokenizer = ModelTokenizer.loadFiles(modelDir);
+    // Ids past the model's embedding would fail at the first prompt that uses them, naming neither file.
+    if (model && tokenizer.vocabSize > model.vocabSize) {
+      const file = isGgufModel(modelDir) ? modelDir : path.join(modelDir, 'tokenizer.json');
+      throw new ModelFormatError(file, `has ${tokenizer.vocabSize} tokens but the model has ${model.vocabSize} (vocab_size in ${model.file}); the tokenizer belongs to another model`);
+    }
+    return tokenizer;
+  }
+
+  private static loadFiles(modelDir: string): ModelTokenizer {
     if (isGgufModel(modelDir)) return ModelTokenizer.loadGguf(modelDir);
     const tokenizerFile = path.join(modelDir, 'tokenizer.json');
     const configFile = path.join(modelDir, 'tokenizer_config.json');
@@ -183,7 +206,24 @@ export class ModelTokenizer {
   encode(text: string, options: EncodeOptions = {}): number[] {
     const addSpecialTokens = options.addSpecialTokens ?? true;
     const ids = options.literal ? this.encodeLiteral(text) : this.tokenizer.encode(text, { add_special_tokens: addSpecialTokens }).ids;
-    if (!addSpecialTokens) return ids;
+    return addSpecialTokens ? this.decorate(ids) : ids;
+  }
+
+  /**
+   * Token ids of a prompt made of parts: special tokens only where a `template` part writes them. With
+   * addSpecialTokens (default false here) the BOS/EOS the model expects go around the whole.
+   */
+  encodeParts(parts: readonly PromptPart[], options: { addSpecialTokens?: boolean } = {}): number[] {
+    const ids: number[] = [];
+    for (const part of parts) {
+      const piece = 'template' in part ? this.tokenizer.encode(part.template, { add_special_tokens: false }).ids : this.encodeLiteral(part.literal);
+      for (const id of piece) ids.push(id);
+    }
+    return options.addSpecialTokens ? this.decorate(ids) : ids;
+  }
+
+  /** Adds or drops BOS/EOS as the model expects (specialTokenPolicy). */
+  private decorate(ids: number[]): number[] {
     const { prependBos, dropLeadingBos, appendEos, dropTrailingEos } = this.policy;
     if (prependBos !== undefined) ids.unshift(prependBos);
     if (dropLeadingBos) ids.shift();
@@ -194,21 +234,23 @@ export class ModelTokenizer {
 
   /** Added-token strings in `text` are split after their first character, so they encode as ordinary text. */
   private encodeLiteral(text: string): number[] {
-    const plain = (t: string): number[] => (t === '' ? [] : this.tokenizer.encode(t, { add_special_tokens: false }).ids);
-    if (!this.addedTokens) return plain(text);
+    if (!this.addedTokens) return this.tokenizer.encode(text, { add_special_tokens: false }).ids;
+    const mark = markNotIn(text);
+    return this.encodeBetweenBreaks(this.breakAddedTokens(text, mark), mark);
+  }
+
+  /**
+   * Encodes `text` piece by piece between `mark`s (special-token text in a piece is parsed). A SentencePiece
+   * tokenizer starts each piece with a word-start "▁", as it does after every added token, so there the text of a
+   * broken token decodes with a space in it ("< /s>"): the price of never reading it as the control token.
+   */
+  private encodeBetweenBreaks(text: string, mark: string): number[] {
     // Appended one by one: spreading a whole file's ids into push() overflows the stack past ~100k tokens.
     const ids: number[] = [];
-    const add = (part: number[]): void => {
-      for (const id of part) ids.push(id);
-    };
-    let last = 0;
-    for (const match of text.matchAll(this.addedTokens)) {
-      add(plain(text.slice(last, match.index)));
-      add(plain(match[0].slice(0, 1)));
-      add(this.encodeLiteral(match[0].slice(1)));
-      last = match.index + match[0].length;
+    for (const piece of text.split(mark)) {
+      if (piece === '') continue;
+      for (const id of this.tokenizer.encode(piece, { add_special_tokens: false }).ids) ids.push(id);
     }
-    add(plain(text.slice(last)));
     return ids;
   }
 
@@ -263,9 +305,39 @@ export class ModelTokenizer {
     });
   }
 
-  /** Token ids of the chat prompt, without a second BOS in front of the one the template wrote. */
+  /**
+   * Token ids of the chat prompt, without a second BOS in front of the one the template wrote. Only the template's
+   * own text yields special ids: special-token text inside a message (a question, a file name in the system prompt,
+   * an earlier answer) is encoded as the plain text it is.
+   */
   encodeChat(messages: readonly ChatMessage[], options: ApplyChatTemplateOptions = {}): number[] {
-    return this.encode(this.applyChatTemplate(messages, options), { addSpecialTokens: false });
+    if (!this.addedTokens) return this.encode(this.applyChatTemplate(messages, options), { addSpecialTokens: false });
+    // Each added-token string in a message gets a break after its first character, a character no message
+    // contains; the rendered prompt is encoded piece by piece between breaks, so no such string stays whole.
+    // (Templates may trim or split a message, so its text cannot be located in the output; a break survives that.)
+    const mark = markNotIn(messages.map((m) => m.content).join(''));
+    const broken = messages.map((m) => ({ ...m, content: this.breakAddedTokens(m.content, mark) }));
+    return this.encodeBetweenBreaks(this.applyChatTemplate(broken, options), mark);
+  }
+
+  /**
+   * `text` with `mark` after the first character of every added-token match, overlapping ones included, so no
+   * piece between marks holds an added token's text. `mark` must not occur in `text` (markNotIn).
+   */
+  private breakAddedTokens(text: string, mark: string): string {
+    const pattern = this.addedTokens!;
+    let out = '';
+    let last = 0;
+    for (let from = 0; ; ) {
+      pattern.lastIndex = from;
+      const match = pattern.exec(text);
+      if (!match) break;
+      out += text.slice(last, match.index + 1) + mark;
+      last = match.index + 1;
+      from = match.index + 1;
+    }
+    pattern.lastIndex = 0;
+    return out + text.slice(last);
   }
 }
 
@@ -456,6 +528,15 @@ function specialTokenPolicy(
     appendEos: addEos && !postProcessorAddsEos ? eosTokenId : undefined,
     dropTrailingEos: !addEos && postProcessorAddsEos,
   };
+}
+
+/** A private-use character that does not occur in `text`, to mark breaks in it. */
+function markNotIn(text: string): string {
+  for (let code = 0xe000; code <= 0xf8ff; code++) {
+    const mark = String.fromCharCode(code);
+    if (!text.includes(mark)) return mark;
+  }
+  throw new RuntimeError('BAD_ARGUMENT', 'the text uses every private-use character, so it cannot be encoded as literal text');
 }
 
 function messageOf(err: unknown): string {

@@ -5,13 +5,23 @@ import * as path from 'node:path';
 
 export const DEFAULT_MODEL_RELATIVE = path.join('models', 'house');
 
-/** The package root: the nearest folder above `from` whose package.json is this project's. */
+/**
+ * The package root: the nearest folder above `from` whose package.json names a package, when that package is this
+ * project; undefined otherwise. The search never goes past the package it starts in, so nothing planted in a folder
+ * above a checkout (a model, a native library) is taken for the package's own. A package.json without a name (a
+ * {"type": "commonjs"} marker inside a build folder) is passed over.
+ */
 export function packageRoot(from: string = __dirname): string | undefined {
   for (let dir = path.resolve(from); ; dir = path.dirname(dir)) {
-    try {
-      if (JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8')).name === 'cskv-code') return dir;
-    } catch {
-      // no package.json here, or not JSON: keep climbing
+    const file = path.join(dir, 'package.json');
+    if (fs.existsSync(file)) {
+      let name: unknown;
+      try {
+        name = (JSON.parse(fs.readFileSync(file, 'utf8')) as { name?: unknown }).name;
+      } catch {
+        return undefined;
+      }
+      if (name !== undefined) return name === 'cskv-code' ? dir : undefined;
     }
     if (path.dirname(dir) === dir) return undefined;
   }

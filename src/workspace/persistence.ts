@@ -1,12 +1,16 @@
-// The saved workspace context: segment table plus the engine's cache snapshot, in one versioned file written
-// atomically (write to a temporary name, then rename), so a crash mid-write leaves the old file usable.
+// The saved workspace context: segment table plus the engine's cache snapshot, in one versioned file with a
+// checksum over all of it, readable by the user alone, written atomically (write to a temporary name, sync it,
+// then rename), so a crash mid-write leaves the old file usable and a damaged one is never loaded.
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { EngineInfo } from '../runtime/engine';
 
-const MAGIC = 'CSKVCTX1';
-export const CONTEXT_FORMAT_VERSION = 1;
+const MAGIC = 'CSKVCTX2';
+export const CONTEXT_FORMAT_VERSION = 2;
+/** Magic (8 bytes) and the header's length (4), then the checksum, the JSON header and the snapshot. */
+const LENGTHS_BYTES = 12;
+const CHECKSUM_BYTES = 32;
 
 export interface SavedSegment {
   path: string;
@@ -25,6 +29,9 @@ export interface ContextKey {
   version: number;
   root: string;
   modelFingerprint: string;
+  /** The same model with other weights (q8, q4, f32) or on another backend computes another cache. */
+  weights: string;
+  backend: string;
   cskv: { window: number; bits: number; kRanks: number[]; vRanks: number[]; factorsHash: string } | null;
 }
 
@@ -33,6 +40,8 @@ export function contextKey(root: string, info: EngineInfo): ContextKey {
     version: CONTEXT_FORMAT_VERSION,
     root: path.resolve(root),
     modelFingerprint: info.fingerprint,
+    weights: info.weights,
+    backend: info.backend,
     cskv: info.cskv ? {
       window: info.cskv.window, bits: info.cskv.bits, kRanks: info.cskv.kRanks, vRanks: info.cskv.vRanks,
       factorsHash: createHash('sha256').update(fs.readFileSync(info.cskv.file)).digest('hex').slice(0, 32),
@@ -47,16 +56,28 @@ export function contextFile(storageDir: string, root: string): string {
 }
 
 export function saveContext(file: string, saved: SavedContext): void {
-  fs.mkdirSync(path.dirname(file), { recursive: true });
+  // The token history decodes back to the workspace's source: only the user may read it.
+  const dir = path.dirname(file);
+  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  fs.chmodSync(dir, 0o700);
   const header = Buffer.from(JSON.stringify({ key: saved.key, segments: saved.segments }));
-  const prefix = Buffer.alloc(16);
-  prefix.write(MAGIC, 0, 'latin1');
-  prefix.writeUInt32LE(header.length, 8);
-  prefix.writeUInt32LE(saved.snapshot.byteLength >>> 0, 12); // low 32 bits: a cheap truncation check
+  const lengths = Buffer.alloc(LENGTHS_BYTES);
+  lengths.write(MAGIC, 0, 'latin1');
+  lengths.writeUInt32LE(header.length, 8);
+  const snapshot = Buffer.from(saved.snapshot.buffer, saved.snapshot.byteOffset, saved.snapshot.byteLength);
+  const checksum = checksumOf(lengths, header, snapshot);
   const partial = `${file}.partial-${process.pid}`;
   try {
-    fs.writeFileSync(partial, Buffer.concat([prefix, header, saved.snapshot]));
+    const fd = fs.openSync(partial, 'w', 0o600);
+    try {
+      for (const part of [lengths, checksum, header, snapshot]) fs.writeSync(fd, part);
+      // On disk before it takes the old file's name, so a crash leaves either file whole.
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
     fs.renameSync(partial, file);
+    syncDirectory(dir);
   } finally {
     fs.rmSync(partial, { force: true });
   }
@@ -76,19 +97,49 @@ export function loadContext(file: string, expected: ContextKey): LoadResult {
     return { status: 'missing' };
   }
   try {
-    if (bytes.length < 16 || bytes.toString('latin1', 0, 8) !== MAGIC) return { status: 'discarded', reason: 'not a saved context (or an older format)' };
+    const prefix = LENGTHS_BYTES + CHECKSUM_BYTES;
+    if (bytes.length < prefix || bytes.toString('latin1', 0, 8) !== MAGIC) return { status: 'discarded', reason: 'not a saved context (or an older format)' };
     const headerLength = bytes.readUInt32LE(8);
-    const snapshotLength = bytes.readUInt32LE(12);
-    if (16 + headerLength > bytes.length || ((bytes.length - 16 - headerLength) >>> 0) !== snapshotLength) {
-      return { status: 'discarded', reason: 'the file is truncated' };
+    if (prefix + headerLength > bytes.length) return { status: 'discarded', reason: 'the file is truncated' };
+    const header = bytes.subarray(prefix, prefix + headerLength);
+    const snapshot = bytes.subarray(prefix + headerLength);
+    if (!checksumOf(bytes.subarray(0, LENGTHS_BYTES), header, snapshot).equals(bytes.subarray(LENGTHS_BYTES, prefix))) {
+      return { status: 'discarded', reason: 'its checksum does not match its contents (the file is truncated or corrupt)' };
     }
-    const header = JSON.parse(bytes.toString('utf8', 16, 16 + headerLength)) as { key: ContextKey; segments: SavedSegment[] };
-    if (JSON.stringify(header.key) !== JSON.stringify(expected)) {
-      return { status: 'discarded', reason: 'it was made with another model, CSKV settings or format version' };
+    const table = JSON.parse(header.toString('utf8')) as { key: ContextKey; segments: unknown };
+    if (JSON.stringify(table.key) !== JSON.stringify(expected)) {
+      return { status: 'discarded', reason: 'it was made with another model, CSKV settings, weight format, backend or format version' };
     }
-    if (!Array.isArray(header.segments)) return { status: 'discarded', reason: 'its segment table is malformed' };
-    return { status: 'loaded', saved: { key: header.key, segments: header.segments, snapshot: bytes.subarray(16 + headerLength) } };
+    if (!isSegmentTable(table.segments)) return { status: 'discarded', reason: 'its segment table is malformed' };
+    return { status: 'loaded', saved: { key: table.key, segments: table.segments, snapshot } };
   } catch (err) {
     return { status: 'discarded', reason: `it is corrupt (${(err as Error).message})` };
+  }
+}
+
+function isSegmentTable(value: unknown): value is SavedSegment[] {
+  return Array.isArray(value) && value.every((s) =>
+    typeof s?.path === 'string' && typeof s?.hash === 'string' && Number.isInteger(s?.tokens) && s.tokens >= 0);
+}
+
+/** SHA-256 over everything in the file but the checksum itself. */
+function checksumOf(lengths: Buffer, header: Buffer, snapshot: Buffer): Buffer {
+  return createHash('sha256').update(lengths).update(header).update(snapshot).digest();
+}
+
+/** Makes a rename in `dir` durable; a platform that cannot open a directory for syncing (Windows) skips it. */
+function syncDirectory(dir: string): void {
+  let fd: number;
+  try {
+    fd = fs.openSync(dir, 'r');
+  } catch {
+    return;
+  }
+  try {
+    fs.fsyncSync(fd);
+  } catch {
+    // EISDIR/EINVAL where directories cannot be synced: the rename is as durable as the platform makes it.
+  } finally {
+    fs.closeSync(fd);
   }
 }

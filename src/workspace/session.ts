@@ -6,6 +6,7 @@ import type { AskResult, Attachment, ChatTurn, CompressedBits, GenerationSpeed, 
 import { type BackendChoice, loadEngineFor, resolveCskv } from '../runtime/backends/selectBackend';
 import type { Engine } from '../runtime/engine';
 import { RuntimeError } from '../runtime/errors';
+import { readModelConfig } from '../runtime/model/config';
 import { type GenerateResult, generate } from '../runtime/generate';
 import { type ChatMessage, ModelTokenizer } from '../runtime/tokenizer';
 import type { CompletionShape } from './completionShape';
@@ -90,7 +91,7 @@ export class WorkspaceSession {
   static async open(root: string, options: SessionOptions, events: SessionEvents): Promise<WorkspaceSession> {
     const modelDir = path.resolve(options.modelDir);
     events.onStatus('loading-model', `loading ${path.basename(modelDir)}`);
-    const tokenizer = ModelTokenizer.load(modelDir);
+    const tokenizer = ModelTokenizer.load(modelDir, readModelConfig(modelDir));
     const { engine, reason } = await loadEngineFor(options.backend ?? 'auto', modelDir, {
       cskv: resolveCskv(options.cskv, modelDir), window: options.window, bits: options.bits, weights: options.weights,
     }, { nativeLibrary: options.nativeLibrary });
@@ -186,7 +187,7 @@ export class WorkspaceSession {
         const { prefix, suffix } = params;
         const literal = (t: string): number[] => this.tokenizer.encode(t, { addSpecialTokens: false, literal: true });
         const special = (t: string): number[] => this.tokenizer.encode(t, { addSpecialTokens: false });
-        const header = special(repoFormat(this.tokenizer).fileHeader(rel));
+        const header = this.tokenizer.encodeParts(repoFormat(this.tokenizer).fileHeader(rel));
         const fim = this.tokenizer.tokenId(FIM.prefix) !== undefined && this.tokenizer.tokenId(FIM.suffix) !== undefined && this.tokenizer.tokenId(FIM.middle) !== undefined;
         const prompt = fim
           ? [...header, ...special(FIM.prefix), ...literal(prefix), ...special(FIM.suffix), ...literal(suffix), ...special(FIM.middle)]

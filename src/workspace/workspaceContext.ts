@@ -11,6 +11,7 @@ import type { Engine } from '../runtime/engine';
 import type { ModelTokenizer } from '../runtime/tokenizer';
 import { type RepoFormat, type Segment, fileSegment, headerSegment, repoFormat } from './layout';
 import type { Mutex } from './mutex';
+import { snapshotHistory } from '../runtime/cache/cacheSnapshot';
 import { type ContextKey, type SavedSegment, contextKey, loadContext, saveContext } from './persistence';
 import { bm25Scores } from './relevance';
 import { DEFAULT_MAX_FILE_BYTES, PathFilter, readWorkspaceFile, scanWorkspace } from './scan';
@@ -73,7 +74,8 @@ export class WorkspaceContext {
 
   /** Scans the workspace, lays it out, and takes back a saved cache that still matches. Does not prefill. */
   async initialise({ restoreSaved = true } = {}): Promise<void> {
-    const scan = scanWorkspace(this.options.root, { excludes: this.options.excludes, maxFileBytes: this.options.maxFileBytes });
+    const scan = await scanWorkspace(this.options.root, { excludes: this.options.excludes, maxFileBytes: this.options.maxFileBytes });
+    for (const note of scan.notes) this.options.log?.(`scan: ${note}`);
     this.scanExcluded = scan.excluded;
     for (const f of scan.files) this.files.set(f.path, { text: f.text, mtimeMs: f.mtimeMs });
     const saved = restoreSaved ? this.restoreSaved() : [];
@@ -152,7 +154,12 @@ export class WorkspaceContext {
   save(): void {
     const file = this.options.storageFile;
     if (!file || !this.isSynced) return;
-    saveContext(file, { key: this.key, segments: this.resident, snapshot: this.engine.snapshot() });
+    try {
+      saveContext(file, { key: this.key, segments: this.resident, snapshot: this.engine.snapshot() });
+    } catch (err) {
+      // The answer stands; only the next start is slower.
+      this.options.log?.(`could not save the workspace context to ${file}: ${(err as Error).message}`);
+    }
   }
 
   async stop(): Promise<void> {
@@ -164,22 +171,49 @@ export class WorkspaceContext {
     const file = this.options.storageFile;
     if (!file) return [];
     const loaded = loadContext(file, this.key);
-    if (loaded.status === 'discarded') this.options.log?.(`discarded the saved workspace context ${file}: ${loaded.reason}`);
+    const discard = (reason: string): SavedSegment[] => {
+      this.options.log?.(`discarded the saved workspace context ${file}: ${reason}`);
+      return [];
+    };
+    if (loaded.status === 'discarded') return discard(loaded.reason);
     if (loaded.status !== 'loaded') return [];
+    let inconsistency: string | undefined;
+    try {
+      inconsistency = this.inconsistency(loaded.saved.segments, snapshotHistory(loaded.saved.snapshot));
+    } catch (err) {
+      inconsistency = (err as Error).message;
+    }
+    if (inconsistency) return discard(inconsistency);
     try {
       this.engine.restore(loaded.saved.snapshot);
     } catch (err) {
-      this.options.log?.(`discarded the saved workspace context ${file}: ${(err as Error).message}`);
-      return [];
-    }
-    const total = loaded.saved.segments.reduce((a, s) => a + s.tokens, 0);
-    if (total !== this.engine.length) {
-      this.options.log?.(`discarded the saved workspace context ${file}: its segment table does not match its cache`);
-      void this.engine.truncate(0);
-      return [];
+      return discard((err as Error).message);
     }
     this.resident = loaded.saved.segments;
     return loaded.saved.segments;
+  }
+
+  /**
+   * Why a saved segment table and its cache's token ids do not belong together, if they do not: the table must
+   * cover the ids exactly, every id must be in the model's vocabulary, and each segment whose file is unchanged
+   * (same hash) must hold exactly that file's tokens, so swapped or shifted entries are caught.
+   */
+  private inconsistency(segments: readonly SavedSegment[], history: readonly number[]): string | undefined {
+    const total = segments.reduce((a, s) => a + s.tokens, 0);
+    if (total !== history.length) return `its segment table (${total} tokens) does not match its cache (${history.length} tokens)`;
+    const vocab = this.engine.info.config.vocabSize;
+    const outside = history.find((id) => !Number.isInteger(id) || id < 0 || id >= vocab);
+    if (outside !== undefined) return `its cache holds token id ${outside}, outside the model's vocabulary of ${vocab}`;
+    let at = 0;
+    for (const saved of segments) {
+      const current = saved.path === '' ? this.header : this.files.has(saved.path) ? this.segmentOf(saved.path) : undefined;
+      if (current && current.hash === saved.hash &&
+        (current.tokens.length !== saved.tokens || current.tokens.some((id, i) => history[at + i] !== id))) {
+        return `the cache does not hold the tokens of ${saved.path === '' ? 'the repository header' : saved.path} where its segment table puts them`;
+      }
+      at += saved.tokens;
+    }
+    return undefined;
   }
 
   /**

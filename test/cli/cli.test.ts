@@ -7,6 +7,12 @@ import * as path from 'node:path';
 import { Writable } from 'node:stream';
 import { before, test } from 'node:test';
 import { main } from '../../src/cli/cli';
+import { ASK_OPTIONS } from '../../src/cli/commands/ask';
+import { COMPRESS_OPTIONS } from '../../src/cli/commands/compress';
+import { GENERATE_OPTIONS } from '../../src/cli/commands/generate';
+import { LOGITS_OPTIONS } from '../../src/cli/commands/logits';
+import { MODELS_OPTIONS } from '../../src/cli/commands/models';
+import { PERPLEXITY_OPTIONS } from '../../src/cli/commands/perplexity';
 import { tinyQwenModel } from '../support/tinyQwen';
 import { modelFixture, repoRoot, tempDir } from '../support/paths';
 import { expected } from '../runtime/engineSuite';
@@ -107,4 +113,67 @@ test('the CLI module runs as a program too (the extension starts `node dist/cli.
   assert.match(r.stderr, /--model DIR is required/);
   const bundled = path.join(repoRoot, 'dist', 'cli.js');
   if (fs.existsSync(bundled)) assert.equal(spawnSync(process.execPath, [bundled, 'no-such-command'], { encoding: 'utf8' }).status, 2);
+});
+
+test('numbers on the command line: negative values reach the flag check, token ids are decimal digits only', async () => {
+  const model = modelFixture('llama-v4');
+  const negative = await run(['logits', '--model', model, '--prompt-ids', '1', '--window', '-4']);
+  assert.equal(negative.code, 2);
+  assert.match(negative.err, /--window must be a positive integer in decimal digits, got "-4"/);
+  assert.doesNotMatch(negative.err, /ambiguous/);
+  for (const id of ['0x10', '1e2', '-1', '1.0']) {
+    const r = await run(['logits', '--model', model, '--prompt-ids', `1,${id}`]);
+    assert.equal(r.code, 2, id);
+    assert.match(r.err, new RegExp(`--prompt-ids must be comma-separated token ids in decimal digits, got "1,${id.replace('.', '\\.')}" \\("${id.replace('.', '\\.')}"\\)`));
+  }
+  const hex = await run(['logits', '--model', model, '--prompt-ids', '1', '--last', '0x1']);
+  assert.equal(hex.code, 2);
+  assert.match(hex.err, /--last must be a positive integer in decimal digits, got "0x1"/);
+});
+
+test('--version prints the package version', async () => {
+  const r = await run(['--version']);
+  assert.equal(r.code, 0);
+  const { version } = JSON.parse(fs.readFileSync(path.join(repoRoot, 'package.json'), 'utf8')) as { version: string };
+  assert.equal(r.out, `cskv-code ${version}\n`);
+});
+
+test('the usage names every flag each command takes', async () => {
+  const usage = (await run(['help'])).out;
+  const commands = { ask: ASK_OPTIONS, generate: GENERATE_OPTIONS, logits: LOGITS_OPTIONS, compress: COMPRESS_OPTIONS, perplexity: PERPLEXITY_OPTIONS, models: MODELS_OPTIONS };
+  for (const [command, options] of Object.entries(commands)) {
+    // The command's lines: from "cskv-code <command>" to the next command.
+    const section = new RegExp(`cskv-code ${command}\\b([\\s\\S]*?)(?=\\n  cskv-code |\\n\\n)`).exec(usage)?.[1] ?? '';
+    for (const flag of Object.keys(options)) assert.ok(section.includes(`--${flag}`), `${command}: the usage does not name --${flag}`);
+  }
+});
+
+test('ask: --verbose names the resident files; an unwritable cache directory costs the saved context, not the answer', async () => {
+  const workspace = tempDir();
+  fs.writeFileSync(path.join(workspace, 'adder.py'), 'def add(a, b):\n    return a + b\n');
+  // A file where the cache directory should be: nothing can be written under it (EACCES does not stop root).
+  const cacheHome = path.join(tempDir(), 'not-a-dir');
+  fs.writeFileSync(cacheHome, '');
+  const saved = process.env.XDG_CACHE_HOME;
+  process.env.XDG_CACHE_HOME = cacheHome;
+  try {
+    const r = await run(['ask', '--workspace', workspace, '--model', qwenModel, '--cskv', path.join(qwenModel, 'cskv-4.safetensors'), '--max-new-tokens', '2', '--verbose', 'what does add do?']);
+    assert.equal(r.code, 0, r.err);
+    assert.match(r.out, /resident {2}adder\.py \(\d+ tokens\)/);
+    assert.match(r.err, new RegExp(`could not save the workspace context to ${cacheHome}/cskv-code/contexts/workspace-[0-9a-f]+\\.cskvctx: ENOTDIR`));
+  } finally {
+    if (saved === undefined) delete process.env.XDG_CACHE_HOME;
+    else process.env.XDG_CACHE_HOME = saved;
+  }
+});
+
+test('perplexity says how far it is and scores at most --max-tokens, saying what it left out', async () => {
+  const file = path.join(tempDir(), 'text.py');
+  fs.writeFileSync(file, 'def add(a, b):\n    return a + b\n'.repeat(40));
+  const r = await run(['perplexity', '--model', qwenModel, '--cskv', 'off', '--file', file, '--max-tokens', '100', '--chunk', '16', '--json']);
+  assert.equal(r.code, 0, r.err);
+  const json = JSON.parse(r.out) as { tokens: number; fileTokens: number };
+  assert.equal(json.tokens, 99);
+  assert.ok(json.fileTokens > 100);
+  assert.match(r.err, new RegExp(`scoring the first 100 of the file's ${json.fileTokens} tokens \\(--max-tokens 100\\)`));
 });

@@ -37,10 +37,29 @@ test('the addon links no CUDA library, so it loads on machines without one', (t)
   assert.deepEqual(cuda, [], `links ${cuda.join(', ')}`);
 });
 
-test('the bundle layout (dist/native/) is searched before the source tree', () => {
-  const candidates = nativeAddonCandidates('/x/dist');
-  assert.equal(candidates[0], path.join('/x/dist', 'native', 'cskv_native.node'));
-  assert.ok(candidates.includes(path.join('/x', 'native', 'build', 'Release', 'cskv_native.node')));
+test('the bundle layout (dist/native/) is searched before the source tree, both inside the package only', () => {
+  // A checkout in a shared folder, with a library planted in that folder's native/build/Release/.
+  const shared = tempDir();
+  const checkout = path.join(shared, 'checkout');
+  fs.mkdirSync(path.join(checkout, 'dist'), { recursive: true });
+  fs.writeFileSync(path.join(checkout, 'package.json'), JSON.stringify({ name: 'cskv-code' }));
+  const planted = path.join(shared, 'native', 'build', 'Release', 'cskv_native.node');
+  fs.mkdirSync(path.dirname(planted), { recursive: true });
+  fs.writeFileSync(planted, 'planted');
+  for (const from of [path.join(checkout, 'dist'), path.join(checkout, 'out', 'src', 'runtime', 'backends')]) {
+    assert.deepEqual(nativeAddonCandidates(from), [
+      path.join(from, 'native', 'cskv_native.node'),
+      path.join(checkout, 'native', 'build', 'Release', 'cskv_native.node'),
+    ]);
+    const load = loadNativeAddon({ fromDir: from });
+    assert.ok(!load.loaded && !load.tried.includes(planted) && !load.reason.includes(planted), JSON.stringify(load));
+  }
+  // Code outside any package of ours (or under another package) searches nowhere.
+  assert.deepEqual(nativeAddonCandidates(path.join(shared, 'elsewhere')), []);
+  fs.writeFileSync(path.join(shared, 'package.json'), JSON.stringify({ name: 'cskv-code' }));
+  fs.mkdirSync(path.join(checkout, 'node_modules', 'other'), { recursive: true });
+  fs.writeFileSync(path.join(checkout, 'node_modules', 'other', 'package.json'), JSON.stringify({ name: 'other' }));
+  assert.deepEqual(nativeAddonCandidates(path.join(checkout, 'node_modules', 'other')), []);
 });
 
 test('a configured path that does not exist is reported, not replaced by the bundled addon', () => {
@@ -60,7 +79,9 @@ test('a file that is not a shared library is refused with the loader\'s message'
 });
 
 test('nothing found anywhere: the reason says the addon was not built and where it looked', () => {
-  const load = loadNativeAddon({ fromDir: tempDir() });
+  const root = tempDir();
+  fs.writeFileSync(path.join(root, 'package.json'), JSON.stringify({ name: 'cskv-code' }));
+  const load = loadNativeAddon({ fromDir: path.join(root, 'dist') });
   assert.equal(load.loaded, false);
-  assert.ok(!load.loaded && /not built/.test(load.reason) && load.tried.length > 1, JSON.stringify(load));
+  assert.ok(!load.loaded && /not built/.test(load.reason) && load.tried.length === 2 && load.tried.every((f) => f.startsWith(root)), JSON.stringify(load));
 });

@@ -196,3 +196,13 @@ test('variables cannot replace the ones the renderer sets', () => {
     (err: unknown) => err instanceof RuntimeError && err.code === 'BAD_ARGUMENT' && /"add_generation_prompt" is set by the renderer/.test(err.message),
   );
 });
+
+test('a template that loops without end through range() is stopped with an error naming its file', { timeout: 120_000 }, () => {
+  for (const source of ['{% for i in range(10**9) %}x{% endfor %}', '{% for i in range(1000) %}{% for j in range(1000) %}{% endfor %}{% endfor %}',
+    '{% macro m() %}{% for i in range(200000) %}{% endfor %}{% endmacro %}{{ m() }}']) {
+    assert.throws(() => renderChatTemplate(source, [{ role: 'user', content: 'hi' }]),
+      (err: unknown) => err instanceof ModelFormatError && err.file === 'chat_template' && /chat_template loops more than 100000 times through range\(\)/.test(err.message), source);
+  }
+  // range() itself still works as Jinja's does.
+  assert.equal(renderChatTemplate('{% for i in range(3) %}{{ i }}{% endfor %}|{% for i in range(2, 10, 3) %}{{ i }}{% endfor %}|{% for i in range(5, 0, -2) %}{{ i }}{% endfor %}', []), '012|258|531');
+});

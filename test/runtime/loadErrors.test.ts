@@ -43,6 +43,18 @@ function writeRawHeader(file: string, headerText: string, data: Uint8Array = new
   fs.writeFileSync(file, Buffer.concat([length, json, data]));
 }
 
+/** Overwrites element `index` of tensor `name` in a safetensors file with NaN or +Infinity, in the tensor's dtype. */
+function poison(file: string, name: string, index: number, value: 'nan' | 'inf'): void {
+  const buf = fs.readFileSync(file);
+  const n = Number(buf.readBigUInt64LE(0));
+  const entry = (JSON.parse(buf.subarray(8, 8 + n).toString('utf8')) as Record<string, { dtype: string; data_offsets: [number, number] }>)[name]!;
+  const at = 8 + n + entry.data_offsets[0];
+  if (entry.dtype === 'F32') buf.writeFloatLE(value === 'nan' ? Number.NaN : Number.POSITIVE_INFINITY, at + 4 * index);
+  else if (entry.dtype === 'BF16') buf.writeUInt16LE(value === 'nan' ? 0x7fc0 : 0x7f80, at + 2 * index);
+  else buf.writeUInt16LE(value === 'nan' ? 0x7e00 : 0x7c00, at + 2 * index);
+  fs.writeFileSync(file, buf);
+}
+
 function editConfig(dir: string, change: (config: Record<string, any>) => void): void {
   const file = path.join(dir, 'config.json');
   const config = JSON.parse(fs.readFileSync(file, 'utf8'));
@@ -199,6 +211,22 @@ describe('load errors: safetensors container', () => {
     await assertLoadFails(dir, undefined, 'MODEL_FORMAT', [path.join(dir, 'model.safetensors'), 'missing tensor "model.layers.2.self_attn.k_proj.weight"']);
   });
 
+  test('NaN or infinity in a weight, the embedding or the output head is refused, naming the tensor', TIMEOUT, async () => {
+    for (const [name, value] of [[`${layer0}mlp.down_proj.weight`, 'nan'], [`${layer0}self_attn.q_proj.weight`, 'inf'], ['model.embed_tokens.weight', 'inf'], ['lm_head.weight', 'nan'], ['model.norm.weight', 'nan']] as const) {
+      for (const weights of ['f32', 'q8'] as const) {
+        const dir = copyModel('llama-v4');
+        poison(path.join(dir, 'model.safetensors'), name, 5, value);
+        await assertLoadFails(dir, { weights }, 'MODEL_FORMAT', [path.join(dir, 'model.safetensors'), `tensor "${name}" holds NaN or an infinite value (element 5)`]);
+      }
+    }
+  });
+
+  test('a checkpoint with more layers than config.json names is refused, not cut short', TIMEOUT, async () => {
+    const dir = copyModel('llama-v4');
+    editConfig(dir, (c) => { c.num_hidden_layers = 1; });
+    await assertLoadFails(dir, undefined, 'MODEL_FORMAT', [path.join(dir, 'config.json'), 'num_hidden_layers is 1', 'holds 2 layers']);
+  });
+
   test('model.safetensors that is a directory, not a file', TIMEOUT, async () => {
     const dir = copyModel('llama-v4');
     const file = path.join(dir, 'model.safetensors');
@@ -317,6 +345,12 @@ describe('load errors: config.json', () => {
     await assertLoadFails(dir, undefined, 'MODEL_FORMAT', [configOf(dir), '"architectures" is missing']);
   });
 
+  test('architectures as a string rather than a list says so', TIMEOUT, async () => {
+    const dir = copyModel('llama-v4');
+    editConfig(dir, (c) => { c.architectures = 'LlamaForCausalLM'; });
+    await assertLoadFails(dir, undefined, 'MODEL_FORMAT', [configOf(dir), '"architectures" must be a list of class names, e.g. ["LlamaForCausalLM"], got "LlamaForCausalLM"']);
+  });
+
   test('hidden_size missing or not a positive integer', TIMEOUT, async () => {
     for (const value of [undefined, 0, -64, 64.5, '64']) {
       const dir = copyModel('llama-v4');
@@ -397,6 +431,14 @@ describe('load errors: cskv files', () => {
     assert.deepEqual(engine.info.cskv?.kRanks, [8, 12, 6]);
     const rewritten = await load(qwen, { cskv: forgeCskv(() => {}) });
     assert.deepEqual(rewritten.info.cskv?.vRanks, [10, 8, 12]);
+  });
+
+  test('NaN or infinity in a basis or a mean is refused, naming the file and the tensor', TIMEOUT, async () => {
+    for (const [name, value] of [['layers.1.k.basis', 'nan'], ['layers.2.v.basis', 'inf'], ['layers.0.v.mean', 'nan']] as const) {
+      const file = forgeCskv(() => {});
+      poison(file, name, 3, value);
+      await assertLoadFails(qwen, { cskv: file }, 'MODEL_FORMAT', [file, `tensor "${name}" holds NaN or an infinite value (element 3)`]);
+    }
   });
 
   test('a cskv file for another model (layer count)', TIMEOUT, async () => {

@@ -6,13 +6,17 @@ import { test } from 'node:test';
 import { defaultModelDir, packageRoot } from '../../src/shared/defaultModel';
 import { tempDir } from '../support/paths';
 
-test('the package root is the nearest folder whose package.json is cskv-code', () => {
+test('the package root is the nearest named package when it is cskv-code, never one above another package', () => {
   const root = tempDir();
   fs.writeFileSync(path.join(root, 'package.json'), JSON.stringify({ name: 'cskv-code' }));
   const inner = path.join(root, 'dist', 'nested');
   fs.mkdirSync(inner, { recursive: true });
-  fs.writeFileSync(path.join(root, 'dist', 'package.json'), JSON.stringify({ name: 'something-else' }));
+  // A module-type marker names no package: passed over.
+  fs.writeFileSync(path.join(root, 'dist', 'package.json'), JSON.stringify({ type: 'commonjs' }));
   assert.equal(packageRoot(inner), root);
+  // Code inside another package (a checkout without our package.json below a folder that has one) has no root here.
+  fs.writeFileSync(path.join(root, 'dist', 'package.json'), JSON.stringify({ name: 'something-else' }));
+  assert.equal(packageRoot(inner), undefined);
   assert.equal(packageRoot(path.parse(root).root), undefined);
 });
 

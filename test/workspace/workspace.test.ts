@@ -28,7 +28,7 @@ function ageInOrder(root: string, files: string[]): void {
 }
 
 describe('scan', () => {
-  test('honours .gitignore at every level and the editor excludes; skips vendored trees, lock files, binaries, non-UTF-8 and big files', () => {
+  test('honours .gitignore at every level and the editor excludes; skips vendored trees, lock files, binaries, non-UTF-8 and big files', async () => {
     const root = tempDir();
     writeTree(root, {
       '.gitignore': 'secret.txt\nlogs/\n',
@@ -46,7 +46,7 @@ describe('scan', () => {
       'tmp/scratch.ts': 'let a;\n',
       'app.min.js': 'a()',
     });
-    const { files, excluded } = scanWorkspace(root, { excludes: ['tmp/'] });
+    const { files, excluded } = await scanWorkspace(root, { excludes: ['tmp/'] });
     assert.deepEqual(files.map((f) => f.path).sort(), ['.gitignore', 'docs/readme.md', 'src/.gitignore', 'src/app.ts']);
     const reasons = Object.fromEntries(excluded.map((e) => [e.path, e.reason]));
     assert.equal(reasons['secret.txt'], 'ignored');
@@ -58,7 +58,7 @@ describe('scan', () => {
     assert.equal(reasons['big.txt'], 'too-large');
   });
 
-  test('follows symbolic links inside the workspace once and never loops or leaves it', () => {
+  test('follows symbolic links inside the workspace once and never loops or leaves it', async () => {
     const root = tempDir();
     const outside = tempDir();
     writeTree(root, { 'a/one.ts': '1\n' });
@@ -68,7 +68,7 @@ describe('scan', () => {
     fs.symlinkSync(outside, path.join(root, 'escape'));
     fs.symlinkSync(path.join(root, 'a', 'one.ts'), path.join(root, 'alias.ts'));
     fs.symlinkSync(path.join(root, 'missing'), path.join(root, 'dangling.ts'));
-    const { files } = scanWorkspace(root);
+    const { files } = await scanWorkspace(root);
     assert.deepEqual(files.map((f) => f.path).sort(), ['a/one.ts', 'alias.ts']);
   });
 });

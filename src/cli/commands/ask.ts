@@ -9,23 +9,27 @@ import { WorkspaceSession } from '../../workspace/session';
 import { formatBytes } from '../../shared/formatBytes';
 import { type CommandIO, UsageError, optionalBits, optionalInt, parseBackend, weightFormat } from './shared';
 
+/** The flags `cskv-code ask` takes (its usage line in cli.ts names each). */
+export const ASK_OPTIONS = {
+  workspace: { type: 'string', default: '.' },
+  model: { type: 'string' },
+  backend: { type: 'string' },
+  cskv: { type: 'string', default: 'auto' },
+  window: { type: 'string' },
+  bits: { type: 'string' },
+  weights: { type: 'string' },
+  budget: { type: 'string' },
+  'max-new-tokens': { type: 'string' },
+  'no-save': { type: 'boolean' },
+  verbose: { type: 'boolean' },
+  json: { type: 'boolean' },
+} as const;
+
 export async function askCommand(argv: string[], { out, err }: CommandIO): Promise<number> {
   const { values: v, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
-    options: {
-      workspace: { type: 'string', default: '.' },
-      model: { type: 'string' },
-      backend: { type: 'string' },
-      cskv: { type: 'string', default: 'auto' },
-      window: { type: 'string' },
-      bits: { type: 'string' },
-      weights: { type: 'string' },
-      budget: { type: 'string' },
-      'max-new-tokens': { type: 'string' },
-      'no-save': { type: 'boolean' },
-      json: { type: 'boolean' },
-    },
+    options: ASK_OPTIONS,
   });
   const question = positionals.join(' ').trim();
   if (!question) throw new UsageError('ask needs a question, e.g. cskv-code ask --workspace . --model DIR "where is the cache truncated?"');
@@ -87,6 +91,10 @@ export async function askCommand(argv: string[], { out, err }: CommandIO): Promi
         `${status.excludedFiles.length} left out` +
         `\n— KV cache ${formatBytes(kv.totalBytes)} (${formatBytes(kv.fullBytes)} full-precision window, ${formatBytes(kv.compressedBytes)} compressed) ` +
         `against ${formatBytes(kv.fp16Bytes)} for a full fp16 cache: ${(kv.savings * 100).toFixed(1)}% saved; backend ${status.backend}\n`);
+      if (v.verbose) {
+        for (const f of status.residentFiles) out.write(`  resident  ${f.path} (${f.tokens} tokens)\n`);
+        for (const f of status.excludedFiles) out.write(`  left out  ${f.path} (${f.reason})\n`);
+      }
     }
     return answer.stopReason === 'cancelled' ? 130 : 0;
   } finally {

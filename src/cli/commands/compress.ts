@@ -21,28 +21,31 @@ const HELD_OUT_FRACTION = 0.1;
 /** Statistics for Qwen2.5-7B (28 layers, D = 512) take 117 MB and fit at once; Llama-2-7B's (D = 4096) take passes. */
 const DEFAULT_STATISTICS_MB = 512;
 
+/** The flags `cskv-code compress` takes (its usage line in cli.ts names each). */
+export const COMPRESS_OPTIONS = {
+  model: { type: 'string' },
+  backend: { type: 'string' },
+  calib: { type: 'string', multiple: true },
+  density: { type: 'string' },
+  bits: { type: 'string' },
+  window: { type: 'string' },
+  groups: { type: 'string' },
+  tokens: { type: 'string' },
+  segment: { type: 'string' },
+  init: { type: 'string' },
+  rotate: { type: 'string' },
+  out: { type: 'string' },
+  chunk: { type: 'string' },
+  weights: { type: 'string' },
+  'statistics-mb': { type: 'string' },
+  json: { type: 'boolean' },
+} as const;
+
 export async function compressCommand(argv: string[], { out, err }: CommandIO): Promise<number> {
   const { values: v, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
-    options: {
-      model: { type: 'string' },
-      calib: { type: 'string', multiple: true },
-      density: { type: 'string' },
-      bits: { type: 'string' },
-      window: { type: 'string' },
-      groups: { type: 'string' },
-      tokens: { type: 'string' },
-      segment: { type: 'string' },
-      init: { type: 'string' },
-      rotate: { type: 'string' },
-      out: { type: 'string' },
-      chunk: { type: 'string' },
-      backend: { type: 'string' },
-      weights: { type: 'string' },
-      'statistics-mb': { type: 'string' },
-      json: { type: 'boolean' },
-    },
+    options: COMPRESS_OPTIONS,
   });
   if (!v.model) throw new UsageError('--model DIR is required');
   const modelDir = path.resolve(v.model);
@@ -76,7 +79,7 @@ export async function compressCommand(argv: string[], { out, err }: CommandIO): 
     if (rankBudget(density, config.layers, config.kvDim) < 2 * config.layers * groups) {
       throw new UsageError(`--density ${density} leaves less than rank 1 per group for every key and value; the least is about ${(groups / config.kvDim).toPrecision(2)}`);
     }
-    const tokenizer = ModelTokenizer.load(modelDir);
+    const tokenizer = ModelTokenizer.load(modelDir, engine.info.config);
     const text = tokeniseForCalibration(files, tokenizer, { maxTokens, segmentLength, heldOutFraction: HELD_OUT_FRACTION });
     if (text.files.length === 0) throw noText();
     if (text.trainTokens === 0) throw new RuntimeError('BAD_ARGUMENT', `the calibration text (${text.files.length} files) holds no tokens`);

@@ -6,21 +6,24 @@ import { formatBytes } from '../../shared/formatBytes';
 import { type CommandIO, UsageError, engineFlags, loadEngine, optionalInt, parseIds } from './shared';
 import { modelHasTokenizer } from '../../runtime/model/modelPath';
 
+/** The flags `cskv-code generate` takes (its usage line in cli.ts names each). */
+export const GENERATE_OPTIONS = {
+  ...engineFlags,
+  prompt: { type: 'string' },
+  chat: { type: 'boolean' },
+  'max-new-tokens': { type: 'string' },
+  greedy: { type: 'boolean' },
+  temperature: { type: 'string' },
+  'top-p': { type: 'string' },
+  'top-k': { type: 'string' },
+  seed: { type: 'string' },
+  json: { type: 'boolean' },
+} as const;
+
 export async function generateCommand(argv: string[], { out, err }: CommandIO): Promise<number> {
   const { values: v } = parseArgs({
     args: argv,
-    options: {
-      ...engineFlags,
-      prompt: { type: 'string' },
-      chat: { type: 'boolean' },
-      'max-new-tokens': { type: 'string' },
-      greedy: { type: 'boolean' },
-      temperature: { type: 'string' },
-      'top-p': { type: 'string' },
-      'top-k': { type: 'string' },
-      seed: { type: 'string' },
-      json: { type: 'boolean' },
-    },
+    options: GENERATE_OPTIONS,
   });
   if ((v.prompt === undefined) === (v['prompt-ids'] === undefined)) throw new UsageError('give exactly one of --prompt TEXT and --prompt-ids 1,2,3');
   const number = (s: string | undefined, flag: string): number | undefined => {
@@ -33,11 +36,13 @@ export async function generateCommand(argv: string[], { out, err }: CommandIO): 
   try {
     // A tokenizer is needed for text in or out; with --prompt-ids and no tokenizer the ids are still printed.
     const hasTokenizer = modelHasTokenizer(engine.info.modelDir);
-    const tokenizer = v.prompt !== undefined || hasTokenizer ? ModelTokenizer.load(engine.info.modelDir) : undefined;
+    const tokenizer = v.prompt !== undefined || hasTokenizer ? ModelTokenizer.load(engine.info.modelDir, engine.info.config) : undefined;
     let prompt: number[];
     if (v.prompt !== undefined) {
-      const text = v.chat ? tokenizer!.applyChatTemplate([{ role: 'user', content: v.prompt }], { addGenerationPrompt: true }) : v.prompt;
-      prompt = tokenizer!.encode(text, { addSpecialTokens: !v.chat });
+      // A raw prompt may write special tokens on purpose; in a chat message they are the text the user typed.
+      prompt = v.chat
+        ? tokenizer!.encodeChat([{ role: 'user', content: v.prompt }], { addGenerationPrompt: true })
+        : tokenizer!.encode(v.prompt, { addSpecialTokens: true });
     } else {
       prompt = parseIds(v['prompt-ids']!);
     }

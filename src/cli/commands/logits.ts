@@ -2,8 +2,11 @@
 import { parseArgs } from 'node:util';
 import { type CommandIO, UsageError, engineFlags, loadEngine, optionalInt, parseIds } from './shared';
 
+/** The flags `cskv-code logits` takes (its usage line in cli.ts names each). */
+export const LOGITS_OPTIONS = { ...engineFlags, last: { type: 'string' } } as const;
+
 export async function logitsCommand(argv: string[], { out }: CommandIO): Promise<number> {
-  const { values: v } = parseArgs({ args: argv, options: { ...engineFlags, last: { type: 'string' } } });
+  const { values: v } = parseArgs({ args: argv, options: LOGITS_OPTIONS });
   if (v['prompt-ids'] === undefined) throw new UsageError('--prompt-ids 1,2,3 is required');
   const ids = parseIds(v['prompt-ids']);
   const last = Math.min(optionalInt(v.last, '--last') ?? 1, ids.length);

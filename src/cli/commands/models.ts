@@ -5,8 +5,11 @@ import { discoverModels, hubCacheDir } from '../../runtime/model/discovery';
 import { formatBytes } from '../../shared/formatBytes';
 import type { CommandIO } from './shared';
 
+/** The flags `cskv-code models` takes (its usage line in cli.ts names each). */
+export const MODELS_OPTIONS = { json: { type: 'boolean' }, dir: { type: 'string', multiple: true } } as const;
+
 export async function modelsCommand(argv: string[], { out }: CommandIO): Promise<number> {
-  const { values: v } = parseArgs({ args: argv, options: { json: { type: 'boolean' }, dir: { type: 'string', multiple: true } }, strict: true });
+  const { values: v } = parseArgs({ args: argv, options: MODELS_OPTIONS, strict: true });
   const models = discoverModels({ folders: v.dir ?? [] });
   if (v.json) {
     out.write(`${JSON.stringify(models, null, 2)}\n`);

@@ -15,12 +15,23 @@ import { type CommandIO, UsageError, engineFlags, loadEngine, optionalInt } from
 /** Logits of one chunk are [chunk, vocab] float32; this bounds them (to ~128 MB) for 150k-token vocabularies. */
 const LOGIT_BUDGET_FLOATS = 32 * 1024 * 1024;
 const DEFAULT_CHUNK = 512;
+/**
+ * Tokens scored unless --max-tokens says otherwise: a whole 118k-token file ran for over 15 minutes on two CPU
+ * cores; what is left out is said.
+ */
+const DEFAULT_MAX_TOKENS = 32_768;
+const PROGRESS_EVERY_MS = 2000;
 
-export async function perplexityCommand(argv: string[], { out }: CommandIO): Promise<number> {
-  const { model, cskv, window, bits, chunk, weights } = engineFlags;
+/** The flags `cskv-code perplexity` takes (its usage line in cli.ts names each). */
+export const PERPLEXITY_OPTIONS = {
+  model: engineFlags.model, cskv: engineFlags.cskv, window: engineFlags.window, bits: engineFlags.bits, chunk: engineFlags.chunk, weights: engineFlags.weights,
+  file: { type: 'string' }, context: { type: 'string' }, 'max-tokens': { type: 'string' }, json: { type: 'boolean' },
+} as const;
+
+export async function perplexityCommand(argv: string[], { out, err }: CommandIO): Promise<number> {
   const { values: v } = parseArgs({
     args: argv,
-    options: { model, cskv, window, bits, chunk, weights, file: { type: 'string' }, context: { type: 'string' }, json: { type: 'boolean' } },
+    options: PERPLEXITY_OPTIONS,
   });
   if (v.file === undefined) throw new UsageError('--file TEXT is required');
   const file = path.resolve(v.file);
@@ -33,13 +44,18 @@ export async function perplexityCommand(argv: string[], { out }: CommandIO): Pro
   const contextFlag = optionalInt(v.context, '--context');
   if (contextFlag !== undefined && contextFlag < 2) throw new UsageError('--context must be at least 2 tokens');
   if (!v.model) throw new UsageError('--model DIR is required');
+  const maxTokens = optionalInt(v['max-tokens'], '--max-tokens') ?? DEFAULT_MAX_TOKENS;
   // The engine runs with the scoring chunk as its chunk size, so its chunk grid is the one a prefill would use.
   const vocab = readModelConfig(path.resolve(v.model)).vocabSize;
   const rows = Math.max(1, Math.min(optionalInt(v.chunk, '--chunk') ?? DEFAULT_CHUNK, Math.floor(LOGIT_BUDGET_FLOATS / vocab)));
   const engine = await loadEngine({ ...v, chunk: String(rows) });
   try {
     const { config, cskv: cskvInfo } = engine.info;
-    const ids = ModelTokenizer.load(engine.info.modelDir).encode(text);
+    const all = ModelTokenizer.load(engine.info.modelDir, engine.info.config).encode(text, { literal: true }); // a file's text: never special ids
+    const ids = all.slice(0, maxTokens);
+    if (ids.length < all.length) err.write(`perplexity: scoring the first ${ids.length} of the file's ${all.length} tokens (--max-tokens ${maxTokens})\n`);
+    let lastProgress = performance.now();
+    const started = lastProgress;
     const context = contextFlag ?? config.maxPositions;
     const W = cskvInfo?.window ?? 1;
     const chunkLength = Math.max(W, Math.floor(rows / W) * W); // the engine's own rounding of its chunk size
@@ -59,6 +75,13 @@ export async function perplexityCommand(argv: string[], { out }: CommandIO): Pro
           nll += negativeLogLikelihood(logits.subarray(i * config.vocabSize, (i + 1) * config.vocabSize), tokens[next]!);
           scored++;
         }
+        const now = performance.now();
+        if (now - lastProgress > PROGRESS_EVERY_MS) {
+          lastProgress = now;
+          const done = start + at + piece.length;
+          const perSecond = done / ((now - started) / 1000);
+          err.write(`perplexity: ${done}/${ids.length} tokens, ${perSecond.toFixed(0)} tok/s, ${((ids.length - done) / perSecond).toFixed(0)} s left\n`);
+        }
       }
       const m = engine.memory();
       if (!memory || m.tokens > memory.tokens) memory = m;
@@ -68,7 +91,7 @@ export async function perplexityCommand(argv: string[], { out }: CommandIO): Pro
     const kvBytesPerToken = memory!.totalBytes / memory!.tokens;
     if (v.json) {
       out.write(`${JSON.stringify({
-        perplexity, tokens: scored, meanNll: nll / scored, windows, context, chunk: chunkLength,
+        perplexity, tokens: scored, fileTokens: all.length, meanNll: nll / scored, windows, context, chunk: chunkLength,
         cskv: cskvInfo?.file ?? null, bits: cskvInfo?.bits ?? null, window: cskvInfo?.window ?? null,
         kvBytesPerToken, savings: memory!.savings,
       })}\n`);

@@ -27,6 +27,25 @@ export const engineFlags = {
 
 export type EngineFlags = { model?: string; backend?: string; cskv?: string; window?: string; bits?: string; chunk?: string; weights?: string };
 
+/**
+ * `--flag -4` as `--flag=-4`: node's parseArgs refuses a value that starts with a dash as "ambiguous", so a
+ * negative number would never reach the flag's own check and its message.
+ */
+export function attachNegativeValues(argv: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    const next = argv[i + 1];
+    if (/^--[^=]+$/.test(arg) && next !== undefined && /^-[\d.]/.test(next)) {
+      out.push(`${arg}=${next}`);
+      i++;
+    } else {
+      out.push(arg);
+    }
+  }
+  return out;
+}
+
 /** Loads the engine on the backend of --backend (default auto); says which and why on `log` (stderr). */
 export async function loadEngine(v: EngineFlags, log?: NodeJS.WritableStream): Promise<Engine> {
   if (!v.model) throw new UsageError('--model DIR is required');
@@ -54,10 +73,13 @@ export function weightFormat(value: string | undefined): WeightFormat | undefine
   return value;
 }
 
+/** Decimal digits only: Number() would also take "0x10", "1e2" or " 8 ". */
+const DECIMAL = /^\d+$/;
+
 export function optionalInt(value: string | undefined, flag: string): number | undefined {
   if (value === undefined) return undefined;
   const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new UsageError(`${flag} must be a positive integer, got "${value}"`);
+  if (!DECIMAL.test(value) || !Number.isSafeInteger(n) || n < 1) throw new UsageError(`${flag} must be a positive integer in decimal digits, got "${value}"`);
   return n;
 }
 
@@ -69,7 +91,10 @@ export function optionalBits(value: string | undefined): CompressedBits | undefi
 }
 
 export function parseIds(value: string): number[] {
-  const ids = value.split(',').map((s) => s.trim()).filter((s) => s !== '').map(Number);
-  if (ids.length === 0 || ids.some((n) => !Number.isInteger(n) || n < 0)) throw new UsageError(`--prompt-ids must be comma-separated token ids, got "${value}"`);
-  return ids;
+  const parts = value.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  const bad = parts.find((s) => !DECIMAL.test(s) || !Number.isSafeInteger(Number(s)));
+  if (parts.length === 0 || bad !== undefined) {
+    throw new UsageError(`--prompt-ids must be comma-separated token ids in decimal digits, got "${value}"${bad !== undefined ? ` ("${bad}")` : ''}`);
+  }
+  return parts.map(Number);
 }

@@ -66,7 +66,7 @@ export class CudaEngine implements Engine {
   static async load(modelDir: string, options: CudaEngineOptions = {}): Promise<CudaEngine> {
     const addon = cudaAddon(options.nativeLibrary);
     const config = readModelConfig(modelDir);
-    const weights = ModelWeights.open(modelDir);
+    const weights = ModelWeights.open(modelDir, config);
     let native: NativeCudaEngine | undefined;
     try {
       const fingerprint = modelFingerprint(config, weights);

@@ -1,8 +1,9 @@
 // Finds and loads the native addon (native/, a .node file): from an explicit path (the cskv.nativeLibrary
-// setting), else beside the bundle (dist/native/) or in the source tree's native/build/. Loading is the only
+// setting), else from the package's own dist/native/ (beside the bundle) or its source tree's native/build/. Loading is the only
 // thing this file does; whether CUDA can run is cudaAvailability.ts's question.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { packageRoot } from '../../shared/defaultModel';
 import { RuntimeError } from '../errors';
 
 /** The export shape this runtime was written against (native/src/addon.cc, kAddonAbi). */
@@ -232,16 +233,19 @@ export type NativeAddonLoad =
 
 const loadedByFile = new Map<string, NativeAddon>();
 
-/** Where a built addon may be, nearest first, for code running from `fromDir`. */
+/**
+ * Where a built addon may be for code running from `fromDir`: inside the package that code belongs to, never above
+ * it (a library planted in a folder above a checkout must not run in it); none outside a package.
+ */
 export function nativeAddonCandidates(fromDir: string = __dirname): string[] {
-  // dist/server.js and dist/cli.js find it in dist/native/ (what the .vsix ships).
-  const candidates = [path.join(fromDir, 'native', NATIVE_ADDON_FILE)];
-  // out/src/runtime/backends/*.js and src/ run from a source tree with native/build/Release/.
-  for (let dir = fromDir, i = 0; i < 6; i++, dir = path.dirname(dir)) {
-    candidates.push(path.join(dir, 'native', 'build', 'Release', NATIVE_ADDON_FILE));
-    if (path.dirname(dir) === dir) break;
-  }
-  return candidates;
+  const root = packageRoot(fromDir);
+  if (root === undefined) return [];
+  return [
+    // dist/server.js and dist/cli.js: dist/native/ beside them (what the .vsix ships).
+    path.join(fromDir, 'native', NATIVE_ADDON_FILE),
+    // out/src/runtime/backends/*.js: a source tree's native/build/Release/.
+    path.join(root, 'native', 'build', 'Release', NATIVE_ADDON_FILE),
+  ];
 }
 
 /**

@@ -53,7 +53,7 @@ export class OnnxEngine implements Engine {
     const format = options.weights ?? DEFAULT_WEIGHT_FORMAT;
     if (!isWeightFormat(format)) throw new RuntimeError('BAD_ARGUMENT', `weights must be one of ${WEIGHT_FORMATS.join(', ')}, got "${String(format)}"`);
     const config = readModelConfig(modelDir);
-    const weights = ModelWeights.open(modelDir);
+    const weights = ModelWeights.open(modelDir, config);
     const sessions: ort.InferenceSession[] = [];
     try {
       const fingerprint = modelFingerprint(config, weights);

@@ -38,13 +38,32 @@ export function encodeSnapshot(s: Snapshot): Uint8Array {
   return Buffer.concat([lengths, header, pad, body]);
 }
 
-export function decodeSnapshot(bytes: Uint8Array): Snapshot {
-  const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+interface SnapshotHeader {
+  version: number;
+  shape: CacheShape;
+  history: number[];
+  tokens: number;
+  compressedTokens: number;
+}
+
+function readHeader(buf: Buffer): { header: SnapshotHeader; headerLength: number } {
   if (buf.length < 12 || buf.toString('latin1', 0, 8) !== MAGIC) throw new Error('not a cache snapshot');
   const headerLength = buf.readUInt32LE(8);
   if (12 + headerLength > buf.length) throw new Error('snapshot header runs past the end');
-  const header = JSON.parse(buf.toString('utf8', 12, 12 + headerLength)) as { version: number; shape: CacheShape; history: number[]; tokens: number; compressedTokens: number };
+  const header = JSON.parse(buf.toString('utf8', 12, 12 + headerLength)) as SnapshotHeader;
   if (header.version !== VERSION) throw new Error(`snapshot version ${header.version}, expected ${VERSION}`);
+  if (!Array.isArray(header.history)) throw new Error('snapshot has no token history');
+  return { header, headerLength };
+}
+
+/** The token ids a snapshot holds, read from its header alone (to check a saved context before restoring it). */
+export function snapshotHistory(bytes: Uint8Array): number[] {
+  return readHeader(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)).header.history;
+}
+
+export function decodeSnapshot(bytes: Uint8Array): Snapshot {
+  const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const { header, headerLength } = readHeader(buf);
   let at = 12 + headerLength;
   at += (4 - (at % 4)) % 4;
   const body = new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);

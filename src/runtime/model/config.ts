@@ -89,8 +89,12 @@ export function parseModelConfig(raw: Record<string, unknown>, file: string): Mo
   };
 
   const architectures = raw.architectures;
-  const architecture = Array.isArray(architectures) ? architectures[0] : undefined;
-  if (typeof architecture !== 'string') fail('"architectures" is missing; cannot tell which model this is');
+  if (architectures === undefined || architectures === null) fail('"architectures" is missing; cannot tell which model this is');
+  if (!Array.isArray(architectures)) {
+    fail(`"architectures" must be a list of class names, e.g. ["LlamaForCausalLM"], got ${JSON.stringify(architectures)}`);
+  }
+  const architecture = (architectures as unknown[])[0];
+  if (typeof architecture !== 'string') fail(`"architectures" must list the model's class name first, got ${JSON.stringify(architectures)}`);
   if (!(SUPPORTED_ARCHITECTURES as readonly string[]).includes(architecture as string)) {
     throw new UnsupportedError(file, `architecture ${architecture} is not supported (supported: ${SUPPORTED_ARCHITECTURES.join(', ')})`);
   }

@@ -4,7 +4,9 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ModelFormatError, UnsupportedError } from '../errors';
+import type { ModelConfig } from './config';
 import { SafetensorsFile, type TensorInfo } from '../safetensors';
+import { firstNonFinite, firstNonFiniteBytes, requireFinite } from './finiteValues';
 import { GgufWeights } from './ggufWeights';
 import { isGgufModel } from './modelPath';
 
@@ -22,11 +24,41 @@ export interface ModelWeights {
 }
 
 export const ModelWeights = {
-  /** The weights of a model directory or a GGUF file. */
-  open(modelPath: string): ModelWeights {
-    return isGgufModel(modelPath) ? GgufWeights.open(modelPath) : SafetensorsWeights.open(modelPath);
+  /**
+   * The weights of a model directory or a GGUF file. With the model's `config`, a checkpoint holding more layers
+   * than the config names is refused (its extra layers would be dropped without a word).
+   */
+  open(modelPath: string, config?: ModelConfig): ModelWeights {
+    const weights = finiteOnly(isGgufModel(modelPath) ? GgufWeights.open(modelPath) : SafetensorsWeights.open(modelPath));
+    if (config && weights.has(`model.layers.${config.layers}.input_layernorm.weight`)) {
+      let held = config.layers + 1;
+      while (weights.has(`model.layers.${held}.input_layernorm.weight`)) held++;
+      weights.close();
+      throw new ModelFormatError(config.file, `num_hidden_layers is ${config.layers} but ${weights.describedBy} holds ${held} layers; the config belongs to another model`);
+    }
+    return weights;
   },
 };
+
+/** `weights` whose reads refuse a tensor holding NaN or infinity, naming it (finiteValues.ts). */
+function finiteOnly(weights: ModelWeights): ModelWeights {
+  return {
+    describedBy: weights.describedBy,
+    has: (name) => weights.has(name),
+    info: (name) => weights.info(name),
+    readFloat32: (name, shape) => {
+      const values = weights.readFloat32(name, shape);
+      requireFinite(firstNonFinite(values), weights.describedBy, name);
+      return values;
+    },
+    readBytes: (name) => {
+      const bytes = weights.readBytes(name);
+      requireFinite(firstNonFiniteBytes(bytes, weights.info(name).dtype), weights.describedBy, name);
+      return bytes;
+    },
+    close: () => weights.close(),
+  };
+}
 
 class SafetensorsWeights implements ModelWeights {
   private constructor(
