@@ -10,7 +10,7 @@
 // Compressed keys are rebuilt (mean + c U^T: 2·r·D FLOPs per token) and rotated; compressed values are never
 // rebuilt per token: the attention weights are applied in the rank-r space and up-projected once per query (docs/cskv.md).
 import { type RowReader, quantiseBlockwise } from './blockQuantizer';
-import { GraphBuilder } from './graphBuilder';
+import { GraphBuilder, type OnnxGraph } from './graphBuilder';
 import type { ModelConfig } from '../model/config';
 import type { WeightFormat } from '../model/weightFormat';
 import type { Factor, LayerFactors } from '../cskvFile';
@@ -51,7 +51,7 @@ export interface LayerGraphOptions {
   compressedType: 'float16' | 'float32';
 }
 
-export function buildLayerGraph(config: ModelConfig, w: LayerWeights, factors: LayerFactors | undefined, options: LayerGraphOptions): Uint8Array {
+export function buildLayerGraph(config: ModelConfig, w: LayerWeights, factors: LayerFactors | undefined, options: LayerGraphOptions): OnnxGraph {
   const { hiddenSize: H, heads, kvHeads, headDim: hd, kvDim: D, intermediateSize: I } = config;
   const { weights: format, keysRotated } = options;
   const nRep = heads / kvHeads;
@@ -178,7 +178,7 @@ function headMajorBasis(f: Factor, kvHeads: number, hd: number): Float32Array {
  * Final norm and the output projection, for the rows whose logits are wanted. For q8/q4 the head may come row by
  * row from the checkpoint's bytes: a 150k-token vocabulary never exists as a whole f32 matrix.
  */
-export function buildHeadGraph(config: ModelConfig, finalNorm: Float32Array, lmHead: Float32Array | RowReader, format: WeightFormat): Uint8Array {
+export function buildHeadGraph(config: ModelConfig, finalNorm: Float32Array, lmHead: Float32Array | RowReader, format: WeightFormat): OnnxGraph {
   const { hiddenSize: H, vocabSize: V } = config;
   const g = new GraphBuilder('lm_head');
   const x = g.input('x', ['N', H]);
