@@ -14,10 +14,10 @@ import { CancelledError, ModelFormatError, RuntimeError } from '../errors';
 import { type ModelConfig, readModelConfig } from '../model/config';
 import { modelFingerprint } from '../model/fingerprint';
 import { ropeDependsOnLength, ropeFrequencies, ropeTables } from '../model/rope';
-import { DEFAULT_WEIGHT_FORMAT, WEIGHT_FORMATS, isWeightFormat } from '../model/weightFormat';
+import { DEFAULT_WEIGHT_FORMAT, WEIGHT_FORMATS, type WeightFormat, isWeightFormat } from '../model/weightFormat';
 import { ModelWeights } from '../model/weights';
 import type { OnnxGraph } from '../onnx/graphBuilder';
-import { type LayerWeights, buildHeadGraph, buildLayerGraph } from '../onnx/layerGraph';
+import { type LayerWeights, type LinearWeight, buildHeadGraph, buildLayerGraph } from '../onnx/layerGraph';
 import { toFloat32, type DType } from '../safetensors';
 
 const DEFAULT_CHUNK = 512;
@@ -77,14 +77,14 @@ export class OnnxEngine implements Engine {
       const headDtype = weights.info(headName).dtype as DType;
       const itemSize = headDtype === 'F32' ? 4 : 2;
       const headRows = (row: number): Float32Array => toFloat32(headBytes.subarray(row * H * itemSize, (row + 1) * H * itemSize), headDtype);
-      const head = await createSession(
-        buildHeadGraph(config, weights.readFloat32('model.norm.weight', [H]), format === 'f32' ? weights.readFloat32(headName, [config.vocabSize, H]) : headRows, format),
-        sessionOptions, 'output head');
+      const headWeight = format === 'f32' ? weights.readFloat32(headName, [config.vocabSize, H])
+        : (format === 'q8' ? weights.readQ8Blocks(headName, [config.vocabSize, H]) : undefined) ?? headRows;
+      const head = await createSession(buildHeadGraph(config, weights.readFloat32('model.norm.weight', [H]), headWeight, format), sessionOptions, 'output head');
       sessions.push(head);
       for (let i = 0; i < config.layers; i++) {
         // One layer's f32 weights live only while its graph is built (quantised there for q8/q4); the graph and
         // its buffers are garbage once onnxruntime has its own copy.
-        const graph = buildLayerGraph(config, readLayerWeights(weights, config, i), factors?.layers[i], graphOptions);
+        const graph = buildLayerGraph(config, readLayerWeights(weights, config, i, format), factors?.layers[i], graphOptions);
         sessions.push(await createSession(graph, sessionOptions, `layer ${i}`));
       }
       const cache = new BiBranchCache({
@@ -259,25 +259,27 @@ function checkShape(weights: ModelWeights, name: string, shape: number[]): void 
   }
 }
 
-function readLayerWeights(w: ModelWeights, c: ModelConfig, i: number): LayerWeights {
+function readLayerWeights(w: ModelWeights, c: ModelConfig, i: number, format: WeightFormat): LayerWeights {
   const p = `model.layers.${i}.`;
   const H = c.hiddenSize, D = c.kvDim, Q = c.heads * c.headDim, I = c.intermediateSize;
   const read = (name: string, shape: number[]): Float32Array => w.readFloat32(p + name, shape);
   const optional = (present: boolean, name: string, shape: number[]): Float32Array | undefined => (present ? read(name, shape) : undefined);
+  // q8 from a Q8_0 GGUF: the file's own blocks, exactly (never dequantised and quantised again).
+  const linear = (name: string, shape: [number, number]): LinearWeight => (format === 'q8' ? w.readQ8Blocks(p + name, shape) : undefined) ?? read(name, shape);
   return {
     inputNorm: read('input_layernorm.weight', [H]),
     postNorm: read('post_attention_layernorm.weight', [H]),
-    q: read('self_attn.q_proj.weight', [Q, H]),
-    k: read('self_attn.k_proj.weight', [D, H]),
-    v: read('self_attn.v_proj.weight', [D, H]),
-    o: read('self_attn.o_proj.weight', [H, Q]),
+    q: linear('self_attn.q_proj.weight', [Q, H]),
+    k: linear('self_attn.k_proj.weight', [D, H]),
+    v: linear('self_attn.v_proj.weight', [D, H]),
+    o: linear('self_attn.o_proj.weight', [H, Q]),
     qBias: optional(c.qkvBias, 'self_attn.q_proj.bias', [Q]),
     kBias: optional(c.qkvBias, 'self_attn.k_proj.bias', [D]),
     vBias: optional(c.qkvBias, 'self_attn.v_proj.bias', [D]),
     oBias: optional(c.outputBias, 'self_attn.o_proj.bias', [H]),
-    gate: read('mlp.gate_proj.weight', [I, H]),
-    up: read('mlp.up_proj.weight', [I, H]),
-    down: read('mlp.down_proj.weight', [H, I]),
+    gate: linear('mlp.gate_proj.weight', [I, H]),
+    up: linear('mlp.up_proj.weight', [I, H]),
+    down: linear('mlp.down_proj.weight', [H, I]),
     gateBias: optional(c.mlpBias, 'mlp.gate_proj.bias', [I]),
     upBias: optional(c.mlpBias, 'mlp.up_proj.bias', [I]),
     downBias: optional(c.mlpBias, 'mlp.down_proj.bias', [H]),

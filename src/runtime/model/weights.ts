@@ -4,6 +4,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ModelFormatError, UnsupportedError } from '../errors';
+import type { BlockQuantised } from '../onnx/blockQuantizer';
 import { SafetensorsFile, type TensorInfo } from '../safetensors';
 import { GgufWeights } from './ggufWeights';
 import { isGgufModel } from './modelPath';
@@ -18,6 +19,11 @@ export interface ModelWeights {
   readFloat32(name: string, shape: readonly number[]): Float32Array;
   /** A float weight's raw bytes in F32, F16 or BF16. */
   readBytes(name: string): Uint8Array;
+  /**
+   * A linear weight [out, in] as 8-bit blocks of 32 in MatMulNBits' layout when the file stores it so (GGUF Q8_0),
+   * exactly the file's values; undefined when it does not (the caller quantises from readFloat32).
+   */
+  readQ8Blocks(name: string, shape: readonly [number, number]): BlockQuantised | undefined;
   close(): void;
 }
 
@@ -103,6 +109,10 @@ class SafetensorsWeights implements ModelWeights {
       throw new UnsupportedError(file.path, `tensor "${name}" has dtype ${info.dtype}; only F32, F16 and BF16 weights are supported`);
     }
     return file.readBytes(info);
+  }
+
+  readQ8Blocks(): undefined {
+    return undefined; // safetensors checkpoints hold float weights
   }
 
   close(): void {
