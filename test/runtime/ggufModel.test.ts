@@ -134,6 +134,11 @@ describe('GGUF details', () => {
           blockwise++;
         }
         assert.throws(() => weights.readQ8Blocks('model.layers.0.self_attn.q_proj.weight', [1, 1]), /has shape/);
+        // Embedding rows read on demand: the same values, a row range at a time.
+        const table = converted.find((t) => t.hfName === 'model.embed_tokens.weight')!.values;
+        const H = weights.info('model.embed_tokens.weight').shape[1]!;
+        assert.deepEqual(weights.readRows('model.embed_tokens.weight', 3, 2), table.subarray(3 * H, 5 * H));
+        assert.throws(() => weights.readRows('model.embed_tokens.weight', weights.info('model.embed_tokens.weight').shape[0]!, 1), /outside/);
       } finally {
         weights.close();
       }
@@ -141,6 +146,8 @@ describe('GGUF details', () => {
       const safetensors = ModelWeights.open(modelFixture(name));
       try {
         assert.equal(safetensors.readQ8Blocks('model.layers.0.mlp.up_proj.weight', safetensors.info('model.layers.0.mlp.up_proj.weight').shape as [number, number]), undefined);
+        const [V, H] = safetensors.info('model.embed_tokens.weight').shape as [number, number];
+        assert.deepEqual(safetensors.readRows('model.embed_tokens.weight', V - 2, 2), safetensors.readFloat32('model.embed_tokens.weight', [V, H]).subarray((V - 2) * H));
       } finally {
         safetensors.close();
       }

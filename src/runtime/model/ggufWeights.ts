@@ -10,7 +10,7 @@ import { LOADABLE_GGML_TYPES, canDequantise, dequantise } from './ggmlDequant';
 import type { ModelConfig } from './config';
 import { ggufModelConfig } from './ggufConfig';
 import { GgufFile, type GgufTensor } from './ggufFile';
-import type { ModelWeights } from './weights';
+import { type ModelWeights, checkRows } from './weights';
 
 const GLOBAL_NAMES: Readonly<Record<string, string>> = {
   'token_embd.weight': 'model.embed_tokens.weight',
@@ -104,6 +104,14 @@ export class GgufWeights implements ModelWeights {
     if (this.info(name).dtype === tensor.type.name) return raw;
     const values = dequantise(tensor.type, raw, tensor.shape.reduce((a, b) => a * b, 1));
     return new Uint8Array(values.buffer);
+  }
+
+  readRows(name: string, first: number, count: number): Float32Array {
+    const tensor = this.tensor(name);
+    const rows = checkRows(this.gguf.path, { name, shape: tensor.shape }, first, count);
+    const rowBytes = tensor.byteLength / rows;
+    if (this.permuted.has(name)) throw new Error(`rows of "${name}" (permuted by llama.cpp's converter) are only read whole`);
+    return dequantise(tensor.type, this.gguf.readBytes(tensor, first * rowBytes, count * rowBytes), count * tensor.shape[1]!);
   }
 
   readQ8Blocks(name: string, shape: readonly [number, number]): BlockQuantised | undefined {
