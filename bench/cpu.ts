@@ -68,7 +68,8 @@ async function readBandwidth(threads: number): Promise<number> {
   const g = new GraphBuilder('read');
   const x = g.input('x', ['N']);
   g.output(g.op('ReduceSum', [x, g.ints([0])], { keepdims: 0 }), 'sum', []);
-  const session = await ort.InferenceSession.create(g.finish(), { intraOpNumThreads: threads });
+  const graph = g.finish();
+  const session = await ort.InferenceSession.create(graph.model, { intraOpNumThreads: threads, externalData: graph.externalData });
   const data = new Float32Array(2 ** 28).fill(1.5);
   for (let i = 0; i < data.length; i += 4099) data[i] = i % 7;
   let best = Infinity;

@@ -108,12 +108,13 @@ export class SafetensorsFile {
     return { name, dtype: e.dtype, shape: shape as number[], offset: dataStart + begin, byteLength: expected };
   }
 
-  /** Reads a tensor's raw bytes. */
-  readBytes(info: TensorInfo): Uint8Array {
-    const out = new Uint8Array(info.byteLength);
+  /** Reads a tensor's raw bytes, or `length` of them from byte `from` of its data. */
+  readBytes(info: TensorInfo, from = 0, length = info.byteLength - from): Uint8Array {
+    if (from < 0 || length < 0 || from + length > info.byteLength) throw new RangeError(`tensor "${info.name}": bytes [${from}, ${from + length}) outside its ${info.byteLength}`);
+    const out = new Uint8Array(length);
     let done = 0;
     while (done < out.length) {
-      const n = fs.readSync(this.fd, out, done, out.length - done, info.offset + done);
+      const n = fs.readSync(this.fd, out, done, out.length - done, info.offset + from + done);
       if (n === 0) this.fail(`tensor "${info.name}": file ended while reading its data`);
       done += n;
     }

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { BiBranchCache } from '../../src/runtime/cache/biBranchCache';
 import { nextChunkEnd } from '../../src/runtime/cache/cachePolicy';
+import { halfBitsToFloat } from '../../src/runtime/half';
 
 const D = 4, RK = 2, RV = 3, W = 4;
 
@@ -28,10 +29,11 @@ test('tokens below floor(n / W) * W move to the compressed branch in blocks of W
   assert.equal(inputs.fullTokens, 1);
   assert.deepEqual(Array.from(inputs.kFull), [12, 12, 12, 12]);
   assert.equal(inputs.compressedTokens, 12);
-  // 16-bit storage, widened to f32 for the graph: small integers survive fp16 exactly, in token order.
-  assert.ok(inputs.kCompressed instanceof Float32Array);
-  assert.deepEqual(Array.from(inputs.kCompressed), Array.from({ length: 12 * RK }, (_, i) => Math.floor(i / RK)));
-  assert.deepEqual(Array.from(inputs.vCompressed!).slice(-RV), [11, 11, 11]);
+  // 16-bit storage, handed out as the fp16 rows themselves: small integers survive fp16 exactly, in token order.
+  assert.ok(inputs.kCompressed instanceof Uint16Array);
+  const asFloats = (rows: Float32Array | Uint16Array): number[] => Array.from(rows, (h) => halfBitsToFloat(h));
+  assert.deepEqual(asFloats(inputs.kCompressed), Array.from({ length: 12 * RK }, (_, i) => Math.floor(i / RK)));
+  assert.deepEqual(asFloats(inputs.vCompressed!).slice(-RV), [11, 11, 11]);
 });
 
 test('memory accounting by branch and layer, against a full fp16 cache', () => {

@@ -53,7 +53,8 @@ for (const bits of [8, 4] as const) {
     const codes = g.bytesWeight('codes', q.codes, [N, q.blocksPerRow, 32 * bits / 8]);
     const scales = g.weight('scales', q.scales, [q.scales.length]);
     g.output(g.contribOp('MatMulNBits', [input, codes, scales], { K, N, bits, block_size: 32, accuracy_level: 4 }), 'y', ['T', N]);
-    const session = await ort.InferenceSession.create(g.finish());
+    const graph = g.finish();
+    const session = await ort.InferenceSession.create(graph.model, { externalData: graph.externalData });
     try {
       const y = (await session.run({ x: new ort.Tensor('float32', x, [T, K]) })).y!.data as Float32Array;
       const wq = dequantiseBlockwise(q);

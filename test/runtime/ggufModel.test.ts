@@ -15,6 +15,7 @@ import { generate } from '../../src/runtime/generate';
 import { readModelConfig } from '../../src/runtime/model/config';
 import { ModelWeights } from '../../src/runtime/model/weights';
 import { unpermuteRows } from '../../src/runtime/model/ggufWeights';
+import { dequantiseBlockwise } from '../../src/runtime/onnx/blockQuantizer';
 import { float32Bytes, writeSafetensors } from '../../src/runtime/safetensorsWriter';
 import { MODEL_FIXTURES, expected, relativeError } from './engineSuite';
 import { type GgufWeightType, convertFixtureToGguf, ggufBytes, permuteRows, writeGguf } from '../support/ggufWriter';
@@ -112,6 +113,58 @@ describe('GGUF details', () => {
       await Promise.all([a.dispose(), b.dispose()]);
     }
   });
+
+  for (const name of ['llama-v4', 'qwen2-v5']) {
+    test(`${name}: q8 weights from a Q8_0 GGUF are the file's own values, exactly, and the engine runs on them`, async () => {
+      const file = path.join(tempDir(), `${name}-q8_0.gguf`);
+      const converted = convertFixtureToGguf(modelFixture(name), file, 'Q8_0');
+      const weights = ModelWeights.open(file);
+      let blockwise = 0;
+      try {
+        for (const { hfName, values } of converted) {
+          const shape = weights.info(hfName).shape;
+          if (shape.length !== 2) {
+            assert.equal(weights.readQ8Blocks(hfName, [shape[0]!, 1]), undefined, `${hfName} is F32 in the file`);
+            continue;
+          }
+          const blocks = weights.readQ8Blocks(hfName, [shape[0]!, shape[1]!]);
+          assert.ok(blocks, `${hfName}: a Q8_0 tensor gives 8-bit blocks`);
+          // Bit for bit: the values llama.cpp's dequantiser gives (llama q/k rows back in Hugging Face order).
+          assert.deepEqual(new Uint32Array(dequantiseBlockwise(blocks).buffer), new Uint32Array(values.buffer), hfName);
+          blockwise++;
+        }
+        assert.throws(() => weights.readQ8Blocks('model.layers.0.self_attn.q_proj.weight', [1, 1]), /has shape/);
+        // Embedding rows read on demand: the same values, a row range at a time.
+        const table = converted.find((t) => t.hfName === 'model.embed_tokens.weight')!.values;
+        const H = weights.info('model.embed_tokens.weight').shape[1]!;
+        assert.deepEqual(weights.readRows('model.embed_tokens.weight', 3, 2), table.subarray(3 * H, 5 * H));
+        assert.throws(() => weights.readRows('model.embed_tokens.weight', weights.info('model.embed_tokens.weight').shape[0]!, 1), /outside/);
+      } finally {
+        weights.close();
+      }
+      assert.ok(blockwise >= 7, `${blockwise} linear weights checked`);
+      const safetensors = ModelWeights.open(modelFixture(name));
+      try {
+        assert.equal(safetensors.readQ8Blocks('model.layers.0.mlp.up_proj.weight', safetensors.info('model.layers.0.mlp.up_proj.weight').shape as [number, number]), undefined);
+        const [V, H] = safetensors.info('model.embed_tokens.weight').shape as [number, number];
+        assert.deepEqual(safetensors.readRows('model.embed_tokens.weight', V - 2, 2), safetensors.readFloat32('model.embed_tokens.weight', [V, H]).subarray((V - 2) * H));
+      } finally {
+        safetensors.close();
+      }
+      // The engine at q8 on the file's blocks against f32 on the same file: only its int8 activations differ.
+      const exp = expected(name);
+      const reference = await promptLogits(file, exp.prompt_ids, 0);
+      const engine = await OnnxEngine.load(file, { weights: 'q8' });
+      try {
+        const logits = await engine.prefill(exp.prompt_ids, { logits: exp.prompt_ids.length });
+        const V = engine.info.config.vocabSize;
+        const worst = Math.max(...exp.prompt_ids.map((_, t) => relativeError(logits.subarray(t * V, (t + 1) * V), reference.logits.subarray(t * V, (t + 1) * V))));
+        assert.ok(worst <= 7e-2 && worst > 1e-4, `q8 on Q8_0 blocks: relative distance ${worst} from f32 on the same file`);
+      } finally {
+        await engine.dispose();
+      }
+    });
+  }
 
   const minimal = (arch: string, tensorType = 0, extra: Array<[string, any]> = []): Buffer => ggufBytes([
     ['general.architecture', ['string', arch]], [`${arch}.block_count`, ['u32', 1]], [`${arch}.embedding_length`, ['u32', 32]],

@@ -35,7 +35,8 @@ async function paddedEmptyMatMul(): Promise<{ dims: readonly number[]; values: n
   const c = g.input('c', ['K', 4]);
   const product = g.op('MatMul', [g.op('Pad', [p, g.ints([0, 0, 0, 0, 0, 0, 0, 1])]), g.op('Pad', [c, g.ints([0, 0, 1, 0])])]);
   g.output(product, 'y', [2, 1, 3, 4]);
-  const session = await ort.InferenceSession.create(g.finish(), { executionProviders: ['webgpu'], logSeverityLevel: 3 });
+  const graph = g.finish();
+  const session = await ort.InferenceSession.create(graph.model, { executionProviders: ['webgpu'], logSeverityLevel: 3, externalData: graph.externalData });
   try {
     const out = await session.run({
       p: new ort.Tensor('float32', new Float32Array(0), [2, 1, 3, 0]),

@@ -14,11 +14,13 @@ import { CancelledError, ModelFormatError, RuntimeError } from '../errors';
 import { type ModelConfig, readModelConfig } from '../model/config';
 import { modelFingerprint } from '../model/fingerprint';
 import { ropeDependsOnLength, ropeFrequencies, ropeTables } from '../model/rope';
-import { DEFAULT_WEIGHT_FORMAT, WEIGHT_FORMATS, isWeightFormat } from '../model/weightFormat';
+import { DEFAULT_WEIGHT_FORMAT, WEIGHT_FORMATS, type WeightFormat, isWeightFormat } from '../model/weightFormat';
 import { ModelWeights } from '../model/weights';
+import { halfBitsToFloat } from '../half';
 import { DeviceFullBranch } from './deviceFullBranch';
-import { type LayerWeights, buildHeadGraph, buildLayerGraph } from '../onnx/layerGraph';
-import { toFloat32, type DType } from '../safetensors';
+import type { RowReader } from '../onnx/blockQuantizer';
+import type { OnnxGraph } from '../onnx/graphBuilder';
+import { type LayerWeights, type LinearWeight, buildHeadGraph, buildLayerGraph } from '../onnx/layerGraph';
 
 const DEFAULT_CHUNK = 512;
 
@@ -37,13 +39,15 @@ export const CPU_PROVIDER: ExecutionProvider = { backend: 'onnx', providers: ['c
 
 export class OnnxEngine implements Engine {
   private readonly history: number[] = [];
+  private disposed = false;
   private rope: { cos: Float32Array; sin: Float32Array; positions: number; seqLen: number } | undefined;
 
   private constructor(
     readonly info: EngineInfo,
     private readonly layers: ort.InferenceSession[],
     private readonly head: ort.InferenceSession,
-    private readonly embedding: { bytes: Uint8Array; dtype: DType },
+    /** Open for the engine's life: embedding rows are read from the file per lookup, never held (0.27 GB for a 0.5B model in bf16). */
+    private readonly weights: ModelWeights,
     private readonly cache: BiBranchCache,
     private readonly chunkSize: number,
     private readonly device: DeviceFullBranch | undefined,
@@ -62,22 +66,41 @@ export class OnnxEngine implements Engine {
       const bits = options.bits ?? factors?.bits ?? 16;
       // Dynamic NTK changes every position's angles as the cache grows: such keys are kept unrotated.
       const keysRotated = !ropeDependsOnLength(config);
-      // Compressed features reach the graph as f32. float16 tensors over the 16-bit rows fail where the JavaScript
-      // engine has Float16Array (Node 24, code-server's: "not enough space: expected 192, got 0"; onnxruntime-node
-      // 1.30's binding reads no bytes from them), so 16-bit rows are widened per step, as before the rows existed.
       const onDevice = provider.keepOnDevice === true;
       const fullBranchOutputs = onDevice && !factors;
-      const graphOptions = { weights: format, keysRotated, compressedType: 'float32' as const, fullBranchOutputs };
+      // 16-bit compressed features reach the CPU graph as the fp16 rows the cache stores (see float16Tensor), not
+      // widened per step: widening every compressed token of every layer was a third of a 2048-token CSKV step.
+      // WebGPU takes them as f32 (widened in features()): fp16 there needs the adapter's shader-f16.
+      const compressedType = bits === 16 && halfFeatures(provider.backend) ? 'float16' as const : 'float32' as const;
+      const graphOptions = { weights: format, keysRotated, compressedType, fullBranchOutputs };
       // No spinning: idle pool threads that spin between the many small per-layer runs take the cores from Node's
       // own thread (and from the editor beside the sidecar). Measured on 2 cores: decode of a 0.5B model at 512
       // tokens 331 -> 122 ms/token, prefill 124 -> 152 tokens/s.
+      // No memory arena: each of the layers + 1 sessions would keep an arena as large as its biggest run's
+      // intermediates (a 512-token prefill chunk's attention scores), never returned. Measured on a 0.5B model, q8,
+      // after a 2048-token prefill: peak RSS 5.2 -> 1.6 GiB.
       const sessionOptions: ort.InferenceSession.SessionOptions = {
-        executionProviders: provider.providers, graphOptimizationLevel: 'all', extra: { session: { intra_op: { allow_spinning: '0' } } },
+        executionProviders: provider.providers, graphOptimizationLevel: 'all', enableCpuMemArena: false,
+        extra: { session: { intra_op: { allow_spinning: '0' } } },
       };
       if (options.threads !== undefined) sessionOptions.intraOpNumThreads = options.threads;
+      const H = config.hiddenSize;
+      const embeddingName = 'model.embed_tokens.weight';
+      checkShape(weights, embeddingName, [config.vocabSize, H]);
+      weights.readRows(embeddingName, config.vocabSize - 1, 1); // looked up row by row later: its dtype is checked now
+      const headName = config.tieEmbeddings ? embeddingName : 'lm_head.weight';
+      checkShape(weights, headName, [config.vocabSize, H]);
+      // The head first: the largest session, and its weights exist up to three times while it is created (f32 or
+      // our quantised codes, onnxruntime's copy, its prepacked form), best while little else is resident. q8/q4
+      // quantise it from the file a batch of rows at a time: the vocabulary-sized matrix is never read whole.
+      const headWeight = format === 'f32' ? weights.readFloat32(headName, [config.vocabSize, H])
+        : (format === 'q8' ? weights.readQ8Blocks(headName, [config.vocabSize, H]) : undefined) ?? rowsInBatches(weights, headName, config.vocabSize, H);
+      const head = await createSession(buildHeadGraph(config, weights.readFloat32('model.norm.weight', [H]), headWeight, format), sessionOptions, 'output head');
+      sessions.push(head);
       for (let i = 0; i < config.layers; i++) {
-        // One layer's f32 weights live only while its graph is built (quantised there for q8/q4).
-        const graph = buildLayerGraph(config, readLayerWeights(weights, config, i), factors?.layers[i], graphOptions);
+        // One layer's f32 weights live only while its graph is built (quantised there for q8/q4); the graph and
+        // its buffers are garbage once onnxruntime has its own copy.
+        const graph = buildLayerGraph(config, readLayerWeights(weights, config, i, format), factors?.layers[i], graphOptions);
         const layerOptions = { ...sessionOptions };
         if (onDevice) {
           // The last layer's rows go to the head, which takes a slice of them: they come back to JS.
@@ -87,21 +110,6 @@ export class OnnxEngine implements Engine {
         }
         sessions.push(await createSession(graph, layerOptions, `layer ${i}`));
       }
-      const H = config.hiddenSize;
-      const embeddingName = 'model.embed_tokens.weight';
-      const embeddingInfo = weights.info(embeddingName);
-      checkShape(weights, embeddingName, [config.vocabSize, H]);
-      // Kept in the checkpoint's dtype and converted row by row: a bf16 table stays half the size of f32.
-      const embedding = { bytes: weights.readBytes(embeddingName), dtype: embeddingInfo.dtype as DType };
-      const headName = config.tieEmbeddings ? embeddingName : 'lm_head.weight';
-      checkShape(weights, headName, [config.vocabSize, H]);
-      const headBytes = config.tieEmbeddings ? embedding.bytes : weights.readBytes(headName);
-      const headDtype = weights.info(headName).dtype as DType;
-      const itemSize = headDtype === 'F32' ? 4 : 2;
-      const headRows = (row: number): Float32Array => toFloat32(headBytes.subarray(row * H * itemSize, (row + 1) * H * itemSize), headDtype);
-      const head = await createSession(
-        buildHeadGraph(config, weights.readFloat32('model.norm.weight', [H]), format === 'f32' ? weights.readFloat32(headName, [config.vocabSize, H]) : headRows, format),
-        sessionOptions, 'output head');
       const cache = new BiBranchCache({
         layers: config.layers, kvDim: config.kvDim, window, bits, keysRotated,
         ranks: factors ? { k: factors.layers.map((l) => l.k.rank), v: factors.layers.map((l) => l.v.rank) } : undefined,
@@ -111,12 +119,11 @@ export class OnnxEngine implements Engine {
         cskv: factors ? { file: factors.file, window, bits, kRanks: factors.layers.map((l) => l.k.rank), vRanks: factors.layers.map((l) => l.v.rank) } : null,
       };
       const device = fullBranchOutputs ? new DeviceFullBranch(config.layers) : undefined;
-      return new OnnxEngine(info, sessions, head, embedding, cache, options.chunkSize ?? DEFAULT_CHUNK, device);
+      return new OnnxEngine(info, sessions.slice(1), head, weights, cache, options.chunkSize ?? DEFAULT_CHUNK, device);
     } catch (err) {
       await Promise.all(sessions.map((s) => s.release()));
-      throw err;
-    } finally {
       weights.close();
+      throw err;
     }
   }
 
@@ -184,8 +191,8 @@ export class OnnxEngine implements Engine {
         feeds.k_full = resident?.k ?? new ort.Tensor('float32', c.kFull, [c.fullTokens, D]);
         feeds.v_full = resident?.v ?? new ort.Tensor('float32', c.vFull, [c.fullTokens, D]);
         if (cskv) {
-          feeds.c_k = features(c.kCompressed!, c.compressedTokens, cskv.kRanks[i]!);
-          feeds.c_v = features(c.vCompressed!, c.compressedTokens, cskv.vRanks[i]!);
+          feeds.c_k = features(c.kCompressed!, c.compressedTokens, cskv.kRanks[i]!, this.info.backend as ExecutionProvider['backend']);
+          feeds.c_v = features(c.vCompressed!, c.compressedTokens, cskv.vRanks[i]!, this.info.backend as ExecutionProvider['backend']);
         }
         const out = await run(this.layers[i]!, feeds, `layer ${i}`);
         this.cache.append(i, T, data(keysRotated ? out.k_rot_new : out.k_new), data(out.v_new), cskv ? data(out.c_k_new) : undefined, cskv ? data(out.c_v_new) : undefined);
@@ -215,12 +222,8 @@ export class OnnxEngine implements Engine {
 
   private embed(tokens: number[]): Float32Array {
     const H = this.info.config.hiddenSize;
-    const itemSize = this.embedding.dtype === 'F32' ? 4 : 2;
     const x = new Float32Array(tokens.length * H);
-    tokens.forEach((t, i) => {
-      const row = this.embedding.bytes.subarray(t * H * itemSize, (t + 1) * H * itemSize);
-      x.set(toFloat32(row, this.embedding.dtype), i * H);
-    });
+    tokens.forEach((t, i) => x.set(this.weights.readRows('model.embed_tokens.weight', t, 1), i * H));
     return x;
   }
 
@@ -282,8 +285,11 @@ export class OnnxEngine implements Engine {
   }
 
   async dispose(): Promise<void> {
+    if (this.disposed) return; // a second close could close a descriptor reused by someone else
+    this.disposed = true;
     this.device?.clear();
     await Promise.all([...this.layers, this.head].map((s) => s.release()));
+    this.weights.close();
   }
 }
 
@@ -294,34 +300,49 @@ function checkShape(weights: ModelWeights, name: string, shape: number[]): void 
   }
 }
 
-function readLayerWeights(w: ModelWeights, c: ModelConfig, i: number): LayerWeights {
+function readLayerWeights(w: ModelWeights, c: ModelConfig, i: number, format: WeightFormat): LayerWeights {
   const p = `model.layers.${i}.`;
   const H = c.hiddenSize, D = c.kvDim, Q = c.heads * c.headDim, I = c.intermediateSize;
   const read = (name: string, shape: number[]): Float32Array => w.readFloat32(p + name, shape);
   const optional = (present: boolean, name: string, shape: number[]): Float32Array | undefined => (present ? read(name, shape) : undefined);
+  // q8 from a Q8_0 GGUF: the file's own blocks, exactly (never dequantised and quantised again).
+  const linear = (name: string, shape: [number, number]): LinearWeight => (format === 'q8' ? w.readQ8Blocks(p + name, shape) : undefined) ?? read(name, shape);
   return {
     inputNorm: read('input_layernorm.weight', [H]),
     postNorm: read('post_attention_layernorm.weight', [H]),
-    q: read('self_attn.q_proj.weight', [Q, H]),
-    k: read('self_attn.k_proj.weight', [D, H]),
-    v: read('self_attn.v_proj.weight', [D, H]),
-    o: read('self_attn.o_proj.weight', [H, Q]),
+    q: linear('self_attn.q_proj.weight', [Q, H]),
+    k: linear('self_attn.k_proj.weight', [D, H]),
+    v: linear('self_attn.v_proj.weight', [D, H]),
+    o: linear('self_attn.o_proj.weight', [H, Q]),
     qBias: optional(c.qkvBias, 'self_attn.q_proj.bias', [Q]),
     kBias: optional(c.qkvBias, 'self_attn.k_proj.bias', [D]),
     vBias: optional(c.qkvBias, 'self_attn.v_proj.bias', [D]),
     oBias: optional(c.outputBias, 'self_attn.o_proj.bias', [H]),
-    gate: read('mlp.gate_proj.weight', [I, H]),
-    up: read('mlp.up_proj.weight', [I, H]),
-    down: read('mlp.down_proj.weight', [H, I]),
+    gate: linear('mlp.gate_proj.weight', [I, H]),
+    up: linear('mlp.up_proj.weight', [I, H]),
+    down: linear('mlp.down_proj.weight', [H, I]),
     gateBias: optional(c.mlpBias, 'mlp.gate_proj.bias', [I]),
     upBias: optional(c.mlpBias, 'mlp.up_proj.bias', [I]),
     downBias: optional(c.mlpBias, 'mlp.down_proj.bias', [H]),
   };
 }
 
-async function createSession(graph: Uint8Array, options: ort.InferenceSession.SessionOptions, what: string): Promise<ort.InferenceSession> {
+/** Rows of a [rows, columns] weight read from the file a batch at a time, for a quantiser that asks for them in order. */
+function rowsInBatches(weights: ModelWeights, name: string, rows: number, columns: number, batch = 1024): RowReader {
+  let first = 0;
+  let values: Float32Array = new Float32Array(0);
+  return (row) => {
+    if (row < first || row >= first + values.length / columns) {
+      first = row - (row % batch);
+      values = weights.readRows(name, first, Math.min(batch, rows - first));
+    }
+    return values.subarray((row - first) * columns, (row - first + 1) * columns);
+  };
+}
+
+async function createSession(graph: OnnxGraph, options: ort.InferenceSession.SessionOptions, what: string): Promise<ort.InferenceSession> {
   try {
-    return await ort.InferenceSession.create(graph, options);
+    return await ort.InferenceSession.create(graph.model, { ...options, externalData: graph.externalData });
   } catch (err) {
     throw new RuntimeError('BACKEND', `onnxruntime could not load the graph of the ${what}: ${(err as Error).message}`);
   }
@@ -335,8 +356,30 @@ async function run(session: ort.InferenceSession, feeds: Record<string, ort.Tens
   }
 }
 
-function features(rows: Float32Array | Uint16Array, tokens: number, rank: number): ort.Tensor {
-  return rows instanceof Uint16Array ? new ort.Tensor('float16', rows, [tokens, rank]) : new ort.Tensor('float32', rows, [tokens, rank]);
+/** Whether a backend's graphs take the 16-bit compressed rows as float16 (else they are widened to f32 per step). */
+function halfFeatures(backend: ExecutionProvider['backend']): boolean {
+  return backend === 'onnx';
+}
+
+function features(rows: Float32Array | Uint16Array, tokens: number, rank: number, backend: ExecutionProvider['backend']): ort.Tensor {
+  const n = tokens * rank;
+  if (!(rows instanceof Uint16Array)) return new ort.Tensor('float32', rows.subarray(0, n), [tokens, rank]);
+  if (halfFeatures(backend)) return float16Tensor(rows.subarray(0, n), [tokens, rank]);
+  const wide = new Float32Array(n);
+  for (let i = 0; i < n; i++) wide[i] = halfBitsToFloat(rows[i]!);
+  return new ort.Tensor('float32', wide, [tokens, rank]);
+}
+
+/**
+ * A float16 tensor over fp16 bit patterns, read in place. Where the JavaScript engine has Float16Array (Node 24,
+ * code-server's), onnxruntime-common wraps the bits in one, and onnxruntime-node 1.30's binding reads no bytes from
+ * it ("not enough space: expected 192, got 0"); the binding takes the `data` it is handed, so it is handed the
+ * Uint16Array itself (what it reads everywhere else). Checked with the CLI under Node 20 and Node 24.
+ */
+function float16Tensor(bits: Uint16Array, dims: number[]): ort.Tensor {
+  const tensor = new ort.Tensor('float16', bits, dims);
+  if (!(tensor.data instanceof Uint16Array)) Object.defineProperty(tensor, 'data', { value: bits });
+  return tensor;
 }
 
 function data(value: ort.OnnxValue | undefined): Float32Array {

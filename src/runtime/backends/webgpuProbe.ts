@@ -23,9 +23,10 @@ export async function probe(): Promise<WebGpuProbe> {
   const input = g.input('a', [M, K]);
   g.output(g.op('Softmax', [g.op('MatMul', [input, g.weight('b', b, [K, N])])], { axis: -1 }), 'y', [M, N]);
   const started = Date.now();
+  const graph = g.finish();
   let session: ort.InferenceSession;
   try {
-    session = await ort.InferenceSession.create(g.finish(), { executionProviders: ['webgpu'], logSeverityLevel: 3 });
+    session = await ort.InferenceSession.create(graph.model, { executionProviders: ['webgpu'], logSeverityLevel: 3, externalData: graph.externalData });
   } catch (err) {
     // "/onnxruntime_src/.../webgpu_context.cc:136 ... was false. Failed to get a WebGPU adapter: No supported adapters"
     throw new Error(String((err as Error).message).replace(/^[\s\S]*? was false\. /, ''));

@@ -10,7 +10,7 @@ import { type CachePolicy, blocksLeaving, checkPolicy, compressedLength, fp16Cac
 import { GrowableRows } from './growableRows';
 import type { CompressedBits, MemoryReport } from '../../protocol';
 import { type QuantisedBlock, dequantiseKeys, dequantiseValues, quantiseKeys, quantiseValues } from './quantizer';
-import { floatToHalfBits, halfBitsToFloat } from '../half';
+import { floatToHalfBits } from '../half';
 
 export interface CacheShape {
   layers: number;
@@ -106,8 +106,8 @@ export class BiBranchCache {
       kFull: l.kFull.view(), vFull: l.vFull.view(), fullTokens: l.kFull.rows, compressedTokens: this.compressedTokens,
     };
     if (l.kHalf && l.vHalf) {
-      result.kCompressed = widen(l.kHalf.view(), this.compressedTokens * l.kRank);
-      result.vCompressed = widen(l.vHalf.view(), this.compressedTokens * l.vRank);
+      result.kCompressed = l.kHalf.view();
+      result.vCompressed = l.vHalf.view();
     } else if (this.compressed) {
       const n = this.compressedTokens;
       if (this.kScratch.length < n * l.kRank) this.kScratch = new Float32Array(n * l.kRank * 2);
@@ -266,12 +266,4 @@ function toHalf(rows: Float32Array): Uint16Array {
 /** The 16-bit rows cut into blocks of W (the snapshot format's unit). */
 function halfBlocks(k: GrowableRows<Uint16Array>, v: GrowableRows<Uint16Array>, W: number): CompressedBlock[] {
   return Array.from({ length: k.rows / W }, (_, b) => ({ k: k.slice(b * W, (b + 1) * W).slice(), v: v.slice(b * W, (b + 1) * W).slice() }));
-}
-
-/** float16 bit patterns -> f32, exactly `length` of them (a shorter source is a cache bookkeeping error). */
-function widen(rows: Uint16Array, length: number): Float32Array {
-  if (rows.length < length) throw new Error(`16-bit compressed branch holds ${rows.length} values, the cache counts ${length}`);
-  const out = new Float32Array(length);
-  for (let i = 0; i < length; i++) out[i] = halfBitsToFloat(rows[i]!);
-  return out;
 }

@@ -140,12 +140,13 @@ export class GgufFile {
     }
   }
 
-  /** Reads a tensor's raw bytes (still quantised). */
-  readBytes(tensor: GgufTensor): Uint8Array {
-    const out = new Uint8Array(tensor.byteLength);
+  /** Reads a tensor's raw bytes (still quantised), or `length` of them from byte `from` of its data. */
+  readBytes(tensor: GgufTensor, from = 0, length = tensor.byteLength - from): Uint8Array {
+    if (from < 0 || length < 0 || from + length > tensor.byteLength) throw new RangeError(`tensor "${tensor.name}": bytes [${from}, ${from + length}) outside its ${tensor.byteLength}`);
+    const out = new Uint8Array(length);
     let done = 0;
     while (done < out.length) {
-      const n = fs.readSync(this.fd, out, done, out.length - done, tensor.offset + done);
+      const n = fs.readSync(this.fd, out, done, out.length - done, tensor.offset + from + done);
       if (n === 0) this.fail(`tensor "${tensor.name}": file ended while reading its data`);
       done += n;
     }

@@ -4,12 +4,13 @@
 // llama.cpp's converter permutes the rows of q_proj and k_proj of the llama architecture (interleaved rotary
 // pairs instead of rotate-half halves); they are permuted back here so the engine's rotate-half RoPE applies.
 import { ModelFormatError, UnsupportedError } from '../errors';
+import { type BlockQuantised, blockwiseFromQ8_0 } from '../onnx/blockQuantizer';
 import type { TensorInfo } from '../safetensors';
 import { LOADABLE_GGML_TYPES, canDequantise, dequantise } from './ggmlDequant';
 import type { ModelConfig } from './config';
 import { ggufModelConfig } from './ggufConfig';
 import { GgufFile, type GgufTensor } from './ggufFile';
-import type { ModelWeights } from './weights';
+import { type ModelWeights, checkRows } from './weights';
 
 const GLOBAL_NAMES: Readonly<Record<string, string>> = {
   'token_embd.weight': 'model.embed_tokens.weight',
@@ -87,10 +88,14 @@ export class GgufWeights implements ModelWeights {
 
   readFloat32(name: string, shape: readonly number[]): Float32Array {
     const tensor = this.tensor(name);
+    this.checkShape(name, tensor, shape);
+    return dequantise(tensor.type, this.rawBytes(name, tensor), tensor.shape.reduce((a, b) => a * b, 1));
+  }
+
+  private checkShape(name: string, tensor: GgufTensor, shape: readonly number[]): void {
     if (shape.length !== tensor.shape.length || shape.some((d, i) => d !== tensor.shape[i])) {
       throw new ModelFormatError(this.gguf.path, `tensor "${tensor.name}" (${name}) has shape [${tensor.shape.join(', ')}], expected [${shape.join(', ')}]`);
     }
-    return dequantise(tensor.type, this.rawBytes(name, tensor), tensor.shape.reduce((a, b) => a * b, 1));
   }
 
   readBytes(name: string): Uint8Array {
@@ -99,6 +104,21 @@ export class GgufWeights implements ModelWeights {
     if (this.info(name).dtype === tensor.type.name) return raw;
     const values = dequantise(tensor.type, raw, tensor.shape.reduce((a, b) => a * b, 1));
     return new Uint8Array(values.buffer);
+  }
+
+  readRows(name: string, first: number, count: number): Float32Array {
+    const tensor = this.tensor(name);
+    const rows = checkRows(this.gguf.path, { name, shape: tensor.shape }, first, count);
+    const rowBytes = tensor.byteLength / rows;
+    if (this.permuted.has(name)) throw new Error(`rows of "${name}" (permuted by llama.cpp's converter) are only read whole`);
+    return dequantise(tensor.type, this.gguf.readBytes(tensor, first * rowBytes, count * rowBytes), count * tensor.shape[1]!);
+  }
+
+  readQ8Blocks(name: string, shape: readonly [number, number]): BlockQuantised | undefined {
+    const tensor = this.tensor(name);
+    if (tensor.type.name !== 'Q8_0') return undefined;
+    this.checkShape(name, tensor, shape);
+    return blockwiseFromQ8_0(this.rawBytes(name, tensor), shape[0], shape[1]);
   }
 
   /** The stored bytes with llama's q/k row permutation undone (rows are whole blocks, so this works on any type). */

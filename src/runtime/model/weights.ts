@@ -5,7 +5,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ModelFormatError, UnsupportedError } from '../errors';
 import type { ModelConfig } from './config';
-import { SafetensorsFile, type TensorInfo } from '../safetensors';
+import type { BlockQuantised } from '../onnx/blockQuantizer';
+import { type DType, SafetensorsFile, type TensorInfo, toFloat32 } from '../safetensors';
 import { firstNonFinite, firstNonFiniteBytes, requireFinite } from './finiteValues';
 import { GgufWeights } from './ggufWeights';
 import { isGgufModel } from './modelPath';
@@ -20,6 +21,13 @@ export interface ModelWeights {
   readFloat32(name: string, shape: readonly number[]): Float32Array;
   /** A float weight's raw bytes in F32, F16 or BF16. */
   readBytes(name: string): Uint8Array;
+  /** Rows [first, first + count) of a 2-D weight as float32, read from the file when asked (embedding lookups). */
+  readRows(name: string, first: number, count: number): Float32Array;
+  /**
+   * A linear weight [out, in] as 8-bit blocks of 32 in MatMulNBits' layout when the file stores it so (GGUF Q8_0),
+   * exactly the file's values; undefined when it does not (the caller quantises from readFloat32).
+   */
+  readQ8Blocks(name: string, shape: readonly [number, number]): BlockQuantised | undefined;
   close(): void;
 }
 
@@ -55,6 +63,17 @@ function finiteOnly(weights: ModelWeights): ModelWeights {
       const bytes = weights.readBytes(name);
       requireFinite(firstNonFiniteBytes(bytes, weights.info(name).dtype), weights.describedBy, name);
       return bytes;
+    },
+    readRows: (name, first, count) => {
+      const rows = weights.readRows(name, first, count);
+      requireFinite(firstNonFinite(rows), weights.describedBy, name);
+      return rows;
+    },
+    readQ8Blocks: (name, shape) => {
+      const blocks = weights.readQ8Blocks(name, shape);
+      // The codes are integers; a block's scale is the only place a NaN or infinity can hide.
+      if (blocks) requireFinite(firstNonFinite(blocks.scales), weights.describedBy, name);
+      return blocks;
     },
     close: () => weights.close(),
   };
@@ -131,13 +150,39 @@ class SafetensorsWeights implements ModelWeights {
   readBytes(name: string): Uint8Array {
     const info = this.info(name);
     const file = this.where.get(name)!;
-    if (info.dtype !== 'F32' && info.dtype !== 'F16' && info.dtype !== 'BF16') {
-      throw new UnsupportedError(file.path, `tensor "${name}" has dtype ${info.dtype}; only F32, F16 and BF16 weights are supported`);
-    }
+    floatDtype(file.path, info);
     return file.readBytes(info);
+  }
+
+  readRows(name: string, first: number, count: number): Float32Array {
+    const info = this.info(name);
+    const rows = checkRows(this.describedBy, info, first, count);
+    const rowBytes = info.byteLength / rows;
+    return toFloat32(this.where.get(name)!.readBytes(info, first * rowBytes, count * rowBytes), floatDtype(this.where.get(name)!.path, info));
+  }
+
+  readQ8Blocks(): undefined {
+    return undefined; // safetensors checkpoints hold float weights
   }
 
   close(): void {
     for (const f of this.files.values()) f.close();
   }
+}
+
+function floatDtype(file: string, info: TensorInfo): DType {
+  if (info.dtype !== 'F32' && info.dtype !== 'F16' && info.dtype !== 'BF16') {
+    throw new UnsupportedError(file, `tensor "${info.name}" has dtype ${info.dtype}; only F32, F16 and BF16 weights are supported`);
+  }
+  return info.dtype;
+}
+
+/** The row count of a 2-D tensor, after checking that rows [first, first + count) exist. */
+export function checkRows(file: string, info: { name: string; shape: readonly number[] }, first: number, count: number): number {
+  if (info.shape.length !== 2) throw new ModelFormatError(file, `tensor "${info.name}" has shape [${info.shape.join(', ')}]; rows are read from 2-D tensors`);
+  const rows = info.shape[0]!;
+  if (!Number.isInteger(first) || !Number.isInteger(count) || first < 0 || count < 0 || first + count > rows) {
+    throw new RangeError(`tensor "${info.name}": rows [${first}, ${first + count}) outside its ${rows}`);
+  }
+  return rows;
 }

@@ -2,6 +2,9 @@
 // onnxruntime's com.microsoft MatMulNBits: for each output row, blocks of `blockSize` input channels, each with
 // one f32 scale; codes are unsigned with the operator's implicit zero point 2^(bits-1), so no zero-point tensor is
 // needed. 4-bit codes pack two to a byte, the even channel in the low nibble.
+// ggml's Q8_0 (blocks of 32: an f16 scale, 32 int8) is that 8-bit layout up to a change of representation, so a
+// Q8_0 GGUF tensor converts to it exactly (blockwiseFromQ8_0): no dequantise/requantise round trip.
+import { halfBitsToFloat } from '../half';
 
 export interface BlockQuantised {
   bits: 8 | 4;
@@ -66,4 +69,21 @@ export function dequantiseBlockwise(q: BlockQuantised): Float32Array {
     }
   }
   return out;
+}
+
+/** ggml Q8_0 bytes of a weight [n, k] (k a multiple of 32, as GGUF requires) as MatMulNBits 8-bit blocks: code = q + 128 (the operator's implicit zero point), scale = the block's f16 d. Exact. */
+export function blockwiseFromQ8_0(raw: Uint8Array, n: number, k: number): BlockQuantised {
+  const blockSize = 32;
+  if (k % blockSize !== 0) throw new RangeError(`Q8_0 rows hold whole blocks of 32, got a row of ${k}`);
+  const blocksPerRow = k / blockSize;
+  const blocks = n * blocksPerRow;
+  if (raw.byteLength !== blocks * 34) throw new RangeError(`Q8_0 weight [${n}, ${k}] has ${blocks * 34} bytes, got ${raw.byteLength}`);
+  const codes = new Uint8Array(blocks * blockSize);
+  const scales = new Float32Array(blocks);
+  for (let b = 0; b < blocks; b++) {
+    const at = b * 34;
+    scales[b] = halfBitsToFloat(raw[at]! | (raw[at + 1]! << 8));
+    for (let j = 0; j < blockSize; j++) codes[b * blockSize + j] = raw[at + 2 + j]! ^ 0x80; // int8 two's complement + 128
+  }
+  return { bits: 8, blockSize, n, k, blocksPerRow, codes, scales };
 }

@@ -1,6 +1,17 @@
 // Builds an ONNX ModelProto (opset 17, plus onnxruntime's com.microsoft domain where a node asks for it) node by
-// node. Only what the runtime's graphs use is modelled.
+// node. Only what the runtime's graphs use is modelled. Weights travel beside the protobuf as external data held
+// in memory (onnxruntime's `externalData` session option): the graph bytes never hold a second copy of them, and
+// onnxruntime copies (or prepacks) each one, so the caller may drop its buffers once the session exists.
 import { ProtoMessage } from './protobuf';
+
+/** A model and the weight buffers its initializers name as external data (file name = initializer name). */
+export interface OnnxGraph {
+  model: Uint8Array;
+  externalData: { path: string; data: Uint8Array }[];
+}
+
+/** Smaller initializers stay inline: an external entry costs more than it saves. */
+const EXTERNAL_MIN_BYTES = 4096;
 
 const enum ElemType {
   FLOAT = 1,
@@ -22,6 +33,7 @@ export class GraphBuilder {
   private readonly initializers: ProtoMessage[] = [];
   private readonly inputs: ProtoMessage[] = [];
   private readonly outputs: ProtoMessage[] = [];
+  private readonly externalData: OnnxGraph['externalData'] = [];
   private counter = 0;
   private readonly constants = new Map<string, string>();
   private readonly domains = new Set<string>();
@@ -38,21 +50,32 @@ export class GraphBuilder {
     this.outputs.push(valueInfo(name, dims));
   }
 
-  /** A float32 weight; the builder keeps a view of the data (no copy until finish()). */
+  /** A float32 weight; the builder keeps a view of the data (never copied by the builder). */
   weight(name: string, data: Float32Array, dims: readonly number[]): string {
     const expected = dims.reduce((a, b) => a * b, 1);
     if (data.length !== expected) throw new Error(`weight ${name}: ${data.length} values for shape [${dims.join(', ')}]`);
-    const t = new ProtoMessage().packedInts(1, dims).int(2, ElemType.FLOAT).string(8, name);
-    t.bytes(9, new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
-    this.initializers.push(t);
-    return name;
+    return this.initializer(name, ElemType.FLOAT, dims, new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
   }
 
   /** A uint8 initializer (packed quantised weights); kept as a view like weight(). */
   bytesWeight(name: string, data: Uint8Array, dims: readonly number[]): string {
     const expected = dims.reduce((a, b) => a * b, 1);
     if (data.length !== expected) throw new Error(`weight ${name}: ${data.length} bytes for shape [${dims.join(', ')}]`);
-    this.initializers.push(new ProtoMessage().packedInts(1, dims).int(2, ElemType.UINT8).string(8, name).bytes(9, data));
+    return this.initializer(name, ElemType.UINT8, dims, data);
+  }
+
+  private initializer(name: string, type: ElemType, dims: readonly number[], bytes: Uint8Array): string {
+    const t = new ProtoMessage().packedInts(1, dims).int(2, type).string(8, name);
+    if (bytes.byteLength < EXTERNAL_MIN_BYTES) {
+      t.bytes(9, bytes);
+    } else {
+      for (const [key, value] of [['location', name], ['offset', '0'], ['length', String(bytes.byteLength)]]) {
+        t.message(13, new ProtoMessage().string(1, key).string(2, value));
+      }
+      t.int(14, 1); // data_location: EXTERNAL
+      this.externalData.push({ path: name, data: bytes });
+    }
+    this.initializers.push(t);
     return name;
   }
 
@@ -107,7 +130,7 @@ export class GraphBuilder {
     return outputs;
   }
 
-  finish(): Uint8Array {
+  finish(): OnnxGraph {
     const graph = new ProtoMessage();
     for (const n of this.nodes) graph.message(1, n);
     graph.string(2, this.name);
@@ -120,7 +143,7 @@ export class GraphBuilder {
       .message(7, graph)
       .message(8, new ProtoMessage().string(1, '').int(2, 17));
     for (const domain of this.domains) model.message(8, new ProtoMessage().string(1, domain).int(2, 1));
-    return model.finish();
+    return { model: model.finish(), externalData: this.externalData };
   }
 }
 

@@ -9,34 +9,42 @@
 // c_k_new/c_v_new (CSKV). With rotated keys a step rotates only its own keys and the compressed ones it rebuilds.
 // Compressed keys are rebuilt (mean + c U^T: 2·r·D FLOPs per token) and rotated; compressed values are never
 // rebuilt per token: the attention weights are applied in the rank-r space and up-projected once per query (docs/cskv.md).
-import { type RowReader, quantiseBlockwise } from './blockQuantizer';
-import { GraphBuilder } from './graphBuilder';
+import { type BlockQuantised, type RowReader, quantiseBlockwise } from './blockQuantizer';
+import { GraphBuilder, type OnnxGraph } from './graphBuilder';
 import type { ModelConfig } from '../model/config';
 import type { WeightFormat } from '../model/weightFormat';
 import type { Factor, LayerFactors } from '../cskvFile';
 
+/** A linear weight [out, in] as stored: f32, or already in 8-bit blocks (a GGUF Q8_0 file's own values, for q8). */
+export type LinearWeight = Float32Array | BlockQuantised;
+
 export interface LayerWeights {
   inputNorm: Float32Array;
   postNorm: Float32Array;
-  q: Float32Array; k: Float32Array; v: Float32Array; o: Float32Array; // [out, in] as stored
+  q: LinearWeight; k: LinearWeight; v: LinearWeight; o: LinearWeight;
   qBias?: Float32Array; kBias?: Float32Array; vBias?: Float32Array; oBias?: Float32Array;
-  gate: Float32Array; up: Float32Array; down: Float32Array;
+  gate: LinearWeight; up: LinearWeight; down: LinearWeight;
   gateBias?: Float32Array; upBias?: Float32Array; downBias?: Float32Array;
 }
 
 /**
  * y = input W^T + b with W as stored ([out, in]). f32: Gemm transposes on the fly, so no copy of the weight is
  * made. q8/q4: MatMulNBits over blocks of 32 at accuracy level 4 (activations quantised to int8 per block, int8
- * dot products): level 0 computes in f32 and was measured 100× slower on the output head.
+ * dot products): level 0 computes in f32 and was measured 100× slower on the output head. Weights already in 8-bit
+ * blocks are taken as they are (q8 only).
  */
-function linear(g: GraphBuilder, format: WeightFormat, input: string, weight: Float32Array | RowReader, outFeatures: number, inFeatures: number, name: string, bias?: Float32Array): string {
+function linear(g: GraphBuilder, format: WeightFormat, input: string, weight: LinearWeight | RowReader, outFeatures: number, inFeatures: number, name: string, bias?: Float32Array): string {
+  const given = typeof weight === 'function' || weight instanceof Float32Array ? undefined : weight;
+  if (given && (format !== 'q8' || given.bits !== 8 || given.n !== outFeatures || given.k !== inFeatures)) {
+    throw new Error(`${name}: ${given.bits}-bit blocks [${given.n}, ${given.k}] given for ${format} weights [${outFeatures}, ${inFeatures}]`);
+  }
   if (format === 'f32') {
-    if (typeof weight === 'function') throw new Error(`${name}: f32 weights are given whole, not row by row`);
+    if (!(weight instanceof Float32Array)) throw new Error(`${name}: f32 weights are given whole, as f32`);
     const inputs = [input, g.weight(name, weight, [outFeatures, inFeatures])];
     if (bias) inputs.push(g.weight(`${name}_bias`, bias, [outFeatures]));
     return g.op('Gemm', inputs, { transB: 1 });
   }
-  const q = quantiseBlockwise(weight, outFeatures, inFeatures, format === 'q8' ? 8 : 4);
+  const q = given ?? quantiseBlockwise(weight as Float32Array | RowReader, outFeatures, inFeatures, format === 'q8' ? 8 : 4);
   const codes = g.bytesWeight(`${name}_codes`, q.codes, [q.n, q.blocksPerRow, q.codes.length / (q.n * q.blocksPerRow)]);
   const scales = g.weight(`${name}_scales`, q.scales, [q.scales.length]);
   const product = g.contribOp('MatMulNBits', [input, codes, scales], { K: q.k, N: q.n, bits: q.bits, block_size: q.blockSize, accuracy_level: 4 });
@@ -57,7 +65,7 @@ export interface LayerGraphOptions {
   fullBranchOutputs?: boolean;
 }
 
-export function buildLayerGraph(config: ModelConfig, w: LayerWeights, factors: LayerFactors | undefined, options: LayerGraphOptions): Uint8Array {
+export function buildLayerGraph(config: ModelConfig, w: LayerWeights, factors: LayerFactors | undefined, options: LayerGraphOptions): OnnxGraph {
   const { hiddenSize: H, heads, kvHeads, headDim: hd, kvDim: D, intermediateSize: I } = config;
   const { weights: format, keysRotated } = options;
   const nRep = heads / kvHeads;
@@ -194,7 +202,7 @@ function headMajorBasis(f: Factor, kvHeads: number, hd: number): Float32Array {
  * Final norm and the output projection, for the rows whose logits are wanted. For q8/q4 the head may come row by
  * row from the checkpoint's bytes: a 150k-token vocabulary never exists as a whole f32 matrix.
  */
-export function buildHeadGraph(config: ModelConfig, finalNorm: Float32Array, lmHead: Float32Array | RowReader, format: WeightFormat): Uint8Array {
+export function buildHeadGraph(config: ModelConfig, finalNorm: Float32Array, lmHead: LinearWeight | RowReader, format: WeightFormat): OnnxGraph {
   const { hiddenSize: H, vocabSize: V } = config;
   const g = new GraphBuilder('lm_head');
   const x = g.input('x', ['N', H]);
