@@ -222,12 +222,12 @@ function showView(view) {
       kind = 'warning';
       break;
     case 'failed':
-      text = `The sidecar failed: ${view.message}`;
-      actions.push(['Select Model Folder', 'cskv.selectModelFolder'], ['Restart', 'cskv.restartSidecar'], ['Show Log', 'cskv.showLog']);
+      text = `The model could not run: ${view.message}`;
+      actions.push(['Retry', 'cskv.restartSidecar'], ['Select Model', 'cskv.selectModelFolder'], ['Open Log', 'cskv.showLog']);
       kind = 'error';
       break;
     case 'stopped':
-      text = view.message && view.message !== 'stopped' ? `The sidecar is stopped: ${view.message}` : 'The sidecar is stopped.';
+      text = view.message && view.message !== 'stopped' ? `cskv-code is stopped: ${view.message}.` : 'cskv-code is stopped.';
       actions.push(['Start', 'cskv.restartSidecar']);
       kind = 'warning';
       break;
@@ -236,7 +236,13 @@ function showView(view) {
       text = view.message ? `Starting: ${view.message}…` : 'Loading the model…';
       break;
     case 'indexing':
-      text = `Indexing the workspace (${view.message}). Answers use what is resident so far.`;
+      if (view.update) {
+        // A quiet line: which files are stale while they are read again.
+        text = `${view.message.charAt(0).toUpperCase()}${view.message.slice(1)}.`;
+        kind = 'quiet';
+      } else {
+        text = `Reading the workspace into the model (${view.message}). Answers use what is resident so far.`;
+      }
       break;
     default:
       break;
@@ -249,14 +255,18 @@ function showView(view) {
   banner.hidden = text === '';
   banner.className = `banner ${kind}`;
   banner.textContent = text;
+  // Buttons on a line of their own, under the text.
+  const row = document.createElement('div');
+  row.className = 'actions';
   for (const [label, command] of actions) {
     const b = document.createElement('button');
     b.type = 'button';
     b.className = 'secondary';
     b.textContent = label;
     b.addEventListener('click', () => post({ type: 'command', command }));
-    banner.append(b);
+    row.append(b);
   }
+  if (actions.length > 0) banner.append(row);
   if (!streaming) setBusy(view.busy);
 }
 

@@ -2,7 +2,7 @@
 // The KV memory view: totals against a full fp16 cache, a chart of memory over time, per-layer bars of the full and
 // compressed branches, GPU memory on CUDA, and the files resident in the context. Mirrors the one message of
 // src/extension/memoryPanel.ts. Everything is drawn with DOM/SVG elements and theme colours (memory.css).
-import { formatCount, formatDuration, formatSavings, progressPercent } from '../src/extension/format';
+import { formatCount, formatDuration, formatSavings, plural, progressPercent, shortReason, speedSummary } from '../src/extension/format';
 import { formatBytes } from '../src/shared/formatBytes';
 
 // @ts-ignore acquireVsCodeApi is defined by the webview host
@@ -74,12 +74,12 @@ function renderState(view) {
       line.append(' ', commandButton('Select Model Folder', 'cskv.selectModelFolder'));
       break;
     case 'failed':
-      line.textContent = `The sidecar failed: ${view.message}`;
+      line.textContent = `The model could not run: ${view.message}`;
       line.className = 'state-line error';
-      line.append(el('br'), commandButton('Select Model Folder', 'cskv.selectModelFolder'), commandButton('Restart Sidecar', 'cskv.restartSidecar'), commandButton('Show Log', 'cskv.showLog'));
+      line.append(el('br'), commandButton('Retry', 'cskv.restartSidecar'), commandButton('Select Model', 'cskv.selectModelFolder'), commandButton('Open Log', 'cskv.showLog'));
       break;
     case 'stopped':
-      line.textContent = `The sidecar is stopped${view.message && view.message !== 'stopped' ? `: ${view.message}` : '.'}`;
+      line.textContent = `cskv-code is stopped${view.message && view.message !== 'stopped' ? `: ${view.message}` : '.'}`;
       line.className = 'state-line warning';
       line.append(' ', commandButton('Start', 'cskv.restartSidecar'));
       break;
@@ -90,8 +90,8 @@ function renderState(view) {
   stateEl.append(title, line);
 }
 
-/** @param {any} m */
-function renderTotals(m) {
+/** @param {any} m @param {any} view */
+function renderTotals(m, view) {
   totalsEl.replaceChildren();
   if (!m) return;
   const kv = m.kv;
@@ -104,12 +104,18 @@ function renderTotals(m) {
   };
   card('KV cache held', formatBytes(kv.totalBytes), `${formatSavings(kv.savings)} against fp16`, 'total');
   card('Full fp16 cache would take', formatBytes(kv.fp16Bytes), `${formatCount(kv.tokens)} tokens × ${kv.perLayer.length} layers`, 'fp16');
-  card('Full-precision window', formatBytes(kv.fullBytes), `${formatCount(kv.fullTokens)} tokens (${kv.fullDtype})`, 'full');
+  card('Recent tokens, full precision', formatBytes(kv.fullBytes), `${plural(kv.fullTokens, 'token')} (${kv.fullDtype === 'f32' ? '32-bit' : '16-bit'} float)`, 'full');
   card('Compressed branch', kv.bits === null ? 'off' : formatBytes(kv.compressedBytes),
-    kv.bits === null ? 'no CSKV factors for this model' : `${formatCount(kv.compressedTokens)} tokens · ${kv.bits}-bit · window ${kv.window}`, 'compressed');
-  card('Workspace resident', `${formatCount(m.residentTokens)} tokens`, `${formatCount(m.residentFiles.length)} files, ${formatCount(m.excludedFiles.length)} left out`);
+    kv.bits === null ? 'no CSKV factors for this model' : `${plural(kv.compressedTokens, 'token')} · ${kv.bits}-bit · window ${kv.window} (the recent tokens kept in full)`, 'compressed');
+  card('Workspace resident', plural(m.residentTokens, 'token'), `${plural(m.residentFiles.length, 'file')}, ${formatCount(m.excludedFiles.length)} left out`);
   if (m.gpu) card('GPU memory', `${formatBytes(m.gpu.usedBytes)} used`, `of ${formatBytes(m.gpu.totalBytes)} · ${formatBytes(m.gpu.freeBytes)} free`, 'gpu');
-  else card('GPU memory', '—', m.backend === 'cuda' ? 'not reported' : m.backendReason);
+  else {
+    card('GPU memory', '—', m.backend === 'cuda' ? 'not reported' : shortReason(m.backendReason));
+    // The loader's full text on hover, not as the card.
+    if (m.backend !== 'cuda') /** @type {HTMLElement} */ (totalsEl.lastElementChild).title = m.backendReason;
+  }
+  if (view.speed?.answer) card('Answers', speedSummary(view.speed.answer).split(' · ')[0] ?? '', `last answer: ${speedSummary(view.speed.answer)}`, 'speed');
+  if (view.speed?.completion) card('Completions', speedSummary(view.speed.completion).split(' · ')[0] ?? '', `last completion: ${speedSummary(view.speed.completion)}`, 'speed');
 }
 
 const LEGEND = [
@@ -243,7 +249,7 @@ window.addEventListener('message', (event) => {
   const m = /** @type {ToMemoryWebview} */ (event.data);
   if (m.type !== 'update') return;
   renderState(m.view);
-  renderTotals(m.view.memory);
+  renderTotals(m.view.memory, m.view);
   renderChart(m.samples);
   renderLayers(m.view.memory);
   renderFiles(m.view.memory);

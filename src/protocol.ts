@@ -155,3 +155,18 @@ export const SidecarErrorCodes = {
   /** A runtime error while serving the request (RuntimeError.code is in `data`). */
   RuntimeFailed: -32002,
 } as const;
+
+// ---- Generation speed (issue 14): the status bar tooltip and the memory view show it. ----
+
+export interface GenerationSpeed {
+  kind: 'answer' | 'completion';
+  /** Tokens generated. */
+  tokens: number;
+  /** From the request reaching the sidecar (waiting for the engine included) to the first generated token. */
+  firstTokenMs: number;
+  /** Decode speed after the first token; 0 when only one token was generated. */
+  tokensPerSecond: number;
+}
+/** server → client (notification `cskv/speed`): after each answer and each completion that generated a token. */
+export type SpeedParams = GenerationSpeed;
+export const SpeedNotification = 'cskv/speed';

@@ -5,8 +5,8 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as vscode from 'vscode';
 import { type FileReference, resolveFileReference } from './answerLinks';
-import type { StatusView } from './format';
 import type { Ctx } from './ctx';
+import { type StatusView, formatCount, isUpdate, stateSentence } from './format';
 import type { FromWebview, NoteKind, StoredTurn, ToWebview, ViewSummary } from './webviewMessages';
 import { localResourceRoots, webviewHtml } from './webviewHtml';
 
@@ -151,7 +151,11 @@ export class ChatViewProvider implements vscode.WebviewViewProvider, vscode.Disp
 
   private summary(): ViewSummary {
     const v = this.ctx.view;
-    return { state: v.state, message: v.message, trusted: v.trusted, busy: this.inFlight !== undefined };
+    const update = isUpdate(v);
+    const p = v.progress;
+    const message = update ? stateSentence(v) :
+      v.state === 'indexing' && p && p.total > 0 ? `${formatCount(p.done)} of ${formatCount(p.total)} tokens` : v.message;
+    return { state: v.state, message, trusted: v.trusted, busy: this.inFlight !== undefined, update };
   }
 
   private flushPending(): void {
@@ -169,7 +173,7 @@ export class ChatViewProvider implements vscode.WebviewViewProvider, vscode.Disp
 function describeAskError(err: unknown, view: StatusView): string {
   const message = err instanceof Error ? err.message : String(err);
   if (/connection|disposed|closed|stream/i.test(message) || view.state === 'starting') {
-    return 'The sidecar stopped while answering. It is being restarted; ask again once the status bar shows it is ready.';
+    return 'The model stopped while answering. It is being restarted; ask again once the status bar shows it is ready.';
   }
   return message;
 }

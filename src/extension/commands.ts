@@ -1,10 +1,12 @@
 // Every command, as a factory that takes the context (rust-analyzer's habit): the context decides whether the
 // sidecar runs, so no command ever holds a dead client.
 import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { checkModelFolder } from '../shared/settings';
 import type { ChatViewProvider } from './chatView';
+import { compressMarkdown, compressSummary, parseCompressResult } from './compressReport';
 import { toggleLanguage } from './completionPolicy';
 import { completionSettings, compressionSettings, modelPath, setDisabledLanguages, setModelPath } from './config';
 import type { Ctx } from './ctx';
@@ -74,10 +76,22 @@ export function compressModel(ctx: Ctx): Cmd {
       void vscode.window.showWarningMessage('The workspace is not trusted (or none is open), so calibration cannot read it. Open and trust a workspace with code to calibrate on.');
       return;
     }
-    const args = [cli, 'compress', '--model', model, '--density', String(density), '--bits', String(bits), '--window', String(window), ...calib];
+    // Where `compress` writes by default: beside a model folder's weights, or FILE.cskv.safetensors beside a GGUF file.
+    const factors = /\.gguf$/i.test(model) ? model.replace(/\.gguf$/i, '.cskv.safetensors') : path.join(model, 'cskv.safetensors');
+    if (fs.existsSync(factors)) {
+      const written = fs.statSync(factors).mtime.toLocaleString();
+      const overwrite = await vscode.window.showWarningMessage(
+        `The model already has CSKV factors (cskv.safetensors, written ${written}). Calibrate new ones and overwrite it?`,
+        { modal: true, detail: `Density ${density}, ${bits}-bit, the last ${window} tokens uncompressed, calibrated on this workspace.` },
+        'Overwrite',
+      );
+      if (overwrite !== 'Overwrite') return;
+    }
+    const args = [cli, 'compress', '--model', model, '--density', String(density), '--bits', String(bits), '--window', String(window), '--json', ...calib];
     ctx.output.info(`compress: ${args.slice(1).join(' ')}`);
     // A child process rather than a terminal: its progress shows in a cancellable notification, its table and
     // errors go to the log, and the result is known for certain when it exits.
+    let stdout = '';
     const code = await vscode.window.withProgress(
       { location: vscode.ProgressLocation.Notification, title: 'cskv: compressing the model', cancellable: true },
       (progress, token) => new Promise<number | null>((resolve) => {
@@ -91,7 +105,10 @@ export function compressModel(ctx: Ctx): Cmd {
             for (const line of parts) onLine(line);
           });
         };
-        lines(child.stdout!, (line) => ctx.output.info(line));
+        lines(child.stdout!, (line) => {
+          stdout += `${line}\n`;
+          ctx.output.info(line);
+        });
         lines(child.stderr!, (line) => {
           ctx.output.info(line);
           if (line.startsWith('[compress] ')) progress.report({ message: line.slice('[compress] '.length) });
@@ -105,11 +122,16 @@ export function compressModel(ctx: Ctx): Cmd {
       }),
     );
     if (code === 0) {
-      const choice = await vscode.window.showInformationMessage('Compression finished: cskv.safetensors was written beside the model.', 'Restart Sidecar to Use It');
-      if (choice) await ctx.restart();
+      const result = parseCompressResult(stdout);
+      const summary = result ? compressSummary(result) : 'cskv.safetensors was written beside the model';
+      const actions = result ? ['Restart to Use Them', 'Show Details'] : ['Restart to Use Them'];
+      const choice = await vscode.window.showInformationMessage(`Compression finished: ${summary}.`, ...actions);
+      if (choice === 'Show Details' && result) await showReport(`compression ${new Date().toISOString().slice(11, 19).replace(/:/g, '-')}.md`, compressMarkdown(result));
+      if (choice === 'Restart to Use Them') await ctx.restart();
     } else if (code !== null) {
-      const choice = await vscode.window.showErrorMessage(`Compression failed (exit code ${code}); the log says why.`, 'Show Log');
-      if (choice) ctx.output.show();
+      const choice = await vscode.window.showErrorMessage('Compression failed; the log says why.', 'Retry', 'Open Log');
+      if (choice === 'Open Log') ctx.output.show();
+      if (choice === 'Retry') await vscode.commands.executeCommand('cskv.compressModel');
     }
   };
 }
@@ -159,4 +181,18 @@ export function toggleCompletionsForLanguage(): Cmd {
     await setDisabledLanguages(next);
     void vscode.window.showInformationMessage(`cskv inline completions are now ${next.includes(languageId) ? 'off' : 'on'} for ${languageId}.`);
   };
+}
+
+/** Read-only Markdown documents the extension writes (the compression report), shown as a preview. */
+export const REPORT_SCHEME = 'cskv-report';
+const reports = new Map<string, string>();
+
+export const reportProvider: vscode.TextDocumentContentProvider = {
+  provideTextDocumentContent: (uri) => reports.get(uri.path) ?? '',
+};
+
+async function showReport(name: string, markdown: string): Promise<void> {
+  const uri = vscode.Uri.from({ scheme: REPORT_SCHEME, path: `/${name}` });
+  reports.set(uri.path, markdown);
+  await vscode.commands.executeCommand('markdown.showPreview', uri);
 }

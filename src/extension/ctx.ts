@@ -12,8 +12,11 @@ import {
 } from '../protocol';
 import { type SidecarExit, createClient } from './client';
 import { RESTART_SETTINGS, modelPath, sidecarOptions } from './config';
+import { SpeedNotification } from '../protocol';
+import { CompletionSwitch } from './completionSwitch';
 import type { StatusView } from './format';
 import { HealthMonitor } from './healthMonitor';
+import { Notifications } from './notifications';
 import { RestartPolicy } from './restartPolicy';
 import type { MemorySample } from './webviewMessages';
 
@@ -33,6 +36,13 @@ export class Ctx implements vscode.Disposable {
   private health: HealthMonitor | undefined;
   private readonly policy = new RestartPolicy();
   private recovering = false;
+  /** The workspace was resident once since this start: later indexing is a quiet update. */
+  private wasResident = false;
+  /** Workspace files edited since the context was last wholly resident (relative paths). */
+  private readonly edited = new Set<string>();
+  private readonly notifications: Notifications;
+  /** The global on/off/snooze switch of inline completions. */
+  readonly completions: CompletionSwitch;
   private viewState: StatusView;
   private readonly disposables: vscode.Disposable[] = [];
   private readonly answerListeners = new Map<string, (text: string) => void>();
@@ -47,8 +57,19 @@ export class Ctx implements vscode.Disposable {
   constructor(readonly extension: vscode.ExtensionContext) {
     this.output = vscode.window.createOutputChannel('cskv-code', { log: true });
     this.viewState = { state: modelPath() ? 'stopped' : 'no-model', message: modelPath() ? 'not started yet' : '', trusted: vscode.workspace.isTrusted };
+    this.notifications = new Notifications({
+      retry: () => void this.restart(),
+      restart: () => void this.restart(),
+      stop: (reason) => void this.stop(reason),
+      showLog: () => this.showLog(),
+    });
+    this.completions = new CompletionSwitch(extension.globalState);
     this.disposables.push(
-      this.output, this.viewEmitter, this.memoryEmitter,
+      this.output, this.viewEmitter, this.memoryEmitter, this.notifications, this.completions,
+      vscode.workspace.onDidChangeTextDocument((e) => {
+        if (e.contentChanges.length === 0 || e.document.uri.scheme !== 'file' || !vscode.workspace.getWorkspaceFolder(e.document.uri)) return;
+        this.edited.add(vscode.workspace.asRelativePath(e.document.uri, false));
+      }),
       vscode.workspace.onDidChangeConfiguration((e) => {
         if (RESTART_SETTINGS.some((s) => e.affectsConfiguration(s))) void this.settingsChanged();
       }),
@@ -79,7 +100,7 @@ export class Ctx implements vscode.Disposable {
 
   /** Whether an inline completion request may be sent now. */
   acceptsCompletions(): boolean {
-    return this.client !== undefined && (this.viewState.state === 'ready' || this.viewState.state === 'indexing');
+    return this.client !== undefined && (this.viewState.state === 'ready' || this.viewState.state === 'indexing') && this.completions.on;
   }
 
   /** Starts the sidecar unless it runs; undefined when no model is configured (the user is told). */
@@ -97,7 +118,8 @@ export class Ctx implements vscode.Disposable {
       return undefined;
     }
     const generation = ++this.generation;
-    this.update({ state: 'starting', message: this.recovering ? 'restarting after a crash' : 'starting the sidecar', progress: undefined });
+    this.wasResident = false;
+    this.update({ state: 'starting', message: this.recovering ? 'restarting after a crash' : 'starting', progress: undefined, updating: undefined });
     const storage = (this.extension.storageUri ?? this.extension.globalStorageUri).fsPath;
     fs.mkdirSync(storage, { recursive: true });
     const serverModule = this.extension.asAbsolutePath(path.join('dist', 'server.js'));
@@ -114,15 +136,24 @@ export class Ctx implements vscode.Disposable {
     client.onNotification(StatusNotification, (p) => {
       if (generation !== this.generation) return;
       const firstReady = this.recovering && (p.state === 'ready' || p.state === 'indexing');
-      this.update({ state: p.state, message: p.message, progress: p.progress });
+      if (p.state === 'ready') {
+        this.wasResident = true;
+        this.edited.clear();
+      }
+      const updating = p.state === 'indexing' && this.wasResident ? [...this.edited].sort() : undefined;
+      this.update({ state: p.state, message: p.message, progress: p.progress, updating });
       if (firstReady) {
         this.recovering = false;
-        void vscode.window.showInformationMessage('cskv-code: the sidecar was restarted and is running again.');
+        this.output.info('the sidecar was restarted and is running again');
+        this.notifications.recovered();
       }
       if (p.state === 'failed') this.showFailure(p.message);
     });
     client.onNotification(MemoryChangedNotification, (m) => {
       if (generation === this.generation) this.memoryChanged(m);
+    });
+    client.onNotification(SpeedNotification, (p) => {
+      if (generation === this.generation) this.update({ speed: { ...this.viewState.speed, [p.kind]: p } });
     });
     client.onNotification(AnswerChunkNotification, (p) => this.answerListeners.get(p.id)?.(p.text));
     this.starting = (async () => {
@@ -135,7 +166,8 @@ export class Ctx implements vscode.Disposable {
       } catch (err) {
         if (generation === this.generation) {
           this.output.error(`the sidecar did not start: ${messageOf(err)}`);
-          this.update({ state: 'failed', message: `the sidecar did not start: ${messageOf(err)}` });
+          this.update({ state: 'failed', message: `the model could not be started: ${messageOf(err)}` });
+          this.notifications.error('the model could not be started. The log says why.', ['Retry', 'Open Log']);
         }
         return undefined;
       } finally {
@@ -183,7 +215,7 @@ export class Ctx implements vscode.Disposable {
     }
     // A sidecar stuck in native code ignores `exit`.
     sidecar?.()?.kill('SIGKILL');
-    this.update({ state: modelPath() ? 'stopped' : 'no-model', message, progress: undefined });
+    this.update({ state: modelPath() ? 'stopped' : 'no-model', message, progress: undefined, updating: undefined });
   }
 
   /** Stops and starts again; a restart asked for by the user forgets earlier crashes. */
@@ -221,6 +253,8 @@ export class Ctx implements vscode.Disposable {
   async rebuildContext(): Promise<void> {
     const client = await this.ensureStarted();
     if (!client) return;
+    // A rebuild reads everything again: progress as at the first start, not a quiet update.
+    this.wasResident = false;
     await client.sendRequest(RebuildContextRequest);
   }
 
@@ -255,22 +289,20 @@ export class Ctx implements vscode.Disposable {
     this.generation++;
     const how = exit?.signal ? `killed by ${exit.signal}` : exit?.code !== undefined && exit.code !== null ? `exit code ${exit.code}` : 'connection lost';
     const decision = this.policy.crashed(Date.now());
+    // The log has the process details (signal, exit code); the UI says what happened and what comes next.
     if (decision.delayMs === undefined) {
-      const message = `the sidecar stopped unexpectedly (${how}) ${decision.crashes} times in a few minutes; it is left stopped`;
-      this.output.error(message);
-      this.update({ state: 'stopped', message, progress: undefined });
-      void vscode.window.showErrorMessage(`cskv-code: ${message}.`, 'Restart Sidecar', 'Show Log').then((choice) => {
-        if (choice === 'Restart Sidecar') void this.restart();
-        if (choice === 'Show Log') this.showLog();
-      });
+      this.output.error(`the sidecar stopped unexpectedly (${how}) ${decision.crashes} times in a few minutes; it is left stopped`);
+      const message = `the model stopped unexpectedly ${decision.crashes} times in a few minutes and is left stopped`;
+      this.update({ state: 'stopped', message, progress: undefined, updating: undefined });
+      this.notifications.error(`${message}. Restart it, or open the log to see why.`, ['Restart', 'Open Log']);
       return;
     }
     const seconds = Math.round(decision.delayMs / 100) / 10;
-    const message = `the sidecar stopped unexpectedly (${how}); restarting in ${seconds} s`;
-    this.output.warn(message);
+    this.output.warn(`the sidecar stopped unexpectedly (${how}); restarting in ${seconds} s`);
+    const message = `stopped unexpectedly; restarting in ${seconds} s`;
     this.recovering = true;
-    this.update({ state: 'starting', message, progress: undefined });
-    void vscode.window.showWarningMessage(`cskv-code: ${message}.`);
+    this.update({ state: 'starting', message, progress: undefined, updating: undefined });
+    this.notifications.restarting(`the model ${message}`);
     this.restartTimer = setTimeout(() => void this.start(), decision.delayMs);
   }
 
@@ -285,10 +317,7 @@ export class Ctx implements vscode.Disposable {
 
   private showFailure(message: string): void {
     this.output.error(message);
-    void vscode.window.showErrorMessage(`cskv-code: ${message}`, 'Select Model Folder', 'Show Log').then((choice) => {
-      if (choice === 'Select Model Folder') void vscode.commands.executeCommand('cskv.selectModelFolder');
-      if (choice === 'Show Log') this.showLog();
-    });
+    this.notifications.error(message, ['Retry', 'Select Model', 'Open Log']);
   }
 
   private update(change: Partial<StatusView>): void {
@@ -297,6 +326,7 @@ export class Ctx implements vscode.Disposable {
     if (change.state !== undefined && change.state !== 'ready' && change.state !== 'indexing' && change.memory === undefined) {
       this.viewState.memory = undefined;
     }
+    this.notifications.viewChanged(this.viewState);
     this.viewEmitter.fire(this.viewState);
   }
 }

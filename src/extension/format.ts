@@ -1,6 +1,6 @@
 // Text the extension shows about the sidecar and its memory: the status bar item, its tooltip, the memory view's
 // figures. Pure functions (no vscode import), so the unit tests run without VS Code.
-import type { MemoryStatus, PrefillProgress, SidecarState } from '../protocol';
+import type { GenerationSpeed, MemoryStatus, PrefillProgress, SidecarState } from '../protocol';
 import { formatBytes } from '../shared/formatBytes';
 
 /** What the status bar reflects: the sidecar's state plus the two the extension adds. */
@@ -13,6 +13,38 @@ export interface StatusView {
   memory?: MemoryStatus | undefined;
   /** False in an untrusted workspace (the workspace is not read into the model). */
   trusted: boolean;
+  /** While indexing after the workspace was resident once: the files edited since (a quiet update, not a re-index). */
+  updating?: string[] | undefined;
+  /** How fast the last answer and the last completion came. */
+  speed?: { answer?: GenerationSpeed | undefined; completion?: GenerationSpeed | undefined } | undefined;
+}
+
+/** `24.1 tokens/s · first token after 850 ms` (or `1.2 s`). */
+export function speedSummary(s: GenerationSpeed): string {
+  const first = s.firstTokenMs < 1000 ? `${Math.round(s.firstTokenMs)} ms` : `${(s.firstTokenMs / 1000).toFixed(1)} s`;
+  const rate = s.tokensPerSecond > 0 ? `${s.tokensPerSecond.toFixed(1)} tokens/s · ` : '';
+  return `${rate}first token after ${first}`;
+}
+
+/** The backend's reason without the loader's details: "onnx (CPU): CUDA unavailable" (the rest is in the tooltip and the log). */
+export function shortReason(reason: string): string {
+  return reason.split(/:\s/).slice(0, 2).join(': ');
+}
+
+/** `1 token`, `2 tokens`, `12,345 tokens`. */
+export function plural(n: number, word: string): string {
+  return `${formatCount(n)} ${Math.round(n) === 1 ? word : `${word}s`}`;
+}
+
+/** Whether the state is an update after an edit: the KV figure stays and answers use what is resident. */
+export function isUpdate(view: StatusView): boolean {
+  return view.state === 'indexing' && view.updating !== undefined && view.memory !== undefined;
+}
+
+/** `updating 1 file`, or `updating` when the change came from outside the editor. */
+export function updateSummary(view: StatusView): string {
+  const n = view.updating?.length ?? 0;
+  return n > 0 ? `updating ${plural(n, 'file')}` : 'updating';
 }
 
 /** The saving against a full fp16 cache as the status bar writes it: −82% (smaller) or +100% (larger). */
@@ -57,6 +89,7 @@ export function statusText(view: StatusView): string {
     case 'loading-model':
       return '$(loading~spin) cskv: loading model';
     case 'indexing':
+      if (isUpdate(view)) return `$(database) ${kvSummary(view.memory!)} $(sync~spin) ${updateSummary(view)}${lock}`;
       if (view.progress && view.progress.total > 0) return `$(loading~spin) cskv: indexing ${progressPercent(view.progress)}%${lock}`;
       return `$(loading~spin) cskv: indexing${lock}`;
     case 'ready':
@@ -78,15 +111,17 @@ export function statusTooltip(view: StatusView): string {
   if (m) {
     const kv = m.kv;
     const compressed = kv.bits === null ? 'off (no CSKV factors)' :
-      `${formatBytes(kv.compressedBytes)} · ${formatCount(kv.compressedTokens)} tokens (${kv.bits}-bit, window ${kv.window})`;
+      `${formatBytes(kv.compressedBytes)} · ${plural(kv.compressedTokens, 'token')} (${kv.bits}-bit)`;
     lines.push(
       '| | |',
       '|:--|:--|',
       `| KV cache | ${formatBytes(kv.totalBytes)} (${formatSavings(kv.savings)} vs ${formatBytes(kv.fp16Bytes)} fp16) |`,
-      `| Full window | ${formatBytes(kv.fullBytes)} · ${formatCount(kv.fullTokens)} tokens (${kv.fullDtype}) |`,
-      `| Compressed branch | ${compressed} |`,
-      `| Tokens resident | ${formatCount(m.residentTokens)} in ${formatCount(m.residentFiles.length)} files |`,
+      `| Recent tokens, full precision | ${formatBytes(kv.fullBytes)} · ${plural(kv.fullTokens, 'token')} (${dtypeLabel(kv.fullDtype)}${kv.window !== null ? `; the last ${plural(kv.window, 'token')} stay uncompressed` : ''}) |`,
+      `| Older tokens, compressed | ${compressed} |`,
+      `| Workspace resident | ${plural(m.residentTokens, 'token')} in ${plural(m.residentFiles.length, 'file')} |`,
       `| Backend | ${escapeTableCell(m.backendReason)} |`,
+      ...(view.speed?.answer ? [`| Last answer | ${speedSummary(view.speed.answer)} |`] : []),
+      ...(view.speed?.completion ? [`| Last completion | ${speedSummary(view.speed.completion)} |`] : []),
       `| GPU memory | ${m.gpu ? `${formatBytes(m.gpu.usedBytes)} used of ${formatBytes(m.gpu.totalBytes)} (${formatBytes(m.gpu.freeBytes)} free)` : '— (not on a GPU)'} |`,
       '',
     );
@@ -95,11 +130,23 @@ export function statusTooltip(view: StatusView): string {
   return lines.join('\n');
 }
 
-function stateSentence(view: StatusView): string {
+/** The state in a sentence for the tooltip and the chat's banner: numbers with separators, right plurals. */
+export function stateSentence(view: StatusView): string {
   switch (view.state) {
+    case 'ready':
+      if (view.memory && view.trusted) {
+        return `ready: ${plural(view.memory.residentTokens, 'token')} of the workspace resident in ${plural(view.memory.residentFiles.length, 'file')}`;
+      }
+      return view.message ? `ready: ${view.message}` : 'ready';
     case 'no-model':
       return 'no model configured (setting cskv.modelPath)';
     case 'indexing':
+      if (isUpdate(view)) {
+        const files = view.updating!.length > 0 ? ` (${view.updating!.join(', ')})` : '';
+        const p = view.progress;
+        const left = p && p.total > p.done ? `: ${plural(p.total - p.done, 'token')} left` + (p.tokensPerSecond > 0 ? `, about ${formatDuration(p.etaSeconds)}` : '') : '';
+        return `${updateSummary(view)}${files}${left}. Answers use what is resident meanwhile`;
+      }
       if (view.progress && view.progress.total > 0) {
         const p = view.progress;
         return `indexing the workspace: ${formatCount(p.done)} of ${formatCount(p.total)} tokens` +
@@ -109,6 +156,13 @@ function stateSentence(view: StatusView): string {
     default:
       return view.message ? `${view.state}: ${view.message}` : view.state;
   }
+}
+
+/** `f32` as a person reads it. */
+function dtypeLabel(dtype: string): string {
+  const bits = /^[fb]f?(\d+)$/.exec(dtype)?.[1];
+  if (!bits) return dtype;
+  return dtype.startsWith('bf') ? `${bits}-bit bfloat` : `${bits}-bit float`;
 }
 
 /** Text safe inside a Markdown table cell: no pipe ends the cell, no newline ends the row. */

@@ -2,6 +2,7 @@
 import * as vscode from 'vscode';
 import { ChatViewProvider } from './chatView';
 import * as commands from './commands';
+import { CompletionSwitchItem, showCompletionMenu } from './completionSwitch';
 import { Ctx } from './ctx';
 import { StatusBar } from './statusBar';
 
@@ -17,6 +18,8 @@ export function activate(extension: vscode.ExtensionContext): void {
     ctx,
     chat,
     new StatusBar(ctx),
+    new CompletionSwitchItem(ctx.completions),
+    vscode.workspace.registerTextDocumentContentProvider(commands.REPORT_SCHEME, commands.reportProvider),
     vscode.window.registerWebviewViewProvider(ChatViewProvider.viewType, chat, { webviewOptions: { retainContextWhenHidden: true } }),
   );
   register('cskv.ask', commands.askAboutWorkspace(ctx, chat));
@@ -30,6 +33,8 @@ export function activate(extension: vscode.ExtensionContext): void {
   register('cskv.clearChat', commands.clearChat(chat));
   register('cskv.stopAnswer', commands.stopAnswer(chat));
   register('cskv.toggleCompletionsForLanguage', commands.toggleCompletionsForLanguage());
+  register('cskv.toggleCompletions', () => ctx?.completions.toggle());
+  register('cskv.completionsMenu', () => ctx && showCompletionMenu(ctx.completions));
   // With a model configured the sidecar starts now, so the workspace is resident by the first question.
   void ctx.start();
 }

@@ -41,6 +41,8 @@ export interface ViewSummary {
   message: string;
   trusted: boolean;
   busy: boolean;
+  /** An update after an edit (a quiet line, not the indexing banner). */
+  update: boolean;
 }
 
 // The memory view.

@@ -13,6 +13,7 @@ import {
   AnswerChunkNotification, AskRequest, COMPRESSED_BITS_TEXT, HealthRequest, MemoryChangedNotification, MemoryRequest, RebuildContextRequest,
   type SidecarOptions, SidecarErrorCodes, type StatusParams, StatusNotification, isCompressedBits,
 } from '../protocol';
+import { type SpeedParams, SpeedNotification } from '../protocol';
 import { RuntimeError } from '../runtime/errors';
 import { BACKENDS, DEFAULTS, checkModelFolder } from '../shared/settings';
 import { completionShape, looksBinary } from '../workspace/completionShape';
@@ -100,6 +101,7 @@ export function serve(connection: Connection, openSession: OpenSession = (root, 
     const events: SessionEvents = {
       onStatus: (state, message, progress) => status({ state, message, progress }),
       onMemoryChanged: notifyMemory,
+      onSpeed: (speed) => void connection.sendNotification(SpeedNotification, speed satisfies SpeedParams),
     };
     opening = openSession(root ?? process.cwd(), {
       modelDir: opts.modelPath,

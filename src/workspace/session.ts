@@ -2,11 +2,11 @@
 // people do with them: ask about the codebase, and complete code. Every request is appended after the resident
 // context and truncated away afterwards; the context itself is never recomputed for a request.
 import * as path from 'node:path';
-import type { AskResult, ChatTurn, CompressedBits, MemoryStatus, PrefillProgress } from '../protocol';
+import type { AskResult, ChatTurn, CompressedBits, GenerationSpeed, MemoryStatus, PrefillProgress } from '../protocol';
 import { type BackendChoice, loadEngineFor, resolveCskv } from '../runtime/backends/selectBackend';
 import type { Engine } from '../runtime/engine';
 import { RuntimeError } from '../runtime/errors';
-import { generate } from '../runtime/generate';
+import { type GenerateResult, generate } from '../runtime/generate';
 import { type ChatMessage, ModelTokenizer } from '../runtime/tokenizer';
 import type { CompletionShape } from './completionShape';
 import type { WeightFormat } from '../runtime/model/weightFormat';
@@ -42,6 +42,8 @@ export interface SessionOptions {
 export interface SessionEvents {
   onStatus(state: 'loading-model' | 'indexing' | 'ready', message: string, progress?: PrefillProgress): void;
   onMemoryChanged(): void;
+  /** How fast an answer or a completion was generated. */
+  onSpeed?(speed: GenerationSpeed): void;
 }
 
 export interface AskParams {
@@ -138,6 +140,7 @@ export class WorkspaceSession {
   }
 
   async ask(params: AskParams): Promise<AskResult> {
+    const asked = performance.now();
     return this.lock.run(async () => {
       // Cancelled while it waited for the engine: nothing to do (checked again between every step by generate).
       if (params.signal?.aborted) return { text: '', stopReason: 'cancelled' };
@@ -151,6 +154,7 @@ export class WorkspaceSession {
         let prompt = this.tokenizer.encodeChat(messages, { addGenerationPrompt: true });
         // The model's BOS already starts the resident context.
         if (base > 0 && prompt[0] === this.tokenizer.bosTokenId) prompt = prompt.slice(1);
+        let firstToken: number | undefined;
         const result = await generate(this.engine, prompt, {
           greedy: true,
           maxNewTokens: this.roomFor(prompt.length, params.maxNewTokens ?? 512),
@@ -158,7 +162,11 @@ export class WorkspaceSession {
           signal: params.signal,
           tokenizer: this.tokenizer,
           onText: params.onText,
+          onToken: () => {
+            firstToken ??= performance.now();
+          },
         });
+        this.reportSpeed('answer', result, asked, firstToken);
         return { text: result.text, stopReason: result.stopReason };
       } finally {
         await this.engine.truncate(base);
@@ -167,6 +175,7 @@ export class WorkspaceSession {
   }
 
   async complete(params: CompleteParams): Promise<string> {
+    const asked = performance.now();
     return this.lock.run(async () => {
       // A completion superseded while it was queued (a newer keystroke cancelled it) is dropped, never run.
       if (params.signal?.aborted) return '';
@@ -181,7 +190,8 @@ export class WorkspaceSession {
         const prompt = fim
           ? [...header, ...special(FIM.prefix), ...literal(prefix), ...special(FIM.suffix), ...literal(suffix), ...special(FIM.middle)]
           : [...header, ...literal(prefix)];
-        const { text } = await generate(this.engine, prompt, {
+        let firstToken: number | undefined;
+        const result = await generate(this.engine, prompt, {
           greedy: true,
           maxNewTokens: this.roomFor(prompt.length, params.maxNewTokens ?? (params.multiline ? 96 : 32)),
           stopTokens: this.stopIds(COMPLETION_STOPS),
@@ -189,13 +199,25 @@ export class WorkspaceSession {
           tokenizer: this.tokenizer,
           // One line: done at its end.
           stopWhen: params.multiline ? undefined : (t) => t.includes('\n'),
+          onToken: () => {
+            firstToken ??= performance.now();
+          },
         });
         if (params.signal?.aborted) return '';
-        return params.multiline ? text : text.split('\n')[0]!;
+        this.reportSpeed('completion', result, asked, firstToken);
+        return params.multiline ? result.text : result.text.split('\n')[0]!;
       } finally {
         await this.engine.truncate(base);
       }
     });
+  }
+
+  private reportSpeed(kind: GenerationSpeed['kind'], result: GenerateResult, asked: number, firstToken: number | undefined): void {
+    if (firstToken === undefined) return;
+    // The first token comes from the prompt's prefill; the decode steps follow it.
+    const steps = result.tokens.length - 1;
+    const tokensPerSecond = steps > 0 && result.decodeMs > 0 ? steps / (result.decodeMs / 1000) : 0;
+    this.events.onSpeed?.({ kind, tokens: result.tokens.length, firstTokenMs: firstToken - asked, tokensPerSecond });
   }
 
   /** An editor change: `text` is the new content, undefined when the file was deleted. Debounced. */

@@ -5,7 +5,8 @@ import { test } from 'node:test';
 import type { MemoryStatus } from '../../src/protocol';
 import { candidatePaths, findProsePath, parseFileReference, prosePathAtStart, resolveFileReference } from '../../src/extension/answerLinks';
 import { completionsEnabledFor, delay, toggleLanguage } from '../../src/extension/completionPolicy';
-import { formatDuration, formatSavings, kvSummary, statusText, statusTooltip } from '../../src/extension/format';
+import { compressMarkdown, compressSummary, parseCompressResult } from '../../src/extension/compressReport';
+import { formatDuration, formatSavings, kvSummary, plural, stateSentence, statusText, statusTooltip } from '../../src/extension/format';
 import { formatBytes } from '../../src/shared/formatBytes';
 import { RestartPolicy } from '../../src/extension/restartPolicy';
 
@@ -42,9 +43,10 @@ test('status bar: KV 1.4 GB · −82% when ready, the state in words otherwise',
 test('status bar tooltip: the split, tokens, backend and GPU', () => {
   const cpu = statusTooltip({ state: 'ready', message: 'ready', memory: memory(1.4 * GB, 7.8 * GB), trusted: true });
   assert.match(cpu, /\| KV cache \| 1\.4 GB \(−82% vs 7\.8 GB fp16\) \|/);
-  assert.match(cpu, /\| Full window \| 102\.4 MB · 512 tokens \(f32\) \|/);
-  assert.match(cpu, /\| Compressed branch \| 1\.3 GB · 48,640 tokens \(4-bit, window 32\) \|/);
-  assert.match(cpu, /\| Tokens resident \| 48,640 in 1 files \|/);
+  assert.match(cpu, /\| Recent tokens, full precision \| 102\.4 MB · 512 tokens \(32-bit float; the last 32 tokens stay uncompressed\) \|/);
+  assert.match(cpu, /\| Older tokens, compressed \| 1\.3 GB · 48,640 tokens \(4-bit\) \|/);
+  assert.match(cpu, /\| Workspace resident \| 48,640 tokens in 1 file \|/);
+  assert.match(cpu, /ready: 48,640 tokens of the workspace resident in 1 file/);
   assert.ok(cpu.includes('| Backend | onnx (CPU): CUDA unavailable: libcuda.so.1: cannot open \\| shared object file |'), 'the reason, escaped for the table');
   assert.match(cpu, /\| GPU memory \| — \(not on a GPU\) \|/);
   const gpu = statusTooltip({ state: 'ready', message: '', memory: memory(GB, 2 * GB, { backend: 'cuda', gpu: { totalBytes: 80 * GB, usedBytes: 20 * GB, freeBytes: 60 * GB } }), trusted: true });
@@ -133,4 +135,38 @@ test('file references resolve inside the workspace only', () => {
   const exists = (p: string): boolean => p === '/ws/lib/src/a.ts';
   assert.equal(resolveFileReference({ path: './src/a.ts' }, roots, exists), '/ws/lib/src/a.ts');
   assert.equal(resolveFileReference({ path: 'src/missing.ts' }, roots, exists), undefined);
+});
+
+test('an edit while resident is a quiet update: the KV figure stays, with the files being read again', () => {
+  const m = memory(1.4 * GB, 1.4 * GB / 0.18);
+  const progress = { done: 3000, total: 4200, tokensPerSecond: 400, etaSeconds: 3 };
+  const update = { state: 'indexing' as const, message: '', progress, memory: m, trusted: true, updating: ['src/a.py'] };
+  assert.equal(statusText(update), '$(database) KV 1.4 GB · \u221282% $(sync~spin) updating 1 file');
+  assert.equal(statusText({ ...update, updating: ['a', 'b'] }), '$(database) KV 1.4 GB · \u221282% $(sync~spin) updating 2 files');
+  // A change from outside the editor (a checkout): no file count to give.
+  assert.equal(statusText({ ...update, updating: [] }), '$(database) KV 1.4 GB · \u221282% $(sync~spin) updating');
+  assert.equal(stateSentence(update), 'updating 1 file (src/a.py): 1,200 tokens left, about 3 s. Answers use what is resident meanwhile');
+  // The first indexing (nothing resident yet) keeps its percentage.
+  assert.equal(statusText({ ...update, updating: undefined }), '$(loading~spin) cskv: indexing 71%');
+});
+
+test('plural forms and separators', () => {
+  assert.equal(plural(1, 'token'), '1 token');
+  assert.equal(plural(0, 'file'), '0 files');
+  assert.equal(plural(12345, 'token'), '12,345 tokens');
+});
+
+test('compress report: the saving in a sentence and the per-layer table, from the JSON line', () => {
+  const line = JSON.stringify({
+    file: '/m/cskv.safetensors', density: 0.2, bits: 16, window: 32, calibrationTokens: 20480, files: 1, bytesPerToken: 130, fp16BytesPerToken: 640,
+    savings: 0.796875, passes: 1,
+    layers: [{ layer: 0, rK: 13, rV: 12, retainedK: 0.91, retainedV: 0.85, heldOutErrorK: 0.1234, heldOutErrorV: NaN, storedErrorK: 0, storedErrorV: 0 }],
+  });
+  const r = parseCompressResult(`[compress] noise\n{"not": "it"}\n${line}\n`);
+  assert.ok(r);
+  assert.equal(compressSummary(r), '79.7% of the KV cache saved: 130.0 bytes per token instead of 640 (16-bit, density 0.2)');
+  const md = compressMarkdown(r);
+  assert.match(md, /\| 0 \| 13 \| 12 \| 91\.0% \| 85\.0% \| 0\.1234 \| – \|/);
+  assert.match(md, /20,480 tokens from 1 file;/);
+  assert.equal(parseCompressResult('no json here\n'), undefined);
 });

@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { before, describe, test } from 'node:test';
+import type { GenerationSpeed } from '../../src/protocol';
 import { decodeSnapshot } from '../../src/runtime/cache/cacheSnapshot';
 import { contextFile } from '../../src/workspace/persistence';
 import { bm25Scores, terms } from '../../src/workspace/relevance';
@@ -155,7 +156,8 @@ describe('workspace session', () => {
   test('a question is appended after the resident context and truncated away; deletes and creates follow', async () => {
     const root = tempDir();
     writeTree(root, files);
-    const session = await WorkspaceSession.open(root, options(), events);
+    const speeds: GenerationSpeed[] = [];
+    const session = await WorkspaceSession.open(root, options(), { ...events, onSpeed: (speed) => speeds.push(speed) });
     try {
       await session.whenResident();
       const resident = session.engine.length;
@@ -166,6 +168,12 @@ describe('workspace session', () => {
       const completion = await session.complete({ path: path.join(root, 'src/main.ts'), prefix: 'console.log(', suffix: ');\n', multiline: false, maxNewTokens: 4 });
       assert.ok(!completion.includes('\n'));
       assert.equal(session.engine.length, resident);
+      // Each generation reports its speed: the answer's 6 tokens (no stop token in a random model's first 6), then the completion.
+      assert.equal(speeds[0]?.kind, 'answer');
+      assert.ok(speeds[0]!.tokens >= 1 && speeds[0]!.tokens <= 6 && speeds[0]!.firstTokenMs > 0);
+      assert.ok(speeds[0]!.tokens === 1 || speeds[0]!.tokensPerSecond > 0);
+      assert.equal(speeds[1]?.kind, 'completion');
+      assert.equal(speeds.length, 2);
       fs.rmSync(path.join(root, 'src/strings.ts'));
       session.fileChangedOnDisk(path.join(root, 'src/strings.ts'));
       session.documentChanged(path.join(root, 'src/new.ts'), 'export const created = true;\n');
