@@ -14,28 +14,9 @@ import { GGUF_ARCHITECTURES } from './ggufConfig';
 import { GgufFile, splitPartOf } from './ggufFile';
 import { huggingFaceName } from './ggufWeights';
 import { defaultCskvFile } from './modelPath';
+import type { FoundModel, ModelSource } from '../../shared/foundModel';
 
-export type ModelSource = 'huggingface' | 'lmstudio' | 'llama.cpp' | 'ollama' | 'folder';
-
-export interface FoundModel {
-  /** org/name for the hub, the file name (or general.name) for GGUF, name:tag for Ollama. */
-  name: string;
-  source: ModelSource;
-  format: 'safetensors' | 'gguf';
-  /** What --model / cskv.modelPath takes: the snapshot folder or the GGUF file. */
-  path: string;
-  /** Bytes of the weight files. */
-  sizeBytes: number;
-  architecture: string | undefined;
-  parameters: number | undefined;
-  /** Weight type: F16/BF16/F32 for safetensors, the quantisation (Q4_K_M, Q8_0, ...) for GGUF. */
-  quantisation: string | undefined;
-  loadable: boolean;
-  /** Why it cannot be loaded; undefined when it can. */
-  reason: string | undefined;
-  /** Whether CSKV factors for it exist (the default factor file beside it). */
-  hasCskvFactors: boolean;
-}
+export type { FoundModel, ModelSource };
 
 export interface DiscoveryOptions {
   /** Environment to read HF_HOME, HF_HUB_CACHE, LLAMA_CACHE, OLLAMA_MODELS from (default process.env). */
