@@ -11,6 +11,7 @@ export type PullErrorKind =
   | 'checksum'     // the bytes do not have the size or hash the server announced: the partial file is deleted
   | 'disk-full'    // not enough space before the start, or ENOSPC while writing (the partial file is kept)
   | 'cancelled'    // the user stopped it (Ctrl-C, the notification's Cancel): the partial file is kept
+  | 'busy'         // another running pull is writing the same file
   | 'bad-target';  // the repo / file / URL named does not lead to a model this runtime takes
 
 export interface PlannedFile {

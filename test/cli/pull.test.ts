@@ -4,7 +4,7 @@
 // and Ctrl-C, with only the missing bytes sent again; and the errors a user meets (gated, not found, offline,
 // disk full, a checksum that fails).
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Writable } from 'node:stream';
@@ -292,8 +292,21 @@ describe('errors a user meets', () => {
     await rejects(pull('big/huge-GGUF', options()), 'disk-full', /the download needs 4096.0 TB but .* free/);
     assert.equal(hub.bytesSent('/cdn/'), sentBefore);
     // /dev/full answers every write with ENOSPC: the real error, not an imitation.
-    await rejects(downloadResumable({ url: `${hub.endpoint}/files/tiny-Q8_0.gguf`, partial: '/dev/full', final: path.join(tempDir(), 'x.gguf'), expected: {} }),
+    const scratch = tempDir();
+    await rejects(downloadResumable({ url: `${hub.endpoint}/files/tiny-Q8_0.gguf`, partial: '/dev/full', lock: path.join(scratch, 'lock'), final: path.join(scratch, 'x.gguf'), expected: {} }),
       'disk-full', /the disk is full while writing \/dev\/full/);
+  });
+
+  test('one writer per partial file: a live pull\'s lock is respected, a dead one\'s is taken over', async () => {
+    const o = options();
+    const incomplete = path.join(o.cacheDir, 'models--someone--one-GGUF', 'blobs', `${sha256Of(q8)}.incomplete`);
+    fs.mkdirSync(path.dirname(incomplete), { recursive: true });
+    fs.writeFileSync(`${incomplete}.lock`, String(process.pid));
+    await rejects(pull('someone/one-GGUF', o), 'busy', new RegExp(`another pull \\(process ${process.pid}\\) is downloading ${incomplete.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
+    const dead = spawnSync(process.execPath, ['-e', '']).pid!;
+    fs.writeFileSync(`${incomplete}.lock`, String(dead));
+    assert.deepEqual(read(await pull('someone/one-GGUF', o)), q8);
+    assert.equal(fs.existsSync(`${incomplete}.lock`), false);
   });
 
   test('the command line: progress on stderr, the path on stdout, usage errors', async () => {

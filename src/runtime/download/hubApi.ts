@@ -97,24 +97,30 @@ export function offline(endpoint: string, err: unknown): DownloadError {
   return new DownloadError('offline', `cannot reach ${endpoint} (${cause}): is this machine offline? Models already downloaded are listed by \`cskv-code models\``);
 }
 
+function tokenHelp(access: HubAccess): string {
+  return `create a read token at ${access.endpoint}/settings/tokens and set HF_TOKEN to it (or run \`hf auth login\`)`;
+}
+
+/** A gated repo: what to accept where, and (without a token) how to give one. */
+export function gatedError(access: HubAccess, repo: string): DownloadError {
+  const page = `${access.endpoint}/${repo}`;
+  return access.token
+    ? new DownloadError('forbidden', `${repo} is gated and this token has no access yet: open ${page}, accept its conditions with the account the token belongs to, then run the same command again`)
+    : new DownloadError('unauthorized', `${repo} is gated: open ${page} and accept its conditions, then ${tokenHelp(access)}`);
+}
+
 /** The error for a refused Hub request, from its status and the Hub's X-Error-Code header. */
 export function refusal(response: Response, access: HubAccess, repo: string, revision: string, file?: string): DownloadError {
   const code = response.headers.get('x-error-code') ?? '';
   const serverMessage = response.headers.get('x-error-message');
-  const page = `${access.endpoint}/${repo}`;
   const what = file ? `${repo}/${file}` : repo;
-  const tokenHelp = `create a read token at ${access.endpoint}/settings/tokens and set HF_TOKEN to it (or run \`hf auth login\`)`;
-  if (code === 'GatedRepo' || (response.status === 403 && file)) {
-    return new DownloadError(access.token ? 'forbidden' : 'unauthorized', access.token
-      ? `${repo} is gated and this token has no access yet: open ${page}, accept its conditions with the account the token belongs to, then run the same command again`
-      : `${repo} is gated: open ${page} and accept its conditions, then ${tokenHelp}`);
-  }
+  if (code === 'GatedRepo' || (response.status === 403 && file)) return gatedError(access, repo);
   if (code === 'RevisionNotFound') return new DownloadError('not-found', `${repo} has no revision "${revision}"`);
   if (code === 'EntryNotFound' || (response.status === 404 && file)) return new DownloadError('not-found', `${what} does not exist (at revision ${revision})`);
   if (code === 'RepoNotFound' || response.status === 404 || response.status === 401) {
     return new DownloadError(response.status === 401 && access.token === undefined ? 'unauthorized' : 'not-found', access.token
       ? `repository ${repo} not found, or this token cannot see it (check the name at ${access.endpoint}/models)`
-      : `repository ${repo} not found (check the name at ${access.endpoint}/models); if it is private, ${tokenHelp}`);
+      : `repository ${repo} not found (check the name at ${access.endpoint}/models); if it is private, ${tokenHelp(access)}`);
   }
   if (response.status === 403) return new DownloadError('forbidden', `${what}: access refused (403)${serverMessage ? `: ${serverMessage}` : ''}`);
   return new DownloadError('http', `${what}: HTTP ${response.status} ${response.statusText}${serverMessage ? `: ${serverMessage}` : ''}`);

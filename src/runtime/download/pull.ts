@@ -15,7 +15,7 @@ import { hubCacheDir } from '../model/discovery';
 import { splitPartOf, splitPartPath } from '../model/ggufFile';
 import type { PlannedFile, PullEvent } from '../../shared/pullEvents';
 import { formatBytes } from '../../shared/formatBytes';
-import { type HubAccess, type HubFile, type HubListing, authHeaders, hubEndpoint, hubToken, listRepo, refusal, resolveUrl } from './hubApi';
+import { type HubAccess, type HubFile, type HubListing, authHeaders, gatedError, hubEndpoint, hubToken, listRepo, refusal, resolveUrl } from './hubApi';
 import { HubCacheRepo } from './hubCache';
 import { type DownloadOptions, downloadResumable, fileSize } from './resumableDownload';
 
@@ -84,7 +84,8 @@ async function pullFromHub(t: Extract<Target, { kind: 'hub' }>, options: PullOpt
   const access: HubAccess = { endpoint: hubEndpoint(env), token: hubToken(env), signal: options.signal };
   const listing = await listRepo(access, t.repo, t.revision);
   const { files, gguf } = selectFiles(listing, t.selector);
-  if (listing.gated && !access.token) throw refusal(new Response(null, { status: 401, headers: { 'X-Error-Code': 'GatedRepo' } }), access, t.repo, t.revision);
+  // The listing of a gated repo is public, its files are not: without a token, say so before any transfer.
+  if (listing.gated && !access.token) throw gatedError(access, t.repo);
   const cache = new HubCacheRepo(options.cacheDir ?? hubCacheDir(env), t.repo);
   const planned: PlannedFile[] = files.map((f) => ({ name: f.path, bytes: f.size, cached: cache.has(listing.commit, f.path, f.size) }));
   const blobs = cache.ensureBlobsDir();

@@ -23,6 +23,8 @@ export interface ResumableDownload {
   headers?: Record<string, string>;
   /** Where bytes accumulate; renamed to `final` once complete and verified. */
   partial: string;
+  /** The lock that keeps a second writer off the partial file (default PARTIAL.lock). */
+  lock?: string;
   final: string;
   expected: Expected;
   /** A validator (ETag or Last-Modified) of the content the partial file holds, sent as If-Range. */
@@ -63,6 +65,45 @@ const UNREACHABLE = new Set(['ENOTFOUND', 'EAI_AGAIN', 'ECONNREFUSED', 'ENETUNRE
 class Transient extends Error {}
 
 export async function downloadResumable(d: ResumableDownload, options: DownloadOptions = {}): Promise<DownloadResult> {
+  const release = lockPartial(d.lock ?? `${d.partial}.lock`, d.partial);
+  try {
+    return await download(d, options);
+  } finally {
+    release();
+  }
+}
+
+/**
+ * One writer per partial file: PARTIAL.lock holds the writer's pid. A lock whose process is gone (killed without
+ * a chance to clean up) is taken over; a live one means another pull (the editor's, a terminal's) is at it.
+ */
+function lockPartial(lock: string, partial: string): () => void {
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      fs.writeFileSync(lock, String(process.pid), { flag: 'wx' });
+      return () => fs.rmSync(lock, { force: true });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      const pid = Number(fs.readFileSync(lock, 'utf8'));
+      if (Number.isInteger(pid) && pid > 0 && processAlive(pid)) {
+        throw new DownloadError('busy', `another pull (process ${pid}) is downloading ${partial}; wait for it, or stop it and run this again`);
+      }
+      fs.rmSync(lock, { force: true });
+    }
+  }
+  throw new DownloadError('busy', `cannot take the lock ${lock}`);
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+async function download(d: ResumableDownload, options: DownloadOptions): Promise<DownloadResult> {
   const o = { ...DEFAULTS, ...options };
   const hashes = new PrefixHashes(d.partial, d.expected);
   let started = false;
