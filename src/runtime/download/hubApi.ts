@@ -35,6 +35,14 @@ export interface HubAccess {
   signal?: AbortSignal;
 }
 
+/** A request that is not a transfer (a listing, a HEAD) should answer within this; a silent server is unreachable. */
+const QUESTION_TIMEOUT_MS = 30_000;
+
+export function withTimeout(signal: AbortSignal | undefined): AbortSignal {
+  const timeout = AbortSignal.timeout(QUESTION_TIMEOUT_MS);
+  return signal ? AbortSignal.any([signal, timeout]) : timeout;
+}
+
 export function hubEndpoint(env: NodeJS.ProcessEnv = process.env): string {
   return (env.HF_ENDPOINT || DEFAULT_ENDPOINT).replace(/\/+$/, '');
 }
@@ -70,7 +78,7 @@ export async function listRepo(access: HubAccess, repo: string, revision: string
   const url = `${access.endpoint}/api/models/${repo}/revision/${encodeURIComponent(revision)}?blobs=true`;
   let response: Response;
   try {
-    response = await fetch(url, { headers: { Accept: 'application/json', ...authHeaders(access) }, signal: access.signal });
+    response = await fetch(url, { headers: { Accept: 'application/json', ...authHeaders(access) }, signal: withTimeout(access.signal) });
   } catch (err) {
     if (access.signal?.aborted) throw new DownloadError('cancelled', 'cancelled');
     throw offline(access.endpoint, err);

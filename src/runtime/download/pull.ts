@@ -15,7 +15,7 @@ import { hubCacheDir } from '../model/discovery';
 import { splitPartOf, splitPartPath } from '../model/ggufFile';
 import type { PlannedFile, PullEvent } from '../../shared/pullEvents';
 import { formatBytes } from '../../shared/formatBytes';
-import { type HubAccess, type HubFile, type HubListing, authHeaders, gatedError, hubEndpoint, hubToken, listRepo, refusal, resolveUrl } from './hubApi';
+import { type HubAccess, type HubFile, type HubListing, authHeaders, gatedError, hubEndpoint, hubToken, listRepo, refusal, resolveUrl, withTimeout } from './hubApi';
 import { HubCacheRepo } from './hubCache';
 import { type DownloadOptions, downloadResumable, fileSize } from './resumableDownload';
 
@@ -154,8 +154,8 @@ export function selectFiles(listing: HubListing, selector: string | undefined): 
   const weights = listing.files.filter((f) => /\.safetensors$/i.test(f.path) && !f.path.includes('/'));
   if (byPath.has('config.json') && weights.length > 0) {
     const index = byPath.get('model.safetensors.index.json');
-    // consolidated*.safetensors (Mistral's own format) duplicate the transformers shards: never both.
-    const shards = weights.filter((f) => (index ? /^model-\d+-of-\d+\.safetensors$/.test(f.path) : !f.path.startsWith('consolidated')));
+    // consolidated*.safetensors (Mistral's own format) duplicate the transformers weights: never both.
+    const shards = weights.filter((f) => !f.path.startsWith('consolidated'));
     const extras = MODEL_FOLDER_FILES.map((name) => byPath.get(name)).filter((f): f is HubFile => f !== undefined);
     return { files: [...extras, ...(index ? [index] : []), ...shards], gguf: undefined };
   }
@@ -223,7 +223,7 @@ async function pullUrl(url: URL, options: PullOptions, env: NodeJS.ProcessEnv): 
 async function headOf(url: URL, signal: AbortSignal | undefined): Promise<{ size: number | undefined; validator: string | undefined }> {
   let response: Response;
   try {
-    response = await fetch(url, { method: 'HEAD', headers: { 'Accept-Encoding': 'identity' }, signal, redirect: 'follow' });
+    response = await fetch(url, { method: 'HEAD', headers: { 'Accept-Encoding': 'identity' }, signal: withTimeout(signal), redirect: 'follow' });
   } catch (err) {
     if (signal?.aborted) throw new DownloadError('cancelled', 'cancelled');
     const code = (err as { cause?: { code?: string } }).cause?.code ?? (err as Error).message;
