@@ -272,6 +272,23 @@ describe('errors a user meets', () => {
     assert.equal(hub.log.filter((r) => r.path.includes('/meta/gated-GGUF/resolve/')).at(-1)!.authorization, 'Bearer hf_accepted');
   });
 
+  test('the token goes to the Hub only: a redirect to a CDN on another origin carries no Authorization', async () => {
+    const cdn = new LoopbackHub();
+    cdn.repos = hub.repos;
+    await cdn.start();
+    hub.cdnEndpoint = cdn.endpoint;
+    try {
+      const file = await pull('meta/gated-GGUF', options({ token: 'hf_accepted' }));
+      assert.deepEqual(read(file), q8);
+      const fetched = cdn.log.filter((r) => r.path === `/cdn/${sha256Of(q8)}`);
+      assert.equal(fetched.length, 1);
+      assert.equal(fetched[0]!.authorization, undefined);
+    } finally {
+      hub.cdnEndpoint = '';
+      await cdn.stop();
+    }
+  });
+
   test('not found: the repo, the revision', async () => {
     await rejects(pull('nobody/nothing', options()), 'unauthorized', /repository nobody\/nothing not found .*if it is private/);
     await rejects(pull('someone/one-GGUF', options({ revision: 'v9' })), 'not-found', /someone\/one-GGUF has no revision "v9"/);

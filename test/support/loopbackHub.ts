@@ -52,10 +52,13 @@ export const sha256Of = (data: Buffer): string => createHash('sha256').update(da
 export const gitOidOf = (data: Buffer): string => createHash('sha1').update(`blob ${data.length}\0`).update(data).digest('hex');
 
 export class LoopbackHub {
-  readonly repos = new Map<string, LoopbackRepo>();
+  /** The repos; a second server given the same map serves their content as a CDN on another origin. */
+  repos = new Map<string, LoopbackRepo>();
   /** Plain files under /files/NAME (a GGUF on some web server). */
   readonly plainFiles = new Map<string, { data: Buffer; lastModified: Date }>();
   readonly faults: Fault[] = [];
+  /** Where LFS downloads are redirected: this server (''), or another origin, as the Hub's CDN is. */
+  cdnEndpoint = '';
   readonly log: LoggedRequest[] = [];
   private readonly server = http.createServer((req, res) => this.handle(req, res));
   private readonly sockets = new Set<import('node:net').Socket>();
@@ -130,7 +133,7 @@ export class LoopbackHub {
     if (!f) return this.refuse(res, 404, 'EntryNotFound');
     if (f.lfs) {
       const sha = sha256Of(f.data);
-      res.writeHead(302, { Location: `/cdn/${sha}`, 'X-Linked-Etag': `"${sha}"`, 'X-Linked-Size': String(f.data.length), 'X-Repo-Commit': repo.commit, ETag: `"${gitOidOf(f.data)}"` }).end();
+      res.writeHead(302, { Location: `${this.cdnEndpoint}/cdn/${sha}`, 'X-Linked-Etag': `"${sha}"`, 'X-Linked-Size': String(f.data.length), 'X-Repo-Commit': repo.commit, ETag: `"${gitOidOf(f.data)}"` }).end();
       return;
     }
     this.content(req, res, f.data, `"${gitOidOf(f.data)}"`, undefined, entry, { 'X-Repo-Commit': repo.commit });
