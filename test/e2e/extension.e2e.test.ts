@@ -190,6 +190,8 @@ describe('cskv-code in code-server', { skip: !enabled && 'set CSKV_E2E=1 (npm ru
         // The 10,000-line file does not fit: it is left out of the context (over budget), as in a large repository.
         'cskv.context.tokenBudget': 4096,
         'workbench.startupEditor': 'none',
+        // The getting-started walkthrough would open over the editor the steps drive.
+        'workbench.welcomePage.walkthroughs.openOnInstall': false,
         'workbench.secondarySideBar.defaultVisibility': 'hidden',
         'chat.disableAIFeatures': true,
         'workbench.tips.enabled': false,
