@@ -95,6 +95,15 @@ async function runCommand(title: string): Promise<void> {
   await page.keyboard.press('Enter');
 }
 
+/** Opens cskv: Select Model (not Select Model Folder, which the palette may rank first). */
+async function openModelPicker(): Promise<void> {
+  await page.keyboard.press('F1');
+  const input = page.locator('.quick-input-widget input');
+  await input.waitFor({ state: 'visible' });
+  await input.fill('>cskv: Select Model');
+  await page.locator('.quick-input-list .monaco-list-row').filter({ hasText: /cskv: Select Model(?! Folder)/ }).first().click();
+}
+
 /** Shows the chat view whatever the side bar shows now (clicking its activity bar icon would hide a visible one). */
 async function showChat(): Promise<FrameLocator> {
   await runCommand('cskv-code: Focus on Chat View');
@@ -550,7 +559,7 @@ describe('cskv-code in code-server', { skip: !enabled && 'set CSKV_E2E=1 (npm ru
 
   step('cskv: Select Model lists the models in the Hugging Face cache; picking one makes it the model', async () => {
     await runCommand('Notifications: Clear All Notifications');
-    await runCommand('cskv: Select Model');
+    await openModelPicker();
     const row = page.locator('.quick-input-list .monaco-list-row').filter({ hasText: 'e2e/tiny-qwen' });
     await row.waitFor({ timeout: 60_000 });
     assert.match((await row.textContent()) ?? '', /safetensors · .* · Hugging Face cache/);
@@ -567,8 +576,8 @@ describe('cskv-code in code-server', { skip: !enabled && 'set CSKV_E2E=1 (npm ru
   step('Download…: a model from the Hub (a loopback server here) with a progress notification, then in use', async () => {
     await runCommand('Notifications: Clear All Notifications');
     // Slow enough to see the notification's progress.
-    hub.faults.push({ kind: 'slow', bytesPerSecond: 40_000 });
-    await runCommand('cskv: Select Model');
+    hub.faults.push({ kind: 'slow', bytesPerSecond: 40_000, only: '/cdn/' });
+    await openModelPicker();
     await page.locator('.quick-input-list .monaco-list-row').filter({ hasText: 'Download a model…' }).click();
     await page.locator('.quick-input-list .monaco-list-row').filter({ hasText: 'Another model…' }).click();
     const input = page.locator('.quick-input-widget input');
