@@ -224,13 +224,13 @@ function showView(view) {
   let kind = 'info';
   switch (view.state) {
     case 'no-model':
-      text = 'No model is configured. Choose a model folder (Hugging Face layout: config.json, *.safetensors, tokenizer.json).';
-      actions.push(['Select Model Folder', 'cskv.selectModelFolder']);
+      text = 'No model is configured. Pick one found on this machine, download one, or choose a .gguf file or a model folder.';
+      actions.push(['Select Model', 'cskv.selectModel']);
       kind = 'warning';
       break;
     case 'failed':
       text = `The model could not run: ${view.message}`;
-      actions.push(['Retry', 'cskv.restartSidecar'], ['Select Model', 'cskv.selectModelFolder'], ['Open Log', 'cskv.showLog']);
+      actions.push(['Retry', 'cskv.restartSidecar'], ['Select Model', 'cskv.selectModel'], ['Open Log', 'cskv.showLog']);
       kind = 'error';
       break;
     case 'stopped':

@@ -71,12 +71,12 @@ function renderState(view) {
     case 'no-model':
       line.textContent = 'No model is configured.';
       line.className = 'state-line warning';
-      line.append(' ', commandButton('Select Model Folder', 'cskv.selectModelFolder'));
+      line.append(' ', commandButton('Select Model', 'cskv.selectModel'));
       break;
     case 'failed':
       line.textContent = `The model could not run: ${view.message}`;
       line.className = 'state-line error';
-      line.append(el('br'), commandButton('Retry', 'cskv.restartSidecar'), commandButton('Select Model', 'cskv.selectModelFolder'), commandButton('Open Log', 'cskv.showLog'));
+      line.append(el('br'), commandButton('Retry', 'cskv.restartSidecar'), commandButton('Select Model', 'cskv.selectModel'), commandButton('Open Log', 'cskv.showLog'));
       break;
     case 'stopped':
       line.textContent = `cskv-code is stopped${view.message && view.message !== 'stopped' ? `: ${view.message}` : '.'}`;

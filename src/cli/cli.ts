@@ -7,6 +7,7 @@ import { modelsCommand } from './commands/models';
 import { perplexityCommand } from './commands/perplexity';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { pullCommand } from './commands/pull';
 import { type CommandIO, UsageError, attachNegativeValues } from './commands/shared';
 import { RuntimeError } from '../runtime/errors';
 import { packageRoot } from '../shared/defaultModel';
@@ -26,6 +27,7 @@ const USAGE = `usage:
   cskv-code perplexity --model DIR [--backend B] [--cskv FILE|off] [--window N] [--bits B] [--weights W] [--chunk N] --file TEXT
                      [--context N] [--max-tokens N] [--json]
   cskv-code models   [--dir DIR]... [--json]
+  cskv-code pull     ORG/NAME[:FILE|:QUANT] | URL [--revision REV] [--dir DIR] [--json]
   cskv-code --version
 
 --model takes a Hugging Face model directory or a GGUF file (FILE.gguf).
@@ -37,6 +39,11 @@ else off.
 compress reads the text files under --calib (default: the current directory) and writes that file
 unless --out is given. models lists the models found in the Hugging Face hub cache, LM Studio, llama.cpp's
 cache, Ollama and the --dir folders.
+pull downloads a model from the Hugging Face Hub into its cache (HF_HUB_CACHE, HF_HOME/hub or
+~/.cache/huggingface/hub; HF_ENDPOINT and HF_TOKEN are honoured): ORG/NAME fetches a transformers model folder, or
+from a GGUF repo its Q4_K_M file; ORG/NAME:Q8_0 the GGUF of that quantisation; ORG/NAME:FILE that file. A URL of a
+.gguf file elsewhere goes into --dir (default: llama.cpp's cache). An interrupted pull resumes where it stopped when
+run again. It prints the model's path (for --model); --json prints progress events instead.
 `;
 
 export async function main(argv: string[], out: NodeJS.WritableStream = process.stdout, err: NodeJS.WritableStream = process.stderr): Promise<number> {
@@ -57,6 +64,8 @@ export async function main(argv: string[], out: NodeJS.WritableStream = process.
         return await perplexityCommand(rest, io);
       case 'models':
         return await modelsCommand(rest, io);
+      case 'pull':
+        return await pullCommand(rest, io);
       case '--version':
       case '-V':
         out.write(`cskv-code ${version()}\n`);

@@ -26,7 +26,12 @@ function userSetting<T>(key: string, fallback: T): T {
 
 /** cskv.modelPath, or the bundled default model (models/house) while the setting is empty and that model ships. */
 export function modelPath(): string {
-  return expandHome(userSetting('modelPath', '').trim()) || defaultModelDir() || '';
+  return configuredModelPath() || defaultModelDir() || '';
+}
+
+/** cskv.modelPath as the user set it; empty when no model was chosen (the built-in model, if any, is in use). */
+export function configuredModelPath(): string {
+  return expandHome(userSetting('modelPath', '').trim());
 }
 
 export function sidecarOptions(storagePath: string): SidecarOptions {
@@ -77,7 +82,8 @@ export async function setDisabledLanguages(languages: string[]): Promise<void> {
 }
 
 export async function setModelPath(folder: string): Promise<void> {
-  await config().update('modelPath', folder, vscode.ConfigurationTarget.Global);
+  // An empty path removes the setting: the built-in model is used again.
+  await config().update('modelPath', folder || undefined, vscode.ConfigurationTarget.Global);
 }
 
 export function compressionSettings(): { density: number; bits: number; window: number } {

@@ -126,7 +126,7 @@ export function statusTooltip(view: StatusView): string {
       '',
     );
   }
-  lines.push(view.state === 'no-model' ? 'Click to choose a model folder.' : 'Click to open the KV memory view.');
+  lines.push(view.state === 'no-model' ? 'Click to choose a model.' : 'Click to open the KV memory view.');
   return lines.join('\n');
 }
 

@@ -4,6 +4,7 @@ import { ChatViewProvider } from './chatView';
 import * as commands from './commands';
 import { CompletionSwitchItem, showCompletionMenu } from './completionSwitch';
 import { Ctx } from './ctx';
+import { offerModelChoice, selectModel } from './modelPicker';
 import { StatusBar } from './statusBar';
 
 let ctx: Ctx | undefined;
@@ -24,6 +25,7 @@ export function activate(extension: vscode.ExtensionContext): void {
   );
   register('cskv.ask', commands.askAboutWorkspace(chat));
   register('cskv.showMemory', commands.showMemory(ctx));
+  register('cskv.selectModel', selectModel(ctx));
   register('cskv.selectModelFolder', commands.selectModelFolder(ctx));
   register('cskv.compressModel', commands.compressModel(ctx));
   register('cskv.rebuildContext', commands.rebuildContext(ctx));
@@ -39,6 +41,7 @@ export function activate(extension: vscode.ExtensionContext): void {
   register('cskv.completionsMenu', () => ctx && showCompletionMenu(ctx.completions));
   // With a model configured the sidecar starts now, so the workspace is resident by the first question.
   void ctx.start();
+  void offerModelChoice(ctx);
 }
 
 export async function deactivate(): Promise<void> {

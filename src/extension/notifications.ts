@@ -56,7 +56,7 @@ export class Notifications implements vscode.Disposable {
         case 'Restart':
           return this.actions.restart();
         case 'Select Model':
-          return void vscode.commands.executeCommand('cskv.selectModelFolder');
+          return void vscode.commands.executeCommand('cskv.selectModel');
         case 'Open Log':
           return this.actions.showLog();
         default:

@@ -21,7 +21,7 @@ export class StatusBar implements vscode.Disposable {
     const tooltip = new vscode.MarkdownString(statusTooltip(view), true);
     tooltip.isTrusted = false;
     this.item.tooltip = tooltip;
-    this.item.command = view.state === 'no-model' ? 'cskv.selectModelFolder' : 'cskv.showMemory';
+    this.item.command = view.state === 'no-model' ? 'cskv.selectModel' : 'cskv.showMemory';
     this.item.backgroundColor =
       view.state === 'failed' ? new vscode.ThemeColor('statusBarItem.errorBackground') :
       view.state === 'stopped' ? new vscode.ThemeColor('statusBarItem.warningBackground') : undefined;

@@ -61,7 +61,7 @@ export type FromWebview =
   | { type: 'copy'; text: string }
   | { type: 'insert'; text: string }
   | { type: 'openFile'; ref: FileReference }
-  | { type: 'command'; command: 'cskv.selectModelFolder' | 'cskv.restartSidecar' | 'cskv.showLog' | 'workbench.trust.manage' | 'cskv.newConversation' };
+  | { type: 'command'; command: 'cskv.selectModel' | 'cskv.restartSidecar' | 'cskv.showLog' | 'workbench.trust.manage' | 'cskv.newConversation' };
 
 /** What the view shows above the conversation. */
 export interface ViewSummary {
@@ -91,4 +91,4 @@ export type ToMemoryWebview = { type: 'update'; view: StatusView; samples: Memor
 /** Webview → extension. */
 export type FromMemoryWebview =
   | { type: 'ready' }
-  | { type: 'command'; command: 'cskv.selectModelFolder' | 'cskv.restartSidecar' | 'cskv.showLog' | 'cskv.rebuildContext' };
+  | { type: 'command'; command: 'cskv.selectModel' | 'cskv.restartSidecar' | 'cskv.showLog' | 'cskv.rebuildContext' };

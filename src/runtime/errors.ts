@@ -1,5 +1,6 @@
 // Typed errors that cross every boundary of the runtime (CLI, sidecar, native addon) with a stable code,
 // so callers can act on the kind of failure rather than on message text.
+import type { PullErrorKind } from '../shared/pullEvents';
 
 export type RuntimeErrorCode =
   | 'MODEL_FORMAT'     // a model, tokenizer or cskv file is missing, malformed or inconsistent
@@ -8,7 +9,8 @@ export type RuntimeErrorCode =
   | 'CANCELLED'        // generation stopped because the caller asked
   | 'BACKEND'          // the execution backend (onnxruntime, CUDA) failed or cannot run here
   | 'CUDA'             // a CUDA call or kernel failed; the message names the call and the operation
-  | 'OUT_OF_MEMORY';   // a device allocation failed: the caller can shrink the context and retry
+  | 'OUT_OF_MEMORY'    // a device allocation failed: the caller can shrink the context and retry
+  | 'DOWNLOAD';        // `pull` could not fetch a model; the kind says why (offline, gated, checksum, ...)
 
 export class RuntimeError extends Error {
   constructor(readonly code: RuntimeErrorCode, message: string) {
@@ -29,6 +31,14 @@ export class UnsupportedError extends RuntimeError {
   constructor(readonly file: string, what: string) {
     super('UNSUPPORTED', `${file}: ${what}`);
     this.name = 'UnsupportedError';
+  }
+}
+
+/** A failed or stopped download. `partial` is the file kept for resuming, when there is one. */
+export class DownloadError extends RuntimeError {
+  constructor(readonly kind: PullErrorKind, message: string, readonly partial?: string) {
+    super('DOWNLOAD', message);
+    this.name = 'DownloadError';
   }
 }
 

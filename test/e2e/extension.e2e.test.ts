@@ -7,8 +7,10 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { Browser, FrameLocator, Page } from 'playwright-core';
-import { repoRoot, tempDir } from '../support/paths';
+import { modelFixture, repoRoot, tempDir } from '../support/paths';
 import { tinyQwenModel } from '../support/tinyQwen';
+import { byteTokenizerMetadata, convertFixtureToGguf } from '../support/ggufWriter';
+import { LoopbackHub } from '../support/loopbackHub';
 import { CodeServer, ensureCodeServer } from './codeServer';
 
 const enabled = process.env.CSKV_E2E === '1';
@@ -21,6 +23,9 @@ let page: Page;
 let workspace = '';
 let model = '';
 let home = '';
+/** The Hugging Face cache the extension's model picker sees (HF_HUB_CACHE), and the Hub it downloads from. */
+let hubCache = '';
+const hub = new LoopbackHub();
 /** Console messages of the page and its frames that say a Content-Security-Policy refused something. */
 const refused: string[] = [];
 
@@ -68,6 +73,14 @@ function step(name: string, fn: () => Promise<void>): void {
   });
 }
 
+async function waitFor(condition: () => boolean, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs / 1000} s waiting until ${what}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
 function statusItem(pattern: RegExp) {
   return page.locator('.statusbar-item').filter({ hasText: pattern });
 }
@@ -80,6 +93,15 @@ async function runCommand(title: string): Promise<void> {
   await input.fill(`>${title}`);
   await page.locator('.quick-input-list .monaco-list-row').filter({ hasText: title }).first().waitFor();
   await page.keyboard.press('Enter');
+}
+
+/** Opens cskv: Select Model (not Select Model Folder, which the palette may rank first). */
+async function openModelPicker(): Promise<void> {
+  await page.keyboard.press('F1');
+  const input = page.locator('.quick-input-widget input');
+  await input.waitFor({ state: 'visible' });
+  await input.fill('>cskv: Select Model');
+  await page.locator('.quick-input-list .monaco-list-row').filter({ hasText: /cskv: Select Model(?! Folder)/ }).first().click();
 }
 
 /** Shows the chat view whatever the side bar shows now (clicking its activity bar icon would hide a visible one). */
@@ -146,6 +168,22 @@ describe('cskv-code in code-server', { skip: !enabled && 'set CSKV_E2E=1 (npm ru
     // but every path a real model takes.
     model = tinyQwenModel();
     fs.copyFileSync(path.join(model, 'cskv-4.safetensors'), path.join(model, 'cskv.safetensors'));
+    // A model already in the Hugging Face cache (the picker must list it), and a loopback Hub with a GGUF repo to
+    // download from; code-server, its extension host and the CLI the extension runs inherit this environment.
+    hubCache = path.join(home, 'hf-hub');
+    const snapshot = path.join(hubCache, 'models--e2e--tiny-qwen', 'snapshots', '0'.repeat(40));
+    fs.mkdirSync(snapshot, { recursive: true });
+    for (const f of ['config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json']) {
+      if (fs.existsSync(path.join(model, f))) fs.copyFileSync(path.join(model, f), path.join(snapshot, f));
+    }
+    fs.mkdirSync(path.join(hubCache, 'models--e2e--tiny-qwen', 'refs'), { recursive: true });
+    fs.writeFileSync(path.join(hubCache, 'models--e2e--tiny-qwen', 'refs', 'main'), '0'.repeat(40));
+    const gguf = path.join(home, 'tiny-Q8_0.gguf');
+    convertFixtureToGguf(modelFixture('llama-v4'), gguf, 'Q8_0', byteTokenizerMetadata());
+    await hub.start();
+    hub.repos.set('someone/tiny-GGUF', { commit: 'b'.repeat(40), files: new Map([['tiny-Q8_0.gguf', { data: fs.readFileSync(gguf), lfs: true }]]) });
+    Object.assign(process.env, { HF_HUB_CACHE: hubCache, HF_ENDPOINT: hub.endpoint, HF_TOKEN_PATH: path.join(home, 'no-token') });
+    delete process.env.HF_TOKEN;
     // The workspace is a copy: the test edits it. A binary file comes along (the 10,000-line file comes later).
     workspace = path.join(home, 'shapes');
     fs.cpSync(path.join(repoRoot, 'test', 'fixtures', 'workspace'), workspace, { recursive: true });
@@ -161,6 +199,8 @@ describe('cskv-code in code-server', { skip: !enabled && 'set CSKV_E2E=1 (npm ru
         // The 10,000-line file does not fit: it is left out of the context (over budget), as in a large repository.
         'cskv.context.tokenBudget': 4096,
         'workbench.startupEditor': 'none',
+        // The getting-started walkthrough would open over the editor the steps drive.
+        'workbench.welcomePage.walkthroughs.openOnInstall': false,
         'workbench.secondarySideBar.defaultVisibility': 'hidden',
         'chat.disableAIFeatures': true,
         'workbench.tips.enabled': false,
@@ -192,6 +232,7 @@ describe('cskv-code in code-server', { skip: !enabled && 'set CSKV_E2E=1 (npm ru
   after(async () => {
     await browser?.close();
     await server?.stop();
+    if (hub.endpoint) await hub.stop();
     // The logs go with the screenshots: the extension's output channel, the extension host's, code-server's.
     if (home) {
       for (const file of findFiles(home, /(cskv-code|remoteexthost|code-server)\.log$/)) {
@@ -581,5 +622,41 @@ describe('cskv-code in code-server', { skip: !enabled && 'set CSKV_E2E=1 (npm ru
 
   step('the webviews ran under their Content-Security-Policy without a refusal', async () => {
     assert.deepEqual(refused, []);
+  });
+
+  step('cskv: Select Model lists the models in the Hugging Face cache; picking one makes it the model', async () => {
+    await runCommand('Notifications: Clear All Notifications');
+    await openModelPicker();
+    const row = page.locator('.quick-input-list .monaco-list-row').filter({ hasText: 'e2e/tiny-qwen' });
+    await row.waitFor({ timeout: 60_000 });
+    assert.match((await row.textContent()) ?? '', /safetensors · .* · Hugging Face cache/);
+    for (const other of ['Download a model…', 'Browse for a .gguf file…', 'Browse for a model folder…']) {
+      await page.locator('.quick-input-list .monaco-list-row').filter({ hasText: other }).waitFor();
+    }
+    await shot('17-select-model');
+    await row.click();
+    const snapshot = path.join(hubCache, 'models--e2e--tiny-qwen', 'snapshots', '0'.repeat(40));
+    await waitFor(() => server!.extensionLog().includes(`for model ${snapshot}`), 60_000, 'the sidecar restarted with the picked model');
+    await statusItem(/KV \d/).waitFor({ timeout: 120_000 });
+  });
+
+  step('Download…: a model from the Hub (a loopback server here) with a progress notification, then in use', async () => {
+    await runCommand('Notifications: Clear All Notifications');
+    // Slow enough to see the notification's progress.
+    hub.faults.push({ kind: 'slow', bytesPerSecond: 40_000, only: '/cdn/' });
+    await openModelPicker();
+    await page.locator('.quick-input-list .monaco-list-row').filter({ hasText: 'Download a model…' }).click();
+    await page.locator('.quick-input-list .monaco-list-row').filter({ hasText: 'Another model…' }).click();
+    const input = page.locator('.quick-input-widget input');
+    await input.fill('someone/tiny-GGUF:Q8_0');
+    await page.keyboard.press('Enter');
+    const progress = page.locator('.notification-toast').filter({ hasText: 'cskv: downloading someone/tiny-GGUF:Q8_0' });
+    await progress.waitFor({ timeout: 30_000 });
+    await shot('18-downloading');
+    const file = path.join(hubCache, 'models--someone--tiny-GGUF', 'snapshots', 'b'.repeat(40), 'tiny-Q8_0.gguf');
+    await waitFor(() => server!.extensionLog().includes(`for model ${file}`), 120_000, 'the sidecar started with the downloaded model');
+    assert.ok(fs.lstatSync(file).isSymbolicLink(), 'the download sits in the hub cache layout');
+    await statusItem(/KV \d/).waitFor({ timeout: 120_000 });
+    await shot('19-downloaded-in-use');
   });
 });

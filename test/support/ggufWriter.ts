@@ -9,7 +9,7 @@ import { SafetensorsFile } from '../../src/runtime/safetensors';
 import { bfloat16Bytes } from '../../src/runtime/safetensorsWriter';
 
 export type MetadataValue =
-  | ['u32', number] | ['i32', number] | ['u64', number] | ['f32', number] | ['bool', boolean] | ['string', string]
+  | ['u16', number] | ['u32', number] | ['i32', number] | ['u64', number] | ['f32', number] | ['bool', boolean] | ['string', string]
   | ['strings', readonly string[]] | ['f32s', readonly number[]] | ['i32s', readonly number[]];
 
 export interface TensorToWriteGguf {
@@ -47,6 +47,7 @@ export function ggufBytes(metadata: ReadonlyArray<[string, MetadataValue]>, tens
   for (const [key, [type, value]] of metadata) {
     h.str(key);
     switch (type) {
+      case 'u16': h.u32(TYPE_ID.u16); h.push(Buffer.from(Uint16Array.of(value).buffer)); break;
       case 'u32': h.u32(TYPE_ID.u32); h.u32(value); break;
       case 'i32': h.u32(TYPE_ID.i32); h.i32(value); break;
       case 'u64': h.u32(TYPE_ID.u64); h.u64(value); break;
@@ -78,6 +79,26 @@ export function ggufBytes(metadata: ReadonlyArray<[string, MetadataValue]>, tens
 
 export function writeGguf(file: string, metadata: ReadonlyArray<[string, MetadataValue]>, tensors: readonly TensorToWriteGguf[]): void {
   fs.writeFileSync(file, ggufBytes(metadata, tensors));
+}
+
+/**
+ * What llama-gguf-split --split writes: PREFIX-0000k-of-0000n.gguf, every part a GGUF with split.no (0-based),
+ * split.count and split.tensors.count, the first part also holding all the model's metadata, the tensors dealt
+ * out in order (`firstPartTensors` to the first, the rest evenly). Returns the parts' paths.
+ */
+export function writeSplitGguf(prefix: string, parts: number, metadata: ReadonlyArray<[string, MetadataValue]>, tensors: readonly TensorToWriteGguf[], firstPartTensors = Math.ceil(tensors.length / parts)): string[] {
+  const files: string[] = [];
+  const rest = tensors.length - firstPartTensors;
+  let from = 0;
+  for (let k = 0; k < parts; k++) {
+    const to = k === 0 ? firstPartTensors : firstPartTensors + Math.ceil((rest * k) / (parts - 1));
+    const split: Array<[string, MetadataValue]> = [['split.no', ['u16', k]], ['split.count', ['u16', parts]], ['split.tensors.count', ['i32', tensors.length]]];
+    const file = `${prefix}-${String(k + 1).padStart(5, '0')}-of-${String(parts).padStart(5, '0')}.gguf`;
+    writeGguf(file, k === 0 ? [...metadata, ...split] : split, tensors.slice(from, to));
+    files.push(file);
+    from = to;
+  }
+  return files;
 }
 
 // ---- quantisers (ggml's reference rounding) ----
@@ -234,7 +255,7 @@ export interface ConvertedTensor {
  * Writes the Hugging Face model in `modelDir` as a GGUF file of `type` (2-D weights in that type, 1-D tensors
  * F32) and returns, per tensor, the values the file stands for.
  */
-export function convertFixtureToGguf(modelDir: string, outFile: string, type: GgufWeightType, extraMetadata: Array<[string, MetadataValue]> = []): ConvertedTensor[] {
+export function convertFixtureToGguf(modelDir: string, outFile: string, type: GgufWeightType, extraMetadata: Array<[string, MetadataValue]> = [], split?: { parts: number; firstPartTensors?: number }): ConvertedTensor[] {
   const config = JSON.parse(fs.readFileSync(path.join(modelDir, 'config.json'), 'utf8'));
   const hfArch: string = config.architectures[0];
   const arch = hfArch === 'Qwen2ForCausalLM' ? 'qwen2' : 'llama';
@@ -331,7 +352,8 @@ export function convertFixtureToGguf(modelDir: string, outFile: string, type: Gg
     }
     tensors.push({ name: 'rope_freqs.weight', typeId: 0, dims: [factors.length], data: new Uint8Array(Float32Array.from(factors).buffer) });
   }
-  writeGguf(outFile, metadata, tensors);
+  if (split) writeSplitGguf(outFile.replace(/-00001-of-\d{5}\.gguf$/, ''), split.parts, metadata, tensors, split.firstPartTensors);
+  else writeGguf(outFile, metadata, tensors);
   return converted;
 }
 

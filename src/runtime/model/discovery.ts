@@ -11,31 +11,12 @@ import { canDequantise } from './ggmlDequant';
 import { GGUF_FILE_TYPES } from './ggmlTypes';
 import { parseModelConfig } from './config';
 import { GGUF_ARCHITECTURES } from './ggufConfig';
-import { GgufFile } from './ggufFile';
+import { GgufFile, splitPartOf } from './ggufFile';
 import { huggingFaceName } from './ggufWeights';
 import { defaultCskvFile } from './modelPath';
+import type { FoundModel, ModelSource } from '../../shared/foundModel';
 
-export type ModelSource = 'huggingface' | 'lmstudio' | 'llama.cpp' | 'ollama' | 'folder';
-
-export interface FoundModel {
-  /** org/name for the hub, the file name (or general.name) for GGUF, name:tag for Ollama. */
-  name: string;
-  source: ModelSource;
-  format: 'safetensors' | 'gguf';
-  /** What --model / cskv.modelPath takes: the snapshot folder or the GGUF file. */
-  path: string;
-  /** Bytes of the weight files. */
-  sizeBytes: number;
-  architecture: string | undefined;
-  parameters: number | undefined;
-  /** Weight type: F16/BF16/F32 for safetensors, the quantisation (Q4_K_M, Q8_0, ...) for GGUF. */
-  quantisation: string | undefined;
-  loadable: boolean;
-  /** Why it cannot be loaded; undefined when it can. */
-  reason: string | undefined;
-  /** Whether CSKV factors for it exist (the default factor file beside it). */
-  hasCskvFactors: boolean;
-}
+export type { FoundModel, ModelSource };
 
 export interface DiscoveryOptions {
   /** Environment to read HF_HOME, HF_HUB_CACHE, LLAMA_CACHE, OLLAMA_MODELS from (default process.env). */
@@ -125,9 +106,9 @@ function folderModels(folder: string): FoundModel[] {
   return out;
 }
 
-/** Vision projectors (mmproj-*.gguf) are not language models; a later shard of a split file is not a model alone. */
+/** Vision projectors (mmproj-*.gguf) are not language models; a later part of a split model opens from its first. */
 function isModelGguf(name: string): boolean {
-  return /\.gguf$/i.test(name) && !/^mmproj/i.test(name) && !/-0000[2-9]-of-\d{5}\.gguf$/i.test(name);
+  return /\.gguf$/i.test(name) && !/^mmproj/i.test(name) && (splitPartOf(name)?.no ?? 1) === 1;
 }
 
 // ---- Ollama: manifests/<registry>/<namespace>/<model>/<tag> name the model layer's blob ----
@@ -223,9 +204,7 @@ function describeGguf(file: string, name: string, source: ModelSource): FoundMod
     }
     model.parameters = parameters;
     model.quantisation = (typeof fileType === 'number' && GGUF_FILE_TYPES.get(fileType)) || [...bytesByType].sort((a, b) => b[1] - a[1])[0]?.[0];
-    const split = gguf.metadata.get('split.count');
-    if (typeof split === 'number' && split > 1) model.reason = `split into ${split} files; merge them with llama-gguf-split --merge first`;
-    else if (!model.architecture || !GGUF_ARCHITECTURES[model.architecture]) model.reason = `architecture "${model.architecture}" is not supported (supported: ${Object.keys(GGUF_ARCHITECTURES).join(', ')})`;
+    if (!model.architecture || !GGUF_ARCHITECTURES[model.architecture]) model.reason = `architecture "${model.architecture}" is not supported (supported: ${Object.keys(GGUF_ARCHITECTURES).join(', ')})`;
     else if (undequantisable) model.reason = undequantisable;
     else if (!gguf.metadata.has('tokenizer.ggml.model')) model.reason = 'the file carries no tokenizer';
     model.loadable = model.reason === undefined;

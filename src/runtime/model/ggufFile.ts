@@ -1,7 +1,8 @@
 // Reader for GGUF (llama.cpp's model file: https://github.com/ggml-org/ggml/blob/master/docs/gguf.md): magic,
 // version, a typed key/value metadata section, tensor descriptors, then aligned tensor data. The header is parsed
 // through a small buffered reader; tensor data is read per tensor with positioned reads, so the file never sits in
-// memory twice. Written here rather than taken from @huggingface/gguf because every model entry point of the
+// memory twice. A model split by llama-gguf-split (NAME-00001-of-0000N.gguf: the first part holds the metadata,
+// every part holds some tensors and split.no/split.count/split.tensors.count) opens from its first part as one file. Written here rather than taken from @huggingface/gguf because every model entry point of the
 // runtime is synchronous (config, weights, tokenizer) and that library's reader is async.
 import * as fs from 'node:fs';
 import { ModelFormatError, UnsupportedError } from '../errors';
@@ -16,8 +17,10 @@ export interface GgufTensor {
   readonly dims: readonly number[];
   /** Row-major order as PyTorch and safetensors write it: dims reversed. */
   readonly shape: readonly number[];
-  /** Absolute byte offset of the tensor's data in the file. */
+  /** Absolute byte offset of the tensor's data in its file. */
   readonly offset: number;
+  /** Which file of a split model holds the data (0 for an unsplit file): an index into GgufFile.parts. */
+  readonly part: number;
   readonly byteLength: number;
 }
 
@@ -31,86 +34,136 @@ const DEFAULT_ALIGNMENT = 32;
 
 enum ValueType { U8, I8, U16, I16, U32, I32, F32, BOOL, STRING, ARRAY, U64, I64, F64 }
 
+/** llama.cpp's name for part `no` (1-based) of `count`: PREFIX-0000no-of-0000count.gguf. */
+const SPLIT_NAME = /^(.*)-(\d{5})-of-(\d{5})\.gguf$/i;
+
+export function splitPartPath(first: string, no: number, count: number): string {
+  const m = SPLIT_NAME.exec(first);
+  const prefix = m ? m[1]! : first.replace(/\.gguf$/i, '');
+  return `${prefix}-${String(no).padStart(5, '0')}-of-${String(count).padStart(5, '0')}.gguf`;
+}
+
+/** For NAME-0000k-of-0000n.gguf: { no: k, count: n }; undefined for any other name. */
+export function splitPartOf(file: string): { no: number; count: number } | undefined {
+  const m = SPLIT_NAME.exec(file);
+  return m ? { no: Number(m[2]), count: Number(m[3]) } : undefined;
+}
+
 export class GgufFile {
   readonly metadata = new Map<string, GgufValue>();
   readonly tensors = new Map<string, GgufTensor>();
   version = 0;
+  /** Bytes of all parts together. */
   fileSize = 0;
+  /** The files the model is made of: [path] unless it is split. */
+  readonly parts: string[] = [];
+  private readonly fds: number[] = [];
 
-  private constructor(readonly path: string, private readonly fd: number) {}
+  /** The first (or only) file; errors about the model as a whole name it. */
+  private constructor(readonly path: string) {}
 
   static open(file: string, options: GgufOpenOptions = {}): GgufFile {
-    let fd: number;
+    const gguf = new GgufFile(file);
+    const keepArrays = options.arrays ?? true;
     try {
-      fd = fs.openSync(file, 'r');
+      gguf.parsePart(file, keepArrays);
+      const count = gguf.splitKey(gguf.metadata, file, 'split.count') ?? 1;
+      const no = gguf.splitKey(gguf.metadata, file, 'split.no') ?? 0;
+      if (no !== 0) {
+        throw new ModelFormatError(file, `this is part ${no + 1} of ${count} of a split model; open its first part, ${splitPartPath(file, 1, count)}`);
+      }
+      for (let i = 1; i < count; i++) {
+        const part = splitPartPath(file, i + 1, count);
+        if (!fs.existsSync(part)) throw new ModelFormatError(file, `part ${i + 1} of ${count} of this split model is missing: ${part} (an interrupted download?)`);
+        gguf.parsePart(part, keepArrays, { no: i, count });
+      }
+      const declared = gguf.splitKey(gguf.metadata, file, 'split.tensors.count');
+      if (count > 1 && declared !== undefined && declared !== gguf.tensors.size) {
+        throw new ModelFormatError(file, `the split model declares ${declared} tensors but its ${count} parts hold ${gguf.tensors.size}`);
+      }
     } catch (err) {
-      throw new ModelFormatError(file, `cannot open (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
-    }
-    const gguf = new GgufFile(file, fd);
-    try {
-      gguf.parse(options.arrays ?? true);
-    } catch (err) {
-      fs.closeSync(fd);
+      gguf.close();
       throw err;
     }
     return gguf;
   }
 
   close(): void {
-    fs.closeSync(this.fd);
+    for (const fd of this.fds.splice(0)) fs.closeSync(fd);
   }
 
-  private fail(what: string): never {
-    throw new ModelFormatError(this.path, what);
+  private splitKey(metadata: Map<string, GgufValue>, file: string, key: string): number | undefined {
+    const v = metadata.get(key);
+    if (v === undefined) return undefined;
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) throw new ModelFormatError(file, `metadata "${key}" must be a non-negative integer, got ${String(v)}`);
+    return v;
   }
 
-  private parse(keepArrays: boolean): void {
-    const stat = fs.fstatSync(this.fd);
-    if (!stat.isFile()) this.fail('not a regular file');
-    this.fileSize = stat.size;
-    const r = new HeaderReader(this.fd, this.fileSize, (what) => this.fail(what));
-    if (this.fileSize < 24 || r.u32() !== MAGIC) this.fail('not a GGUF file (no "GGUF" magic at the start)');
-    this.version = r.u32();
-    if (this.version !== 2 && this.version !== 3) {
-      throw new UnsupportedError(this.path, `GGUF version ${this.version} is not supported (versions 2 and 3 are)`);
+  /** Parses one file's header: the first part's metadata is the model's; every part's tensors join the model's. */
+  private parsePart(file: string, keepArrays: boolean, split?: { no: number; count: number }): void {
+    let fd: number;
+    try {
+      fd = fs.openSync(file, 'r');
+    } catch (err) {
+      throw new ModelFormatError(file, `cannot open (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
     }
+    const part = this.fds.length;
+    this.fds.push(fd);
+    this.parts.push(file);
+    const fail: (what: string) => never = (what) => {
+      throw new ModelFormatError(file, what);
+    };
+    const stat = fs.fstatSync(fd);
+    if (!stat.isFile()) fail('not a regular file');
+    this.fileSize += stat.size;
+    const r = new HeaderReader(fd, stat.size, fail);
+    if (stat.size < 24 || r.u32() !== MAGIC) fail('not a GGUF file (no "GGUF" magic at the start)');
+    const version = r.u32();
+    if (version !== 2 && version !== 3) {
+      throw new UnsupportedError(file, `GGUF version ${version} is not supported (versions 2 and 3 are)`);
+    }
+    if (part === 0) this.version = version;
+    const metadata = part === 0 ? this.metadata : new Map<string, GgufValue>();
     const tensorCount = r.count('tensor count');
     const kvCount = r.count('metadata count');
     for (let i = 0; i < kvCount; i++) {
       const key = r.string();
       const type = r.u32();
-      this.metadata.set(key, this.readValue(r, type, key, keepArrays));
+      metadata.set(key, this.readValue(r, type, key, keepArrays, fail));
+    }
+    if (split && (this.splitKey(metadata, file, 'split.no') !== split.no || this.splitKey(metadata, file, 'split.count') !== split.count)) {
+      fail(`expected part ${split.no + 1} of ${split.count}, but its split.no / split.count say otherwise`);
     }
     const descriptors: Array<{ name: string; dims: number[]; typeId: number; relative: number }> = [];
     for (let i = 0; i < tensorCount; i++) {
       const name = r.string();
       const nDims = r.u32();
-      if (nDims > 4) this.fail(`tensor "${name}": ${nDims} dimensions (GGUF allows at most 4); the file is corrupt`);
+      if (nDims > 4) fail(`tensor "${name}": ${nDims} dimensions (GGUF allows at most 4); the file is corrupt`);
       const dims: number[] = [];
       for (let d = 0; d < nDims; d++) dims.push(r.count(`dimension ${d} of tensor "${name}"`));
       const typeId = r.u32();
       const relative = r.count(`data offset of tensor "${name}"`);
       descriptors.push({ name, dims, typeId, relative });
     }
-    const alignment = this.metadata.get('general.alignment') ?? DEFAULT_ALIGNMENT;
-    if (typeof alignment !== 'number' || !Number.isInteger(alignment) || alignment <= 0) this.fail(`general.alignment must be a positive integer, got ${String(alignment)}`);
+    const alignment = metadata.get('general.alignment') ?? DEFAULT_ALIGNMENT;
+    if (typeof alignment !== 'number' || !Number.isInteger(alignment) || alignment <= 0) fail(`general.alignment must be a positive integer, got ${String(alignment)}`);
     const dataStart = Math.ceil(r.position / alignment) * alignment;
     for (const { name, dims, typeId, relative } of descriptors) {
       const type = GGML_TYPES.get(typeId);
-      if (!type) this.fail(`tensor "${name}" has unknown ggml type id ${typeId}`);
+      if (!type) fail(`tensor "${name}" has unknown ggml type id ${typeId}`);
       const elements = dims.reduce((a, b) => a * b, 1);
-      if (dims[0]! % type.blockSize !== 0) this.fail(`tensor "${name}": row length ${dims[0]} is not a multiple of the ${type.name} block size ${type.blockSize}`);
+      if (dims[0]! % type.blockSize !== 0) fail(`tensor "${name}": row length ${dims[0]} is not a multiple of the ${type.name} block size ${type.blockSize}`);
       const byteLength = (elements / type.blockSize) * type.bytesPerBlock;
       const offset = dataStart + relative;
-      if (offset + byteLength > this.fileSize) {
-        this.fail(`truncated: tensor "${name}" (${type.name}, [${dims.join(', ')}]) needs bytes ${offset}..${offset + byteLength} but the file has ${this.fileSize}`);
+      if (offset + byteLength > stat.size) {
+        fail(`truncated: tensor "${name}" (${type.name}, [${dims.join(', ')}]) needs bytes ${offset}..${offset + byteLength} but the file has ${stat.size}`);
       }
-      if (this.tensors.has(name)) this.fail(`tensor "${name}" is described twice`);
-      this.tensors.set(name, { name, type, dims, shape: [...dims].reverse(), offset, byteLength });
+      if (this.tensors.has(name)) fail(`tensor "${name}" is described twice`);
+      this.tensors.set(name, { name, type, dims, shape: [...dims].reverse(), offset, byteLength, part });
     }
   }
 
-  private readValue(r: HeaderReader, type: number, key: string, keepArrays: boolean): GgufValue {
+  private readValue(r: HeaderReader, type: number, key: string, keepArrays: boolean, fail: (what: string) => never): GgufValue {
     switch (type) {
       case ValueType.U8: return r.u8();
       case ValueType.I8: return (r.u8() << 24) >> 24;
@@ -127,16 +180,16 @@ export class GgufFile {
       case ValueType.ARRAY: {
         const itemType = r.u32();
         const count = r.count(`length of array "${key}"`);
-        if (itemType === ValueType.ARRAY) this.fail(`metadata "${key}": nested arrays are not supported`);
+        if (itemType === ValueType.ARRAY) fail(`metadata "${key}": nested arrays are not supported`);
         const items: GgufValue[] = [];
         for (let i = 0; i < count; i++) {
-          const v = this.readValue(r, itemType, key, keepArrays);
+          const v = this.readValue(r, itemType, key, keepArrays, fail);
           if (keepArrays) items.push(v);
         }
         return items;
       }
       default:
-        this.fail(`metadata "${key}" has unknown value type ${type}; the file is corrupt`);
+        return fail(`metadata "${key}" has unknown value type ${type}; the file is corrupt`);
     }
   }
 
@@ -146,8 +199,8 @@ export class GgufFile {
     const out = new Uint8Array(length);
     let done = 0;
     while (done < out.length) {
-      const n = fs.readSync(this.fd, out, done, out.length - done, tensor.offset + from + done);
-      if (n === 0) this.fail(`tensor "${tensor.name}": file ended while reading its data`);
+      const n = fs.readSync(this.fds[tensor.part]!, out, done, out.length - done, tensor.offset + from + done);
+      if (n === 0) throw new ModelFormatError(this.parts[tensor.part]!, `tensor "${tensor.name}": file ended while reading its data`);
       done += n;
     }
     return out;
@@ -173,7 +226,7 @@ export class GgufFile {
   private typed(key: string, what: string, ok: (v: GgufValue) => boolean): GgufValue | undefined {
     const v = this.metadata.get(key);
     if (v === undefined) return undefined;
-    if (!ok(v)) this.fail(`metadata "${key}" must be a ${what}, got ${typeof v}`);
+    if (!ok(v)) throw new ModelFormatError(this.path, `metadata "${key}" must be a ${what}, got ${typeof v}`);
     return v;
   }
 }
