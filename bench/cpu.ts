@@ -10,7 +10,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
-import * as ort from 'onnxruntime-node';
+import { ort } from '../src/runtime/onnx/ort';
 import { OnnxEngine } from '../src/runtime/backends/onnxEngine';
 import type { WeightFormat } from '../src/runtime/model/weightFormat';
 import { type GgufWeights, writeGgufModel } from '../test/support/ggufModel';

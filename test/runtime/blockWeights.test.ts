@@ -3,7 +3,7 @@
 // fixtures, bounded per format.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import * as ort from 'onnxruntime-node';
+import { ort } from '../../src/runtime/onnx/ort';
 import { OnnxEngine } from '../../src/runtime/backends/onnxEngine';
 import type { WeightFormat } from '../../src/runtime/model/weightFormat';
 import { dequantiseBlockwise, quantiseBlockwise } from '../../src/runtime/onnx/blockQuantizer';

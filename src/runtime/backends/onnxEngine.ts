@@ -2,7 +2,7 @@
 // checkpoint's weights at load time (no Python, no exported model files). The bi-branch cache lives in JS memory
 // and is fed to each layer's graph as inputs, read in place: full-branch keys already rotated (unless the RoPE
 // depends on the length), 16-bit compressed features as the fp16 rows the cache stores.
-import * as ort from 'onnxruntime-node';
+import { ort } from '../onnx/ort';
 import type { MemoryReport } from '../../protocol';
 import { DEFAULTS } from '../../shared/settings';
 import { BiBranchCache } from '../cache/biBranchCache';
