@@ -1,5 +1,5 @@
 // What the WebGPU tests run in a child process (test/support/webgpu.ts): each task returns plain JSON.
-import * as ort from 'onnxruntime-node';
+import { ort } from '../../src/runtime/onnx/ort';
 import { loadWebGpuEngine } from '../../src/runtime/backends/webgpuEngine';
 import { GraphBuilder } from '../../src/runtime/onnx/graphBuilder';
 

@@ -4,7 +4,7 @@
 // The JS cache (BiBranchCache) stays the record: memory reports, snapshots and truncation read it (onnxruntime-node
 // cannot read a gpu-buffer tensor back), and whenever the copies here do not hold exactly its rows (after a
 // truncation or a restore) the engine uploads them from it once.
-import type * as ort from 'onnxruntime-node';
+import type { ort } from '../onnx/ort';
 
 interface LayerCopy {
   k: ort.Tensor;

@@ -2,7 +2,7 @@
 // which makes Dawn open the GPU driver (Vulkan on Linux, D3D12 on Windows, Metal on macOS), and runs a small
 // MatMul + Softmax graph on it. A driver that crashes or hangs there takes down only the child. The result must
 // match the same arithmetic done here in JS, so an adapter that runs but computes wrong is not taken for working.
-import * as ort from 'onnxruntime-node';
+import { ort } from '../onnx/ort';
 import { GraphBuilder } from '../onnx/graphBuilder';
 
 export interface WebGpuProbe {
