@@ -23,6 +23,8 @@ import type { OnnxGraph } from '../onnx/graphBuilder';
 import { type LayerWeights, type LinearWeight, buildHeadGraph, buildLayerGraph } from '../onnx/layerGraph';
 
 const DEFAULT_CHUNK = 512;
+/** Rows of the embedding read per batch when it is checked at load (4 MB of f32 at a 7B model's width). */
+const EMBEDDING_CHECK_ROWS = 256;
 
 /** Where onnxruntime runs the graphs: the CPU provider (this backend), or WebGPU (webgpuEngine.ts). */
 export interface ExecutionProvider {
@@ -88,6 +90,12 @@ export class OnnxEngine implements Engine {
       const embeddingName = 'model.embed_tokens.weight';
       checkShape(weights, embeddingName, [config.vocabSize, H]);
       weights.readRows(embeddingName, config.vocabSize - 1, 1); // looked up row by row later: its dtype is checked now
+      // Untied, the table is read whole nowhere else: read through once, a batch of rows at a time, so that a NaN or
+      // an infinity in it is refused at load (every read is checked) and not in the middle of a prompt. Tied, the
+      // head's read below covers it.
+      if (!config.tieEmbeddings) {
+        for (let row = 0; row < config.vocabSize; row += EMBEDDING_CHECK_ROWS) weights.readRows(embeddingName, row, Math.min(EMBEDDING_CHECK_ROWS, config.vocabSize - row));
+      }
       const headName = config.tieEmbeddings ? embeddingName : 'lm_head.weight';
       checkShape(weights, headName, [config.vocabSize, H]);
       // The head first: the largest session, and its weights exist up to three times while it is created (f32 or
