@@ -31,10 +31,14 @@ export function mentionedFiles(question: string, files: readonly string[]): stri
   return found;
 }
 
-/** The model's name for labels: its folder's, or its GGUF file's without the extension. */
+/** The model's name for labels: ORG/NAME for a Hugging Face cache snapshot, else its folder's name, or its GGUF
+ * file's without the extension. */
 export function modelLabel(model: string | undefined): string {
   if (!model) return 'cskv';
-  return path.basename(model.replace(/[\\/]+$/, '')).replace(/\.gguf$/i, '');
+  const trimmed = model.replace(/[\\/]+$/, '');
+  const hub = /models--([^\\/]+)[\\/]snapshots[\\/][^\\/]+$/.exec(trimmed);
+  if (hub) return hub[1]!.split('--').join('/');
+  return path.basename(trimmed).replace(/\.gguf$/i, '');
 }
 
 const LEFT_OUT: Record<ExcludedFile['reason'], string> = {

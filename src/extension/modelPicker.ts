@@ -70,7 +70,11 @@ export function selectModel(ctx: Ctx): () => Promise<void> {
     pick.items = modelItems([], modelPath());
     pick.show();
     void listModels(ctx).then((models) => {
+      // The list grows under the user's pointer: the entry they are on stays the active one.
+      const active = pick.activeItems[0]?.label;
       pick.items = modelItems(models, modelPath());
+      const same = pick.items.find((i) => i.label === active);
+      if (same) pick.activeItems = [same];
       pick.busy = false;
       pick.placeholder = models.some((m) => m.loadable) ? 'Pick a model, download one, or browse' : 'No model that runs here was found: download one, or browse';
     });

@@ -102,6 +102,9 @@ async function openModelPicker(): Promise<void> {
   await input.waitFor({ state: 'visible' });
   await input.fill('>cskv: Select Model');
   await page.locator('.quick-input-list .monaco-list-row').filter({ hasText: /cskv: Select Model(?! Folder)/ }).first().click();
+  // The models found come in after a moment (a CLI run): the list is complete once the placeholder says so.
+  await page.locator('.quick-input-widget').filter({ hasText: 'cskv: Select Model' }).waitFor();
+  await page.locator('.quick-input-widget input[placeholder]:not([placeholder^="Looking for models"]):not([placeholder^="Type the name"])').waitFor();
 }
 
 /** Shows the chat view whatever the side bar shows now (clicking its activity bar icon would hide a visible one). */

@@ -110,6 +110,8 @@ test('model label: the folder or the GGUF file name', () => {
   assert.equal(modelLabel('/models/Qwen2.5-Coder-7B-Instruct/'), 'Qwen2.5-Coder-7B-Instruct');
   assert.equal(modelLabel('/models/qwen2.5-coder-7b-q4_k_m.gguf'), 'qwen2.5-coder-7b-q4_k_m');
   assert.equal(modelLabel(undefined), 'cskv');
+  assert.equal(modelLabel('/home/me/.cache/huggingface/hub/models--Qwen--Qwen2.5-Coder-7B-Instruct/snapshots/0123abcd'), 'Qwen/Qwen2.5-Coder-7B-Instruct');
+  assert.equal(modelLabel('/hub/models--Qwen--Qwen2.5-Coder-7B-Instruct-GGUF/snapshots/0123abcd/qwen2.5-coder-7b-instruct-q4_k_m.gguf'), 'qwen2.5-coder-7b-instruct-q4_k_m');
 });
 
 test('attachments reach the model fenced under their path and lines, before the question; a fence in the code cannot close it', () => {
