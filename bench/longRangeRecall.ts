@@ -88,7 +88,7 @@ function recallCase(tokenizer: ModelTokenizer, format: RepoFormat, lines: readon
 }
 
 export function questionIds(tokenizer: ModelTokenizer, format: RepoFormat, q: RecallQuestion): number[] {
-  return tokenizer.encode(`${format.fileHeader(QUERY_FILE)}assert.equal(value_${q.word}, `, { addSpecialTokens: false });
+  return tokenizer.encodeParts([...format.fileHeader(QUERY_FILE), { template: `assert.equal(value_${q.word}, ` }]);
 }
 
 export async function scoreRecall(engine: Engine, tokenizer: ModelTokenizer, format: RepoFormat, cases: readonly RecallCase[]): Promise<RecallScore[]> {
