@@ -88,7 +88,7 @@ function recallCase(tokenizer: ModelTokenizer, format: RepoFormat, lines: readon
 }
 
 export function questionIds(tokenizer: ModelTokenizer, format: RepoFormat, q: RecallQuestion): number[] {
-  return tokenizer.encodeParts([...format.fileHeader(QUERY_FILE), { literal: `assert.equal(value_${q.word}, ` }]);
+  return tokenizer.encodeParts([...format.fileHeader(QUERY_FILE), { template: `assert.equal(value_${q.word}, ` }]);
 }
 
 export async function scoreRecall(engine: Engine, tokenizer: ModelTokenizer, format: RepoFormat, cases: readonly RecallCase[]): Promise<RecallScore[]> {

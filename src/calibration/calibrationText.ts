@@ -21,7 +21,7 @@ const NAMED_FILE_MAX_BYTES = 64 * 1024 * 1024;
  * Candidate files under `paths`, in order (files as given, folders walked in sorted order), leaving out anything
  * under `exclude` (the model directory, the output file). Whether each is text is decided when it is read.
  */
-export function collectCalibrationFiles(paths: readonly string[], exclude: readonly string[] = []): CalibrationFile[] {
+export function collectCalibrationFiles(paths: readonly string[], exclude: readonly string[] = [], onNote?: (note: string) => void): CalibrationFile[] {
   const excluded = exclude.map((p) => path.resolve(p));
   const isExcluded = (p: string): boolean => excluded.some((e) => p === e || p.startsWith(e + path.sep));
   const files: CalibrationFile[] = [];
@@ -44,7 +44,14 @@ export function collectCalibrationFiles(paths: readonly string[], exclude: reado
     }
     const filter = new PathFilter(root);
     const walk = (dir: string, relDir: string): void => {
-      const entries = fs.readdirSync(dir, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+      let entries: fs.Dirent[];
+      try {
+        entries = fs.readdirSync(dir, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+      } catch (err) {
+        // A folder deleted or made unreadable while the tree is walked: the rest is still calibration text.
+        onNote?.(`skipped ${dir}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+        return;
+      }
       for (const entry of entries) {
         const full = path.join(dir, entry.name);
         const rel = relDir ? `${relDir}/${entry.name}` : entry.name;

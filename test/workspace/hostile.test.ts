@@ -7,6 +7,7 @@ import * as path from 'node:path';
 import { before, describe, mock, test } from 'node:test';
 import nodeFs = require('node:fs');
 import { type Engine } from '../../src/runtime/engine';
+import { collectCalibrationFiles } from '../../src/calibration/calibrationText';
 import { decodeSnapshot, encodeSnapshot } from '../../src/runtime/cache/cacheSnapshot';
 import { type SavedContext, contextFile, contextKey, loadContext, saveContext } from '../../src/workspace/persistence';
 import { PathFilter, readWorkspaceFile, scanWorkspace } from '../../src/workspace/scan';
@@ -295,6 +296,24 @@ describe('the workspace scan under a hostile or changing tree', () => {
       const scan = await scanWorkspace(root);
       assert.deepEqual(scan.files.map((f) => f.path), ['a/one.ts', 'c/four.ts']);
       assert.deepEqual(scan.notes, ['b vanished while the workspace was scanned; skipped']);
+    } finally {
+      spy.mock.restore();
+    }
+  });
+
+  test("calibration's walk (compress) skips a folder deleted under it, with a note", () => {
+    const root = tempDir('cskv-ws-');
+    writeTree(root, { 'a/one.ts': '1\n', 'b/two.ts': '2\n', 'c/four.ts': '4\n' });
+    const readdir = nodeFs.readdirSync;
+    const spy = mock.method(nodeFs, 'readdirSync', ((dir: string, options: unknown) => {
+      if (dir === path.join(root, 'a')) fs.rmSync(path.join(root, 'b'), { recursive: true });
+      return (readdir as (d: string, o: unknown) => unknown)(dir, options);
+    }) as typeof nodeFs.readdirSync);
+    const notes: string[] = [];
+    try {
+      const files = collectCalibrationFiles([root], [], (n) => notes.push(n));
+      assert.deepEqual(files.map((f) => path.relative(root, f.file)), ['a/one.ts', 'c/four.ts']);
+      assert.deepEqual(notes, [`skipped ${path.join(root, 'b')}: ENOENT`]);
     } finally {
       spy.mock.restore();
     }

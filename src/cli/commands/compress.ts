@@ -68,7 +68,7 @@ export async function compressCommand(argv: string[], { out, err }: CommandIO): 
   const calibPaths = [...(v.calib ?? []), ...positionals];
   if (calibPaths.length === 0) calibPaths.push(process.cwd());
   // Checked before the model loads, so a typo fails in milliseconds rather than after a 15 GB read.
-  const files = collectCalibrationFiles(calibPaths, [modelDir, outFile]);
+  const files = collectCalibrationFiles(calibPaths, [modelDir, outFile], (note) => err.write(`[compress] ${note}\n`));
   const noText = (): RuntimeError => new RuntimeError('BAD_ARGUMENT', `no text files found under ${calibPaths.join(', ')}`);
   if (files.length === 0) throw noText();
 
