@@ -87,10 +87,22 @@ function statusItem(pattern: RegExp) {
 
 /** Runs a command from the palette by its title. */
 async function runCommand(title: string): Promise<void> {
-  await page.keyboard.press('F1');
   const input = page.locator('.quick-input-widget input');
-  await input.waitFor({ state: 'visible' });
-  await input.fill(`>${title}`);
+  // The palette can be caught closing from the command before (its input inert, then hidden, and the F1 lost), or
+  // a hover left over the command center can take it: the pointer goes to the editor area and F1 is pressed again.
+  for (let attempt = 1; ; attempt++) {
+    const size = page.viewportSize();
+    if (size) await page.mouse.move(size.width / 2, size.height / 2);
+    await page.keyboard.press('F1');
+    try {
+      await input.fill(`>${title}`, { timeout: 10_000 });
+      break;
+    } catch (err) {
+      if (attempt === 3) throw err;
+      await page.keyboard.press('Escape');
+      await page.waitForTimeout(500);
+    }
+  }
   await page.locator('.quick-input-list .monaco-list-row').filter({ hasText: title }).first().waitFor();
   await page.keyboard.press('Enter');
 }
