@@ -86,26 +86,42 @@ worst_left=$((SESSION_S - START_S - train_timeout - TRANSFER_S))
 worst_checks=$((worst_left - RESTART_S))
 [ "$worst_checks" -ge 120 ] || { echo "--train-minutes $TRAIN_MINUTES leaves the checks ${worst_checks}s in the worst case: too little" >&2; exit 2; }
 
-if [ "$dry" = 1 ]; then
-  echo; echo "== 3. dry run of the checks call, in a copy of what travels (no GPU here: CUDA stages skip)"
-  copy=$(mktemp -d /tmp/gpu-session-dry.XXXXXX)
+# dry_run NAME "COMMAND" "FILES" CARRY...: COMMAND as the device runs it, in a copy of exactly what travels (no
+# node_modules; node unpacked from the carried .devnode into a fresh folder), every stage limit cut to a tenth so
+# that each stage starts and the run stays short, python3 the one with torch. Fails on a stage that failed (not
+# pass, skip(no GPU), skip(budget) or a timeout of its cut limit), on more than 8 files under $OUT, or on a file
+# name the tool would not bring back, or if one of FILES is not under $OUT.
+dry_run() {
+  local name=$1 command=$2 expected=$3; shift 3
+  echo; echo "== 3. dry run of the $name call: $command (no GPU here: CUDA stages skip)"
+  local copy; copy=$(mktemp -d /tmp/gpu-session-dry.XXXXXX)
   mkdir -p "$copy/tree" "$copy/out"
   tree_files | tar -c --null -T - -f - | tar -x -C "$copy/tree"
-  tar -ch "${CHECKS_CARRY[@]}" | tar -x -C "$copy/tree"
-  [ ! -e "$copy/tree/node_modules" ] || { echo "dry run: node_modules travelled (it must not)" >&2; exit 1; }
-  # Every limit cut to a tenth, so each stage starts and the whole run stays short; python3 the one with torch;
-  # node unpacked from the carried .devnode into a fresh folder, as on the device.
-  (cd "$copy/tree" && PATH=/usr/bin:$PATH DEVNODE_DIR="$copy/devnode" OUT="$copy/out" CSKV_CHECK_SCALE=0.1 bash test/gpu/session.sh 240)
-  echo "dry run files (the tool brings back 8 at most, names of letters, digits, '.', '_', '-'):"
-  ls -la "$copy/out"
-  count=$(find "$copy/out" -type f | wc -l)
-  [ "$count" -le 8 ] || { echo "dry run: $count files under \$OUT" >&2; exit 1; }
-  find "$copy/out" -type f -printf '%f\n' | grep -v '^[A-Za-z0-9._-]*$' && { echo "dry run: a file name the tool would not bring back" >&2; exit 1; }
-  for f in session.json session.log session-files.tar.gz; do [ -f "$copy/out/$f" ] || { echo "dry run: no $f" >&2; exit 1; }; done
-  if grep -o '"status": "fail([0-9]*)"' "$copy/out/session.json"; then
-    echo "dry run: a stage failed (above; its output is in $copy/out/session.log)" >&2; exit 1
+  tar -ch "$@" | tar -x -C "$copy/tree"
+  [ ! -e "$copy/tree/node_modules" ] || { echo "dry run: node_modules travelled (it must not)" >&2; return 1; }
+  (cd "$copy/tree" && PATH=/usr/bin:$PATH DEVNODE_DIR="$copy/devnode" OUT="$copy/out" CSKV_CHECK_SCALE=0.1 bash -c "$command") \
+    > "$copy/reply.txt" 2>&1
+  tail -n 16 "$copy/reply.txt"
+  echo "files under \$OUT: $(cd "$copy/out" && find . -type f -printf '%P ' )"
+  local count; count=$(find "$copy/out" -type f | wc -l)
+  [ "$count" -le 8 ] || { echo "dry run: $count files under \$OUT, the tool brings back 8" >&2; return 1; }
+  if find "$copy/out" -type f -printf '%f\n' | grep -v '^[A-Za-z0-9._-]*$'; then
+    echo "dry run: a file name the tool would not bring back (above)" >&2; return 1
   fi
-  echo "dry run of the checks call: no stage failed"
+  if grep -E '^[a-zA-Z0-9-]+ +fail\(' "$copy/reply.txt"; then
+    echo "dry run: a stage failed (above); the whole reply is in $copy/reply.txt, the files in $copy/out" >&2; return 1
+  fi
+  local f
+  for f in $expected; do [ -f "$copy/out/$f" ] || { echo "dry run: no $f under \$OUT" >&2; return 1; }; done
+  echo "dry run of the $name call: no stage failed"
+  rm -rf "$copy"
+}
+
+if [ "$dry" = 1 ]; then
+  dry_run checks "bash test/gpu/session.sh 240" "session.json session.log session-files.tar.gz" "${CHECKS_CARRY[@]}"
+  # The two parts alone (a session given to issue 11 or issue 17 only), with their own carry lists.
+  dry_run issue-11 "bash test/gpu/device_check.sh" "device-check.json device-check.log probe.json" .devnode out native/build/Release/cskv_native.node .devcheck
+  dry_run issue-17 "bench/webgpu-device.sh run" "webgpu.log environment.txt" .devnode .devwebgpu out
   if [ "$train_ready" = 1 ]; then
     echo; echo "== 3b. dry run of the training call (training/device_preflight.sh)"
     bash training/device_preflight.sh

@@ -52,9 +52,9 @@ const load = loadNativeAddon();
 if (!load.loaded) { console.log('addon not loaded:', load.reason); process.exit(1); }
 load.addon.probe().then((p) => {
   require('fs').writeFileSync(process.env.OUT + '/probe.json', JSON.stringify({ build: load.addon.build, probe: p }, null, 2));
+  if (!p.available) console.log('no GPU: CUDA unavailable here');
   console.log(JSON.stringify({ build: load.addon.build, available: p.available, reason: p.reason, devices: p.devices.map((d) => d.name),
     cublasLt: p.libraries.cublasLt.path }));
-  if (!p.available) console.log('no GPU: CUDA unavailable here');
   process.exit(p.available ? 0 : 3);
 });"
   export -f check_cublaslt
