@@ -38,7 +38,7 @@ webgpu_bench() {  # $1: the folder for the results
 
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then
   set -uo pipefail
-  cd "$(dirname "$0")/.."
+  cd "$(dirname "$0")/.." || exit 2
   case "${1:-}" in
     pack)
       set -e

@@ -82,7 +82,7 @@ for (const x of r.runs) console.log([x.engine, x.cache, x.context, Math.round(x.
 
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then
   set -uo pipefail
-  cd "$(dirname "$0")/../.."
+  cd "$(dirname "$0")/../.." || exit 2
   OUT=${OUT:-$PWD/device-check-out}
   export OUT
   mkdir -p "$OUT"

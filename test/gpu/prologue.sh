@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced first by every command on the GPU machine: puts node, unpacked once per machine from .devnode/node.xz
 # (test/gpu/pack_node.sh), on PATH, unpacks the node packages that came with it, and puts CUDA 13's libraries on
 # the loader path.

@@ -13,7 +13,7 @@
 # call stopped at its timeout still brings back what was done. On a machine without a GPU (the dry run,
 # bin/gpu-session-prepare.sh --dry-run) the CUDA stages report skip(no GPU) and the summary still comes out.
 set -uo pipefail
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../.." || exit 2
 BUDGET=${1:-270}
 [[ "$BUDGET" =~ ^[0-9]+$ ]] || { echo "session.sh: the budget is whole seconds, got '$BUDGET'" >&2; exit 2; }
 started_all=$(date +%s)

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by the GPU machine's commands (test/gpu/device_check.sh, bench/webgpu-device.sh run, test/gpu/session.sh):
 # the one stage runner. `stage NAME LIMIT COMMAND...` runs COMMAND in its own process under its own time limit,
 # whatever the stages before it did, appends its output to $STAGE_LOG and records status, seconds and detail.
