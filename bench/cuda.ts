@@ -150,7 +150,7 @@ async function main(): Promise<void> {
   if (!probe.available) {
     console.error(`cuda bench: CUDA unavailable: ${probe.reason}`);
     fs.writeFileSync(file, JSON.stringify({ device: null, error: `CUDA unavailable: ${probe.reason}`, runs: [] }, null, 2));
-    process.exitCode = 2;
+    process.exitCode = 3; // test/gpu/stage.sh: 3 = the GPU this needs is not on this machine
     return;
   }
   const peer = values.peer && fs.existsSync(values.peer) ? JSON.parse(fs.readFileSync(values.peer, 'utf8')) as { ceilings?: Ceilings; runs?: Run[] } : {};

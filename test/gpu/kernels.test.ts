@@ -1,6 +1,6 @@
 // Each CUDA kernel against a float64 reference, on the GPU machine. Skipped where no usable GPU is found, so it
 // is harmless in `npm test`; on the GPU machine run it alone:
-//   source .devnode/prologue.sh; node --test --test-reporter=spec out/test/gpu/
+//   source test/gpu/prologue.sh; node --test --test-reporter=spec out/test/gpu/
 // Inputs are fresh random numbers each run (the seed is printed; CSKV_KERNEL_SEED repeats a run) and every output
 // buffer is poisoned with NaN / 0xff before the kernel runs (native/src/deviceBuffer.h). With CSKV_KERNEL_REPORT
 // set to a path, the measured errors are written there as JSON.

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Run here (the build machine) before test/gpu/device_check.sh runs on the GPU machine: builds everything, packs
-# node for that machine (.devnode, ../shared/device/pack-node.sh) and stamps what was built (.devcheck/stamp.json:
+# node for that machine (.devnode, test/gpu/pack_node.sh) and stamps what was built (.devcheck/stamp.json:
 # commit, whether the tree was dirty, the addon's sha256), so the device run can tell a stale addon from a fresh one.
 # Prints the device tool's carry list and checks that what travels stays under 64 MiB.
 #   --skip-build   stamp what is already built (after an npm run build of the same commit)
@@ -8,18 +8,8 @@ set -euo pipefail
 root=$(git rev-parse --show-toplevel)
 cd "$root"
 [ "${1:-}" = "--skip-build" ] || npm run build
+bash test/gpu/pack_node.sh
 exclude=$(git rev-parse --git-path info/exclude)
-if [ -d .git ]; then
-  "$root/../shared/device/pack-node.sh" >/dev/null
-else
-  # A git worktree (.git is a file), where pack-node.sh cannot write its exclude line: the same steps here.
-  grep -qxF '/.devnode/' "$exclude" 2>/dev/null || echo '/.devnode/' >> "$exclude"
-  mkdir -p .devnode
-  if [ "$(cat .devnode/node.version 2>/dev/null)" != "$(node --version)" ] || [ ! -f .devnode/node.xz ]; then
-    xz -T2 -6 -c "$(command -v node)" > .devnode/node.xz && node --version > .devnode/node.version
-  fi
-  cp "$root/../shared/device/prologue.sh" .devnode/prologue.sh
-fi
 grep -qxF '/.devcheck/' "$exclude" 2>/dev/null || echo '/.devcheck/' >> "$exclude"
 mkdir -p .devcheck
 addon=native/build/Release/cskv_native.node

@@ -5,7 +5,7 @@ Measures, in the same run as the CUDA engine's benchmark:
     denominators of the decode and prefill floors;
   - Hugging Face transformers (SDPA, bf16) on a Qwen2.5-7B-shaped model with random weights: prefill tokens/s
     and decode ms/token at each context, KV bytes per token, peak GPU memory.
-Writes JSON to the path given as the first argument after each measurement, so a timeout keeps what was done.
+Exits 3 where torch sees no CUDA device. Writes JSON to the path given as the first argument after each measurement, so a timeout keeps what was done.
   python3 test/gpu/transformers_peer.py OUT.json --contexts 4096,32768 --decode 16
 """
 import argparse
@@ -53,6 +53,9 @@ def main():
     parser.add_argument("--contexts", default="4096,32768")
     parser.add_argument("--decode", type=int, default=16)
     args = parser.parse_args()
+    if not torch.cuda.is_available():  # test/gpu/stage.sh: exit 3 = the GPU this needs is not on this machine
+        print("no GPU: torch sees no CUDA device here")
+        return 3
     result = {"device": torch.cuda.get_device_name(0), "torch": torch.__version__, "runs": []}
 
     def save():

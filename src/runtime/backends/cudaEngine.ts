@@ -6,16 +6,16 @@
 import type { MemoryReport } from '../../protocol';
 import { type CacheShape, type CacheState, type CompressedBlock } from '../cache/biBranchCache';
 import { type Snapshot, decodeSnapshot, encodeSnapshot } from '../cache/cacheSnapshot';
-import { nextChunkEnd } from '../cache/cachePolicy';
 import { readCskvFile } from '../cskvFile';
 import { packedBytes, VALUE_GROUP } from '../cache/quantizer';
 import { type Engine, type EngineInfo, type EngineOptions, type PrefillOptions } from '../engine';
-import { CancelledError, ModelFormatError, RuntimeError } from '../errors';
+import { ModelFormatError, RuntimeError } from '../errors';
 import { type ModelConfig, readModelConfig } from '../model/config';
 import { modelFingerprint } from '../model/fingerprint';
 import { ropeDependsOnLength, ropeFrequencies } from '../model/rope';
 import { ModelWeights } from '../model/weights';
 import type { DType } from '../safetensors';
+import { prefillInChunks } from './chunkedPrefill';
 import { type CapacityPlan, planCapacity } from './cudaMemoryPlan';
 import { type NativeAddon, type NativeCacheLayout, type NativeCudaEngine, type NativeLayerState, type NativeModelSpec, loadNativeAddon } from './nativeAddon';
 
@@ -131,26 +131,9 @@ export class CudaEngine implements Engine {
   async prefill(tokens: readonly number[], options: PrefillOptions = {}): Promise<Float32Array> {
     this.usable();
     if (options.observeKeysValues) throw new RuntimeError('UNSUPPORTED', 'the CUDA engine does not hand keys and values to the host (calibration runs on the onnx backend)');
-    const vocab = this.info.config.vocabSize;
-    for (const t of tokens) {
-      if (!Number.isInteger(t) || t < 0 || t >= vocab) throw new RuntimeError('BAD_ARGUMENT', `token id ${t} is outside the vocabulary (0..${vocab - 1})`);
-    }
-    const wanted = Math.min(options.logits ?? 1, tokens.length);
-    const logits = new Float32Array(wanted * vocab);
-    const window = this.info.cskv?.window ?? this.chunkSize;
-    let done = 0;
-    while (done < tokens.length) {
-      if (options.signal?.aborted) throw new CancelledError();
-      const start = this.length;
-      const end = nextChunkEnd(start, start + tokens.length - done, this.chunkSize, window) - start + done;
-      const firstWanted = Math.max(tokens.length - wanted, done);
-      const rows = Math.max(0, end - firstWanted);
-      const out = await this.forward(tokens.slice(done, end), rows, true);
-      if (rows > 0 && out) logits.set(out, (firstWanted - (tokens.length - wanted)) * vocab);
-      done = end;
-      options.onProgress?.(done, tokens.length);
-    }
-    return logits;
+    return prefillInChunks(tokens, options, {
+      vocab: this.info.config.vocabSize, length: this.length, chunkSize: this.chunkSize, window: this.info.cskv?.window ?? this.chunkSize,
+    }, (chunk, rows) => this.forward(chunk, rows, true));
   }
 
   /**

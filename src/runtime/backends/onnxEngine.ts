@@ -8,15 +8,15 @@ import { DEFAULTS } from '../../shared/settings';
 import { BiBranchCache } from '../cache/biBranchCache';
 import { type Snapshot, decodeSnapshot, encodeSnapshot } from '../cache/cacheSnapshot';
 import { readCskvFile } from '../cskvFile';
-import { nextChunkEnd } from '../cache/cachePolicy';
 import { type Engine, type EngineInfo, type EngineOptions, type PrefillOptions } from '../engine';
-import { CancelledError, ModelFormatError, RuntimeError } from '../errors';
+import { ModelFormatError, RuntimeError } from '../errors';
 import { type ModelConfig, readModelConfig } from '../model/config';
 import { modelFingerprint } from '../model/fingerprint';
 import { ropeDependsOnLength, ropeFrequencies, ropeTables } from '../model/rope';
 import { DEFAULT_WEIGHT_FORMAT, WEIGHT_FORMATS, type WeightFormat, isWeightFormat } from '../model/weightFormat';
 import { ModelWeights } from '../model/weights';
 import { halfBitsToFloat } from '../half';
+import { prefillInChunks } from './chunkedPrefill';
 import { DeviceFullBranch } from './deviceFullBranch';
 import type { RowReader } from '../onnx/blockQuantizer';
 import type { OnnxGraph } from '../onnx/graphBuilder';
@@ -144,27 +144,9 @@ export class OnnxEngine implements Engine {
   }
 
   async prefill(tokens: readonly number[], options: PrefillOptions = {}): Promise<Float32Array> {
-    const vocab = this.info.config.vocabSize;
-    for (const t of tokens) {
-      if (!Number.isInteger(t) || t < 0 || t >= vocab) throw new RuntimeError('BAD_ARGUMENT', `token id ${t} is outside the vocabulary (0..${vocab - 1})`);
-    }
-    const wanted = Math.min(options.logits ?? 1, tokens.length);
-    const logits = new Float32Array(wanted * vocab);
-    const window = this.info.cskv?.window ?? this.chunkSize;
-    let done = 0;
-    while (done < tokens.length) {
-      if (options.signal?.aborted) throw new CancelledError();
-      const end = nextChunkEnd(this.length, this.length + tokens.length - done, this.chunkSize, window) - this.length + done;
-      const chunk = tokens.slice(done, end);
-      // Logit rows wanted from this chunk: those among the last `wanted` positions of the whole call.
-      const firstWanted = Math.max(tokens.length - wanted, done);
-      const rows = Math.max(0, end - firstWanted);
-      const out = await this.forward(chunk, rows, options.observeKeysValues);
-      if (rows > 0) logits.set(out, (firstWanted - (tokens.length - wanted)) * vocab);
-      done = end;
-      options.onProgress?.(done, tokens.length);
-    }
-    return logits;
+    return prefillInChunks(tokens, options, {
+      vocab: this.info.config.vocabSize, length: this.length, chunkSize: this.chunkSize, window: this.info.cskv?.window ?? this.chunkSize,
+    }, (chunk, rows) => this.forward(chunk, rows, options.observeKeysValues));
   }
 
   private async forward(chunk: number[], logitRows: number, observe: PrefillOptions['observeKeysValues']): Promise<Float32Array> {
