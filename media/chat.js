@@ -82,6 +82,8 @@ input.value = saved.draft ?? '';
 /** The answer being streamed. @type {{ id: string, text: string, element: HTMLElement, frame: number } | undefined} */
 let streaming;
 let busy = false;
+/** False while there is no model to answer (none chosen, or it failed to load): the banner says what to do. */
+let canAsk = true;
 
 /** A button with a codicon and a label (the label hidden when `iconOnly`, kept as its accessible name).
  * @param {string} icon @param {string} label @param {string} title @param {boolean} [iconOnly] */
@@ -211,10 +213,11 @@ function clearEmpty() {
 /** @param {boolean} value */
 function setBusy(value) {
   busy = value;
-  sendButton.disabled = value;
+  sendButton.disabled = value || !canAsk;
   stopButton.hidden = !value;
   sendButton.hidden = value;
 }
+
 
 /** @param {ViewSummary} view */
 function showView(view) {
@@ -274,13 +277,15 @@ function showView(view) {
     row.append(b);
   }
   if (actions.length > 0) banner.append(row);
+  canAsk = view.state !== 'no-model' && view.state !== 'failed';
+  sendButton.title = canAsk ? 'Ask (Enter)' : 'Choose a model first';
   if (!streaming) setBusy(view.busy);
 }
 
 /** @param {string} question @param {boolean} [withContext] false for Ask again: the question as it was, no chip */
 function ask(question, withContext = true) {
   const q = question.trim();
-  if (!q || busy) return;
+  if (!q || busy || !canAsk) return;
   post({ type: 'ask', question: q, selection: withContext && context.selection !== undefined });
   if (!withContext) return;
   input.value = '';

@@ -570,6 +570,7 @@ describe('cskv-code in code-server', { skip: !enabled && 'set CSKV_E2E=1 (npm ru
     assert.equal(await failure.count(), 1, 'one notification for the state');
     const chat = webview('chat');
     await chat.locator('#banner').filter({ hasText: 'does not exist' }).waitFor();
+    assert.equal(await chat.locator('#send').isDisabled(), true, 'no Ask without a model');
     await shot('11-model-missing');
     server!.updateMachineSettings({ 'cskv.modelPath': workspace });
     await page.locator('.notification-toast').filter({ hasText: 'is not a model folder: config.json and tokenizer.json not found' }).waitFor({ timeout: 60_000 });
