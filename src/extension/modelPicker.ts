@@ -124,9 +124,10 @@ async function use(ctx: Ctx, model: string): Promise<void> {
     void vscode.window.showErrorMessage(problem);
     return;
   }
-  // The settings listener restarts the sidecar with the new model.
+  // A changed setting restarts the sidecar (Ctx's settings listener); starting here as well would start it twice.
+  const changed = configuredModelPath() !== model;
   await setModelPath(model);
-  if (!ctx.running) void ctx.start();
+  if (!changed) void ctx.ensureStarted();
 }
 
 /**

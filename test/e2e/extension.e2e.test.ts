@@ -654,6 +654,7 @@ describe('cskv-code in code-server', { skip: !enabled && 'set CSKV_E2E=1 (npm ru
     const snapshot = path.join(hubCache, 'models--e2e--tiny-qwen', 'snapshots', '0'.repeat(40));
     await waitFor(() => server!.extensionLog().includes(`for model ${snapshot}`), 60_000, 'the sidecar restarted with the picked model');
     await statusItem(/KV \d/).waitFor({ timeout: 120_000 });
+    assert.equal(server!.extensionLog().split(`for model ${snapshot}`).length - 1, 1, 'the sidecar started once for the picked model');
   });
 
   step('Download…: a model from the Hub (a loopback server here) with a progress notification, then in use', async () => {
@@ -673,6 +674,7 @@ describe('cskv-code in code-server', { skip: !enabled && 'set CSKV_E2E=1 (npm ru
     await waitFor(() => server!.extensionLog().includes(`for model ${file}`), 120_000, 'the sidecar started with the downloaded model');
     assert.ok(fs.lstatSync(file).isSymbolicLink(), 'the download sits in the hub cache layout');
     await statusItem(/KV \d/).waitFor({ timeout: 120_000 });
+    assert.equal(server!.extensionLog().split(`for model ${file}`).length - 1, 1, 'the sidecar started once for the downloaded model');
     await shot('19-downloaded-in-use');
   });
 });
