@@ -15,7 +15,7 @@ import {
 } from 'vscode-languageserver-protocol/node';
 import {
   type AnswerChunkParams, AnswerChunkNotification, AskRequest, type AskResult, MemoryChangedNotification, MemoryRequest,
-  type MemoryStatus, RebuildContextRequest, type SidecarOptions, SidecarErrorCodes, type StatusParams, StatusNotification,
+  type MemoryStatus, PauseSyncRequest, RebuildContextRequest, type SidecarOptions, SidecarErrorCodes, type StatusParams, StatusNotification,
 } from '../../src/protocol';
 import { type OpenSession, type Session, parseSidecarOptions, serve } from '../../src/sidecar/server';
 import { type SessionEvents, type SessionOptions, WorkspaceSession } from '../../src/workspace/session';
@@ -51,6 +51,7 @@ interface FakeCalls {
   completed: Array<{ path: string; prefix: string; suffix: string; multiline: boolean }>;
   changed: Array<{ file: string; text: string | undefined }>;
   rebuilt: number;
+  paused: number;
   disposed: number;
 }
 
@@ -85,6 +86,10 @@ function fakeSession(calls: FakeCalls, chunks = ['Hello', ', ', 'world']): Sessi
     },
     async rebuild() {
       calls.rebuilt++;
+    },
+    async pauseSync() {
+      calls.paused++;
+      return calls.paused === 1;
     },
     memoryStatus: () => MEMORY,
     async dispose() {
@@ -147,7 +152,7 @@ async function start(open: OpenSession, options: Partial<SidecarOptions>, root =
 }
 
 function newCalls(): FakeCalls {
-  return { asked: [], completed: [], changed: [], rebuilt: 0, disposed: 0 };
+  return { asked: [], completed: [], changed: [], rebuilt: 0, paused: 0, disposed: 0 };
 }
 
 function openWith(calls: FakeCalls, session: Session = fakeSession(calls)): OpenSession {
@@ -326,6 +331,9 @@ test('cskv/memory answers the session status; cskv/memoryChanged follows the ses
   assert.ok(h.memory.length - before <= 2, 'bursts of memory events are throttled');
   await h.client.sendRequest(RebuildContextRequest);
   assert.equal(calls.rebuilt, 1);
+  assert.equal(await h.client.sendRequest(PauseSyncRequest), true, 'the session\'s answer comes back');
+  assert.equal(await h.client.sendRequest(PauseSyncRequest), false);
+  assert.equal(calls.paused, 2);
 });
 
 test('initializationOptions are checked field by field', () => {
