@@ -11,7 +11,7 @@ import { type FileReference, resolveFileReference } from './answerLinks';
 import { chatContext, leftOutReason, mentionedFiles, modelLabel } from './chatContext';
 import { Conversations } from './conversations';
 import type { Ctx } from './ctx';
-import { type StatusView, formatCount, isUpdate, stateSentence } from './format';
+import { type StatusView, formatCount, isPaused, isUpdate, stateSentence } from './format';
 import type { AttachedChip, ChatContext, FromWebview, NoteKind, StoredTurn, ToWebview, ViewSummary } from './webviewMessages';
 import { localResourceRoots, webviewHtml } from './webviewHtml';
 
@@ -272,10 +272,11 @@ export class ChatViewProvider implements vscode.WebviewViewProvider, vscode.Disp
   private summary(): ViewSummary {
     const v = this.ctx.view;
     const update = isUpdate(v);
+    const paused = isPaused(v);
     const p = v.progress;
-    const message = update ? stateSentence(v) :
+    const message = update || paused ? stateSentence(v) :
       v.state === 'indexing' && p && p.total > 0 ? `${formatCount(p.done)} of ${formatCount(p.total)} tokens` : v.message;
-    return { state: v.state, message, trusted: v.trusted, busy: this.inFlight !== undefined, update };
+    return { state: v.state, message, trusted: v.trusted, busy: this.inFlight !== undefined, update, paused };
   }
 
   private flushPending(): void {

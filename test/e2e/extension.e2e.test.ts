@@ -393,6 +393,40 @@ describe('cskv-code in code-server', { skip: !enabled && 'set CSKV_E2E=1 (npm ru
     assert.equal(await chat.locator('.banner:not(.quiet):not([hidden])').count(), 0, 'no indexing banner over the chat');
   });
 
+  step('an update can be stopped: the status bar and the chat say it is paused, questions are answered, Rebuild Context resumes it', async () => {
+    // A file large enough that its update lasts seconds on the CPU (the fixture's own files are read in a blink).
+    const load = path.join(workspace, 'src', 'update_load.py');
+    fs.writeFileSync(load, Array.from({ length: 2_000 }, (_, i) => `padding_${i} = ${i} * 3  # keeps the update busy`).join('\n') + '\n');
+    await openFile('src/update_load.py');
+    await statusItem(/KV \d.*updating/).waitFor({ timeout: 60_000 });
+    await runCommand('cskv: Stop Updating');
+    const paused = statusItem(/KV \d.*update paused/);
+    await paused.waitFor({ timeout: 30_000 });
+    await paused.hover();
+    const hover = page.locator('.monaco-hover').filter({ hasText: 'Rebuild Workspace Context' });
+    await hover.waitFor();
+    assert.match((await hover.textContent()) ?? '', /update paused: [\d,]+ files? not in the context \(.*update_load\.py/);
+    await shot('06c-update-paused', { keepHover: true });
+    await page.mouse.move(700, 400);
+    const chat = await showChat();
+    const line = chat.locator('.banner.quiet:not([hidden])').filter({ hasText: /^Update paused: .*Rebuild Workspace Context resumes the update\./ });
+    await line.waitFor();
+    // Asked meanwhile: answered over what is resident.
+    await chat.locator('#question').fill('What does src/format.js export?');
+    await chat.locator('#question').press('Enter');
+    await chat.locator('.turn.user').filter({ hasText: 'What does src/format.js export?' }).waitFor();
+    const seen = await followAnswer(chat);
+    assert.ok((seen[seen.length - 1] ?? '').trim().length > 0, 'an answer arrived while the update was paused');
+    // The quiet line's button resumes: the workspace is read again, and the status bar shows the KV figure alone.
+    await line.getByRole('button', { name: 'Rebuild Workspace Context' }).click();
+    await line.waitFor({ state: 'hidden', timeout: 180_000 });
+    await page.locator('.statusbar-item').filter({ hasText: /KV \d/ }).filter({ hasNotText: /paused|updating/ }).waitFor({ timeout: 180_000 });
+    // Leave the workspace as the next steps expect it.
+    await runCommand('View: Close All Editors');
+    fs.rmSync(load);
+    await page.locator('.statusbar-item').filter({ hasText: /KV \d/ }).filter({ hasNotText: /paused|updating/ }).waitFor({ timeout: 60_000 });
+  });
+
   step('keys and switches: focus the chat, toggle and snooze inline completions from the status bar', async () => {
     await openFile('src/geometry.py');
     await page.locator('.editor-instance .monaco-editor').first().click();
