@@ -65,6 +65,8 @@ export class WorkspaceContext {
   private stopped = false;
   /** Paused by the user (pause()): no prefill until a new context is built (Rebuild Context); see pause(). */
   private paused = false;
+  /** The resident segments as last saved: the same context is not written again (an edit while paused changes none). */
+  private savedAs: string | undefined;
   private readonly key: ContextKey;
 
   constructor(private readonly engine: Engine, private readonly tokenizer: ModelTokenizer, private readonly lock: Mutex, private readonly options: WorkspaceContextOptions) {
@@ -180,9 +182,11 @@ export class WorkspaceContext {
   save(): void {
     const file = this.options.storageFile;
     const consistent = this.isSynced || (this.paused && this.engine.length === this.residentTokens);
-    if (!file || !consistent) return;
+    const fingerprint = this.resident.map((s) => `${s.path}\0${s.hash}`).join('\n');
+    if (!file || !consistent || fingerprint === this.savedAs) return;
     try {
       saveContext(file, { key: this.key, segments: this.resident, snapshot: this.engine.snapshot() });
+      this.savedAs = fingerprint;
     } catch (err) {
       // The answer stands; only the next start is slower.
       this.options.log?.(`could not save the workspace context to ${file}: ${(err as Error).message}`);

@@ -358,11 +358,15 @@ describe('workspace session', () => {
       assert.deepEqual(pending, context.layoutPaths.slice(1 + residentPaths.length));
       assert.equal(pending.at(-1), 'src/a.ts', 'the edited file is reported as not in the context');
       assert.match(statuses.at(-1)!, new RegExp(`update paused: .* ${pending.length} files not in the context`));
-      // A further edit does not resume it, and nothing is prefilled while it is paused.
+      const saved = contextFile(storageDir, root);
+      const savedAt = fs.statSync(saved).mtimeMs;
+      // A further edit does not resume it, and nothing is prefilled while it is paused (nor saved again: the
+      // resident part is unchanged).
       session.documentChanged(path.join(root, 'src/b.ts'), big['src/b.ts']!.replace('value1', 'renamed1'));
       await session.flushEdits();
       await new Promise((r) => setTimeout(r, 100));
       assert.equal(progressAfterPause, 0, 'no prefill step after the pause');
+      assert.equal(fs.statSync(saved).mtimeMs, savedAt, 'the paused context is not written again');
       assert.ok(context.isPaused && session.memoryStatus().paused!.pendingFiles.includes('src/b.ts'));
       assert.equal(session.engine.length, context.residentTokens);
       // Questions and completions are answered over what is resident, which stays as it was.
