@@ -394,10 +394,19 @@ describe('cskv-code in code-server', { skip: !enabled && 'set CSKV_E2E=1 (npm ru
   });
 
   step('an update can be stopped: the status bar and the chat say it is paused, questions are answered, Rebuild Context resumes it', async () => {
-    // A file large enough that its update lasts seconds on the CPU (the fixture's own files are read in a blink).
+    // The fixture's workspace is read in well under a second: a larger budget and a ~20,000-token file make an
+    // update last seconds. The budget is a restart setting, so the sidecar starts again with the file resident.
     const load = path.join(workspace, 'src', 'update_load.py');
-    fs.writeFileSync(load, Array.from({ length: 2_000 }, (_, i) => `padding_${i} = ${i} * 3  # keeps the update busy`).join('\n') + '\n');
-    await openFile('src/update_load.py');
+    const padding = (name: string): string => Array.from({ length: 1_000 }, (_, i) => `${name}_${i} = ${i} * 3  # keeps the update busy`).join('\n') + '\n';
+    fs.writeFileSync(load, padding('padding'));
+    const starts = (): number => server!.extensionLog().split(`for model ${model}`).length - 1;
+    const before = starts();
+    server!.updateMachineSettings({ 'cskv.context.tokenBudget': 30_000 });
+    await waitFor(() => starts() > before, 60_000, 'the sidecar restarted with the larger budget');
+    const settled = page.locator('.statusbar-item').filter({ hasText: /KV \d/ }).filter({ hasNotText: /paused|updating|indexing/ });
+    await settled.waitFor({ timeout: 180_000 });
+    // Every token of the file changes: the whole file is prefilled again.
+    fs.writeFileSync(load, padding('changed'));
     await statusItem(/KV \d.*updating/).waitFor({ timeout: 60_000 });
     await runCommand('cskv: Stop Updating');
     const paused = statusItem(/KV \d.*update paused/);
@@ -421,10 +430,12 @@ describe('cskv-code in code-server', { skip: !enabled && 'set CSKV_E2E=1 (npm ru
     await line.getByRole('button', { name: 'Rebuild Workspace Context' }).click();
     await line.waitFor({ state: 'hidden', timeout: 180_000 });
     await page.locator('.statusbar-item').filter({ hasText: /KV \d/ }).filter({ hasNotText: /paused|updating/ }).waitFor({ timeout: 180_000 });
-    // Leave the workspace as the next steps expect it.
-    await runCommand('View: Close All Editors');
+    // Leave the workspace as the next steps expect it: the file gone, the fixture's budget.
     fs.rmSync(load);
-    await page.locator('.statusbar-item').filter({ hasText: /KV \d/ }).filter({ hasNotText: /paused|updating/ }).waitFor({ timeout: 60_000 });
+    const resumed = starts();
+    server!.updateMachineSettings({ 'cskv.context.tokenBudget': undefined });
+    await waitFor(() => starts() > resumed, 60_000, 'the sidecar restarted with the fixture budget');
+    await settled.waitFor({ timeout: 180_000 });
   });
 
   step('keys and switches: focus the chat, toggle and snooze inline completions from the status bar', async () => {
