@@ -126,6 +126,8 @@ export interface AskParams {
   activeFile?: string | undefined;
   /** What the user put beside the question: a selection, files mentioned with `@` (left out of the budget or not). */
   attachments?: Attachment[] | undefined;
+  /** Most tokens of the answer (cskv.chat.maxAnswerTokens; the sidecar's default when absent). */
+  maxAnswerTokens?: number | undefined;
 }
 
 /** Code the question is about, sent with it as literal text. */

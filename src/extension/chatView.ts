@@ -9,6 +9,7 @@ import * as vscode from 'vscode';
 import type { Attachment } from '../protocol';
 import { type FileReference, resolveFileReference } from './answerLinks';
 import { chatContext, leftOutReason, mentionedFiles, modelLabel } from './chatContext';
+import { maxAnswerTokens } from './config';
 import { Conversations } from './conversations';
 import type { Ctx } from './ctx';
 import { type StatusView, formatCount, isPaused, isUpdate, stateSentence } from './format';
@@ -196,7 +197,7 @@ export class ChatViewProvider implements vscode.WebviewViewProvider, vscode.Disp
       const editor = vscode.window.activeTextEditor;
       const activeFile = editor?.document.uri.scheme === 'file' ? editor.document.uri.fsPath : undefined;
       const result = await this.ctx.ask(
-        { id, question: q, history: history.slice(-TURNS_SENT).map(({ role, content }) => ({ role, content })), activeFile, attachments },
+        { id, question: q, history: history.slice(-TURNS_SENT).map(({ role, content }) => ({ role, content })), activeFile, attachments, maxAnswerTokens: maxAnswerTokens() },
         cancel.token,
         (chunk) => {
           streamed += chunk;

@@ -139,6 +139,7 @@ export function serve(connection: Connection, openSession: OpenSession = (root, 
         history: params.history ?? [],
         activeFile: params.activeFile,
         attachments: params.attachments,
+        maxNewTokens: params.maxAnswerTokens,
         signal: abort.signal,
         onText: (text) => void connection.sendNotification(AnswerChunkNotification, { id: params.id, text }),
       });

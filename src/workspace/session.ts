@@ -6,6 +6,7 @@ import type { AskResult, Attachment, ChatTurn, CompressedBits, GenerationSpeed, 
 import { type BackendChoice, loadEngineFor, resolveCskv } from '../runtime/backends/selectBackend';
 import type { Engine } from '../runtime/engine';
 import { RuntimeError } from '../runtime/errors';
+import { DEFAULTS } from '../shared/settings';
 import { readModelConfig } from '../runtime/model/config';
 import { type GenerateResult, generate } from '../runtime/generate';
 import { type ChatMessage, ModelTokenizer } from '../runtime/tokenizer';
@@ -162,7 +163,7 @@ export class WorkspaceSession {
         let firstToken: number | undefined;
         const result = await generate(this.engine, prompt, {
           greedy: true,
-          maxNewTokens: this.roomFor(prompt.length, params.maxNewTokens ?? 512),
+          maxNewTokens: this.roomFor(prompt.length, params.maxNewTokens ?? DEFAULTS.answerTokens),
           stopTokens: this.stopIds(END_OF_TURN),
           signal: params.signal,
           tokenizer: this.tokenizer,

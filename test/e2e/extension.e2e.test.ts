@@ -213,6 +213,8 @@ describe('cskv-code in code-server', { skip: !enabled && 'set CSKV_E2E=1 (npm ru
         'cskv.completions.debounceMs': 50,
         // The 10,000-line file does not fit: it is left out of the context (over budget), as in a large repository.
         'cskv.context.tokenBudget': 4096,
+        // The tiny model never ends an answer by itself: short answers keep the steps quick.
+        'cskv.chat.maxAnswerTokens': 256,
         'workbench.startupEditor': 'none',
         // The getting-started walkthrough would open over the editor the steps drive.
         'workbench.welcomePage.walkthroughs.openOnInstall': false,
@@ -292,6 +294,11 @@ describe('cskv-code in code-server', { skip: !enabled && 'set CSKV_E2E=1 (npm ru
   });
 
   step('a request stopped mid-stream ends with "Stopped." and the view stays usable', async () => {
+    // An answer long enough that the click lands mid-stream however loaded the machine is (a step that once clicked
+    // after the tiny model's whole answer had streamed); read per question, so no restart.
+    server!.updateMachineSettings({ 'cskv.chat.maxAnswerTokens': 16_384 });
+    // Nothing on the page shows the setting arriving in the extension host; a settings file change takes well under this.
+    await page.waitForTimeout(2000);
     const chat = webview('chat');
     await chat.locator('#question').fill('Explain every function in this workspace in detail.');
     await chat.locator('#question').press('Enter');
@@ -301,6 +308,7 @@ describe('cskv-code in code-server', { skip: !enabled && 'set CSKV_E2E=1 (npm ru
     await chat.locator('.turn.assistant').last().locator('.note').filter({ hasText: 'Stopped.' }).waitFor();
     assert.equal(await chat.locator('#send').isVisible(), true, 'ready for the next question');
     await shot('04-chat-stopped');
+    server!.updateMachineSettings({ 'cskv.chat.maxAnswerTokens': undefined });
   });
 
   step('an answer renders as Markdown: highlighted code with Copy and Insert, file paths that open the file', async () => {

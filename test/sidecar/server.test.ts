@@ -47,7 +47,7 @@ const MEMORY: MemoryStatus = {
 interface FakeCalls {
   opened?: { root: string; options: SessionOptions };
   events?: SessionEvents;
-  asked: Array<{ question: string; activeFile?: string | undefined }>;
+  asked: Array<{ question: string; activeFile?: string | undefined; maxNewTokens?: number | undefined }>;
   completed: Array<{ path: string; prefix: string; suffix: string; multiline: boolean }>;
   changed: Array<{ file: string; text: string | undefined }>;
   rebuilt: number;
@@ -59,7 +59,7 @@ interface FakeCalls {
 function fakeSession(calls: FakeCalls, chunks = ['Hello', ', ', 'world']): Session {
   return {
     async ask(p) {
-      calls.asked.push({ question: p.question, activeFile: p.activeFile });
+      calls.asked.push({ question: p.question, activeFile: p.activeFile, maxNewTokens: p.maxNewTokens });
       let text = '';
       for (const c of chunks) {
         if (p.signal?.aborted) return { text, stopReason: 'cancelled' };
@@ -186,11 +186,11 @@ test('initialize hands the settings to the session: model, backend, native libra
 test('cskv/ask streams cskv/answerChunk notifications with the request id and resolves with the answer', async () => {
   const calls = newCalls();
   const h = await start(openWith(calls), {});
-  const result: AskResult = await h.client.sendRequest(AskRequest, { id: 'q1', question: 'What is this?', history: [], activeFile: '/ws/a.py' });
+  const result: AskResult = await h.client.sendRequest(AskRequest, { id: 'q1', question: 'What is this?', history: [], activeFile: '/ws/a.py', maxAnswerTokens: 2048 });
   assert.deepEqual(result, { text: 'Hello, world', stopReason: 'stop-token' });
   assert.deepEqual(h.chunks.map((c) => c.id), ['q1', 'q1', 'q1']);
   assert.equal(h.chunks.map((c) => c.text).join(''), 'Hello, world');
-  assert.deepEqual(calls.asked, [{ question: 'What is this?', activeFile: '/ws/a.py' }]);
+  assert.deepEqual(calls.asked, [{ question: 'What is this?', activeFile: '/ws/a.py', maxNewTokens: 2048 }]);
 });
 
 test('$/cancelRequest reaches the session as an aborted signal mid-stream', async () => {
