@@ -245,10 +245,19 @@ function showView(view) {
     case 'loading-model':
       text = view.message ? `Starting: ${view.message}…` : 'Loading the model…';
       break;
+    case 'ready':
+      if (view.paused) {
+        // A quiet line: the stopped update, what is not in the context, and how to resume.
+        text = `${view.message.charAt(0).toUpperCase()}${view.message.slice(1)}.`;
+        actions.push(['Rebuild Workspace Context', 'cskv.rebuildContext']);
+        kind = 'quiet';
+      }
+      break;
     case 'indexing':
       if (view.update) {
         // A quiet line: which files are stale while they are read again.
         text = `${view.message.charAt(0).toUpperCase()}${view.message.slice(1)}.`;
+        actions.push(['Stop Updating', 'cskv.stopUpdating']);
         kind = 'quiet';
       } else {
         text = `Reading the workspace into the model (${view.message}). Answers use what is resident so far.`;

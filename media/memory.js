@@ -107,7 +107,8 @@ function renderTotals(m, view) {
   card('Recent tokens, full precision', formatBytes(kv.fullBytes), `${plural(kv.fullTokens, 'token')} (${kv.fullDtype === 'f32' ? '32-bit' : '16-bit'} float)`, 'full');
   card('Compressed branch', kv.bits === null ? 'off' : formatBytes(kv.compressedBytes),
     kv.bits === null ? 'no CSKV factors for this model' : `${plural(kv.compressedTokens, 'token')} · ${kv.bits}-bit · window ${kv.window} (the recent tokens kept in full)`, 'compressed');
-  card('Workspace resident', plural(m.residentTokens, 'token'), `${plural(m.residentFiles.length, 'file')}, ${formatCount(m.excludedFiles.length)} left out`);
+  card('Workspace resident', plural(m.residentTokens, 'token'), `${plural(m.residentFiles.length, 'file')}, ${formatCount(m.excludedFiles.length)} left out` +
+    (m.paused ? `; update paused, ${plural(m.paused.pendingFiles.length, 'file')} not in the context (Rebuild Workspace Context resumes)` : ''));
   if (m.gpu) card('GPU memory', `${formatBytes(m.gpu.usedBytes)} used`, `of ${formatBytes(m.gpu.totalBytes)} · ${formatBytes(m.gpu.freeBytes)} free`, 'gpu');
   else {
     card('GPU memory', '—', m.backend === 'cuda' ? 'not reported' : shortReason(m.backendReason));

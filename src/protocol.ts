@@ -102,6 +102,9 @@ export interface MemoryStatus {
   residentTokens: number;
   residentFiles: ResidentFile[];
   excludedFiles: ExcludedFile[];
+  /** Set while the background update is paused (`cskv/pauseSync`): the files of the layout that are not in the
+   * context (edited since, or not reached yet). Answers and completions use what is resident meanwhile. */
+  paused?: { pendingFiles: string[] } | undefined;
 }
 export const MemoryRequest = new RequestType0<MemoryStatus, void>('cskv/memory');
 /** The notification carries the new status, so the client need not ask again. */
@@ -123,6 +126,8 @@ export interface AskParams {
   activeFile?: string | undefined;
   /** What the user put beside the question: a selection, files mentioned with `@` (left out of the budget or not). */
   attachments?: Attachment[] | undefined;
+  /** Most tokens of the answer (cskv.chat.maxAnswerTokens; the sidecar's default when absent). */
+  maxAnswerTokens?: number | undefined;
 }
 
 /** Code the question is about, sent with it as literal text. */
@@ -151,6 +156,11 @@ export const AnswerChunkNotification = new NotificationType<AnswerChunkParams>('
 /** client → server: rebuild the workspace context from scratch. Resolves once the rebuild has started over; progress
  * follows as `cskv/status` notifications. */
 export const RebuildContextRequest = new RequestType0<void, void>('cskv/rebuildContext');
+
+/** client → server (request `cskv/pauseSync`): stop the background update at the next prefill step and stay
+ * paused, keeping what is resident; Rebuild Context resumes. Resolves once it has stopped, with false when there
+ * was nothing to stop (the context was already in line with the workspace). */
+export const PauseSyncRequest = new RequestType0<boolean, void>('cskv/pauseSync');
 
 /** client → server (request `cskv/health`): answered at once whatever the sidecar is doing, so a sidecar that stops
  * answering it is hung, not busy (the model's work yields between steps). */

@@ -9,9 +9,10 @@ import * as vscode from 'vscode';
 import type { Attachment } from '../protocol';
 import { type FileReference, resolveFileReference } from './answerLinks';
 import { chatContext, leftOutReason, mentionedFiles, modelLabel } from './chatContext';
+import { maxAnswerTokens } from './config';
 import { Conversations } from './conversations';
 import type { Ctx } from './ctx';
-import { type StatusView, formatCount, isUpdate, stateSentence } from './format';
+import { type StatusView, formatCount, isPaused, isUpdate, stateSentence } from './format';
 import type { AttachedChip, ChatContext, FromWebview, NoteKind, StoredTurn, ToWebview, ViewSummary } from './webviewMessages';
 import { localResourceRoots, webviewHtml } from './webviewHtml';
 
@@ -196,7 +197,7 @@ export class ChatViewProvider implements vscode.WebviewViewProvider, vscode.Disp
       const editor = vscode.window.activeTextEditor;
       const activeFile = editor?.document.uri.scheme === 'file' ? editor.document.uri.fsPath : undefined;
       const result = await this.ctx.ask(
-        { id, question: q, history: history.slice(-TURNS_SENT).map(({ role, content }) => ({ role, content })), activeFile, attachments },
+        { id, question: q, history: history.slice(-TURNS_SENT).map(({ role, content }) => ({ role, content })), activeFile, attachments, maxAnswerTokens: maxAnswerTokens() },
         cancel.token,
         (chunk) => {
           streamed += chunk;
@@ -272,10 +273,11 @@ export class ChatViewProvider implements vscode.WebviewViewProvider, vscode.Disp
   private summary(): ViewSummary {
     const v = this.ctx.view;
     const update = isUpdate(v);
+    const paused = isPaused(v);
     const p = v.progress;
-    const message = update ? stateSentence(v) :
+    const message = update || paused ? stateSentence(v) :
       v.state === 'indexing' && p && p.total > 0 ? `${formatCount(p.done)} of ${formatCount(p.total)} tokens` : v.message;
-    return { state: v.state, message, trusted: v.trusted, busy: this.inFlight !== undefined, update };
+    return { state: v.state, message, trusted: v.trusted, busy: this.inFlight !== undefined, update, paused };
   }
 
   private flushPending(): void {

@@ -145,6 +145,18 @@ export function rebuildContext(ctx: Ctx): Cmd {
   };
 }
 
+/** Stops the update after an edit; what is resident stays in use, Rebuild Context resumes. */
+export function stopUpdating(ctx: Ctx): Cmd {
+  return async () => {
+    try {
+      if (!(await ctx.pauseSync())) void vscode.window.showInformationMessage('cskv-code is not updating the workspace context.');
+    } catch (err) {
+      void vscode.window.showErrorMessage(`Stopping the update failed: ${(err as Error).message}. The log may say more.`, 'Open Log')
+        .then((choice) => choice && ctx.showLog());
+    }
+  };
+}
+
 export function restartSidecar(ctx: Ctx): Cmd {
   return () => ctx.restart();
 }

@@ -77,6 +77,11 @@ export function completionSettings(languageId?: string): CompletionSettings {
   };
 }
 
+/** Most tokens of one chat answer. */
+export function maxAnswerTokens(): number {
+  return Math.max(1, config().get<number>('chat.maxAnswerTokens', DEFAULTS.answerTokens));
+}
+
 export async function setDisabledLanguages(languages: string[]): Promise<void> {
   await config().update('completions.disabledLanguages', languages, vscode.ConfigurationTarget.Global);
 }

@@ -8,13 +8,13 @@ import * as vscode from 'vscode';
 import type { LanguageClient } from 'vscode-languageclient/node';
 import {
   AnswerChunkNotification, type AskParams, AskRequest, type AskResult, HealthRequest, MemoryChangedNotification, MemoryRequest, type MemoryStatus,
-  RebuildContextRequest, StatusNotification,
+  PauseSyncRequest, RebuildContextRequest, StatusNotification,
 } from '../protocol';
 import { type SidecarExit, createClient } from './client';
 import { RESTART_SETTINGS, modelPath, sidecarOptions } from './config';
 import { SpeedNotification } from '../protocol';
 import { CompletionSwitch } from './completionSwitch';
-import type { StatusView } from './format';
+import { type StatusView, isUpdate } from './format';
 import { HealthMonitor } from './healthMonitor';
 import { Notifications } from './notifications';
 import { RestartPolicy } from './restartPolicy';
@@ -44,6 +44,8 @@ export class Ctx implements vscode.Disposable {
   /** The global on/off/snooze switch of inline completions. */
   readonly completions: CompletionSwitch;
   private viewState: StatusView;
+  /** The `cskv.updating` context key as last set (it shows cskv: Stop Updating in the palette). */
+  private updatingKey = false;
   private readonly disposables: vscode.Disposable[] = [];
   private readonly answerListeners = new Map<string, (text: string) => void>();
   readonly samples: MemorySample[] = [];
@@ -258,6 +260,16 @@ export class Ctx implements vscode.Disposable {
     await client.sendRequest(RebuildContextRequest);
   }
 
+  /** Stops the update after an edit (the sidecar keeps what is resident); false when there was none to stop. */
+  async pauseSync(): Promise<boolean> {
+    const client = this.client;
+    if (!client || !isUpdate(this.viewState)) return false;
+    const paused = await client.sendRequest(PauseSyncRequest);
+    // The paused memory status now, not after the sidecar's throttle.
+    if (paused) await this.refreshMemory();
+    return paused;
+  }
+
   showLog(): void {
     this.output.show(true);
   }
@@ -327,6 +339,11 @@ export class Ctx implements vscode.Disposable {
       this.viewState.memory = undefined;
     }
     this.notifications.viewChanged(this.viewState);
+    const updating = isUpdate(this.viewState);
+    if (updating !== this.updatingKey) {
+      this.updatingKey = updating;
+      void vscode.commands.executeCommand('setContext', 'cskv.updating', updating);
+    }
     this.viewEmitter.fire(this.viewState);
   }
 }

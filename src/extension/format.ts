@@ -41,6 +41,22 @@ export function isUpdate(view: StatusView): boolean {
   return view.state === 'indexing' && view.updating !== undefined && view.memory !== undefined;
 }
 
+/** Whether the update after an edit was stopped (cskv: Stop Updating): the files not in the context are listed in
+ * the memory status, answers use what is resident, and Rebuild Context resumes. */
+export function isPaused(view: StatusView): boolean {
+  return view.state === 'ready' && view.memory?.paused !== undefined;
+}
+
+/** The commands the status bar tooltip links to (and the only ones its Markdown may run). */
+export const TOOLTIP_COMMANDS = ['cskv.stopUpdating', 'cskv.rebuildContext'] as const;
+
+/** `update paused: 2 files not in the context (a.ts, b.ts)`; at most five names, then how many more. */
+export function pausedSummary(view: StatusView): string {
+  const pending = view.memory?.paused?.pendingFiles ?? [];
+  const shown = pending.slice(0, 5).join(', ') + (pending.length > 5 ? `, and ${formatCount(pending.length - 5)} more` : '');
+  return `update paused: ${plural(pending.length, 'file')} not in the context${pending.length > 0 ? ` (${shown})` : ''}`;
+}
+
 /** `updating 1 file`, or `updating` when the change came from outside the editor. */
 export function updateSummary(view: StatusView): string {
   const n = view.updating?.length ?? 0;
@@ -93,6 +109,7 @@ export function statusText(view: StatusView): string {
       if (view.progress && view.progress.total > 0) return `$(loading~spin) cskv: indexing ${progressPercent(view.progress)}%${lock}`;
       return `$(loading~spin) cskv: indexing${lock}`;
     case 'ready':
+      if (isPaused(view)) return `$(database) ${kvSummary(view.memory!)} $(debug-pause) update paused${lock}`;
       return view.memory ? `$(database) ${kvSummary(view.memory)}${lock}` : `$(database) cskv: ready${lock}`;
     case 'failed':
       return '$(error) cskv: failed';
@@ -126,6 +143,9 @@ export function statusTooltip(view: StatusView): string {
       '',
     );
   }
+  // Links run only the commands in TOOLTIP_COMMANDS (the status bar trusts the tooltip for those alone).
+  if (isUpdate(view)) lines.push(`[$(debug-stop) Stop updating](command:${TOOLTIP_COMMANDS[0]} "Stop reading the edited files; what is resident stays in use")`, '');
+  if (isPaused(view)) lines.push(`[$(refresh) Rebuild Workspace Context](command:${TOOLTIP_COMMANDS[1]} "Read the workspace into the model again") to resume the update.`, '');
   lines.push(view.state === 'no-model' ? 'Click to choose a model.' : 'Click to open the KV memory view.');
   return lines.join('\n');
 }
@@ -134,6 +154,9 @@ export function statusTooltip(view: StatusView): string {
 export function stateSentence(view: StatusView): string {
   switch (view.state) {
     case 'ready':
+      if (isPaused(view)) {
+        return `${pausedSummary(view)}. Answers use the ${plural(view.memory!.residentTokens, 'token')} resident; Rebuild Workspace Context resumes the update`;
+      }
       if (view.memory && view.trusted) {
         return `ready: ${plural(view.memory.residentTokens, 'token')} of the workspace resident in ${plural(view.memory.residentFiles.length, 'file')}`;
       }

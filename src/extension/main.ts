@@ -29,6 +29,7 @@ export function activate(extension: vscode.ExtensionContext): void {
   register('cskv.selectModelFolder', commands.selectModelFolder(ctx));
   register('cskv.compressModel', commands.compressModel(ctx));
   register('cskv.rebuildContext', commands.rebuildContext(ctx));
+  register('cskv.stopUpdating', commands.stopUpdating(ctx));
   register('cskv.restartSidecar', commands.restartSidecar(ctx));
   register('cskv.stopSidecar', commands.stopSidecar(ctx));
   register('cskv.showLog', commands.showLog(ctx));

@@ -2,7 +2,7 @@
 // view (or the model folder picker when no model is set).
 import * as vscode from 'vscode';
 import type { Ctx } from './ctx';
-import { type StatusView, statusText, statusTooltip } from './format';
+import { type StatusView, TOOLTIP_COMMANDS, statusText, statusTooltip } from './format';
 
 export class StatusBar implements vscode.Disposable {
   private readonly item: vscode.StatusBarItem;
@@ -19,7 +19,8 @@ export class StatusBar implements vscode.Disposable {
   private render(view: StatusView): void {
     this.item.text = statusText(view);
     const tooltip = new vscode.MarkdownString(statusTooltip(view), true);
-    tooltip.isTrusted = false;
+    // Its links may run the Stop updating / Rebuild Context commands and nothing else.
+    tooltip.isTrusted = { enabledCommands: [...TOOLTIP_COMMANDS] };
     this.item.tooltip = tooltip;
     this.item.command = view.state === 'no-model' ? 'cskv.selectModel' : 'cskv.showMemory';
     this.item.backgroundColor =

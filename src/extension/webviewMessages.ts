@@ -61,7 +61,7 @@ export type FromWebview =
   | { type: 'copy'; text: string }
   | { type: 'insert'; text: string }
   | { type: 'openFile'; ref: FileReference }
-  | { type: 'command'; command: 'cskv.selectModel' | 'cskv.restartSidecar' | 'cskv.showLog' | 'workbench.trust.manage' | 'cskv.newConversation' };
+  | { type: 'command'; command: 'cskv.selectModel' | 'cskv.restartSidecar' | 'cskv.showLog' | 'workbench.trust.manage' | 'cskv.newConversation' | 'cskv.stopUpdating' | 'cskv.rebuildContext' };
 
 /** What the view shows above the conversation. */
 export interface ViewSummary {
@@ -71,6 +71,8 @@ export interface ViewSummary {
   busy: boolean;
   /** An update after an edit (a quiet line, not the indexing banner). */
   update: boolean;
+  /** That update was stopped (cskv: Stop Updating): the quiet line says what is missing and how to resume. */
+  paused: boolean;
 }
 
 // The memory view.

@@ -18,6 +18,8 @@ export const DEFAULTS = {
   cskv: 'auto',
   /** Milliseconds without typing before a completion is requested. */
   completionDebounceMs: 250,
+  /** Most tokens of one chat answer (cskv.chat.maxAnswerTokens); the model's context caps it further. */
+  answerTokens: 1024,
 } as const;
 
 export type Backend = 'auto' | 'cuda' | 'webgpu' | 'onnx';

@@ -10,7 +10,7 @@ import {
 } from 'vscode-languageserver/node';
 import { TextDocument } from 'vscode-languageserver-textdocument';
 import {
-  AnswerChunkNotification, AskRequest, COMPRESSED_BITS_TEXT, HealthRequest, MemoryChangedNotification, MemoryRequest, RebuildContextRequest,
+  AnswerChunkNotification, AskRequest, COMPRESSED_BITS_TEXT, HealthRequest, MemoryChangedNotification, MemoryRequest, PauseSyncRequest, RebuildContextRequest,
   type SidecarOptions, SidecarErrorCodes, type StatusParams, StatusNotification, isCompressedBits,
 } from '../protocol';
 import { type SpeedParams, SpeedNotification } from '../protocol';
@@ -20,7 +20,7 @@ import { completionShape, looksBinary } from '../workspace/completionShape';
 import { type SessionEvents, type SessionOptions, WorkspaceSession } from '../workspace/session';
 
 /** What the handlers use of a WorkspaceSession (tests substitute their own). */
-export type Session = Pick<WorkspaceSession, 'ask' | 'complete' | 'documentChanged' | 'fileChangedOnDisk' | 'rebuild' | 'memoryStatus' | 'dispose'>;
+export type Session = Pick<WorkspaceSession, 'ask' | 'complete' | 'documentChanged' | 'fileChangedOnDisk' | 'rebuild' | 'pauseSync' | 'memoryStatus' | 'dispose'>;
 export type OpenSession = (root: string, options: SessionOptions, events: SessionEvents) => Promise<Session>;
 
 /** At most this many memory notifications per second. */
@@ -139,6 +139,7 @@ export function serve(connection: Connection, openSession: OpenSession = (root, 
         history: params.history ?? [],
         activeFile: params.activeFile,
         attachments: params.attachments,
+        maxNewTokens: params.maxAnswerTokens,
         signal: abort.signal,
         onText: (text) => void connection.sendNotification(AnswerChunkNotification, { id: params.id, text }),
       });
@@ -157,6 +158,14 @@ export function serve(connection: Connection, openSession: OpenSession = (root, 
     const s = await ready();
     // The rebuild reports progress through `cskv/status`; the request returns once it is under way.
     s.rebuild().catch((err: unknown) => connection.console.error(`rebuild failed: ${messageOf(err)}`));
+  });
+
+  connection.onRequest(PauseSyncRequest, async () => {
+    try {
+      return await (await ready()).pauseSync();
+    } catch (err) {
+      throw asResponseError(err);
+    }
   });
 
   connection.languages.inlineCompletion.on(async (params: InlineCompletionParams, token: CancellationToken): Promise<InlineCompletionList> => {

@@ -6,6 +6,7 @@ import type { AskResult, Attachment, ChatTurn, CompressedBits, GenerationSpeed, 
 import { type BackendChoice, loadEngineFor, resolveCskv } from '../runtime/backends/selectBackend';
 import type { Engine } from '../runtime/engine';
 import { RuntimeError } from '../runtime/errors';
+import { DEFAULTS } from '../shared/settings';
 import { readModelConfig } from '../runtime/model/config';
 import { type GenerateResult, generate } from '../runtime/generate';
 import { type ChatMessage, ModelTokenizer } from '../runtime/tokenizer';
@@ -134,7 +135,10 @@ export class WorkspaceSession {
       await this.context.sync();
       if (this.disposed) return;
       await this.lock.run(async () => this.context!.save());
-      this.events.onStatus('ready', `${this.context.residentTokens} tokens of workspace context resident`);
+      const pending = this.context.isPaused ? this.context.pendingFiles.length : 0;
+      this.events.onStatus('ready', this.context.isPaused
+        ? `update paused: ${this.context.residentTokens} tokens resident, ${pending} ${pending === 1 ? 'file' : 'files'} not in the context`
+        : `${this.context.residentTokens} tokens of workspace context resident`);
     } catch (err) {
       this.options.log?.(`workspace context: ${(err as Error).message}`);
     }
@@ -159,7 +163,7 @@ export class WorkspaceSession {
         let firstToken: number | undefined;
         const result = await generate(this.engine, prompt, {
           greedy: true,
-          maxNewTokens: this.roomFor(prompt.length, params.maxNewTokens ?? 512),
+          maxNewTokens: this.roomFor(prompt.length, params.maxNewTokens ?? DEFAULTS.answerTokens),
           stopTokens: this.stopIds(END_OF_TURN),
           signal: params.signal,
           tokenizer: this.tokenizer,
@@ -246,7 +250,19 @@ export class WorkspaceSession {
     await this.syncContext();
   }
 
-  /** Scans the workspace again and prefills it from scratch. */
+  /**
+   * Stops the background update at its next prefill step and keeps what is resident (saved, and used by answers
+   * and completions). Rebuild Context resumes (WorkspaceContext.pause says why edits do not). Resolves once the
+   * update has stopped; false when there was nothing to stop.
+   */
+  async pauseSync(): Promise<boolean> {
+    if (!this.context?.pause()) return false;
+    clearTimeout(this.editTimer);
+    await this.syncContext();
+    return true;
+  }
+
+  /** Scans the workspace again and prefills it from scratch (this also ends a pause: the new context is not paused). */
   async rebuild(): Promise<void> {
     if (!this.context) return;
     await this.context.stop();
@@ -265,6 +281,7 @@ export class WorkspaceSession {
       residentTokens: this.context?.residentTokens ?? 0,
       residentFiles: this.context?.residentFiles ?? [],
       excludedFiles: this.context?.excludedFiles ?? [],
+      paused: this.context?.isPaused ? { pendingFiles: this.context.pendingFiles } : undefined,
     };
   }
 

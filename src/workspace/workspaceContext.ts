@@ -63,6 +63,10 @@ export class WorkspaceContext {
   private generation = 0;
   private syncing: Promise<void> | undefined;
   private stopped = false;
+  /** Paused by the user (pause()): no prefill until a new context is built (Rebuild Context); see pause(). */
+  private paused = false;
+  /** The resident segments as last saved: the same context is not written again (an edit while paused changes none). */
+  private savedAs: string | undefined;
   private readonly key: ContextKey;
 
   constructor(private readonly engine: Engine, private readonly tokenizer: ModelTokenizer, private readonly lock: Mutex, private readonly options: WorkspaceContextOptions) {
@@ -150,12 +154,39 @@ export class WorkspaceContext {
       this.engine.length === this.residentTokens;
   }
 
-  /** Saves the resident context when the cache holds exactly the layout. */
+  /** Whether the background update is paused (pause()). */
+  get isPaused(): boolean {
+    return this.paused;
+  }
+
+  /** Files of the layout not in the cache as laid out: edited since they were prefilled, or not reached yet. */
+  get pendingFiles(): string[] {
+    const resident = new Set(this.resident.map((s) => `${s.path}\0${s.hash}`));
+    return this.target.filter((s) => s.path !== '' && !resident.has(`${s.path}\0${s.hash}`)).map((s) => s.path);
+  }
+
+  /**
+   * Stops the background sync at its next prefill step and keeps it stopped; what is resident stays in the cache
+   * and serves answers and completions. Edits go on updating the layout (their files are reported as pending) but
+   * do not resume: every keystroke is an edit, so a stop that the next keystroke undid would last one debounce.
+   * Resuming is Rebuild Context, which builds a new context. False when there is nothing to stop.
+   */
+  pause(): boolean {
+    if (this.paused || this.isSynced) return false;
+    this.paused = true;
+    this.options.onChange?.();
+    return true;
+  }
+
+  /** Saves the resident context when the cache holds exactly the layout, or exactly what is resident while paused. */
   save(): void {
     const file = this.options.storageFile;
-    if (!file || !this.isSynced) return;
+    const consistent = this.isSynced || (this.paused && this.engine.length === this.residentTokens);
+    const fingerprint = this.resident.map((s) => `${s.path}\0${s.hash}`).join('\n');
+    if (!file || !consistent || fingerprint === this.savedAs) return;
     try {
       saveContext(file, { key: this.key, segments: this.resident, snapshot: this.engine.snapshot() });
+      this.savedAs = fingerprint;
     } catch (err) {
       // The answer stands; only the next start is slower.
       this.options.log?.(`could not save the workspace context to ${file}: ${(err as Error).message}`);
@@ -301,7 +332,7 @@ export class WorkspaceContext {
     const step = this.stepTokens();
     const started = performance.now();
     let prefilled = 0;
-    while (!this.stopped) {
+    while (!this.stopped && !this.paused) {
       const generation = this.generation;
       let keep = 0;
       while (keep < this.resident.length && keep < this.target.length &&
@@ -324,7 +355,7 @@ export class WorkspaceContext {
       const segment = this.target[keep]!;
       const start = keepTokens;
       let done = 0;
-      while (done < segment.tokens.length && generation === this.generation && !this.stopped) {
+      while (done < segment.tokens.length && generation === this.generation && !this.stopped && !this.paused) {
         // Steps end on an absolute grid, so a fresh prefill of the same layout cuts chunks at the same places.
         const end = Math.min(segment.tokens.length, (Math.floor((start + done) / step) + 1) * step - start);
         await this.lock.run(() => this.engine.prefill(segment.tokens.slice(done, end), { logits: 0 }));
@@ -336,6 +367,14 @@ export class WorkspaceContext {
         this.resident.push({ path: segment.path, hash: segment.hash, tokens: segment.tokens.length });
         this.options.onChange?.();
       }
+    }
+    // A segment cut short by the pause leaves the cache: what stays is exactly the resident segments, which
+    // answers then see whole and save() can save.
+    if (this.paused && !this.stopped) {
+      await this.lock.run(async () => {
+        if (this.engine.length !== this.residentTokens) await this.engine.truncate(this.residentTokens);
+      });
+      this.options.onChange?.();
     }
   }
 

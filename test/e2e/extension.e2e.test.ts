@@ -213,6 +213,8 @@ describe('cskv-code in code-server', { skip: !enabled && 'set CSKV_E2E=1 (npm ru
         'cskv.completions.debounceMs': 50,
         // The 10,000-line file does not fit: it is left out of the context (over budget), as in a large repository.
         'cskv.context.tokenBudget': 4096,
+        // The tiny model never ends an answer by itself: short answers keep the steps quick.
+        'cskv.chat.maxAnswerTokens': 256,
         'workbench.startupEditor': 'none',
         // The getting-started walkthrough would open over the editor the steps drive.
         'workbench.welcomePage.walkthroughs.openOnInstall': false,
@@ -292,6 +294,11 @@ describe('cskv-code in code-server', { skip: !enabled && 'set CSKV_E2E=1 (npm ru
   });
 
   step('a request stopped mid-stream ends with "Stopped." and the view stays usable', async () => {
+    // An answer long enough that the click lands mid-stream however loaded the machine is (a step that once clicked
+    // after the tiny model's whole answer had streamed); read per question, so no restart.
+    server!.updateMachineSettings({ 'cskv.chat.maxAnswerTokens': 16_384 });
+    // Nothing on the page shows the setting arriving in the extension host; a settings file change takes well under this.
+    await page.waitForTimeout(2000);
     const chat = webview('chat');
     await chat.locator('#question').fill('Explain every function in this workspace in detail.');
     await chat.locator('#question').press('Enter');
@@ -301,6 +308,7 @@ describe('cskv-code in code-server', { skip: !enabled && 'set CSKV_E2E=1 (npm ru
     await chat.locator('.turn.assistant').last().locator('.note').filter({ hasText: 'Stopped.' }).waitFor();
     assert.equal(await chat.locator('#send').isVisible(), true, 'ready for the next question');
     await shot('04-chat-stopped');
+    server!.updateMachineSettings({ 'cskv.chat.maxAnswerTokens': undefined });
   });
 
   step('an answer renders as Markdown: highlighted code with Copy and Insert, file paths that open the file', async () => {
@@ -391,6 +399,51 @@ describe('cskv-code in code-server', { skip: !enabled && 'set CSKV_E2E=1 (npm ru
     for (const t of seen.filter((x) => /updating/.test(x))) assert.match(t, /updating 1 file$/);
     const chat = await showChat();
     assert.equal(await chat.locator('.banner:not(.quiet):not([hidden])').count(), 0, 'no indexing banner over the chat');
+  });
+
+  step('an update can be stopped: the status bar and the chat say it is paused, questions are answered, Rebuild Context resumes it', async () => {
+    // The fixture's workspace is read in well under a second: a larger budget and a ~20,000-token file make an
+    // update last seconds. The budget is a restart setting, so the sidecar starts again with the file resident.
+    const load = path.join(workspace, 'src', 'update_load.py');
+    const padding = (name: string): string => Array.from({ length: 1_000 }, (_, i) => `${name}_${i} = ${i} * 3  # keeps the update busy`).join('\n') + '\n';
+    fs.writeFileSync(load, padding('padding'));
+    const starts = (): number => server!.extensionLog().split(`for model ${model}`).length - 1;
+    const before = starts();
+    server!.updateMachineSettings({ 'cskv.context.tokenBudget': 30_000 });
+    await waitFor(() => starts() > before, 60_000, 'the sidecar restarted with the larger budget');
+    const settled = page.locator('.statusbar-item').filter({ hasText: /KV \d/ }).filter({ hasNotText: /paused|updating|indexing/ });
+    await settled.waitFor({ timeout: 180_000 });
+    // Every token of the file changes: the whole file is prefilled again.
+    fs.writeFileSync(load, padding('changed'));
+    await statusItem(/KV \d.*updating/).waitFor({ timeout: 60_000 });
+    await runCommand('cskv: Stop Updating');
+    const paused = statusItem(/KV \d.*update paused/);
+    await paused.waitFor({ timeout: 30_000 });
+    await paused.hover();
+    const hover = page.locator('.monaco-hover').filter({ hasText: 'Rebuild Workspace Context' });
+    await hover.waitFor();
+    assert.match((await hover.textContent()) ?? '', /update paused: [\d,]+ files? not in the context \(.*update_load\.py/);
+    await shot('06c-update-paused', { keepHover: true });
+    await page.mouse.move(700, 400);
+    const chat = await showChat();
+    const line = chat.locator('.banner.quiet:not([hidden])').filter({ hasText: /^Update paused: .*Rebuild Workspace Context resumes the update\./ });
+    await line.waitFor();
+    // Asked meanwhile: answered over what is resident.
+    await chat.locator('#question').fill('What does src/format.js export?');
+    await chat.locator('#question').press('Enter');
+    await chat.locator('.turn.user').filter({ hasText: 'What does src/format.js export?' }).waitFor();
+    const seen = await followAnswer(chat);
+    assert.ok((seen[seen.length - 1] ?? '').trim().length > 0, 'an answer arrived while the update was paused');
+    // The quiet line's button resumes: the workspace is read again, and the status bar shows the KV figure alone.
+    await line.getByRole('button', { name: 'Rebuild Workspace Context' }).click();
+    await line.waitFor({ state: 'hidden', timeout: 180_000 });
+    await page.locator('.statusbar-item').filter({ hasText: /KV \d/ }).filter({ hasNotText: /paused|updating/ }).waitFor({ timeout: 180_000 });
+    // Leave the workspace as the next steps expect it: the file gone, the fixture's budget.
+    fs.rmSync(load);
+    const resumed = starts();
+    server!.updateMachineSettings({ 'cskv.context.tokenBudget': undefined });
+    await waitFor(() => starts() > resumed, 60_000, 'the sidecar restarted with the fixture budget');
+    await settled.waitFor({ timeout: 180_000 });
   });
 
   step('keys and switches: focus the chat, toggle and snooze inline completions from the status bar', async () => {

@@ -6,7 +6,7 @@ import type { MemoryStatus } from '../../src/protocol';
 import { candidatePaths, findProsePath, parseFileReference, prosePathAtStart, resolveFileReference } from '../../src/extension/answerLinks';
 import { completionsEnabledFor, delay, toggleLanguage } from '../../src/extension/completionPolicy';
 import { compressMarkdown, compressSummary, parseCompressResult } from '../../src/extension/compressReport';
-import { formatDuration, formatSavings, kvSummary, plural, stateSentence, statusText, statusTooltip } from '../../src/extension/format';
+import { TOOLTIP_COMMANDS, formatDuration, formatSavings, isPaused, isUpdate, kvSummary, pausedSummary, plural, stateSentence, statusText, statusTooltip } from '../../src/extension/format';
 import { formatBytes } from '../../src/shared/formatBytes';
 import { RestartPolicy } from '../../src/extension/restartPolicy';
 
@@ -148,6 +148,33 @@ test('an edit while resident is a quiet update: the KV figure stays, with the fi
   assert.equal(stateSentence(update), 'updating 1 file (src/a.py): 1,200 tokens left, about 3 s. Answers use what is resident meanwhile');
   // The first indexing (nothing resident yet) keeps its percentage.
   assert.equal(statusText({ ...update, updating: undefined }), '$(loading~spin) cskv: indexing 71%');
+});
+
+test('an update can be stopped from the tooltip; a stopped one says what is missing and that Rebuild Context resumes it', () => {
+  const m = memory(1.4 * GB, 1.4 * GB / 0.18);
+  const update = { state: 'indexing' as const, message: '', progress: { done: 3000, total: 4200, tokensPerSecond: 400, etaSeconds: 3 }, memory: m, trusted: true, updating: ['src/a.py'] };
+  const updating = statusTooltip(update);
+  assert.ok(updating.includes('[$(debug-stop) Stop updating](command:cskv.stopUpdating '), updating);
+  assert.ok(!updating.includes('command:cskv.rebuildContext'));
+  // Every command the tooltip links to is one the status bar lets it run.
+  const linked = (text: string): string[] => [...text.matchAll(/\(command:([\w.]+)/g)].map((x) => x[1]!);
+  for (const command of linked(updating)) assert.ok((TOOLTIP_COMMANDS as readonly string[]).includes(command), command);
+  assert.ok(!statusTooltip({ state: 'ready', message: '', memory: m, trusted: true }).includes('command:'), 'no links when nothing is updating');
+
+  const paused = { state: 'ready' as const, message: '', memory: { ...m, paused: { pendingFiles: ['src/b.py', 'src/a.py'] } }, trusted: true };
+  assert.ok(isPaused(paused) && !isUpdate(paused));
+  assert.equal(statusText(paused), '$(database) KV 1.4 GB · \u221282% $(debug-pause) update paused');
+  assert.equal(pausedSummary(paused), 'update paused: 2 files not in the context (src/b.py, src/a.py)');
+  assert.equal(stateSentence(paused), 'update paused: 2 files not in the context (src/b.py, src/a.py). Answers use the 48,640 tokens resident; Rebuild Workspace Context resumes the update');
+  const pausedTip = statusTooltip(paused);
+  assert.match(pausedTip, /update paused: 2 files not in the context/);
+  assert.ok(pausedTip.includes('[$(refresh) Rebuild Workspace Context](command:cskv.rebuildContext '), pausedTip);
+  assert.ok(!pausedTip.includes('command:cskv.stopUpdating'));
+  for (const command of linked(pausedTip)) assert.ok((TOOLTIP_COMMANDS as readonly string[]).includes(command), command);
+  const many = { ...paused, memory: { ...m, paused: { pendingFiles: ['a', 'b', 'c', 'd', 'e', 'f', 'g'] } } };
+  assert.equal(pausedSummary(many), 'update paused: 7 files not in the context (a, b, c, d, e, and 2 more)');
+  const one = { ...paused, memory: { ...m, paused: { pendingFiles: ['a'] } } };
+  assert.equal(pausedSummary(one), 'update paused: 1 file not in the context (a)');
 });
 
 test('plural forms and separators', () => {

@@ -12,6 +12,7 @@ test("package.json's setting defaults and choices are the shared ones", () => {
   assert.equal(properties['cskv.compression.density'].default, DEFAULTS.density);
   assert.equal(properties['cskv.context.tokenBudget'].default, DEFAULTS.contextTokenBudget);
   assert.equal(properties['cskv.completions.debounceMs'].default, DEFAULTS.completionDebounceMs);
+  assert.equal(properties['cskv.chat.maxAnswerTokens'].default, DEFAULTS.answerTokens);
   assert.equal(properties['cskv.backend'].default, DEFAULTS.backend);
   assert.deepEqual(properties['cskv.backend'].enum, BACKENDS);
   assert.equal(properties['cskv.compression.factors'].default, DEFAULTS.cskv);

@@ -15,7 +15,7 @@ import {
 } from 'vscode-languageserver-protocol/node';
 import {
   type AnswerChunkParams, AnswerChunkNotification, AskRequest, type AskResult, MemoryChangedNotification, MemoryRequest,
-  type MemoryStatus, RebuildContextRequest, type SidecarOptions, SidecarErrorCodes, type StatusParams, StatusNotification,
+  type MemoryStatus, PauseSyncRequest, RebuildContextRequest, type SidecarOptions, SidecarErrorCodes, type StatusParams, StatusNotification,
 } from '../../src/protocol';
 import { type OpenSession, type Session, parseSidecarOptions, serve } from '../../src/sidecar/server';
 import { type SessionEvents, type SessionOptions, WorkspaceSession } from '../../src/workspace/session';
@@ -47,10 +47,11 @@ const MEMORY: MemoryStatus = {
 interface FakeCalls {
   opened?: { root: string; options: SessionOptions };
   events?: SessionEvents;
-  asked: Array<{ question: string; activeFile?: string | undefined }>;
+  asked: Array<{ question: string; activeFile?: string | undefined; maxNewTokens?: number | undefined }>;
   completed: Array<{ path: string; prefix: string; suffix: string; multiline: boolean }>;
   changed: Array<{ file: string; text: string | undefined }>;
   rebuilt: number;
+  paused: number;
   disposed: number;
 }
 
@@ -58,7 +59,7 @@ interface FakeCalls {
 function fakeSession(calls: FakeCalls, chunks = ['Hello', ', ', 'world']): Session {
   return {
     async ask(p) {
-      calls.asked.push({ question: p.question, activeFile: p.activeFile });
+      calls.asked.push({ question: p.question, activeFile: p.activeFile, maxNewTokens: p.maxNewTokens });
       let text = '';
       for (const c of chunks) {
         if (p.signal?.aborted) return { text, stopReason: 'cancelled' };
@@ -85,6 +86,10 @@ function fakeSession(calls: FakeCalls, chunks = ['Hello', ', ', 'world']): Sessi
     },
     async rebuild() {
       calls.rebuilt++;
+    },
+    async pauseSync() {
+      calls.paused++;
+      return calls.paused === 1;
     },
     memoryStatus: () => MEMORY,
     async dispose() {
@@ -147,7 +152,7 @@ async function start(open: OpenSession, options: Partial<SidecarOptions>, root =
 }
 
 function newCalls(): FakeCalls {
-  return { asked: [], completed: [], changed: [], rebuilt: 0, disposed: 0 };
+  return { asked: [], completed: [], changed: [], rebuilt: 0, paused: 0, disposed: 0 };
 }
 
 function openWith(calls: FakeCalls, session: Session = fakeSession(calls)): OpenSession {
@@ -181,11 +186,11 @@ test('initialize hands the settings to the session: model, backend, native libra
 test('cskv/ask streams cskv/answerChunk notifications with the request id and resolves with the answer', async () => {
   const calls = newCalls();
   const h = await start(openWith(calls), {});
-  const result: AskResult = await h.client.sendRequest(AskRequest, { id: 'q1', question: 'What is this?', history: [], activeFile: '/ws/a.py' });
+  const result: AskResult = await h.client.sendRequest(AskRequest, { id: 'q1', question: 'What is this?', history: [], activeFile: '/ws/a.py', maxAnswerTokens: 2048 });
   assert.deepEqual(result, { text: 'Hello, world', stopReason: 'stop-token' });
   assert.deepEqual(h.chunks.map((c) => c.id), ['q1', 'q1', 'q1']);
   assert.equal(h.chunks.map((c) => c.text).join(''), 'Hello, world');
-  assert.deepEqual(calls.asked, [{ question: 'What is this?', activeFile: '/ws/a.py' }]);
+  assert.deepEqual(calls.asked, [{ question: 'What is this?', activeFile: '/ws/a.py', maxNewTokens: 2048 }]);
 });
 
 test('$/cancelRequest reaches the session as an aborted signal mid-stream', async () => {
@@ -326,6 +331,9 @@ test('cskv/memory answers the session status; cskv/memoryChanged follows the ses
   assert.ok(h.memory.length - before <= 2, 'bursts of memory events are throttled');
   await h.client.sendRequest(RebuildContextRequest);
   assert.equal(calls.rebuilt, 1);
+  assert.equal(await h.client.sendRequest(PauseSyncRequest), true, 'the session\'s answer comes back');
+  assert.equal(await h.client.sendRequest(PauseSyncRequest), false);
+  assert.equal(calls.paused, 2);
 });
 
 test('initializationOptions are checked field by field', () => {

@@ -309,6 +309,132 @@ describe('workspace session', () => {
     assert.deepEqual(await reopen(), []);
   });
 
+  test('a paused update stops prefilling, keeps the cache equal to what is resident, answers meanwhile, and Rebuild Context resumes it', async () => {
+    const root = tempDir();
+    const storageDir = tempDir();
+    const big: Record<string, string> = {};
+    // Files of several prefill steps each, so that a pause falls inside one.
+    const names = ['src/a.ts', 'src/b.ts', 'src/c.ts', 'src/d.ts'];
+    names.forEach((name, i) => (big[name] = `export const value${i} = ${i} * 2; // line\n`.repeat(100)));
+    writeTree(root, big);
+    ageInOrder(root, names);
+    let pausing: Promise<boolean> | undefined;
+    let pauseAfter = Infinity;
+    let progressAfterPause = 0;
+    let cachedAtPause = 0;
+    const statuses: string[] = [];
+    // Progress can come before open() returns: the callbacks reach the session through `opened`.
+    let opened: WorkspaceSession | undefined;
+    const session = opened = await WorkspaceSession.open(root, options({ storageDir }), {
+      onMemoryChanged: () => undefined,
+      onStatus: (_state, message, p) => {
+        statuses.push(message);
+        if (p && pausing) progressAfterPause++;
+        // Stopped from inside the update, a few prefill steps in (as a click on "Stop updating" would).
+        if (opened && p && p.done < p.total && --pauseAfter === 0) {
+          cachedAtPause = opened.engine.length;
+          pausing = opened.pauseSync();
+        }
+      },
+    });
+    try {
+      await session.whenResident();
+      const context = session.workspaceContext!;
+      assert.equal(await session.pauseSync(), false, 'nothing to stop once the workspace is resident');
+      const whole = context.targetTokens;
+      // An edit to the oldest file moves it to the end: everything after it is prefilled again.
+      pauseAfter = 3;
+      session.documentChanged(path.join(root, 'src/a.ts'), big['src/a.ts']!.replace('value0', 'renamed0'));
+      await session.flushEdits();
+      assert.equal(await pausing, true);
+      progressAfterPause = 0;
+      assert.ok(context.isPaused);
+      assert.ok(context.residentTokens > 0 && context.residentTokens < whole, `${context.residentTokens} of ${whole} tokens resident`);
+      assert.ok(cachedAtPause > context.residentTokens, 'the pause fell inside a file');
+      assert.equal(session.engine.length, context.residentTokens, 'a segment cut short leaves the cache');
+      const residentPaths = session.memoryStatus().residentFiles.map((f) => f.path);
+      assert.deepEqual(residentPaths, context.layoutPaths.slice(1, 1 + residentPaths.length), 'resident files are a prefix of the layout');
+      const pending = session.memoryStatus().paused?.pendingFiles ?? [];
+      assert.deepEqual(pending, context.layoutPaths.slice(1 + residentPaths.length));
+      assert.equal(pending.at(-1), 'src/a.ts', 'the edited file is reported as not in the context');
+      assert.match(statuses.at(-1)!, new RegExp(`update paused: .* ${pending.length} files not in the context`));
+      const saved = contextFile(storageDir, root);
+      const savedAt = fs.statSync(saved).mtimeMs;
+      // A further edit does not resume it, and nothing is prefilled while it is paused (nor saved again: the
+      // resident part is unchanged).
+      session.documentChanged(path.join(root, 'src/b.ts'), big['src/b.ts']!.replace('value1', 'renamed1'));
+      await session.flushEdits();
+      await new Promise((r) => setTimeout(r, 100));
+      assert.equal(progressAfterPause, 0, 'no prefill step after the pause');
+      assert.equal(fs.statSync(saved).mtimeMs, savedAt, 'the paused context is not written again');
+      assert.ok(context.isPaused && session.memoryStatus().paused!.pendingFiles.includes('src/b.ts'));
+      assert.equal(session.engine.length, context.residentTokens);
+      // Questions and completions are answered over what is resident, which stays as it was.
+      const resident = session.engine.length;
+      const answer = await session.ask({ question: 'What is value3?', maxNewTokens: 3 });
+      assert.ok(answer.stopReason === 'max-tokens' || answer.stopReason === 'stop-token');
+      await session.complete({ path: path.join(root, 'src/c.ts'), prefix: 'export const x = ', suffix: '\n', multiline: false, maxNewTokens: 2 });
+      assert.equal(session.engine.length, resident);
+      // Rebuild Context resumes: a new context, prefilled whole.
+      await session.rebuild();
+      await session.whenResident();
+      const rebuilt = session.workspaceContext!;
+      assert.ok(!rebuilt.isPaused && rebuilt.isSynced);
+      assert.equal(session.memoryStatus().paused, undefined);
+      assert.equal(session.engine.length, rebuilt.targetTokens);
+    } finally {
+      await session.dispose();
+    }
+  });
+
+  test('a paused context is saved as resident and restored whole on the next start', async () => {
+    const root = tempDir();
+    const storageDir = tempDir();
+    const big: Record<string, string> = {};
+    const names = ['src/a.ts', 'src/b.ts', 'src/c.ts', 'src/d.ts'];
+    names.forEach((name, i) => (big[name] = `export const value${i} = ${i} + 1; // line\n`.repeat(100)));
+    writeTree(root, big);
+    ageInOrder(root, names);
+    let pausing: Promise<boolean> | undefined;
+    let cachedAtPause = 0;
+    // Progress can come before open() returns: the callbacks reach the session through `opened`.
+    let opened: WorkspaceSession | undefined;
+    const session = opened = await WorkspaceSession.open(root, options({ storageDir }), {
+      onMemoryChanged: () => undefined,
+      // Paused during the first indexing, inside the first file (past the short repository header).
+      onStatus: (_s, _m, p) => {
+        if (opened && p && p.done > 0 && p.done < p.total && opened.workspaceContext!.residentFiles.length === 0 &&
+          opened.engine.length > opened.workspaceContext!.residentTokens + 100 && !pausing) {
+          cachedAtPause = opened.engine.length;
+          pausing = opened.pauseSync();
+        }
+      },
+    });
+    let resident: number;
+    let history: number[];
+    try {
+      await session.whenResident();
+      assert.equal(await pausing, true);
+      resident = session.workspaceContext!.residentTokens;
+      assert.ok(resident > 0 && resident < cachedAtPause, `${resident} tokens resident, ${cachedAtPause} in the cache at the pause`);
+      assert.equal(session.engine.length, resident);
+      history = historyOf(session);
+    } finally {
+      await session.dispose();
+    }
+    const warnings: string[] = [];
+    const next = await WorkspaceSession.open(root, options({ storageDir, log: (m) => warnings.push(m) }), events);
+    try {
+      assert.equal(next.engine.length, resident, 'the saved resident part is taken back');
+      assert.deepEqual(historyOf(next), history);
+      assert.deepEqual(warnings.filter((w) => /discarded/.test(w)), []);
+      await next.whenResident();
+      assert.ok(next.workspaceContext!.isSynced && !next.workspaceContext!.isPaused, 'a new start is not paused');
+    } finally {
+      await next.dispose();
+    }
+  });
+
   test('an untrusted workspace is never read', async () => {
     const root = tempDir();
     writeTree(root, files);
