@@ -17,7 +17,7 @@ import { readModelConfig } from '../../src/runtime/model/config';
 import { discoverModels } from '../../src/runtime/model/discovery';
 import type { PullEvent } from '../../src/shared/pullEvents';
 import { LoopbackHub, type RepoFile, gitOidOf, sha256Of } from '../support/loopbackHub';
-import { byteTokenizerMetadata, convertFixtureToGguf } from '../support/ggufWriter';
+import { byteTokenizerMetadata, convertToGguf } from '../support/ggufWriter';
 import { modelFixture, repoRoot, tempDir } from '../support/paths';
 
 const hub = new LoopbackHub();
@@ -71,8 +71,8 @@ before(async () => {
       ['README.md', git('# tiny coder\n')],
     ]),
   });
-  convertFixtureToGguf(modelFixture('llama-v4'), path.join(files, 'tiny-F16.gguf'), 'F16', byteTokenizerMetadata());
-  convertFixtureToGguf(modelFixture('llama-v4'), path.join(files, 'tiny-Q8_0.gguf'), 'Q8_0', byteTokenizerMetadata());
+  convertToGguf(modelFixture('llama-v4'), path.join(files, 'tiny-F16.gguf'), 'F16', { metadata: byteTokenizerMetadata() });
+  convertToGguf(modelFixture('llama-v4'), path.join(files, 'tiny-Q8_0.gguf'), 'Q8_0', { metadata: byteTokenizerMetadata() });
   f16 = read(path.join(files, 'tiny-F16.gguf'));
   q8 = read(path.join(files, 'tiny-Q8_0.gguf'));
   hub.repos.set('someone/tiny-GGUF', {
@@ -80,7 +80,7 @@ before(async () => {
     files: new Map([['tiny-F16.gguf', lfs(f16)], ['tiny-Q8_0.gguf', lfs(q8)], ['mmproj-tiny-f16.gguf', lfs(Buffer.from('projector'))], ['README.md', git('gguf\n')]]),
   });
   hub.repos.set('someone/one-GGUF', { commit: 'c'.repeat(40), files: new Map([['only-Q8_0.gguf', lfs(q8)]]) });
-  convertFixtureToGguf(modelFixture('llama-v4'), path.join(files, 'tiny-F16-00001-of-00003.gguf'), 'F16', byteTokenizerMetadata(), { parts: 3 });
+  convertToGguf(modelFixture('llama-v4'), path.join(files, 'tiny-F16-00001-of-00003.gguf'), 'F16', { metadata: byteTokenizerMetadata(), split: { parts: 3 } });
   for (let k = 1; k <= 3; k++) splitParts.push(read(path.join(files, `tiny-F16-0000${k}-of-00003.gguf`)));
   hub.repos.set('someone/split-GGUF', {
     commit: 'd'.repeat(40),

@@ -12,7 +12,7 @@ import { OnnxEngine } from '../../src/runtime/backends/onnxEngine';
 import { main } from '../../src/cli/cli';
 import { type FoundModel, discoverModels, hubCacheDir } from '../../src/runtime/model/discovery';
 import { ModelTokenizer } from '../../src/runtime/tokenizer';
-import { byteTokenizerMetadata, convertFixtureToGguf } from '../support/ggufWriter';
+import { byteTokenizerMetadata, convertToGguf } from '../support/ggufWriter';
 import { modelFixture, repoRoot, tempDir } from '../support/paths';
 
 let home = '';
@@ -51,7 +51,7 @@ before(() => {
     'config.json': path.join(qwen, 'config.json'), 'model.safetensors': null, 'tokenizer.json': path.join(tokenizerDir, 'tokenizer.json'),
   });
   const q8 = path.join(work, 'tiny-Q8_0.gguf');
-  convertFixtureToGguf(modelFixture('llama-v4'), q8, 'Q8_0', byteTokenizerMetadata());
+  convertToGguf(modelFixture('llama-v4'), q8, 'Q8_0', { metadata: byteTokenizerMetadata() });
   hubRepo(hub, 'someone/tiny-GGUF', 'fed789', { 'tiny-Q8_0.gguf': q8 });
 
   const lmstudio = path.join(home, '.lmstudio', 'models', 'lmstudio-community', 'tiny-GGUF');
