@@ -2,7 +2,7 @@
 // events, and the preset recommended for a machine's memory (each preset a target `pull` accepts).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { MODEL_PRESETS, recommendedPreset } from '../../src/extension/modelPresets';
+import { MODEL_PRESETS, recommendedPreset } from '../../src/shared/modelPresets';
 import { PullProgress } from '../../src/extension/pullProgress';
 import { parseTarget } from '../../src/runtime/download/pull';
 
@@ -27,11 +27,22 @@ test('the notification follows pull: sizes, rate, time left, files; the bar adds
   assert.equal(resumed.error?.kind, 'cancelled');
 });
 
-test('the preset recommended for the memory of the machine, and every preset is a target pull takes', () => {
-  assert.equal(recommendedPreset(2 * GB), MODEL_PRESETS[0]);
-  assert.equal(recommendedPreset(8 * GB), MODEL_PRESETS[0]);
-  assert.equal(recommendedPreset(16 * GB), MODEL_PRESETS[1]);
-  assert.equal(recommendedPreset(64 * GB), MODEL_PRESETS[2]);
+test('the preset recommended: the largest that fits the GPU, else by RAM; every preset is a target pull takes', () => {
+  const noGpu = { found: false as const, reason: 'no NVIDIA GPU found: no driver' };
+  assert.deepEqual(recommendedPreset(noGpu, [], 2 * GB), { preset: MODEL_PRESETS[0], why: "for this machine's 2 GB of RAM" });
+  assert.equal(recommendedPreset(undefined, [], 8 * GB).preset, MODEL_PRESETS[0]);
+  assert.equal(recommendedPreset(noGpu, [], 16 * GB).preset, MODEL_PRESETS[1]);
+  assert.equal(recommendedPreset(noGpu, [], 64 * GB).preset, MODEL_PRESETS[2]);
+  const gpu = { found: true as const, name: 'RTX 4070', totalBytes: 12 * GB, freeBytes: 11 * GB };
+  const fitting = (verdicts: string[]): Array<{ target: string; gpuFit: never }> =>
+    MODEL_PRESETS.map((p, i) => ({ target: p.target, gpuFit: { verdict: verdicts[i] } as never }));
+  // A 12 GB GPU that only the 1.5B fits: recommended over the 7B the 64 GB of RAM would take.
+  assert.deepEqual(recommendedPreset(gpu, fitting(['fits', 'does-not-fit', 'does-not-fit']), 64 * GB), { preset: MODEL_PRESETS[0], why: 'fits your GPU (RTX 4070, 11.0 GB free)' });
+  assert.equal(recommendedPreset(gpu, fitting(['fits', 'fits', 'fits']), 8 * GB).preset, MODEL_PRESETS[2]);
+  // A shortened context is not a fit; nothing fits the GPU, or the engine cannot use it: the RAM decides.
+  assert.equal(recommendedPreset(gpu, fitting(['fits', 'shorter-context', 'shorter-context']), 64 * GB).preset, MODEL_PRESETS[0]);
+  assert.equal(recommendedPreset(gpu, fitting(['does-not-fit', 'does-not-fit', 'does-not-fit']), 16 * GB).preset, MODEL_PRESETS[1]);
+  assert.equal(recommendedPreset({ ...gpu, problem: 'no cuBLASLt' }, fitting(['fits', 'fits', 'fits']), 8 * GB).preset, MODEL_PRESETS[0]);
   for (const preset of MODEL_PRESETS) {
     const t = parseTarget(preset.target, 'https://huggingface.co', undefined);
     assert.equal(t.kind, 'hub', preset.target);
