@@ -10,6 +10,7 @@ import * as path from 'node:path';
 import { pullCommand } from './commands/pull';
 import { type CommandIO, UsageError, attachNegativeValues } from './commands/shared';
 import { DEFAULTS } from '../shared/settings';
+import { DEFAULT_PARALLEL_FILES } from '../runtime/download/parallelFiles';
 import { RuntimeError } from '../runtime/errors';
 import { packageRoot } from '../shared/defaultModel';
 
@@ -28,7 +29,7 @@ const USAGE = `usage:
   cskv-code perplexity --model DIR [--backend B] [--cskv FILE|off] [--window N] [--bits B] [--weights W] [--chunk N] --file TEXT
                      [--context N] [--max-tokens N] [--json]
   cskv-code models   [--dir DIR]... [--budget TOKENS] [--native-library FILE] [--json]
-  cskv-code pull     ORG/NAME[:FILE|:QUANT] | URL [--revision REV] [--dir DIR] [--json]
+  cskv-code pull     ORG/NAME[:FILE|:QUANT] | URL [--revision REV] [--dir DIR] [--parallel N] [--json]
   cskv-code --version
 
 --model takes a Hugging Face model directory or a GGUF file (FILE.gguf).
@@ -44,8 +45,9 @@ full-precision KV cache for --budget tokens of workspace, default ${DEFAULTS.con
 pull downloads a model from the Hugging Face Hub into its cache (HF_HUB_CACHE, HF_HOME/hub or
 ~/.cache/huggingface/hub; HF_ENDPOINT and HF_TOKEN are honoured): ORG/NAME fetches a transformers model folder, or
 from a GGUF repo its Q4_K_M file; ORG/NAME:Q8_0 the GGUF of that quantisation; ORG/NAME:FILE that file. A URL of a
-.gguf file elsewhere goes into --dir (default: llama.cpp's cache). An interrupted pull resumes where it stopped when
-run again. It prints the model's path (for --model); --json prints progress events instead.
+.gguf file elsewhere goes into --dir (default: llama.cpp's cache). Several files are fetched --parallel at once
+(default ${DEFAULT_PARALLEL_FILES}). An interrupted pull resumes where it stopped when run again. It prints the
+model's path (for --model); --json prints progress events instead.
 `;
 
 export async function main(argv: string[], out: NodeJS.WritableStream = process.stdout, err: NodeJS.WritableStream = process.stderr): Promise<number> {

@@ -14,11 +14,14 @@ test('the notification follows pull: sizes, rate, time left, files; the bar adds
     { increment: undefined, message: '4.0 GB to fetch' });
   assert.equal(p.step({ event: 'start', file: 'a', bytes: 3 * GB, resumeFrom: 0 }), undefined);
   assert.deepEqual(p.step({ event: 'progress', file: 'a', bytes: GB, total: 3 * GB, overallBytes: GB, overallTotal: 4 * GB, bytesPerSecond: 10 * 1024 ** 2, etaSeconds: 307.2 }),
-    { increment: 25, message: '1.0 GB of 4.0 GB · 10.0 MB/s · 5 min 7 s left · file 1/2' });
+    { increment: 25, message: '1.0 GB of 4.0 GB · 10.0 MB/s · 5 min 7 s left · 0/2 files done' });
   assert.equal(p.step({ event: 'file-done', file: 'a', path: '/x/a', verified: 'sha256' }), undefined);
   assert.deepEqual(p.step({ event: 'progress', file: 'b', bytes: GB / 2, total: GB, overallBytes: 3.5 * GB, overallTotal: 4 * GB, bytesPerSecond: 0, etaSeconds: undefined }),
-    { increment: 62.5, message: '3.5 GB of 4.0 GB · file 2/2' });
+    { increment: 62.5, message: '3.5 GB of 4.0 GB · 1/2 files done' });
   assert.deepEqual(p.step({ event: 'retry', file: 'b', attempt: 1, reason: 'HTTP 503', resumeFrom: GB / 2 }), { increment: undefined, message: 'HTTP 503; retrying from 512.0 MB' });
+  // Fewer bytes than before (a file started over): the bar stays where it was.
+  assert.deepEqual(p.step({ event: 'progress', file: 'b', bytes: 0, total: GB, overallBytes: 3 * GB, overallTotal: 4 * GB, bytesPerSecond: 0, etaSeconds: undefined }),
+    { increment: 0, message: '3.0 GB of 4.0 GB · 1/2 files done' });
   assert.deepEqual(p.step({ event: 'done', modelPath: '/x/a' }), { increment: 12.5, message: 'done' });
   assert.equal(p.modelPath, '/x/a');
   const resumed = new PullProgress();
