@@ -43,12 +43,12 @@ export function describeModel(m: FoundModel): string {
   return parts.filter(Boolean).join(' · ');
 }
 
-/** The heading of the usable models: the GPU they are fitted to, or that they run on the CPU (the log says why). */
+/** The heading of the usable models: the GPU they are fitted to, or that there is none (the log says why). */
 function usableHeading(listing: ModelsListing | undefined): string {
   if (!listing) return 'On this machine';
   const gpu = listing.gpu;
-  if (!gpu.found) return 'On this machine (no NVIDIA GPU found: they run on the CPU)';
-  if (gpu.problem) return `On this machine (${gpu.name} cannot be used: they run on the CPU)`;
+  if (!gpu.found) return 'On this machine (no NVIDIA GPU found)';
+  if (gpu.problem) return `On this machine (${gpu.name}: the CUDA engine cannot use it)`;
   return `On this machine (${gpu.name}, ${formatBytes(gpu.freeBytes)} free)`;
 }
 
