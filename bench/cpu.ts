@@ -13,7 +13,7 @@ import { parseArgs } from 'node:util';
 import { ort } from '../src/runtime/onnx/ort';
 import { OnnxEngine } from '../src/runtime/backends/onnxEngine';
 import type { WeightFormat } from '../src/runtime/model/weightFormat';
-import { type GgufWeights, writeGgufModel } from '../test/support/ggufModel';
+import { byteTokenizerMetadata, convertToGguf } from '../test/support/ggufWriter';
 import { type Token, cpuLlama } from '../test/support/llamaCpp';
 import { type ModelShape, QWEN25_05B, writeRandomCskv, writeRandomModel } from '../test/support/randomModel';
 import { GraphBuilder } from '../src/runtime/onnx/graphBuilder';
@@ -164,7 +164,9 @@ async function main(): Promise<void> {
     process.stderr.write(`writing a random ${values.shape}-shaped Qwen2 model (bf16 safetensors, GGUF F16 and Q8_0) to ${dir} ...\n`);
     writeRandomModel(dir, shape);
     for (const bits of [16, 4]) writeRandomCskv(path.join(dir, `cskv-${bits}.safetensors`), shape, 0.2, bits, 32);
-    for (const [name, type] of [['f16', 'F16'], ['q8_0', 'Q8_0']] as const) writeGgufModel(dir, path.join(dir, `model-${name}.gguf`), type as GgufWeights);
+    for (const [name, type] of [['f16', 'F16'], ['q8_0', 'Q8_0']] as const) {
+      convertToGguf(dir, path.join(dir, `model-${name}.gguf`), type, { metadata: byteTokenizerMetadata(shape.vocab), values: false });
+    }
     const bandwidth = await readBandwidth(threads);
     process.stderr.write(`read bandwidth with ${threads} threads: ${(bandwidth / 1e9).toFixed(1)} GB/s\n`);
     // The engines alternate so that a change in the machine's load falls on both.

@@ -9,6 +9,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { pullCommand } from './commands/pull';
 import { type CommandIO, UsageError, attachNegativeValues } from './commands/shared';
+import { DEFAULTS } from '../shared/settings';
+import { DEFAULT_PARALLEL_FILES } from '../runtime/download/parallelFiles';
 import { RuntimeError } from '../runtime/errors';
 import { packageRoot } from '../shared/defaultModel';
 
@@ -26,8 +28,8 @@ const USAGE = `usage:
                      [--out FILE] [--json]
   cskv-code perplexity --model DIR [--backend B] [--cskv FILE|off] [--window N] [--bits B] [--weights W] [--chunk N] --file TEXT
                      [--context N] [--max-tokens N] [--json]
-  cskv-code models   [--dir DIR]... [--json]
-  cskv-code pull     ORG/NAME[:FILE|:QUANT] | URL [--revision REV] [--dir DIR] [--json]
+  cskv-code models   [--dir DIR]... [--budget TOKENS] [--native-library FILE] [--json]
+  cskv-code pull     ORG/NAME[:FILE|:QUANT] | URL [--revision REV] [--dir DIR] [--parallel N] [--json]
   cskv-code --version
 
 --model takes a Hugging Face model directory or a GGUF file (FILE.gguf).
@@ -38,12 +40,14 @@ else off.
 --weights: how linear layers and the output head are held: f32, q8 (default: blockwise 8-bit) or q4.
 compress reads the text files under --calib (default: the current directory) and writes that file
 unless --out is given. models lists the models found in the Hugging Face hub cache, LM Studio, llama.cpp's
-cache, Ollama and the --dir folders.
+cache, Ollama and the --dir folders, and whether each fits the GPU (the CUDA engine's bf16 weights and a
+full-precision KV cache for --budget tokens of workspace, default ${DEFAULTS.contextTokenBudget}) or why no GPU was found.
 pull downloads a model from the Hugging Face Hub into its cache (HF_HUB_CACHE, HF_HOME/hub or
 ~/.cache/huggingface/hub; HF_ENDPOINT and HF_TOKEN are honoured): ORG/NAME fetches a transformers model folder, or
 from a GGUF repo its Q4_K_M file; ORG/NAME:Q8_0 the GGUF of that quantisation; ORG/NAME:FILE that file. A URL of a
-.gguf file elsewhere goes into --dir (default: llama.cpp's cache). An interrupted pull resumes where it stopped when
-run again. It prints the model's path (for --model); --json prints progress events instead.
+.gguf file elsewhere goes into --dir (default: llama.cpp's cache). Several files are fetched --parallel at once
+(default ${DEFAULT_PARALLEL_FILES}). An interrupted pull resumes where it stopped when run again. It prints the
+model's path (for --model); --json prints progress events instead.
 `;
 
 export async function main(argv: string[], out: NodeJS.WritableStream = process.stdout, err: NodeJS.WritableStream = process.stderr): Promise<number> {

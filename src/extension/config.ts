@@ -41,15 +41,25 @@ export function sidecarOptions(storagePath: string): SidecarOptions {
   return {
     modelPath: modelPath(),
     backend: userSetting<Backend>('backend', DEFAULTS.backend),
-    nativeLibrary: expandHome(userSetting('nativeLibrary', '').trim()) || undefined,
+    nativeLibrary: nativeLibrary(),
     cskv: expandHome(userSetting<string>('compression.factors', DEFAULTS.cskv).trim()) || DEFAULTS.cskv,
     window: typeof window === 'number' && window > 0 ? Math.floor(window) : undefined,
     bits: isCompressedBits(bits) ? bits : undefined,
-    contextTokenBudget: Math.max(0, Math.floor(c.get<number>('context.tokenBudget', DEFAULTS.contextTokenBudget))),
+    contextTokenBudget: contextTokenBudget(),
     storagePath,
     workspaceTrusted: vscode.workspace.isTrusted,
     excludes: excludePatterns(),
   };
+}
+
+/** cskv.context.tokenBudget: most tokens of workspace files kept resident. */
+export function contextTokenBudget(): number {
+  return Math.max(0, Math.floor(config().get<number>('context.tokenBudget', DEFAULTS.contextTokenBudget)));
+}
+
+/** cskv.nativeLibrary: the addon to load instead of the bundled one; undefined for the bundled one. */
+export function nativeLibrary(): string | undefined {
+  return expandHome(userSetting('nativeLibrary', '').trim()) || undefined;
 }
 
 /** files.exclude and search.exclude patterns that are switched on (conditional "when" patterns count as on). */

@@ -1,20 +1,28 @@
 // Downloads a model with `cskv-code pull --json` behind a cancellable progress notification. Cancel interrupts
 // the pull as Ctrl-C does, so the partial file stays and the same download later resumes where it stopped.
-import * as os from 'node:os';
 import * as vscode from 'vscode';
+import type { ModelsListing } from '../shared/foundModel';
+import { describeFit } from '../shared/gpuFit';
+import { MODEL_PRESETS, recommendedPreset } from '../shared/modelPresets';
 import type { PullEvent } from '../shared/pullEvents';
 import { runCli } from './cskvCli';
 import type { Ctx } from './ctx';
-import { MODEL_PRESETS, recommendedPreset } from './modelPresets';
 import { PullProgress } from './pullProgress';
 
-/** Asks what to download: a preset (the one for this machine first) or any repo / URL. */
-export async function askDownloadTarget(): Promise<string | undefined> {
-  const recommended = recommendedPreset();
+/**
+ * Asks what to download: a preset (the one for this machine first, each saying whether it fits the GPU the
+ * models listing found) or any repo / URL.
+ */
+export async function askDownloadTarget(listing?: ModelsListing): Promise<string | undefined> {
+  const { preset: recommended, why } = recommendedPreset(listing?.gpu, listing?.presets);
   const other: vscode.QuickPickItem & { target?: string } = { label: '$(edit) Another model…', detail: 'A Hugging Face repo (ORG/NAME, ORG/NAME:Q4_K_M, ORG/NAME:FILE.gguf) or the URL of a .gguf file' };
-  const items = [recommended, ...MODEL_PRESETS.filter((p) => p !== recommended)].map((p): vscode.QuickPickItem & { target?: string } => ({
-    label: p.label, description: p === recommended ? `recommended for this machine (${Math.round(os.totalmem() / 1024 ** 3)} GB RAM)` : p.target, detail: p.detail, target: p.target,
-  }));
+  const items = [recommended, ...MODEL_PRESETS.filter((p) => p !== recommended)].map((p): vscode.QuickPickItem & { target?: string } => {
+    const fit = listing?.presets.find((f) => f.target === p.target)?.gpuFit;
+    return {
+      label: p.label, description: p === recommended ? `recommended: ${why}` : p.target,
+      detail: fit ? `${p.detail}; on the GPU it ${describeFit(fit).replace(/ your GPU/, '')}` : p.detail, target: p.target,
+    };
+  });
   const picked = await vscode.window.showQuickPick([...items, other], { title: 'Download a model (from huggingface.co)', ignoreFocusOut: true });
   if (!picked) return undefined;
   if (picked.target) return picked.target;

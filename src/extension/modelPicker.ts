@@ -3,28 +3,37 @@
 // the user's cskv.modelPath. At the first start without a chosen model it is offered once.
 import * as vscode from 'vscode';
 import { formatBytes } from '../shared/formatBytes';
-import type { FoundModel } from '../shared/foundModel';
+import type { FoundModel, ModelsListing } from '../shared/foundModel';
+import { describeFit, describeGpu } from '../shared/gpuFit';
 import { checkModelFolder } from '../shared/settings';
 import { runCli } from './cskvCli';
-import { configuredModelPath, modelPath, setModelPath } from './config';
+import { configuredModelPath, contextTokenBudget, modelPath, nativeLibrary, setModelPath } from './config';
 import type { Ctx } from './ctx';
 import { askDownloadTarget, downloadModel } from './modelDownload';
 
 /** globalState key: the first-run offer was made (it is made once per installation). */
 const OFFERED_KEY = 'cskv.modelChoiceOffered';
 
-type PickItem = vscode.QuickPickItem & { action: 'use' | 'cannot' | 'download' | 'browse-file' | 'browse-folder' | 'builtin'; model?: FoundModel };
+type PickItem = vscode.QuickPickItem & { action: 'use' | 'cannot' | 'download' | 'browse-file' | 'browse-folder' | 'builtin'; model?: ListedModel };
 
-/** The models discovery finds (an empty list, logged, when the command line fails). */
-export async function listModels(ctx: Ctx): Promise<FoundModel[]> {
+type ListedModel = ModelsListing['models'][number];
+
+/** The models discovery finds and the GPU they are fitted to (undefined, logged, when the command line fails). */
+export async function listModels(ctx: Ctx): Promise<ModelsListing | undefined> {
   let stdout = '';
-  const code = await runCli(ctx.extension, ['models', '--json'], (line) => (stdout += `${line}\n`), (line) => ctx.output.warn(`models: ${line}`)).exited;
-  if (code !== 0) return [];
+  // A budget of 0 (no workspace files) still needs room for the conversation: fit for one token at least.
+  const args = ['models', '--json', '--budget', String(Math.max(1, contextTokenBudget()))];
+  const addon = nativeLibrary();
+  if (addon) args.push('--native-library', addon);
+  const code = await runCli(ctx.extension, args, (line) => (stdout += `${line}\n`), (line) => ctx.output.warn(`models: ${line}`)).exited;
+  if (code !== 0) return undefined;
   try {
-    return JSON.parse(stdout) as FoundModel[];
+    const listing = JSON.parse(stdout) as ModelsListing;
+    ctx.output.info(`models: ${listing.models.length} found; GPU: ${describeGpu(listing.gpu)}`);
+    return listing;
   } catch (err) {
     ctx.output.error(`models --json gave no JSON: ${(err as Error).message}`);
-    return [];
+    return undefined;
   }
 }
 
@@ -34,16 +43,26 @@ export function describeModel(m: FoundModel): string {
   return parts.filter(Boolean).join(' · ');
 }
 
-export function modelItems(models: FoundModel[], current: string): PickItem[] {
+/** The heading of the usable models: the GPU they are fitted to, or that there is none (the log says why). */
+function usableHeading(listing: ModelsListing | undefined): string {
+  if (!listing) return 'On this machine';
+  const gpu = listing.gpu;
+  if (!gpu.found) return 'On this machine (no NVIDIA GPU found)';
+  if (gpu.problem) return `On this machine (${gpu.name}: the CUDA engine cannot use it)`;
+  return `On this machine (${gpu.name}, ${formatBytes(gpu.freeBytes)} free)`;
+}
+
+export function modelItems(listing: ModelsListing | undefined, current: string): PickItem[] {
+  const models = listing?.models ?? [];
   const source: Record<FoundModel['source'], string> = { huggingface: 'Hugging Face cache', lmstudio: 'LM Studio', 'llama.cpp': 'llama.cpp cache', ollama: 'Ollama', folder: 'folder' };
   const usable = models.filter((m) => m.loadable);
   const broken = models.filter((m) => !m.loadable);
   const items: PickItem[] = [];
-  if (usable.length) items.push({ label: 'On this machine', kind: vscode.QuickPickItemKind.Separator, action: 'use' });
+  if (usable.length) items.push({ label: usableHeading(listing), kind: vscode.QuickPickItemKind.Separator, action: 'use' });
   for (const m of usable) {
     items.push({
       label: `${m.format === 'gguf' ? '$(file-binary)' : '$(folder)'} ${m.name}`, description: `${describeModel(m)} · ${source[m.source]}${m.path === current ? ' · current' : ''}`,
-      detail: m.path, action: 'use', model: m,
+      detail: m.gpuFit ? `${describeFit(m.gpuFit)} · ${m.path}` : m.path, action: 'use', model: m,
     });
   }
   if (broken.length) items.push({ label: 'Found, but cannot run here', kind: vscode.QuickPickItemKind.Separator, action: 'cannot' });
@@ -67,16 +86,18 @@ export function selectModel(ctx: Ctx): () => Promise<void> {
     pick.matchOnDetail = true;
     pick.ignoreFocusOut = true;
     pick.busy = true;
-    pick.items = modelItems([], modelPath());
+    pick.items = modelItems(undefined, modelPath());
     pick.show();
-    void listModels(ctx).then((models) => {
+    let listing: ModelsListing | undefined;
+    void listModels(ctx).then((found) => {
+      listing = found;
       // The list grows under the user's pointer: the entry they are on stays the active one.
       const active = pick.activeItems[0]?.label;
-      pick.items = modelItems(models, modelPath());
+      pick.items = modelItems(found, modelPath());
       const same = pick.items.find((i) => i.label === active);
       if (same) pick.activeItems = [same];
       pick.busy = false;
-      pick.placeholder = models.some((m) => m.loadable) ? 'Pick a model, download one, or browse' : 'No model that runs here was found: download one, or browse';
+      pick.placeholder = found?.models.some((m) => m.loadable) ? 'Pick a model, download one, or browse' : 'No model that runs here was found: download one, or browse';
     });
     const chosen = await new Promise<PickItem | undefined>((resolve) => {
       pick.onDidAccept(() => resolve(pick.selectedItems[0]));
@@ -91,7 +112,7 @@ export function selectModel(ctx: Ctx): () => Promise<void> {
         void vscode.window.showWarningMessage(`${chosen.model!.name} cannot run here: ${chosen.model!.reason}`);
         return;
       case 'download':
-        return downloadAndUse(ctx);
+        return downloadAndUse(ctx, listing);
       case 'browse-file':
       case 'browse-folder': {
         const folders = chosen.action === 'browse-folder';
@@ -111,9 +132,9 @@ export function selectModel(ctx: Ctx): () => Promise<void> {
   };
 }
 
-/** Asks what to download, downloads it, and makes it the model. */
-async function downloadAndUse(ctx: Ctx): Promise<void> {
-  const target = await askDownloadTarget();
+/** Asks what to download (the presets' GPU fits from `listing`), downloads it, and makes it the model. */
+async function downloadAndUse(ctx: Ctx, listing: ModelsListing | undefined): Promise<void> {
+  const target = await askDownloadTarget(listing);
   const downloaded = target && (await downloadModel(ctx, target));
   if (downloaded) await use(ctx, downloaded);
 }
@@ -141,12 +162,13 @@ export async function offerModelChoice(ctx: Ctx): Promise<void> {
     await vscode.commands.executeCommand('cskv.selectModel');
     return;
   }
-  const usable = (await listModels(ctx)).filter((m) => m.loadable);
+  const listing = await listModels(ctx);
+  const usable = (listing?.models ?? []).filter((m) => m.loadable);
   const choose = usable.length ? 'Choose a Model' : 'Download a Model';
   const message = usable.length
     ? `cskv-code is using its small built-in model. ${usable.length === 1 ? `${usable[0]!.name} is` : `${usable.length} models are`} on this machine and can run here.`
     : 'cskv-code is using its small built-in model, a demonstration. A real code model answers far better.';
   const choice = await vscode.window.showInformationMessage(message, choose, 'Keep the Built-in Model');
   if (choice === 'Choose a Model') await vscode.commands.executeCommand('cskv.selectModel');
-  if (choice === 'Download a Model') await downloadAndUse(ctx);
+  if (choice === 'Download a Model') await downloadAndUse(ctx, listing);
 }

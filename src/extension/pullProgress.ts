@@ -31,12 +31,14 @@ export class PullProgress {
         const of = e.overallTotal !== undefined ? ` of ${formatBytes(e.overallTotal)}` : '';
         const rate = e.bytesPerSecond > 0 ? ` · ${formatBytes(e.bytesPerSecond)}/s` : '';
         const eta = e.etaSeconds !== undefined ? ` · ${formatDuration(e.etaSeconds)} left` : '';
-        const files = this.filesToFetch > 1 ? ` · file ${Math.min(this.filesDone + 1, this.filesToFetch)}/${this.filesToFetch}` : '';
+        // Several files arrive side by side: how many are complete, not which one is "current".
+        const files = this.filesToFetch > 1 ? ` · ${this.filesDone}/${this.filesToFetch} files done` : '';
         let increment: number | undefined;
         if (e.overallTotal) {
+          // The bar only grows (a file a server makes start over sends fewer bytes for a moment).
           const percent = Math.min(100, (100 * e.overallBytes) / e.overallTotal);
-          increment = percent - this.reported;
-          this.reported = percent;
+          increment = Math.max(0, percent - this.reported);
+          this.reported = Math.max(this.reported, percent);
         }
         return { increment, message: `${formatBytes(e.overallBytes)}${of}${rate}${eta}${files}` };
       }

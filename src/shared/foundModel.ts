@@ -1,5 +1,6 @@
 // A model found on this machine, as `cskv-code models --json` lists it: the runtime's discovery writes these and
 // the extension's model picker reads them.
+import type { GpuFit, GpuReport } from './gpuFit';
 
 export type ModelSource = 'huggingface' | 'lmstudio' | 'llama.cpp' | 'ollama' | 'folder';
 
@@ -21,4 +22,15 @@ export interface FoundModel {
   reason: string | undefined;
   /** Whether CSKV factors for it exist (the default factor file beside it). */
   hasCskvFactors: boolean;
+}
+
+/** What `cskv-code models --json` writes. */
+export interface ModelsListing {
+  gpu: GpuReport;
+  /** The workspace budget (tokens) the fits are computed for. */
+  budgetTokens: number;
+  /** `gpuFit` only where a GPU was found and the model's shape could be read. */
+  models: Array<FoundModel & { gpuFit?: GpuFit | undefined }>;
+  /** The download presets (by target) and whether each fits the GPU: the picker recommends by it. */
+  presets: Array<{ target: string; gpuFit?: GpuFit | undefined }>;
 }

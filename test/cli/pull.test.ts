@@ -17,7 +17,7 @@ import { readModelConfig } from '../../src/runtime/model/config';
 import { discoverModels } from '../../src/runtime/model/discovery';
 import type { PullEvent } from '../../src/shared/pullEvents';
 import { LoopbackHub, type RepoFile, gitOidOf, sha256Of } from '../support/loopbackHub';
-import { byteTokenizerMetadata, convertFixtureToGguf } from '../support/ggufWriter';
+import { byteTokenizerMetadata, convertToGguf } from '../support/ggufWriter';
 import { modelFixture, repoRoot, tempDir } from '../support/paths';
 
 const hub = new LoopbackHub();
@@ -71,8 +71,8 @@ before(async () => {
       ['README.md', git('# tiny coder\n')],
     ]),
   });
-  convertFixtureToGguf(modelFixture('llama-v4'), path.join(files, 'tiny-F16.gguf'), 'F16', byteTokenizerMetadata());
-  convertFixtureToGguf(modelFixture('llama-v4'), path.join(files, 'tiny-Q8_0.gguf'), 'Q8_0', byteTokenizerMetadata());
+  convertToGguf(modelFixture('llama-v4'), path.join(files, 'tiny-F16.gguf'), 'F16', { metadata: byteTokenizerMetadata() });
+  convertToGguf(modelFixture('llama-v4'), path.join(files, 'tiny-Q8_0.gguf'), 'Q8_0', { metadata: byteTokenizerMetadata() });
   f16 = read(path.join(files, 'tiny-F16.gguf'));
   q8 = read(path.join(files, 'tiny-Q8_0.gguf'));
   hub.repos.set('someone/tiny-GGUF', {
@@ -80,7 +80,7 @@ before(async () => {
     files: new Map([['tiny-F16.gguf', lfs(f16)], ['tiny-Q8_0.gguf', lfs(q8)], ['mmproj-tiny-f16.gguf', lfs(Buffer.from('projector'))], ['README.md', git('gguf\n')]]),
   });
   hub.repos.set('someone/one-GGUF', { commit: 'c'.repeat(40), files: new Map([['only-Q8_0.gguf', lfs(q8)]]) });
-  convertFixtureToGguf(modelFixture('llama-v4'), path.join(files, 'tiny-F16-00001-of-00003.gguf'), 'F16', byteTokenizerMetadata(), { parts: 3 });
+  convertToGguf(modelFixture('llama-v4'), path.join(files, 'tiny-F16-00001-of-00003.gguf'), 'F16', { metadata: byteTokenizerMetadata(), split: { parts: 3 } });
   for (let k = 1; k <= 3; k++) splitParts.push(read(path.join(files, `tiny-F16-0000${k}-of-00003.gguf`)));
   hub.repos.set('someone/split-GGUF', {
     commit: 'd'.repeat(40),
@@ -89,7 +89,25 @@ before(async () => {
   hub.repos.set('meta/gated-GGUF', { commit: 'e'.repeat(40), gated: true, accepted: ['hf_accepted'], files: new Map([['gated-Q8_0.gguf', lfs(q8)]]) });
   hub.repos.set('big/huge-GGUF', { commit: 'f'.repeat(40), files: new Map([['huge-Q8_0.gguf', lfs(q8)]]), announcedSize: new Map([['huge-Q8_0.gguf', 2 ** 52]]) });
   hub.plainFiles.set('tiny-Q8_0.gguf', { data: q8, lastModified: new Date('2026-01-02T03:04:05Z') });
+  // Four weight shards of distinct bytes (a 7B model comes as four), and a fifth path holding the first shard's bytes.
+  shards.push(...Array.from({ length: 4 }, (_, k) => Buffer.from(Array.from({ length: SHARD_BYTES }, (_, i) => (i * (k + 3) + k) & 0xff))));
+  hub.repos.set('someone/sharded', {
+    commit: '9'.repeat(40),
+    files: new Map([
+      ['config.json', git(read(path.join(modelFixture('qwen2-v5'), 'config.json')))],
+      ...shards.map((data, k): [string, RepoFile] => [shardName(k), lfs(data)]),
+      ['model-copy.safetensors', lfs(shards[0]!)],
+    ]),
+  });
 });
+
+const SHARD_BYTES = 256 * 1024;
+const shards: Buffer[] = [];
+const shardName = (k: number): string => `model-0000${k + 1}-of-00004.safetensors`;
+/** Queues a trickle for each shard's next response, so that downloads overlap if they run side by side. */
+const trickleShards = (bytesPerSecond: number): void => {
+  for (const data of shards) hub.faults.push({ kind: 'slow', bytesPerSecond, only: sha256Of(data) });
+};
 
 after(() => hub.stop());
 
@@ -208,6 +226,22 @@ describe('resume', () => {
     assert.match(events.find((e) => e.event === 'retry')?.event === 'retry' ? (events.find((e) => e.event === 'retry') as { reason: string }).reason : '', /no data for 0.3 s/);
   });
 
+  test('a partial file that is already whole (stopped before its rename) is checked, not trusted, and not fetched again', async () => {
+    const o = options();
+    const blobs = path.join(o.cacheDir, 'models--someone--one-GGUF', 'blobs');
+    fs.mkdirSync(blobs, { recursive: true });
+    const incomplete = path.join(blobs, `${sha256Of(q8)}.incomplete`);
+    fs.writeFileSync(incomplete, q8);
+    const sentBefore = hub.bytesSent('/cdn/');
+    assert.deepEqual(read(await pull('someone/one-GGUF', o)), q8);
+    assert.equal(hub.bytesSent('/cdn/'), sentBefore, 'nothing was sent');
+    const wrong = options();
+    const wrongBlobs = path.join(wrong.cacheDir, 'models--someone--one-GGUF', 'blobs');
+    fs.mkdirSync(wrongBlobs, { recursive: true });
+    fs.writeFileSync(path.join(wrongBlobs, `${sha256Of(q8)}.incomplete`), Buffer.alloc(q8.length, 7));
+    await rejects(pull('someone/one-GGUF', wrong), 'checksum', /sha256 [0-9a-f]{64} does not match/);
+  });
+
   test('a checksum that fails deletes the download; the next pull fetches it anew', async () => {
     const o = options();
     hub.faults.push({ kind: 'corrupt', at: 100 });
@@ -260,6 +294,76 @@ describe('resume', () => {
     assert.deepEqual(read(modelPath), q8);
     assert.match(out.err, /resuming at/);
     assert.match(out.err, /sha256 verified/);
+  });
+});
+
+describe('several files at once', () => {
+  test('the shards of one repo arrive side by side (at most --parallel at a time), each blob once, progress over the whole pull', async () => {
+    const o = options();
+    hub.peakStreaming = 0;
+    trickleShards(1024 * 1024);
+    const events: PullEvent[] = [];
+    const snapshot = await pull('someone/sharded', { ...o, parallel: 4, onEvent: (e) => events.push(e) });
+    assert.equal(hub.peakStreaming, 4, 'four shards streamed at once');
+    for (const [k, data] of shards.entries()) assert.deepEqual(read(path.join(snapshot, shardName(k))), data);
+    assert.deepEqual(read(path.join(snapshot, 'model-copy.safetensors')), shards[0]);
+    // The blob two paths share was fetched once.
+    assert.equal(hub.log.filter((r) => r.path === `/cdn/${sha256Of(shards[0]!)}`).length, 1);
+    const progress = events.filter((e): e is Extract<PullEvent, { event: 'progress' }> => e.event === 'progress');
+    assert.ok(new Set(progress.map((e) => e.file)).size > 1, 'progress of several files interleaves');
+    assert.ok(progress.every((e, i) => i === 0 || e.overallBytes >= progress[i - 1]!.overallBytes), 'the whole pull\'s bytes only grow');
+    assert.ok(progress.every((e) => e.overallTotal === 5 * SHARD_BYTES + read(path.join(modelFixture('qwen2-v5'), 'config.json')).length));
+
+    hub.peakStreaming = 0;
+    trickleShards(1024 * 1024);
+    await pull('someone/sharded', { ...options(), parallel: 1 });
+    assert.equal(hub.peakStreaming, 1, '--parallel 1 fetches one file at a time');
+    await assert.rejects(pull('someone/sharded', { ...options(), parallel: 0 }), /at most 0 files at once: it must be a positive integer/);
+  });
+
+  test('one file failing stops the others, which keep their bytes; the error is the failure, and the next pull sends only what is missing', async () => {
+    const o = options();
+    // Shard 2 arrives four times faster than the others, corrupted: its checksum fails while they trickle in.
+    trickleShards(256 * 1024);
+    hub.faults.unshift({ kind: 'slow', bytesPerSecond: 1024 * 1024, corruptAt: 10, only: sha256Of(shards[1]!) });
+    const err = await rejects(pull('someone/sharded', { ...o, parallel: 4 }), 'checksum', /does not match the announced/);
+    assert.equal(err.partial, undefined);
+    hub.faults.splice(0);
+    const blobs = path.join(o.cacheDir, 'models--someone--sharded', 'blobs');
+    const kept = new Map(shards.map((data) => [sha256Of(data), fs.existsSync(path.join(blobs, `${sha256Of(data)}.incomplete`)) ? fs.statSync(path.join(blobs, `${sha256Of(data)}.incomplete`)).size : 0]));
+    assert.equal(kept.get(sha256Of(shards[1]!)), 0, 'the corrupted download was deleted');
+    const keptBytes = [...kept.values()].reduce((a, b) => a + b, 0);
+    assert.ok(keptBytes > 0 && keptBytes < 3 * SHARD_BYTES, `${keptBytes} bytes kept of the stopped shards`);
+    for (const data of shards) {
+      assert.equal(fs.existsSync(path.join(blobs, `${sha256Of(data)}.incomplete.lock`)), false, 'no lock is left behind');
+    }
+
+    const sentBefore = hub.bytesSent('/cdn/');
+    const snapshot = await pull('someone/sharded', o);
+    for (const [k, data] of shards.entries()) assert.deepEqual(read(path.join(snapshot, shardName(k))), data);
+    assert.equal(hub.bytesSent('/cdn/') - sentBefore, 4 * SHARD_BYTES - keptBytes, 'only the missing bytes were sent again');
+  });
+
+  test('cancelling stops every file in flight and names each partial file kept; the next pull resumes them all', async () => {
+    const o = options();
+    trickleShards(256 * 1024);
+    const abort = new AbortController();
+    const started = new Set<string>();
+    const err = await rejects(pull('someone/sharded', {
+      ...o, parallel: 4, signal: abort.signal,
+      onEvent: (e) => {
+        if (e.event === 'progress') started.add(e.file);
+        if (e.event === 'progress' && started.size >= 3 && e.overallBytes > SHARD_BYTES / 2) abort.abort();
+      },
+    }), 'cancelled', /cancelled; \d+ partial files kept \(.*\.incomplete, .*\): run the same command again to resume/);
+    hub.faults.splice(0);
+    assert.ok(err.partial?.endsWith('.incomplete'));
+    const count = Number(/(\d+) partial files/.exec(err.message)![1]);
+    assert.ok(count >= 3, err.message);
+    const sentBefore = hub.bytesSent('/cdn/');
+    const snapshot = await pull('someone/sharded', o);
+    for (const [k, data] of shards.entries()) assert.deepEqual(read(path.join(snapshot, shardName(k))), data);
+    assert.ok(hub.bytesSent('/cdn/') - sentBefore < 4 * SHARD_BYTES, 'the kept bytes were not sent again');
   });
 });
 
@@ -338,6 +442,14 @@ describe('errors a user meets', () => {
     assert.equal(await runCli(['pull', 'nobody/nothing'], env, failed), 1);
     assert.match(failed.err, /cskv-code: repository nobody\/nothing not found/);
     assert.equal(await runCli(['pull'], env, new Collect()), 2);
+    // Several files: the line is about the whole pull.
+    const several = new Collect();
+    assert.equal(await runCli(['pull', 'someone/sharded', '--parallel', '2'], env, several), 0);
+    assert.match(several.err, /6 files to fetch, 1.3 MB/);
+    assert.match(several.err, /\d\/6 files  \d+(\.\d)? [KM]?B \/ 1\.3 MB  \d+%/);
+    const bad = new Collect();
+    assert.equal(await runCli(['pull', 'someone/sharded', '--parallel', 'many'], env, bad), 2);
+    assert.match(bad.err, /--parallel must be a positive integer/);
   });
 
   test('no code outside runtime/download/ opens a network connection: nothing reaches the network unless the user pulls', () => {

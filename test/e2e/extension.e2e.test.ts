@@ -9,7 +9,7 @@ import { after, before, describe, test } from 'node:test';
 import type { Browser, FrameLocator, Page } from 'playwright-core';
 import { modelFixture, repoRoot, tempDir } from '../support/paths';
 import { tinyQwenModel } from '../support/tinyQwen';
-import { byteTokenizerMetadata, convertFixtureToGguf } from '../support/ggufWriter';
+import { byteTokenizerMetadata, convertToGguf } from '../support/ggufWriter';
 import { LoopbackHub } from '../support/loopbackHub';
 import { CodeServer, ensureCodeServer } from './codeServer';
 
@@ -194,7 +194,7 @@ describe('cskv-code in code-server', { skip: !enabled && 'set CSKV_E2E=1 (npm ru
     fs.mkdirSync(path.join(hubCache, 'models--e2e--tiny-qwen', 'refs'), { recursive: true });
     fs.writeFileSync(path.join(hubCache, 'models--e2e--tiny-qwen', 'refs', 'main'), '0'.repeat(40));
     const gguf = path.join(home, 'tiny-Q8_0.gguf');
-    convertFixtureToGguf(modelFixture('llama-v4'), gguf, 'Q8_0', byteTokenizerMetadata());
+    convertToGguf(modelFixture('llama-v4'), gguf, 'Q8_0', { metadata: byteTokenizerMetadata() });
     await hub.start();
     hub.repos.set('someone/tiny-GGUF', { commit: 'b'.repeat(40), files: new Map([['tiny-Q8_0.gguf', { data: fs.readFileSync(gguf), lfs: true }]]) });
     Object.assign(process.env, { HF_HUB_CACHE: hubCache, HF_ENDPOINT: hub.endpoint, HF_TOKEN_PATH: path.join(home, 'no-token') });

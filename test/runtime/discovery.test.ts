@@ -10,10 +10,15 @@ import { Writable } from 'node:stream';
 import { before, test } from 'node:test';
 import { OnnxEngine } from '../../src/runtime/backends/onnxEngine';
 import { main } from '../../src/cli/cli';
+import { readModelConfig } from '../../src/runtime/model/config';
 import { type FoundModel, discoverModels, hubCacheDir } from '../../src/runtime/model/discovery';
+import type { ModelsListing } from '../../src/shared/foundModel';
+import { describeGpu } from '../../src/shared/gpuFit';
+import { MODEL_PRESETS } from '../../src/shared/modelPresets';
 import { ModelTokenizer } from '../../src/runtime/tokenizer';
-import { byteTokenizerMetadata, convertFixtureToGguf } from '../support/ggufWriter';
+import { byteTokenizerMetadata, convertToGguf } from '../support/ggufWriter';
 import { modelFixture, repoRoot, tempDir } from '../support/paths';
+import { nvidiaDriverPresent } from '../native/expectations';
 
 let home = '';
 let found: FoundModel[] = [];
@@ -51,7 +56,7 @@ before(() => {
     'config.json': path.join(qwen, 'config.json'), 'model.safetensors': null, 'tokenizer.json': path.join(tokenizerDir, 'tokenizer.json'),
   });
   const q8 = path.join(work, 'tiny-Q8_0.gguf');
-  convertFixtureToGguf(modelFixture('llama-v4'), q8, 'Q8_0', byteTokenizerMetadata());
+  convertToGguf(modelFixture('llama-v4'), q8, 'Q8_0', { metadata: byteTokenizerMetadata() });
   hubRepo(hub, 'someone/tiny-GGUF', 'fed789', { 'tiny-Q8_0.gguf': q8 });
 
   const lmstudio = path.join(home, '.lmstudio', 'models', 'lmstudio-community', 'tiny-GGUF');
@@ -126,14 +131,32 @@ test('hub location: HF_HUB_CACHE, then HF_HOME/hub, then XDG_CACHE_HOME, then ~/
   assert.equal(hubCacheDir({}, '/h'), path.join('/h', '.cache', 'huggingface', 'hub'));
 });
 
-test('cskv-code models --dir lists a folder as JSON and as a table', async () => {
+test('cskv-code models --dir lists a folder as JSON and as a table, with the GPU and whether each model fits it', async () => {
   let out = '';
   const sink = new Writable({ write(chunk, _enc, done) { out += String(chunk); done(); } });
   const folder = path.join(home, '.lmstudio', 'models');
-  assert.equal(await main(['models', '--dir', folder, '--json'], sink, sink), 0);
-  const listed = (JSON.parse(out) as FoundModel[]).filter((m) => m.source === 'folder');
+  assert.equal(await main(['models', '--dir', folder, '--budget', '4096', '--json'], sink, sink), 0);
+  const listing = JSON.parse(out) as ModelsListing;
+  const listed = listing.models.filter((m) => m.source === 'folder');
   assert.deepEqual(listed.map((m) => [m.format, m.quantisation, m.loadable]), [['gguf', 'Q8_0', true]]);
+  assert.equal(listing.budgetTokens, 4096);
+  assert.deepEqual(listing.presets.map((p) => p.target), MODEL_PRESETS.map((p) => p.target));
+  if (nvidiaDriverPresent()) {
+    // The tiny fixture fits any GPU with its whole context (its 128 positions, below the budget).
+    assert.ok(listing.gpu.found, JSON.stringify(listing.gpu));
+    assert.deepEqual([listed[0]!.gpuFit?.verdict, listed[0]!.gpuFit?.wantedTokens], ['fits', readModelConfig(listed[0]!.path).maxPositions]);
+    assert.ok(listing.presets.every((p) => p.gpuFit), 'every preset is fitted');
+  } else {
+    // No GPU here: said so with the probe's reason, and nothing claims to fit.
+    assert.equal(listing.gpu.found, false);
+    assert.match(describeGpu(listing.gpu), /^no NVIDIA GPU found: \S/);
+    assert.ok(listing.models.every((m) => m.gpuFit === undefined) && listing.presets.every((p) => p.gpuFit === undefined));
+  }
   out = '';
   assert.equal(await main(['models', '--dir', folder], sink, sink), 0);
-  assert.match(out, /name\s+source\s+format\s+type\s+size\s+architecture\s+params\s+loads\s+cskv/);
+  assert.match(out, /^GPU: \S/);
+  assert.match(out, /name\s+source\s+format\s+type\s+size\s+architecture\s+params\s+loads\s+cskv\s+gpu/);
+  out = '';
+  assert.equal(await main(['models', '--budget', 'lots'], sink, sink), 2);
+  assert.match(out, /--budget must be a positive integer in decimal digits, got "lots"/);
 });

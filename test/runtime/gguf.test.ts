@@ -3,16 +3,15 @@
 import assert from 'node:assert/strict';
 import * as path from 'node:path';
 import { after, before, test } from 'node:test';
-import { encodeQ8_0, ggmlBytes } from '../../src/runtime/model/ggufWriter';
 import { halfBitsToFloat } from '../../src/runtime/half';
-import { writeGgufModel } from '../support/ggufModel';
+import { byteTokenizerMetadata, convertToGguf, q8_0Bytes } from '../support/ggufWriter';
 import { INSTALL_PEER, type Llama, type Token, cpuLlama, loadNodeLlamaCpp } from '../support/llamaCpp';
 import { modelFixture, tempDir } from '../support/paths';
 import { expected, relativeError } from './engineSuite';
 
 test('Q8_0 blocks: an fp16 scale of max|x|/127 and int8 codes; rows must be whole blocks', () => {
   const x = Float32Array.from({ length: 64 }, (_, i) => Math.sin(i) * (i < 32 ? 1 : 100));
-  const bytes = encodeQ8_0(x);
+  const bytes = q8_0Bytes(x);
   assert.equal(bytes.length, 2 * 34);
   const view = new DataView(bytes.buffer);
   for (let b = 0; b < 2; b++) {
@@ -22,7 +21,7 @@ test('Q8_0 blocks: an fp16 scale of max|x|/127 and int8 codes; rows must be whol
       assert.ok(err <= d * 0.51, `block ${b} value ${i}: error ${err} at scale ${d}`);
     }
   }
-  assert.throws(() => ggmlBytes('Q8_0', 48), /multiple of 32/);
+  assert.throws(() => q8_0Bytes(new Float32Array(48)), /multiple of 32/);
 });
 
 let llama: Llama;
@@ -44,7 +43,7 @@ for (const name of ['qwen2-v5', 'qwen2-cskv']) {
       if (missing) return t.skip(missing);
       const exp = expected(name);
       const file = path.join(tempDir(), `${name}.gguf`);
-      writeGgufModel(modelFixture(name), file, weights);
+      convertToGguf(modelFixture(name), file, weights, { metadata: byteTokenizerMetadata() });
       const model = await llama.loadModel({ modelPath: file });
       const context = await model.createContext({ contextSize: 256, threads: 1 });
       try {

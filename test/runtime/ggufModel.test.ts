@@ -13,12 +13,13 @@ import { OnnxEngine } from '../../src/runtime/backends/onnxEngine';
 import { ModelFormatError, UnsupportedError } from '../../src/runtime/errors';
 import { generate } from '../../src/runtime/generate';
 import { readModelConfig } from '../../src/runtime/model/config';
+import { GgufFile } from '../../src/runtime/model/ggufFile';
 import { ModelWeights } from '../../src/runtime/model/weights';
 import { unpermuteRows } from '../../src/runtime/model/ggufWeights';
 import { dequantiseBlockwise } from '../../src/runtime/onnx/blockQuantizer';
 import { float32Bytes, writeSafetensors } from '../../src/runtime/safetensorsWriter';
 import { MODEL_FIXTURES, expected, relativeError } from './engineSuite';
-import { type GgufWeightType, convertFixtureToGguf, ggufBytes, permuteRows, writeGguf } from '../support/ggufWriter';
+import { type GgufWeightType, convertToGguf, ggufBytes, permuteRows, writeGguf } from '../support/ggufWriter';
 import { modelFixture, tempDir } from '../support/paths';
 
 const GGUF_FIXTURES = MODEL_FIXTURES.filter((name) => name !== 'qwen2-dynamic');
@@ -59,7 +60,7 @@ describe('GGUF fixtures against the safetensors path', () => {
       test(`${name} as GGUF ${type}`, async () => {
         const exp = expected(name);
         const file = path.join(tempDir('cskv-gguf-'), `${name}-${type}.gguf`);
-        const converted = convertFixtureToGguf(modelFixture(name), file, type);
+        const converted = convertToGguf(modelFixture(name), file, type);
         const original = await promptLogits(modelFixture(name), exp.prompt_ids, exp.greedy_tokens.length);
         const gguf = await promptLogits(file, exp.prompt_ids, exp.greedy_tokens.length);
         // The config read from metadata is the config.json one (up to how llama3 RoPE is spelt).
@@ -102,9 +103,49 @@ describe('GGUF details', () => {
     assert.deepEqual([...new Float32Array(unpermuteRows(stored, 8, 2, 't', 'f').buffer)], [0, 1, 2, 3, 10, 11, 12, 13]);
   });
 
+  // The writer stores llama q/k rows in llama.cpp's order and the reader undoes it: every tensor of every fixture
+  // must come back as the values the file stands for, bit for bit (F32: the safetensors values themselves).
+  for (const name of GGUF_FIXTURES) {
+    test(`${name}: every tensor round-trips through the writer and the reader (F32, F16)`, () => {
+      const config = readModelConfig(modelFixture(name));
+      const original = ModelWeights.open(modelFixture(name));
+      try {
+        for (const type of ['F32', 'F16'] as const) {
+          const file = path.join(tempDir(), `${name}-${type}.gguf`);
+          const converted = convertToGguf(modelFixture(name), file, type);
+          const gguf = ModelWeights.open(file);
+          const stored = GgufFile.open(file, { arrays: false });
+          try {
+            for (const { hfName, values } of converted) {
+              const shape = original.info(hfName).shape;
+              const back = gguf.readFloat32(hfName, shape);
+              assert.deepEqual(new Uint32Array(back.buffer, back.byteOffset, back.length), new Uint32Array(values.buffer), `${type} ${hfName}`);
+              if (type === 'F32') assert.deepEqual(back, original.readFloat32(hfName, shape), `${hfName} is the safetensors tensor`);
+            }
+            // In the file itself, llama-architecture q rows are permuted (llama.cpp's order) and Qwen2's are not.
+            const q = stored.tensors.get('blk.0.attn_q.weight')!;
+            const rowsAsStored = new Float32Array(stored.readBytes(q).slice().buffer, 0, 2 * config.hiddenSize);
+            const hfQ = original.readFloat32('model.layers.0.self_attn.q_proj.weight', [config.heads * config.headDim, config.hiddenSize]);
+            const permuted = config.architecture !== 'Qwen2ForCausalLM';
+            if (type === 'F32') {
+              // Row 1 of a head is HF row headDim/2 (the second rotate-half) under the permutation, HF row 1 otherwise.
+              const expectedRow1 = permuted ? config.headDim / 2 : 1;
+              assert.deepEqual(rowsAsStored.subarray(config.hiddenSize), hfQ.subarray(expectedRow1 * config.hiddenSize, (expectedRow1 + 1) * config.hiddenSize), `${name}: q row 1 as stored`);
+            }
+          } finally {
+            gguf.close();
+            stored.close();
+          }
+        }
+      } finally {
+        original.close();
+      }
+    });
+  }
+
   test('CSKV factors are keyed to the fingerprint: an F32 GGUF has the safetensors fingerprint of an F32 model', async () => {
     const file = path.join(tempDir(), 'llama-v4.gguf');
-    convertFixtureToGguf(modelFixture('llama-v4'), file, 'F32');
+    convertToGguf(modelFixture('llama-v4'), file, 'F32');
     const [a, b] = [await OnnxEngine.load(file), await OnnxEngine.load(modelFixture('llama-v4'))];
     try {
       assert.equal(a.info.fingerprint, b.info.fingerprint);
@@ -117,7 +158,7 @@ describe('GGUF details', () => {
   for (const name of ['llama-v4', 'qwen2-v5']) {
     test(`${name}: q8 weights from a Q8_0 GGUF are the file's own values, exactly, and the engine runs on them`, async () => {
       const file = path.join(tempDir(), `${name}-q8_0.gguf`);
-      const converted = convertFixtureToGguf(modelFixture(name), file, 'Q8_0');
+      const converted = convertToGguf(modelFixture(name), file, 'Q8_0');
       const weights = ModelWeights.open(file);
       let blockwise = 0;
       try {

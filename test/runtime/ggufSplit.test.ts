@@ -14,7 +14,7 @@ import { modelFingerprint } from '../../src/runtime/model/fingerprint';
 import { ModelWeights } from '../../src/runtime/model/weights';
 import { ModelTokenizer } from '../../src/runtime/tokenizer';
 import { expected } from './engineSuite';
-import { byteTokenizerMetadata, convertFixtureToGguf } from '../support/ggufWriter';
+import { byteTokenizerMetadata, convertToGguf } from '../support/ggufWriter';
 import { modelFixture, tempDir } from '../support/paths';
 
 const FIXTURE = 'llama-v4';
@@ -40,12 +40,12 @@ function fingerprintOf(model: string): string {
 describe('split GGUF models', () => {
   const dir = tempDir('cskv-gguf-split-');
   const whole = path.join(dir, 'tiny-F16.gguf');
-  convertFixtureToGguf(modelFixture(FIXTURE), whole, 'F16', byteTokenizerMetadata());
+  convertToGguf(modelFixture(FIXTURE), whole, 'F16', { metadata: byteTokenizerMetadata() });
 
   for (const firstPartTensors of [undefined, 0]) {
     test(`three parts (${firstPartTensors === 0 ? 'metadata alone in the first part, as --no-tensor-first-split' : 'tensors in every part'}) load as the unsplit file`, async () => {
       const first = path.join(tempDir('cskv-gguf-split-'), 'tiny-F16-00001-of-00003.gguf');
-      convertFixtureToGguf(modelFixture(FIXTURE), first, 'F16', byteTokenizerMetadata(), { parts: 3, firstPartTensors });
+      convertToGguf(modelFixture(FIXTURE), first, 'F16', { metadata: byteTokenizerMetadata(), split: { parts: 3, firstPartTensors } });
       for (const k of [2, 3]) assert.ok(fs.existsSync(first.replace('00001-of', `0000${k}-of`)));
       assert.deepEqual({ ...readModelConfig(first), file: '' }, { ...readModelConfig(whole), file: '' });
       assert.equal(fingerprintOf(first), fingerprintOf(whole));
@@ -59,7 +59,7 @@ describe('split GGUF models', () => {
   test('a missing part, a later part opened alone and a part of another split are refused by name', () => {
     const splitDir = tempDir('cskv-gguf-split-');
     const first = path.join(splitDir, 'tiny-00001-of-00003.gguf');
-    convertFixtureToGguf(modelFixture(FIXTURE), first, 'F16', byteTokenizerMetadata(), { parts: 3 });
+    convertToGguf(modelFixture(FIXTURE), first, 'F16', { metadata: byteTokenizerMetadata(), split: { parts: 3 } });
     const second = path.join(splitDir, 'tiny-00002-of-00003.gguf');
     const third = path.join(splitDir, 'tiny-00003-of-00003.gguf');
 
@@ -68,7 +68,7 @@ describe('split GGUF models', () => {
 
     // The parts of another split (a different count) under the expected name.
     const stray = tempDir('cskv-gguf-split-');
-    convertFixtureToGguf(modelFixture(FIXTURE), path.join(stray, 'x-00001-of-00002.gguf'), 'F16', [], { parts: 2 });
+    convertToGguf(modelFixture(FIXTURE), path.join(stray, 'x-00001-of-00002.gguf'), 'F16', { split: { parts: 2 } });
     fs.copyFileSync(third, `${third}.kept`);
     fs.copyFileSync(path.join(stray, 'x-00002-of-00002.gguf'), third);
     assert.throws(() => readModelConfig(first), (e: unknown) => e instanceof ModelFormatError && e.file === third && /expected part 3 of 3/.test(e.message));
@@ -86,7 +86,7 @@ describe('split GGUF models', () => {
   test('discovery lists a split model once, with the size of all its parts, as loadable', () => {
     const splitDir = tempDir('cskv-gguf-split-');
     const parts = [1, 2, 3].map((k) => path.join(splitDir, `tiny-0000${k}-of-00003.gguf`));
-    convertFixtureToGguf(modelFixture(FIXTURE), parts[0]!, 'F16', byteTokenizerMetadata(), { parts: 3 });
+    convertToGguf(modelFixture(FIXTURE), parts[0]!, 'F16', { metadata: byteTokenizerMetadata(), split: { parts: 3 } });
     const found = discoverModels({ folders: [splitDir], env: {}, home: tempDir('cskv-home-') });
     assert.equal(found.length, 1);
     assert.equal(found[0]!.path, parts[0]);

@@ -1,7 +1,9 @@
-// A GGUF v3 writer for tests, and a converter of the reference fixtures (Hugging Face directories) to GGUF that
-// follows llama.cpp's convert_hf_to_gguf.py: the same metadata keys, tensor names, the q/k row permutation of
-// the llama architecture, 1-D tensors kept F32, and Q8_0 quantised as ggml's quantize_row_q8_0_ref does.
-// Written independently of the runtime's reader so that the two check each other.
+// The project's GGUF v3 writer (tests and benchmarks; the product only reads GGUF), and a converter of Hugging Face
+// model directories to GGUF that follows llama.cpp's convert_hf_to_gguf.py: the same metadata keys, tensor names,
+// the q/k row permutation of the llama architecture, 1-D tensors kept F32, and Q8_0 quantised as ggml's
+// quantize_row_q8_0_ref does. Written independently of the runtime's reader so that the two check each other;
+// llama.cpp reads what it writes (test/runtime/gguf.test.ts). Tensors are encoded and written one at a time, so a
+// benchmark-sized model is never held whole.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { floatToHalfBits, halfBitsToFloat } from '../../src/runtime/half';
@@ -18,10 +20,25 @@ export interface TensorToWriteGguf {
   typeId: number;
   /** ggml order: innermost dimension first. */
   dims: number[];
-  data: Uint8Array;
+  /**
+   * The stored bytes, or a function that gives them when the tensor is written (its size then follows from
+   * typeId and dims, so it must be a type this writer encodes).
+   */
+  data: Uint8Array | (() => Uint8Array);
 }
 
 const TYPE_ID = { u8: 0, i8: 1, u16: 2, i16: 3, u32: 4, i32: 5, f32: 6, bool: 7, string: 8, array: 9, u64: 10 } as const;
+
+/** [values, bytes] per block of the ggml types this file encodes: F32, F16, Q8_0, Q4_K, Q6_K, BF16. */
+const BLOCKS: Record<number, readonly [number, number]> = { 0: [1, 4], 1: [1, 2], 8: [32, 34], 12: [256, 144], 14: [256, 210], 30: [1, 2] };
+
+function storedBytes(t: TensorToWriteGguf): number {
+  if (typeof t.data !== 'function') return t.data.length;
+  const block = BLOCKS[t.typeId];
+  if (!block) throw new Error(`tensor ${t.name}: give the bytes of ggml type ${t.typeId}, this writer cannot size them`);
+  if (t.dims[0]! % block[0] !== 0) throw new Error(`tensor ${t.name}: rows of ${t.dims[0]} values are not whole blocks of ${block[0]}`);
+  return (t.dims.reduce((a, b) => a * b, 1) / block[0]) * block[1];
+}
 
 class Bytes {
   private parts: Buffer[] = [];
@@ -38,7 +55,8 @@ class Bytes {
   concat(): Buffer { return Buffer.concat(this.parts); }
 }
 
-export function ggufBytes(metadata: ReadonlyArray<[string, MetadataValue]>, tensors: readonly TensorToWriteGguf[], alignment = 32): Buffer {
+/** The file in order: header (metadata, tensor infos), then each tensor's data, each part padded to `alignment`. */
+function* ggufParts(metadata: ReadonlyArray<[string, MetadataValue]>, tensors: readonly TensorToWriteGguf[], alignment = 32): Generator<Uint8Array> {
   const h = new Bytes();
   h.push(Buffer.from('GGUF', 'latin1'));
   h.u32(3);
@@ -59,26 +77,39 @@ export function ggufBytes(metadata: ReadonlyArray<[string, MetadataValue]>, tens
       case 'i32s': h.u32(TYPE_ID.array); h.u32(TYPE_ID.i32); h.u64(value.length); value.forEach((v) => h.i32(v)); break;
     }
   }
+  const sizes = tensors.map(storedBytes);
   let offset = 0;
-  const offsets: number[] = [];
-  for (const t of tensors) {
+  tensors.forEach((t, i) => {
     h.str(t.name);
     h.u32(t.dims.length);
     t.dims.forEach((d) => h.u64(d));
     h.u32(t.typeId);
     h.u64(offset);
-    offsets.push(offset);
-    offset += Math.ceil(t.data.length / alignment) * alignment;
-  }
+    offset += Math.ceil(sizes[i]! / alignment) * alignment;
+  });
   const pad = (n: number): Buffer => Buffer.alloc((alignment - (n % alignment)) % alignment);
-  const parts = [h.concat()];
-  parts.push(pad(parts[0]!.length));
-  for (const t of tensors) parts.push(Buffer.from(t.data), pad(t.data.length));
-  return Buffer.concat(parts);
+  const header = h.concat();
+  yield header;
+  yield pad(header.length);
+  for (const [i, t] of tensors.entries()) {
+    const data = typeof t.data === 'function' ? t.data() : t.data;
+    if (data.length !== sizes[i]) throw new Error(`tensor ${t.name}: ${data.length} bytes, its type and shape need ${sizes[i]}`);
+    yield data;
+    yield pad(data.length);
+  }
+}
+
+export function ggufBytes(metadata: ReadonlyArray<[string, MetadataValue]>, tensors: readonly TensorToWriteGguf[], alignment = 32): Buffer {
+  return Buffer.concat([...ggufParts(metadata, tensors, alignment)]);
 }
 
 export function writeGguf(file: string, metadata: ReadonlyArray<[string, MetadataValue]>, tensors: readonly TensorToWriteGguf[]): void {
-  fs.writeFileSync(file, ggufBytes(metadata, tensors));
+  const fd = fs.openSync(file, 'w');
+  try {
+    for (const part of ggufParts(metadata, tensors)) fs.writeSync(fd, part);
+  } finally {
+    fs.closeSync(fd);
+  }
 }
 
 /**
@@ -218,7 +249,7 @@ export function q6_KBytes(values: Float32Array): Uint8Array {
   return out;
 }
 
-// ---- the fixture converter ----
+// ---- the Hugging Face converter ----
 
 export type GgufWeightType = 'F32' | 'F16' | 'BF16' | 'Q8_0' | 'Q4_K' | 'Q6_K';
 
@@ -239,6 +270,29 @@ export function permuteRows(values: Float32Array, rows: number, heads: number): 
   return out;
 }
 
+const TYPE_IDS: Record<GgufWeightType, number> = { F32: 0, F16: 1, BF16: 30, Q8_0: 8, Q4_K: 12, Q6_K: 14 };
+
+function encode(type: GgufWeightType, values: Float32Array): Uint8Array {
+  switch (type) {
+    case 'F32': return new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
+    case 'F16': return f16Bytes(values);
+    case 'BF16': return bfloat16Bytes(values);
+    case 'Q8_0': return q8_0Bytes(values);
+    case 'Q4_K': return q4_KBytes(values);
+    case 'Q6_K': return q6_KBytes(values);
+  }
+}
+
+/** The values stored bytes stand for, computed here independently of the runtime's dequantisers (no K-quants). */
+function decode(type: Exclude<GgufWeightType, 'Q4_K' | 'Q6_K'>, bytes: Uint8Array): Float32Array {
+  switch (type) {
+    case 'F32': return new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
+    case 'F16': return f16Values(bytes);
+    case 'BF16': return bf16Values(bytes);
+    case 'Q8_0': return q8_0Values(bytes);
+  }
+}
+
 const LAYER_TENSORS: Record<string, string> = {
   input_layernorm: 'attn_norm', post_attention_layernorm: 'ffn_norm',
   'self_attn.q_proj': 'attn_q', 'self_attn.k_proj': 'attn_k', 'self_attn.v_proj': 'attn_v', 'self_attn.o_proj': 'attn_output',
@@ -251,11 +305,20 @@ export interface ConvertedTensor {
   values: Float32Array;
 }
 
+export interface ConvertOptions {
+  /** Metadata after the model's own (a tokenizer's, usually). */
+  metadata?: ReadonlyArray<[string, MetadataValue]>;
+  /** Written as llama-gguf-split parts instead; `outFile` is then the first part's name. */
+  split?: { parts: number; firstPartTensors?: number };
+  /** Return each tensor's values (the default); a benchmark-sized model leaves this off to hold one tensor at a time. */
+  values?: boolean;
+}
+
 /**
- * Writes the Hugging Face model in `modelDir` as a GGUF file of `type` (2-D weights in that type, 1-D tensors
- * F32) and returns, per tensor, the values the file stands for.
+ * Writes the Hugging Face model in `modelDir` (Llama, Mistral or Qwen2) as a GGUF file of `type` (2-D weights in
+ * that type, 1-D tensors F32) and returns, per tensor, the values the file stands for.
  */
-export function convertFixtureToGguf(modelDir: string, outFile: string, type: GgufWeightType, extraMetadata: Array<[string, MetadataValue]> = [], split?: { parts: number; firstPartTensors?: number }): ConvertedTensor[] {
+export function convertToGguf(modelDir: string, outFile: string, type: GgufWeightType, options: ConvertOptions = {}): ConvertedTensor[] {
   const config = JSON.parse(fs.readFileSync(path.join(modelDir, 'config.json'), 'utf8'));
   const hfArch: string = config.architectures[0];
   const arch = hfArch === 'Qwen2ForCausalLM' ? 'qwen2' : 'llama';
@@ -287,7 +350,7 @@ export function convertFixtureToGguf(modelDir: string, outFile: string, type: Gg
   } else if (ropeType !== 'default' && ropeType !== 'llama3') {
     throw new Error(`GGUF has no way to write RoPE type ${ropeType}`);
   }
-  metadata.push(...extraMetadata);
+  metadata.push(...(options.metadata ?? []));
 
   const tensors: TensorToWriteGguf[] = [];
   const converted: ConvertedTensor[] = [];
@@ -295,7 +358,6 @@ export function convertFixtureToGguf(modelDir: string, outFile: string, type: Gg
   try {
     for (const st of files) {
       for (const [hfName, info] of st.tensors) {
-        let values = st.readFloat32(hfName);
         const m = /^model\.layers\.(\d+)\.(.+)\.(weight|bias)$/.exec(hfName);
         let name: string;
         if (hfName === 'model.embed_tokens.weight') name = 'token_embd.weight';
@@ -305,55 +367,47 @@ export function convertFixtureToGguf(modelDir: string, outFile: string, type: Gg
         else throw new Error(`no GGUF name for ${hfName}`);
         const rows = info.shape[0]!;
         const cols = info.shape.length === 2 ? info.shape[1]! : 1;
-        let stored = values;
-        if (arch === 'llama' && m && (m[2] === 'self_attn.q_proj' || m[2] === 'self_attn.k_proj')) {
-          stored = permuteRows(values, rows, m[2] === 'self_attn.q_proj' ? heads : kvHeads);
-        }
-        let typeId = 0;
-        let data = new Uint8Array(stored.buffer.slice(0));
-        if (info.shape.length === 2 && type === 'F16') {
-          typeId = 1;
-          data = f16Bytes(stored);
-          values = f16Values(f16Bytes(values));
-        } else if (info.shape.length === 2 && type === 'BF16') {
-          typeId = 30;
-          data = bfloat16Bytes(stored);
-          values = bf16Values(bfloat16Bytes(values));
-        } else if (info.shape.length === 2 && type === 'Q8_0') {
-          typeId = 8;
-          data = q8_0Bytes(stored);
-          values = q8_0Values(q8_0Bytes(values));
-        } else if (info.shape.length === 2 && (type === 'Q4_K' || type === 'Q6_K')) {
-          // Values stay the original ones: K-quant files are checked against llama.cpp (test/tools), not here.
-          typeId = type === 'Q4_K' ? 12 : 14;
-          data = type === 'Q4_K' ? q4_KBytes(stored) : q6_KBytes(stored);
-        }
-        tensors.push({ name, typeId, dims: info.shape.length === 2 ? [cols, rows] : [rows], data });
-        converted.push({ hfName, values });
+        const permuted = arch === 'llama' && m && (m[2] === 'self_attn.q_proj' || m[2] === 'self_attn.k_proj');
+        // 1-D tensors stay F32, as convert_hf_to_gguf keeps them.
+        const stored: GgufWeightType = info.shape.length === 2 ? type : 'F32';
+        tensors.push({
+          name,
+          typeId: TYPE_IDS[stored],
+          dims: info.shape.length === 2 ? [cols, rows] : [rows],
+          data: () => {
+            const values = st.readFloat32(hfName);
+            const data = encode(stored, permuted ? permuteRows(values, rows, m[2] === 'self_attn.q_proj' ? heads : kvHeads) : values);
+            // K-quant files are checked against llama.cpp (test/tools), not here: their values stay the original ones.
+            if (options.values !== false) {
+              converted.push({ hfName, values: stored === 'Q4_K' || stored === 'Q6_K' ? values : decode(stored, permuted ? encode(stored, values) : data) });
+            }
+            return data;
+          },
+        });
       }
     }
+    if (ropeType === 'llama3') {
+      // convert_hf_to_gguf's LlamaModel.generate_extra_tensors: per-frequency divisors of Llama 3's rule.
+      const factors: number[] = [];
+      const lowWavelen = rope.original_max_position_embeddings / rope.low_freq_factor;
+      const highWavelen = rope.original_max_position_embeddings / rope.high_freq_factor;
+      for (let i = 0; i < headDim; i += 2) {
+        const freq = 1 / rope.rope_theta ** (i / headDim);
+        const wavelen = (2 * Math.PI) / freq;
+        if (wavelen < highWavelen) factors.push(1);
+        else if (wavelen > lowWavelen) factors.push(rope.factor);
+        else {
+          const smooth = (rope.original_max_position_embeddings / wavelen - rope.low_freq_factor) / (rope.high_freq_factor - rope.low_freq_factor);
+          factors.push(1 / ((1 - smooth) / rope.factor + smooth));
+        }
+      }
+      tensors.push({ name: 'rope_freqs.weight', typeId: 0, dims: [factors.length], data: new Uint8Array(Float32Array.from(factors).buffer) });
+    }
+    if (options.split) writeSplitGguf(outFile.replace(/-00001-of-\d{5}\.gguf$/, ''), options.split.parts, metadata, tensors, options.split.firstPartTensors);
+    else writeGguf(outFile, metadata, tensors);
   } finally {
     for (const f of files) f.close();
   }
-  if (ropeType === 'llama3') {
-    // convert_hf_to_gguf's LlamaModel.generate_extra_tensors: per-frequency divisors of Llama 3's rule.
-    const factors: number[] = [];
-    const lowWavelen = rope.original_max_position_embeddings / rope.low_freq_factor;
-    const highWavelen = rope.original_max_position_embeddings / rope.high_freq_factor;
-    for (let i = 0; i < headDim; i += 2) {
-      const freq = 1 / rope.rope_theta ** (i / headDim);
-      const wavelen = (2 * Math.PI) / freq;
-      if (wavelen < highWavelen) factors.push(1);
-      else if (wavelen > lowWavelen) factors.push(rope.factor);
-      else {
-        const smooth = (rope.original_max_position_embeddings / wavelen - rope.low_freq_factor) / (rope.high_freq_factor - rope.low_freq_factor);
-        factors.push(1 / ((1 - smooth) / rope.factor + smooth));
-      }
-    }
-    tensors.push({ name: 'rope_freqs.weight', typeId: 0, dims: [factors.length], data: new Uint8Array(Float32Array.from(factors).buffer) });
-  }
-  if (split) writeSplitGguf(outFile.replace(/-00001-of-\d{5}\.gguf$/, ''), split.parts, metadata, tensors, split.firstPartTensors);
-  else writeGguf(outFile, metadata, tensors);
   return converted;
 }
 
@@ -426,11 +480,15 @@ function byteLevelAlphabet(): string[] {
   return Array.from({ length: 256 }, (_, b) => String.fromCodePoint(printable(b) ? b : next++));
 }
 
-/** A byte-level tokenizer with exactly 256 tokens (one per byte, no merges): fits the fixtures' 256-row vocabulary. */
-export function byteTokenizerMetadata(): Array<[string, MetadataValue]> {
+/**
+ * A byte-level tokenizer without merges: one token per byte, then placeholder tokens up to `vocabSize` (the
+ * fixtures' vocabulary is exactly the 256 bytes; a benchmark model's is a real model's size, fed token ids directly).
+ */
+export function byteTokenizerMetadata(vocabSize = 256): Array<[string, MetadataValue]> {
+  const tokens = [...byteLevelAlphabet(), ...Array.from({ length: vocabSize - 256 }, (_, i) => `<t${256 + i}>`)];
   return [
     ['tokenizer.ggml.model', ['string', 'gpt2']], ['tokenizer.ggml.pre', ['string', 'default']],
-    ['tokenizer.ggml.tokens', ['strings', byteLevelAlphabet()]], ['tokenizer.ggml.merges', ['strings', []]],
+    ['tokenizer.ggml.tokens', ['strings', tokens]], ['tokenizer.ggml.merges', ['strings', []]],
     ['tokenizer.ggml.eos_token_id', ['u32', 10]],
   ];
 }

@@ -7,7 +7,8 @@
 //        ETag and Last-Modified
 // with the Hub's refusals (401/403 GatedRepo, 401 RepoNotFound, 404 EntryNotFound / RevisionNotFound) and faults
 // a test queues for the next content responses: cut the connection after N bytes, answer 500, stall, trickle
-// slowly, or flip a byte. Every request is logged with its Range header.
+// slowly, or flip a byte. Every request is logged with its Range header, and the most content responses streaming
+// at one time is kept (to see files fetched side by side).
 import { createHash } from 'node:crypto';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -32,7 +33,7 @@ export type Fault = (
   | { kind: 'cut'; after: number }          // send `after` bytes of the body, then destroy the socket
   | { kind: 'status'; status: number }      // answer with this status and no body
   | { kind: 'stall'; after: number }        // send `after` bytes, then nothing (the socket stays open)
-  | { kind: 'slow'; bytesPerSecond: number } // trickle the whole body
+  | { kind: 'slow'; bytesPerSecond: number; corruptAt?: number } // trickle the whole body (flipping one byte)
   | { kind: 'corrupt'; at: number }         // flip the byte at this offset of the content
 ) & {
   /** Only for a content request whose path contains this (default: the next content request of any file). */
@@ -67,6 +68,9 @@ export class LoopbackHub {
   /** Where LFS downloads are redirected: this server (''), or another origin, as the Hub's CDN is. */
   cdnEndpoint = '';
   readonly log: LoggedRequest[] = [];
+  /** Content responses streaming now, and the most there have been at once (a test may reset it to 0). */
+  streaming = 0;
+  peakStreaming = 0;
   private readonly server = http.createServer((req, res) => this.handle(req, res));
   private readonly sockets = new Set<import('node:net').Socket>();
   endpoint = '';
@@ -176,11 +180,15 @@ export class LoopbackHub {
       return;
     }
     let body = data.subarray(start);
-    if (fault?.kind === 'corrupt') {
+    const corruptAt = fault?.kind === 'corrupt' ? fault.at : fault?.kind === 'slow' ? fault.corruptAt : undefined;
+    if (corruptAt !== undefined) {
       body = Buffer.from(body);
-      if (fault.at >= start) body[fault.at - start] ^= 0xff;
+      if (corruptAt >= start) body[corruptAt - start] ^= 0xff;
     }
     res.writeHead(status, headers);
+    this.streaming++;
+    this.peakStreaming = Math.max(this.peakStreaming, this.streaming);
+    res.on('close', () => this.streaming--);
     const send = (chunk: Buffer, written?: () => void): void => {
       entry.sent += chunk.length;
       res.write(chunk, written);

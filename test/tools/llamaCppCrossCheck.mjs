@@ -12,7 +12,7 @@ import { createRequire } from 'node:module';
 const require = createRequire(import.meta.url);
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..', '..');
 const { OnnxEngine } = require(path.join(root, 'out/src/runtime/backends/onnxEngine.js'));
-const { convertFixtureToGguf, byteTokenizerMetadata } = require(path.join(root, 'out/test/support/ggufWriter.js'));
+const { convertToGguf, byteTokenizerMetadata } = require(path.join(root, 'out/test/support/ggufWriter.js'));
 const { writeRandomModel } = require(path.join(root, 'out/test/support/randomModel.js'));
 const { getLlama } = await import(path.join(process.env.NODE_LLAMA_CPP ?? 'node-llama-cpp', 'dist/index.js'));
 
@@ -40,14 +40,14 @@ const rows = [];
 for (const { name, dir, prompt, types } of models) {
   for (const type of types) {
     const file = path.join(work, `${name}-${type}.gguf`);
-    convertFixtureToGguf(dir, file, type, byteTokenizerMetadata());
+    convertToGguf(dir, file, type, { metadata: byteTokenizerMetadata() });
     const engine = await OnnxEngine.load(file);
     const V = engine.info.config.vocabSize;
     const ours = await engine.prefill(prompt, { logits: prompt.length });
     await engine.dispose();
     // The same prompt on the unquantised model (its F32 GGUF): the scale a quantisation error has.
     const unquantisedFile = path.join(work, `${name}-F32-reference.gguf`);
-    if (!fs.existsSync(unquantisedFile)) convertFixtureToGguf(dir, unquantisedFile, 'F32', byteTokenizerMetadata());
+    if (!fs.existsSync(unquantisedFile)) convertToGguf(dir, unquantisedFile, 'F32', { metadata: byteTokenizerMetadata() });
     const original = await OnnxEngine.load(unquantisedFile);
     const unquantised = await original.prefill(prompt, { logits: prompt.length });
     await original.dispose();

@@ -1,6 +1,7 @@
 // Whether the CUDA backend can run here, and if not, one sentence saying why (for the status bar, the CLI and
 // the logs): the addon missing or unloadable, built without CUDA, no driver, no GPU, a GPU too old, no cuBLASLt.
 import { probeInChildProcess } from './isolatedProbe';
+import type { GpuReport } from '../../shared/gpuFit';
 import { type NativeProbe, loadNativeAddon } from './nativeAddon';
 
 export type CudaAvailability =
@@ -31,4 +32,15 @@ export function describeGpus(probe: NativeProbe): string {
     .filter((d) => d.supported)
     .map((d) => `${d.name} (${(d.totalBytes / GIB).toFixed(1)} GiB, ${(d.freeBytes / GIB).toFixed(1)} GiB free, compute ${d.computeCapability})`)
     .join('; ');
+}
+
+/** GPU 0 (the one the CUDA engine takes by default) for the model fits, or the sentence saying why there is none. */
+export function gpuReport(cuda: CudaAvailability): GpuReport {
+  const device = cuda.probe?.devices[0];
+  const reason = cuda.available ? undefined : cuda.reason;
+  if (device) {
+    const problem = !device.supported ? device.problem ?? 'this build cannot use it' : reason;
+    return { found: true, name: device.name, totalBytes: device.totalBytes, freeBytes: device.freeBytes, problem };
+  }
+  return { found: false, reason: cuda.probe ? `no NVIDIA GPU found: ${reason ?? 'the probe lists no device'}` : `could not look for an NVIDIA GPU: ${reason}` };
 }

@@ -16,10 +16,8 @@ import { ropeDependsOnLength, ropeFrequencies } from '../model/rope';
 import { ModelWeights } from '../model/weights';
 import type { DType } from '../safetensors';
 import { prefillInChunks } from './chunkedPrefill';
-import { type CapacityPlan, planCapacity } from './cudaMemoryPlan';
+import { CUDA_DEFAULT_CHUNK, type CapacityPlan, deviceModelShape, planCapacity } from './cudaMemoryPlan';
 import { type NativeAddon, type NativeCacheLayout, type NativeCudaEngine, type NativeLayerState, type NativeModelSpec, loadNativeAddon } from './nativeAddon';
-
-const DEFAULT_CHUNK = 512;
 
 export interface CudaEngineOptions extends EngineOptions {
   /** The addon to load instead of the bundled one (the cskv.nativeLibrary setting). */
@@ -73,7 +71,7 @@ export class CudaEngine implements Engine {
       const factors = options.cskv ? readCskvFile(options.cskv, config, fingerprint) : undefined;
       const window = options.window ?? factors?.window ?? 32;
       const bits = options.bits ?? factors?.bits ?? 16;
-      const chunkSize = options.chunkSize ?? DEFAULT_CHUNK;
+      const chunkSize = options.chunkSize ?? CUDA_DEFAULT_CHUNK;
       const ranks = factors ? { k: factors.layers.map((l) => l.k.rank), v: factors.layers.map((l) => l.v.rank) } : undefined;
       const device = options.device ?? 0;
       const cache = { layers: config.layers, kvDim: config.kvDim, window, bits, kRanks: ranks?.k, vRanks: ranks?.v, chunkTokens: chunkSize };
@@ -84,7 +82,7 @@ export class CudaEngine implements Engine {
         throw new RuntimeError('BACKEND', `CUDA engine: cannot read the GPU's memory: ${(err as Error).message}`);
       }
       const capacity = planCapacity({
-        shape: deviceShape(config), cache, freeBytes, layoutOf: (spec) => addon.cacheLayout(spec),
+        shape: deviceModelShape(config), cache, freeBytes, layoutOf: (spec) => addon.cacheLayout(spec),
         wantedTokens: Math.min(options.capacityTokens ?? config.maxPositions, config.maxPositions),
       });
       if (capacity.capacityTokens === 0) throw new RuntimeError('OUT_OF_MEMORY', `CUDA engine: ${capacity.shrunk}`);
@@ -250,13 +248,6 @@ function cudaAddon(nativeLibrary: string | undefined): NativeAddon {
   if (!load.loaded) throw new RuntimeError('BACKEND', `CUDA engine: ${load.reason}`);
   if (!load.addon.build.cuda) throw new RuntimeError('BACKEND', `CUDA engine: ${load.file} was built without CUDA (no nvcc at build time)`);
   return load.addon;
-}
-
-function deviceShape(c: ModelConfig): Parameters<typeof planCapacity>[0]['shape'] {
-  return {
-    hidden: c.hiddenSize, layers: c.layers, qDim: c.heads * c.headDim, kvDim: c.kvDim, intermediate: c.intermediateSize, vocab: c.vocabSize,
-    headDim: c.headDim, tiedEmbeddings: c.tieEmbeddings,
-  };
 }
 
 /** (role, layer, checkpoint tensor) for every tensor of the model the engine takes; layer -1 for the model-wide ones. */

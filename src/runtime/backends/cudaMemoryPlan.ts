@@ -2,7 +2,13 @@
 // until weights, the preallocated cache and the scratch buffers fit the free device memory with a margin. The
 // native side reserves exactly what its layout says (native/src/engine/cacheLayout.h) and is the authority: a
 // plan that is still too large ends in OUT_OF_MEMORY at load time, never in the middle of a prefill.
+import type { GpuFit } from '../../shared/gpuFit';
+import { DEFAULTS } from '../../shared/settings';
+import type { ModelConfig } from '../model/config';
 import type { NativeCacheLayout, NativeCacheSpec } from './nativeAddon';
+
+/** Tokens the CUDA engine runs through the model at once. */
+export const CUDA_DEFAULT_CHUNK = 512;
 
 export interface DeviceModelShape {
   hidden: number;
@@ -36,6 +42,13 @@ export interface CapacityPlan {
 
 /** Left free for cuBLASLt, the CUDA context and other programs. */
 export const DEVICE_MARGIN_BYTES = 1024 ** 3;
+
+export function deviceModelShape(c: Pick<ModelConfig, 'hiddenSize' | 'layers' | 'heads' | 'headDim' | 'kvDim' | 'intermediateSize' | 'vocabSize' | 'tieEmbeddings'>): DeviceModelShape {
+  return {
+    hidden: c.hiddenSize, layers: c.layers, qDim: c.heads * c.headDim, kvDim: c.kvDim, intermediate: c.intermediateSize, vocab: c.vocabSize,
+    headDim: c.headDim, tiedEmbeddings: c.tieEmbeddings,
+  };
+}
 
 export function deviceWeightBytes(s: DeviceModelShape): number {
   const perLayer = 2 * s.hidden + (s.qDim + 2 * s.kvDim) * s.hidden + s.hidden * s.qDim + 3 * s.intermediate * s.hidden;
@@ -81,4 +94,23 @@ export function planCapacity(input: CapacityPlanInput): CapacityPlan {
 
 function gib(bytes: number): string {
   return `${(bytes / 1024 ** 3).toFixed(1)} GiB`;
+}
+
+/**
+ * Whether a model of `shape` fits a GPU with `freeBytes` free, for a workspace of `budgetTokens` (at most the
+ * model's `maxPositions`): the capacity plan the engine loads with, for an uncompressed cache at the default
+ * window and width.
+ */
+export function gpuFit(input: { shape: DeviceModelShape; maxPositions: number; budgetTokens: number; freeBytes: number; layoutOf: CapacityPlanInput['layoutOf'] }): GpuFit {
+  const cache = { layers: input.shape.layers, kvDim: input.shape.kvDim, window: DEFAULTS.window, bits: DEFAULTS.bits, chunkTokens: CUDA_DEFAULT_CHUNK };
+  const wantedTokens = Math.min(input.budgetTokens, input.maxPositions);
+  const plan = { shape: input.shape, cache, wantedTokens, layoutOf: input.layoutOf };
+  const whole = planCapacity({ ...plan, freeBytes: undefined });
+  const fitted = planCapacity({ ...plan, freeBytes: input.freeBytes });
+  const verdict = fitted.capacityTokens === 0 ? 'does-not-fit' : fitted.capacityTokens < wantedTokens ? 'shorter-context' : 'fits';
+  return {
+    verdict, wantedTokens, contextTokens: fitted.capacityTokens,
+    needBytes: whole.weightBytes + whole.cacheBytes + whole.scratchBytes + DEVICE_MARGIN_BYTES,
+    weightBytes: whole.weightBytes, freeBytes: input.freeBytes,
+  };
 }

@@ -17,6 +17,7 @@ import type { PlannedFile, PullEvent } from '../../shared/pullEvents';
 import { formatBytes } from '../../shared/formatBytes';
 import { type HubAccess, type HubFile, type HubListing, authHeaders, gatedError, hubEndpoint, hubToken, listRepo, refusal, resolveUrl, withTimeout } from './hubApi';
 import { HubCacheRepo } from './hubCache';
+import { DEFAULT_PARALLEL_FILES, forEachInParallel } from './parallelFiles';
 import { type DownloadOptions, downloadResumable, fileSize } from './resumableDownload';
 
 export interface PullOptions {
@@ -31,6 +32,8 @@ export interface PullOptions {
   onEvent?: (event: PullEvent) => void;
   /** Retry and stall settings of each file's download. */
   transfer?: Pick<DownloadOptions, 'retries' | 'retryDelayMs' | 'stallTimeoutMs'>;
+  /** Files fetched at once (default DEFAULT_PARALLEL_FILES). */
+  parallel?: number;
 }
 
 /** The quantisation taken from a GGUF repo when the user names none: llama.cpp's choice. */
@@ -92,9 +95,11 @@ async function pullFromHub(t: Extract<Target, { kind: 'hub' }>, options: PullOpt
   checkFreeSpace(blobs, files.filter((_, i) => !planned[i]!.cached).map((f) => (f.size ?? 0) - fileSize(cache.incomplete(etagOf(f, t.repo)))));
   const progress = new Progress(planned, options.onEvent);
   options.onEvent?.({ event: 'plan', source: `${access.endpoint}/${t.repo} @ ${listing.commit}`, destination: cache.snapshot(listing.commit), files: planned, totalBytes: progress.total });
-  for (const [i, file] of files.entries()) {
-    if (planned[i]!.cached) continue;
-    const etag = etagOf(file, t.repo);
+  // Each blob once, however many paths hold it (two downloads of one blob would share its partial file).
+  const byEtag = new Map<string, HubFile[]>();
+  for (const [i, file] of files.entries()) if (!planned[i]!.cached) byEtag.set(etagOf(file, t.repo), [...(byEtag.get(etagOf(file, t.repo)) ?? []), file]);
+  await forEachInParallel([...byEtag], options.parallel ?? DEFAULT_PARALLEL_FILES, options.signal, async ([etag, paths], signal) => {
+    const file = paths[0]!;
     if (!fs.existsSync(cache.blob(etag))) {
       const result = await downloadResumable({
         url: resolveUrl(access, t.repo, listing.commit, file.path),
@@ -103,12 +108,14 @@ async function pullFromHub(t: Extract<Target, { kind: 'hub' }>, options: PullOpt
         final: cache.blob(etag),
         expected: { size: file.size, sha256: file.sha256, gitSha1: file.gitOid },
         refused: (response) => refusal(response, access, t.repo, t.revision, file.path),
-      }, { ...options.transfer, signal: options.signal, ...progress.callbacks(file.path) });
+      }, { ...options.transfer, signal, ...progress.callbacks(file.path) });
       options.onEvent?.({ event: 'file-done', file: file.path, path: cache.pointer(listing.commit, file.path), verified: result.verified });
     }
-    cache.link(listing.commit, file.path, etag);
-    progress.fileDone(file.path);
-  }
+    for (const p of paths) {
+      cache.link(listing.commit, p.path, etag);
+      progress.fileDone(p.path);
+    }
+  });
   cache.writeRef(t.revision, listing.commit);
   return gguf ? cache.pointer(listing.commit, gguf) : cache.snapshot(listing.commit);
 }
@@ -187,11 +194,11 @@ async function pullUrl(url: URL, options: PullOptions, env: NodeJS.ProcessEnv): 
   });
   const heads = await Promise.all(urls.map((u) => headOf(u, options.signal)));
   const planned: PlannedFile[] = names.map((n, i) => ({ name: n, bytes: heads[i]!.size, cached: fs.existsSync(path.join(dir, n)) }));
-  checkFreeSpace(dir, names.filter((_, i) => !planned[i]!.cached).map((n, i) => (heads[i]!.size ?? 0) - fileSize(path.join(dir, `${n}.partial`))));
+  checkFreeSpace(dir, names.flatMap((n, i) => (planned[i]!.cached ? [] : [(heads[i]!.size ?? 0) - fileSize(path.join(dir, `${n}.partial`))])));
   const progress = new Progress(planned, options.onEvent);
   options.onEvent?.({ event: 'plan', source: url.href, destination: dir, files: planned, totalBytes: progress.total });
-  for (const [i, n] of names.entries()) {
-    if (planned[i]!.cached) continue;
+  const pending = [...names.entries()].filter(([i]) => !planned[i]!.cached);
+  await forEachInParallel(pending, options.parallel ?? DEFAULT_PARALLEL_FILES, options.signal, async ([i, n], signal) => {
     const final = path.join(dir, n);
     const partial = `${final}.partial`;
     const validatorFile = `${partial}.json`;
@@ -206,7 +213,7 @@ async function pullUrl(url: URL, options: PullOptions, env: NodeJS.ProcessEnv): 
     const result = await downloadResumable({
       url: urls[i]!.href, partial, final, expected: { size: heads[i]!.size }, ifRange: saved?.validator,
     }, {
-      ...options.transfer, signal: options.signal, ...progress.callbacks(n),
+      ...options.transfer, signal, ...progress.callbacks(n),
       onResponse: (response) => {
         const validator = strongValidator(response.headers);
         if (validator) fs.writeFileSync(validatorFile, JSON.stringify({ url: urls[i]!.href, validator } satisfies PartialValidator));
@@ -215,7 +222,7 @@ async function pullUrl(url: URL, options: PullOptions, env: NodeJS.ProcessEnv): 
     fs.rmSync(validatorFile, { force: true });
     options.onEvent?.({ event: 'file-done', file: n, path: final, verified: result.verified });
     progress.fileDone(n);
-  }
+  });
   return path.join(dir, names[0]!);
 }
 
@@ -254,12 +261,19 @@ function checkFreeSpace(dir: string, needs: number[]): void {
   }
 }
 
-/** Turns per-file byte counts into progress events over the whole pull: rate over the last seconds, and ETA. */
+/**
+ * Turns per-file byte counts into progress events over the whole pull, whose files may arrive side by side: rate
+ * over the last seconds (bytes moved in this run only: what an earlier run left counts as received, not as
+ * speed), and the time left.
+ */
 class Progress {
   readonly total: number | undefined;
+  /** Bytes of files finished, and of files being fetched, by name. */
   private readonly done = new Map<string, number>();
-  private current = 0;
-  private samples: Array<{ at: number; bytes: number }> = [];
+  private readonly inFlight = new Map<string, number>();
+  /** Bytes that were already there when their file started. */
+  private resumed = 0;
+  private samples: Array<{ at: number; moved: number }> = [];
   private lastEmit = 0;
 
   constructor(private readonly files: PlannedFile[], private readonly emit: ((e: PullEvent) => void) | undefined) {
@@ -267,31 +281,33 @@ class Progress {
     this.total = pending.some((f) => f.bytes === undefined) ? undefined : pending.reduce((a, f) => a + f.bytes!, 0);
   }
 
-  private get finished(): number {
-    return [...this.done.values()].reduce((a, b) => a + b, 0);
+  private get received(): number {
+    let sum = 0;
+    for (const b of this.done.values()) sum += b;
+    for (const b of this.inFlight.values()) sum += b;
+    return sum;
   }
 
   callbacks(file: string): Pick<DownloadOptions, 'onStart' | 'onBytes' | 'onRetry'> {
     const size = this.files.find((f) => f.name === file)?.bytes;
     return {
       onStart: (resumeFrom, total) => {
-        this.current = resumeFrom;
-        this.samples = [];
+        this.inFlight.set(file, resumeFrom);
+        this.resumed += resumeFrom;
         this.emit?.({ event: 'start', file, bytes: total ?? size, resumeFrom });
       },
       onBytes: (bytes, total) => {
-        this.current = bytes;
+        this.inFlight.set(file, bytes);
         const now = Date.now();
-        this.samples.push({ at: now, bytes: this.finished + bytes });
+        const overallBytes = this.received;
+        this.samples.push({ at: now, moved: overallBytes - this.resumed });
         while (this.samples.length > 2 && now - this.samples[0]!.at > 5000) this.samples.shift();
         const complete = total !== undefined && bytes >= total;
         if (!complete && now - this.lastEmit < 250) return;
         this.lastEmit = now;
         const first = this.samples[0]!;
         const elapsed = (now - first.at) / 1000;
-        const rate = elapsed > 0 ? (this.finished + bytes - first.bytes) / elapsed : 0;
-        const overallBytes = this.finished + bytes;
-        // Bytes kept from an earlier run count as received, so the ETA covers exactly what is still missing.
+        const rate = elapsed > 0 ? Math.max(0, (overallBytes - this.resumed - first.moved) / elapsed) : 0;
         const left = this.total === undefined ? undefined : this.total - overallBytes;
         this.emit?.({
           event: 'progress', file, bytes, total: total ?? size, overallBytes, overallTotal: this.total,
@@ -303,7 +319,7 @@ class Progress {
   }
 
   fileDone(file: string): void {
-    this.done.set(file, this.files.find((f) => f.name === file)?.bytes ?? this.current);
-    this.current = 0;
+    this.done.set(file, this.files.find((f) => f.name === file)?.bytes ?? this.inFlight.get(file) ?? 0);
+    this.inFlight.delete(file);
   }
 }

@@ -119,7 +119,11 @@ async function download(d: ResumableDownload, options: DownloadOptions): Promise
       started = true;
       o.onStart?.(have, d.expected.size);
     }
-    if (d.expected.size !== undefined && have === d.expected.size) break;
+    if (d.expected.size !== undefined && have === d.expected.size) {
+      // Whole already (an earlier run stopped between the last byte and the rename): checked all the same.
+      await hashes.catchUp(have);
+      break;
+    }
     try {
       await fetchRest(d, have, hashes, o, () => (everReceived = true));
       break;

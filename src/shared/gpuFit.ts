@@ -1,0 +1,63 @@
+// Whether a model fits the user's GPU, as `cskv-code models --json` reports it and the command line and the model
+// picker say it. The arithmetic is the CUDA engine's own capacity plan (runtime/backends/cudaMemoryPlan.ts).
+import { formatBytes } from './formatBytes';
+
+/** The GPU the CUDA engine would use (device 0), as the CUDA probe reports it. */
+export type GpuReport =
+  | {
+      found: true;
+      name: string;
+      totalBytes: number;
+      freeBytes: number;
+      /** Why the CUDA engine cannot run on it after all (no cuBLASLt, a GPU too old, ...). */
+      problem?: string | undefined;
+    }
+  | {
+      found: false;
+      /** The whole sentence: "no NVIDIA GPU found: ..." or "could not look for an NVIDIA GPU: ...". */
+      reason: string;
+    };
+
+/**
+ * Whether a model fits the GPU for the CUDA engine: its weights as the engine holds them (bf16, whatever the file
+ * stores), a full-precision KV cache for the workspace budget (CSKV factors make it smaller) and the engine's
+ * scratch, against the GPU's free memory less a margin.
+ */
+export interface GpuFit {
+  /** 'shorter-context': the weights fit, the cache only for `contextTokens` of the `wantedTokens`. */
+  verdict: 'fits' | 'shorter-context' | 'does-not-fit';
+  wantedTokens: number;
+  contextTokens: number;
+  /** Everything for `wantedTokens`, the margin included. */
+  needBytes: number;
+  weightBytes: number;
+  freeBytes: number;
+}
+
+/** "NVIDIA GeForce RTX 4070 (11.2 GB free of 12.0 GB)", or why there is none. */
+export function describeGpu(gpu: GpuReport): string {
+  if (!gpu.found) return gpu.reason;
+  const memory = `${gpu.name} (${formatBytes(gpu.freeBytes)} free of ${formatBytes(gpu.totalBytes)})`;
+  return gpu.problem ? `${memory}, but the CUDA engine cannot use it: ${gpu.problem}` : memory;
+}
+
+/** "fits your GPU (needs 9.8 GB, 11.2 GB free)" and the like. */
+export function describeFit(fit: GpuFit): string {
+  const need = `needs ${formatBytes(fit.needBytes)} for ${fit.wantedTokens.toLocaleString('en-US')} tokens, ${formatBytes(fit.freeBytes)} free`;
+  switch (fit.verdict) {
+    case 'fits':
+      return `fits your GPU (${need})`;
+    case 'shorter-context':
+      return `fits your GPU with ${fit.contextTokens.toLocaleString('en-US')} tokens of context (${need})`;
+    case 'does-not-fit':
+      return `does not fit your GPU (${need})`;
+  }
+}
+
+/** The short form for a table column: "yes", "12,288 tok", "no". */
+export function fitCell(fit: GpuFit | undefined): string {
+  if (!fit) return '-';
+  if (fit.verdict === 'fits') return 'yes';
+  if (fit.verdict === 'shorter-context') return `${fit.contextTokens.toLocaleString('en-US')} tok`;
+  return 'no';
+}

@@ -1,0 +1,77 @@
+// "Fits your GPU": the CUDA engine's capacity plan for a model and a workspace budget against a GPU's free memory
+// (numbers worked out by hand below, the cache layout from the addon's own arithmetic, which needs no GPU), the
+// sentences the command line and the picker show, and what the CUDA probe reports on this machine.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { checkCuda, gpuReport } from '../../src/runtime/backends/cudaAvailability';
+import { DEVICE_MARGIN_BYTES, deviceModelShape, gpuFit } from '../../src/runtime/backends/cudaMemoryPlan';
+import { loadNativeAddon } from '../../src/runtime/backends/nativeAddon';
+import { describeFit, describeGpu, fitCell } from '../../src/shared/gpuFit';
+import { MODEL_PRESETS } from '../../src/shared/modelPresets';
+import { nvidiaDriverPresent } from './expectations';
+
+const GIB = 1024 ** 3;
+const SEVEN_B = MODEL_PRESETS.find((p) => p.target.includes('7B-Instruct-GGUF:q4_k_m'))!.shape;
+const ONE_AND_HALF_B = MODEL_PRESETS[0]!.shape;
+
+function fit(shape: typeof SEVEN_B, freeBytes: number, budgetTokens = 32768): ReturnType<typeof gpuFit> {
+  const load = loadNativeAddon();
+  assert.ok(load.loaded, load.loaded ? '' : load.reason);
+  return gpuFit({ shape: deviceModelShape(shape), maxPositions: shape.maxPositions, budgetTokens, freeBytes, layoutOf: (s) => load.addon.cacheLayout(s) });
+}
+
+test('Qwen2.5-Coder-7B for a 32768-token workspace: bf16 weights + full cache + scratch + margin, by hand', () => {
+  // Parameters without biases: 2 untied 152064×3584 tables, a final norm, and per layer two norms, q and o
+  // (3584×3584), k and v (512×3584) and the MLP (3 × 18944×3584): 7,615,487,488, held as bf16.
+  const weights = 2 * (2 * 152064 * 3584 + 3584 + 28 * (2 * 3584 + 2 * 3584 * 3584 + 2 * 512 * 3584 + 3 * 18944 * 3584));
+  assert.equal(weights, 15_230_974_976);
+  // Full-precision cache: 28 layers × (k, v) × 512 channels × 2 bytes × 32768 tokens.
+  const cache = 28 * 2 * 512 * 2 * 32768;
+  // Scratch: a 512-token chunk's activations (844,800 bytes a token at these widths) and the RoPE table.
+  const scratch = 512 * (3584 * 6 + (3584 + 2 * 512) * 4 + 3584 * 2 + 18944 * 10 + 152064 * 4) + 32768 * 128 * 4;
+  const need = weights + cache + scratch + DEVICE_MARGIN_BYTES;
+  assert.equal(need, 18_633_079_808);
+
+  const roomy = fit(SEVEN_B, 24 * GIB);
+  assert.deepEqual(roomy, { verdict: 'fits', wantedTokens: 32768, contextTokens: 32768, needBytes: need, weightBytes: weights, freeBytes: 24 * GIB });
+  // 16 GiB: the weights fit, the cache only for part of the budget (what the engine would shrink it to).
+  const sixteen = fit(SEVEN_B, 16 * GIB);
+  assert.equal(sixteen.verdict, 'shorter-context');
+  assert.ok(sixteen.contextTokens > 0 && sixteen.contextTokens < 32768, String(sixteen.contextTokens));
+  const perToken = 28 * 2 * 512 * 2 + 128 * 4;
+  assert.ok(weights + sixteen.contextTokens * perToken + 512 * 844_800 + DEVICE_MARGIN_BYTES <= 16 * GIB, 'the shrunk context fits');
+  assert.equal(sixteen.needBytes, need);
+  // 14 GiB: the weights alone (14.2 GiB) do not.
+  assert.equal(fit(SEVEN_B, 14 * GIB).verdict, 'does-not-fit');
+  assert.equal(fit(SEVEN_B, 14 * GIB).contextTokens, 0);
+  // A budget beyond the model's positions is fitted at its positions.
+  assert.equal(fit(SEVEN_B, 80 * GIB, 1 << 20).wantedTokens, 32768);
+  // The 1.5B model fits an 8 GiB GPU with its whole budget.
+  assert.equal(fit(ONE_AND_HALF_B, 8 * GIB).verdict, 'fits');
+});
+
+test('the fit and GPU sentences', () => {
+  const base = { wantedTokens: 32768, needBytes: 18.6e9, weightBytes: 15.2e9, freeBytes: 16 * GIB };
+  assert.equal(describeFit({ ...base, verdict: 'fits', contextTokens: 32768 }), 'fits your GPU (needs 17.3 GB for 32,768 tokens, 16.0 GB free)');
+  assert.equal(describeFit({ ...base, verdict: 'shorter-context', contextTokens: 5832 }), 'fits your GPU with 5,832 tokens of context (needs 17.3 GB for 32,768 tokens, 16.0 GB free)');
+  assert.equal(describeFit({ ...base, verdict: 'does-not-fit', contextTokens: 0 }), 'does not fit your GPU (needs 17.3 GB for 32,768 tokens, 16.0 GB free)');
+  assert.deepEqual(['fits', 'shorter-context', 'does-not-fit'].map((verdict) => fitCell({ ...base, verdict: verdict as 'fits', contextTokens: 5832 })), ['yes', '5,832 tok', 'no']);
+  assert.equal(fitCell(undefined), '-');
+  assert.equal(describeGpu({ found: true, name: 'NVIDIA GeForce RTX 4070', totalBytes: 12 * GIB, freeBytes: 11.2 * GIB }), 'NVIDIA GeForce RTX 4070 (11.2 GB free of 12.0 GB)');
+  assert.equal(describeGpu({ found: true, name: 'Tesla K80', totalBytes: 12 * GIB, freeBytes: 12 * GIB, problem: 'compute 3.7 is older than 7.0' }),
+    'Tesla K80 (12.0 GB free of 12.0 GB), but the CUDA engine cannot use it: compute 3.7 is older than 7.0');
+});
+
+test('the GPU report from this machine\'s CUDA probe: device 0 with its memory, or honestly none and why', async () => {
+  const report = gpuReport(await checkCuda());
+  if (nvidiaDriverPresent()) {
+    assert.ok(report.found, JSON.stringify(report));
+    assert.ok(report.totalBytes >= report.freeBytes && report.freeBytes > 0, JSON.stringify(report));
+  } else {
+    assert.equal(report.found, false);
+    assert.match(describeGpu(report), /^(no NVIDIA GPU found|could not look for an NVIDIA GPU): \S/);
+  }
+  // An addon that cannot be loaded: the report says the GPU could not be looked for, not that there is none.
+  const bogus = await checkCuda({ nativeLibrary: '/nonexistent/cskv_native.node' });
+  assert.deepEqual(gpuReport(bogus), { found: false, reason: 'could not look for an NVIDIA GPU: the native addon /nonexistent/cskv_native.node (cskv.nativeLibrary) does not exist' });
+});
