@@ -411,8 +411,11 @@ describe('cskv-code in code-server', { skip: !enabled && 'set CSKV_E2E=1 (npm ru
     const before = starts();
     server!.updateMachineSettings({ 'cskv.context.tokenBudget': 30_000 });
     await waitFor(() => starts() > before, 60_000, 'the sidecar restarted with the larger budget');
-    const settled = page.locator('.statusbar-item').filter({ hasText: /KV \d/ }).filter({ hasNotText: /paused|updating|indexing/ });
-    await settled.waitFor({ timeout: 180_000 });
+    // Settled with the file resident: hundreds of KB (the fixture alone holds ~16 KB). The old sidecar's figure stays
+    // in the status bar for a moment after the restart, and a change made before the new one has read the file
+    // would be read with it rather than updated.
+    const settled = (size: RegExp) => statusItem(size).filter({ hasNotText: /paused|updating|indexing/ });
+    await settled(/KV (\d{3}(\.\d)? KB|[\d.]+ MB)/).waitFor({ timeout: 180_000 });
     // Every token of the file changes: the whole file is prefilled again.
     fs.writeFileSync(load, padding('changed'));
     await statusItem(/KV \d.*updating/).waitFor({ timeout: 60_000 });
@@ -443,7 +446,7 @@ describe('cskv-code in code-server', { skip: !enabled && 'set CSKV_E2E=1 (npm ru
     const resumed = starts();
     server!.updateMachineSettings({ 'cskv.context.tokenBudget': undefined });
     await waitFor(() => starts() > resumed, 60_000, 'the sidecar restarted with the fixture budget');
-    await settled.waitFor({ timeout: 180_000 });
+    await settled(/KV \d{1,2}(\.\d)? KB/).waitFor({ timeout: 180_000 });
   });
 
   step('keys and switches: focus the chat, toggle and snooze inline completions from the status bar', async () => {
