@@ -1,6 +1,6 @@
 // The one engine interface every backend implements (onnx on the CPU or WebGPU, cuda in native/). An engine owns a model and
 // its cache; tokens are always appended at the end of the cache, so positions are implicit.
-import type { CompressedBits, MemoryReport } from '../protocol';
+import type { CompressedBits, GpuMemory, MemoryReport } from '../protocol';
 import type { ModelConfig } from './model/config';
 import type { WeightFormat } from './model/weightFormat';
 
@@ -48,6 +48,8 @@ export interface Engine {
   /** Drops every token at or after `length`. */
   truncate(length: number): Promise<void>;
   memory(): MemoryReport;
+  /** The GPU's memory and this engine's share of it: only backends on a device that reports it (CUDA) have it. */
+  deviceMemory?(): GpuMemory;
   /** The cache (both branches and the token ids) as bytes, to save and restore across runs. */
   snapshot(): Uint8Array;
   /** Replaces the cache with a snapshot taken from an engine of the same model and CSKV settings. */

@@ -5,6 +5,7 @@
 // the weights to bf16 moves the onnx engine's prompt logits up to 1.7e-2 relative (qwen2-v5; the bf16 fixtures
 // 7e-7) and keeps every greedy token; bf16 activations add about as much again.
 import assert from 'node:assert/strict';
+import * as path from 'node:path';
 import { test } from 'node:test';
 import { CudaEngine } from '../../src/runtime/backends/cudaEngine';
 import { loadNativeAddon } from '../../src/runtime/backends/nativeAddon';
@@ -39,11 +40,31 @@ if (skip) {
       assert.equal(onDevice, host);
       const device = engine.deviceMemory();
       assert.ok(device.totalBytes > 0 && device.freeBytes > 0 && device.freeBytes <= device.totalBytes);
-      assert.ok(device.weightBytes > 0 && device.cacheReservedBytes > 0);
+      assert.equal(device.usedBytes, device.totalBytes - device.freeBytes);
+      assert.ok(device.engine && device.engine.weightBytes > 0 && device.engine.cacheReservedBytes > 0 && device.engine.scratchBytes > 0);
+      assert.ok(device.usedBytes >= device.engine.weightBytes + device.engine.cacheReservedBytes, 'the device counts at least what the engine holds');
       const memory = engine.memory();
       assert.equal(memory.tokens, exp.prompt_ids.length);
       assert.equal(memory.fullDtype, 'bf16');
       assert.equal(memory.totalBytes, memory.tokens * 2 * engine.info.config.layers * engine.info.config.kvDim * 2, 'bf16 full cache: 4 bytes per channel');
+    } finally {
+      await engine.dispose();
+    }
+  });
+
+  test('cuda: memory and GPU memory answer while a forward runs (the status bar asks whenever it likes)', async () => {
+    const exp = expected('qwen2-cskv');
+    const engine = await CudaEngine.load(modelFixture('qwen2-cskv'), { capacityTokens: 4096, cskv: path.join(modelFixture('qwen2-cskv'), 'cskv.safetensors') });
+    try {
+      await engine.prefill(exp.prompt_ids.slice(0, 8));
+      const before = engine.memory();
+      const running = engine.prefill(Array.from({ length: 200 }, (_, i) => 3 + (i % 200)), { logits: 0 }); // the fixture holds 256
+      const during = engine.memory();
+      const gpu = engine.deviceMemory();
+      assert.equal(during.tokens, before.tokens, 'the figures after the last step');
+      assert.ok(gpu.totalBytes > 0 && gpu.engine !== undefined);
+      await running;
+      assert.equal(engine.memory().tokens, 208);
     } finally {
       await engine.dispose();
     }

@@ -3,7 +3,7 @@
 // lives in preallocated device pages, and every layer runs on the GPU; only token ids go in and logits (or one
 // sampled id) come out. Chunking, truncation and snapshots follow the onnx backend exactly, so both pass the
 // same suite (test/runtime/engineSuite.ts).
-import type { MemoryReport } from '../../protocol';
+import type { GpuMemory, MemoryReport } from '../../protocol';
 import { type CacheShape, type CacheState, type CompressedBlock } from '../cache/biBranchCache';
 import { type Snapshot, decodeSnapshot, encodeSnapshot } from '../cache/cacheSnapshot';
 import { readCskvFile } from '../cskvFile';
@@ -17,7 +17,9 @@ import { ModelWeights } from '../model/weights';
 import type { DType } from '../safetensors';
 import { prefillInChunks } from './chunkedPrefill';
 import { type CapacityPlan, planCapacity } from './cudaMemoryPlan';
-import { type NativeAddon, type NativeCacheLayout, type NativeCudaEngine, type NativeLayerState, type NativeModelSpec, loadNativeAddon } from './nativeAddon';
+import {
+  type NativeAddon, type NativeCacheLayout, type NativeCudaEngine, type NativeEngineMemory, type NativeLayerState, type NativeModelSpec, loadNativeAddon,
+} from './nativeAddon';
 
 const DEFAULT_CHUNK = 512;
 
@@ -40,17 +42,13 @@ export interface DeviceSampling {
   u?: number;
 }
 
-export interface CudaDeviceMemory {
-  totalBytes: number;
-  freeBytes: number;
-  weightBytes: number;
-  cacheReservedBytes: number;
-  scratchBytes: number;
-}
-
 export class CudaEngine implements Engine {
   private readonly history: number[] = [];
   private disposed = false;
+  /** True while a forward runs on the addon's worker thread: the native engine then refuses every other call. */
+  private forwarding = false;
+  /** The native memory figures as of the last time they could be read (the status bar asks whenever it likes). */
+  private figures: NativeEngineMemory;
 
   private constructor(
     readonly info: EngineInfo,
@@ -60,7 +58,9 @@ export class CudaEngine implements Engine {
     private readonly chunkSize: number,
     /** How many tokens the cache holds at most on this GPU, and why it is fewer than asked if it is. */
     readonly capacity: CapacityPlan,
-  ) {}
+  ) {
+    this.figures = native.memory();
+  }
 
   /** Loads the model onto the GPU. RuntimeError BACKEND (with the reason) where the addon or CUDA cannot run. */
   static async load(modelDir: string, options: CudaEngineOptions = {}): Promise<CudaEngine> {
@@ -154,7 +154,13 @@ export class CudaEngine implements Engine {
     const start = this.length;
     // Dynamic NTK rotates every key with the frequencies of the current length (as the onnx backend does).
     const invFreq = ropeDependsOnLength(this.info.config) ? ropeFrequencies(this.info.config, start + chunk.length).invFreq : null;
-    const out = await this.native.forward(Int32Array.from(chunk), logitRows, copyLogits, invFreq);
+    this.forwarding = true;
+    let out: Float32Array | null;
+    try {
+      out = await this.native.forward(Int32Array.from(chunk), logitRows, copyLogits, invFreq);
+    } finally {
+      this.forwarding = false;
+    }
     this.history.length = start;
     for (const id of chunk) this.history.push(id);
     return out;
@@ -172,8 +178,7 @@ export class CudaEngine implements Engine {
   }
 
   memory(): MemoryReport {
-    this.usable();
-    const m = this.native.memory();
+    const m = this.nativeMemory();
     const { layers, kvDim, window, bits } = this.shape;
     const fullBytes = m.perLayer.reduce((a, l) => a + l.fullBytes, 0);
     const compressedBytes = m.perLayer.reduce((a, l) => a + l.compressedBytes, 0);
@@ -187,11 +192,21 @@ export class CudaEngine implements Engine {
     };
   }
 
-  /** The GPU's total and free memory and what this engine reserved, for the status bar and the memory view. */
-  deviceMemory(): CudaDeviceMemory {
+  /** The GPU's total and free memory and what this engine holds there, for the status bar and the memory view. */
+  deviceMemory(): GpuMemory {
+    const m = this.nativeMemory();
+    return {
+      totalBytes: m.deviceTotalBytes, usedBytes: m.deviceTotalBytes - m.deviceFreeBytes, freeBytes: m.deviceFreeBytes,
+      engine: { weightBytes: m.weightBytes, cacheReservedBytes: m.cacheReservedBytes, scratchBytes: m.scratchBytes },
+    };
+  }
+
+  /** Fresh figures, or during a forward those after the last step: a memory report never waits for the GPU or fails
+   * because a forward is running. */
+  private nativeMemory(): NativeEngineMemory {
     this.usable();
-    const m = this.native.memory();
-    return { totalBytes: m.deviceTotalBytes, freeBytes: m.deviceFreeBytes, weightBytes: m.weightBytes, cacheReservedBytes: m.cacheReservedBytes, scratchBytes: m.scratchBytes };
+    if (!this.forwarding) this.figures = this.native.memory();
+    return this.figures;
   }
 
   snapshot(): Uint8Array {
