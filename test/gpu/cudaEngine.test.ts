@@ -9,7 +9,8 @@ import * as path from 'node:path';
 import { test } from 'node:test';
 import { CudaEngine } from '../../src/runtime/backends/cudaEngine';
 import { loadNativeAddon } from '../../src/runtime/backends/nativeAddon';
-import { argmax } from '../../src/runtime/sampler';
+import { generate } from '../../src/runtime/generate';
+import { Sampler, argmax } from '../../src/runtime/sampler';
 import { nvidiaDriverPresent } from '../native/expectations';
 import { expected, runEngineSuite } from '../runtime/engineSuite';
 import { modelFixture } from '../support/paths';
@@ -34,7 +35,7 @@ if (skip) {
       const logits = await engine.prefill(exp.prompt_ids.slice(0, -1));
       assert.ok(logits.length > 0);
       const last = exp.prompt_ids[exp.prompt_ids.length - 1]!;
-      const onDevice = await engine.decodeSampled(last, { greedy: true });
+      const onDevice = await engine.decodeSampled(last, new Sampler({ greedy: true }).step());
       await engine.truncate(exp.prompt_ids.length - 1);
       const host = argmax(await engine.prefill([last]));
       assert.equal(onDevice, host);
@@ -47,6 +48,31 @@ if (skip) {
       assert.equal(memory.tokens, exp.prompt_ids.length);
       assert.equal(memory.fullDtype, 'bf16');
       assert.equal(memory.totalBytes, memory.tokens * 2 * engine.info.config.layers * engine.info.config.kvDim * 2, 'bf16 full cache: 4 bytes per channel');
+    } finally {
+      await engine.dispose();
+    }
+  });
+
+  test('cuda: generate samples on the GPU (one id per step) and draws what the host sampler draws from the same logits', async () => {
+    const exp = expected('llama-v4');
+    const engine = await CudaEngine.load(modelFixture('llama-v4'), { capacityTokens: 4096 });
+    try {
+      const greedy = await generate(engine, exp.prompt_ids, { greedy: true, maxNewTokens: exp.greedy_tokens.length });
+      assert.deepEqual(greedy.tokens, exp.greedy_tokens);
+      for (const [seed, options] of [[1, { temperature: 1.5 }], [2, { temperature: 1, topK: 20 }], [3, { temperature: 1.2, topK: 50, topP: 0.8 }]] as const) {
+        await engine.truncate(0);
+        const onDevice = await generate(engine, exp.prompt_ids, { ...options, seed, maxNewTokens: 12 });
+        // The host path by hand: the same seeded draws over the logits of the same steps.
+        await engine.truncate(0);
+        const sampler = new Sampler({ ...options, seed });
+        let logits = await engine.prefill(exp.prompt_ids);
+        const host: number[] = [];
+        for (let i = 0; i < 12; i++) {
+          host.push(sampler.sample(logits));
+          if (i < 11) logits = await engine.prefill([host[i]!]);
+        }
+        assert.deepEqual(onDevice.tokens, host, `seed ${seed} ${JSON.stringify(options)}`);
+      }
     } finally {
       await engine.dispose();
     }

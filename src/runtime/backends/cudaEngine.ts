@@ -14,6 +14,7 @@ import { type ModelConfig, readModelConfig } from '../model/config';
 import { modelFingerprint } from '../model/fingerprint';
 import { ropeDependsOnLength, ropeFrequencies } from '../model/rope';
 import { ModelWeights } from '../model/weights';
+import type { SamplingStep } from '../sampler';
 import type { DType } from '../safetensors';
 import { prefillInChunks } from './chunkedPrefill';
 import { type CapacityPlan, planCapacity } from './cudaMemoryPlan';
@@ -31,15 +32,6 @@ export interface CudaEngineOptions extends EngineOptions {
   device?: number | undefined;
   /** libcublasLt to open instead of the soname. */
   cublasLt?: string | undefined;
-}
-
-/** Device sampling for one decode step: the host draws u from its seeded generator, the GPU picks the token. */
-export interface DeviceSampling {
-  greedy: boolean;
-  temperature?: number;
-  topK?: number;
-  topP?: number;
-  u?: number;
 }
 
 export class CudaEngine implements Engine {
@@ -137,17 +129,15 @@ export class CudaEngine implements Engine {
   }
 
   /**
-   * One decode step whose next token is chosen on the GPU: appends `token` and returns the sampled id, so one
-   * integer crosses to the host instead of a row of logits. (generate() samples on the host through prefill.)
+   * One decode step whose next token is chosen on the GPU (Engine.decodeSampled): appends `token` and returns the
+   * sampled id, so one integer crosses to the host instead of a row of logits; the host's sampler draws u.
    */
-  async decodeSampled(token: number, sampling: DeviceSampling): Promise<number> {
+  async decodeSampled(token: number, step: SamplingStep): Promise<number> {
     this.usable();
     const vocab = this.info.config.vocabSize;
     if (!Number.isInteger(token) || token < 0 || token >= vocab) throw new RuntimeError('BAD_ARGUMENT', `token id ${token} is outside the vocabulary (0..${vocab - 1})`);
     await this.forward([token], 1, false);
-    return this.native.sample({
-      greedy: sampling.greedy, temperature: sampling.temperature ?? 1, topK: sampling.topK ?? 0, topP: sampling.topP ?? 1, u: sampling.u ?? 0,
-    });
+    return this.native.sample(step);
   }
 
   private async forward(chunk: readonly number[], logitRows: number, copyLogits: boolean): Promise<Float32Array | null> {
