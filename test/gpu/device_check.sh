@@ -74,7 +74,7 @@ load.addon.probe().then((p) => {
 # reference's outputs they hold. Changes nothing; writes $OUT/fixtures-crosscheck.json; exit 1 = a disagreement,
 # 3 = torch/transformers do not import. Runs on the CPU (tiny models): the GPU is not needed, transformers is.
 fixtures_crosscheck() {
-  stage fixtures-transformers 60 env PYTHONUNBUFFERED=1 python3 test/tools/make_fixtures.py --cross-check "$OUT"
+  stage fixtures-vs-hf 60 env PYTHONUNBUFFERED=1 python3 test/tools/make_fixtures.py --cross-check "$OUT"
 }
 
 cuda_bench() {

@@ -15,7 +15,7 @@ equal); the result goes into expected.json under "transformers" and any disagree
 expected.json), writes OUT_DIR/fixtures-crosscheck.json after every fixture and rewrites nothing; the exit status
 says agree (0), disagree (1), skipped because torch/transformers do not import (3) or a fixture unreadable (2).
 A disagreement is for a person to read: regenerate the fixtures with the plain command once it is understood.
-The GPU session runs it (test/gpu/device_check.sh, stage fixtures-transformers), where transformers is installed.
+The GPU session runs it (test/gpu/device_check.sh, stage fixtures-vs-hf), where transformers is installed.
 
 Also writes test/fixtures/quantizer.json (hand-checkable quantiser vectors) and test/fixtures/models/README.md,
 then runs the reference's self-checks.
@@ -349,7 +349,8 @@ class TransformersRunner:
             import torch
             import transformers
         except Exception as e:  # noqa: BLE001
-            raise CrossCheckSkipped(f"torch/transformers not importable ({type(e).__name__}: {e})") from e
+            what = getattr(e, "name", None) or "torch/transformers"
+            raise CrossCheckSkipped(f"{what} not importable ({type(e).__name__}: {e})") from e
         self.torch, self.transformers = torch, transformers
         self.major = int(transformers.__version__.split(".")[0])
         self.info = {"runner": "transformers", "transformers_version": transformers.__version__,
