@@ -2,7 +2,9 @@
 // The KV memory view: totals against a full fp16 cache, a chart of memory over time, per-layer bars of the full and
 // compressed branches, GPU memory on CUDA, and the files resident in the context. Mirrors the one message of
 // src/extension/memoryPanel.ts. Everything is drawn with DOM/SVG elements and theme colours (memory.css).
-import { formatCount, formatDuration, formatSavings, plural, progressPercent, shortReason, speedSummary } from '../src/extension/format';
+import {
+  backendLabel, formatCount, formatDuration, formatSavings, gpuEngineBytes, gpuEngineParts, noGpuMemoryReason, plural, progressPercent, shortReason, speedSummary,
+} from '../src/extension/format';
 import { formatBytes } from '../src/shared/formatBytes';
 
 // @ts-ignore acquireVsCodeApi is defined by the webview host
@@ -61,7 +63,7 @@ function renderState(view) {
   const line = el('p', 'state-line');
   switch (view.state) {
     case 'ready':
-      line.textContent = m ? `Ready · ${m.backend === 'cuda' ? 'cuda (GPU)' : 'onnx (CPU)'} · ${m.model}` : 'Ready';
+      line.textContent = m ? `Ready · ${backendLabel(m.backend)} · ${m.model}` : 'Ready';
       break;
     case 'indexing':
       line.textContent = view.progress && view.progress.total > 0
@@ -109,11 +111,15 @@ function renderTotals(m, view) {
     kv.bits === null ? 'no CSKV factors for this model' : `${plural(kv.compressedTokens, 'token')} · ${kv.bits}-bit · window ${kv.window} (the recent tokens kept in full)`, 'compressed');
   card('Workspace resident', plural(m.residentTokens, 'token'), `${plural(m.residentFiles.length, 'file')}, ${formatCount(m.excludedFiles.length)} left out` +
     (m.paused ? `; update paused, ${plural(m.paused.pendingFiles.length, 'file')} not in the context (Rebuild Workspace Context resumes)` : ''));
-  if (m.gpu) card('GPU memory', `${formatBytes(m.gpu.usedBytes)} used`, `of ${formatBytes(m.gpu.totalBytes)} · ${formatBytes(m.gpu.freeBytes)} free`, 'gpu');
-  else {
-    card('GPU memory', '—', m.backend === 'cuda' ? 'not reported' : shortReason(m.backendReason));
+  if (m.gpu) {
+    card('GPU memory', `${formatBytes(m.gpu.usedBytes)} used`, `of ${formatBytes(m.gpu.totalBytes)} · ${formatBytes(m.gpu.freeBytes)} free (every process on the GPU)`, 'gpu');
+    if (m.gpu.engine) card('This model on the GPU', formatBytes(gpuEngineBytes(m.gpu.engine)), gpuEngineParts(m.gpu.engine), 'gpu');
+  } else if (m.backend === 'onnx') {
+    card('GPU memory', '—', shortReason(m.backendReason));
     // The loader's full text on hover, not as the card.
-    if (m.backend !== 'cuda') /** @type {HTMLElement} */ (totalsEl.lastElementChild).title = m.backendReason;
+    /** @type {HTMLElement} */ (totalsEl.lastElementChild).title = m.backendReason;
+  } else {
+    card('GPU memory', '—', noGpuMemoryReason(m.backend));
   }
   if (view.speed?.answer) card('Answers', speedSummary(view.speed.answer).split(' · ')[0] ?? '', `last answer: ${speedSummary(view.speed.answer)}`, 'speed');
   if (view.speed?.completion) card('Completions', speedSummary(view.speed.completion).split(' · ')[0] ?? '', `last completion: ${speedSummary(view.speed.completion)}`, 'speed');

@@ -77,10 +77,21 @@ export interface ExcludedFile {
   reason: 'ignored' | 'binary' | 'too-large' | 'generated' | 'over-budget' | 'unreadable';
 }
 
+/** The GPU's memory as the driver reports it (usedBytes counts every process on the device), and this model's share. */
 export interface GpuMemory {
   totalBytes: number;
   usedBytes: number;
   freeBytes: number;
+  /** What the engine holds on the device; absent where the backend cannot tell. */
+  engine?: GpuEngineMemory | undefined;
+}
+
+export interface GpuEngineMemory {
+  weightBytes: number;
+  /** The bi-branch cache's pages, reserved at load for the whole context (MemoryReport counts what they hold now). */
+  cacheReservedBytes: number;
+  /** Activations, logits and the attention's partial results. */
+  scratchBytes: number;
 }
 
 /** server → client (notification `cskv/status`): what the sidecar is doing, for the status bar. */
@@ -98,6 +109,7 @@ export interface MemoryStatus {
   backendReason: string;
   model: string;
   kv: MemoryReport;
+  /** Absent where the engine does not run on a GPU or the backend cannot report it (WebGPU). */
   gpu?: GpuMemory | undefined;
   residentTokens: number;
   residentFiles: ResidentFile[];

@@ -1,6 +1,6 @@
 // Text the extension shows about the sidecar and its memory: the status bar item, its tooltip, the memory view's
 // figures. Pure functions (no vscode import), so the unit tests run without VS Code.
-import type { GenerationSpeed, MemoryStatus, PrefillProgress, SidecarState } from '../protocol';
+import type { GenerationSpeed, GpuEngineMemory, GpuMemory, MemoryStatus, PrefillProgress, SidecarState } from '../protocol';
 import { formatBytes } from '../shared/formatBytes';
 
 /** What the status bar reflects: the sidecar's state plus the two the extension adds. */
@@ -77,6 +77,35 @@ export function kvSummary(memory: MemoryStatus): string {
   return `KV ${formatBytes(kv.totalBytes)} · ${formatSavings(kv.savings)}`;
 }
 
+/** The backend as the memory view's state line names it: `cuda (GPU)`, `webgpu (GPU)`, `onnx (CPU)`. */
+export function backendLabel(backend: MemoryStatus['backend']): string {
+  return backend === 'onnx' ? 'onnx (CPU)' : `${backend} (GPU)`;
+}
+
+/** `20.0 GB used of 80.0 GB (60.0 GB free)`: the whole device, every process on it counted. */
+export function gpuDeviceSummary(gpu: GpuMemory): string {
+  return `${formatBytes(gpu.usedBytes)} used of ${formatBytes(gpu.totalBytes)} (${formatBytes(gpu.freeBytes)} free)`;
+}
+
+/** What the engine holds on the GPU: weights + the cache's reserved pages + scratch. */
+export function gpuEngineBytes(engine: GpuEngineMemory): number {
+  return engine.weightBytes + engine.cacheReservedBytes + engine.scratchBytes;
+}
+
+/** `weights 15.2 GB, KV cache 2.0 GB reserved, scratch 96.0 MB`. */
+export function gpuEngineParts(engine: GpuEngineMemory): string {
+  return `weights ${formatBytes(engine.weightBytes)}, KV cache ${formatBytes(engine.cacheReservedBytes)} reserved, scratch ${formatBytes(engine.scratchBytes)}`;
+}
+
+/** Why there are no GPU figures: the CPU backend is not on a GPU; WebGPU does not report memory; CUDA always should. */
+export function noGpuMemoryReason(backend: MemoryStatus['backend']): string {
+  switch (backend) {
+    case 'onnx': return 'not on a GPU';
+    case 'webgpu': return 'WebGPU does not report it';
+    case 'cuda': return 'not reported';
+  }
+}
+
 export function formatCount(n: number): string {
   return Math.round(n).toLocaleString('en-US');
 }
@@ -139,7 +168,8 @@ export function statusTooltip(view: StatusView): string {
       `| Backend | ${escapeTableCell(m.backendReason)} |`,
       ...(view.speed?.answer ? [`| Last answer | ${speedSummary(view.speed.answer)} |`] : []),
       ...(view.speed?.completion ? [`| Last completion | ${speedSummary(view.speed.completion)} |`] : []),
-      `| GPU memory | ${m.gpu ? `${formatBytes(m.gpu.usedBytes)} used of ${formatBytes(m.gpu.totalBytes)} (${formatBytes(m.gpu.freeBytes)} free)` : '— (not on a GPU)'} |`,
+      `| GPU memory | ${m.gpu ? gpuDeviceSummary(m.gpu) : `— (${noGpuMemoryReason(m.backend)})`} |`,
+      ...(m.gpu?.engine ? [`| This model on the GPU | ${formatBytes(gpuEngineBytes(m.gpu.engine))}: ${gpuEngineParts(m.gpu.engine)} |`] : []),
       '',
     );
   }

@@ -1,7 +1,8 @@
 // The one engine interface every backend implements (onnx on the CPU or WebGPU, cuda in native/). An engine owns a model and
 // its cache; tokens are always appended at the end of the cache, so positions are implicit.
-import type { CompressedBits, MemoryReport } from '../protocol';
+import type { CompressedBits, GpuMemory, MemoryReport } from '../protocol';
 import type { ModelConfig } from './model/config';
+import type { SamplingStep } from './sampler';
 import type { WeightFormat } from './model/weightFormat';
 
 export interface EngineOptions {
@@ -47,7 +48,15 @@ export interface Engine {
   prefill(tokens: readonly number[], options?: PrefillOptions): Promise<Float32Array>;
   /** Drops every token at or after `length`. */
   truncate(length: number): Promise<void>;
+  /**
+   * One decode step whose next token the engine picks where its logits are (the CUDA engine: on the GPU, so one id
+   * crosses instead of a row of logits): appends `token` and returns the token pickToken(logits, step) would give,
+   * up to the engine's arithmetic. Engines without their own sampler leave it out; generate() then samples on the host.
+   */
+  decodeSampled?(token: number, step: SamplingStep): Promise<number>;
   memory(): MemoryReport;
+  /** The GPU's memory and this engine's share of it: only backends on a device that reports it (CUDA) have it. */
+  deviceMemory?(): GpuMemory;
   /** The cache (both branches and the token ids) as bytes, to save and restore across runs. */
   snapshot(): Uint8Array;
   /** Replaces the cache with a snapshot taken from an engine of the same model and CSKV settings. */

@@ -1,5 +1,7 @@
 // Autoregressive generation over any engine: prefill the prompt, then decode token by token until a stop
-// token, a stop on the generated text, the token limit or cancellation (checked between tokens).
+// token, a stop on the generated text, the token limit or cancellation (checked between tokens). The host samples the
+// first token from the prompt's logits; later ones come from the engine's own sampler where it has one
+// (Engine.decodeSampled, with the same settings and draws), else from the host's.
 import type { StopReason } from '../protocol';
 import type { Engine } from './engine';
 import { CancelledError } from './errors';
@@ -56,8 +58,8 @@ export async function generate(engine: Engine, prompt: readonly number[], option
   const prefillMs = performance.now() - started;
   const decodeStart = performance.now();
   let stopReason: StopReason = 'max-tokens';
+  let token = sampler.sample(logits);
   while (tokens.length < maxNewTokens) {
-    const token = sampler.sample(logits);
     tokens.push(token);
     options.onToken?.(token);
     if (decoder) emit(decoder.push(token));
@@ -74,7 +76,9 @@ export async function generate(engine: Engine, prompt: readonly number[], option
       stopReason = 'cancelled';
       break;
     }
-    logits = await engine.prefill([token], { logits: 1 });
+    token = engine.decodeSampled
+      ? await engine.decodeSampled(token, sampler.step())
+      : sampler.sample(await engine.prefill([token], { logits: 1 }));
   }
   if (decoder) emit(decoder.flush());
   return { tokens, text, stopReason, prefillMs, decodeMs: performance.now() - decodeStart };

@@ -278,6 +278,7 @@ export class WorkspaceSession {
       backendReason: this.backendReason,
       model: this.engine.info.modelDir,
       kv: this.engine.memory(),
+      gpu: this.engine.deviceMemory?.(),
       residentTokens: this.context?.residentTokens ?? 0,
       residentFiles: this.context?.residentFiles ?? [],
       excludedFiles: this.context?.excludedFiles ?? [],

@@ -6,7 +6,10 @@ import type { MemoryStatus } from '../../src/protocol';
 import { candidatePaths, findProsePath, parseFileReference, prosePathAtStart, resolveFileReference } from '../../src/extension/answerLinks';
 import { completionsEnabledFor, delay, toggleLanguage } from '../../src/extension/completionPolicy';
 import { compressMarkdown, compressSummary, parseCompressResult } from '../../src/extension/compressReport';
-import { TOOLTIP_COMMANDS, formatDuration, formatSavings, isPaused, isUpdate, kvSummary, pausedSummary, plural, stateSentence, statusText, statusTooltip } from '../../src/extension/format';
+import {
+  TOOLTIP_COMMANDS, backendLabel, formatDuration, formatSavings, gpuDeviceSummary, gpuEngineBytes, gpuEngineParts, isPaused, isUpdate, kvSummary, noGpuMemoryReason,
+  pausedSummary, plural, stateSentence, statusText, statusTooltip,
+} from '../../src/extension/format';
 import { formatBytes } from '../../src/shared/formatBytes';
 import { RestartPolicy } from '../../src/extension/restartPolicy';
 
@@ -49,11 +52,30 @@ test('status bar tooltip: the split, tokens, backend and GPU', () => {
   assert.match(cpu, /ready: 48,640 tokens of the workspace resident in 1 file/);
   assert.ok(cpu.includes('| Backend | onnx (CPU): CUDA unavailable: libcuda.so.1: cannot open \\| shared object file |'), 'the reason, escaped for the table');
   assert.match(cpu, /\| GPU memory \| — \(not on a GPU\) \|/);
+  assert.doesNotMatch(cpu, /This model on the GPU/);
   const gpu = statusTooltip({ state: 'ready', message: '', memory: memory(GB, 2 * GB, { backend: 'cuda', gpu: { totalBytes: 80 * GB, usedBytes: 20 * GB, freeBytes: 60 * GB } }), trusted: true });
   assert.match(gpu, /\| GPU memory \| 20\.0 GB used of 80\.0 GB \(60\.0 GB free\) \|/);
+  assert.doesNotMatch(gpu, /This model on the GPU/, 'no share line where the engine does not say');
   const indexing = statusTooltip({ state: 'indexing', message: '', progress: { done: 1200, total: 4000, tokensPerSecond: 300, etaSeconds: 9.3 }, trusted: false });
   assert.match(indexing, /indexing the workspace: 1,200 of 4,000 tokens, 300 tokens\/s, about 10 s left/);
   assert.match(indexing, /not trusted/);
+});
+
+test('GPU memory: the device, this model\'s share where the engine reports it, and why there is none', () => {
+  const engine = { weightBytes: 15.2 * GB, cacheReservedBytes: 2 * GB, scratchBytes: 96 * 1024 ** 2 };
+  const gpu = { totalBytes: 139.8 * GB, usedBytes: 18 * GB, freeBytes: 121.8 * GB, engine };
+  assert.equal(gpuDeviceSummary(gpu), '18.0 GB used of 139.8 GB (121.8 GB free)');
+  assert.equal(gpuEngineBytes(engine), 15.2 * GB + 2 * GB + 96 * 1024 ** 2);
+  assert.equal(gpuEngineParts(engine), 'weights 15.2 GB, KV cache 2.0 GB reserved, scratch 96.0 MB');
+  const tip = statusTooltip({ state: 'ready', message: '', memory: memory(GB, 2 * GB, { backend: 'cuda', backendReason: 'cuda: NVIDIA H200', gpu }), trusted: true });
+  assert.match(tip, /\| GPU memory \| 18\.0 GB used of 139\.8 GB \(121\.8 GB free\) \|/);
+  assert.match(tip, /\| This model on the GPU \| 17\.3 GB: weights 15\.2 GB, KV cache 2\.0 GB reserved, scratch 96\.0 MB \|/);
+  assert.equal(noGpuMemoryReason('onnx'), 'not on a GPU');
+  assert.equal(noGpuMemoryReason('webgpu'), 'WebGPU does not report it');
+  assert.equal(noGpuMemoryReason('cuda'), 'not reported');
+  const webgpu = statusTooltip({ state: 'ready', message: '', memory: memory(GB, 2 * GB, { backend: 'webgpu', backendReason: 'webgpu: lavapipe' }), trusted: true });
+  assert.match(webgpu, /\| GPU memory \| — \(WebGPU does not report it\) \|/);
+  assert.deepEqual((['onnx', 'webgpu', 'cuda'] as const).map(backendLabel), ['onnx (CPU)', 'webgpu (GPU)', 'cuda (GPU)']);
 });
 
 test('bytes, savings and durations', () => {

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { AttentionKernelArgs } from '../../src/runtime/backends/nativeAddon';
 import { mulberry32 } from '../../src/runtime/random';
-import { Sampler } from '../../src/runtime/sampler';
+import { Sampler, pickToken } from '../../src/runtime/sampler';
 import { attentionReference, sampleReference } from './reference';
 
 const random = mulberry32(5);
@@ -69,6 +69,20 @@ test('sample reference: keeps exactly what the runtime\'s sorting Sampler keeps 
     // And greedy agrees with the Sampler's argmax.
     assert.equal(sampleReference(logits, { greedy: true, temperature: 1, topK: 0, topP: 1, u: 0 }).token, new Sampler({ greedy: true }).sample(logits));
   }
+});
+
+test('sample reference: one u picks the token the host\'s pickToken picks (both walk the kept tokens in vocabulary order)', () => {
+  let compared = 0;
+  for (let trial = 0; trial < 40; trial++) {
+    const logits = normals(300);
+    const step = { greedy: false, temperature: 0.5 + random(), topK: trial % 3 === 0 ? 0 : 1 + Math.floor(random() * 80), topP: trial % 2 === 0 ? 1 : 0.3 + random() * 0.69 };
+    for (let j = 0; j < 25; j++) {
+      const u = random();
+      assert.equal(pickToken(logits, { ...step, u }), sampleReference(logits, { ...step, u }).token, `trial ${trial}, u ${u}`);
+      compared++;
+    }
+  }
+  assert.equal(compared, 1000);
 });
 
 test('sample reference: tokens come with their softmax frequencies', () => {

@@ -57,6 +57,7 @@ cuda_setup
 webgpu_setup "$WORK/webgpu"
 cuda_checks
 webgpu_checks
+fixtures_crosscheck   # after both engines' verdicts, before the benchmarks; its report goes into session-files.tar.gz
 cuda_bench
 webgpu_bench "$WORK/webgpu"
 export OUT=$FINAL_OUT

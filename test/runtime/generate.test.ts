@@ -1,9 +1,39 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
+import type { MemoryReport } from '../../src/protocol';
 import { OnnxEngine } from '../../src/runtime/backends/onnxEngine';
+import type { Engine, PrefillOptions } from '../../src/runtime/engine';
 import { generate } from '../../src/runtime/generate';
+import type { SamplingStep } from '../../src/runtime/sampler';
+import { sampleReference } from '../gpu/reference';
 import { modelFixture } from '../support/paths';
 import { expected } from './engineSuite';
+
+/**
+ * The onnx engine given a sampler of its own, as the CUDA engine has one: decodeSampled runs the step and picks with
+ * the float64 mirror of the CUDA sampling kernel (test/gpu/reference.ts). It tests generate's use of the capability
+ * on the CPU; the CUDA engine's own is tested on the GPU (test/gpu/cudaEngine.test.ts).
+ */
+class WithEngineSampler implements Engine {
+  prefills = 0;
+  engineSteps = 0;
+  constructor(private readonly inner: Engine) {}
+  get info(): Engine['info'] { return this.inner.info; }
+  get length(): number { return this.inner.length; }
+  prefill(tokens: readonly number[], options?: PrefillOptions): Promise<Float32Array> {
+    this.prefills++;
+    return this.inner.prefill(tokens, options);
+  }
+  async decodeSampled(token: number, step: SamplingStep): Promise<number> {
+    this.engineSteps++;
+    return sampleReference(await this.inner.prefill([token], { logits: 1 }), step).token;
+  }
+  truncate(length: number): Promise<void> { return this.inner.truncate(length); }
+  memory(): MemoryReport { return this.inner.memory(); }
+  snapshot(): Uint8Array { return this.inner.snapshot(); }
+  restore(snapshot: Uint8Array): void { this.inner.restore(snapshot); }
+  dispose(): Promise<void> { return this.inner.dispose(); }
+}
 
 const exp = expected('llama-v4');
 let engine: OnnxEngine;
@@ -71,4 +101,24 @@ test('a stop on the generated text ends generation as "stop-text", with the text
   assert.equal(pieces.join(''), r.text);
   await engine.truncate(0);
   await assert.rejects(generate(engine, exp.prompt_ids, { stopWhen: () => true }), /stopWhen needs a tokenizer/);
+});
+
+test('an engine with its own sampler picks every token after the first: the same greedy tokens, and with a seed the same draws', async () => {
+  const sampling = new WithEngineSampler(engine);
+  await engine.truncate(0);
+  const greedy = await generate(sampling, exp.prompt_ids, { greedy: true, maxNewTokens: exp.greedy_tokens.length });
+  assert.deepEqual(greedy.tokens, exp.greedy_tokens);
+  assert.equal(sampling.prefills, 1, 'the prompt only: no row of logits per step');
+  assert.equal(sampling.engineSteps, exp.greedy_tokens.length - 1);
+  assert.equal(engine.length, exp.prompt_ids.length + exp.greedy_tokens.length - 1);
+  const sampled: number[][] = [];
+  for (const [seed, options] of [[1, { temperature: 1.5 }], [2, { temperature: 1, topK: 20 }], [3, { temperature: 2, topP: 0.9 }], [4, { temperature: 1.2, topK: 50, topP: 0.8 }]] as const) {
+    await engine.truncate(0);
+    const host = await generate(engine, exp.prompt_ids, { ...options, seed, maxNewTokens: 12 });
+    await engine.truncate(0);
+    const onEngine = await generate(sampling, exp.prompt_ids, { ...options, seed, maxNewTokens: 12 });
+    assert.deepEqual(onEngine.tokens, host.tokens, `seed ${seed} ${JSON.stringify(options)}`);
+    sampled.push(host.tokens.slice(0, exp.greedy_tokens.length));
+  }
+  assert.ok(sampled.some((tokens) => tokens.join() !== exp.greedy_tokens.join()), 'the sampled runs are not all greedy');
 });

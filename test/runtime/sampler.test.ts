@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { Sampler, argmax } from '../../src/runtime/sampler';
+import { Sampler, argmax, pickToken } from '../../src/runtime/sampler';
 
 const logits = Float32Array.from([1, 3, 2, 0.5, 2.9]);
 
@@ -35,6 +35,22 @@ test('a seed reproduces a run and sampling follows the distribution', () => {
   for (let i = 0; i < n; i++) counts[s.sample(logits)]++;
   const z = Array.from(logits).reduce((acc, l) => acc + Math.exp(l), 0);
   Array.from(logits).forEach((l, i) => assert.ok(Math.abs(counts[i] / n - Math.exp(l) / z) < 0.02, `token ${i}`));
+});
+
+test('a step carries the settings and one draw: sampling is pickToken of the next step, greedy draws nothing', () => {
+  const a = new Sampler({ seed: 9, temperature: 0.7, topK: 4, topP: 0.9 });
+  const b = new Sampler({ seed: 9, temperature: 0.7, topK: 4, topP: 0.9 });
+  for (let i = 0; i < 30; i++) {
+    const step = b.step();
+    assert.deepEqual({ ...step, u: 0 }, { greedy: false, temperature: 0.7, topK: 4, topP: 0.9, u: 0 });
+    assert.ok(step.u >= 0 && step.u < 1);
+    assert.equal(a.sample(logits), pickToken(logits, step));
+  }
+  assert.deepEqual(new Sampler({ temperature: 0, seed: 1 }).step(), { greedy: true, temperature: 0, topK: 0, topP: 1, u: 0 });
+  // u walks the kept tokens in vocabulary order: the lowest u picks the lowest kept id, the highest the highest.
+  const step = { greedy: false, temperature: 1, topK: 0, topP: 1 };
+  assert.equal(pickToken(logits, { ...step, u: 0 }), 0);
+  assert.equal(pickToken(logits, { ...step, u: 0.999999 }), 4);
 });
 
 test('bad settings are refused with the value named', () => {

@@ -4,11 +4,18 @@ and the outputs of the float64 numpy reference (reference.py), under test/fixtur
 
     python3 test/tools/make_fixtures.py                 # numpy only; deterministic
     python3 test/tools/make_fixtures.py --skip-transformers
+    python3 test/tools/make_fixtures.py --cross-check OUT_DIR   # changes nothing: see below
 
 When torch and transformers import, every written directory is also loaded with
 transformers.AutoModelForCausalLM.from_pretrained(dir, torch_dtype=float32, output_loading_info=True)
 and its prompt logits and greedy tokens are compared with the reference (max|a-b|/max|b| < 1e-4, tokens
 equal); the result goes into expected.json under "transformers" and any disagreement exits non-zero.
+
+--cross-check OUT_DIR runs only that comparison, on the committed fixtures (their config.json, weights and
+expected.json), writes OUT_DIR/fixtures-crosscheck.json after every fixture and rewrites nothing; the exit status
+says agree (0), disagree (1), skipped because torch/transformers do not import (3) or a fixture unreadable (2).
+A disagreement is for a person to read: regenerate the fixtures with the plain command once it is understood.
+The GPU session runs it (test/gpu/device_check.sh, stage fixtures-vs-hf), where transformers is installed.
 
 Also writes test/fixtures/quantizer.json (hand-checkable quantiser vectors) and test/fixtures/models/README.md,
 then runs the reference's self-checks.
@@ -315,68 +322,67 @@ def make_quantizer_json(path: str) -> None:
 
 # ======================================================================================= transformers
 
-def transformers_crosscheck(entries: List[dict]) -> bool:
-    """Load every fixture with transformers and compare with the reference. Returns False on disagreement."""
-    try:
-        import torch  # noqa: F401
-        import transformers
+CROSSCHECK_REL_TOL = 1e-4            # max|a-b|/max|b| of prompt logits and greedy step logits
+CROSSCHECK_REPORT = "fixtures-crosscheck.json"
+EXIT_AGREE, EXIT_DISAGREE, EXIT_ERROR, EXIT_SKIPPED = 0, 1, 2, 3   # 3: test/gpu/stage.sh's "not on this machine"
+
+
+class CrossCheckSkipped(Exception):
+    """The cross-check cannot run on this machine (torch/transformers not importable)."""
+
+
+def greedy_skip_reason(cfg: dict, prompt_len: int, new_tokens: int) -> Optional[str]:
+    """Why a fixture's greedy steps cannot be compared with transformers, or None."""
+    rope = ref.ModelConfig(cfg).rope
+    if rope.rope_type == "dynamic" and prompt_len + new_tokens > rope.max_pos:
+        return ("dynamic rope past max_position_embeddings: transformers caches post-RoPE keys, the reference "
+                "cache re-rotates them")
+    return None
+
+
+class TransformersRunner:
+    """Prompt logits and greedy steps of one fixture directory from transformers.AutoModelForCausalLM
+    (float32, eager attention, CPU)."""
+
+    def __init__(self):
+        try:
+            import torch
+            import transformers
+        except Exception as e:  # noqa: BLE001
+            what = getattr(e, "name", None) or "torch/transformers"
+            raise CrossCheckSkipped(f"{what} not importable ({type(e).__name__}: {e})") from e
+        self.torch, self.transformers = torch, transformers
+        self.major = int(transformers.__version__.split(".")[0])
+        self.info = {"runner": "transformers", "transformers_version": transformers.__version__,
+                     "torch_version": torch.__version__, "device": "cpu", "attn_implementation": "eager"}
+
+    def run(self, directory: str, cfg: dict, prompt: List[int], new_tokens: int, greedy: bool) -> dict:
+        torch = self.torch
         from transformers import AutoConfig, AutoModelForCausalLM
-    except Exception as e:  # noqa: BLE001
-        print(f"transformers cross-check SKIPPED: torch/transformers not importable ({type(e).__name__}: {e})")
-        return True
-    major = int(transformers.__version__.split(".")[0])
-    ok = True
-    print(f"transformers cross-check with transformers {transformers.__version__}, torch {torch.__version__}")
-    for e in entries:
-        spec, d, exp, exact = e["spec"], e["dir"], e["expected"], e["exact"]
-        cfg = spec["config"]
-        failures: List[str] = []
-        rec: Dict[str, object] = {"transformers_version": transformers.__version__,
-                                  "torch_version": torch.__version__, "device": "cpu",
-                                  "attn_implementation": "eager"}
+        notes: Dict[str, object] = {}
         kwargs = {"output_loading_info": True, "attn_implementation": "eager"}
-        kwargs["dtype" if major >= 5 else "torch_dtype"] = torch.float32
-        if major < 5 and cfg.get("rope_parameters") and not cfg.get("rope_scaling"):
+        kwargs["dtype" if self.major >= 5 else "torch_dtype"] = torch.float32
+        if self.major < 5 and cfg.get("rope_parameters") and not cfg.get("rope_scaling"):
             # transformers 4.x ignores rope_parameters: hand it the same settings in its own spelling
-            hf_cfg = AutoConfig.from_pretrained(d)
+            hf_cfg = AutoConfig.from_pretrained(directory)
             rp = dict(cfg["rope_parameters"])
             hf_cfg.rope_theta = rp.pop("rope_theta", cfg.get("rope_theta", 10000.0))
             rt = rp.get("rope_type", rp.get("type", "default"))
             hf_cfg.rope_scaling = None if rt == "default" else rp
             kwargs["config"] = hf_cfg
-            rec["config_translated_to_4x_spelling"] = True
-        try:
-            model, info = AutoModelForCausalLM.from_pretrained(d, **kwargs)
-        except Exception as ex:  # noqa: BLE001
-            print(f"  {spec['name']}: FAILED to load: {type(ex).__name__}: {ex}")
-            ok = False
-            continue
+            notes["config_translated_to_4x_spelling"] = True
+        model, info = AutoModelForCausalLM.from_pretrained(directory, **kwargs)
         problems = {k: sorted(map(str, v)) for k, v in info.items()
                     if v and any(w in k for w in ("missing", "unexpected", "mismatch", "error"))}
-        if problems:
-            failures.append(f"loading info {problems}")
-        if type(model).__name__ != cfg["architectures"][0]:
-            failures.append(f"class {type(model).__name__} != {cfg['architectures'][0]}")
         model.eval()
-        ids = torch.tensor([exp["prompt_ids"]], dtype=torch.long)
+        ids = torch.tensor([prompt], dtype=torch.long)
         mask = torch.ones_like(ids)
         with torch.no_grad():
-            out = model(input_ids=ids, attention_mask=mask, use_cache=False)
-        hf_logits = out.logits[0].double().cpu().numpy()
-        rel = float(np.abs(hf_logits - exact["logits"]).max() / np.abs(exact["logits"]).max())
-        rec["logits_max_rel_err"] = rel
-        rec["last_position_logits"] = rounded(hf_logits[-1], "hf logits")  # all positions were compared
-        if not rel < 1e-4:
-            failures.append(f"prompt logits rel err {rel:.2e}")
-        P, N = len(exp["prompt_ids"]), len(exp["greedy_tokens"])
-        rope = ref.ModelConfig(cfg).rope
-        if rope.rope_type == "dynamic" and P + N > rope.max_pos:
-            rec["greedy_checked"] = False
-            rec["greedy_skip_reason"] = ("dynamic rope past max_position_embeddings: transformers caches "
-                                         "post-RoPE keys, the reference cache re-rotates them")
-        else:
-            gen_kwargs = dict(attention_mask=mask, do_sample=False, num_beams=1, max_new_tokens=N,
-                              min_new_tokens=N, return_dict_in_generate=True, output_scores=True,
+            logits = model(input_ids=ids, attention_mask=mask, use_cache=False).logits[0].double().cpu().numpy()
+        out = {"class": type(model).__name__, "loading_problems": problems, "logits": logits, "notes": notes}
+        if greedy:
+            gen_kwargs = dict(attention_mask=mask, do_sample=False, num_beams=1, max_new_tokens=new_tokens,
+                              min_new_tokens=new_tokens, return_dict_in_generate=True, output_scores=True,
                               pad_token_id=cfg.get("eos_token_id", 0))
             try:
                 with torch.no_grad():
@@ -386,27 +392,169 @@ def transformers_crosscheck(entries: List[dict]) -> bool:
                 with torch.no_grad():
                     g = model.generate(ids, **gen_kwargs)
                 steps = g.scores
-            toks = [int(t) for t in g.sequences[0, P:].tolist()]
-            rec["greedy_checked"] = True
-            rec["greedy_tokens"] = toks
-            if toks != exp["greedy_tokens"]:
-                failures.append(f"greedy {toks} != reference {exp['greedy_tokens']}")
-            else:
-                hs = torch.stack(list(steps))[:, 0].double().cpu().numpy()
-                srel = float(np.abs(hs - exact["steps"]).max() / np.abs(exact["steps"]).max())
-                rec["step_logits_max_rel_err"] = srel
-                if not srel < 1e-4:
-                    failures.append(f"step logits rel err {srel:.2e}")
-        rec["agrees"] = not failures
-        if failures:
-            rec["failures"] = failures
-            ok = False
-        exp["transformers"] = rec
-        write_json(os.path.join(d, "expected.json"), exp)
-        status = "ok" if not failures else "DISAGREES: " + "; ".join(failures)
-        print(f"  {spec['name']}: logits rel err {rel:.2e}, greedy "
-              f"{'checked' if rec.get('greedy_checked') else 'skipped'}: {status}")
+            out["greedy_tokens"] = [int(t) for t in g.sequences[0, len(prompt):].tolist()]
+            out["steps"] = torch.stack(list(steps))[:, 0].double().cpu().numpy()
+        return out
+
+
+class ReferenceRunner:
+    """The float64 numpy reference in transformers' place, its weights optionally scaled by (1 + perturb * N(0, 1)):
+    a stand-in that runs without torch, so that the cross-check's comparison and report are tested anywhere
+    (unperturbed it must agree, perturbed it must not)."""
+
+    def __init__(self, perturb: float):
+        self.perturb = perturb
+        self.info = {"runner": "reference (stand-in for transformers)", "perturb": perturb, "numpy_version": np.__version__}
+
+    def run(self, directory: str, cfg: dict, prompt: List[int], new_tokens: int, greedy: bool) -> dict:
+        model = ref.Model.from_dir(directory)
+        rng = np.random.default_rng(BASE_SEED + 7)
+        for name in sorted(model.w):  # in place: a tied lm_head is the same array as the embeddings
+            model.w[name] *= 1.0 + self.perturb * rng.standard_normal(model.w[name].shape)
+        logits, tokens, steps = model.prefill_and_greedy(prompt, new_tokens)
+        out = {"class": cfg["architectures"][0], "loading_problems": {}, "logits": logits, "notes": {}}
+        if greedy:
+            out["greedy_tokens"], out["steps"] = tokens, steps
+        return out
+
+
+def rel_err(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.abs(np.asarray(a) - np.asarray(b)).max() / np.abs(np.asarray(b)).max())
+
+
+def crosscheck_fixture(runner, directory: str, cfg: dict, exp: dict, exact: dict) -> dict:
+    """Runs `runner` on one fixture and compares with the reference's outputs `exact` ({"logits", "steps"});
+    returns the record ("agrees", and "failures" when it does not)."""
+    prompt, new_tokens = exp["prompt_ids"], len(exp["greedy_tokens"])
+    skip_greedy = greedy_skip_reason(cfg, len(prompt), new_tokens)
+    rec: Dict[str, object] = dict(runner.info)
+    failures: List[str] = []
+    try:
+        out = runner.run(directory, cfg, prompt, new_tokens, greedy=skip_greedy is None)
+    except Exception as ex:  # noqa: BLE001  (the model does not load or run: that is the finding)
+        rec.update(agrees=False, failures=[f"failed to load or run: {type(ex).__name__}: {ex}"])
+        return rec
+    rec.update(out["notes"])
+    if out["loading_problems"]:
+        failures.append(f"loading info {out['loading_problems']}")
+    if out["class"] != cfg["architectures"][0]:
+        failures.append(f"class {out['class']} != {cfg['architectures'][0]}")
+    if out["logits"].shape != np.asarray(exact["logits"]).shape:
+        failures.append(f"prompt logits shape {list(out['logits'].shape)} != {list(np.asarray(exact['logits']).shape)}")
+    else:
+        rel = rel_err(out["logits"], exact["logits"])
+        rec["logits_max_rel_err"] = rel
+        if not rel < CROSSCHECK_REL_TOL:
+            failures.append(f"prompt logits rel err {rel:.2e}")
+    rec["last_position_logits"] = rounded(out["logits"][-1], "logits")  # all positions were compared
+    if skip_greedy:
+        rec["greedy_checked"] = False
+        rec["greedy_skip_reason"] = skip_greedy
+    else:
+        toks = out["greedy_tokens"]
+        rec["greedy_checked"] = True
+        rec["greedy_tokens"] = toks
+        if toks != exp["greedy_tokens"]:
+            failures.append(f"greedy {toks} != reference {exp['greedy_tokens']}")
+        else:
+            srel = rel_err(out["steps"], exact["steps"])
+            rec["step_logits_max_rel_err"] = srel
+            if not srel < CROSSCHECK_REL_TOL:
+                failures.append(f"step logits rel err {srel:.2e}")
+    rec["agrees"] = not failures
+    if failures:
+        rec["failures"] = failures
+    return rec
+
+
+def describe(name: str, rec: dict) -> str:
+    greedy = "checked" if rec.get("greedy_checked") else "skipped"
+    status = "ok" if rec["agrees"] else "DISAGREES: " + "; ".join(rec["failures"])
+    return f"  {name}: logits rel err {rec.get('logits_max_rel_err', float('nan')):.2e}, greedy {greedy}: {status}"
+
+
+def transformers_crosscheck(entries: List[dict]) -> bool:
+    """Load every freshly written fixture with transformers and compare with the reference; the record goes into
+    its expected.json under "transformers". Returns False on disagreement."""
+    try:
+        runner = TransformersRunner()
+    except CrossCheckSkipped as e:
+        print(f"transformers cross-check SKIPPED: {e}")
+        return True
+    print(f"transformers cross-check with transformers {runner.info['transformers_version']}, "
+          f"torch {runner.info['torch_version']}")
+    ok = True
+    for e in entries:
+        rec = crosscheck_fixture(runner, e["dir"], e["spec"]["config"], e["expected"], e["exact"])
+        ok = ok and rec["agrees"]
+        e["expected"]["transformers"] = rec
+        write_json(os.path.join(e["dir"], "expected.json"), e["expected"])
+        print(describe(e["spec"]["name"], rec))
     return ok
+
+
+def cross_check_committed(out_dir: str, runner_name: str, perturb: float) -> int:
+    """The cross-check-only mode: the committed fixtures (their config.json and expected.json) against transformers
+    (or the stand-in), a JSON report written to out_dir after every fixture; nothing under test/fixtures changes.
+    Returns EXIT_AGREE, EXIT_DISAGREE, EXIT_SKIPPED or EXIT_ERROR (a fixture missing or unreadable)."""
+    out_dir = os.path.abspath(out_dir)
+    if os.path.commonpath([out_dir, FIXTURES_DIR]) == FIXTURES_DIR:
+        print(f"--cross-check {out_dir}: the report may not go under {FIXTURES_DIR} (this mode changes nothing there)",
+              file=sys.stderr)
+        return EXIT_ERROR
+    os.makedirs(out_dir, exist_ok=True)
+    path = os.path.join(out_dir, CROSSCHECK_REPORT)
+    report: Dict[str, object] = {
+        "mode": "cross-check of the committed fixtures (nothing rewritten)",
+        "fixtures_dir": os.path.relpath(MODELS_DIR, ROOT), "tolerance_rel": CROSSCHECK_REL_TOL,
+        "compared": "prompt logits (every position), greedy tokens, greedy step logits; full cache (no CSKV)",
+        "verdict": None, "fixtures": {}}
+
+    def save(verdict: str) -> None:
+        report["verdict"] = verdict
+        write_json(path, report)
+
+    try:
+        runner = ReferenceRunner(perturb) if runner_name == "reference" else TransformersRunner()
+    except CrossCheckSkipped as e:
+        report["skip_reason"] = str(e)
+        save("skipped")
+        print(f"fixtures cross-check SKIPPED: {e}; report {path}")
+        return EXIT_SKIPPED
+    report["runner"] = runner.info
+    fixtures: Dict[str, dict] = report["fixtures"]  # type: ignore[assignment]
+    counts = {"agree": 0, "disagree": 0, "error": 0}
+    for spec in fixture_specs():
+        name = spec["name"]
+        d = os.path.join(MODELS_DIR, name)
+        try:
+            with open(os.path.join(d, "config.json")) as f:
+                cfg = json.load(f)
+            with open(os.path.join(d, "expected.json")) as f:
+                exp = json.load(f)
+            exact = {"logits": np.asarray(exp["logits"], dtype=np.float64),
+                     "steps": np.asarray(exp["full_step_logits"], dtype=np.float64)}
+        except (OSError, ValueError, KeyError) as ex:
+            fixtures[name] = {"error": f"fixture unreadable: {type(ex).__name__}: {ex}"}
+            counts["error"] += 1
+            print(f"  {name}: ERROR {fixtures[name]['error']}")
+            save("running")
+            continue
+        rec = crosscheck_fixture(runner, d, cfg, exp, exact)
+        if cfg != spec["config"]:
+            rec["note"] = "config.json differs from make_fixtures.py's spec: the committed fixture is older than the script"
+        fixtures[name] = rec
+        counts["agree" if rec["agrees"] else "disagree"] += 1
+        print(describe(name, rec))
+        save("running")
+    verdict = "error" if counts["error"] else "disagree" if counts["disagree"] else "agree"
+    save(verdict)
+    print(f"fixtures cross-check ({runner.info['runner']}): {counts['agree']} agree, {counts['disagree']} disagree, "
+          f"{counts['error']} unreadable: {verdict}; report {path}")
+    if verdict == "disagree":
+        print("  the fixtures were not changed; after reading the report, regenerate them here with "
+              "`python3 test/tools/make_fixtures.py` (it cross-checks again where transformers imports)")
+    return {"agree": EXIT_AGREE, "disagree": EXIT_DISAGREE, "error": EXIT_ERROR}[verdict]
 
 
 # ========================================================================================= self-check
@@ -641,6 +789,9 @@ Where `torch` and `transformers` import, the same command also loads every direc
 missing/unexpected keys, compares prompt logits (max|a-b|/max|b| < 1e-4) and greedy tokens with the reference,
 records the result in `expected.json` under `"transformers"`, and exits non-zero on disagreement. Without torch it
 prints that the cross-check was skipped (as it was for the files committed here unless `"transformers"` is present).
+`python3 test/tools/make_fixtures.py --cross-check OUT_DIR` runs only that comparison, on the committed files, and
+writes `OUT_DIR/fixtures-crosscheck.json` without changing anything here (the GPU session runs it, where
+transformers is installed).
 
 How they are made: weights drawn from `numpy.random.default_rng([BASE_SEED, fixture index])` (linears
 N(0, 1/fan_in), embeddings N(0, 1) or N(0, {tied_std}^2) when tied to lm_head (with N(0, 1) the tied head just
@@ -690,7 +841,23 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--skip-transformers", action="store_true", help="do not try the transformers cross-check")
     ap.add_argument("--skip-self-check", action="store_true")
+    ap.add_argument("--cross-check", metavar="OUT_DIR",
+                    help="cross-check only: run transformers on the committed fixtures, write OUT_DIR/"
+                         f"{CROSSCHECK_REPORT}, change nothing; exit {EXIT_AGREE} agree, {EXIT_DISAGREE} disagree, "
+                         f"{EXIT_SKIPPED} skipped (torch/transformers not importable), {EXIT_ERROR} a fixture unreadable")
+    ap.add_argument("--runner", choices=("transformers", "reference"), default="transformers",
+                    help="with --cross-check: 'reference' runs the numpy reference in transformers' place (tests "
+                         "this mode without torch)")
+    ap.add_argument("--perturb", type=float, default=0.0,
+                    help="with --runner reference: scale every weight by (1 + PERTURB * N(0, 1)) (the disagree path)")
     args = ap.parse_args(argv)
+    if args.runner != "transformers" or args.perturb:
+        if not args.cross_check:
+            ap.error("--runner and --perturb go with --cross-check")
+        if args.perturb and args.runner != "reference":
+            ap.error("--perturb goes with --runner reference")
+    if args.cross_check:
+        return cross_check_committed(args.cross_check, args.runner, args.perturb)
     os.makedirs(MODELS_DIR, exist_ok=True)
     specs = fixture_specs()
     entries = [build(spec, i) for i, spec in enumerate(specs)]

@@ -196,6 +196,7 @@ describe('workspace session', () => {
     try {
       await session.whenResident();
       const status = session.memoryStatus();
+      assert.equal(status.gpu, undefined, 'the CPU engine reports no GPU memory (the CUDA engine\'s is checked on the GPU)');
       const resident = status.residentFiles.map((f) => f.path);
       assert.ok(resident.includes('src/cache.ts') && resident.includes('src/file3.ts'), resident.join(','));
       assert.equal(resident[resident.length - 1], 'src/file3.ts', 'open files go last');

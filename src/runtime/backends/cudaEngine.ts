@@ -3,7 +3,7 @@
 // lives in preallocated device pages, and every layer runs on the GPU; only token ids go in and logits (or one
 // sampled id) come out. Chunking, truncation and snapshots follow the onnx backend exactly, so both pass the
 // same suite (test/runtime/engineSuite.ts).
-import type { MemoryReport } from '../../protocol';
+import type { GpuMemory, MemoryReport } from '../../protocol';
 import { type CacheShape, type CacheState, type CompressedBlock } from '../cache/biBranchCache';
 import { type Snapshot, decodeSnapshot, encodeSnapshot } from '../cache/cacheSnapshot';
 import { readCskvFile } from '../cskvFile';
@@ -14,10 +14,13 @@ import { type ModelConfig, readModelConfig } from '../model/config';
 import { modelFingerprint } from '../model/fingerprint';
 import { ropeDependsOnLength, ropeFrequencies } from '../model/rope';
 import { ModelWeights } from '../model/weights';
+import type { SamplingStep } from '../sampler';
 import type { DType } from '../safetensors';
 import { prefillInChunks } from './chunkedPrefill';
 import { CUDA_DEFAULT_CHUNK, type CapacityPlan, deviceModelShape, planCapacity } from './cudaMemoryPlan';
-import { type NativeAddon, type NativeCacheLayout, type NativeCudaEngine, type NativeLayerState, type NativeModelSpec, loadNativeAddon } from './nativeAddon';
+import {
+  type NativeAddon, type NativeCacheLayout, type NativeCudaEngine, type NativeEngineMemory, type NativeLayerState, type NativeModelSpec, loadNativeAddon,
+} from './nativeAddon';
 
 export interface CudaEngineOptions extends EngineOptions {
   /** The addon to load instead of the bundled one (the cskv.nativeLibrary setting). */
@@ -29,26 +32,13 @@ export interface CudaEngineOptions extends EngineOptions {
   cublasLt?: string | undefined;
 }
 
-/** Device sampling for one decode step: the host draws u from its seeded generator, the GPU picks the token. */
-export interface DeviceSampling {
-  greedy: boolean;
-  temperature?: number;
-  topK?: number;
-  topP?: number;
-  u?: number;
-}
-
-export interface CudaDeviceMemory {
-  totalBytes: number;
-  freeBytes: number;
-  weightBytes: number;
-  cacheReservedBytes: number;
-  scratchBytes: number;
-}
-
 export class CudaEngine implements Engine {
   private readonly history: number[] = [];
   private disposed = false;
+  /** True while a forward runs on the addon's worker thread: the native engine then refuses every other call. */
+  private forwarding = false;
+  /** The native memory figures as of the last time they could be read (the status bar asks whenever it likes). */
+  private figures: NativeEngineMemory;
 
   private constructor(
     readonly info: EngineInfo,
@@ -58,7 +48,9 @@ export class CudaEngine implements Engine {
     private readonly chunkSize: number,
     /** How many tokens the cache holds at most on this GPU, and why it is fewer than asked if it is. */
     readonly capacity: CapacityPlan,
-  ) {}
+  ) {
+    this.figures = native.memory();
+  }
 
   /** Loads the model onto the GPU. RuntimeError BACKEND (with the reason) where the addon or CUDA cannot run. */
   static async load(modelDir: string, options: CudaEngineOptions = {}): Promise<CudaEngine> {
@@ -135,24 +127,28 @@ export class CudaEngine implements Engine {
   }
 
   /**
-   * One decode step whose next token is chosen on the GPU: appends `token` and returns the sampled id, so one
-   * integer crosses to the host instead of a row of logits. (generate() samples on the host through prefill.)
+   * One decode step whose next token is chosen on the GPU (Engine.decodeSampled): appends `token` and returns the
+   * sampled id, so one integer crosses to the host instead of a row of logits; the host's sampler draws u.
    */
-  async decodeSampled(token: number, sampling: DeviceSampling): Promise<number> {
+  async decodeSampled(token: number, step: SamplingStep): Promise<number> {
     this.usable();
     const vocab = this.info.config.vocabSize;
     if (!Number.isInteger(token) || token < 0 || token >= vocab) throw new RuntimeError('BAD_ARGUMENT', `token id ${token} is outside the vocabulary (0..${vocab - 1})`);
     await this.forward([token], 1, false);
-    return this.native.sample({
-      greedy: sampling.greedy, temperature: sampling.temperature ?? 1, topK: sampling.topK ?? 0, topP: sampling.topP ?? 1, u: sampling.u ?? 0,
-    });
+    return this.native.sample(step);
   }
 
   private async forward(chunk: readonly number[], logitRows: number, copyLogits: boolean): Promise<Float32Array | null> {
     const start = this.length;
     // Dynamic NTK rotates every key with the frequencies of the current length (as the onnx backend does).
     const invFreq = ropeDependsOnLength(this.info.config) ? ropeFrequencies(this.info.config, start + chunk.length).invFreq : null;
-    const out = await this.native.forward(Int32Array.from(chunk), logitRows, copyLogits, invFreq);
+    this.forwarding = true;
+    let out: Float32Array | null;
+    try {
+      out = await this.native.forward(Int32Array.from(chunk), logitRows, copyLogits, invFreq);
+    } finally {
+      this.forwarding = false;
+    }
     this.history.length = start;
     for (const id of chunk) this.history.push(id);
     return out;
@@ -170,8 +166,7 @@ export class CudaEngine implements Engine {
   }
 
   memory(): MemoryReport {
-    this.usable();
-    const m = this.native.memory();
+    const m = this.nativeMemory();
     const { layers, kvDim, window, bits } = this.shape;
     const fullBytes = m.perLayer.reduce((a, l) => a + l.fullBytes, 0);
     const compressedBytes = m.perLayer.reduce((a, l) => a + l.compressedBytes, 0);
@@ -185,11 +180,21 @@ export class CudaEngine implements Engine {
     };
   }
 
-  /** The GPU's total and free memory and what this engine reserved, for the status bar and the memory view. */
-  deviceMemory(): CudaDeviceMemory {
+  /** The GPU's total and free memory and what this engine holds there, for the status bar and the memory view. */
+  deviceMemory(): GpuMemory {
+    const m = this.nativeMemory();
+    return {
+      totalBytes: m.deviceTotalBytes, usedBytes: m.deviceTotalBytes - m.deviceFreeBytes, freeBytes: m.deviceFreeBytes,
+      engine: { weightBytes: m.weightBytes, cacheReservedBytes: m.cacheReservedBytes, scratchBytes: m.scratchBytes },
+    };
+  }
+
+  /** Fresh figures, or during a forward those after the last step: a memory report never waits for the GPU or fails
+   * because a forward is running. */
+  private nativeMemory(): NativeEngineMemory {
     this.usable();
-    const m = this.native.memory();
-    return { totalBytes: m.deviceTotalBytes, freeBytes: m.deviceFreeBytes, weightBytes: m.weightBytes, cacheReservedBytes: m.cacheReservedBytes, scratchBytes: m.scratchBytes };
+    if (!this.forwarding) this.figures = this.native.memory();
+    return this.figures;
   }
 
   snapshot(): Uint8Array {
