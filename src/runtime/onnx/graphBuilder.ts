@@ -40,8 +40,8 @@ export class GraphBuilder {
 
   constructor(private readonly name: string) {}
 
-  input(name: string, dims: readonly Dim[], type: 'float32' | 'float16' = 'float32'): string {
-    this.inputs.push(valueInfo(name, dims, type === 'float16' ? ElemType.FLOAT16 : ElemType.FLOAT));
+  input(name: string, dims: readonly Dim[], type: 'float32' | 'float16' | 'int64' = 'float32'): string {
+    this.inputs.push(valueInfo(name, dims, { float32: ElemType.FLOAT, float16: ElemType.FLOAT16, int64: ElemType.INT64 }[type]));
     return name;
   }
 
