@@ -4,6 +4,10 @@
 // src/extension/memoryPanel.ts. Everything is drawn with DOM/SVG elements and theme colours (memory.css).
 import { formatCount, formatDuration, formatSavings, plural, progressPercent, shortReason, speedSummary } from '../src/extension/format';
 import { formatBytes } from '../src/shared/formatBytes';
+import { adapterLine, describeAdapter } from '../src/shared/gpuAdapter';
+
+/** @type {Record<string, string>} */
+const BACKEND_LABELS = { cuda: 'cuda (GPU)', webgpu: 'webgpu (GPU)', onnx: 'onnx (CPU)' };
 
 // @ts-ignore acquireVsCodeApi is defined by the webview host
 const vscode = acquireVsCodeApi();
@@ -61,7 +65,9 @@ function renderState(view) {
   const line = el('p', 'state-line');
   switch (view.state) {
     case 'ready':
-      line.textContent = m ? `Ready · ${m.backend === 'cuda' ? 'cuda (GPU)' : 'onnx (CPU)'} · ${m.model}` : 'Ready';
+      line.textContent = m ? `Ready · ${m.adapter ? `webgpu on ${adapterLine(m.adapter)}` : BACKEND_LABELS[m.backend] ?? m.backend} · ${m.model}` : 'Ready';
+      // Why this backend (and adapter) on hover.
+      if (m) line.title = m.backendReason;
       break;
     case 'indexing':
       line.textContent = view.progress && view.progress.total > 0
@@ -109,7 +115,10 @@ function renderTotals(m, view) {
     kv.bits === null ? 'no CSKV factors for this model' : `${plural(kv.compressedTokens, 'token')} · ${kv.bits}-bit · window ${kv.window} (the recent tokens kept in full)`, 'compressed');
   card('Workspace resident', plural(m.residentTokens, 'token'), `${plural(m.residentFiles.length, 'file')}, ${formatCount(m.excludedFiles.length)} left out`);
   if (m.gpu) card('GPU memory', `${formatBytes(m.gpu.usedBytes)} used`, `of ${formatBytes(m.gpu.totalBytes)} · ${formatBytes(m.gpu.freeBytes)} free`, 'gpu');
-  else {
+  else if (m.adapter) {
+    card('GPU adapter', m.adapter.name, describeAdapter(m.adapter), 'gpu');
+    /** @type {HTMLElement} */ (totalsEl.lastElementChild).title = m.backendReason;
+  } else {
     card('GPU memory', '—', m.backend === 'cuda' ? 'not reported' : shortReason(m.backendReason));
     // The loader's full text on hover, not as the card.
     if (m.backend !== 'cuda') /** @type {HTMLElement} */ (totalsEl.lastElementChild).title = m.backendReason;

@@ -83,6 +83,18 @@ export interface GpuMemory {
   freeBytes: number;
 }
 
+/** The GPU adapter the WebGPU backend runs on, as Dawn names it, with its memory where the system reports it. */
+export interface GpuAdapter {
+  /** The driver's description, e.g. "NVIDIA H200" or "llvmpipe: Mesa 25.0.7 (LLVM 15.0.6)". */
+  name: string;
+  /** "nvidia", "amd", "intel", "apple", "mesa" (lavapipe), ... */
+  vendor: string;
+  /** A software rasteriser (Mesa lavapipe): it computes on the CPU, a correctness path. */
+  software: boolean;
+  /** Bytes the adapter can use; shared: the system's memory (software adapters). Absent where nothing reports it. */
+  memory?: { bytes: number; shared: boolean } | undefined;
+}
+
 /** server → client (notification `cskv/status`): what the sidecar is doing, for the status bar. */
 export interface StatusParams {
   state: SidecarState;
@@ -99,6 +111,8 @@ export interface MemoryStatus {
   model: string;
   kv: MemoryReport;
   gpu?: GpuMemory | undefined;
+  /** The WebGPU backend's adapter (backend 'webgpu' only); backendReason says why it was chosen. */
+  adapter?: GpuAdapter | undefined;
   residentTokens: number;
   residentFiles: ResidentFile[];
   excludedFiles: ExcludedFile[];

@@ -67,7 +67,7 @@ export async function loadEngineFor(
   const webgpu = await webgpuCheck();
   let webgpuReason: string;
   if (!webgpu.available) webgpuReason = `WebGPU unavailable: ${webgpu.reason}`;
-  else if (webgpu.adapter.software) webgpuReason = `WebGPU has only a ${webgpu.adapter.description} adapter (backend "webgpu" uses it)`;
+  else if (webgpu.adapter.software) webgpuReason = `WebGPU has only a software adapter (${webgpu.adapter.description}; backend "webgpu" uses it)`;
   else {
     try {
       return { engine: await loadWebGpuEngine(modelDir, options), reason: `webgpu (${webgpu.summary}): ${cudaReason}`, cuda, webgpu };
