@@ -156,6 +156,12 @@ test('a session on the webgpu backend reports its adapter (name, vendor, memory)
   }
 });
 
+test('f16 weights on an adapter without shader-f16: BACKEND naming the adapter, before any model is loaded', async () => {
+  const noF16: WebGpuAvailability = { ...lavapipe, probe: { ...probe, dawn: { vendor: 'intel', architecture: 'gen-9', device: '', description: 'Intel HD 530', fallback: false, shaderF16: false, maxBufferBytes: 2 ** 31 } } };
+  await assert.rejects(loadEngineFor('webgpu', path.join(tempDir(), 'no-model-here'), { weights: 'f16' }, { checkWebGpu: async () => noF16 }),
+    (err: unknown) => err instanceof RuntimeError && err.code === 'BACKEND' && /f16 weights need an adapter with shader-f16, and Vulkan, software .* has none/.test(err.message));
+});
+
 test('a session on the CPU backend has no adapter', async () => {
   const session = await WorkspaceSession.open(tempDir(), {
     modelDir: tinyQwenModel(), cskv: 'off', backend: 'onnx', budgetTokens: 1000, readWorkspace: false,

@@ -38,7 +38,7 @@ if (skip) {
   // 8/4-bit weights through onnxruntime's WebGPU MatMulNBits (q8 is the default). Unlike the CPU kernel it keeps
   // activations in f32; measured on lavapipe: q8 <= 4.0e-2, q4 <= 0.48 relative to the reference, within the
   // CPU backend's bounds.
-  runWeightFormatSuite('webgpu', loadWebGpuEngine);
+  runWeightFormatSuite('webgpu', loadWebGpuEngine, ['q8', 'q4', 'f16']);
 
   // Each call returns logit rows; restore lands on the same length as the cache it replaces, with other tokens:
   // device copies not dropped there would be stale yet look current. With CSKV (window 4, a 13-token prompt) the

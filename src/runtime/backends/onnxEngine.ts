@@ -60,6 +60,7 @@ export class OnnxEngine implements Engine {
   static async load(modelDir: string, options: EngineOptions = {}, provider: ExecutionProvider = CPU_PROVIDER): Promise<OnnxEngine> {
     const format = options.weights ?? DEFAULT_WEIGHT_FORMAT;
     if (!isWeightFormat(format)) throw new RuntimeError('BAD_ARGUMENT', `weights must be one of ${WEIGHT_FORMATS.join(', ')}, got "${String(format)}"`);
+    if (format === 'f16' && provider.backend !== 'webgpu') throw new RuntimeError('BAD_ARGUMENT', 'f16 weights need the webgpu backend (a GPU with shader-f16); the CPU backend takes f32, q8 or q4');
     const config = readModelConfig(modelDir);
     const weights = ModelWeights.open(modelDir, config);
     const sessions: ort.InferenceSession[] = [];
@@ -98,7 +99,7 @@ export class OnnxEngine implements Engine {
       // The head first: the largest session, and its weights exist up to three times while it is created (f32 or
       // our quantised codes, onnxruntime's copy, its prepacked form), best while little else is resident. q8/q4
       // quantise it from the file a batch of rows at a time: the vocabulary-sized matrix is never read whole.
-      const headWeight = format === 'f32' ? weights.readFloat32(headName, [config.vocabSize, H])
+      const headWeight = format === 'f32' || format === 'f16' ? weights.readFloat32(headName, [config.vocabSize, H])
         : (format === 'q8' ? weights.readQ8Blocks(headName, [config.vocabSize, H]) : undefined) ?? rowsInBatches(weights, headName, config.vocabSize, H);
       const head = await createSession(buildHeadGraph(config, weights.readFloat32('model.norm.weight', [H]), headWeight, format), sessionOptions, 'output head');
       sessions.push(head);

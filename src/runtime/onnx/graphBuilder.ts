@@ -57,6 +57,13 @@ export class GraphBuilder {
     return this.initializer(name, ElemType.FLOAT, dims, new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
   }
 
+  /** A float16 initializer from fp16 bit patterns (f16 weights); kept as a view like weight(). */
+  halfWeight(name: string, bits: Uint16Array, dims: readonly number[]): string {
+    const expected = dims.reduce((a, b) => a * b, 1);
+    if (bits.length !== expected) throw new Error(`weight ${name}: ${bits.length} values for shape [${dims.join(', ')}]`);
+    return this.initializer(name, ElemType.FLOAT16, dims, new Uint8Array(bits.buffer, bits.byteOffset, bits.byteLength));
+  }
+
   /** A uint8 initializer (packed quantised weights); kept as a view like weight(). */
   bytesWeight(name: string, data: Uint8Array, dims: readonly number[]): string {
     const expected = dims.reduce((a, b) => a * b, 1);

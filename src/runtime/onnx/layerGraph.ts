@@ -15,6 +15,16 @@ import type { ModelConfig } from '../model/config';
 import type { WeightFormat } from '../model/weightFormat';
 import type { Factor, LayerFactors } from '../cskvFile';
 import { type QuantisedBits, dequantisedFeatures } from './packedCodes';
+import { floatToHalfBits } from '../half';
+
+/** ONNX element types for Cast. */
+const FLOAT32 = 1, FLOAT16 = 10;
+
+function toHalfBits(values: Float32Array): Uint16Array {
+  const bits = new Uint16Array(values.length);
+  for (let i = 0; i < values.length; i++) bits[i] = floatToHalfBits(values[i]!);
+  return bits;
+}
 
 /** A linear weight [out, in] as stored: f32, or already in 8-bit blocks (a GGUF Q8_0 file's own values, for q8). */
 export type LinearWeight = Float32Array | BlockQuantised;
@@ -44,6 +54,14 @@ function linear(g: GraphBuilder, format: WeightFormat, input: string, weight: Li
     const inputs = [input, g.weight(name, weight, [outFeatures, inFeatures])];
     if (bias) inputs.push(g.weight(`${name}_bias`, bias, [outFeatures]));
     return g.op('Gemm', inputs, { transB: 1 });
+  }
+  if (format === 'f16') {
+    // Half the bytes of f32; the product runs in half precision (the adapter's shader-f16), activations stay f32
+    // between the linear layers (norms, attention and the cache are unchanged).
+    if (!(weight instanceof Float32Array)) throw new Error(`${name}: f16 weights are given whole, as f32`);
+    const inputs = [g.op('Cast', [input], { to: FLOAT16 }), g.halfWeight(name, toHalfBits(weight), [outFeatures, inFeatures])];
+    if (bias) inputs.push(g.halfWeight(`${name}_bias`, toHalfBits(bias), [outFeatures]));
+    return g.op('Cast', [g.op('Gemm', inputs, { transB: 1 })], { to: FLOAT32 });
   }
   const q = given ?? quantiseBlockwise(weight as Float32Array | RowReader, outFeatures, inFeatures, format === 'q8' ? 8 : 4);
   const codes = g.bytesWeight(`${name}_codes`, q.codes, [q.n, q.blocksPerRow, q.codes.length / (q.n * q.blocksPerRow)]);
