@@ -13,7 +13,7 @@ async function dequantiseInGraph(kind: FeatureKind, rank: number, bits: Quantise
   const g = new GraphBuilder('dequantise');
   g.output(dequantisedFeatures(g, kind, rank, bits, window), 'y', ['Sc', rank]);
   const graph = g.finish();
-  const session = await ort.InferenceSession.create(graph.model, { executionProviders: ['cpu'] });
+  const session = await ort.InferenceSession.create(graph.model, { executionProviders: ['cpu'], externalData: graph.externalData });
   try {
     const [codes, scales, zeros] = packedInputNames(kind);
     const scaleRows = kind === 'k' ? tokens / window : tokens;

@@ -75,14 +75,22 @@ export function dequantisedFeatures(g: GraphBuilder, kind: FeatureKind, rank: nu
   const codes = g.input(codesName, ['Sc', width]);
   const scales = g.input(scalesName, [kind === 'k' ? 'Sb' : 'Sc', scaleColumns(kind, rank)]);
   const zeros = g.input(zerosName, [kind === 'k' ? 'Sb' : 'Sc', scaleColumns(kind, rank)]);
-  // floor(x / 2^(bits*j)) for j = 0..perElement; code j = that at j minus 2^bits times that at j + 1.
+  // F_j = floor(x / 2^(bits*j)) for j = 0..perElement; code j = F_j - 2^bits * F_(j+1). The second step is one
+  // MatMul with a matrix of 1 and -2^bits entries that also drops the padding: every partial sum is an integer
+  // below 2^24, so it is exact in any order, and it costs one dispatch instead of four (each one counts on a
+  // software adapter).
   const shifts = Float32Array.from({ length: perElement + 1 }, (_, j) => 2 ** (-bits * j));
-  const shifted = g.op('Floor', [g.op('Mul', [g.op('Unsqueeze', [codes, g.ints([2])]), g.weight(`c_${kind}_shifts`, shifts, [perElement + 1])])]);
-  const low = g.op('Slice', [shifted, g.ints([0]), g.ints([perElement]), g.ints([2])]);
-  const high = g.op('Slice', [shifted, g.ints([1]), g.ints([perElement + 1]), g.ints([2])]);
-  const unpacked = g.op('Reshape', [g.op('Sub', [low, g.op('Mul', [high, g.scalar(2 ** bits)])]), g.ints([-1, width * perElement])]);
+  const floors = g.op('Reshape', [
+    g.op('Floor', [g.op('Mul', [g.op('Unsqueeze', [codes, g.ints([2])]), g.weight(`c_${kind}_shifts`, shifts, [perElement + 1])])]),
+    g.ints([-1, width * (perElement + 1)])]);
   const columns = codeColumns(kind, rank);
-  const used = g.op('Slice', [unpacked, g.ints([0]), g.ints([columns]), g.ints([1])]);
+  const select = new Float32Array(width * (perElement + 1) * columns);
+  for (let c = 0; c < columns; c++) {
+    const row = Math.floor(c / perElement) * (perElement + 1) + (c % perElement);
+    select[row * columns + c] = 1;
+    select[(row + 1) * columns + c] = -(2 ** bits);
+  }
+  const used = g.op('MatMul', [floors, g.weight(`c_${kind}_unpack`, select, [width * (perElement + 1), columns])]);
   if (kind === 'k') {
     // Keys: one (scale, zero) per channel and block of W tokens.
     const blocks = g.op('Reshape', [used, g.ints([-1, window, rank])]);
