@@ -186,15 +186,20 @@ export class OnnxEngine implements Engine {
       }
       // The last layer's rows always come back (its y is a 'cpu' output): the head takes a slice of them.
       if (xOnDevice) throw new Error('the last layer\'s rows stayed on the GPU');
-      this.cache.commit(T);
-      await this.device?.commit(T);
     } catch (err) {
       // The device copies may be a step ahead of the cache now: the next step uploads from the cache instead.
       this.device?.clear();
       xOnDevice?.dispose();
       throw err;
     }
+    this.cache.commit(T);
     this.history.push(...chunk);
+    try {
+      await this.device?.commit(T);
+    } catch (err) {
+      this.device?.clear(); // the cache holds the step; the copies are uploaded from it next time
+      throw err;
+    }
     if (logitRows === 0) return new Float32Array(0);
     const H = config.hiddenSize;
     const tail = x.subarray((T - logitRows) * H);
