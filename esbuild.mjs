@@ -15,8 +15,9 @@ const common = {
   target: 'node20',
   format: 'cjs',
   sourcemap: true,
-  // onnxruntime-node loads its native binding relative to its own files, so it stays in node_modules.
-  external: ['onnxruntime-node', 'vscode'],
+  // onnxruntime-node and webgpu (Dawn's binding, dawnAdapter.ts) load their native files relative to their own
+  // package, so they stay in node_modules.
+  external: ['onnxruntime-node', 'webgpu', 'vscode'],
   logLevel: 'warning',
 };
 

@@ -1,10 +1,10 @@
 // WebGPU backend against the onnx CPU backend, in the same run on the same random model: prefill tokens/s and
 // decode ms/token at each context, interleaved (CPU, then WebGPU with the cache uploaded every step, then WebGPU
-// keeping activations and the full branch on the device; --repeats rounds, the best of each kept), plus how far
+// keeping activations and the cache on the device; --repeats rounds, the best of each kept), plus how far
 // the WebGPU logits are from the CPU's. Prints a table and writes bench/results/webgpu.json.
-//   node out/bench/webgpu.js [--shape tiny|0.5b] [--contexts 64,256] [--decode 8] [--repeats 2] [--cskv off|16|4]
+//   node out/bench/webgpu.js [--shape tiny|0.5b] [--contexts 64,256] [--decode 8] [--repeats 2] [--cskv off|16|8|4|2]
 //                            [--weights f32|q8|q4] [--out FILE]
-// Both backends hold the weights in the same format (default: the engine's, q8). The CPU's MatMulNBits quantises
+// Both backends hold the weights in the same format (default: the engine's, q8; with --weights f16 the CPU holds f32). The CPU's MatMulNBits quantises
 // activations to int8 and WebGPU's computes in f32, so their logits are further apart at q8/q4 than at f32.
 // On a machine without a GPU the WebGPU adapter is Mesa's software Vulkan driver (lavapipe), which computes on the
 // CPU through a shader emulator: a correctness path, expected to be much slower than the CPU backend. Its numbers
@@ -67,7 +67,7 @@ async function main(): Promise<void> {
   } });
   const shape = SHAPES[values.shape];
   if (!shape) throw new Error(`--shape must be ${Object.keys(SHAPES).join(' or ')}, got "${values.shape}"`);
-  if (!['off', '16', '4'].includes(values.cskv)) throw new Error(`--cskv must be off, 16 or 4, got "${values.cskv}"`);
+  if (!['off', '16', '8', '4', '2'].includes(values.cskv)) throw new Error(`--cskv must be off, 16, 8, 4 or 2, got "${values.cskv}"`);
   const weights = values.weights;
   if (!isWeightFormat(weights)) throw new Error(`--weights must be ${WEIGHT_FORMATS.join(', ')}, got "${weights}"`);
   const contexts = values.contexts.split(',').map(Number);
@@ -89,7 +89,8 @@ async function main(): Promise<void> {
       writeRandomCskv(cskv, shape, 0.2, Number(values.cskv), 32);
     }
     const engines: Record<Variant, Engine> = {
-      onnx: await OnnxEngine.load(dir, { cskv, weights }),
+      // f16 is WebGPU's only: the CPU row is the f32 model it halves.
+      onnx: await OnnxEngine.load(dir, { cskv, weights: weights === 'f16' ? 'f32' : weights }),
       'webgpu-upload': await loadWebGpuEngine(dir, { cskv, weights }, false),
       webgpu: await loadWebGpuEngine(dir, { cskv, weights }, true),
     };

@@ -6,6 +6,7 @@ import {
   backendLabel, formatCount, formatDuration, formatSavings, gpuEngineBytes, gpuEngineParts, noGpuMemoryReason, plural, progressPercent, shortReason, speedSummary,
 } from '../src/extension/format';
 import { formatBytes } from '../src/shared/formatBytes';
+import { adapterLine, describeAdapter } from '../src/shared/gpuAdapter';
 
 // @ts-ignore acquireVsCodeApi is defined by the webview host
 const vscode = acquireVsCodeApi();
@@ -63,7 +64,9 @@ function renderState(view) {
   const line = el('p', 'state-line');
   switch (view.state) {
     case 'ready':
-      line.textContent = m ? `Ready · ${backendLabel(m.backend)} · ${m.model}` : 'Ready';
+      line.textContent = m ? `Ready · ${m.adapter ? `webgpu on ${adapterLine(m.adapter)}` : backendLabel(m.backend)} · ${m.model}` : 'Ready';
+      // Why this backend (and adapter) on hover.
+      if (m) line.title = m.backendReason;
       break;
     case 'indexing':
       line.textContent = view.progress && view.progress.total > 0
@@ -114,6 +117,9 @@ function renderTotals(m, view) {
   if (m.gpu) {
     card('GPU memory', `${formatBytes(m.gpu.usedBytes)} used`, `of ${formatBytes(m.gpu.totalBytes)} · ${formatBytes(m.gpu.freeBytes)} free (every process on the GPU)`, 'gpu');
     if (m.gpu.engine) card('This model on the GPU', formatBytes(gpuEngineBytes(m.gpu.engine)), gpuEngineParts(m.gpu.engine), 'gpu');
+  } else if (m.adapter) {
+    card('GPU adapter', m.adapter.name, describeAdapter(m.adapter), 'gpu');
+    /** @type {HTMLElement} */ (totalsEl.lastElementChild).title = m.backendReason;
   } else if (m.backend === 'onnx') {
     card('GPU memory', '—', shortReason(m.backendReason));
     // The loader's full text on hover, not as the card.

@@ -94,6 +94,18 @@ export interface GpuEngineMemory {
   scratchBytes: number;
 }
 
+/** The GPU adapter the WebGPU backend runs on, as Dawn names it, with its memory where the system reports it. */
+export interface GpuAdapter {
+  /** The driver's description, e.g. "NVIDIA H200" or "llvmpipe: Mesa 25.0.7 (LLVM 15.0.6)". */
+  name: string;
+  /** "nvidia", "amd", "intel", "apple", "mesa" (lavapipe), ... */
+  vendor: string;
+  /** A software rasteriser (Mesa lavapipe): it computes on the CPU, a correctness path. */
+  software: boolean;
+  /** Bytes the adapter can use; shared: the system's memory (software adapters). Absent where nothing reports it. */
+  memory?: { bytes: number; shared: boolean } | undefined;
+}
+
 /** server → client (notification `cskv/status`): what the sidecar is doing, for the status bar. */
 export interface StatusParams {
   state: SidecarState;
@@ -111,6 +123,8 @@ export interface MemoryStatus {
   kv: MemoryReport;
   /** Absent where the engine does not run on a GPU or the backend cannot report it (WebGPU). */
   gpu?: GpuMemory | undefined;
+  /** The WebGPU backend's adapter (backend 'webgpu' only); backendReason says why it was chosen. */
+  adapter?: GpuAdapter | undefined;
   residentTokens: number;
   residentFiles: ResidentFile[];
   excludedFiles: ExcludedFile[];

@@ -17,7 +17,7 @@ import { packageRoot } from '../shared/defaultModel';
 const USAGE = `usage:
   cskv-code ask      --workspace DIR --model DIR [--backend B] [--cskv FILE|auto|off] [--window N] [--bits 16|8|4|2] [--weights W]
                      [--budget TOKENS] [--max-new-tokens N] [--no-save] [--verbose] [--json] "question"
-  cskv-code generate --model DIR [--backend B] [--cskv FILE|off] [--window N] [--bits 16|8|4|2] [--weights f32|q8|q4] [--chunk N]
+  cskv-code generate --model DIR [--backend B] [--cskv FILE|off] [--window N] [--bits 16|8|4|2] [--weights f32|q8|q4|f16] [--chunk N]
                      (--prompt TEXT | --prompt-ids 1,2,3) [--chat] [--max-new-tokens N]
                      [--greedy | --temperature T --top-p P --top-k K --seed S] [--json]
   cskv-code logits   --model DIR [--backend B] [--cskv FILE|off] [--window N] [--bits B] [--weights W] [--chunk N]

@@ -2,6 +2,7 @@
 // figures. Pure functions (no vscode import), so the unit tests run without VS Code.
 import type { GenerationSpeed, GpuEngineMemory, GpuMemory, MemoryStatus, PrefillProgress, SidecarState } from '../protocol';
 import { formatBytes } from '../shared/formatBytes';
+import { adapterLine } from '../shared/gpuAdapter';
 
 /** What the status bar reflects: the sidecar's state plus the two the extension adds. */
 export type ViewState = SidecarState | 'no-model';
@@ -166,9 +167,11 @@ export function statusTooltip(view: StatusView): string {
       `| Older tokens, compressed | ${compressed} |`,
       `| Workspace resident | ${plural(m.residentTokens, 'token')} in ${plural(m.residentFiles.length, 'file')} |`,
       `| Backend | ${escapeTableCell(m.backendReason)} |`,
+      ...(m.adapter ? [`| GPU adapter | ${escapeTableCell(adapterLine(m.adapter))} |`] : []),
       ...(view.speed?.answer ? [`| Last answer | ${speedSummary(view.speed.answer)} |`] : []),
       ...(view.speed?.completion ? [`| Last completion | ${speedSummary(view.speed.completion)} |`] : []),
-      `| GPU memory | ${m.gpu ? gpuDeviceSummary(m.gpu) : `— (${noGpuMemoryReason(m.backend)})`} |`,
+      // The WebGPU adapter's row carries what is known of its memory (WebGPU reports no usage).
+      ...(m.adapter && !m.gpu ? [] : [`| GPU memory | ${m.gpu ? gpuDeviceSummary(m.gpu) : `— (${noGpuMemoryReason(m.backend)})`} |`]),
       ...(m.gpu?.engine ? [`| This model on the GPU | ${formatBytes(gpuEngineBytes(m.gpu.engine))}: ${gpuEngineParts(m.gpu.engine)} |`] : []),
       '',
     );

@@ -2,7 +2,7 @@
 // people do with them: ask about the codebase, and complete code. Every request is appended after the resident
 // context and truncated away afterwards; the context itself is never recomputed for a request.
 import * as path from 'node:path';
-import type { AskResult, Attachment, ChatTurn, CompressedBits, GenerationSpeed, MemoryStatus, PrefillProgress } from '../protocol';
+import type { AskResult, Attachment, ChatTurn, CompressedBits, GpuAdapter, GenerationSpeed, MemoryStatus, PrefillProgress } from '../protocol';
 import { type BackendChoice, loadEngineFor, resolveCskv } from '../runtime/backends/selectBackend';
 import type { Engine } from '../runtime/engine';
 import { RuntimeError } from '../runtime/errors';
@@ -84,6 +84,8 @@ export class WorkspaceSession {
     private readonly lock: Mutex,
     private readonly contextOptions: WorkspaceContextOptions,
     readonly backendReason: string,
+    /** The WebGPU backend's adapter (name, vendor, memory); undefined on the other backends. */
+    private readonly adapter: GpuAdapter | undefined,
     private readonly options: SessionOptions,
     private readonly events: SessionEvents,
   ) {}
@@ -93,7 +95,7 @@ export class WorkspaceSession {
     const modelDir = path.resolve(options.modelDir);
     events.onStatus('loading-model', `loading ${path.basename(modelDir)}`);
     const tokenizer = ModelTokenizer.load(modelDir, readModelConfig(modelDir));
-    const { engine, reason } = await loadEngineFor(options.backend ?? 'auto', modelDir, {
+    const { engine, reason, webgpu } = await loadEngineFor(options.backend ?? 'auto', modelDir, {
       cskv: resolveCskv(options.cskv, modelDir), window: options.window, bits: options.bits, weights: options.weights,
     }, { nativeLibrary: options.nativeLibrary });
     const maxContext = engine.info.config.maxPositions;
@@ -108,7 +110,8 @@ export class WorkspaceSession {
       log: options.log,
     };
     const context = options.readWorkspace ? new WorkspaceContext(engine, tokenizer, lock, contextOptions) : undefined;
-    const session = new WorkspaceSession(path.resolve(root), engine, tokenizer, context, lock, contextOptions, reason, options, events);
+    const adapter = engine.info.backend === 'webgpu' && webgpu?.available ? webgpu.adapter.gpu : undefined;
+    const session = new WorkspaceSession(path.resolve(root), engine, tokenizer, context, lock, contextOptions, reason, adapter, options, events);
     if (context) {
       events.onStatus('indexing', 'scanning the workspace');
       await context.initialise();
@@ -276,6 +279,7 @@ export class WorkspaceSession {
     return {
       backend: this.engine.info.backend,
       backendReason: this.backendReason,
+      adapter: this.adapter,
       model: this.engine.info.modelDir,
       kv: this.engine.memory(),
       gpu: this.engine.deviceMemory?.(),

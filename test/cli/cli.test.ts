@@ -72,7 +72,7 @@ test('usage errors exit with 2 and say what is wrong; model errors exit with 1 a
   assert.match(badIds.err, /comma-separated token ids/);
   const badWeights = await run(['logits', '--model', modelFixture('llama-v4'), '--prompt-ids', '1', '--weights', 'int3']);
   assert.equal(badWeights.code, 2);
-  assert.match(badWeights.err, /--weights must be f32, q8, q4, got "int3"/);
+  assert.match(badWeights.err, /--weights must be f32, q8, q4, f16, got "int3"/);
   const unknown = await run(['frobnicate']);
   assert.equal(unknown.code, 2);
   assert.match(unknown.err, /unknown command "frobnicate"/);

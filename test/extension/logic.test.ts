@@ -56,6 +56,18 @@ test('status bar tooltip: the split, tokens, backend and GPU', () => {
   const gpu = statusTooltip({ state: 'ready', message: '', memory: memory(GB, 2 * GB, { backend: 'cuda', gpu: { totalBytes: 80 * GB, usedBytes: 20 * GB, freeBytes: 60 * GB } }), trusted: true });
   assert.match(gpu, /\| GPU memory \| 20\.0 GB used of 80\.0 GB \(60\.0 GB free\) \|/);
   assert.doesNotMatch(gpu, /This model on the GPU/, 'no share line where the engine does not say');
+  const lavapipe = statusTooltip({ state: 'ready', message: '', trusted: true, memory: memory(GB, 2 * GB, {
+    backend: 'webgpu', backendReason: 'webgpu (Vulkan, llvmpipe: Mesa 25.0.7), as configured',
+    adapter: { name: 'llvmpipe: Mesa 25.0.7 (LLVM 15.0.6)', vendor: 'mesa', software: true, memory: { bytes: 24 * GB, shared: true } },
+  }) });
+  assert.match(lavapipe, /\| GPU adapter \| llvmpipe: Mesa 25\.0\.7 \(LLVM 15\.0\.6\) \(mesa, software, shares 24\.0 GB of system memory\) \|/);
+  assert.doesNotMatch(lavapipe, /GPU memory/);
+  const radeon = statusTooltip({ state: 'ready', message: '', trusted: true, memory: memory(GB, 2 * GB, {
+    backend: 'webgpu', backendReason: 'webgpu', adapter: { name: 'AMD Radeon RX 7900 XTX', vendor: 'amd', software: false, memory: { bytes: 24 * GB, shared: false } },
+  }) });
+  assert.match(radeon, /\| GPU adapter \| AMD Radeon RX 7900 XTX \(amd, 24\.0 GB\) \|/);
+  assert.match(cpu, /\| GPU memory \| — \(not on a GPU\) \|/);
+  assert.doesNotMatch(cpu, /GPU adapter/);
   const indexing = statusTooltip({ state: 'indexing', message: '', progress: { done: 1200, total: 4000, tokensPerSecond: 300, etaSeconds: 9.3 }, trusted: false });
   assert.match(indexing, /indexing the workspace: 1,200 of 4,000 tokens, 300 tokens\/s, about 10 s left/);
   assert.match(indexing, /not trusted/);

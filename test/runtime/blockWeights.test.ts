@@ -76,5 +76,10 @@ runWeightFormatSuite('onnx', (dir, options) => OnnxEngine.load(dir, options));
 
 test('an unknown weight format is refused by name', async () => {
   await assert.rejects(OnnxEngine.load(modelFixture('llama-v4'), { weights: 'q3' as WeightFormat }),
-    (e: Error & { code?: string }) => e.code === 'BAD_ARGUMENT' && /weights must be one of f32, q8, q4, got "q3"/.test(e.message));
+    (e: Error & { code?: string }) => e.code === 'BAD_ARGUMENT' && /weights must be one of f32, q8, q4, f16, got "q3"/.test(e.message));
+});
+
+test('f16 weights are refused on the CPU backend, saying where they run', async () => {
+  await assert.rejects(OnnxEngine.load(modelFixture('llama-v4'), { weights: 'f16' }),
+    (e: Error & { code?: string }) => e.code === 'BAD_ARGUMENT' && /f16 weights need the webgpu backend/.test(e.message));
 });

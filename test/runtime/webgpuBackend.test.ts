@@ -2,18 +2,22 @@
 // process, software or hardware adapter), and what 'auto' and 'webgpu' do with each answer.
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import type { CudaAvailability } from '../../src/runtime/backends/cudaAvailability';
 import { loadEngineFor } from '../../src/runtime/backends/selectBackend';
-import { type WebGpuAvailability, checkWebGpu, findVulkan, vulkanAdapter } from '../../src/runtime/backends/webgpuAvailability';
+import { type WebGpuAvailability, checkWebGpu, dawnAdapter, findVulkan, vulkanAdapter } from '../../src/runtime/backends/webgpuAvailability';
+import { formatBytes } from '../../src/shared/formatBytes';
 import { RuntimeError } from '../../src/runtime/errors';
+import { WorkspaceSession } from '../../src/workspace/session';
 import { modelFixture, tempDir } from '../support/paths';
+import { tinyQwenModel } from '../support/tinyQwen';
 import { webgpuSkip } from '../support/webgpu';
 
 const model = modelFixture('qwen2-v5');
 const noCuda = async (): Promise<CudaAvailability> => ({ available: false, reason: 'libcuda.so.1: cannot open shared object file' });
-const probe = { maxError: 0, milliseconds: 1 };
+const probe = { maxError: 0, milliseconds: 1, dawn: { error: 'not asked (a stand-in probe)' } };
 const lavapipe: WebGpuAvailability = {
   available: true, summary: 'Vulkan, software (Mesa lavapipe, no GPU device node)', probe,
   adapter: { api: 'Vulkan', software: true, description: 'software (Mesa lavapipe, no GPU device node)' },
@@ -70,6 +74,27 @@ test('this machine: the probe runs the MatMul + Softmax on the adapter and match
   const gpuNodes = fs.existsSync('/dev/nvidiactl') || fs.existsSync('/dev/dri');
   const onlyLavapipe = findVulkan().drivers.every((d) => path.basename(d).startsWith('lvp'));
   if (process.platform === 'linux' && (!gpuNodes || onlyLavapipe)) assert.equal(result.adapter.software, true, result.summary);
+  // Dawn's own binding names the adapter (npm package webgpu): name, vendor, and the memory for a software one.
+  assert.ok(!('error' in result.probe.dawn), 'error' in result.probe.dawn ? result.probe.dawn.error : '');
+  const gpu = result.adapter.gpu;
+  assert.ok(gpu && gpu.name !== '' && gpu.vendor !== '', result.summary);
+  assert.equal(gpu.software, result.adapter.software);
+  if (gpu.software) assert.deepEqual(gpu.memory, { bytes: os.totalmem(), shared: true });
+  assert.ok(result.summary.includes(gpu.name) && result.summary.includes(gpu.vendor), result.summary);
+  console.log(`adapter: ${result.summary}; shader-f16: ${result.probe.dawn.shaderF16}`);
+});
+
+test('the adapter Dawn names: its description, vendor and kind, and memory where the system reports it', () => {
+  const dawn = { vendor: 'nvidia', architecture: 'hopper', device: '0x2335', description: 'NVIDIA H200', fallback: false, shaderF16: true, maxBufferBytes: 2 ** 40 };
+  assert.deepEqual(dawnAdapter('Vulkan', dawn, undefined), {
+    api: 'Vulkan', software: false, description: 'NVIDIA H200 (nvidia, memory not reported)',
+    gpu: { name: 'NVIDIA H200', vendor: 'nvidia', software: false, memory: undefined },
+  });
+  const lvp = dawnAdapter('Vulkan', { ...dawn, vendor: 'mesa', architecture: 'software', description: 'llvmpipe: Mesa 25.0.7', fallback: true });
+  assert.equal(lvp.software, true);
+  assert.equal(lvp.description, `llvmpipe: Mesa 25.0.7 (mesa, software, shares ${formatBytes(os.totalmem())} of system memory)`);
+  // A driver without a description: the device id names it.
+  assert.equal(dawnAdapter('Metal', { ...dawn, vendor: 'apple', description: '', device: 'apple-m3' }, undefined).gpu?.name, 'apple-m3');
 });
 
 test('webgpu as configured without an adapter: BACKEND with the reason, before any model is loaded', async () => {
@@ -85,7 +110,7 @@ test('auto with only a software adapter: onnx on the CPU, and the reason says wh
     assert.equal(engine.info.backend, 'onnx');
     assert.equal(webgpu, lavapipe);
     assert.equal(reason, 'onnx (CPU): CUDA unavailable: libcuda.so.1: cannot open shared object file; '
-      + 'WebGPU has only a software (Mesa lavapipe, no GPU device node) adapter (backend "webgpu" uses it)');
+      + 'WebGPU has only a software adapter (software (Mesa lavapipe, no GPU device node); backend "webgpu" uses it)');
   } finally {
     await engine.dispose();
   }
@@ -113,5 +138,37 @@ test('webgpu as configured on this machine\'s adapter (software included): the w
     assert.match(reason, /^webgpu \(Vulkan, .*\), as configured$/);
   } finally {
     await engine.dispose();
+  }
+});
+
+test('a session on the webgpu backend reports its adapter (name, vendor, memory) beside the reason', { skip }, async () => {
+  const session = await WorkspaceSession.open(tempDir(), {
+    modelDir: tinyQwenModel(), cskv: 'off', backend: 'webgpu', budgetTokens: 1000, readWorkspace: false,
+  }, { onStatus: () => undefined, onMemoryChanged: () => undefined });
+  try {
+    const status = session.memoryStatus();
+    assert.equal(status.backend, 'webgpu');
+    const adapter = status.adapter;
+    assert.ok(adapter && adapter.name !== '' && adapter.vendor !== '', JSON.stringify(status.adapter));
+    assert.ok(status.backendReason.includes(adapter.name), status.backendReason);
+  } finally {
+    await session.dispose();
+  }
+});
+
+test('f16 weights on an adapter without shader-f16: BACKEND naming the adapter, before any model is loaded', async () => {
+  const noF16: WebGpuAvailability = { ...lavapipe, probe: { ...probe, dawn: { vendor: 'intel', architecture: 'gen-9', device: '', description: 'Intel HD 530', fallback: false, shaderF16: false, maxBufferBytes: 2 ** 31 } } };
+  await assert.rejects(loadEngineFor('webgpu', path.join(tempDir(), 'no-model-here'), { weights: 'f16' }, { checkWebGpu: async () => noF16 }),
+    (err: unknown) => err instanceof RuntimeError && err.code === 'BACKEND' && /f16 weights need an adapter with shader-f16, and Vulkan, software .* has none/.test(err.message));
+});
+
+test('a session on the CPU backend has no adapter', async () => {
+  const session = await WorkspaceSession.open(tempDir(), {
+    modelDir: tinyQwenModel(), cskv: 'off', backend: 'onnx', budgetTokens: 1000, readWorkspace: false,
+  }, { onStatus: () => undefined, onMemoryChanged: () => undefined });
+  try {
+    assert.equal(session.memoryStatus().adapter, undefined);
+  } finally {
+    await session.dispose();
   }
 });

@@ -84,13 +84,14 @@ export async function askCommand(argv: string[], { out, err }: CommandIO): Promi
     }
     const status = session.memoryStatus();
     if (v.json) {
-      out.write(`${JSON.stringify({ answer: answer.text, stopReason: answer.stopReason, residentTokens: status.residentTokens, residentFiles: status.residentFiles, excludedFiles: status.excludedFiles, memory: status.kv })}\n`);
+      out.write(`${JSON.stringify({ answer: answer.text, stopReason: answer.stopReason, residentTokens: status.residentTokens, residentFiles: status.residentFiles, excludedFiles: status.excludedFiles, memory: status.kv, backend: status.backend, backendReason: status.backendReason, adapter: status.adapter })}\n`);
     } else {
       const kv = status.kv;
       out.write(`\n\n— ${status.residentFiles.length} files, ${status.residentTokens} tokens resident (prefill ${prefillSeconds.toFixed(1)} s); ` +
         `${status.excludedFiles.length} left out` +
         `\n— KV cache ${formatBytes(kv.totalBytes)} (${formatBytes(kv.fullBytes)} full-precision window, ${formatBytes(kv.compressedBytes)} compressed) ` +
-        `against ${formatBytes(kv.fp16Bytes)} for a full fp16 cache: ${(kv.savings * 100).toFixed(1)}% saved; backend ${status.backend}\n`);
+        `against ${formatBytes(kv.fp16Bytes)} for a full fp16 cache: ${(kv.savings * 100).toFixed(1)}% saved` +
+        `\n— backend ${status.backendReason}\n`);
       if (v.verbose) {
         for (const f of status.residentFiles) out.write(`  resident  ${f.path} (${f.tokens} tokens)\n`);
         for (const f of status.excludedFiles) out.write(`  left out  ${f.path} (${f.reason})\n`);

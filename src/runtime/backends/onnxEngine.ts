@@ -17,10 +17,11 @@ import { DEFAULT_WEIGHT_FORMAT, WEIGHT_FORMATS, type WeightFormat, isWeightForma
 import { ModelWeights } from '../model/weights';
 import { halfBitsToFloat } from '../half';
 import { prefillInChunks } from './chunkedPrefill';
-import { DeviceFullBranch } from './deviceFullBranch';
+import { DeviceCache } from './deviceCache';
 import type { RowReader } from '../onnx/blockQuantizer';
 import type { OnnxGraph } from '../onnx/graphBuilder';
-import { type LayerWeights, type LinearWeight, buildHeadGraph, buildLayerGraph } from '../onnx/layerGraph';
+import { type LayerGraphOptions, type LayerWeights, type LinearWeight, buildHeadGraph, buildLayerGraph } from '../onnx/layerGraph';
+import type { CompressedBits } from '../../protocol';
 
 const DEFAULT_CHUNK = 512;
 /** Rows of the embedding read per batch when it is checked at load (4 MB of f32 at a 7B model's width). */
@@ -31,8 +32,9 @@ export interface ExecutionProvider {
   backend: 'onnx' | 'webgpu';
   providers: ort.InferenceSession.SessionOptions['executionProviders'];
   /**
-   * Keep activations between layers and, with the full cache, the cache's full branch on the device between steps
-   * (deviceFullBranch.ts): only the embeddings go up and the last layer's rows and the new keys/values come down.
+   * Keep activations between layers and the cache's branches on the device between steps (deviceCache.ts): the
+   * embeddings go up (and, every W tokens with CSKV, the block that leaves the window); the last layer's rows
+   * and the new keys/values (the JS cache's record) come down.
    */
   keepOnDevice?: boolean;
 }
@@ -52,12 +54,13 @@ export class OnnxEngine implements Engine {
     private readonly weights: ModelWeights,
     private readonly cache: BiBranchCache,
     private readonly chunkSize: number,
-    private readonly device: DeviceFullBranch | undefined,
+    private readonly device: DeviceCache | undefined,
   ) {}
 
   static async load(modelDir: string, options: EngineOptions = {}, provider: ExecutionProvider = CPU_PROVIDER): Promise<OnnxEngine> {
     const format = options.weights ?? DEFAULT_WEIGHT_FORMAT;
     if (!isWeightFormat(format)) throw new RuntimeError('BAD_ARGUMENT', `weights must be one of ${WEIGHT_FORMATS.join(', ')}, got "${String(format)}"`);
+    if (format === 'f16' && provider.backend !== 'webgpu') throw new RuntimeError('BAD_ARGUMENT', 'f16 weights need the webgpu backend (a GPU with shader-f16); the CPU backend takes f32, q8 or q4');
     const config = readModelConfig(modelDir);
     const weights = ModelWeights.open(modelDir, config);
     const sessions: ort.InferenceSession[] = [];
@@ -69,12 +72,7 @@ export class OnnxEngine implements Engine {
       // Dynamic NTK changes every position's angles as the cache grows: such keys are kept unrotated.
       const keysRotated = !ropeDependsOnLength(config);
       const onDevice = provider.keepOnDevice === true;
-      const fullBranchOutputs = onDevice && !factors;
-      // 16-bit compressed features reach the CPU graph as the fp16 rows the cache stores (see float16Tensor), not
-      // widened per step: widening every compressed token of every layer was a third of a 2048-token CSKV step.
-      // WebGPU takes them as f32 (widened in features()): fp16 there needs the adapter's shader-f16.
-      const compressedType = bits === 16 && halfFeatures(provider.backend) ? 'float16' as const : 'float32' as const;
-      const graphOptions = { weights: format, keysRotated, compressedType, fullBranchOutputs };
+      const graphOptions = { weights: format, keysRotated, compressedType: compressedType(provider, bits, window), fullBranchOutputs: onDevice };
       // No spinning: idle pool threads that spin between the many small per-layer runs take the cores from Node's
       // own thread (and from the editor beside the sidecar). Measured on 2 cores: decode of a 0.5B model at 512
       // tokens 331 -> 122 ms/token, prefill 124 -> 152 tokens/s.
@@ -101,7 +99,7 @@ export class OnnxEngine implements Engine {
       // The head first: the largest session, and its weights exist up to three times while it is created (f32 or
       // our quantised codes, onnxruntime's copy, its prepacked form), best while little else is resident. q8/q4
       // quantise it from the file a batch of rows at a time: the vocabulary-sized matrix is never read whole.
-      const headWeight = format === 'f32' ? weights.readFloat32(headName, [config.vocabSize, H])
+      const headWeight = format === 'f32' || format === 'f16' ? weights.readFloat32(headName, [config.vocabSize, H])
         : (format === 'q8' ? weights.readQ8Blocks(headName, [config.vocabSize, H]) : undefined) ?? rowsInBatches(weights, headName, config.vocabSize, H);
       const head = await createSession(buildHeadGraph(config, weights.readFloat32('model.norm.weight', [H]), headWeight, format), sessionOptions, 'output head');
       sessions.push(head);
@@ -113,7 +111,7 @@ export class OnnxEngine implements Engine {
         if (onDevice) {
           // The last layer's rows go to the head, which takes a slice of them: they come back to JS.
           const location: Record<string, ort.Tensor.DataLocation> = { y: i < config.layers - 1 ? 'gpu-buffer' : 'cpu' };
-          if (fullBranchOutputs) location.k_full_next = location.v_full_next = 'gpu-buffer';
+          location.k_full_next = location.v_full_next = 'gpu-buffer';
           layerOptions.preferredOutputLocation = location;
         }
         sessions.push(await createSession(graph, layerOptions, `layer ${i}`));
@@ -122,11 +120,11 @@ export class OnnxEngine implements Engine {
         layers: config.layers, kvDim: config.kvDim, window, bits, keysRotated,
         ranks: factors ? { k: factors.layers.map((l) => l.k.rank), v: factors.layers.map((l) => l.v.rank) } : undefined,
       });
+      const device = onDevice ? await DeviceCache.create(cache.shape, sessionOptions) : undefined;
       const info: EngineInfo = {
         backend: provider.backend, modelDir, config, fingerprint, weights: format,
         cskv: factors ? { file: factors.file, window, bits, kRanks: factors.layers.map((l) => l.k.rank), vRanks: factors.layers.map((l) => l.v.rank) } : null,
       };
-      const device = fullBranchOutputs ? new DeviceFullBranch(config.layers) : undefined;
       return new OnnxEngine(info, sessions.slice(1), head, weights, cache, options.chunkSize ?? DEFAULT_CHUNK, device);
     } catch (err) {
       await Promise.all(sessions.map((s) => s.release()));
@@ -168,46 +166,62 @@ export class OnnxEngine implements Engine {
       feeds.cos_k = new ort.Tensor('float32', rope.cos.subarray(0, rotated * hd), [rotated, hd]);
       feeds.sin_k = new ort.Tensor('float32', rope.sin.subarray(0, rotated * hd), [rotated, hd]);
     }
-    const D = config.kvDim;
     const cskv = this.info.cskv;
     // The rows between layers: in JS memory, or a gpu-buffer tensor where the provider keeps them on the device.
     let x: Float32Array = this.embed(chunk);
     let xOnDevice: ort.Tensor | undefined;
     try {
+      await this.device?.mirror(this.cache);
       for (let i = 0; i < this.layers.length; i++) {
-        const c = this.cache.inputs(i);
         feeds.x = xOnDevice ?? new ort.Tensor('float32', x, [T, config.hiddenSize]);
-        const resident = this.device?.get(i, c.fullTokens);
-        feeds.k_full = resident?.k ?? new ort.Tensor('float32', c.kFull, [c.fullTokens, D]);
-        feeds.v_full = resident?.v ?? new ort.Tensor('float32', c.vFull, [c.fullTokens, D]);
-        if (cskv) {
-          feeds.c_k = features(c.kCompressed!, c.compressedTokens, cskv.kRanks[i]!, this.info.backend as ExecutionProvider['backend']);
-          feeds.c_v = features(c.vCompressed!, c.compressedTokens, cskv.vRanks[i]!, this.info.backend as ExecutionProvider['backend']);
-        }
+        Object.assign(feeds, this.device ? this.device.feeds(i) : this.hostCacheFeeds(i));
         const out = await run(this.layers[i]!, feeds, `layer ${i}`);
         this.cache.append(i, T, data(keysRotated ? out.k_rot_new : out.k_new), data(out.v_new), cskv ? data(out.c_k_new) : undefined, cskv ? data(out.c_v_new) : undefined);
-        this.device?.replace(i, out.k_full_next as ort.Tensor, out.v_full_next as ort.Tensor, c.fullTokens + T);
+        this.device?.take(i, out, T);
         observe?.(i, data(out.k_new), data(out.v_new), T);
         xOnDevice?.dispose();
         const y = out.y as ort.Tensor;
         xOnDevice = y.location === 'gpu-buffer' ? y : undefined;
         if (!xOnDevice) x = data(y);
       }
+      // The last layer's rows always come back (its y is a 'cpu' output): the head takes a slice of them.
+      if (xOnDevice) throw new Error('the last layer\'s rows stayed on the GPU');
     } catch (err) {
       // The device copies may be a step ahead of the cache now: the next step uploads from the cache instead.
       this.device?.clear();
       xOnDevice?.dispose();
       throw err;
     }
-    // The last layer's rows always come back (its y is a 'cpu' output): the head takes a slice of them.
-    if (xOnDevice) throw new Error('the last layer\'s rows stayed on the GPU');
     this.cache.commit(T);
     this.history.push(...chunk);
+    try {
+      await this.device?.commit(T);
+    } catch (err) {
+      this.device?.clear(); // the cache holds the step; the copies are uploaded from it next time
+      throw err;
+    }
     if (logitRows === 0) return new Float32Array(0);
     const H = config.hiddenSize;
     const tail = x.subarray((T - logitRows) * H);
     const out = await run(this.head, { x: new ort.Tensor('float32', tail, [logitRows, H]) }, 'output head');
     return data(out.logits);
+  }
+
+  /** Layer `layer`'s cache inputs from JS memory (the CPU backend; WebGPU uploading every step). */
+  private hostCacheFeeds(layer: number): Record<string, ort.Tensor> {
+    const c = this.cache.inputs(layer);
+    const D = this.info.config.kvDim;
+    const feeds: Record<string, ort.Tensor> = {
+      k_full: new ort.Tensor('float32', c.kFull, [c.fullTokens, D]),
+      v_full: new ort.Tensor('float32', c.vFull, [c.fullTokens, D]),
+    };
+    const cskv = this.info.cskv;
+    if (cskv) {
+      const backend = this.info.backend as ExecutionProvider['backend'];
+      feeds.c_k = features(c.kCompressed!, c.compressedTokens, cskv.kRanks[layer]!, backend);
+      feeds.c_v = features(c.vCompressed!, c.compressedTokens, cskv.vRanks[layer]!, backend);
+    }
+    return feeds;
   }
 
   private embed(tokens: number[]): Float32Array {
@@ -277,7 +291,7 @@ export class OnnxEngine implements Engine {
   async dispose(): Promise<void> {
     if (this.disposed) return; // a second close could close a descriptor reused by someone else
     this.disposed = true;
-    this.device?.clear();
+    await this.device?.dispose();
     await Promise.all([...this.layers, this.head].map((s) => s.release()));
     this.weights.close();
   }
@@ -344,6 +358,17 @@ async function run(session: ort.InferenceSession, feeds: Record<string, ort.Tens
   } catch (err) {
     throw new RuntimeError('BACKEND', `onnxruntime failed in the ${what}: ${(err as Error).message}`);
   }
+}
+
+/**
+ * How the layer graphs take the compressed features. 16-bit rows reach the CPU graph as the fp16 rows the cache
+ * stores (see float16Tensor), not widened per step: widening every compressed token of every layer was a third of
+ * a 2048-token CSKV step. WebGPU takes them as f32 (fp16 there needs the adapter's shader-f16), widened once as
+ * they reach the device, or per step when it uploads them; quantised ones as codes on the device (packedCodes.ts).
+ */
+function compressedType(provider: ExecutionProvider, bits: CompressedBits, window: number): LayerGraphOptions['compressedType'] {
+  if (bits === 16) return halfFeatures(provider.backend) ? 'float16' : 'float32';
+  return provider.keepOnDevice === true ? { codes: bits, window } : 'float32';
 }
 
 /** Whether a backend's graphs take the 16-bit compressed rows as float16 (else they are widened to f32 per step). */

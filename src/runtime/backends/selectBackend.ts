@@ -47,6 +47,9 @@ export async function loadEngineFor(
   if (backend === 'webgpu') {
     const webgpu = await webgpuCheck();
     if (!webgpu.available) throw new RuntimeError('BACKEND', `backend "webgpu" cannot run here: ${webgpu.reason}; use backend "auto" or "onnx"`);
+    if (options.weights === 'f16' && !adapterHasShaderF16(webgpu)) {
+      throw new RuntimeError('BACKEND', `f16 weights need an adapter with shader-f16, and ${webgpu.summary} has none; use weights f32 or q8`);
+    }
     return { engine: await loadWebGpuEngine(modelDir, options), reason: `webgpu (${webgpu.summary}), as configured`, webgpu };
   }
   const cuda = await (selection.checkCuda ?? (() => checkCuda({ nativeLibrary: selection.nativeLibrary })))();
@@ -67,7 +70,7 @@ export async function loadEngineFor(
   const webgpu = await webgpuCheck();
   let webgpuReason: string;
   if (!webgpu.available) webgpuReason = `WebGPU unavailable: ${webgpu.reason}`;
-  else if (webgpu.adapter.software) webgpuReason = `WebGPU has only a ${webgpu.adapter.description} adapter (backend "webgpu" uses it)`;
+  else if (webgpu.adapter.software) webgpuReason = `WebGPU has only a software adapter (${webgpu.adapter.description}; backend "webgpu" uses it)`;
   else {
     try {
       return { engine: await loadWebGpuEngine(modelDir, options), reason: `webgpu (${webgpu.summary}): ${cudaReason}`, cuda, webgpu };
@@ -76,6 +79,12 @@ export async function loadEngineFor(
     }
   }
   return { engine: await OnnxEngine.load(modelDir, options), reason: `onnx (CPU): ${cudaReason}; ${webgpuReason}`, cuda, webgpu };
+}
+
+/** Whether Dawn reported shader-f16 (where its binding could not be asked, onnxruntime's own error will say). */
+function adapterHasShaderF16(webgpu: WebGpuAvailability & { available: true }): boolean {
+  const dawn = webgpu.probe.dawn;
+  return 'error' in dawn || dawn.shaderF16;
 }
 
 /** The error for an explicit backend 'cuda' on a machine where CUDA cannot run: BACKEND with the reason. */

@@ -2,11 +2,17 @@
 // Dawn reaches the GPU through Vulkan: the Vulkan loader (libvulkan.so.1) and at least one driver manifest (ICD)
 // must be installed before a probe is worth starting. The probe itself (webgpuProbe.ts) runs in a child process.
 //
-// onnxruntime does not tell which adapter Dawn picked, so the kind is inferred from what is installed: a hardware
-// adapter needs a GPU device node (/dev/nvidiactl for NVIDIA's driver, /dev/dri/renderD* for Mesa's and others');
-// without one, the only Vulkan device is Mesa's software rasteriser (lavapipe), which computes on the CPU.
+// onnxruntime does not tell which adapter Dawn picked; the probe asks Dawn's own Node binding (dawnAdapter.ts) for
+// the adapter's name, vendor and kind. Where that binding cannot load, the kind is inferred from what is
+// installed: a hardware adapter needs a GPU device node (/dev/nvidiactl for NVIDIA's driver, /dev/dri/renderD* for
+// Mesa's and others'); without one, the only Vulkan device is Mesa's software rasteriser (lavapipe).
+// WebGPU reports no memory size: a software adapter uses the system's memory; an AMD GPU's VRAM is in sysfs.
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
+import type { GpuAdapter } from '../../protocol';
+import { adapterLine } from '../../shared/gpuAdapter';
+import type { DawnAdapterInfo } from './dawnAdapter';
 import { probeInChildProcess } from './isolatedProbe';
 import type { WebGpuProbe } from './webgpuProbe';
 
@@ -14,8 +20,13 @@ export interface WebGpuAdapter {
   api: 'Vulkan' | 'D3D12' | 'Metal';
   /** True for a software adapter (Mesa lavapipe): a correctness path, slower than the CPU backend. */
   software: boolean;
-  /** "software (Mesa lavapipe, no GPU device node)", "NVIDIA (nvidia_icd.json, /dev/nvidiactl)". */
+  /**
+   * "llvmpipe: Mesa 25.0.7 (LLVM 15.0.6) (mesa, software, shares 23.4 GB of system memory)", or where Dawn's
+   * binding could not say, the inferred "software (Mesa lavapipe, no GPU device node)".
+   */
   description: string;
+  /** Name, vendor and memory for the UI (protocol.ts); absent where Dawn's binding could not be asked. */
+  gpu?: GpuAdapter | undefined;
 }
 
 export type WebGpuAvailability =
@@ -71,8 +82,32 @@ export async function checkWebGpu(options: WebGpuCheckOptions = {}): Promise<Web
   }
   const probed = await probeInChildProcess<WebGpuProbe>(options.probeModule ?? path.join(__dirname, 'webgpuProbe.js'), {}, undefined, 'WebGPU');
   if (!probed.ok) return { available: false, reason: probed.reason };
-  const adapter = vulkan ? vulkanAdapter(vulkan) : { api, software: false, description: `${api} (system GPU)` };
+  const dawn = probed.probe.dawn;
+  const adapter = dawn && !('error' in dawn) ? dawnAdapter(api, dawn)
+    : vulkan ? vulkanAdapter(vulkan) : { api, software: false, description: `${api} (system GPU)` };
   return { available: true, adapter, summary: `${adapter.api}, ${adapter.description}`, probe: probed.probe };
+}
+
+/** The adapter as Dawn named it, with the memory the system reports for it. */
+export function dawnAdapter(api: WebGpuAdapter['api'], dawn: DawnAdapterInfo, memory = adapterMemory(dawn)): WebGpuAdapter {
+  const gpu: GpuAdapter = { name: dawn.description || dawn.device || dawn.vendor, vendor: dawn.vendor, software: dawn.fallback, memory };
+  return { api, software: gpu.software, description: adapterLine(gpu), gpu };
+}
+
+/** A software adapter computes in system memory; an AMD GPU's VRAM is in sysfs (amdgpu); others say nothing. */
+function adapterMemory(dawn: DawnAdapterInfo): GpuAdapter['memory'] {
+  if (dawn.fallback) return { bytes: os.totalmem(), shared: true };
+  if (process.platform !== 'linux' || dawn.vendor !== 'amd') return undefined;
+  const drm = '/sys/class/drm';
+  for (const card of fs.existsSync(drm) ? fs.readdirSync(drm).filter((n) => /^card\d+$/.test(n)) : []) {
+    try {
+      const bytes = Number(fs.readFileSync(path.join(drm, card, 'device', 'mem_info_vram_total'), 'utf8').trim());
+      if (bytes > 0) return { bytes, shared: false };
+    } catch {
+      // not an amdgpu card
+    }
+  }
+  return undefined;
 }
 
 /** The adapter Dawn can have picked, from the installed drivers and the device nodes present. */

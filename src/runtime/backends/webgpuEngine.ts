@@ -2,10 +2,11 @@
 // Vulkan on Linux, D3D12 on Windows, Metal on macOS), so any GPU with such a driver runs the model, and CI tests
 // this GPU path on Mesa's software Vulkan driver (lavapipe). Weights are uploaded once in the engine's format:
 // f32, or q8/q4 (the default q8) through the provider's own MatMulNBits kernel, which dequantises in the shader and
-// keeps activations in f32 (test/runtime/webgpuEngine.test.ts bounds it against the reference like the CPU's).
-// Between layers the activations stay on the GPU; with the full cache its full branch does too between steps
-// (deviceFullBranch.ts), so a decode step uploads the token's embedding and downloads the new keys/values, the
-// last layer's rows and the logits. With CSKV the cache is fed from JS memory each step, as on the CPU.
+// keeps activations in f32 (test/runtime/webgpuEngine.test.ts bounds it against the reference like the CPU's), or
+// f16 on an adapter with shader-f16 (products in half precision).
+// Between layers the activations stay on the GPU, and both branches of the cache between steps (deviceCache.ts):
+// a decode step uploads the token's embedding (and every W tokens the block that leaves the window) and downloads
+// the new keys/values and compressed features, the last layer's rows and the logits.
 import type { Engine, EngineOptions } from '../engine';
 import { OnnxEngine } from './onnxEngine';
 

@@ -2,14 +2,19 @@
 // which makes Dawn open the GPU driver (Vulkan on Linux, D3D12 on Windows, Metal on macOS), and runs a small
 // MatMul + Softmax graph on it. A driver that crashes or hangs there takes down only the child. The result must
 // match the same arithmetic done here in JS, so an adapter that runs but computes wrong is not taken for working.
+// Before that it asks Dawn's Node binding which adapter it picks (dawnAdapter.ts): the name, vendor and kind the
+// UI shows.
 import { ort } from '../onnx/ort';
 import { GraphBuilder } from '../onnx/graphBuilder';
+import { type DawnAdapterInfo, readDawnAdapter } from './dawnAdapter';
 
 export interface WebGpuProbe {
   /** Largest absolute difference from the JS reference. */
   maxError: number;
   /** Session creation and one run, in milliseconds. */
   milliseconds: number;
+  /** The adapter as Dawn describes it, or why that could not be read (the probe itself still counts). */
+  dawn: DawnAdapterInfo | { error: string };
 }
 
 /** Worse than this (f32 on any adapter, f16 inside the provider included) and the adapter is not trusted. */
@@ -22,6 +27,7 @@ export async function probe(): Promise<WebGpuProbe> {
   const g = new GraphBuilder('webgpu_probe');
   const input = g.input('a', [M, K]);
   g.output(g.op('Softmax', [g.op('MatMul', [input, g.weight('b', b, [K, N])])], { axis: -1 }), 'y', [M, N]);
+  const dawn = await readDawnAdapter();
   const started = Date.now();
   const graph = g.finish();
   let session: ort.InferenceSession;
@@ -38,7 +44,7 @@ export async function probe(): Promise<WebGpuProbe> {
     let maxError = 0;
     for (let i = 0; i < expected.length; i++) maxError = Math.max(maxError, Math.abs(y[i]! - expected[i]!));
     if (!(maxError <= PROBE_TOLERANCE)) throw new Error(`the adapter computes wrong results (MatMul + Softmax off by ${maxError})`);
-    return { maxError, milliseconds: Date.now() - started };
+    return { maxError, milliseconds: Date.now() - started, dawn };
   } finally {
     await session.release();
   }

@@ -16,7 +16,8 @@ function putCode(packed: Uint8Array, index: number, code: number, bits: number):
   packed[(index / perByte) | 0]! |= code << ((index % perByte) * bits);
 }
 
-function getCode(packed: Uint8Array, index: number, bits: number): number {
+/** Code `index` of a packed run (the order quantise wrote them in). */
+export function getCode(packed: Uint8Array, index: number, bits: number): number {
   const perByte = 8 / bits;
   return (packed[(index / perByte) | 0]! >> ((index % perByte) * bits)) & ((1 << bits) - 1);
 }

@@ -1,7 +1,8 @@
-// How the CPU engine holds the weights of every linear layer and of the output head: f32 as in the checkpoint
-// (after conversion), or blockwise 8/4-bit (blocks of 32 along the input dimension, one f32 scale per block),
-// quantised at load from the checkpoint's bf16/f16/f32 values.
-export const WEIGHT_FORMATS = ['f32', 'q8', 'q4'] as const;
+// How the onnx engines hold the weights of every linear layer and of the output head: f32 as in the checkpoint
+// (after conversion), blockwise 8/4-bit (blocks of 32 along the input dimension, one f32 scale per block),
+// quantised at load from the checkpoint's bf16/f16/f32 values, or f16 (WebGPU only: products in half precision
+// on an adapter with `shader-f16`; the CPU provider has no fast f16 kernels).
+export const WEIGHT_FORMATS = ['f32', 'q8', 'q4', 'f16'] as const;
 export type WeightFormat = (typeof WEIGHT_FORMATS)[number];
 
 /**

@@ -40,8 +40,8 @@ export class GraphBuilder {
 
   constructor(private readonly name: string) {}
 
-  input(name: string, dims: readonly Dim[], type: 'float32' | 'float16' = 'float32'): string {
-    this.inputs.push(valueInfo(name, dims, type === 'float16' ? ElemType.FLOAT16 : ElemType.FLOAT));
+  input(name: string, dims: readonly Dim[], type: 'float32' | 'float16' | 'int64' = 'float32'): string {
+    this.inputs.push(valueInfo(name, dims, { float32: ElemType.FLOAT, float16: ElemType.FLOAT16, int64: ElemType.INT64 }[type]));
     return name;
   }
 
@@ -55,6 +55,13 @@ export class GraphBuilder {
     const expected = dims.reduce((a, b) => a * b, 1);
     if (data.length !== expected) throw new Error(`weight ${name}: ${data.length} values for shape [${dims.join(', ')}]`);
     return this.initializer(name, ElemType.FLOAT, dims, new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+  }
+
+  /** A float16 initializer from fp16 bit patterns (f16 weights); kept as a view like weight(). */
+  halfWeight(name: string, bits: Uint16Array, dims: readonly number[]): string {
+    const expected = dims.reduce((a, b) => a * b, 1);
+    if (bits.length !== expected) throw new Error(`weight ${name}: ${bits.length} values for shape [${dims.join(', ')}]`);
+    return this.initializer(name, ElemType.FLOAT16, dims, new Uint8Array(bits.buffer, bits.byteOffset, bits.byteLength));
   }
 
   /** A uint8 initializer (packed quantised weights); kept as a view like weight(). */

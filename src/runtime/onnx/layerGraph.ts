@@ -14,6 +14,17 @@ import { GraphBuilder, type OnnxGraph } from './graphBuilder';
 import type { ModelConfig } from '../model/config';
 import type { WeightFormat } from '../model/weightFormat';
 import type { Factor, LayerFactors } from '../cskvFile';
+import { type QuantisedBits, dequantisedFeatures } from './packedCodes';
+import { floatToHalfBits } from '../half';
+
+/** ONNX element types for Cast. */
+const FLOAT32 = 1, FLOAT16 = 10;
+
+function toHalfBits(values: Float32Array): Uint16Array {
+  const bits = new Uint16Array(values.length);
+  for (let i = 0; i < values.length; i++) bits[i] = floatToHalfBits(values[i]!);
+  return bits;
+}
 
 /** A linear weight [out, in] as stored: f32, or already in 8-bit blocks (a GGUF Q8_0 file's own values, for q8). */
 export type LinearWeight = Float32Array | BlockQuantised;
@@ -44,6 +55,14 @@ function linear(g: GraphBuilder, format: WeightFormat, input: string, weight: Li
     if (bias) inputs.push(g.weight(`${name}_bias`, bias, [outFeatures]));
     return g.op('Gemm', inputs, { transB: 1 });
   }
+  if (format === 'f16') {
+    // Half the bytes of f32; the product runs in half precision (the adapter's shader-f16), activations stay f32
+    // between the linear layers (norms, attention and the cache are unchanged).
+    if (!(weight instanceof Float32Array)) throw new Error(`${name}: f16 weights are given whole, as f32`);
+    const inputs = [g.op('Cast', [input], { to: FLOAT16 }), g.halfWeight(name, toHalfBits(weight), [outFeatures, inFeatures])];
+    if (bias) inputs.push(g.halfWeight(`${name}_bias`, toHalfBits(bias), [outFeatures]));
+    return g.op('Cast', [g.op('Gemm', inputs, { transB: 1 })], { to: FLOAT32 });
+  }
   const q = given ?? quantiseBlockwise(weight as Float32Array | RowReader, outFeatures, inFeatures, format === 'q8' ? 8 : 4);
   const codes = g.bytesWeight(`${name}_codes`, q.codes, [q.n, q.blocksPerRow, q.codes.length / (q.n * q.blocksPerRow)]);
   const scales = g.weight(`${name}_scales`, q.scales, [q.scales.length]);
@@ -55,12 +74,15 @@ export interface LayerGraphOptions {
   weights: WeightFormat;
   /** The cache keeps full-branch keys after RoPE (possible when the rotation does not depend on the length). */
   keysRotated: boolean;
-  /** How the compressed features arrive: fp16 rows read in place (16 bits) or dequantised f32. */
-  compressedType: 'float16' | 'float32';
+  /**
+   * How the compressed features arrive: fp16 rows read in place (16 bits), f32 rows (widened or dequantised by the
+   * host), or 8/4/2-bit codes packed in f32 with their scales, dequantised here (packedCodes.ts: the WebGPU
+   * backend keeps the quantised branch on the device in that form).
+   */
+  compressedType: 'float16' | 'float32' | { codes: QuantisedBits; window: number };
   /**
    * Also output the full branch with this step's tokens appended (`k_full_next`, `v_full_next`: the next step's
-   * `k_full`/`v_full`), so a GPU backend can keep them on the device and feed them back. Full cache only (no
-   * factors): with CSKV the full branch also sheds tokens to the compressed one.
+   * `k_full`/`v_full` before any block leaves it), so a GPU backend can keep them on the device and feed them back.
    */
   fullBranchOutputs?: boolean;
 }
@@ -81,12 +103,14 @@ export function buildLayerGraph(config: ModelConfig, w: LayerWeights, factors: L
   const mask = g.input('mask', ['T', 'S']);
   const kFull = g.input('k_full', ['Sf', D]);
   const vFull = g.input('v_full', ['Sf', D]);
-  const features = (name: string, rank: number): string => {
-    const input = g.input(name, ['Sc', rank], options.compressedType);
-    return options.compressedType === 'float16' ? g.op('Cast', [input], { to: 1 }) : input;
+  const compressedType = options.compressedType;
+  const features = (kind: 'k' | 'v', rank: number): string => {
+    if (typeof compressedType === 'object') return dequantisedFeatures(g, kind, rank, compressedType.codes, compressedType.window);
+    const input = g.input(`c_${kind}`, ['Sc', rank], compressedType);
+    return compressedType === 'float16' ? g.op('Cast', [input], { to: 1 }) : input;
   };
-  const cK = factors ? features('c_k', factors.k.rank) : undefined;
-  const cV = factors ? features('c_v', factors.v.rank) : undefined;
+  const cK = factors ? features('k', factors.k.rank) : undefined;
+  const cV = factors ? features('v', factors.v.rank) : undefined;
 
   const rmsNorm = (input: string, weight: Float32Array, name: string): string => {
     const meanSquare = g.op('ReduceMean', [g.op('Mul', [input, input])], { axes: [-1], keepdims: 1 });
@@ -124,18 +148,16 @@ export function buildLayerGraph(config: ModelConfig, w: LayerWeights, factors: L
   // Every key of the attention, token-major [S, D], after RoPE.
   let keys: string;
   const fullBranchOutputs = options.fullBranchOutputs === true;
-  if (fullBranchOutputs && factors) throw new Error('fullBranchOutputs is for the full cache only (no CSKV factors)');
   if (keysRotated) {
     const kRotNew = ropeKeys(k, cosQ, sinQ);
     g.output(kRotNew, 'k_rot_new', ['T', D]);
-    const parts = [kFull, kRotNew];
-    if (rebuilt) parts.unshift(ropeKeys(rebuilt, cosK, sinK));
-    keys = g.op('Concat', parts, { axis: 0 });
-    if (fullBranchOutputs) g.output(keys, 'k_full_next', ['S', D]);
+    const fullKeys = g.op('Concat', [kFull, kRotNew], { axis: 0 });
+    if (fullBranchOutputs) g.output(fullKeys, 'k_full_next', ['Sf+T', D]);
+    keys = rebuilt ? g.op('Concat', [ropeKeys(rebuilt, cosK, sinK), fullKeys], { axis: 0 }) : fullKeys;
   } else {
-    const unrotated = g.op('Concat', rebuilt ? [rebuilt, kFull, k] : [kFull, k], { axis: 0 });
-    if (fullBranchOutputs) g.output(unrotated, 'k_full_next', ['S', D]);
-    keys = ropeKeys(unrotated, cosK, sinK);
+    const fullKeys = g.op('Concat', [kFull, k], { axis: 0 });
+    if (fullBranchOutputs) g.output(fullKeys, 'k_full_next', ['Sf+T', D]);
+    keys = ropeKeys(rebuilt ? g.op('Concat', [rebuilt, fullKeys], { axis: 0 }) : fullKeys, cosK, sinK);
   }
 
   // [T, heads*hd] -> [kvHeads, nRep, T, hd]; query head j*nRep+i attends with kv head j (transformers' repeat_kv).
@@ -149,7 +171,7 @@ export function buildLayerGraph(config: ModelConfig, w: LayerWeights, factors: L
   const toHeads = (t: string): string =>
     g.op('Unsqueeze', [g.op('Transpose', [g.op('Reshape', [t, g.ints([-1, kvHeads, hd])])], { perm: [1, 0, 2] }), g.ints([1])]);
   const valueRows = g.op('Concat', [vFull, v], { axis: 0 });
-  if (fullBranchOutputs) g.output(valueRows, 'v_full_next', ['S', D]);
+  if (fullBranchOutputs) g.output(valueRows, 'v_full_next', ['Sf+T', D]);
   const values = toHeads(valueRows);
   let attn: string;
   if (factors && cV) {
