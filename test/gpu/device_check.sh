@@ -62,8 +62,9 @@ load.addon.probe().then((p) => {
   # Every native test but selectBackend's, which needs onnxruntime-node (node_modules does not travel; CI runs it).
   stage native-tests 40 node --test --test-reporter=tap out/test/native/addonLoad.test.js out/test/native/probe.test.js \
     out/test/native/isolatedProbe.test.js out/test/native/nativeErrors.test.js out/test/native/kernelOps.test.js out/test/native/cudaEngine.test.js
-  stage kernels 60 env CSKV_KERNEL_REPORT="$OUT/kernels.json" CSKV_ENGINE_KERNEL_REPORT="$OUT/engine-kernels.json" \
-    node --test --test-reporter=tap out/test/gpu/kernels.test.js out/test/gpu/engineKernels.test.js out/test/gpu/reference.test.js
+  stage kernels 60 env CSKV_KERNEL_REPORT="$OUT/kernels.json" CSKV_ENGINE_KERNEL_REPORT="$OUT/engine-kernels.json" CSKV_Q8_KERNEL_REPORT="$OUT/q8-kernels.json" \
+    node --test --test-reporter=tap out/test/gpu/kernels.test.js out/test/gpu/engineKernels.test.js out/test/gpu/reference.test.js \
+    out/test/gpu/q8Kernels.test.js
   stage engine-suite-cuda 120 node --test --test-reporter=tap out/test/gpu/cudaEngine.test.js
 }
 

@@ -2,6 +2,7 @@
 // until weights, the preallocated cache and the scratch buffers fit the free device memory with a margin. The
 // native side reserves exactly what its layout says (native/src/engine/cacheLayout.h) and is the authority: a
 // plan that is still too large ends in OUT_OF_MEMORY at load time, never in the middle of a prefill.
+import { type CudaWeightFormat, deviceQ8WeightBytes } from './cudaQ8Weights';
 import type { NativeCacheLayout, NativeCacheSpec } from './nativeAddon';
 
 export interface DeviceModelShape {
@@ -13,6 +14,8 @@ export interface DeviceModelShape {
   vocab: number;
   headDim: number;
   tiedEmbeddings: boolean;
+  /** How linear layers are held on the device (default bf16). */
+  weights?: CudaWeightFormat | undefined;
 }
 
 export interface CapacityPlanInput {
@@ -38,6 +41,7 @@ export interface CapacityPlan {
 export const DEVICE_MARGIN_BYTES = 1024 ** 3;
 
 export function deviceWeightBytes(s: DeviceModelShape): number {
+  if (s.weights === 'q8') return deviceQ8WeightBytes(s);
   const perLayer = 2 * s.hidden + (s.qDim + 2 * s.kvDim) * s.hidden + s.hidden * s.qDim + 3 * s.intermediate * s.hidden;
   return 2 * (s.vocab * s.hidden * (s.tiedEmbeddings ? 1 : 2) + s.hidden + s.layers * perLayer);
 }
