@@ -18,8 +18,8 @@ import { ModelWeights } from '../model/weights';
 import type { DType } from '../safetensors';
 import { prefillInChunks } from './chunkedPrefill';
 import { type CapacityPlan, planCapacity } from './cudaMemoryPlan';
-import { cudaWeightFormat, readDeviceQ8 } from './cudaQ8Weights';
 import { type NativeAddon, type NativeCacheLayout, type NativeCudaEngine, type NativeLayerState, type NativeModelSpec, loadNativeAddon } from './nativeAddon';
+import { cudaWeightFormat, readDeviceQ8 } from './cudaQ8Weights';
 
 const DEFAULT_CHUNK = 512;
 
@@ -87,8 +87,9 @@ export class CudaEngine implements Engine {
         throw new RuntimeError('BACKEND', `CUDA engine: cannot read the GPU's memory: ${(err as Error).message}`);
       }
       const capacity = planCapacity({
-        shape: { ...deviceShape(config), weights: format }, cache, freeBytes, layoutOf: (spec) => addon.cacheLayout(spec),
+        shape: deviceShape(config), cache, freeBytes, layoutOf: (spec) => addon.cacheLayout(spec),
         wantedTokens: Math.min(options.capacityTokens ?? config.maxPositions, config.maxPositions),
+        weights: format,
       });
       if (capacity.capacityTokens === 0) throw new RuntimeError('OUT_OF_MEMORY', `CUDA engine: ${capacity.shrunk}`);
       const freqs = ropeFrequencies(config, capacity.capacityTokens);
@@ -268,12 +269,6 @@ function deviceShape(c: ModelConfig): Parameters<typeof planCapacity>[0]['shape'
   };
 }
 
-/** [n, k] of every tensor role that takes 8-bit blocks with --weights q8 (an untied output head included). */
-export function q8TensorShapes(c: ModelConfig): Partial<Record<string, [number, number]>> {
-  const H = c.hiddenSize, Q = c.heads * c.headDim, D = c.kvDim, I = c.intermediateSize;
-  return { q: [Q, H], k: [D, H], v: [D, H], o: [H, Q], gate: [I, H], up: [I, H], down: [H, I], ...(c.tieEmbeddings ? {} : { lmHead: [c.vocabSize, H] }) };
-}
-
 /** (role, layer, checkpoint tensor) for every tensor of the model the engine takes; layer -1 for the model-wide ones. */
 export function tensorRoles(c: ModelConfig): [string, number, string][] {
   const out: [string, number, string][] = [['embedding', -1, 'model.embed_tokens.weight'], ['finalNorm', -1, 'model.norm.weight']];
@@ -294,6 +289,12 @@ export function tensorRoles(c: ModelConfig): [string, number, string][] {
     }
   }
   return out;
+}
+
+/** [n, k] of every tensor role that takes 8-bit blocks with --weights q8 (an untied output head included). */
+export function q8TensorShapes(c: ModelConfig): Partial<Record<string, [number, number]>> {
+  const H = c.hiddenSize, Q = c.heads * c.headDim, D = c.kvDim, I = c.intermediateSize;
+  return { q: [Q, H], k: [D, H], v: [D, H], o: [H, Q], gate: [I, H], up: [I, H], down: [H, I], ...(c.tieEmbeddings ? {} : { lmHead: [c.vocabSize, H] }) };
 }
 
 // bf16 is the top half of an f32: widening is exact; narrowing rounds to nearest even (exact for values that

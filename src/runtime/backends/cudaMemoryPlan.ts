@@ -2,8 +2,8 @@
 // until weights, the preallocated cache and the scratch buffers fit the free device memory with a margin. The
 // native side reserves exactly what its layout says (native/src/engine/cacheLayout.h) and is the authority: a
 // plan that is still too large ends in OUT_OF_MEMORY at load time, never in the middle of a prefill.
-import { type CudaWeightFormat, deviceQ8WeightBytes } from './cudaQ8Weights';
 import type { NativeCacheLayout, NativeCacheSpec } from './nativeAddon';
+import { type CudaWeightFormat, deviceQ8WeightBytes } from './cudaQ8Weights';
 
 export interface DeviceModelShape {
   hidden: number;
@@ -14,8 +14,6 @@ export interface DeviceModelShape {
   vocab: number;
   headDim: number;
   tiedEmbeddings: boolean;
-  /** How linear layers are held on the device (default bf16). */
-  weights?: CudaWeightFormat | undefined;
 }
 
 export interface CapacityPlanInput {
@@ -26,6 +24,8 @@ export interface CapacityPlanInput {
   /** Free device memory before loading, or undefined when unknown (then nothing is shrunk). */
   freeBytes: number | undefined;
   layoutOf: (spec: NativeCacheSpec) => NativeCacheLayout;
+  /** How linear layers are held on the device (default bf16). */
+  weights?: CudaWeightFormat | undefined;
 }
 
 export interface CapacityPlan {
@@ -40,8 +40,8 @@ export interface CapacityPlan {
 /** Left free for cuBLASLt, the CUDA context and other programs. */
 export const DEVICE_MARGIN_BYTES = 1024 ** 3;
 
-export function deviceWeightBytes(s: DeviceModelShape): number {
-  if (s.weights === 'q8') return deviceQ8WeightBytes(s);
+export function deviceWeightBytes(s: DeviceModelShape, weights: CudaWeightFormat = 'bf16'): number {
+  if (weights === 'q8') return deviceQ8WeightBytes(s);
   const perLayer = 2 * s.hidden + (s.qDim + 2 * s.kvDim) * s.hidden + s.hidden * s.qDim + 3 * s.intermediate * s.hidden;
   return 2 * (s.vocab * s.hidden * (s.tiedEmbeddings ? 1 : 2) + s.hidden + s.layers * perLayer);
 }
@@ -55,7 +55,7 @@ export function deviceScratchBytes(s: DeviceModelShape, chunk: number, capacity:
 
 export function planCapacity(input: CapacityPlanInput): CapacityPlan {
   const { shape, cache } = input;
-  const weightBytes = deviceWeightBytes(shape);
+  const weightBytes = deviceWeightBytes(shape, input.weights);
   const maxRank = Math.max(0, ...(cache.kRanks ?? []), ...(cache.vRanks ?? []));
   const chunk = Math.max(cache.chunkTokens, cache.window);
   const step = cache.kRanks ? cache.window : 1;
