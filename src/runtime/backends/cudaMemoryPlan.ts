@@ -40,8 +40,7 @@ export interface CapacityPlan {
 /** Left free for cuBLASLt, the CUDA context and other programs. */
 export const DEVICE_MARGIN_BYTES = 1024 ** 3;
 
-export function deviceWeightBytes(s: DeviceModelShape, weights: CudaWeightFormat = 'bf16'): number {
-  if (weights === 'q8') return deviceQ8WeightBytes(s);
+export function deviceWeightBytes(s: DeviceModelShape): number {
   const perLayer = 2 * s.hidden + (s.qDim + 2 * s.kvDim) * s.hidden + s.hidden * s.qDim + 3 * s.intermediate * s.hidden;
   return 2 * (s.vocab * s.hidden * (s.tiedEmbeddings ? 1 : 2) + s.hidden + s.layers * perLayer);
 }
@@ -55,7 +54,7 @@ export function deviceScratchBytes(s: DeviceModelShape, chunk: number, capacity:
 
 export function planCapacity(input: CapacityPlanInput): CapacityPlan {
   const { shape, cache } = input;
-  const weightBytes = deviceWeightBytes(shape, input.weights);
+  const weightBytes = input.weights === 'q8' ? deviceQ8WeightBytes(shape) : deviceWeightBytes(shape);
   const maxRank = Math.max(0, ...(cache.kRanks ?? []), ...(cache.vRanks ?? []));
   const chunk = Math.max(cache.chunkTokens, cache.window);
   const step = cache.kRanks ? cache.window : 1;
