@@ -16,10 +16,10 @@ import { modelFingerprint } from '../model/fingerprint';
 import { ropeDependsOnLength, ropeFrequencies } from '../model/rope';
 import { ModelWeights } from '../model/weights';
 import type { DType } from '../safetensors';
+import { cudaWeightFormat, readDeviceQ8 } from './cudaQ8Weights';
 import { prefillInChunks } from './chunkedPrefill';
 import { type CapacityPlan, planCapacity } from './cudaMemoryPlan';
 import { type NativeAddon, type NativeCacheLayout, type NativeCudaEngine, type NativeLayerState, type NativeModelSpec, loadNativeAddon } from './nativeAddon';
-import { cudaWeightFormat, readDeviceQ8 } from './cudaQ8Weights';
 
 const DEFAULT_CHUNK = 512;
 
