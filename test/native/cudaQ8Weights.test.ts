@@ -2,6 +2,7 @@
 // for the same tensor (quantised at load and straight from Q8_0), the C++ float64 references against the CPU
 // quantiser's own dequantisation, the memory arithmetic, and the weight option.
 import assert from 'node:assert/strict';
+import * as path from 'node:path';
 import { test } from 'node:test';
 import { q8TensorShapes, tensorRoles } from '../../src/runtime/backends/cudaEngine';
 import { deviceWeightBytes, planCapacity } from '../../src/runtime/backends/cudaMemoryPlan';
@@ -10,10 +11,11 @@ import { type NativeAddon, loadNativeAddon } from '../../src/runtime/backends/na
 import { RuntimeError } from '../../src/runtime/errors';
 import { halfBitsToFloat } from '../../src/runtime/half';
 import { readModelConfig } from '../../src/runtime/model/config';
-import type { ModelWeights } from '../../src/runtime/model/weights';
+import { ModelWeights } from '../../src/runtime/model/weights';
 import { blockwiseFromQ8_0, dequantiseBlockwise, quantiseBlockwise } from '../../src/runtime/onnx/blockQuantizer';
 import { mulberry32 as random } from '../../src/runtime/random';
-import { modelFixture } from '../support/paths';
+import { convertFixtureToGguf } from '../support/ggufWriter';
+import { modelFixture, tempDir } from '../support/paths';
 
 function addon(): NativeAddon {
   const load = loadNativeAddon();
@@ -138,5 +140,41 @@ test('every q8 tensor role is a linear weight of the fixtures, with the shape th
     for (const role of Object.keys(shapes)) assert.ok(roles.has(role), `${name}: ${role}`);
     assert.equal('lmHead' in shapes, !config.tieEmbeddings);
     assert.deepEqual(shapes.down, [config.hiddenSize, config.intermediateSize]);
+  }
+});
+
+test('a fixture\'s linear weights on the device: from a Q8_0 GGUF the file\'s own values, from safetensors the CPU engine\'s quantisation', () => {
+  for (const name of ['llama-v4', 'qwen2-v5']) {
+    const config = readModelConfig(modelFixture(name));
+    const shapes = q8TensorShapes(config);
+    const file = path.join(tempDir(), `${name}-q8_0.gguf`);
+    const fileValues = new Map(convertFixtureToGguf(modelFixture(name), file, 'Q8_0').map((t) => [t.hfName, t.values]));
+    const gguf = ModelWeights.open(file);
+    const safetensors = ModelWeights.open(modelFixture(name), config);
+    let checked = 0;
+    try {
+      for (const [role, , tensor] of tensorRoles(config)) {
+        const shape = shapes[role];
+        if (!shape) continue;
+        const [n, k] = shape;
+        const fromFile = readDeviceQ8(gguf, tensor, n, k);
+        const values = fileValues.get(tensor)!;
+        for (let r = 0; r < n; r++) {
+          for (let c = 0; c < k; c++) {
+            const w = Math.fround(fromFile.codes[r * k + c]! * fromFile.scales[r * (k / 32) + (c >> 5)]!);
+            assert.equal(w, values[r * k + c], `${name} ${tensor}[${r}, ${c}]`);
+          }
+        }
+        const quantised = readDeviceQ8(safetensors, tensor, n, k);
+        const cpu = deviceQ8(quantiseBlockwise(safetensors.readFloat32(tensor, [n, k]), n, k, 8));
+        assert.deepEqual(quantised.codes, cpu.codes, tensor);
+        assert.deepEqual(quantised.scales, cpu.scales, tensor);
+        checked++;
+      }
+    } finally {
+      gguf.close();
+      safetensors.close();
+    }
+    assert.ok(checked >= 7 * config.layers, `${name}: ${checked} weights`);
   }
 });
