@@ -5,13 +5,16 @@
 // tokens/s, decode ms/token (device sampling, greedy), KV bytes per token, peak GPU memory, and the floors:
 //   decode_floor_ms  = (weight bytes + KV bytes held) / copy bandwidth
 //   prefill_floor_s  = 2 * parameters * tokens (+ attention FLOPs) / bf16 GEMM rate
+// With --q8 CACHES (default full) those caches run again with 8-bit blockwise weights (--weights q8: ~9 GB instead
+// of ~15 GB); each run names its weights.
 // Writes the JSON after every point (issue 11's format) and prints a table at the end.
-//   node out/bench/cuda.js --out DIR [--contexts 4096,32768] [--decode 16] [--peer FILE.json] [--caches full,cskv-16,cskv-4]
+//   node out/bench/cuda.js --out DIR [--contexts 4096,32768] [--decode 16] [--peer FILE.json] [--caches full,cskv-16,cskv-4] [--q8 full]
 // Weights are one random bf16 tile repeated (never zeros: see .library/device/METHOD.md); the engine is driven
 // through the addon directly, as the model never exists as files.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
+import { type CudaWeightFormat, q8Bytes } from '../src/runtime/backends/cudaQ8Weights';
 import { type NativeAddon, type NativeCudaEngine, type NativeModelSpec, loadNativeAddon } from '../src/runtime/backends/nativeAddon';
 import { mulberry32 } from '../src/runtime/random';
 
@@ -22,6 +25,7 @@ type Cache = 'full' | 'cskv-16' | 'cskv-4';
 interface Run {
   engine: 'cskv-code' | 'transformers';
   cache: Cache;
+  weights?: CudaWeightFormat;
   context: number;
   prefill_tok_s: number;
   prefill_floor_tok_s?: number;
@@ -58,28 +62,45 @@ function bf16Tensor(tile: Uint8Array, elements: number): Uint8Array {
   return out;
 }
 
-function spec(cache: Cache, capacityTokens: number): NativeModelSpec {
+const q8Tensors = new Map<number, { codes: Int8Array; scales: Float32Array }>();
+/** A q8 weight [n, k] (k a multiple of 32) cut from the bf16 tile's bytes: random codes, scales for ~N(0, 0.02) weights. */
+function q8Tensor(tile: Uint8Array, n: number, k: number): { codes: Int8Array; scales: Float32Array } {
+  let out = q8Tensors.get(n * k);
+  if (!out) {
+    const codes = new Int8Array(n * k);
+    for (let at = 0; at < codes.length; at += tile.length) codes.set(new Int8Array(tile.buffer, 0, Math.min(tile.length, codes.length - at)), at);
+    out = { codes, scales: new Float32Array(n * k / 32).fill(0.02 * 1.7 / 127) };
+    q8Tensors.set(n * k, out);
+  }
+  return out;
+}
+
+function spec(cache: Cache, capacityTokens: number, weights: CudaWeightFormat): NativeModelSpec {
   const invFreq = Float64Array.from({ length: SHAPE.headDim / 2 }, (_, i) => 1 / 1e6 ** ((2 * i) / SHAPE.headDim));
   const ranks = cache === 'full' ? undefined : Array<number>(SHAPE.layers).fill(DENSITY_RANK);
   return {
-    ...SHAPE, rmsNormEps: 1e-6, qkvBias: true, outputBias: false, mlpBias: false, tiedEmbeddings: false, slidingWindow: 0, invFreq,
+    ...SHAPE, rmsNormEps: 1e-6, qkvBias: true, outputBias: false, mlpBias: false, tiedEmbeddings: false, weights, slidingWindow: 0, invFreq,
     attentionFactor: 1, device: 0,
     cache: { layers: SHAPE.layers, kvDim: SHAPE.kvHeads * SHAPE.headDim, window: 32, bits: cache === 'cskv-4' ? 4 : 16, kRanks: ranks, vRanks: ranks,
       capacityTokens, chunkTokens: 512 },
   };
 }
 
-function load(addon: NativeAddon, cache: Cache, capacity: number, tile: Uint8Array): NativeCudaEngine {
-  const s = spec(cache, capacity);
+function load(addon: NativeAddon, cache: Cache, capacity: number, tile: Uint8Array, weights: CudaWeightFormat): NativeCudaEngine {
+  const s = spec(cache, capacity, weights);
   const engine = new addon.CudaEngine(s);
   const H = s.hidden, Q = s.heads * s.headDim, D = s.kvHeads * s.headDim, I = s.intermediate;
   const ones = (n: number): Uint8Array => new Uint8Array(new Uint16Array(n).fill(0x3f80).buffer); // bf16 1.0: norms
   engine.loadTensor('embedding', -1, 'BF16', bf16Tensor(tile, s.vocab * H));
-  engine.loadTensor('lmHead', -1, 'BF16', bf16Tensor(tile, s.vocab * H));
+  const linear = (role: string, layer: number, n: number, k: number): void => {
+    if (weights === 'bf16') engine.loadTensor(role, layer, 'BF16', bf16Tensor(tile, n * k));
+    else engine.loadTensorQ8(role, layer, q8Tensor(tile, n, k).codes, q8Tensor(tile, n, k).scales);
+  };
+  linear('lmHead', -1, s.vocab, H);
   engine.loadTensor('finalNorm', -1, 'BF16', ones(H));
   for (let i = 0; i < s.layers; i++) {
-    for (const [role, n] of [['q', Q * H], ['k', D * H], ['v', D * H], ['o', H * Q], ['gate', I * H], ['up', I * H], ['down', H * I],
-      ['qBias', Q], ['kBias', D], ['vBias', D]] as const) engine.loadTensor(role, i, 'BF16', bf16Tensor(tile, n));
+    for (const [role, n, k] of [['q', Q, H], ['k', D, H], ['v', D, H], ['o', H, Q], ['gate', I, H], ['up', I, H], ['down', H, I]] as const) linear(role, i, n, k);
+    for (const [role, n] of [['qBias', Q], ['kBias', D], ['vBias', D]] as const) engine.loadTensor(role, i, 'BF16', bf16Tensor(tile, n));
     engine.loadTensor('inputNorm', i, 'BF16', ones(H));
     engine.loadTensor('postNorm', i, 'BF16', ones(H));
     if (cache !== 'full') {
@@ -98,7 +119,15 @@ function parameters(): number {
   return 2 * V * H + layers * ((Q + 2 * D) * H + H * Q + 3 * I * H);
 }
 
-async function measure(engine: NativeCudaEngine, cache: Cache, context: number, decodeSteps: number, ceilings: Ceilings | undefined): Promise<Run> {
+/** Bytes a decode step reads of the weights: all of them in bf16; with q8 the embedding row only, the rest as blocks. */
+function weightBytesRead(weights: CudaWeightFormat): number {
+  if (weights === 'bf16') return 2 * parameters();
+  const { hidden: H, heads, headDim, kvHeads, intermediate: I, vocab: V, layers } = SHAPE;
+  const Q = heads * headDim, D = kvHeads * headDim;
+  return 2 * V * H + q8Bytes(V, H) + layers * (q8Bytes(Q + 2 * D, H) + q8Bytes(H, Q) + q8Bytes(2 * I, H) + q8Bytes(H, I));
+}
+
+async function measure(engine: NativeCudaEngine, cache: Cache, weights: CudaWeightFormat, context: number, decodeSteps: number, ceilings: Ceilings | undefined): Promise<Run> {
   engine.truncate(0);
   const next = mulberry32(context);
   const ids = Int32Array.from({ length: context }, () => Math.floor(next() * SHAPE.vocab));
@@ -120,11 +149,11 @@ async function measure(engine: NativeCudaEngine, cache: Cache, context: number, 
   const memory = engine.memory();
   const held = memory.perLayer.reduce((s, l) => s + l.fullBytes + l.compressedBytes, 0);
   const run: Run = {
-    engine: 'cskv-code', cache, context, prefill_tok_s: context / prefillS, decode_ms: times[Math.floor(times.length / 2)]!,
+    engine: 'cskv-code', cache, weights, context, prefill_tok_s: context / prefillS, decode_ms: times[Math.floor(times.length / 2)]!,
     kv_bytes_per_token: held / memory.tokens, peak_gpu_bytes: memory.deviceTotalBytes - memory.deviceFreeBytes,
   };
   if (ceilings) {
-    const weightBytes = 2 * parameters();
+    const weightBytes = weightBytesRead(weights);
     run.decode_floor_ms = ((weightBytes + held) / ceilings.copy_bytes_per_s) * 1000;
     // Dense GEMMs plus causal attention (QK^T and PV: 2 * 2 * heads * headDim * context^2 / 2 per layer).
     const flops = 2 * parameters() * context + 2 * SHAPE.layers * SHAPE.heads * SHAPE.headDim * context * context;
@@ -136,10 +165,12 @@ async function measure(engine: NativeCudaEngine, cache: Cache, context: number, 
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: {
     out: { type: 'string', default: 'bench/results' }, contexts: { type: 'string', default: '4096,32768' }, decode: { type: 'string', default: '16' },
-    peer: { type: 'string' }, caches: { type: 'string', default: 'full,cskv-16,cskv-4' },
+    peer: { type: 'string' }, caches: { type: 'string', default: 'full,cskv-16,cskv-4' }, q8: { type: 'string', default: 'full' },
   } });
   const contexts = values.contexts!.split(',').map(Number);
   const caches = values.caches!.split(',') as Cache[];
+  const runs: [Cache, CudaWeightFormat][] = [...caches.map((c) => [c, 'bf16'] as [Cache, CudaWeightFormat]),
+    ...values.q8!.split(',').filter(Boolean).map((c) => [c as Cache, 'q8'] as [Cache, CudaWeightFormat])];
   const decodeSteps = Number(values.decode);
   fs.mkdirSync(values.out!, { recursive: true });
   const file = path.join(values.out!, 'cuda-7b.json');
@@ -157,28 +188,28 @@ async function main(): Promise<void> {
   const result = { device: probe.devices[0]?.name, ceilings: peer.ceilings ?? null, runs: [...(peer.runs ?? [])] as Run[] };
   const save = (): void => fs.writeFileSync(file, JSON.stringify(result, null, 2));
   const tile = randomTile(64 << 20);
-  // One load per cache (15 GB of weights each), every context on it in turn.
+  // One load per cache and weight format (15 GB of weights in bf16, ~9 GB in q8), every context on it in turn.
   const capacity = Math.max(...contexts) + decodeSteps + 64;
-  for (const cache of caches) {
+  for (const [cache, weights] of runs) {
     let engine: NativeCudaEngine | undefined;
     try {
       const t0 = performance.now();
-      engine = load(addon, cache, capacity, tile);
-      console.error(`cuda bench: ${cache} loaded in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+      engine = load(addon, cache, capacity, tile, weights);
+      console.error(`cuda bench: ${cache} ${weights} loaded in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
     } catch (err) {
-      for (const context of contexts) result.runs.push(failed(cache, context, err));
-      console.error(`cuda bench ${cache}: ${(err as Error).message}`);
+      for (const context of contexts) result.runs.push(failed(cache, weights, context, err));
+      console.error(`cuda bench ${cache} ${weights}: ${(err as Error).message}`);
       save();
       continue;
     }
     for (const context of contexts) {
       try {
-        const run = await measure(engine, cache, context, decodeSteps, peer.ceilings);
+        const run = await measure(engine, cache, weights, context, decodeSteps, peer.ceilings);
         result.runs.push(run);
         console.error(JSON.stringify(run));
       } catch (err) {
-        result.runs.push(failed(cache, context, err));
-        console.error(`cuda bench ${cache} @ ${context}: ${(err as Error).message}`);
+        result.runs.push(failed(cache, weights, context, err));
+        console.error(`cuda bench ${cache} ${weights} @ ${context}: ${(err as Error).message}`);
       }
       save();
     }
@@ -187,14 +218,14 @@ async function main(): Promise<void> {
   printTable(result.runs);
 }
 
-function failed(cache: Cache, context: number, err: unknown): Run {
-  return { engine: 'cskv-code', cache, context, prefill_tok_s: 0, decode_ms: 0, kv_bytes_per_token: 0, peak_gpu_bytes: 0, error: String((err as Error).message) };
+function failed(cache: Cache, weights: CudaWeightFormat, context: number, err: unknown): Run {
+  return { engine: 'cskv-code', cache, weights, context, prefill_tok_s: 0, decode_ms: 0, kv_bytes_per_token: 0, peak_gpu_bytes: 0, error: String((err as Error).message) };
 }
 
 function printTable(runs: Run[]): void {
-  const rows = [['engine', 'cache', 'context', 'prefill tok/s', 'floor tok/s', 'decode ms', 'floor ms', 'KV B/token', 'peak GiB', 'error']];
+  const rows = [['engine', 'cache', 'weights', 'context', 'prefill tok/s', 'floor tok/s', 'decode ms', 'floor ms', 'KV B/token', 'peak GiB', 'error']];
   for (const r of runs) {
-    rows.push([r.engine, r.cache, String(r.context), r.prefill_tok_s.toFixed(0), r.prefill_floor_tok_s?.toFixed(0) ?? '', r.decode_ms.toFixed(2),
+    rows.push([r.engine, r.cache, r.weights ?? '', String(r.context), r.prefill_tok_s.toFixed(0), r.prefill_floor_tok_s?.toFixed(0) ?? '', r.decode_ms.toFixed(2),
       r.decode_floor_ms?.toFixed(2) ?? '', r.kv_bytes_per_token.toFixed(0), (r.peak_gpu_bytes / 1024 ** 3).toFixed(1), (r.error ?? '').slice(0, 60)]);
   }
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));

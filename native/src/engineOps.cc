@@ -87,6 +87,10 @@ ModelSpec ReadModelSpec(Napi::Env env, const Napi::Object& o) {
   s.mlpBias = Boolean(env, o, "mlpBias", where);
   s.tiedEmbeddings = Boolean(env, o, "tiedEmbeddings", where);
   s.slidingWindow = Integer(env, o, "slidingWindow", where);
+  const Napi::Value weights = o.Get("weights");
+  const std::string format = weights.IsUndefined() ? "bf16" : weights.IsString() ? weights.As<Napi::String>().Utf8Value() : "";
+  if (format != "bf16" && format != "q8") Bad(env, std::string(where) + ": weights must be \"bf16\" or \"q8\"");
+  s.q8Weights = format == "q8";
   s.attentionFactor = Number(env, o, "attentionFactor", where);
   s.device = Integer(env, o, "device", where);
   const Napi::Value freq = o.Get("invFreq");
@@ -193,6 +197,7 @@ class CudaEngineWrap : public Napi::ObjectWrap<CudaEngineWrap> {
     return DefineClass(env, "CudaEngine",
                        {
                            InstanceMethod("loadTensor", &CudaEngineWrap::LoadTensor),
+                           InstanceMethod("loadTensorQ8", &CudaEngineWrap::LoadTensorQ8),
                            InstanceMethod("finishLoading", &CudaEngineWrap::FinishLoading),
                            InstanceMethod("forward", &CudaEngineWrap::Forward),
                            InstanceMethod("sample", &CudaEngineWrap::Sample),
@@ -236,6 +241,24 @@ class CudaEngineWrap : public Napi::ObjectWrap<CudaEngineWrap> {
     if (!ParseTensorRole(name, role)) Bad(env, "loadTensor: unknown tensor role \"" + name + "\"");
     const Napi::Uint8Array bytes = info[3].As<Napi::Uint8Array>();
     Check(env, e.LoadTensor(role, info[1].As<Napi::Number>().Int32Value(), info[2].As<Napi::String>().Utf8Value(), bytes.Data(), bytes.ByteLength()));
+    return env.Undefined();
+  }
+
+  // loadTensorQ8(role, layer, codes: Int8Array, scales: Float32Array)
+  Napi::Value LoadTensorQ8(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    DeviceEngine& e = Engine(env, "loadTensorQ8");
+    if (info.Length() < 4 || !info[0].IsString() || !info[1].IsNumber() || !info[2].IsTypedArray() ||
+        info[2].As<Napi::TypedArray>().TypedArrayType() != napi_int8_array || !info[3].IsTypedArray() ||
+        info[3].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
+      Bad(env, "loadTensorQ8: expects (role, layer, codes: Int8Array, scales: Float32Array)");
+    }
+    TensorRole role;
+    const std::string name = info[0].As<Napi::String>().Utf8Value();
+    if (!ParseTensorRole(name, role)) Bad(env, "loadTensorQ8: unknown tensor role \"" + name + "\"");
+    const Napi::Int8Array codes = info[2].As<Napi::Int8Array>();
+    const Napi::Float32Array scales = info[3].As<Napi::Float32Array>();
+    Check(env, e.LoadTensorQ8(role, info[1].As<Napi::Number>().Int32Value(), codes.Data(), codes.ByteLength(), scales.Data(), scales.ElementLength()));
     return env.Undefined();
   }
 

@@ -5,6 +5,7 @@
 
 #include "jsErrors.h"
 #include "kernelRunners.h"
+#include "reference/q8Reference.h"
 
 namespace cskv {
 namespace {
@@ -184,6 +185,79 @@ int IntField(Napi::Env env, const Napi::Object& o, const char* op, const char* k
   return static_cast<int>(v);
 }
 
+// The q8 kernels' arguments, one object: {codes: Int8Array [n, ceil(k/32)*32], scales: Float32Array [n, ceil(k/32)],
+// n, k, and for the GEMV x: Float32Array [rows, k], rows, accumulate?: Float32Array [rows, n]; for the
+// dequantisation first, count}.
+struct Q8Args {
+  Napi::Int8Array codes;
+  Napi::Float32Array scales, x, accumulate;
+  size_t n = 0, k = 0, rows = 0, first = 0, count = 0;
+};
+
+Q8Args ParseQ8Args(const Napi::CallbackInfo& info, const char* op, bool gemv) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsObject()) BadArgument(env, op, "expects an object");
+  const Napi::Object o = info[0].As<Napi::Object>();
+  Q8Args a;
+  const Napi::Value codes = o.Get("codes");
+  if (!codes.IsTypedArray() || codes.As<Napi::TypedArray>().TypedArrayType() != napi_int8_array) BadArgument(env, op, "codes must be an Int8Array");
+  a.codes = codes.As<Napi::Int8Array>();
+  a.scales = F32Field(env, o, op, "scales");
+  a.n = static_cast<size_t>(IntField(env, o, op, "n", 1));
+  a.k = static_cast<size_t>(IntField(env, o, op, "k", 1));
+  if (a.codes.ElementLength() != Q8CodeBytes(a.n, a.k)) BadArgument(env, op, "codes.length must be n * ceil(k / 32) * 32");
+  if (a.scales.ElementLength() != a.n * Q8BlocksPerRow(a.k)) BadArgument(env, op, "scales.length must be n * ceil(k / 32)");
+  if (gemv) {
+    a.x = F32Field(env, o, op, "x");
+    a.rows = static_cast<size_t>(IntField(env, o, op, "rows", 1));
+    if (a.x.ElementLength() != a.rows * a.k) BadArgument(env, op, "x.length must be rows * k");
+    if (!o.Get("accumulate").IsUndefined()) {
+      a.accumulate = F32Field(env, o, op, "accumulate");
+      if (a.accumulate.ElementLength() != a.rows * a.n) BadArgument(env, op, "accumulate.length must be rows * n");
+    }
+  } else {
+    a.first = static_cast<size_t>(IntField(env, o, op, "first", 0));
+    a.count = static_cast<size_t>(IntField(env, o, op, "count", 1));
+    if (a.first + a.count > a.n) BadArgument(env, op, "first + count must be at most n");
+  }
+  return a;
+}
+
+const float* OptionalData(const Napi::Float32Array& array) { return array.IsEmpty() ? nullptr : array.Data(); }
+
+// q8Gemv(args) → Float32Array [rows, n], the GPU's decode GEMV.
+Napi::Value Q8Gemv(const Napi::CallbackInfo& info) {
+  const Q8Args a = ParseQ8Args(info, "q8Gemv", true);
+  if (a.rows > static_cast<size_t>(kQ8GemvMaxRows)) BadArgument(info.Env(), "q8Gemv", "rows must be at most " + std::to_string(kQ8GemvMaxRows));
+  Napi::Float32Array out = Napi::Float32Array::New(info.Env(), a.rows * a.n);
+  Check(info.Env(), RunQ8Gemv(a.x.Data(), a.rows, a.codes.Data(), a.scales.Data(), a.n, a.k, OptionalData(a.accumulate), out.Data()));
+  return out;
+}
+
+// q8LinearReference(args) → Float64Array [rows, n], the C++ float64 reference (every build).
+Napi::Value Q8LinearReferenceOp(const Napi::CallbackInfo& info) {
+  const Q8Args a = ParseQ8Args(info, "q8LinearReference", true);
+  Napi::Float64Array out = Napi::Float64Array::New(info.Env(), a.rows * a.n);
+  Q8LinearReference(a.x.Data(), a.rows, a.codes.Data(), a.scales.Data(), a.n, a.k, OptionalData(a.accumulate), out.Data());
+  return out;
+}
+
+// q8DequantiseRows(args) → Float32Array [count, k]: the GPU's bf16 tile, widened.
+Napi::Value Q8DequantiseRows(const Napi::CallbackInfo& info) {
+  const Q8Args a = ParseQ8Args(info, "q8DequantiseRows", false);
+  Napi::Float32Array out = Napi::Float32Array::New(info.Env(), a.count * a.k);
+  Check(info.Env(), RunQ8DequantiseRows(a.codes.Data(), a.scales.Data(), a.n, a.k, a.first, a.count, out.Data()));
+  return out;
+}
+
+// q8DequantiseReference(args) → Float64Array [count, k] (every build).
+Napi::Value Q8DequantiseReferenceOp(const Napi::CallbackInfo& info) {
+  const Q8Args a = ParseQ8Args(info, "q8DequantiseReference", false);
+  Napi::Float64Array out = Napi::Float64Array::New(info.Env(), a.count * a.k);
+  Q8DequantiseReference(a.codes.Data(), a.scales.Data(), a.k, a.first, a.count, out.Data());
+  return out;
+}
+
 // attention({q, kRing, vRing, ringRows, kRebuilt?, vRebuilt?, kMean?, vMean?, compressedTokens, invFreq, attentionFactor, start,
 //            heads, kvHeads, headDim, slidingWindow, multiprocessors}) → Float32Array [queries, heads * headDim]
 Napi::Value Attention(const Napi::CallbackInfo& info) {
@@ -259,6 +333,10 @@ Napi::Object KernelOps(Napi::Env env) {
   kernels.Set("rmsNorm", Napi::Function::New(env, RmsNorm, "rmsNorm"));
   kernels.Set("attention", Napi::Function::New(env, Attention, "attention"));
   kernels.Set("sample", Napi::Function::New(env, Sample, "sample"));
+  kernels.Set("q8Gemv", Napi::Function::New(env, Q8Gemv, "q8Gemv"));
+  kernels.Set("q8DequantiseRows", Napi::Function::New(env, Q8DequantiseRows, "q8DequantiseRows"));
+  kernels.Set("q8LinearReference", Napi::Function::New(env, Q8LinearReferenceOp, "q8LinearReference"));
+  kernels.Set("q8DequantiseReference", Napi::Function::New(env, Q8DequantiseReferenceOp, "q8DequantiseReference"));
   kernels.Set("rope", Napi::Function::New(env, Rope, "rope"));
   kernels.Set("swiglu", Napi::Function::New(env, Swiglu, "swiglu"));
   kernels.Set("f32ToBf16", Napi::Function::New(env, F32ToBf16, "f32ToBf16"));

@@ -6,6 +6,7 @@
 #include "engine/cacheLayout.h"
 #include "kernels/attention.cuh"
 #include "kernels/convert.cuh"
+#include "kernels/q8Linear.cuh"
 #include "kernels/quantise.cuh"
 #include "kernels/rmsNorm.cuh"
 #include "kernels/rope.cuh"
@@ -169,6 +170,34 @@ Status RunDequantise(QuantGrouping grouping, const uint8_t* codes, const uint16_
   CSKV_TRY(LaunchDequantise(grouping, dcodes.as<uint8_t>(), dscaleZero.as<uint16_t>(), tokens, channels, bits, dout.as<float>(), kStream));
   CSKV_TRY(Synchronise(op));
   return dout.Download(out, op);
+}
+
+Status RunQ8Gemv(const float* x, size_t rows, const int8_t* codes, const float* scales, size_t n, size_t k, const float* accumulate, float* out) {
+  const char* op = "q8Gemv";
+  TypedInput dx;
+  DeviceBuffer dcodes, dscales, dout;
+  CSKV_TRY(dx.Load(DType::kBf16, x, rows * k, op));
+  CSKV_TRY(UploadRaw(dcodes, codes, Q8CodeBytes(n, k), op));
+  CSKV_TRY(UploadRaw(dscales, scales, n * Q8BlocksPerRow(k), op));
+  if (accumulate != nullptr) CSKV_TRY(UploadRaw(dout, accumulate, rows * n, op));
+  else CSKV_TRY(AllocatePoisoned<float>(dout, rows * n, op));
+  const Q8Weight w{dcodes.as<int8_t>(), dscales.as<float>(), n, k};
+  CSKV_TRY(LaunchQ8Gemv(static_cast<const uint16_t*>(dx.data()), rows, w, dout.as<float>(), accumulate != nullptr ? 1.f : 0.f, kStream));
+  CSKV_TRY(Synchronise(op));
+  return dout.Download(out, op);
+}
+
+Status RunQ8DequantiseRows(const int8_t* codes, const float* scales, size_t n, size_t k, size_t first, size_t count, float* out) {
+  const char* op = "q8DequantiseRows";
+  DeviceBuffer dcodes, dscales;
+  TypedOutput dout;
+  CSKV_TRY(UploadRaw(dcodes, codes, Q8CodeBytes(n, k), op));
+  CSKV_TRY(UploadRaw(dscales, scales, n * Q8BlocksPerRow(k), op));
+  CSKV_TRY(dout.Allocate(DType::kBf16, count * k, op));
+  const Q8Weight w{dcodes.as<int8_t>(), dscales.as<float>(), n, k};
+  CSKV_TRY(LaunchQ8DequantiseRows(w, first, count, static_cast<uint16_t*>(dout.data()), kStream));
+  CSKV_TRY(Synchronise(op));
+  return dout.Read(out, op);
 }
 
 Status RunAttention(const AttentionRun& r, float* out) {

@@ -9,6 +9,7 @@
 #include <cstdint>
 
 #include "kernels/dtype.h"
+#include "kernels/q8Layout.h"
 #include "kernels/quantLayout.h"
 #include "status.h"
 
@@ -44,6 +45,12 @@ Status RunAttention(const AttentionRun& run, float* out);
 
 // The device sampler (kernels/sampling.cuh) on a host row of logits.
 Status RunSample(const float* logits, int vocab, bool greedy, float temperature, int topK, float topP, double u, int32_t* token);
+
+// The q8 decode GEMV (kernels/q8Linear.cuh) on host arrays: x is rounded to bf16 on the device; with
+// `accumulate` the output starts from it (beta = 1), else it is poisoned and written (beta = 0).
+Status RunQ8Gemv(const float* x, size_t rows, const int8_t* codes, const float* scales, size_t n, size_t k, const float* accumulate, float* out);
+// The prefill path's dequantisation of weight rows [first, first + count) to bf16, widened to f32 for the host.
+Status RunQ8DequantiseRows(const int8_t* codes, const float* scales, size_t n, size_t k, size_t first, size_t count, float* out);
 
 Status RunDequantise(QuantGrouping grouping, const uint8_t* codes, const uint16_t* scaleZero, size_t tokens, size_t channels, int bits, float* out);
 

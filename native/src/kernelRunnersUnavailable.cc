@@ -25,6 +25,8 @@ Status RunDequantise(QuantGrouping grouping, const uint8_t*, const uint16_t*, si
   return NoCuda(grouping == QuantGrouping::kKeysPerChannel ? "dequantiseKeys" : "dequantiseValues");
 }
 
+Status RunQ8Gemv(const float*, size_t, const int8_t*, const float*, size_t, size_t, const float*, float*) { return NoCuda("q8Gemv"); }
+Status RunQ8DequantiseRows(const int8_t*, const float*, size_t, size_t, size_t, size_t, float*) { return NoCuda("q8DequantiseRows"); }
 Status RunAttention(const AttentionRun&, float*) { return NoCuda("attention"); }
 Status RunSample(const float*, int, bool, float, int, float, double, int32_t*) { return NoCuda("sample"); }
 

@@ -34,7 +34,7 @@ export interface EngineInfo {
   readonly modelDir: string;
   readonly config: ModelConfig;
   readonly fingerprint: string;
-  /** How the backend holds the linear layers' and output head's weights (the CUDA engine: bf16 on the device). */
+  /** How the backend holds the linear layers' and output head's weights (the CUDA engine: bf16 or q8 on the device). */
   readonly weights: WeightFormat | 'bf16';
   /** CSKV settings in effect, or null when the cache is uncompressed. */
   readonly cskv: { file: string; window: number; bits: CompressedBits; kRanks: number[]; vRanks: number[] } | null;

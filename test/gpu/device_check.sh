@@ -65,9 +65,10 @@ load.addon.probe().then((p) => {
   # Every native test but selectBackend's, which needs onnxruntime-node (node_modules does not travel; CI runs it).
   stage native-tests 40 node --test --test-reporter=tap out/test/native/addonLoad.test.js out/test/native/probe.test.js \
     out/test/native/isolatedProbe.test.js out/test/native/nativeErrors.test.js out/test/native/kernelOps.test.js out/test/native/cudaEngine.test.js
-  stage kernels 60 env CSKV_KERNEL_REPORT="$OUT/kernels.json" CSKV_ENGINE_KERNEL_REPORT="$OUT/engine-kernels.json" \
-    node --test --test-reporter=tap out/test/gpu/kernels.test.js out/test/gpu/engineKernels.test.js out/test/gpu/reference.test.js
-  stage engine-suite-cuda 120 node --test --test-reporter=tap out/test/gpu/cudaEngine.test.js
+  stage kernels 60 env CSKV_KERNEL_REPORT="$OUT/kernels.json" CSKV_ENGINE_KERNEL_REPORT="$OUT/engine-kernels.json" CSKV_Q8_KERNEL_REPORT="$OUT/q8-kernels.json" \
+    node --test --test-reporter=tap out/test/gpu/kernels.test.js out/test/gpu/engineKernels.test.js out/test/gpu/reference.test.js \
+    out/test/gpu/q8Kernels.test.js
+  stage engine-suite-cuda 120 node --test --test-reporter=tap out/test/gpu/cudaEngine.test.js out/test/gpu/cudaQ8Engine.test.js
 }
 
 # Issue 11's item 4: transformers (installed there, not here) on the committed fixture models, against the numpy
@@ -86,7 +87,7 @@ cuda_bench_table() {
   [ -f "$OUT/cuda-7b.json" ] || return 0
   node -e "
 const r = require('$OUT/cuda-7b.json');
-for (const x of r.runs) console.log([x.engine, x.cache, x.context, Math.round(x.prefill_tok_s) + ' tok/s', (x.decode_ms ?? 0).toFixed(2) + ' ms',
+for (const x of r.runs) console.log([x.engine, x.cache, x.weights ?? '', x.context, Math.round(x.prefill_tok_s) + ' tok/s', (x.decode_ms ?? 0).toFixed(2) + ' ms',
   x.decode_floor_ms ? 'floor ' + x.decode_floor_ms.toFixed(2) + ' ms' : '', Math.round(x.kv_bytes_per_token) + ' B/tok', x.error ?? ''].join('  '));" 2>&1
 }
 

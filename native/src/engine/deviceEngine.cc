@@ -13,6 +13,7 @@
 #include "../kernels/convert.cuh"
 #include "../kernels/embedding.cuh"
 #include "../kernels/kvCache.cuh"
+#include "../kernels/q8Linear.cuh"
 #include "../kernels/quantise.cuh"
 #include "../kernels/rmsNorm.cuh"
 #include "../kernels/ropeTable.cuh"
@@ -36,13 +37,33 @@ Status Allocate(Buffer& buffer, size_t bytes, const char* what, size_t& total) {
   return Status::Ok();
 }
 
+// A linear layer's weight [n, k] (out × in): bf16, or 8-bit blocks (kernels/q8Layout.h) with --weights q8.
+struct LinearWeight {
+  Buffer bf16;
+  Buffer codes, scales;
+  size_t n = 0, k = 0;
+
+  Q8Weight q8() const { return Q8Weight{codes->as<int8_t>(), scales->as<float>(), n, k}; }
+};
+
+Status AllocateLinear(LinearWeight& w, size_t n, size_t k, bool q8, const char* what, size_t& total) {
+  w.n = n;
+  w.k = k;
+  if (!q8) return Allocate(w.bf16, n * k * 2, what, total);
+  CSKV_TRY(Allocate(w.codes, Q8CodeBytes(n, k), what, total));
+  return Allocate(w.scales, Q8ScaleBytes(n, k), what, total);
+}
+
 struct LayerWeights {
   Buffer inputNorm, postNorm;      // bf16 [H]
-  Buffer qkv;                      // bf16 [Q + 2D, H]: q, k, v rows stacked (one GEMM)
+  LinearWeight qkv;                // [Q + 2D, H]: q, k, v rows stacked (one GEMM)
   Buffer qkvBias;                  // f32 [Q + 2D]
-  Buffer o, oBias;                 // bf16 [H, Q], f32 [H]
-  Buffer gateUp, gateUpBias;       // bf16 [2I, H]: gate rows then up rows; f32 [2I]
-  Buffer down, downBias;           // bf16 [H, I], f32 [H]
+  LinearWeight o;                  // [H, Q]
+  Buffer oBias;                    // f32 [H]
+  LinearWeight gateUp;             // [2I, H]: gate rows then up rows
+  Buffer gateUpBias;               // f32 [2I]
+  LinearWeight down;               // [H, I]
+  Buffer downBias;                 // f32 [H]
   Buffer kBasis, vBasis;           // f32 [D, r] (features) ...
   Buffer kBasisBf16, vBasisBf16;   // ... and bf16 (the rebuild GEMM)
   Buffer kMean, vMean;             // f32 [D]
@@ -69,13 +90,16 @@ struct DeviceEngine::Impl {
   std::vector<std::pair<TensorRole, int>> loaded;
 
   size_t weightBytes = 0, scratchBytes = 0, cacheBytes = 0;
-  Buffer embedding, lmHead, finalNorm;
+  Buffer embedding, finalNorm;
+  LinearWeight lmHead;
   std::vector<LayerWeights> layers;
   std::vector<LayerCache> cache;
   // Scratch, sized for the longest chunk.
   Buffer tokens, x, h, qkv, attention, gateUp, act, logits, partials, sampled;
   Buffer invFreq, ropeTable;
   Buffer features, kRebuilt, vRebuilt;  // CSKV: unpacked features and rebuilt keys/values of the compressed branch
+  Buffer q8Tile;  // q8 prefill: dequantised weight rows (bf16), then (when a weight takes several tiles) their output columns (f32)
+  size_t q8TileBytes = 0;
   int64_t ropePositions = 0;
 
   Status Fail(const Status& status) {
@@ -91,6 +115,10 @@ struct DeviceEngine::Impl {
   Status Allocate();
   Status Convert(const std::string& dtype, const uint8_t* data, size_t elements, void* destination, bool toBf16);
   Status Load(TensorRole role, int layer, const std::string& dtype, const uint8_t* data, size_t bytes);
+  Status LoadQ8(TensorRole role, int layer, const int8_t* codes, size_t codeBytes, const float* scales, size_t scaleCount);
+  // The linear weight a role's rows land in, and the first of those rows; null for other roles.
+  LinearWeight* LinearOf(TensorRole role, int layer, size_t& firstRow);
+  Status Linear(const std::string& op, size_t T, const uint16_t* a, const LinearWeight& w, float* out, float beta);
   Status BuildRope(const double* frequencies, int64_t positions);
   Status Layer(int i, size_t count);
   Status Commit();
@@ -102,7 +130,8 @@ Status DeviceEngine::Impl::Allocate() {
   const size_t H = s.hidden, Q = s.qDim(), D = s.kvDim(), I = s.intermediate, V = s.vocab, L = s.layers;
   const size_t b16 = 2, f32 = 4;
   CSKV_TRY(cskv::Allocate(embedding, V * H * b16, "embedding", weightBytes));
-  if (!s.tiedEmbeddings) CSKV_TRY(cskv::Allocate(lmHead, V * H * b16, "lm head", weightBytes));
+  const bool q8 = s.q8Weights;
+  if (!s.tiedEmbeddings) CSKV_TRY(AllocateLinear(lmHead, V, H, q8, "lm head", weightBytes));
   CSKV_TRY(cskv::Allocate(finalNorm, H * b16, "final norm", weightBytes));
   layers.resize(L);
   cache.resize(L);
@@ -110,10 +139,10 @@ Status DeviceEngine::Impl::Allocate() {
     LayerWeights& w = layers[i];
     CSKV_TRY(cskv::Allocate(w.inputNorm, H * b16, "layer weights", weightBytes));
     CSKV_TRY(cskv::Allocate(w.postNorm, H * b16, "layer weights", weightBytes));
-    CSKV_TRY(cskv::Allocate(w.qkv, (Q + 2 * D) * H * b16, "layer weights", weightBytes));
-    CSKV_TRY(cskv::Allocate(w.o, H * Q * b16, "layer weights", weightBytes));
-    CSKV_TRY(cskv::Allocate(w.gateUp, 2 * I * H * b16, "layer weights", weightBytes));
-    CSKV_TRY(cskv::Allocate(w.down, H * I * b16, "layer weights", weightBytes));
+    CSKV_TRY(AllocateLinear(w.qkv, Q + 2 * D, H, q8, "layer weights", weightBytes));
+    CSKV_TRY(AllocateLinear(w.o, H, Q, q8, "layer weights", weightBytes));
+    CSKV_TRY(AllocateLinear(w.gateUp, 2 * I, H, q8, "layer weights", weightBytes));
+    CSKV_TRY(AllocateLinear(w.down, H, I, q8, "layer weights", weightBytes));
     if (s.qkvBias) CSKV_TRY(cskv::Allocate(w.qkvBias, (Q + 2 * D) * f32, "layer weights", weightBytes));
     if (s.outputBias) CSKV_TRY(cskv::Allocate(w.oBias, H * f32, "layer weights", weightBytes));
     if (s.mlpBias) {
@@ -150,6 +179,13 @@ Status DeviceEngine::Impl::Allocate() {
   CSKV_TRY(cskv::Allocate(sampled, sizeof(int32_t), "scratch", scratchBytes));
   CSKV_TRY(cskv::Allocate(invFreq, (s.headDim / 2) * sizeof(double), "rope", scratchBytes));
   CSKV_TRY(cskv::Allocate(ropeTable, static_cast<size_t>(layout.capacityTokens) * s.headDim * f32, "rope table", scratchBytes));
+  if (q8) {
+    // One tile of the largest weight, or the whole weight when it fits (q8Layout.h: kQ8TileBytes).
+    size_t largest = (Q + 2 * D) * H;
+    for (size_t elements : {H * Q, 2 * I * H, H * I, s.tiedEmbeddings ? size_t{0} : V * H}) largest = std::max(largest, elements);
+    q8TileBytes = std::min(kQ8TileBytes, largest * b16);
+    CSKV_TRY(cskv::Allocate(q8Tile, q8TileBytes, "scratch (q8 prefill tile)", scratchBytes));
+  }
   if (s.cache.compressed()) {
     int maxRank = 0;
     for (const LayerLayout& l : layout.layers) maxRank = std::max({maxRank, l.kRank, l.vRank});
@@ -190,6 +226,8 @@ Status DeviceEngine::Impl::Load(TensorRole role, int layer, const std::string& d
   if (IsLayerRole(role) ? (layer < 0 || layer >= spec.layers) : layer != -1) return Status::Error("BAD_ARGUMENT", where + ": layer index out of range");
   const size_t elements = TensorRoleElements(spec, role, layer);
   if (elements == 0) return Status::Error("BAD_ARGUMENT", where + ": this model takes no such tensor");
+  size_t firstRow = 0;
+  if (spec.q8Weights && LinearOf(role, layer, firstRow) != nullptr) return Status::Error("BAD_ARGUMENT", where + ": with q8 weights this tensor comes as 8-bit blocks (loadTensorQ8)");
   const size_t itemBytes = dtype == "F32" ? 4 : 2;
   if (bytes != elements * itemBytes) {
     return Status::Error("BAD_ARGUMENT", where + ": " + std::to_string(bytes) + " bytes, expected " + std::to_string(elements) + " " + dtype + " elements");
@@ -201,23 +239,23 @@ Status DeviceEngine::Impl::Load(TensorRole role, int layer, const std::string& d
   Status status;
   switch (role) {
     case TensorRole::kEmbedding: status = Convert(dtype, data, elements, bf16At(embedding, 0), true); break;
-    case TensorRole::kLmHead: status = Convert(dtype, data, elements, bf16At(lmHead, 0), true); break;
+    case TensorRole::kLmHead: status = Convert(dtype, data, elements, bf16At(lmHead.bf16, 0), true); break;
     case TensorRole::kFinalNorm: status = Convert(dtype, data, elements, bf16At(finalNorm, 0), true); break;
     case TensorRole::kInputNorm: status = Convert(dtype, data, elements, bf16At(w->inputNorm, 0), true); break;
     case TensorRole::kPostNorm: status = Convert(dtype, data, elements, bf16At(w->postNorm, 0), true); break;
-    case TensorRole::kQ: status = Convert(dtype, data, elements, bf16At(w->qkv, 0), true); break;
-    case TensorRole::kK: status = Convert(dtype, data, elements, bf16At(w->qkv, Q * H), true); break;
-    case TensorRole::kV: status = Convert(dtype, data, elements, bf16At(w->qkv, (Q + D) * H), true); break;
+    case TensorRole::kQ: status = Convert(dtype, data, elements, bf16At(w->qkv.bf16, 0), true); break;
+    case TensorRole::kK: status = Convert(dtype, data, elements, bf16At(w->qkv.bf16, Q * H), true); break;
+    case TensorRole::kV: status = Convert(dtype, data, elements, bf16At(w->qkv.bf16, (Q + D) * H), true); break;
     case TensorRole::kQBias: status = Convert(dtype, data, elements, f32At(w->qkvBias, 0), false); break;
     case TensorRole::kKBias: status = Convert(dtype, data, elements, f32At(w->qkvBias, Q), false); break;
     case TensorRole::kVBias: status = Convert(dtype, data, elements, f32At(w->qkvBias, Q + D), false); break;
-    case TensorRole::kO: status = Convert(dtype, data, elements, bf16At(w->o, 0), true); break;
+    case TensorRole::kO: status = Convert(dtype, data, elements, bf16At(w->o.bf16, 0), true); break;
     case TensorRole::kOBias: status = Convert(dtype, data, elements, f32At(w->oBias, 0), false); break;
-    case TensorRole::kGate: status = Convert(dtype, data, elements, bf16At(w->gateUp, 0), true); break;
-    case TensorRole::kUp: status = Convert(dtype, data, elements, bf16At(w->gateUp, I * H), true); break;
+    case TensorRole::kGate: status = Convert(dtype, data, elements, bf16At(w->gateUp.bf16, 0), true); break;
+    case TensorRole::kUp: status = Convert(dtype, data, elements, bf16At(w->gateUp.bf16, I * H), true); break;
     case TensorRole::kGateBias: status = Convert(dtype, data, elements, f32At(w->gateUpBias, 0), false); break;
     case TensorRole::kUpBias: status = Convert(dtype, data, elements, f32At(w->gateUpBias, I), false); break;
-    case TensorRole::kDown: status = Convert(dtype, data, elements, bf16At(w->down, 0), true); break;
+    case TensorRole::kDown: status = Convert(dtype, data, elements, bf16At(w->down.bf16, 0), true); break;
     case TensorRole::kDownBias: status = Convert(dtype, data, elements, f32At(w->downBias, 0), false); break;
     case TensorRole::kKMean: status = Convert(dtype, data, elements, f32At(w->kMean, 0), false); break;
     case TensorRole::kVMean: status = Convert(dtype, data, elements, f32At(w->vMean, 0), false); break;
@@ -232,6 +270,74 @@ Status DeviceEngine::Impl::Load(TensorRole role, int layer, const std::string& d
   }
   if (!status.ok()) return Status::Error(status.code, where + ": " + status.message);
   loaded.emplace_back(role, layer);
+  return Status::Ok();
+}
+
+LinearWeight* DeviceEngine::Impl::LinearOf(TensorRole role, int layer, size_t& firstRow) {
+  const size_t Q = spec.qDim(), D = spec.kvDim(), I = spec.intermediate;
+  firstRow = 0;
+  if (role == TensorRole::kLmHead) return spec.tiedEmbeddings ? nullptr : &lmHead;
+  if (layer < 0 || layer >= spec.layers) return nullptr;
+  LayerWeights& w = layers[layer];
+  switch (role) {
+    case TensorRole::kQ: return &w.qkv;
+    case TensorRole::kK: firstRow = Q; return &w.qkv;
+    case TensorRole::kV: firstRow = Q + D; return &w.qkv;
+    case TensorRole::kO: return &w.o;
+    case TensorRole::kGate: return &w.gateUp;
+    case TensorRole::kUp: firstRow = I; return &w.gateUp;
+    case TensorRole::kDown: return &w.down;
+    default: return nullptr;
+  }
+}
+
+Status DeviceEngine::Impl::LoadQ8(TensorRole role, int layer, const int8_t* codes, size_t codeBytes, const float* scales, size_t scaleCount) {
+  const std::string where = std::string("loadTensorQ8 ") + TensorRoleName(role) + (IsLayerRole(role) ? " of layer " + std::to_string(layer) : "");
+  if (!spec.q8Weights) return Status::Error("BAD_ARGUMENT", where + ": the engine holds bf16 weights (create it with weights \"q8\")");
+  if (IsLayerRole(role) ? (layer < 0 || layer >= spec.layers) : layer != -1) return Status::Error("BAD_ARGUMENT", where + ": layer index out of range");
+  size_t firstRow = 0;
+  LinearWeight* w = LinearOf(role, layer, firstRow);
+  if (w == nullptr) return Status::Error("BAD_ARGUMENT", where + ": not a linear layer's weight (only those take 8-bit blocks)");
+  const size_t elements = TensorRoleElements(spec, role, layer);
+  const size_t rows = elements / w->k;
+  if (codeBytes != Q8CodeBytes(rows, w->k) || scaleCount != rows * Q8BlocksPerRow(w->k)) {
+    return Status::Error("BAD_ARGUMENT", where + ": " + std::to_string(codeBytes) + " codes and " + std::to_string(scaleCount) + " scales, expected " +
+                                             std::to_string(Q8CodeBytes(rows, w->k)) + " and " + std::to_string(rows * Q8BlocksPerRow(w->k)) + " for [" +
+                                             std::to_string(rows) + ", " + std::to_string(w->k) + "]");
+  }
+  const size_t blocksPerRow = Q8BlocksPerRow(w->k);
+  Status status = CudaStatus(cudaMemcpy(w->codes->as<int8_t>() + firstRow * blocksPerRow * kQ8Block, codes, codeBytes, cudaMemcpyHostToDevice), "cudaMemcpy", where.c_str());
+  if (status.ok()) {
+    status = CudaStatus(cudaMemcpy(w->scales->as<float>() + firstRow * blocksPerRow, scales, scaleCount * sizeof(float), cudaMemcpyHostToDevice), "cudaMemcpy", where.c_str());
+  }
+  if (!status.ok()) return status;
+  loaded.emplace_back(role, layer);
+  return Status::Ok();
+}
+
+// out[T, n] = beta * out + a[T, k] · W^T. q8 weights: the GEMV for decode's few rows; for prefill, tiles of weight
+// rows dequantised to bf16 scratch and multiplied by cuBLASLt (the whole weight at once when it fits the tile).
+Status DeviceEngine::Impl::Linear(const std::string& op, size_t T, const uint16_t* a, const LinearWeight& w, float* out, float beta) {
+  if (!spec.q8Weights) return gemm.Run(op.c_str(), T, w.n, w.k, a, w.bf16->as<uint16_t>(), GemmOut::kF32, out, beta, kStream);
+  if (T <= static_cast<size_t>(kQ8GemvMaxRows)) {
+    const Status status = LaunchQ8Gemv(a, T, w.q8(), out, beta, kStream);
+    return status.ok() ? status : Status::Error(status.code, op + ": " + status.message);
+  }
+  uint16_t* tile = q8Tile->as<uint16_t>();
+  if (w.n * w.k * 2 <= q8TileBytes) {
+    CSKV_TRY(LaunchQ8DequantiseRows(w.q8(), 0, w.n, tile, kStream));
+    return gemm.Run(op.c_str(), T, w.n, w.k, a, tile, GemmOut::kF32, out, beta, kStream);
+  }
+  // Rows per tile such that the bf16 rows and their f32 output columns [T, rows] share the scratch.
+  const size_t rows = (q8TileBytes - 256) / (w.k * 2 + static_cast<size_t>(maxChunk) * 4) / 16 * 16;
+  if (rows == 0) return Status::Error("BAD_ARGUMENT", op + ": a q8 weight row of " + std::to_string(w.k) + " does not fit the prefill tile");
+  float* columns = reinterpret_cast<float*>(q8Tile->as<uint8_t>() + (rows * w.k * 2 + 255) / 256 * 256);
+  for (size_t first = 0; first < w.n; first += rows) {
+    const size_t count = std::min(rows, w.n - first);
+    CSKV_TRY(LaunchQ8DequantiseRows(w.q8(), first, count, tile, kStream));
+    CSKV_TRY(gemm.Run(op.c_str(), T, count, w.k, a, tile, GemmOut::kF32, columns, 0.f, kStream));
+    CSKV_TRY(LaunchAddColumns(out, w.n, columns, T, first, count, beta, kStream));
+  }
   return Status::Ok();
 }
 
@@ -255,7 +361,7 @@ Status DeviceEngine::Impl::Layer(int i, size_t T) {
   float* qkvf = qkv->as<float>();
 
   CSKV_TRY(LaunchRmsNormToBf16(xf, w.inputNorm->as<uint16_t>(), hb, T, H, s.rmsNormEps, kStream));
-  CSKV_TRY(gemm.Run((op + " qkv projection").c_str(), T, Q + 2 * D, H, hb, w.qkv->as<uint16_t>(), GemmOut::kF32, qkvf, 0.f, kStream));
+  CSKV_TRY(Linear(op + " qkv projection", T, hb, w.qkv, qkvf, 0.f));
   if (s.qkvBias) CSKV_TRY(LaunchAddBias(qkvf, w.qkvBias->as<float>(), T, Q + 2 * D, Q + 2 * D, kStream));
   CSKV_TRY(LaunchWriteKv(qkvf, Q + 2 * D, Q, Q + D, c.kRing->as<uint16_t>(), c.vRing->as<uint16_t>(), length, T, D, layout.fullCapacity, kStream));
 
@@ -305,14 +411,14 @@ Status DeviceEngine::Impl::Layer(int i, size_t T) {
   CSKV_TRY(LaunchAttentionPartials(a, kStream));
   CSKV_TRY(LaunchAttentionCombine(a, attention->as<uint16_t>(), kStream));
   // The output projection adds into the residual stream (beta = 1).
-  CSKV_TRY(gemm.Run((op + " output projection").c_str(), T, H, Q, attention->as<uint16_t>(), w.o->as<uint16_t>(), GemmOut::kF32, xf, 1.f, kStream));
+  CSKV_TRY(Linear(op + " output projection", T, attention->as<uint16_t>(), w.o, xf, 1.f));
   if (s.outputBias) CSKV_TRY(LaunchAddBias(xf, w.oBias->as<float>(), T, H, H, kStream));
 
   CSKV_TRY(LaunchRmsNormToBf16(xf, w.postNorm->as<uint16_t>(), hb, T, H, s.rmsNormEps, kStream));
-  CSKV_TRY(gemm.Run((op + " gate/up projection").c_str(), T, 2 * I, H, hb, w.gateUp->as<uint16_t>(), GemmOut::kF32, gateUp->as<float>(), 0.f, kStream));
+  CSKV_TRY(Linear(op + " gate/up projection", T, hb, w.gateUp, gateUp->as<float>(), 0.f));
   if (s.mlpBias) CSKV_TRY(LaunchAddBias(gateUp->as<float>(), w.gateUpBias->as<float>(), T, 2 * I, 2 * I, kStream));
   CSKV_TRY(LaunchSwigluRows(gateUp->as<float>(), act->as<uint16_t>(), T, I, kStream));
-  CSKV_TRY(gemm.Run((op + " down projection").c_str(), T, H, I, act->as<uint16_t>(), w.down->as<uint16_t>(), GemmOut::kF32, xf, 1.f, kStream));
+  CSKV_TRY(Linear(op + " down projection", T, act->as<uint16_t>(), w.down, xf, 1.f));
   if (s.mlpBias) CSKV_TRY(LaunchAddBias(xf, w.downBias->as<float>(), T, H, H, kStream));
   return Status::Ok();
 }
@@ -360,8 +466,11 @@ Status DeviceEngine::Impl::Run(const int32_t* hostTokens, size_t T, const double
     const size_t H = spec.hidden;
     CSKV_TRY(LaunchRmsNormToBf16(x->as<float>() + (T - logitRows) * H, finalNorm->as<uint16_t>(), h->as<uint16_t>(), logitRows, H, spec.rmsNormEps,
                                  kStream));
-    const uint16_t* head = spec.tiedEmbeddings ? embedding->as<uint16_t>() : lmHead->as<uint16_t>();
-    CSKV_TRY(gemm.Run("output head", logitRows, spec.vocab, H, h->as<uint16_t>(), head, GemmOut::kF32, logits->as<float>(), 0.f, kStream));
+    if (spec.tiedEmbeddings) {
+      CSKV_TRY(gemm.Run("output head", logitRows, spec.vocab, H, h->as<uint16_t>(), embedding->as<uint16_t>(), GemmOut::kF32, logits->as<float>(), 0.f, kStream));
+    } else {
+      CSKV_TRY(Linear("output head", logitRows, h->as<uint16_t>(), lmHead, logits->as<float>(), 0.f));
+    }
   }
   // Surfaces any asynchronous fault of this forward under its name.
   CSKV_CUDA_TRY(cudaDeviceSynchronize(), op);
@@ -400,6 +509,11 @@ int64_t DeviceEngine::compressedTokens() const { return impl_->compressed; }
 Status DeviceEngine::LoadTensor(TensorRole role, int layer, const std::string& dtype, const uint8_t* data, size_t bytes) {
   CSKV_TRY(impl_->Usable("loadTensor"));
   return impl_->Fail(impl_->Load(role, layer, dtype, data, bytes));
+}
+
+Status DeviceEngine::LoadTensorQ8(TensorRole role, int layer, const int8_t* codes, size_t codeBytes, const float* scales, size_t scaleCount) {
+  CSKV_TRY(impl_->Usable("loadTensorQ8"));
+  return impl_->Fail(impl_->LoadQ8(role, layer, codes, codeBytes, scales, scaleCount));
 }
 
 Status DeviceEngine::FinishLoading() {

@@ -57,6 +57,9 @@ class DeviceEngine {
 
   // One checkpoint tensor ("F32", "F16" or "BF16" bytes), converted on the device.
   Status LoadTensor(TensorRole role, int layer, const std::string& dtype, const uint8_t* data, size_t bytes);
+  // A linear layer's weight as 8-bit blocks (spec.q8Weights; kernels/q8Layout.h): int8 codes [rows, ceil(k/32)*32]
+  // and f32 scales [rows, ceil(k/32)].
+  Status LoadTensorQ8(TensorRole role, int layer, const int8_t* codes, size_t codeBytes, const float* scales, size_t scaleCount);
   // BAD_ARGUMENT naming the first tensor that was never loaded.
   Status FinishLoading();
 

@@ -23,6 +23,9 @@ struct ModelSpec {
   bool outputBias = false;
   bool mlpBias = false;
   bool tiedEmbeddings = false;
+  // Linear layers and an untied output head in 8-bit blocks (kernels/q8Layout.h) instead of bf16; the embedding
+  // (a lookup, and the output head when tied) stays bf16.
+  bool q8Weights = false;
   int slidingWindow = 0;  // 0: full attention
   // RoPE: the runtime computes the frequencies of every scaling type (src/runtime/model/rope.ts) and passes them;
   // for dynamic NTK they change with the length and come with each forward.

@@ -1,5 +1,6 @@
 // The CUDA backend: the native engine (native/src/engine/) behind the runtime's one Engine interface. The model's
-// tensors go to the GPU one at a time (each read, converted to bf16 on the device, dropped), the bi-branch cache
+// tensors go to the GPU one at a time (each read, converted to bf16 on the device, or with --weights q8 the linear
+// layers as 8-bit blocks (cudaQ8Weights.ts), dropped), the bi-branch cache
 // lives in preallocated device pages, and every layer runs on the GPU; only token ids go in and logits (or one
 // sampled id) come out. Chunking, truncation and snapshots follow the onnx backend exactly, so both pass the
 // same suite (test/runtime/engineSuite.ts).
@@ -16,6 +17,7 @@ import { ropeDependsOnLength, ropeFrequencies } from '../model/rope';
 import { ModelWeights } from '../model/weights';
 import type { SamplingStep } from '../sampler';
 import type { DType } from '../safetensors';
+import { cudaWeightFormat, readDeviceQ8 } from './cudaQ8Weights';
 import { prefillInChunks } from './chunkedPrefill';
 import { CUDA_DEFAULT_CHUNK, type CapacityPlan, deviceModelShape, planCapacity } from './cudaMemoryPlan';
 import {
@@ -66,6 +68,7 @@ export class CudaEngine implements Engine {
       const chunkSize = options.chunkSize ?? CUDA_DEFAULT_CHUNK;
       const ranks = factors ? { k: factors.layers.map((l) => l.k.rank), v: factors.layers.map((l) => l.v.rank) } : undefined;
       const device = options.device ?? 0;
+      const format = cudaWeightFormat(options.weights);
       const cache = { layers: config.layers, kvDim: config.kvDim, window, bits, kRanks: ranks?.k, vRanks: ranks?.v, chunkTokens: chunkSize };
       let freeBytes: number | undefined;
       try {
@@ -76,20 +79,27 @@ export class CudaEngine implements Engine {
       const capacity = planCapacity({
         shape: deviceModelShape(config), cache, freeBytes, layoutOf: (spec) => addon.cacheLayout(spec),
         wantedTokens: Math.min(options.capacityTokens ?? config.maxPositions, config.maxPositions),
+        weights: format,
       });
       if (capacity.capacityTokens === 0) throw new RuntimeError('OUT_OF_MEMORY', `CUDA engine: ${capacity.shrunk}`);
       const freqs = ropeFrequencies(config, capacity.capacityTokens);
       const spec: NativeModelSpec = {
         hidden: config.hiddenSize, layers: config.layers, heads: config.heads, kvHeads: config.kvHeads, headDim: config.headDim,
         intermediate: config.intermediateSize, vocab: config.vocabSize, rmsNormEps: config.rmsNormEps, qkvBias: config.qkvBias,
-        outputBias: config.outputBias, mlpBias: config.mlpBias, tiedEmbeddings: config.tieEmbeddings, slidingWindow: config.slidingWindow ?? 0,
+        outputBias: config.outputBias, mlpBias: config.mlpBias, tiedEmbeddings: config.tieEmbeddings, weights: format, slidingWindow: config.slidingWindow ?? 0,
         invFreq: freqs.invFreq, attentionFactor: freqs.attentionFactor, device,
         cache: { ...cache, capacityTokens: capacity.capacityTokens },
       };
       native = new addon.CudaEngine(spec, options.cublasLt);
+      const q8Shapes = format === 'q8' ? q8TensorShapes(config) : undefined;
       for (const [role, layer, name] of tensorRoles(config)) {
-        const info = weights.info(name);
-        native.loadTensor(role, layer, info.dtype as DType, weights.readBytes(name));
+        const q8Shape = q8Shapes?.[role];
+        if (q8Shape) {
+          const q8 = readDeviceQ8(weights, name, ...q8Shape);
+          native.loadTensorQ8(role, layer, q8.codes, q8.scales);
+        } else {
+          native.loadTensor(role, layer, weights.info(name).dtype as DType, weights.readBytes(name));
+        }
       }
       factors?.layers.forEach((l, i) => {
         for (const [role, data] of [['kBasis', l.k.basis], ['kMean', l.k.mean], ['vBasis', l.v.basis], ['vMean', l.v.mean]] as const) {
@@ -98,7 +108,7 @@ export class CudaEngine implements Engine {
       });
       native.finishLoading();
       const info: EngineInfo = {
-        backend: 'cuda', modelDir, config, fingerprint, weights: 'bf16',
+        backend: 'cuda', modelDir, config, fingerprint, weights: format,
         cskv: factors && ranks ? { file: factors.file, window, bits, kRanks: ranks.k, vRanks: ranks.v } : null,
       };
       const shape: CacheShape = { layers: config.layers, kvDim: config.kvDim, window, bits, ranks };
@@ -275,6 +285,12 @@ export function tensorRoles(c: ModelConfig): [string, number, string][] {
     }
   }
   return out;
+}
+
+/** [n, k] of every tensor role that takes 8-bit blocks with --weights q8 (an untied output head included). */
+export function q8TensorShapes(c: ModelConfig): Partial<Record<string, [number, number]>> {
+  const H = c.hiddenSize, Q = c.heads * c.headDim, D = c.kvDim, I = c.intermediateSize;
+  return { q: [Q, H], k: [D, H], v: [D, H], o: [H, Q], gate: [I, H], up: [I, H], down: [H, I], ...(c.tieEmbeddings ? {} : { lmHead: [c.vocabSize, H] }) };
 }
 
 // bf16 is the top half of an f32: widening is exact; narrowing rounds to nearest even (exact for values that

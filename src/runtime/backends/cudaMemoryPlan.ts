@@ -6,6 +6,7 @@ import type { GpuFit } from '../../shared/gpuFit';
 import { DEFAULTS } from '../../shared/settings';
 import type { ModelConfig } from '../model/config';
 import type { NativeCacheLayout, NativeCacheSpec } from './nativeAddon';
+import { type CudaWeightFormat, deviceQ8WeightBytes } from './cudaQ8Weights';
 
 /** Tokens the CUDA engine runs through the model at once. */
 export const CUDA_DEFAULT_CHUNK = 512;
@@ -29,6 +30,8 @@ export interface CapacityPlanInput {
   /** Free device memory before loading, or undefined when unknown (then nothing is shrunk). */
   freeBytes: number | undefined;
   layoutOf: (spec: NativeCacheSpec) => NativeCacheLayout;
+  /** How linear layers are held on the device (default bf16). */
+  weights?: CudaWeightFormat | undefined;
 }
 
 export interface CapacityPlan {
@@ -64,7 +67,7 @@ export function deviceScratchBytes(s: DeviceModelShape, chunk: number, capacity:
 
 export function planCapacity(input: CapacityPlanInput): CapacityPlan {
   const { shape, cache } = input;
-  const weightBytes = deviceWeightBytes(shape);
+  const weightBytes = input.weights === 'q8' ? deviceQ8WeightBytes(shape) : deviceWeightBytes(shape);
   const maxRank = Math.max(0, ...(cache.kRanks ?? []), ...(cache.vRanks ?? []));
   const chunk = Math.max(cache.chunkTokens, cache.window);
   const step = cache.kRanks ? cache.window : 1;

@@ -7,7 +7,7 @@ import { packageRoot } from '../../shared/defaultModel';
 import { RuntimeError } from '../errors';
 
 /** The export shape this runtime was written against (native/src/addon.cc, kAddonAbi). */
-export const NATIVE_ADDON_ABI = 3;
+export const NATIVE_ADDON_ABI = 4;
 export const NATIVE_ADDON_FILE = 'cskv_native.node';
 
 export interface NativeLibraryStatus {
@@ -119,6 +119,8 @@ export interface NativeModelSpec {
   outputBias: boolean;
   mlpBias: boolean;
   tiedEmbeddings: boolean;
+  /** Linear layers and an untied output head in bf16 (default) or 8-bit blocks (loadTensorQ8). */
+  weights?: 'bf16' | 'q8';
   /** 0: full attention. */
   slidingWindow: number;
   invFreq: Float64Array;
@@ -158,6 +160,8 @@ export interface NativeSampleRequest {
 /** One CUDA engine on the device: weights, cache and scratch reserved at construction. */
 export interface NativeCudaEngine {
   loadTensor(role: string, layer: number, dtype: 'F32' | 'F16' | 'BF16', bytes: Uint8Array): void;
+  /** A linear layer's weight as 8-bit blocks, for an engine made with weights 'q8'. */
+  loadTensorQ8(role: string, layer: number, codes: Int8Array, scales: Float32Array): void;
   finishLoading(): void;
   /** Appends a chunk; resolves the last `logitRows` rows of logits, or null when copyLogits is false. */
   forward(tokens: Int32Array, logitRows: number, copyLogits: boolean, invFreq: Float64Array | null): Promise<Float32Array | null>;
@@ -200,6 +204,36 @@ export interface NativeKernels {
   attention(args: AttentionKernelArgs): Float32Array;
   /** The device sampler (native/src/kernels/sampling.cuh) on one row of logits. */
   sample(logits: Float32Array, request: NativeSampleRequest): number;
+  /** The q8 decode GEMV (native/src/kernels/q8Linear.cuh): [rows, n], x rounded to bf16 on the device. */
+  q8Gemv(args: Q8GemvArgs): Float32Array;
+  /** The q8 prefill path's dequantisation of weight rows [first, first + count) to bf16, widened: [count, k]. */
+  q8DequantiseRows(args: Q8RowsArgs): Float32Array;
+  /** The C++ float64 references of those two (native/src/reference/q8Reference.h); in every build. */
+  q8LinearReference(args: Q8GemvArgs): Float64Array;
+  q8DequantiseReference(args: Q8RowsArgs): Float64Array;
+}
+
+/** A q8 weight [n, k] in the CUDA engine's layout (native/src/kernels/q8Layout.h). */
+export interface Q8WeightArrays {
+  /** int8 [n, ceil(k / 32) * 32] */
+  codes: Int8Array;
+  /** f32 [n, ceil(k / 32)] */
+  scales: Float32Array;
+  n: number;
+  k: number;
+}
+
+export interface Q8GemvArgs extends Q8WeightArrays {
+  /** [rows, k] */
+  x: Float32Array;
+  rows: number;
+  /** [rows, n]: the output starts from it (beta = 1); absent: written from scratch. */
+  accumulate?: Float32Array;
+}
+
+export interface Q8RowsArgs extends Q8WeightArrays {
+  first: number;
+  count: number;
 }
 
 export interface AttentionKernelArgs {

@@ -1,0 +1,114 @@
+// The CUDA engine's q8 linear kernels (native/src/kernels/q8Linear.cuh) against their C++ float64 references
+// (native/src/reference/q8Reference.h), on the GPU machine; skipped where no usable GPU is found. Weights are
+// the CPU engine's own 8-bit blocks of seeded random matrices (deviceQ8 of quantiseBlockwise), activations are
+// rounded to bf16 before the reference sees them (as the kernel does), every output is poisoned before the
+// kernel runs (kernelRunners.cc). With CSKV_Q8_KERNEL_REPORT set, the measured errors are written there as JSON.
+// Tolerances: the GEMV accumulates in f32 from exact int8 × f32 products: 1e-4 relative; the dequantised tile
+// is rounded once to bf16: 2^-8 relative per element.
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import { after, before, test } from 'node:test';
+import { deviceQ8 } from '../../src/runtime/backends/cudaQ8Weights';
+import { type NativeAddon, type Q8WeightArrays, loadNativeAddon } from '../../src/runtime/backends/nativeAddon';
+import { quantiseBlockwise } from '../../src/runtime/onnx/blockQuantizer';
+import { mulberry32 as random } from '../../src/runtime/random';
+
+let addon: NativeAddon | undefined;
+let skipReason: string | false = false;
+let device = '';
+const seed = Number(process.env.CSKV_KERNEL_SEED ?? (Date.now() % 2 ** 31));
+const report: Record<string, unknown>[] = [];
+
+before(async () => {
+  const load = loadNativeAddon();
+  if (!load.loaded) {
+    skipReason = load.reason;
+    return;
+  }
+  const probe = await load.addon.probe();
+  if (!load.addon.build.cuda) skipReason = 'CPU-only addon';
+  else if (!probe.devices.some((d) => d.supported)) skipReason = `no usable GPU: ${probe.reason ?? 'none found'}`;
+  else {
+    addon = load.addon;
+    device = probe.devices.filter((d) => d.supported).map((d) => d.name).join(', ');
+  }
+});
+
+after(() => {
+  if (process.env.CSKV_Q8_KERNEL_REPORT && addon) fs.writeFileSync(process.env.CSKV_Q8_KERNEL_REPORT, JSON.stringify({ device, seed, results: report }, null, 2));
+});
+
+let stream = 0;
+function normals(count: number, scale = 1): Float32Array {
+  const next = random(seed * 7919 + ++stream);
+  const out = new Float32Array(count);
+  for (let i = 0; i < count; i++) out[i] = scale * Math.sqrt(-2 * Math.log(1 - next())) * Math.cos(2 * Math.PI * next());
+  return out;
+}
+
+const f32 = new Float32Array(1);
+const u32 = new Uint32Array(f32.buffer);
+/** x rounded to bf16 (nearest even), as the runner's f32 -> bf16 conversion does. */
+function bf16(x: number): number {
+  f32[0] = x;
+  const bits = u32[0]!;
+  u32[0] = (((bits + 0x7fff + ((bits >>> 16) & 1)) >>> 16) & 0xffff) << 16;
+  return f32[0]!;
+}
+
+function weight(n: number, k: number): Q8WeightArrays {
+  return deviceQ8(quantiseBlockwise(normals(n * k, 0.05), n, k, 8));
+}
+
+function compare(name: string, shape: string, got: Float32Array, want: Float64Array, tolerance: number): void {
+  assert.equal(got.length, want.length);
+  let maxDiff = 0, maxRef = 0, nan = 0;
+  for (let i = 0; i < got.length; i++) {
+    if (Number.isNaN(got[i]!)) nan++;
+    maxDiff = Math.max(maxDiff, Math.abs(got[i]! - want[i]!));
+    maxRef = Math.max(maxRef, Math.abs(want[i]!));
+  }
+  const relative = maxDiff / maxRef;
+  report.push({ kernel: name, shape, maxAbsError: maxDiff, relativeError: relative, tolerance, nan });
+  assert.equal(nan, 0, `${name} ${shape}: ${nan} NaN outputs (unwritten or poisoned), seed ${seed}`);
+  assert.ok(relative < tolerance, `${name} ${shape}: relative error ${relative.toExponential(3)} ≥ ${tolerance}, seed ${seed}`);
+}
+
+// Decode shapes of Qwen2.5-7B (the whole qkv; slices of o, gate/up, down: the kernel's work per row is the same,
+// and the host's random inputs and float64 reference stay a few seconds), odd ones (k not a multiple of 8 or
+// 32: the scalar and padded paths), and every row count 1..8.
+const GEMV_SHAPES: [rows: number, n: number, k: number][] = [
+  [1, 4608, 3584], [1, 1024, 3584], [1, 1024, 18944], [2, 512, 18944], [8, 1000, 3584], [3, 37, 100], [5, 64, 61], [4, 9, 7], [6, 129, 4096 + 32], [7, 33, 40],
+];
+
+test('q8 GEMV against its float64 reference (bf16 activations, f32 out), rows 1..8', (t) => {
+  if (!addon) return t.skip(skipReason || 'no GPU');
+  t.diagnostic(`seed ${seed} (repeat with CSKV_KERNEL_SEED=${seed})`);
+  for (const [rows, n, k] of GEMV_SHAPES) {
+    const w = weight(n, k);
+    const x = normals(rows * k);
+    const args = { ...w, x, rows };
+    const want = addon.kernels.q8LinearReference({ ...args, x: Float32Array.from(x, bf16) });
+    compare('q8Gemv', `${rows}x${n}x${k}`, addon.kernels.q8Gemv(args), want, 1e-4);
+  }
+});
+
+test('q8 GEMV accumulates into its output (beta = 1: the residual adds)', (t) => {
+  if (!addon) return t.skip(skipReason || 'no GPU');
+  for (const [rows, n, k] of [[1, 3584, 3584], [4, 300, 96]] as const) {
+    const w = weight(n, k);
+    const x = normals(rows * k);
+    const accumulate = normals(rows * n, 3);
+    const want = addon.kernels.q8LinearReference({ ...w, x: Float32Array.from(x, bf16), rows, accumulate });
+    compare('q8Gemv+accumulate', `${rows}x${n}x${k}`, addon.kernels.q8Gemv({ ...w, x, rows, accumulate }), want, 1e-4);
+  }
+});
+
+test('q8 dequantised tile (the prefill path) against its float64 reference', (t) => {
+  if (!addon) return t.skip(skipReason || 'no GPU');
+  for (const [n, k, first, count] of [[4608, 3584, 0, 4608], [600, 18944, 333, 200], [70, 61, 7, 63], [5, 32, 4, 1]] as const) {
+    const w = weight(n, k);
+    const want = addon.kernels.q8DequantiseReference({ ...w, first, count });
+    compare('q8DequantiseRows', `${n}x${k}[${first}+${count}]`, addon.kernels.q8DequantiseRows({ ...w, first, count }), want, 2 ** -8);
+  }
+});
