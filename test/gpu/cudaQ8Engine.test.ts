@@ -77,7 +77,7 @@ if (skip) {
         const c = q8.info.config;
         const shape = { hidden: c.hiddenSize, layers: c.layers, qDim: c.heads * c.headDim, kvDim: c.kvDim, intermediate: c.intermediateSize, vocab: c.vocabSize, headDim: c.headDim, tiedEmbeddings: c.tieEmbeddings };
         const largest = Math.max((shape.qDim + 2 * shape.kvDim) * shape.hidden, shape.hidden * shape.qDim, 2 * shape.intermediate * shape.hidden, shape.hidden * shape.intermediate, shape.tiedEmbeddings ? 0 : shape.vocab * shape.hidden);
-        assert.equal(q8.deviceMemory().weightBytes + Math.min(Q8_TILE_BYTES, 2 * largest), deviceQ8WeightBytes(shape));
+        assert.equal(q8.deviceMemory().engine!.weightBytes + Math.min(Q8_TILE_BYTES, 2 * largest), deviceQ8WeightBytes(shape));
       } finally {
         await q8.dispose();
         await bf16.dispose();

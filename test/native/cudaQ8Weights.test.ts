@@ -14,7 +14,7 @@ import { readModelConfig } from '../../src/runtime/model/config';
 import { ModelWeights } from '../../src/runtime/model/weights';
 import { blockwiseFromQ8_0, dequantiseBlockwise, quantiseBlockwise } from '../../src/runtime/onnx/blockQuantizer';
 import { mulberry32 as random } from '../../src/runtime/random';
-import { convertFixtureToGguf } from '../support/ggufWriter';
+import { convertToGguf } from '../support/ggufWriter';
 import { modelFixture, tempDir } from '../support/paths';
 
 function addon(): NativeAddon {
@@ -148,7 +148,7 @@ test('a fixture\'s linear weights on the device: from a Q8_0 GGUF the file\'s ow
     const config = readModelConfig(modelFixture(name));
     const shapes = q8TensorShapes(config);
     const file = path.join(tempDir(), `${name}-q8_0.gguf`);
-    const fileValues = new Map(convertFixtureToGguf(modelFixture(name), file, 'Q8_0').map((t) => [t.hfName, t.values]));
+    const fileValues = new Map(convertToGguf(modelFixture(name), file, 'Q8_0').map((t) => [t.hfName, t.values]));
     const gguf = ModelWeights.open(file);
     const safetensors = ModelWeights.open(modelFixture(name), config);
     let checked = 0;
