@@ -1,7 +1,8 @@
 // The CPU backend: one onnxruntime session per decoder layer plus one for the output head, each built from the
 // checkpoint's weights at load time (no Python, no exported model files). The bi-branch cache lives in JS memory
 // and is fed to each layer's graph as inputs, read in place: full-branch keys already rotated (unless the RoPE
-// depends on the length), 16-bit compressed features as the fp16 rows the cache stores.
+// depends on the length) in head-major buffers a step only appends to (on the CPU), 16-bit compressed features as
+// the fp16 rows the cache stores.
 import { ort } from '../onnx/ort';
 import type { MemoryReport } from '../../protocol';
 import { DEFAULTS } from '../../shared/settings';
@@ -74,7 +75,12 @@ export class OnnxEngine implements Engine {
       // widened per step: widening every compressed token of every layer was a third of a 2048-token CSKV step.
       // WebGPU takes them as f32 (widened in features()): fp16 there needs the adapter's shader-f16.
       const compressedType = bits === 16 && halfFeatures(provider.backend) ? 'float16' as const : 'float32' as const;
-      const graphOptions = { weights: format, keysRotated, compressedType, fullBranchOutputs };
+      // The CPU graphs read the full branch in place from head-major buffers, so a step copies no history; the
+      // rows layout stays for WebGPU (which keeps the branch on the device as rows it re-feeds) and for unrotated
+      // keys (every step rotates all of them anyway). Measured on a 0.5B model's 24 attention blocks at decode
+      // (q8 weights aside): 28-43 -> 8-13 ms a step at 2048 tokens (/work/notes/issue-12.md).
+      const fullLayout = provider.backend === 'onnx' && keysRotated ? 'heads' as const : 'rows' as const;
+      const graphOptions = { weights: format, keysRotated, compressedType, fullBranchOutputs, fullLayout };
       // No spinning: idle pool threads that spin between the many small per-layer runs take the cores from Node's
       // own thread (and from the editor beside the sidecar). Measured on 2 cores: decode of a 0.5B model at 512
       // tokens 331 -> 122 ms/token, prefill 124 -> 152 tokens/s.
@@ -121,7 +127,7 @@ export class OnnxEngine implements Engine {
       const cache = new BiBranchCache({
         layers: config.layers, kvDim: config.kvDim, window, bits, keysRotated,
         ranks: factors ? { k: factors.layers.map((l) => l.k.rank), v: factors.layers.map((l) => l.v.rank) } : undefined,
-      });
+      }, fullLayout === 'heads' ? { kvHeads: config.kvHeads, headDim: config.headDim } : undefined);
       const info: EngineInfo = {
         backend: provider.backend, modelDir, config, fingerprint, weights: format,
         cskv: factors ? { file: factors.file, window, bits, kRanks: factors.layers.map((l) => l.k.rank), vRanks: factors.layers.map((l) => l.v.rank) } : null,
@@ -159,10 +165,14 @@ export class OnnxEngine implements Engine {
     const keysRotated = this.cache.shape.keysRotated === true;
     // Positions whose keys the graph rotates: the rebuilt compressed ones, or every one when keys are kept unrotated.
     const rotated = keysRotated ? this.cache.fullStart : S;
+    const headMajor = this.cache.fullLayout === 'heads';
+    // Head-major: every layer gets room for the chunk first, so all share one capacity (and this mask).
+    const capacity = headMajor ? this.cache.reserve(T) : 0;
+    const mask = headMajor ? this.headMajorMask(start, T, this.cache.fullStart, capacity) : this.mask(start, T);
     const feeds: Record<string, ort.Tensor> = {
       cos_q: new ort.Tensor('float32', rope.cos.subarray(start * hd, S * hd), [T, hd]),
       sin_q: new ort.Tensor('float32', rope.sin.subarray(start * hd, S * hd), [T, hd]),
-      mask: new ort.Tensor('float32', this.mask(start, T), [T, S]),
+      mask: new ort.Tensor('float32', mask, [T, mask.length / T]),
     };
     if (this.layers[0]!.inputNames.includes('cos_k')) {
       feeds.cos_k = new ort.Tensor('float32', rope.cos.subarray(0, rotated * hd), [rotated, hd]);
@@ -177,9 +187,16 @@ export class OnnxEngine implements Engine {
       for (let i = 0; i < this.layers.length; i++) {
         const c = this.cache.inputs(i);
         feeds.x = xOnDevice ?? new ort.Tensor('float32', x, [T, config.hiddenSize]);
-        const resident = this.device?.get(i, c.fullTokens);
-        feeds.k_full = resident?.k ?? new ort.Tensor('float32', c.kFull, [c.fullTokens, D]);
-        feeds.v_full = resident?.v ?? new ort.Tensor('float32', c.vFull, [c.fullTokens, D]);
+        if (headMajor) {
+          if (c.capacity !== capacity) throw new Error(`layer ${i}: ${c.capacity} cache slots, the mask has ${capacity}`);
+          const { kvHeads, headDim } = config;
+          feeds.k_cache = new ort.Tensor('float32', c.kFull, [kvHeads, headDim, capacity]);
+          feeds.v_cache = new ort.Tensor('float32', c.vFull, [kvHeads, capacity, headDim]);
+        } else {
+          const resident = this.device?.get(i, c.fullTokens);
+          feeds.k_full = resident?.k ?? new ort.Tensor('float32', c.kFull, [c.fullTokens, D]);
+          feeds.v_full = resident?.v ?? new ort.Tensor('float32', c.vFull, [c.fullTokens, D]);
+        }
         if (cskv) {
           feeds.c_k = features(c.kCompressed!, c.compressedTokens, cskv.kRanks[i]!, this.info.backend as ExecutionProvider['backend']);
           feeds.c_v = features(c.vCompressed!, c.compressedTokens, cskv.vRanks[i]!, this.info.backend as ExecutionProvider['backend']);
@@ -227,6 +244,31 @@ export class OnnxEngine implements Engine {
       const row = mask.subarray(q * S, (q + 1) * S);
       row.fill(-Infinity, n + 1);
       if (sliding !== undefined && n - sliding + 1 > 0) row.fill(-Infinity, 0, n - sliding + 1);
+    }
+    return mask;
+  }
+
+  /**
+   * The head-major layout's additive mask [T, C + Sc + T]: the cache's C slots (slot j is position Sc + j; slots
+   * past the tokens held are hidden), the compressed keys (positions [0, Sc)), then the chunk's own keys
+   * (positions start + j); causal, plus Mistral's sliding window.
+   */
+  private headMajorMask(start: number, T: number, Sc: number, C: number): Float32Array {
+    const width = C + Sc + T;
+    const held = start - Sc;
+    const sliding = this.info.config.slidingWindow;
+    const mask = new Float32Array(T * width);
+    for (let q = 0; q < T; q++) {
+      const n = start + q;
+      const row = mask.subarray(q * width, (q + 1) * width);
+      row.fill(-Infinity, held, C);
+      row.fill(-Infinity, C + Sc + q + 1);
+      if (sliding !== undefined && n - sliding + 1 > 0) {
+        const first = n - sliding + 1; // the first position still seen
+        row.fill(-Infinity, 0, Math.min(Math.max(first - Sc, 0), held));
+        row.fill(-Infinity, C, C + Math.min(first, Sc));
+        row.fill(-Infinity, C + Sc, C + Sc + Math.min(Math.max(first - start, 0), T));
+      }
     }
     return mask;
   }

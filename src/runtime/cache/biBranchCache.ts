@@ -6,8 +6,14 @@
 // compressed branch holds the rank-r features of every older token, at 16 bits as one contiguous run of fp16 rows
 // that onnxruntime reads in place, or quantised in blocks of W. Without factors (CSKV off) nothing is ever
 // compressed: an ordinary KV cache.
+//
+// The full branch is laid out in one of two ways (`FullLayout`): token-major rows that grow (`rows`: what the
+// WebGPU backend re-feeds and keeps on the device, and what unrotated keys need, since every step rotates them all),
+// or head-major buffers with room to grow (`heads`, headMajorRows.ts: the CPU graph reads them in place and a step
+// writes only its own tokens). Snapshots hold token-major rows either way.
 import { type CachePolicy, blocksLeaving, checkPolicy, compressedLength, fp16CacheBytes, layerBytes, truncation } from './cachePolicy';
 import { GrowableRows } from './growableRows';
+import { HeadMajorRows } from './headMajorRows';
 import type { CompressedBits, MemoryReport } from '../../protocol';
 import { type QuantisedBlock, dequantiseKeys, dequantiseValues, quantiseKeys, quantiseValues } from './quantizer';
 import { floatToHalfBits } from '../half';
@@ -24,14 +30,20 @@ export interface CacheShape {
   keysRotated?: boolean | undefined;
 }
 
+/** How the full-precision branch is stored: see the top of this file. */
+export type FullLayout = 'rows' | 'heads';
+
 export interface CompressedBlock {
   k: Uint16Array | QuantisedBlock;
   v: Uint16Array | QuantisedBlock;
 }
 
 class LayerCache {
-  readonly kFull: GrowableRows;
-  readonly vFull: GrowableRows;
+  /** Rows layout: keys and values token-major. */
+  readonly kFull: GrowableRows | undefined;
+  readonly vFull: GrowableRows | undefined;
+  /** Heads layout. */
+  readonly full: HeadMajorRows | undefined;
   /** Compressed features of the tokens still in the full branch, ready to be stored when they leave it. */
   readonly kPending: GrowableRows | undefined;
   readonly vPending: GrowableRows | undefined;
@@ -41,13 +53,40 @@ class LayerCache {
   readonly kHalf: GrowableRows<Uint16Array> | undefined;
   readonly vHalf: GrowableRows<Uint16Array> | undefined;
 
-  constructor(kvDim: number, readonly kRank: number, readonly vRank: number, compressed: boolean, half: boolean) {
-    this.kFull = new GrowableRows(kvDim);
-    this.vFull = new GrowableRows(kvDim);
+  constructor(kvDim: number, readonly kRank: number, readonly vRank: number, compressed: boolean, half: boolean, heads: { kvHeads: number; headDim: number } | undefined) {
+    this.kFull = heads ? undefined : new GrowableRows(kvDim);
+    this.vFull = heads ? undefined : new GrowableRows(kvDim);
+    this.full = heads ? new HeadMajorRows(heads.kvHeads, heads.headDim) : undefined;
     this.kPending = compressed ? new GrowableRows(kRank) : undefined;
     this.vPending = compressed ? new GrowableRows(vRank) : undefined;
     this.kHalf = compressed && half ? GrowableRows.half(kRank) : undefined;
     this.vHalf = compressed && half ? GrowableRows.half(vRank) : undefined;
+  }
+
+  appendFull(k: Float32Array, v: Float32Array, count: number): void {
+    if (this.full) {
+      this.full.append(k, v, count);
+    } else {
+      this.kFull!.append(k, count);
+      this.vFull!.append(v, count);
+    }
+  }
+
+  /** The full branch token-major: views for the rows layout, copies for the heads layout. */
+  fullRows(): { k: Float32Array; v: Float32Array } {
+    return this.full ? this.full.tokenMajor() : { k: this.kFull!.view(), v: this.vFull!.view() };
+  }
+
+  dropFullFront(count: number): void {
+    this.full?.dropFront(count);
+    this.kFull?.dropFront(count);
+    this.vFull?.dropFront(count);
+  }
+
+  truncateFull(rows: number): void {
+    this.full?.truncate(rows);
+    this.kFull?.truncate(rows);
+    this.vFull?.truncate(rows);
   }
 }
 
@@ -61,9 +100,15 @@ export interface CacheState {
 }
 
 export interface LayerInputs {
+  /**
+   * Rows layout: keys and values [fullTokens, kvDim]. Heads layout: the whole buffers, keys [kvHeads, headDim,
+   * capacity] and values [kvHeads, capacity, headDim], of which slots [0, fullTokens) hold tokens.
+   */
   kFull: Float32Array;
   vFull: Float32Array;
   fullTokens: number;
+  /** Heads layout: the slots per kv head. */
+  capacity?: number;
   /** Compressed features [compressedTokens, rank]: fp16 bits at 16 bits, else dequantised; absent for CSKV off. */
   kCompressed?: Float32Array | Uint16Array;
   vCompressed?: Float32Array | Uint16Array;
@@ -79,11 +124,25 @@ export class BiBranchCache {
 
   private readonly policy: CachePolicy;
 
-  constructor(readonly shape: CacheShape) {
+  readonly fullLayout: FullLayout;
+
+  /** `heads`: the head-major layout's kv heads and head size (their product is kvDim); without it, the rows layout. */
+  constructor(readonly shape: CacheShape, heads?: { kvHeads: number; headDim: number }) {
     this.policy = { window: shape.window, compressed: shape.ranks !== undefined };
     checkPolicy(this.policy);
+    if (heads && heads.kvHeads * heads.headDim !== shape.kvDim) throw new RangeError(`${heads.kvHeads} kv heads of ${heads.headDim} channels are not ${shape.kvDim}`);
     this.layers = Array.from({ length: shape.layers }, (_, i) =>
-      new LayerCache(shape.kvDim, shape.ranks?.k[i] ?? 0, shape.ranks?.v[i] ?? 0, this.policy.compressed, shape.bits === 16));
+      new LayerCache(shape.kvDim, shape.ranks?.k[i] ?? 0, shape.ranks?.v[i] ?? 0, this.policy.compressed, shape.bits === 16, heads));
+    this.fullLayout = heads ? 'heads' : 'rows';
+  }
+
+  /**
+   * Heads layout: makes room in every layer for `count` more tokens, so that a forward's appends never move the
+   * buffers and every layer's capacity (hence the mask) is the same throughout it. Returns that capacity.
+   */
+  reserve(count: number): number {
+    for (const l of this.layers) l.full?.reserve(l.full.rows + count);
+    return this.layers[0]?.full?.capacity ?? 0;
   }
 
   get compressed(): boolean {
@@ -102,9 +161,9 @@ export class BiBranchCache {
   /** The cache of one layer as the next forward reads it. */
   inputs(layer: number): LayerInputs {
     const l = this.layers[layer]!;
-    const result: LayerInputs = {
-      kFull: l.kFull.view(), vFull: l.vFull.view(), fullTokens: l.kFull.rows, compressedTokens: this.compressedTokens,
-    };
+    const result: LayerInputs = l.full
+      ? { kFull: l.full.keys, vFull: l.full.values, fullTokens: l.full.rows, capacity: l.full.capacity, compressedTokens: this.compressedTokens }
+      : { kFull: l.kFull!.view(), vFull: l.vFull!.view(), fullTokens: l.kFull!.rows, compressedTokens: this.compressedTokens };
     if (l.kHalf && l.vHalf) {
       result.kCompressed = l.kHalf.view();
       result.vCompressed = l.vHalf.view();
@@ -135,8 +194,7 @@ export class BiBranchCache {
   /** Adds one layer's keys/values (and compressed features) of a chunk of `count` tokens. */
   append(layer: number, count: number, k: Float32Array, v: Float32Array, kFeatures?: Float32Array, vFeatures?: Float32Array): void {
     const l = this.layers[layer]!;
-    l.kFull.append(k, count);
-    l.vFull.append(v, count);
+    l.appendFull(k, v, count);
     if (l.kPending && l.vPending) {
       if (!kFeatures || !vFeatures) throw new Error('compressed features missing for a CSKV cache');
       l.kPending.append(kFeatures, count);
@@ -162,7 +220,8 @@ export class BiBranchCache {
           });
         }
       }
-      for (const rows of [l.kFull, l.vFull, l.kPending!, l.vPending!]) rows.dropFront(leaving);
+      l.dropFullFront(leaving);
+      for (const rows of [l.kPending!, l.vPending!]) rows.dropFront(leaving);
     }
     this.compressedTokens = compressedLength(this.policy, this.tokens);
   }
@@ -175,7 +234,8 @@ export class BiBranchCache {
   truncate(length: number): { recomputeFrom: number } {
     const plan = truncation(this.policy, this.compressedTokens, this.tokens, length);
     for (const l of this.layers) {
-      for (const rows of [l.kFull, l.vFull, l.kPending, l.vPending]) rows?.truncate(plan.fullTokens);
+      l.truncateFull(plan.fullTokens);
+      for (const rows of [l.kPending, l.vPending]) rows?.truncate(plan.fullTokens);
       l.kHalf?.truncate(plan.compressedTokens);
       l.vHalf?.truncate(plan.compressedTokens);
       l.blocks.length = Math.min(l.blocks.length, plan.compressedTokens / this.shape.window);
@@ -190,10 +250,13 @@ export class BiBranchCache {
     return {
       tokens: this.tokens,
       compressedTokens: this.compressedTokens,
-      layers: this.layers.map((l) => ({
-        kFull: l.kFull.view(), vFull: l.vFull.view(), kPending: l.kPending?.view(), vPending: l.vPending?.view(),
-        blocks: l.kHalf && l.vHalf ? halfBlocks(l.kHalf, l.vHalf, this.shape.window) : l.blocks,
-      })),
+      layers: this.layers.map((l) => {
+        const full = l.fullRows();
+        return {
+          kFull: full.k, vFull: full.v, kPending: l.kPending?.view(), vPending: l.vPending?.view(),
+          blocks: l.kHalf && l.vHalf ? halfBlocks(l.kHalf, l.vHalf, this.shape.window) : l.blocks,
+        };
+      }),
     };
   }
 
@@ -206,7 +269,10 @@ export class BiBranchCache {
     state.layers.forEach((saved, i) => {
       const l = this.layers[i]!;
       if (saved.blocks.length * W !== state.compressedTokens) throw new RangeError(`saved cache layer ${i}: block count`);
-      for (const [rows, data] of [[l.kFull, saved.kFull], [l.vFull, saved.vFull], [l.kPending, saved.kPending], [l.vPending, saved.vPending]] as const) {
+      if (saved.kFull.length !== fullTokens * this.shape.kvDim || saved.vFull.length !== fullTokens * this.shape.kvDim) throw new RangeError(`saved cache layer ${i}: full branch size`);
+      l.truncateFull(0);
+      l.appendFull(saved.kFull, saved.vFull, fullTokens);
+      for (const [rows, data] of [[l.kPending, saved.kPending], [l.vPending, saved.vPending]] as const) {
         if (!rows) continue;
         if (!data || data.length !== fullTokens * rows.width) throw new RangeError(`saved cache layer ${i}: full branch size`);
         rows.truncate(0);

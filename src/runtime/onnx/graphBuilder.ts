@@ -16,6 +16,7 @@ const EXTERNAL_MIN_BYTES = 4096;
 const enum ElemType {
   FLOAT = 1,
   UINT8 = 2,
+  INT32 = 6,
   INT64 = 7,
   FLOAT16 = 10,
 }
@@ -26,6 +27,8 @@ const enum AttrType {
 }
 
 export type Dim = number | string;
+export type ValueType = 'float32' | 'float16' | 'int32';
+const ELEM_TYPES: Record<ValueType, ElemType> = { float32: ElemType.FLOAT, float16: ElemType.FLOAT16, int32: ElemType.INT32 };
 export type Attr = number | number[] | { float: number };
 
 export class GraphBuilder {
@@ -40,14 +43,14 @@ export class GraphBuilder {
 
   constructor(private readonly name: string) {}
 
-  input(name: string, dims: readonly Dim[], type: 'float32' | 'float16' = 'float32'): string {
-    this.inputs.push(valueInfo(name, dims, type === 'float16' ? ElemType.FLOAT16 : ElemType.FLOAT));
+  input(name: string, dims: readonly Dim[], type: ValueType = 'float32'): string {
+    this.inputs.push(valueInfo(name, dims, ELEM_TYPES[type]));
     return name;
   }
 
-  output(value: string, name: string, dims: readonly Dim[]): void {
+  output(value: string, name: string, dims: readonly Dim[], type: ValueType = 'float32'): void {
     this.op('Identity', [value], {}, name);
-    this.outputs.push(valueInfo(name, dims));
+    this.outputs.push(valueInfo(name, dims, ELEM_TYPES[type]));
   }
 
   /** A float32 weight; the builder keeps a view of the data (never copied by the builder). */
