@@ -8,11 +8,11 @@
 const MIN_CAPACITY = 64;
 
 /**
- * Slots for `rows` tokens: rounded up to a granule that grows with the length (1/16 of it, a power of two), so a
+ * Slots for `rows` tokens: rounded up to a granule that grows with the length (a power of two, at most 1/16 of it), so a
  * decode step rarely reallocates (a copy of the layer) and the masked slots the attention reads stay a few percent.
  */
 export function capacityFor(rows: number): number {
-  const granule = Math.max(MIN_CAPACITY, 2 ** Math.ceil(Math.log2(Math.max(1, rows / 16))));
+  const granule = Math.max(MIN_CAPACITY, 2 ** Math.floor(Math.log2(Math.max(1, rows / 16))));
   return Math.max(MIN_CAPACITY, Math.ceil(rows / granule) * granule);
 }
 
