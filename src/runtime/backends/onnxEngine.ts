@@ -80,7 +80,10 @@ export class OnnxEngine implements Engine {
       // keys (every step rotates all of them anyway). Measured on a 0.5B model's 24 attention blocks at decode
       // (q8 weights aside): 28-43 -> 8-13 ms a step at 2048 tokens (/work/notes/issue-12.md).
       const fullLayout = provider.backend === 'onnx' && keysRotated ? 'heads' as const : 'rows' as const;
-      const graphOptions = { weights: format, keysRotated, compressedType, fullBranchOutputs, fullLayout };
+      // With 8/4-bit weights the head-major branch holds fp16 (half the bytes, as llama.cpp's default cache); the f32
+      // weights keep an f32 one, so that path stays within 1e-4 of the reference.
+      const fullType = fullLayout === 'heads' && format !== 'f32' ? 'float16' as const : 'float32' as const;
+      const graphOptions = { weights: format, keysRotated, compressedType, fullBranchOutputs, fullLayout, fullType };
       // No spinning: idle pool threads that spin between the many small per-layer runs take the cores from Node's
       // own thread (and from the editor beside the sidecar). Measured on 2 cores: decode of a 0.5B model at 512
       // tokens 331 -> 122 ms/token, prefill 124 -> 152 tokens/s.
@@ -127,7 +130,7 @@ export class OnnxEngine implements Engine {
       const cache = new BiBranchCache({
         layers: config.layers, kvDim: config.kvDim, window, bits, keysRotated,
         ranks: factors ? { k: factors.layers.map((l) => l.k.rank), v: factors.layers.map((l) => l.v.rank) } : undefined,
-      }, fullLayout === 'heads' ? { kvHeads: config.kvHeads, headDim: config.headDim } : undefined);
+      }, fullLayout === 'heads' ? { kvHeads: config.kvHeads, headDim: config.headDim, half: fullType === 'float16' } : undefined);
       const info: EngineInfo = {
         backend: provider.backend, modelDir, config, fingerprint, weights: format,
         cskv: factors ? { file: factors.file, window, bits, kRanks: factors.layers.map((l) => l.k.rank), vRanks: factors.layers.map((l) => l.v.rank) } : null,
@@ -190,19 +193,20 @@ export class OnnxEngine implements Engine {
         if (headMajor) {
           if (c.capacity !== capacity) throw new Error(`layer ${i}: ${c.capacity} cache slots, the mask has ${capacity}`);
           const { kvHeads, headDim } = config;
-          feeds.k_cache = new ort.Tensor('float32', c.kFull, [kvHeads, headDim, capacity]);
-          feeds.v_cache = new ort.Tensor('float32', c.vFull, [kvHeads, capacity, headDim]);
+          feeds.k_cache = cacheTensor(c.kFull, [kvHeads, headDim, capacity]);
+          feeds.v_cache = cacheTensor(c.vFull, [kvHeads, capacity, headDim]);
         } else {
           const resident = this.device?.get(i, c.fullTokens);
-          feeds.k_full = resident?.k ?? new ort.Tensor('float32', c.kFull, [c.fullTokens, D]);
-          feeds.v_full = resident?.v ?? new ort.Tensor('float32', c.vFull, [c.fullTokens, D]);
+          feeds.k_full = resident?.k ?? cacheTensor(c.kFull, [c.fullTokens, D]);
+          feeds.v_full = resident?.v ?? cacheTensor(c.vFull, [c.fullTokens, D]);
         }
         if (cskv) {
           feeds.c_k = features(c.kCompressed!, c.compressedTokens, cskv.kRanks[i]!, this.info.backend as ExecutionProvider['backend']);
           feeds.c_v = features(c.vCompressed!, c.compressedTokens, cskv.vRanks[i]!, this.info.backend as ExecutionProvider['backend']);
         }
         const out = await run(this.layers[i]!, feeds, `layer ${i}`);
-        this.cache.append(i, T, data(keysRotated ? out.k_rot_new : out.k_new), data(out.v_new), cskv ? data(out.c_k_new) : undefined, cskv ? data(out.c_v_new) : undefined);
+        const [kRows, vRows] = headMajor ? [appendRows(out.k_append), appendRows(out.v_append)] : [data(keysRotated ? out.k_rot_new : out.k_new), data(out.v_new)];
+        this.cache.append(i, T, kRows, vRows, cskv ? data(out.c_k_new) : undefined, cskv ? data(out.c_v_new) : undefined);
         this.device?.replace(i, out.k_full_next as ort.Tensor, out.v_full_next as ort.Tensor, c.fullTokens + T);
         observe?.(i, data(out.k_new), data(out.v_new), T);
         xOnDevice?.dispose();
@@ -412,6 +416,19 @@ function float16Tensor(bits: Uint16Array, dims: number[]): ort.Tensor {
   const tensor = new ort.Tensor('float16', bits, dims);
   if (!(tensor.data instanceof Uint16Array)) Object.defineProperty(tensor, 'data', { value: bits });
   return tensor;
+}
+
+/** The cache's rows as a tensor read in place: f32, or fp16 bits. */
+function cacheTensor(rows: Float32Array | Uint16Array, dims: number[]): ort.Tensor {
+  return rows instanceof Uint16Array ? float16Tensor(rows, dims) : new ort.Tensor('float32', rows, dims);
+}
+
+/** A graph's rows for the cache: f32, or fp16 as bits (onnxruntime-common may hand fp16 out as a Float16Array). */
+function appendRows(value: ort.OnnxValue | undefined): Float32Array | Uint16Array {
+  const tensor = value as ort.Tensor;
+  if (tensor.type === 'float32') return tensor.data as Float32Array;
+  const values = tensor.data as unknown as ArrayBufferView & { length: number };
+  return new Uint16Array(values.buffer, values.byteOffset, values.length);
 }
 
 function data(value: ort.OnnxValue | undefined): Float32Array {

@@ -33,6 +33,13 @@ export interface CacheShape {
 /** How the full-precision branch is stored: see the top of this file. */
 export type FullLayout = 'rows' | 'heads';
 
+/** The heads layout's kv heads and head size (their product is kvDim), and whether it holds fp16 (else f32). */
+export interface HeadMajorLayout {
+  kvHeads: number;
+  headDim: number;
+  half?: boolean;
+}
+
 export interface CompressedBlock {
   k: Uint16Array | QuantisedBlock;
   v: Uint16Array | QuantisedBlock;
@@ -53,20 +60,21 @@ class LayerCache {
   readonly kHalf: GrowableRows<Uint16Array> | undefined;
   readonly vHalf: GrowableRows<Uint16Array> | undefined;
 
-  constructor(kvDim: number, readonly kRank: number, readonly vRank: number, compressed: boolean, half: boolean, heads: { kvHeads: number; headDim: number } | undefined) {
+  constructor(kvDim: number, readonly kRank: number, readonly vRank: number, compressed: boolean, half: boolean, heads: HeadMajorLayout | undefined) {
     this.kFull = heads ? undefined : new GrowableRows(kvDim);
     this.vFull = heads ? undefined : new GrowableRows(kvDim);
-    this.full = heads ? new HeadMajorRows(heads.kvHeads, heads.headDim) : undefined;
+    this.full = heads ? new HeadMajorRows(heads.kvHeads, heads.headDim, heads.half === true) : undefined;
     this.kPending = compressed ? new GrowableRows(kRank) : undefined;
     this.vPending = compressed ? new GrowableRows(vRank) : undefined;
     this.kHalf = compressed && half ? GrowableRows.half(kRank) : undefined;
     this.vHalf = compressed && half ? GrowableRows.half(vRank) : undefined;
   }
 
-  appendFull(k: Float32Array, v: Float32Array, count: number): void {
+  appendFull(k: Float32Array | Uint16Array, v: Float32Array | Uint16Array, count: number): void {
     if (this.full) {
       this.full.append(k, v, count);
     } else {
+      if (!(k instanceof Float32Array) || !(v instanceof Float32Array)) throw new TypeError('the rows layout holds f32');
       this.kFull!.append(k, count);
       this.vFull!.append(v, count);
     }
@@ -102,10 +110,11 @@ export interface CacheState {
 export interface LayerInputs {
   /**
    * Rows layout: keys and values [fullTokens, kvDim]. Heads layout: the whole buffers, keys [kvHeads, headDim,
-   * capacity] and values [kvHeads, capacity, headDim], of which slots [0, fullTokens) hold tokens.
+   * capacity] and values [kvHeads, capacity, headDim], of which slots [0, fullTokens) hold tokens; f32, or fp16
+   * bits where the layout holds fp16.
    */
-  kFull: Float32Array;
-  vFull: Float32Array;
+  kFull: Float32Array | Uint16Array;
+  vFull: Float32Array | Uint16Array;
   fullTokens: number;
   /** Heads layout: the slots per kv head. */
   capacity?: number;
@@ -126,15 +135,19 @@ export class BiBranchCache {
 
   readonly fullLayout: FullLayout;
 
-  /** `heads`: the head-major layout's kv heads and head size (their product is kvDim); without it, the rows layout. */
-  constructor(readonly shape: CacheShape, heads?: { kvHeads: number; headDim: number }) {
+  /** `heads`: the head-major layout; without it, the rows layout. */
+  constructor(readonly shape: CacheShape, heads?: HeadMajorLayout) {
     this.policy = { window: shape.window, compressed: shape.ranks !== undefined };
     checkPolicy(this.policy);
     if (heads && heads.kvHeads * heads.headDim !== shape.kvDim) throw new RangeError(`${heads.kvHeads} kv heads of ${heads.headDim} channels are not ${shape.kvDim}`);
     this.layers = Array.from({ length: shape.layers }, (_, i) =>
       new LayerCache(shape.kvDim, shape.ranks?.k[i] ?? 0, shape.ranks?.v[i] ?? 0, this.policy.compressed, shape.bits === 16, heads));
     this.fullLayout = heads ? 'heads' : 'rows';
+    this.fullElementBytes = heads?.half ? 2 : 4;
   }
+
+  /** Bytes per element of the full branch: 2 where it holds fp16. */
+  readonly fullElementBytes: 2 | 4;
 
   /**
    * Heads layout: makes room in every layer for `count` more tokens, so that a forward's appends never move the
@@ -191,8 +204,11 @@ export class BiBranchCache {
     }
   }
 
-  /** Adds one layer's keys/values (and compressed features) of a chunk of `count` tokens. */
-  append(layer: number, count: number, k: Float32Array, v: Float32Array, kFeatures?: Float32Array, vFeatures?: Float32Array): void {
+  /**
+   * Adds one layer's keys/values (and compressed features) of a chunk of `count` tokens. Keys/values are f32, or
+   * fp16 bits for a heads layout that holds fp16.
+   */
+  append(layer: number, count: number, k: Float32Array | Uint16Array, v: Float32Array | Uint16Array, kFeatures?: Float32Array, vFeatures?: Float32Array): void {
     const l = this.layers[layer]!;
     l.appendFull(k, v, count);
     if (l.kPending && l.vPending) {
@@ -299,7 +315,7 @@ export class BiBranchCache {
     const { kvDim, layers, window, bits } = this.shape;
     const fullTokens = this.tokens - this.compressedTokens;
     const perLayer = this.layers.map((l) => {
-      const bytes = layerBytes({ kvDim, kRank: l.kRank, vRank: l.vRank, bits, fullElementBytes: 4 }, this.policy, fullTokens, this.compressedTokens);
+      const bytes = layerBytes({ kvDim, kRank: l.kRank, vRank: l.vRank, bits, fullElementBytes: this.fullElementBytes, pendingElementBytes: 4 }, this.policy, fullTokens, this.compressedTokens);
       return { fullBytes: bytes.full, compressedBytes: bytes.compressed };
     });
     const fullBytes = perLayer.reduce((a, l) => a + l.fullBytes, 0);
@@ -316,7 +332,7 @@ export class BiBranchCache {
       fp16Bytes,
       savings: fp16Bytes === 0 ? 0 : 1 - totalBytes / fp16Bytes,
       perLayer,
-      fullDtype: 'f32',
+      fullDtype: this.fullElementBytes === 2 ? 'f16' : 'f32',
       bits: this.compressed ? bits : null,
       window: this.compressed ? window : null,
     };

@@ -2,7 +2,11 @@
 // with room to grow: keys transposed per kv head [kvHeads, headDim, capacity], values per kv head [kvHeads,
 // capacity, headDim]. A step writes only its own tokens' slots; the graph reads the whole buffers in place
 // (slots at or past `rows` are masked out) and never concatenates or transposes the history. Token-major rows
-// [rows, kvHeads·headDim] go in and come out only at the edges (appends, snapshots).
+// [rows, kvHeads·headDim] go in and come out only at the edges (appends, snapshots). Elements are f32, or fp16 bit
+// patterns (half the bytes; the graph widens them as it reads).
+import { floatToHalfBits, halfBitsToFloat } from '../half';
+
+type Storage = Float32Array | Uint16Array;
 
 /** Fewest slots a buffer has: a CSKV window of a few dozen tokens never reallocates. */
 const MIN_CAPACITY = 64;
@@ -17,15 +21,20 @@ export function capacityFor(rows: number): number {
 }
 
 export class HeadMajorRows {
-  private k: Float32Array;
-  private v: Float32Array;
+  private k: Storage;
+  private v: Storage;
   private cap: number;
   private count = 0;
 
-  constructor(readonly kvHeads: number, readonly headDim: number) {
+  /** `half`: elements are fp16 bit patterns. */
+  constructor(readonly kvHeads: number, readonly headDim: number, readonly half = false) {
     this.cap = capacityFor(0);
-    this.k = new Float32Array(kvHeads * headDim * this.cap);
-    this.v = new Float32Array(kvHeads * headDim * this.cap);
+    this.k = this.make(this.cap);
+    this.v = this.make(this.cap);
+  }
+
+  get bytesPerElement(): number {
+    return this.half ? 2 : 4;
   }
 
   get rows(): number {
@@ -37,12 +46,12 @@ export class HeadMajorRows {
   }
 
   /** Keys [kvHeads, headDim, capacity], the whole buffer (read in place). */
-  get keys(): Float32Array {
+  get keys(): Storage {
     return this.k;
   }
 
   /** Values [kvHeads, capacity, headDim], the whole buffer (read in place). */
-  get values(): Float32Array {
+  get values(): Storage {
     return this.v;
   }
 
@@ -51,8 +60,17 @@ export class HeadMajorRows {
     if (rows > this.cap) this.resize(capacityFor(rows));
   }
 
-  /** Appends `count` tokens given token-major ([count, kvHeads·headDim]). */
-  append(k: Float32Array, v: Float32Array, count: number): void {
+  /**
+   * Appends `count` tokens given token-major ([count, kvHeads·headDim]): in the buffers' own element type, or f32
+   * (narrowed here when the buffers are fp16; the graph hands fp16 rows over ready).
+   */
+  append(k: Storage, v: Storage, count: number): void {
+    if (k instanceof Float32Array !== v instanceof Float32Array) throw new TypeError('keys and values of one append differ in type');
+    if (this.half && k instanceof Float32Array) {
+      const narrow = (rows: Storage): Uint16Array => Uint16Array.from(rows.subarray(0, count * this.kvHeads * this.headDim), floatToHalfBits);
+      return this.append(narrow(k), narrow(v), count);
+    }
+    if (!this.half && !(k instanceof Float32Array)) throw new TypeError('fp16 rows given to an f32 cache');
     this.reserve(this.count + count);
     const { kvHeads, headDim: hd, cap } = this;
     const D = kvHeads * hd;
@@ -60,7 +78,7 @@ export class HeadMajorRows {
       const slot = this.count + t;
       for (let h = 0; h < kvHeads; h++) {
         const src = t * D + h * hd;
-        this.v.set(v.subarray(src, src + hd), (h * cap + slot) * hd);
+        this.v.set(v.subarray(src, src + hd) as never, (h * cap + slot) * hd);
         const keyBase = h * hd * cap + slot;
         for (let c = 0; c < hd; c++) this.k[keyBase + c * cap] = k[src + c]!;
       }
@@ -94,11 +112,14 @@ export class HeadMajorRows {
     const D = kvHeads * hd;
     const k = new Float32Array(count * D);
     const v = new Float32Array(count * D);
+    const wide = this.half ? halfBitsToFloat : (x: number): number => x;
     for (let h = 0; h < kvHeads; h++) {
-      for (let t = 0; t < count; t++) v.set(this.v.subarray((h * cap + t) * hd, (h * cap + t + 1) * hd), t * D + h * hd);
+      for (let t = 0; t < count; t++) {
+        for (let c = 0; c < hd; c++) v[t * D + h * hd + c] = wide(this.v[(h * cap + t) * hd + c]!);
+      }
       for (let c = 0; c < hd; c++) {
         const row = (h * hd + c) * cap;
-        for (let t = 0; t < count; t++) k[t * D + h * hd + c] = this.k[row + t]!;
+        for (let t = 0; t < count; t++) k[t * D + h * hd + c] = wide(this.k[row + t]!);
       }
     }
     return { k, v };
@@ -112,14 +133,19 @@ export class HeadMajorRows {
 
   private resize(capacity: number): void {
     const { kvHeads, headDim: hd, cap: old, count } = this;
-    const k = new Float32Array(kvHeads * hd * capacity);
-    const v = new Float32Array(kvHeads * hd * capacity);
+    const k = this.make(capacity);
+    const v = this.make(capacity);
     for (let h = 0; h < kvHeads; h++) {
-      for (let c = 0; c < hd; c++) k.set(this.k.subarray((h * hd + c) * old, (h * hd + c) * old + count), (h * hd + c) * capacity);
-      v.set(this.v.subarray(h * old * hd, (h * old + count) * hd), h * capacity * hd);
+      for (let c = 0; c < hd; c++) k.set(this.k.subarray((h * hd + c) * old, (h * hd + c) * old + count) as never, (h * hd + c) * capacity);
+      v.set(this.v.subarray(h * old * hd, (h * old + count) * hd) as never, h * capacity * hd);
     }
     this.k = k;
     this.v = v;
     this.cap = capacity;
+  }
+
+  private make(capacity: number): Storage {
+    const n = this.kvHeads * this.headDim * capacity;
+    return this.half ? new Uint16Array(n) : new Float32Array(n);
   }
 }

@@ -8,9 +8,11 @@
 // Outputs: y, k_new/v_new (pre-RoPE), k_rot_new (the chunk's keys after RoPE, when the cache keeps keys rotated),
 // c_k_new/c_v_new (CSKV). With rotated keys a step rotates only its own keys and the compressed ones it rebuilds.
 // With the head-major full branch (`fullLayout: 'heads'`, CPU, rotated keys only) k_full/v_full give way to the
-// cache's own buffers, read in place: k_cache [kvHeads, hd, C] (rotated keys, transposed), v_cache [kvHeads, C, hd],
+// cache's own buffers, read in place (f32, or fp16 widened as read): k_cache [kvHeads, hd, C] (rotated keys,
+// transposed), v_cache [kvHeads, C, hd],
 // of which only the held slots count (the mask [T, C + Sc + T] hides the rest); the scores over the compressed
-// keys, the cache and the chunk are joined instead of the keys, so no step copies the history.
+// keys, the cache and the chunk are joined instead of the keys, so no step copies the history. The chunk's rows
+// for the cache come out as k_append (rotated) and v_append, in the buffers' type.
 // Compressed keys are rebuilt (mean + c U^T: 2·r·D FLOPs per token) and rotated; compressed values are never
 // rebuilt per token: the attention weights are applied in the rank-r space and up-projected once per query (docs/cskv.md).
 import { type BlockQuantised, type RowReader, quantiseBlockwise } from './blockQuantizer';
@@ -69,6 +71,8 @@ export interface LayerGraphOptions {
   fullBranchOutputs?: boolean;
   /** The full branch as token-major rows (k_full/v_full) or as the cache's head-major buffers (k_cache/v_cache). */
   fullLayout?: 'rows' | 'heads';
+  /** The head-major buffers' element type; the chunk's rows for them (k_append/v_append) come out in it too. */
+  fullType?: 'float32' | 'float16';
 }
 
 export function buildLayerGraph(config: ModelConfig, w: LayerWeights, factors: LayerFactors | undefined, options: LayerGraphOptions): OnnxGraph {
@@ -135,10 +139,14 @@ export function buildLayerGraph(config: ModelConfig, w: LayerWeights, factors: L
   const valuesByHead = (t: string): string => g.op('Transpose', [g.op('Reshape', [t, g.ints([-1, kvHeads, hd])])], { perm: [1, 0, 2] });
   let attn: string; // [kvHeads, nRep, T, hd]
   if (headMajor) {
-    const kCache = g.input('k_cache', [kvHeads, hd, 'C']);
-    const vCache = g.input('v_cache', [kvHeads, 'C', hd]);
+    const fullType = options.fullType ?? 'float32';
+    const widened = (t: string): string => (fullType === 'float16' ? g.op('Cast', [t], { to: 1 }) : t);
+    const narrowed = (t: string): string => (fullType === 'float16' ? g.op('Cast', [t], { to: 10 }) : t);
+    const kCache = widened(g.input('k_cache', [kvHeads, hd, 'C'], fullType));
+    const vCache = widened(g.input('v_cache', [kvHeads, 'C', hd], fullType));
     const kRotNew = ropeKeys(k, cosQ, sinQ);
-    g.output(kRotNew, 'k_rot_new', ['T', D]);
+    g.output(narrowed(kRotNew), 'k_append', ['T', D], fullType);
+    g.output(narrowed(v), 'v_append', ['T', D], fullType);
     // Queries of a kv head as one matrix [kvHeads, nRep*T, hd]: each product reads the head's keys once.
     const queries = g.op('Reshape', [qRot, g.ints([kvHeads, -1, hd])]);
     // Scores over the cache's C slots, then the compressed keys (rebuilt, so copied per step anyway) joined with
