@@ -67,7 +67,6 @@ test('a cache in the heads layout holds, truncates, exports and imports what one
   assert.throws(() => new BiBranchCache(shape, { kvHeads: 4, headDim: HD }), /not 6/);
   const feed = (from: number, count: number): void => {
     for (const cache of [byRows, byHeads]) {
-      cache.reserve(count);
       const { k, v } = tokens(from, count);
       for (let l = 0; l < 2; l++) cache.append(l, count, k, v, new Float32Array(count * 2).fill(from), new Float32Array(count * 3).fill(from));
       cache.commit(count);

@@ -169,14 +169,22 @@ export class OnnxEngine implements Engine {
     // Positions whose keys the graph rotates: the rebuilt compressed ones, or every one when keys are kept unrotated.
     const rotated = keysRotated ? this.cache.fullStart : S;
     const headMajor = this.cache.fullLayout === 'heads';
-    // Head-major: every layer gets room for the chunk first, so all share one capacity (and this mask).
-    const capacity = headMajor ? this.cache.reserve(T) : 0;
-    const mask = headMajor ? this.headMajorMask(start, T, this.cache.fullStart, capacity) : this.mask(start, T);
+    // Head-major: the mask depends on the buffers' capacity, the same in every layer (they grow alike, each after
+    // its own run: the chunk's keys are read from the graph's own, never from slots reserved for them).
+    const masks = new Map<number, ort.Tensor>();
+    const maskFor = (capacity: number): ort.Tensor => {
+      let mask = masks.get(capacity);
+      if (!mask) {
+        const values = this.headMajorMask(start, T, this.cache.fullStart, capacity);
+        masks.set(capacity, mask = new ort.Tensor('float32', values, [T, values.length / T]));
+      }
+      return mask;
+    };
     const feeds: Record<string, ort.Tensor> = {
       cos_q: new ort.Tensor('float32', rope.cos.subarray(start * hd, S * hd), [T, hd]),
       sin_q: new ort.Tensor('float32', rope.sin.subarray(start * hd, S * hd), [T, hd]),
-      mask: new ort.Tensor('float32', mask, [T, mask.length / T]),
     };
+    if (!headMajor) feeds.mask = new ort.Tensor('float32', this.mask(start, T), [T, S]);
     if (this.layers[0]!.inputNames.includes('cos_k')) {
       feeds.cos_k = new ort.Tensor('float32', rope.cos.subarray(0, rotated * hd), [rotated, hd]);
       feeds.sin_k = new ort.Tensor('float32', rope.sin.subarray(0, rotated * hd), [rotated, hd]);
@@ -191,8 +199,9 @@ export class OnnxEngine implements Engine {
         const c = this.cache.inputs(i);
         feeds.x = xOnDevice ?? new ort.Tensor('float32', x, [T, config.hiddenSize]);
         if (headMajor) {
-          if (c.capacity !== capacity) throw new Error(`layer ${i}: ${c.capacity} cache slots, the mask has ${capacity}`);
+          const capacity = c.capacity!;
           const { kvHeads, headDim } = config;
+          feeds.mask = maskFor(capacity);
           feeds.k_cache = cacheTensor(c.kFull, [kvHeads, headDim, capacity]);
           feeds.v_cache = cacheTensor(c.vFull, [kvHeads, capacity, headDim]);
         } else {

@@ -149,15 +149,6 @@ export class BiBranchCache {
   /** Bytes per element of the full branch: 2 where it holds fp16. */
   readonly fullElementBytes: 2 | 4;
 
-  /**
-   * Heads layout: makes room in every layer for `count` more tokens, so that a forward's appends never move the
-   * buffers and every layer's capacity (hence the mask) is the same throughout it. Returns that capacity.
-   */
-  reserve(count: number): number {
-    for (const l of this.layers) l.full?.reserve(l.full.rows + count);
-    return this.layers[0]?.full?.capacity ?? 0;
-  }
-
   get compressed(): boolean {
     return this.shape.ranks !== undefined;
   }

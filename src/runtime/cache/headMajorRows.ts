@@ -56,7 +56,7 @@ export class HeadMajorRows {
   }
 
   /** Makes room for `rows` tokens (keeping those held); capacity only changes here and when rows are dropped. */
-  reserve(rows: number): void {
+  private reserve(rows: number): void {
     if (rows > this.cap) this.resize(capacityFor(rows));
   }
 
