@@ -16,7 +16,6 @@ const EXTERNAL_MIN_BYTES = 4096;
 const enum ElemType {
   FLOAT = 1,
   UINT8 = 2,
-  INT32 = 6,
   INT64 = 7,
   FLOAT16 = 10,
 }
@@ -27,8 +26,8 @@ const enum AttrType {
 }
 
 export type Dim = number | string;
-export type ValueType = 'float32' | 'float16' | 'int32';
-const ELEM_TYPES: Record<ValueType, ElemType> = { float32: ElemType.FLOAT, float16: ElemType.FLOAT16, int32: ElemType.INT32 };
+export type ValueType = 'float32' | 'float16';
+const ELEM_TYPES: Record<ValueType, ElemType> = { float32: ElemType.FLOAT, float16: ElemType.FLOAT16 };
 export type Attr = number | number[] | { float: number };
 
 export class GraphBuilder {
