@@ -77,8 +77,9 @@ export class OnnxEngine implements Engine {
       const compressedType = bits === 16 && halfFeatures(provider.backend) ? 'float16' as const : 'float32' as const;
       // The CPU graphs read the full branch in place from head-major buffers, so a step copies no history; the
       // rows layout stays for WebGPU (which keeps the branch on the device as rows it re-feeds) and for unrotated
-      // keys (every step rotates all of them anyway). Measured on a 0.5B model's 24 attention blocks at decode
-      // (q8 weights aside): 28-43 -> 8-13 ms a step at 2048 tokens (/work/notes/issue-12.md).
+      // keys (every step rotates all of them anyway). Measured on a 0.5B model's 24 attention blocks alone, one
+      // decode step at 2048 tokens on 2 loaded cores: 28-43 -> 8-13 ms (onnxruntime's GroupQueryAttention with a
+      // shared past/present buffer: 68-77 ms); the whole q8 step's CPU time 96 -> 77 ms, about what it is at 512.
       const fullLayout = provider.backend === 'onnx' && keysRotated ? 'heads' as const : 'rows' as const;
       // With 8/4-bit weights the head-major branch holds fp16 (half the bytes, as llama.cpp's default cache); the f32
       // weights keep an f32 one, so that path stays within 1e-4 of the reference.
