@@ -6,8 +6,14 @@
 // compressed branch holds the rank-r features of every older token, at 16 bits as one contiguous run of fp16 rows
 // that onnxruntime reads in place, or quantised in blocks of W. Without factors (CSKV off) nothing is ever
 // compressed: an ordinary KV cache.
+//
+// The full branch is laid out in one of two ways (`FullLayout`): token-major rows that grow (`rows`: what the
+// WebGPU backend re-feeds and keeps on the device, and what unrotated keys need, since every step rotates them all),
+// or head-major buffers with room to grow (`heads`, headMajorRows.ts: the CPU graph reads them in place and a step
+// writes only its own tokens). Snapshots hold token-major rows either way.
 import { type CachePolicy, blocksLeaving, checkPolicy, compressedLength, fp16CacheBytes, layerBytes, truncation } from './cachePolicy';
 import { GrowableRows } from './growableRows';
+import { HeadMajorRows } from './headMajorRows';
 import type { CompressedBits, MemoryReport } from '../../protocol';
 import { type QuantisedBlock, dequantiseKeys, dequantiseValues, quantiseKeys, quantiseValues } from './quantizer';
 import { floatToHalfBits } from '../half';
@@ -24,14 +30,27 @@ export interface CacheShape {
   keysRotated?: boolean | undefined;
 }
 
+/** How the full-precision branch is stored: see the top of this file. */
+export type FullLayout = 'rows' | 'heads';
+
+/** The heads layout's kv heads and head size (their product is kvDim), and whether it holds fp16 (else f32). */
+export interface HeadMajorLayout {
+  kvHeads: number;
+  headDim: number;
+  half?: boolean;
+}
+
 export interface CompressedBlock {
   k: Uint16Array | QuantisedBlock;
   v: Uint16Array | QuantisedBlock;
 }
 
 class LayerCache {
-  readonly kFull: GrowableRows;
-  readonly vFull: GrowableRows;
+  /** Rows layout: keys and values token-major. */
+  readonly kFull: GrowableRows | undefined;
+  readonly vFull: GrowableRows | undefined;
+  /** Heads layout. */
+  readonly full: HeadMajorRows | undefined;
   /** Compressed features of the tokens still in the full branch, ready to be stored when they leave it. */
   readonly kPending: GrowableRows | undefined;
   readonly vPending: GrowableRows | undefined;
@@ -41,13 +60,41 @@ class LayerCache {
   readonly kHalf: GrowableRows<Uint16Array> | undefined;
   readonly vHalf: GrowableRows<Uint16Array> | undefined;
 
-  constructor(kvDim: number, readonly kRank: number, readonly vRank: number, compressed: boolean, half: boolean) {
-    this.kFull = new GrowableRows(kvDim);
-    this.vFull = new GrowableRows(kvDim);
+  constructor(kvDim: number, readonly kRank: number, readonly vRank: number, compressed: boolean, half: boolean, heads: HeadMajorLayout | undefined) {
+    this.kFull = heads ? undefined : new GrowableRows(kvDim);
+    this.vFull = heads ? undefined : new GrowableRows(kvDim);
+    this.full = heads ? new HeadMajorRows(heads.kvHeads, heads.headDim, heads.half === true) : undefined;
     this.kPending = compressed ? new GrowableRows(kRank) : undefined;
     this.vPending = compressed ? new GrowableRows(vRank) : undefined;
     this.kHalf = compressed && half ? GrowableRows.half(kRank) : undefined;
     this.vHalf = compressed && half ? GrowableRows.half(vRank) : undefined;
+  }
+
+  appendFull(k: Float32Array | Uint16Array, v: Float32Array | Uint16Array, count: number): void {
+    if (this.full) {
+      this.full.append(k, v, count);
+    } else {
+      if (!(k instanceof Float32Array) || !(v instanceof Float32Array)) throw new TypeError('the rows layout holds f32');
+      this.kFull!.append(k, count);
+      this.vFull!.append(v, count);
+    }
+  }
+
+  /** The full branch token-major: views for the rows layout, copies for the heads layout. */
+  fullRows(): { k: Float32Array; v: Float32Array } {
+    return this.full ? this.full.tokenMajor() : { k: this.kFull!.view(), v: this.vFull!.view() };
+  }
+
+  dropFullFront(count: number): void {
+    this.full?.dropFront(count);
+    this.kFull?.dropFront(count);
+    this.vFull?.dropFront(count);
+  }
+
+  truncateFull(rows: number): void {
+    this.full?.truncate(rows);
+    this.kFull?.truncate(rows);
+    this.vFull?.truncate(rows);
   }
 }
 
@@ -61,9 +108,16 @@ export interface CacheState {
 }
 
 export interface LayerInputs {
-  kFull: Float32Array;
-  vFull: Float32Array;
+  /**
+   * Rows layout: keys and values [fullTokens, kvDim]. Heads layout: the whole buffers, keys [kvHeads, headDim,
+   * capacity] and values [kvHeads, capacity, headDim], of which slots [0, fullTokens) hold tokens; f32, or fp16
+   * bits where the layout holds fp16.
+   */
+  kFull: Float32Array | Uint16Array;
+  vFull: Float32Array | Uint16Array;
   fullTokens: number;
+  /** Heads layout: the slots per kv head. */
+  capacity?: number;
   /** Compressed features [compressedTokens, rank]: fp16 bits at 16 bits, else dequantised; absent for CSKV off. */
   kCompressed?: Float32Array | Uint16Array;
   vCompressed?: Float32Array | Uint16Array;
@@ -79,12 +133,21 @@ export class BiBranchCache {
 
   private readonly policy: CachePolicy;
 
-  constructor(readonly shape: CacheShape) {
+  readonly fullLayout: FullLayout;
+
+  /** `heads`: the head-major layout; without it, the rows layout. */
+  constructor(readonly shape: CacheShape, heads?: HeadMajorLayout) {
     this.policy = { window: shape.window, compressed: shape.ranks !== undefined };
     checkPolicy(this.policy);
+    if (heads && heads.kvHeads * heads.headDim !== shape.kvDim) throw new RangeError(`${heads.kvHeads} kv heads of ${heads.headDim} channels are not ${shape.kvDim}`);
     this.layers = Array.from({ length: shape.layers }, (_, i) =>
-      new LayerCache(shape.kvDim, shape.ranks?.k[i] ?? 0, shape.ranks?.v[i] ?? 0, this.policy.compressed, shape.bits === 16));
+      new LayerCache(shape.kvDim, shape.ranks?.k[i] ?? 0, shape.ranks?.v[i] ?? 0, this.policy.compressed, shape.bits === 16, heads));
+    this.fullLayout = heads ? 'heads' : 'rows';
+    this.fullElementBytes = heads?.half ? 2 : 4;
   }
+
+  /** Bytes per element of the full branch: 2 where it holds fp16. */
+  readonly fullElementBytes: 2 | 4;
 
   get compressed(): boolean {
     return this.shape.ranks !== undefined;
@@ -102,9 +165,9 @@ export class BiBranchCache {
   /** The cache of one layer as the next forward reads it. */
   inputs(layer: number): LayerInputs {
     const l = this.layers[layer]!;
-    const result: LayerInputs = {
-      kFull: l.kFull.view(), vFull: l.vFull.view(), fullTokens: l.kFull.rows, compressedTokens: this.compressedTokens,
-    };
+    const result: LayerInputs = l.full
+      ? { kFull: l.full.keys, vFull: l.full.values, fullTokens: l.full.rows, capacity: l.full.capacity, compressedTokens: this.compressedTokens }
+      : { kFull: l.kFull!.view(), vFull: l.vFull!.view(), fullTokens: l.kFull!.rows, compressedTokens: this.compressedTokens };
     if (l.kHalf && l.vHalf) {
       result.kCompressed = l.kHalf.view();
       result.vCompressed = l.vHalf.view();
@@ -132,11 +195,13 @@ export class BiBranchCache {
     }
   }
 
-  /** Adds one layer's keys/values (and compressed features) of a chunk of `count` tokens. */
-  append(layer: number, count: number, k: Float32Array, v: Float32Array, kFeatures?: Float32Array, vFeatures?: Float32Array): void {
+  /**
+   * Adds one layer's keys/values (and compressed features) of a chunk of `count` tokens. Keys/values are f32, or
+   * fp16 bits for a heads layout that holds fp16.
+   */
+  append(layer: number, count: number, k: Float32Array | Uint16Array, v: Float32Array | Uint16Array, kFeatures?: Float32Array, vFeatures?: Float32Array): void {
     const l = this.layers[layer]!;
-    l.kFull.append(k, count);
-    l.vFull.append(v, count);
+    l.appendFull(k, v, count);
     if (l.kPending && l.vPending) {
       if (!kFeatures || !vFeatures) throw new Error('compressed features missing for a CSKV cache');
       l.kPending.append(kFeatures, count);
@@ -162,7 +227,8 @@ export class BiBranchCache {
           });
         }
       }
-      for (const rows of [l.kFull, l.vFull, l.kPending!, l.vPending!]) rows.dropFront(leaving);
+      l.dropFullFront(leaving);
+      for (const rows of [l.kPending!, l.vPending!]) rows.dropFront(leaving);
     }
     this.compressedTokens = compressedLength(this.policy, this.tokens);
   }
@@ -175,7 +241,8 @@ export class BiBranchCache {
   truncate(length: number): { recomputeFrom: number } {
     const plan = truncation(this.policy, this.compressedTokens, this.tokens, length);
     for (const l of this.layers) {
-      for (const rows of [l.kFull, l.vFull, l.kPending, l.vPending]) rows?.truncate(plan.fullTokens);
+      l.truncateFull(plan.fullTokens);
+      for (const rows of [l.kPending, l.vPending]) rows?.truncate(plan.fullTokens);
       l.kHalf?.truncate(plan.compressedTokens);
       l.vHalf?.truncate(plan.compressedTokens);
       l.blocks.length = Math.min(l.blocks.length, plan.compressedTokens / this.shape.window);
@@ -190,10 +257,13 @@ export class BiBranchCache {
     return {
       tokens: this.tokens,
       compressedTokens: this.compressedTokens,
-      layers: this.layers.map((l) => ({
-        kFull: l.kFull.view(), vFull: l.vFull.view(), kPending: l.kPending?.view(), vPending: l.vPending?.view(),
-        blocks: l.kHalf && l.vHalf ? halfBlocks(l.kHalf, l.vHalf, this.shape.window) : l.blocks,
-      })),
+      layers: this.layers.map((l) => {
+        const full = l.fullRows();
+        return {
+          kFull: full.k, vFull: full.v, kPending: l.kPending?.view(), vPending: l.vPending?.view(),
+          blocks: l.kHalf && l.vHalf ? halfBlocks(l.kHalf, l.vHalf, this.shape.window) : l.blocks,
+        };
+      }),
     };
   }
 
@@ -206,7 +276,10 @@ export class BiBranchCache {
     state.layers.forEach((saved, i) => {
       const l = this.layers[i]!;
       if (saved.blocks.length * W !== state.compressedTokens) throw new RangeError(`saved cache layer ${i}: block count`);
-      for (const [rows, data] of [[l.kFull, saved.kFull], [l.vFull, saved.vFull], [l.kPending, saved.kPending], [l.vPending, saved.vPending]] as const) {
+      if (saved.kFull.length !== fullTokens * this.shape.kvDim || saved.vFull.length !== fullTokens * this.shape.kvDim) throw new RangeError(`saved cache layer ${i}: full branch size`);
+      l.truncateFull(0);
+      l.appendFull(saved.kFull, saved.vFull, fullTokens);
+      for (const [rows, data] of [[l.kPending, saved.kPending], [l.vPending, saved.vPending]] as const) {
         if (!rows) continue;
         if (!data || data.length !== fullTokens * rows.width) throw new RangeError(`saved cache layer ${i}: full branch size`);
         rows.truncate(0);
@@ -233,7 +306,7 @@ export class BiBranchCache {
     const { kvDim, layers, window, bits } = this.shape;
     const fullTokens = this.tokens - this.compressedTokens;
     const perLayer = this.layers.map((l) => {
-      const bytes = layerBytes({ kvDim, kRank: l.kRank, vRank: l.vRank, bits, fullElementBytes: 4 }, this.policy, fullTokens, this.compressedTokens);
+      const bytes = layerBytes({ kvDim, kRank: l.kRank, vRank: l.vRank, bits, fullElementBytes: this.fullElementBytes, pendingElementBytes: 4 }, this.policy, fullTokens, this.compressedTokens);
       return { fullBytes: bytes.full, compressedBytes: bytes.compressed };
     });
     const fullBytes = perLayer.reduce((a, l) => a + l.fullBytes, 0);
@@ -250,7 +323,7 @@ export class BiBranchCache {
       fp16Bytes,
       savings: fp16Bytes === 0 ? 0 : 1 - totalBytes / fp16Bytes,
       perLayer,
-      fullDtype: 'f32',
+      fullDtype: this.fullElementBytes === 2 ? 'f16' : 'f32',
       bits: this.compressed ? bits : null,
       window: this.compressed ? window : null,
     };

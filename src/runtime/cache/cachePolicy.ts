@@ -70,8 +70,10 @@ export interface BranchSizes {
   kRank: number;
   vRank: number;
   bits: CompressedBits;
-  /** Bytes per element of the full-precision branch as the backend stores it. */
+  /** Bytes per element of the full-precision branch's keys and values as the backend stores them. */
   fullElementBytes: number;
+  /** Bytes per element of the compressed features the window keeps for its tokens (default: fullElementBytes). */
+  pendingElementBytes?: number;
 }
 
 /** Bytes one layer holds for `fullTokens` in the window and `compressedTokens` in the compressed branch. */
@@ -79,7 +81,7 @@ export function layerBytes(s: BranchSizes, policy: CachePolicy, fullTokens: numb
   // The window also keeps each token's compressed features, ready for when its block leaves.
   const pending = policy.compressed ? s.kRank + s.vRank : 0;
   return {
-    full: fullTokens * (2 * s.kvDim + pending) * s.fullElementBytes,
+    full: fullTokens * (2 * s.kvDim * s.fullElementBytes + pending * (s.pendingElementBytes ?? s.fullElementBytes)),
     compressed: compressedTokens === 0 ? 0 : (compressedTokens / policy.window) * blockBytes(policy.window, s.kRank, s.vRank, s.bits),
   };
 }

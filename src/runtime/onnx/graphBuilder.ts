@@ -26,6 +26,8 @@ const enum AttrType {
 }
 
 export type Dim = number | string;
+export type ValueType = 'float32' | 'float16' | 'int64';
+const ELEM_TYPES: Record<ValueType, ElemType> = { float32: ElemType.FLOAT, float16: ElemType.FLOAT16, int64: ElemType.INT64 };
 export type Attr = number | number[] | { float: number };
 
 export class GraphBuilder {
@@ -40,14 +42,14 @@ export class GraphBuilder {
 
   constructor(private readonly name: string) {}
 
-  input(name: string, dims: readonly Dim[], type: 'float32' | 'float16' | 'int64' = 'float32'): string {
-    this.inputs.push(valueInfo(name, dims, { float32: ElemType.FLOAT, float16: ElemType.FLOAT16, int64: ElemType.INT64 }[type]));
+  input(name: string, dims: readonly Dim[], type: ValueType = 'float32'): string {
+    this.inputs.push(valueInfo(name, dims, ELEM_TYPES[type]));
     return name;
   }
 
-  output(value: string, name: string, dims: readonly Dim[]): void {
+  output(value: string, name: string, dims: readonly Dim[], type: ValueType = 'float32'): void {
     this.op('Identity', [value], {}, name);
-    this.outputs.push(valueInfo(name, dims));
+    this.outputs.push(valueInfo(name, dims, ELEM_TYPES[type]));
   }
 
   /** A float32 weight; the builder keeps a view of the data (never copied by the builder). */

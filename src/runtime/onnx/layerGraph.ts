@@ -7,6 +7,12 @@
 //   CSKV), else [S,hd];  S = Sc + Sf + T: compressed history, full-precision history, the chunk itself.
 // Outputs: y, k_new/v_new (pre-RoPE), k_rot_new (the chunk's keys after RoPE, when the cache keeps keys rotated),
 // c_k_new/c_v_new (CSKV). With rotated keys a step rotates only its own keys and the compressed ones it rebuilds.
+// With the head-major full branch (`fullLayout: 'heads'`, CPU, rotated keys only) k_full/v_full give way to the
+// cache's own buffers, read in place (f32, or fp16 widened as read): k_cache [kvHeads, hd, C] (rotated keys,
+// transposed), v_cache [kvHeads, C, hd],
+// of which only the held slots count (the mask [T, C + Sc + T] hides the rest); the scores over the compressed
+// keys, the cache and the chunk are joined instead of the keys, so no step copies the history. The chunk's rows
+// for the cache come out as k_append (rotated) and v_append, in the buffers' type.
 // Compressed keys are rebuilt (mean + c U^T: 2·r·D FLOPs per token) and rotated; compressed values are never
 // rebuilt per token: the attention weights are applied in the rank-r space and up-projected once per query (docs/cskv.md).
 import { type BlockQuantised, type RowReader, quantiseBlockwise } from './blockQuantizer';
@@ -85,6 +91,10 @@ export interface LayerGraphOptions {
    * `k_full`/`v_full` before any block leaves it), so a GPU backend can keep them on the device and feed them back.
    */
   fullBranchOutputs?: boolean;
+  /** The full branch as token-major rows (k_full/v_full) or as the cache's head-major buffers (k_cache/v_cache). */
+  fullLayout?: 'rows' | 'heads';
+  /** The head-major buffers' element type; the chunk's rows for them (k_append/v_append) come out in it too. */
+  fullType?: 'float32' | 'float16';
 }
 
 export function buildLayerGraph(config: ModelConfig, w: LayerWeights, factors: LayerFactors | undefined, options: LayerGraphOptions): OnnxGraph {
@@ -100,9 +110,9 @@ export function buildLayerGraph(config: ModelConfig, w: LayerWeights, factors: L
   const needsCosK = !keysRotated || factors !== undefined;
   const cosK = needsCosK ? g.input('cos_k', [rotatedCount, hd]) : '';
   const sinK = needsCosK ? g.input('sin_k', [rotatedCount, hd]) : '';
-  const mask = g.input('mask', ['T', 'S']);
-  const kFull = g.input('k_full', ['Sf', D]);
-  const vFull = g.input('v_full', ['Sf', D]);
+  const headMajor = options.fullLayout === 'heads';
+  if (headMajor && (!keysRotated || options.fullBranchOutputs)) throw new Error('the head-major full branch holds rotated keys and stays in JS memory');
+  const mask = g.input('mask', headMajor ? ['T', 'M'] : ['T', 'S']);
   const compressedType = options.compressedType;
   const features = (kind: 'k' | 'v', rank: number): string => {
     if (typeof compressedType === 'object') return dequantisedFeatures(g, kind, rank, compressedType.codes, compressedType.window);
@@ -145,56 +155,99 @@ export function buildLayerGraph(config: ModelConfig, w: LayerWeights, factors: L
     g.output(g.op('MatMul', [g.op('Sub', [v, vMean]), vBasis]), 'c_v_new', ['T', factors.v.rank]);
     rebuilt = g.op('Add', [g.op('Gemm', [cK, kBasis], { transB: 1 }), kMean]);
   }
-  // Every key of the attention, token-major [S, D], after RoPE.
-  let keys: string;
-  const fullBranchOutputs = options.fullBranchOutputs === true;
-  if (keysRotated) {
-    const kRotNew = ropeKeys(k, cosQ, sinQ);
-    g.output(kRotNew, 'k_rot_new', ['T', D]);
-    const fullKeys = g.op('Concat', [kFull, kRotNew], { axis: 0 });
-    if (fullBranchOutputs) g.output(fullKeys, 'k_full_next', ['Sf+T', D]);
-    keys = rebuilt ? g.op('Concat', [ropeKeys(rebuilt, cosK, sinK), fullKeys], { axis: 0 }) : fullKeys;
-  } else {
-    const fullKeys = g.op('Concat', [kFull, k], { axis: 0 });
-    if (fullBranchOutputs) g.output(fullKeys, 'k_full_next', ['Sf+T', D]);
-    keys = ropeKeys(rebuilt ? g.op('Concat', [rebuilt, fullKeys], { axis: 0 }) : fullKeys, cosK, sinK);
-  }
-
   // [T, heads*hd] -> [kvHeads, nRep, T, hd]; query head j*nRep+i attends with kv head j (transformers' repeat_kv).
   const qHeads = g.op('Transpose', [g.op('Reshape', [q, g.ints([-1, kvHeads, nRep, hd])])], { perm: [1, 2, 0, 3] });
   const qRot = g.op('Mul', [rope(qHeads, cosQ, sinQ), g.scalar(1 / Math.sqrt(hd))]);
-  // [S, D] -> [kvHeads, 1, hd, S]
-  const kRot = g.op('Unsqueeze', [g.op('Transpose', [g.op('Reshape', [keys, g.ints([-1, kvHeads, hd])])], { perm: [1, 2, 0] }), g.ints([1])]);
-  const scores = g.op('Add', [g.op('MatMul', [qRot, kRot]), mask]);
-  const probs = g.op('Softmax', [scores], { axis: -1 });
-
-  const toHeads = (t: string): string =>
-    g.op('Unsqueeze', [g.op('Transpose', [g.op('Reshape', [t, g.ints([-1, kvHeads, hd])])], { perm: [1, 0, 2] }), g.ints([1])]);
-  const valueRows = g.op('Concat', [vFull, v], { axis: 0 });
-  if (fullBranchOutputs) g.output(valueRows, 'v_full_next', ['Sf+T', D]);
-  const values = toHeads(valueRows);
-  let attn: string;
-  if (factors && cV) {
-    const compressedCount = g.op('Slice', [g.op('Shape', [cV]), g.ints([0]), g.ints([1])]);
-    const pCompressed = g.op('Slice', [probs, g.ints([0]), compressedCount, g.ints([-1])]);
-    const pFull = g.op('Slice', [probs, compressedCount, g.ints([2 ** 62]), g.ints([-1])]);
-    // Per kv head: U_v rows of that head, as [kvHeads, 1, rv, hd], and its mean as [kvHeads, 1, 1, hd].
-    const upBasis = headMajorBasis(factors.v, kvHeads, hd);
-    const upProjection = g.weight('v_up', upBasis, [kvHeads, 1, factors.v.rank, hd]);
-    const meanHeads = g.weight('v_mean_heads', factors.v.mean, [kvHeads, 1, 1, hd]);
-    // One zero row/column appended to both sides, so the product's inner axis is never empty: onnxruntime's
-    // WebGPU provider crashes (SIGSEGV) on a MatMul over a zero-length axis, i.e. while the compressed branch is
-    // empty (test/runtime/webgpuCrash.test.ts). The extra term adds 0.
-    const inRankSpace = g.op('MatMul', [g.op('Pad', [pCompressed, g.ints([0, 0, 0, 0, 0, 0, 0, 1])]), g.op('Pad', [cV, g.ints([0, 0, 1, 0])])]);
-    const compressedOut = g.op('Add', [
-      g.op('MatMul', [inRankSpace, upProjection]),
-      // The compressed weights' total, as 1 - the full ones' (never an empty reduction: onnxruntime gets the
-      // shape of a ReduceSum over a zero-length axis wrong while the compressed branch is still empty).
-      g.op('Mul', [g.op('Sub', [g.scalar(1), g.op('ReduceSum', [pFull, g.ints([-1])], { keepdims: 1 })]), meanHeads]),
-    ]);
-    attn = g.op('Add', [g.op('MatMul', [pFull, values]), compressedOut]);
+  // [N, D] -> [kvHeads, hd, N] (keys, for q k^T) and [kvHeads, N, hd] (values).
+  const keysByHead = (t: string): string => g.op('Transpose', [g.op('Reshape', [t, g.ints([-1, kvHeads, hd])])], { perm: [1, 2, 0] });
+  const valuesByHead = (t: string): string => g.op('Transpose', [g.op('Reshape', [t, g.ints([-1, kvHeads, hd])])], { perm: [1, 0, 2] });
+  let attn: string; // [kvHeads, nRep, T, hd]
+  if (headMajor) {
+    const fullType = options.fullType ?? 'float32';
+    const widened = (t: string): string => (fullType === 'float16' ? g.op('Cast', [t], { to: 1 }) : t);
+    const narrowed = (t: string): string => (fullType === 'float16' ? g.op('Cast', [t], { to: 10 }) : t);
+    const kCache = widened(g.input('k_cache', [kvHeads, hd, 'C'], fullType));
+    const vCache = widened(g.input('v_cache', [kvHeads, 'C', hd], fullType));
+    const kRotNew = ropeKeys(k, cosQ, sinQ);
+    g.output(narrowed(kRotNew), 'k_append', ['T', D], fullType);
+    g.output(narrowed(v), 'v_append', ['T', D], fullType);
+    // Queries of a kv head as one matrix [kvHeads, nRep*T, hd]: each product reads the head's keys once.
+    const queries = g.op('Reshape', [qRot, g.ints([kvHeads, -1, hd])]);
+    // Scores over the cache's C slots, then the compressed keys (rebuilt, so copied per step anyway) joined with
+    // the chunk's: never a product over an empty axis (onnxruntime's CPU MatMul faults on one, SIGFPE).
+    const newKeys = rebuilt ? g.op('Concat', [keysByHead(ropeKeys(rebuilt, cosK, sinK)), keysByHead(kRotNew)], { axis: -1 }) : keysByHead(kRotNew);
+    const scores = g.op('Concat', [g.op('MatMul', [queries, kCache]), g.op('MatMul', [queries, newKeys])], { axis: -1 }); // [kvHeads, nRep*T, M], M = C + Sc + T
+    const M = g.op('Slice', [g.op('Shape', [scores]), g.ints([2]), g.ints([3])]);
+    const byQuery = g.op('Reshape', [scores, g.op('Concat', [g.ints([kvHeads, nRep, -1]), M], { axis: 0 })]);
+    const probs = g.op('Reshape', [g.op('Softmax', [g.op('Add', [byQuery, mask])], { axis: -1 }), g.op('Concat', [g.ints([kvHeads, -1]), M], { axis: 0 })]);
+    const C = g.op('Slice', [g.op('Shape', [kCache]), g.ints([2]), g.ints([3])]);
+    const Sc = cV ? g.op('Slice', [g.op('Shape', [cV]), g.ints([0]), g.ints([1])]) : g.ints([0]);
+    const compressedEnd = g.op('Add', [C, Sc]);
+    const pCache = g.op('Slice', [probs, g.ints([0]), C, g.ints([-1])]);
+    const pNew = g.op('Slice', [probs, compressedEnd, g.ints([2 ** 62]), g.ints([-1])]);
+    let out = g.op('Add', [g.op('MatMul', [pCache, vCache]), g.op('MatMul', [pNew, valuesByHead(v)])]);
+    if (factors && cV) {
+      const pCompressed = g.op('Slice', [probs, C, compressedEnd, g.ints([-1])]);
+      const pRest = g.op('Concat', [pCache, pNew], { axis: -1 });
+      const upProjection = g.weight('v_up', headMajorBasis(factors.v, kvHeads, hd), [kvHeads, factors.v.rank, hd]);
+      const meanHeads = g.weight('v_mean_heads', factors.v.mean, [kvHeads, 1, hd]);
+      // The compressed weights' total as 1 - the others' (see the rows layout below for why never a sum over Sc).
+      // The padding: one zero column/row, so the product's inner axis is never empty; the extra term adds 0.
+      const compressedTotal = g.op('Sub', [g.scalar(1), g.op('ReduceSum', [pRest, g.ints([-1])], { keepdims: 1 })]);
+      const inRankSpace = g.op('MatMul', [g.op('Pad', [pCompressed, g.ints([0, 0, 0, 0, 0, 1])]), g.op('Pad', [cV, g.ints([0, 0, 1, 0])])]);
+      out = g.op('Add', [out, g.op('Add', [g.op('MatMul', [inRankSpace, upProjection]), g.op('Mul', [compressedTotal, meanHeads])])]);
+    }
+    attn = g.op('Reshape', [out, g.ints([kvHeads, nRep, -1, hd])]);
   } else {
-    attn = g.op('MatMul', [probs, values]);
+    const kFull = g.input('k_full', ['Sf', D]);
+    const vFull = g.input('v_full', ['Sf', D]);
+    // Every key of the attention, token-major [S, D], after RoPE.
+    let keys: string;
+    const fullBranchOutputs = options.fullBranchOutputs === true;
+    if (keysRotated) {
+      const kRotNew = ropeKeys(k, cosQ, sinQ);
+      g.output(kRotNew, 'k_rot_new', ['T', D]);
+      const fullKeys = g.op('Concat', [kFull, kRotNew], { axis: 0 });
+      if (fullBranchOutputs) g.output(fullKeys, 'k_full_next', ['Sf+T', D]);
+      keys = rebuilt ? g.op('Concat', [ropeKeys(rebuilt, cosK, sinK), fullKeys], { axis: 0 }) : fullKeys;
+    } else {
+      const fullKeys = g.op('Concat', [kFull, k], { axis: 0 });
+      if (fullBranchOutputs) g.output(fullKeys, 'k_full_next', ['Sf+T', D]);
+      keys = ropeKeys(rebuilt ? g.op('Concat', [rebuilt, fullKeys], { axis: 0 }) : fullKeys, cosK, sinK);
+    }
+
+    // [S, D] -> [kvHeads, 1, hd, S]
+    const kRot = g.op('Unsqueeze', [g.op('Transpose', [g.op('Reshape', [keys, g.ints([-1, kvHeads, hd])])], { perm: [1, 2, 0] }), g.ints([1])]);
+    const scores = g.op('Add', [g.op('MatMul', [qRot, kRot]), mask]);
+    const probs = g.op('Softmax', [scores], { axis: -1 });
+
+    const toHeads = (t: string): string =>
+      g.op('Unsqueeze', [g.op('Transpose', [g.op('Reshape', [t, g.ints([-1, kvHeads, hd])])], { perm: [1, 0, 2] }), g.ints([1])]);
+    const valueRows = g.op('Concat', [vFull, v], { axis: 0 });
+    if (fullBranchOutputs) g.output(valueRows, 'v_full_next', ['Sf+T', D]);
+    const values = toHeads(valueRows);
+    if (factors && cV) {
+      const compressedCount = g.op('Slice', [g.op('Shape', [cV]), g.ints([0]), g.ints([1])]);
+      const pCompressed = g.op('Slice', [probs, g.ints([0]), compressedCount, g.ints([-1])]);
+      const pFull = g.op('Slice', [probs, compressedCount, g.ints([2 ** 62]), g.ints([-1])]);
+      // Per kv head: U_v rows of that head, as [kvHeads, 1, rv, hd], and its mean as [kvHeads, 1, 1, hd].
+      const upBasis = headMajorBasis(factors.v, kvHeads, hd);
+      const upProjection = g.weight('v_up', upBasis, [kvHeads, 1, factors.v.rank, hd]);
+      const meanHeads = g.weight('v_mean_heads', factors.v.mean, [kvHeads, 1, 1, hd]);
+      // One zero row/column appended to both sides, so the product's inner axis is never empty: onnxruntime's
+      // WebGPU provider crashes (SIGSEGV) on a MatMul over a zero-length axis, i.e. while the compressed branch is
+      // empty (test/runtime/webgpuCrash.test.ts). The extra term adds 0.
+      const inRankSpace = g.op('MatMul', [g.op('Pad', [pCompressed, g.ints([0, 0, 0, 0, 0, 0, 0, 1])]), g.op('Pad', [cV, g.ints([0, 0, 1, 0])])]);
+      const compressedOut = g.op('Add', [
+        g.op('MatMul', [inRankSpace, upProjection]),
+        // The compressed weights' total, as 1 - the full ones' (never an empty reduction: onnxruntime gets the
+        // shape of a ReduceSum over a zero-length axis wrong while the compressed branch is still empty).
+        g.op('Mul', [g.op('Sub', [g.scalar(1), g.op('ReduceSum', [pFull, g.ints([-1])], { keepdims: 1 })]), meanHeads]),
+      ]);
+      attn = g.op('Add', [g.op('MatMul', [pFull, values]), compressedOut]);
+    } else {
+      attn = g.op('MatMul', [probs, values]);
+    }
   }
   const merged = g.op('Reshape', [g.op('Transpose', [attn], { perm: [2, 0, 1, 3] }), g.ints([-1, heads * hd])]);
   const x1 = g.op('Add', [x, linear(g, format, merged, w.o, H, heads * hd, 'o_proj', w.oBias)]);

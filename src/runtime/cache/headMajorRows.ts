@@ -1,0 +1,151 @@
+// One layer's full-precision keys and values laid out the way the CPU graph's attention reads them, in buffers
+// with room to grow: keys transposed per kv head [kvHeads, headDim, capacity], values per kv head [kvHeads,
+// capacity, headDim]. A step writes only its own tokens' slots; the graph reads the whole buffers in place
+// (slots at or past `rows` are masked out) and never concatenates or transposes the history. Token-major rows
+// [rows, kvHeads·headDim] go in and come out only at the edges (appends, snapshots). Elements are f32, or fp16 bit
+// patterns (half the bytes; the graph widens them as it reads).
+import { floatToHalfBits, halfBitsToFloat } from '../half';
+
+type Storage = Float32Array | Uint16Array;
+
+/** Fewest slots a buffer has: a CSKV window of a few dozen tokens never reallocates. */
+const MIN_CAPACITY = 64;
+
+/**
+ * Slots for `rows` tokens: rounded up to a granule that grows with the length (a power of two, at most 1/16 of it), so a
+ * decode step rarely reallocates (a copy of the layer) and the masked slots the attention reads stay a few percent.
+ */
+export function capacityFor(rows: number): number {
+  const granule = Math.max(MIN_CAPACITY, 2 ** Math.floor(Math.log2(Math.max(1, rows / 16))));
+  return Math.max(MIN_CAPACITY, Math.ceil(rows / granule) * granule);
+}
+
+export class HeadMajorRows {
+  private k: Storage;
+  private v: Storage;
+  private cap: number;
+  private count = 0;
+
+  /** `half`: elements are fp16 bit patterns. */
+  constructor(readonly kvHeads: number, readonly headDim: number, readonly half = false) {
+    this.cap = capacityFor(0);
+    this.k = this.make(this.cap);
+    this.v = this.make(this.cap);
+  }
+
+  get bytesPerElement(): number {
+    return this.half ? 2 : 4;
+  }
+
+  get rows(): number {
+    return this.count;
+  }
+
+  get capacity(): number {
+    return this.cap;
+  }
+
+  /** Keys [kvHeads, headDim, capacity], the whole buffer (read in place). */
+  get keys(): Storage {
+    return this.k;
+  }
+
+  /** Values [kvHeads, capacity, headDim], the whole buffer (read in place). */
+  get values(): Storage {
+    return this.v;
+  }
+
+  /** Makes room for `rows` tokens (keeping those held); capacity only changes here and when rows are dropped. */
+  private reserve(rows: number): void {
+    if (rows > this.cap) this.resize(capacityFor(rows));
+  }
+
+  /**
+   * Appends `count` tokens given token-major ([count, kvHeads·headDim]): in the buffers' own element type, or f32
+   * (narrowed here when the buffers are fp16; the graph hands fp16 rows over ready).
+   */
+  append(k: Storage, v: Storage, count: number): void {
+    if (k instanceof Float32Array !== v instanceof Float32Array) throw new TypeError('keys and values of one append differ in type');
+    if (this.half && k instanceof Float32Array) {
+      const narrow = (rows: Storage): Uint16Array => Uint16Array.from(rows.subarray(0, count * this.kvHeads * this.headDim), floatToHalfBits);
+      return this.append(narrow(k), narrow(v), count);
+    }
+    if (!this.half && !(k instanceof Float32Array)) throw new TypeError('fp16 rows given to an f32 cache');
+    this.reserve(this.count + count);
+    const { kvHeads, headDim: hd, cap } = this;
+    const D = kvHeads * hd;
+    for (let t = 0; t < count; t++) {
+      const slot = this.count + t;
+      for (let h = 0; h < kvHeads; h++) {
+        const src = t * D + h * hd;
+        this.v.set(v.subarray(src, src + hd) as never, (h * cap + slot) * hd);
+        const keyBase = h * hd * cap + slot;
+        for (let c = 0; c < hd; c++) this.k[keyBase + c * cap] = k[src + c]!;
+      }
+    }
+    this.count += count;
+  }
+
+  /** Removes the first `count` tokens (a CSKV window's block leaving for the compressed branch). */
+  dropFront(count: number): void {
+    const { kvHeads, headDim: hd, cap } = this;
+    const left = this.count - count;
+    for (let h = 0; h < kvHeads; h++) {
+      for (let c = 0; c < hd; c++) {
+        const row = (h * hd + c) * cap;
+        this.k.copyWithin(row, row + count, row + this.count);
+      }
+      this.v.copyWithin(h * cap * hd, (h * cap + count) * hd, (h * cap + this.count) * hd);
+    }
+    this.count = left;
+    this.shrink();
+  }
+
+  truncate(rows: number): void {
+    this.count = Math.min(this.count, rows);
+    this.shrink();
+  }
+
+  /** The tokens held, token-major: keys and values [rows, kvHeads·headDim] (copies). */
+  tokenMajor(): { k: Float32Array; v: Float32Array } {
+    const { kvHeads, headDim: hd, cap, count } = this;
+    const D = kvHeads * hd;
+    const k = new Float32Array(count * D);
+    const v = new Float32Array(count * D);
+    const wide = this.half ? halfBitsToFloat : (x: number): number => x;
+    for (let h = 0; h < kvHeads; h++) {
+      for (let t = 0; t < count; t++) {
+        for (let c = 0; c < hd; c++) v[t * D + h * hd + c] = wide(this.v[(h * cap + t) * hd + c]!);
+      }
+      for (let c = 0; c < hd; c++) {
+        const row = (h * hd + c) * cap;
+        for (let t = 0; t < count; t++) k[t * D + h * hd + c] = wide(this.k[row + t]!);
+      }
+    }
+    return { k, v };
+  }
+
+  /** Whatever attention reads past the held tokens is masked; a buffer far larger than needed is still read whole. */
+  private shrink(): void {
+    const fits = capacityFor(this.count);
+    if (fits * 2 <= this.cap) this.resize(fits);
+  }
+
+  private resize(capacity: number): void {
+    const { kvHeads, headDim: hd, cap: old, count } = this;
+    const k = this.make(capacity);
+    const v = this.make(capacity);
+    for (let h = 0; h < kvHeads; h++) {
+      for (let c = 0; c < hd; c++) k.set(this.k.subarray((h * hd + c) * old, (h * hd + c) * old + count) as never, (h * hd + c) * capacity);
+      v.set(this.v.subarray(h * old * hd, (h * old + count) * hd) as never, h * capacity * hd);
+    }
+    this.k = k;
+    this.v = v;
+    this.cap = capacity;
+  }
+
+  private make(capacity: number): Storage {
+    const n = this.kvHeads * this.headDim * capacity;
+    return this.half ? new Uint16Array(n) : new Float32Array(n);
+  }
+}

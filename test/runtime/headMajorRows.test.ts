@@ -1,0 +1,86 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { BiBranchCache } from '../../src/runtime/cache/biBranchCache';
+import { HeadMajorRows, capacityFor } from '../../src/runtime/cache/headMajorRows';
+
+const KV_HEADS = 2, HD = 3, D = KV_HEADS * HD;
+
+/** Token t, channel c: 100 t + c for keys, the negation for values: every value says where it belongs. */
+function tokens(from: number, count: number): { k: Float32Array; v: Float32Array } {
+  const k = Float32Array.from({ length: count * D }, (_, i) => 100 * (from + Math.floor(i / D)) + (i % D));
+  return { k, v: k.map((x) => -x) };
+}
+
+/** What attention reads: the key of (token, head, channel) in [kvHeads, hd, C], the value in [kvHeads, C, hd]. */
+function checkLayout(rows: HeadMajorRows, first: number): void {
+  const C = rows.capacity;
+  for (let t = 0; t < rows.rows; t++) {
+    for (let h = 0; h < KV_HEADS; h++) {
+      for (let c = 0; c < HD; c++) {
+        const expected = 100 * (first + t) + h * HD + c;
+        assert.equal(rows.keys[(h * HD + c) * C + t], expected, `key of token ${t}, head ${h}, channel ${c}`);
+        assert.equal(rows.values[(h * C + t) * HD + c], -expected, `value of token ${t}, head ${h}, channel ${c}`);
+      }
+    }
+  }
+}
+
+test('capacity: at least 64 slots, a granule of 1/16 of the length rounded to a power of two', () => {
+  assert.equal(capacityFor(0), 64);
+  assert.equal(capacityFor(64), 64);
+  assert.equal(capacityFor(65), 128);
+  assert.equal(capacityFor(2049), 2176); // granule 128
+  assert.equal(capacityFor(8193), 8704); // granule 512
+  for (const n of [1, 100, 1000, 5000, 100000]) {
+    const c = capacityFor(n);
+    assert.ok(c >= n && c <= Math.max(64, n * 1.07 + 64), `${n} tokens: ${c} slots`);
+  }
+});
+
+test('appends land head-major, survive growth, dropping the front and truncation, and come back token-major', () => {
+  const rows = new HeadMajorRows(KV_HEADS, HD);
+  const a = tokens(0, 50);
+  rows.append(a.k, a.v, 50);
+  checkLayout(rows, 0);
+  const b = tokens(50, 100); // grows past 64 slots
+  rows.append(b.k, b.v, 100);
+  assert.equal(rows.rows, 150);
+  assert.ok(rows.capacity >= 150);
+  checkLayout(rows, 0);
+  rows.dropFront(120); // 30 left: the buffer shrinks back
+  assert.equal(rows.rows, 30);
+  assert.equal(rows.capacity, 64);
+  checkLayout(rows, 120);
+  rows.truncate(7);
+  checkLayout(rows, 120);
+  const back = rows.tokenMajor();
+  const expected = tokens(120, 7);
+  assert.deepEqual(back.k, expected.k);
+  assert.deepEqual(back.v, expected.v);
+});
+
+test('a cache in the heads layout holds, truncates, exports and imports what one in the rows layout does', () => {
+  const shape = { layers: 2, kvDim: D, window: 4, bits: 16 as const, ranks: { k: [2, 2], v: [3, 3] }, keysRotated: true };
+  const byRows = new BiBranchCache(shape);
+  const byHeads = new BiBranchCache(shape, { kvHeads: KV_HEADS, headDim: HD });
+  assert.equal(byHeads.fullLayout, 'heads');
+  assert.throws(() => new BiBranchCache(shape, { kvHeads: 4, headDim: HD }), /not 6/);
+  const feed = (from: number, count: number): void => {
+    for (const cache of [byRows, byHeads]) {
+      const { k, v } = tokens(from, count);
+      for (let l = 0; l < 2; l++) cache.append(l, count, k, v, new Float32Array(count * 2).fill(from), new Float32Array(count * 3).fill(from));
+      cache.commit(count);
+    }
+  };
+  feed(0, 70);
+  feed(70, 3);
+  assert.equal(byHeads.inputs(1).fullTokens, 1);
+  assert.deepEqual(byHeads.exportState(), byRows.exportState());
+  byHeads.truncate(71);
+  byRows.truncate(71);
+  assert.deepEqual(byHeads.exportState(), byRows.exportState());
+  const restored = new BiBranchCache(shape, { kvHeads: KV_HEADS, headDim: HD });
+  restored.importState(byRows.exportState());
+  assert.deepEqual(restored.exportState(), byRows.exportState());
+  assert.equal(restored.inputs(0).capacity, 64);
+});
