@@ -167,13 +167,14 @@ describe('workspace session', () => {
       assert.equal(session.engine.length, resident);
       const completion = await session.complete({ path: path.join(root, 'src/main.ts'), prefix: 'console.log(', suffix: ');\n', multiline: false, maxNewTokens: 4 });
       assert.ok(!completion.includes('\n'));
-      assert.equal(session.engine.length, resident);
       // Each generation reports its speed: the answer's 6 tokens (no stop token in a random model's first 6), then the completion.
       assert.equal(speeds[0]?.kind, 'answer');
       assert.ok(speeds[0]!.tokens >= 1 && speeds[0]!.tokens <= 6 && speeds[0]!.firstTokenMs > 0);
       assert.ok(speeds[0]!.tokens === 1 || speeds[0]!.tokensPerSecond > 0);
       assert.equal(speeds[1]?.kind, 'completion');
       assert.equal(speeds.length, 2);
+      // The completion's prompt stays in the cache for the next keystroke's completion (completionReuse.test.ts).
+      assert.equal(session.engine.length, resident + speeds[1]!.promptTokens);
       fs.rmSync(path.join(root, 'src/strings.ts'));
       session.fileChangedOnDisk(path.join(root, 'src/strings.ts'));
       session.documentChanged(path.join(root, 'src/new.ts'), 'export const created = true;\n');
