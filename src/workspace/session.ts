@@ -13,6 +13,7 @@ import type { CompletionShape } from './completionShape';
 import type { WeightFormat } from '../runtime/model/weightFormat';
 import { repoFormat } from './layout';
 import { Mutex } from './mutex';
+import { commonPrefixLength } from './tokenPrefix';
 import { contextFile } from './persistence';
 import { WorkspaceContext, type WorkspaceContextOptions } from './workspaceContext';
 
@@ -357,12 +358,4 @@ export function withAttachments(question: string, attachments: readonly Attachme
     return `${where}\n${fence}\n${a.text.replace(/\n$/, '')}\n${fence}`;
   });
   return `${pieces.join('\n\n')}\n\n${question}`;
-}
-
-/** How many leading tokens two sequences share. */
-export function commonPrefixLength(a: readonly number[], b: readonly number[]): number {
-  const n = Math.min(a.length, b.length);
-  let i = 0;
-  while (i < n && a[i] === b[i]) i++;
-  return i;
 }

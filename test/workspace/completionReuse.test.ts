@@ -7,7 +7,8 @@ import * as path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { GenerationSpeed } from '../../src/protocol';
 import { completionShape } from '../../src/workspace/completionShape';
-import { type SessionOptions, WorkspaceSession, commonPrefixLength } from '../../src/workspace/session';
+import { type SessionOptions, WorkspaceSession } from '../../src/workspace/session';
+import { commonPrefixLength } from '../../src/workspace/tokenPrefix';
 import { tempDir } from '../support/paths';
 import { tinyQwenModel } from '../support/tinyQwen';
 
@@ -126,4 +127,6 @@ test('commonPrefixLength', () => {
   assert.equal(commonPrefixLength([1, 2, 3], [1, 2, 4, 5]), 2);
   assert.equal(commonPrefixLength([], [1]), 0);
   assert.equal(commonPrefixLength([7, 8], [7, 8]), 2);
+  assert.equal(commonPrefixLength([0, 7, 8, 9], [7, 8, 1], 1), 2);
+  assert.equal(commonPrefixLength([1], [1], 3), 0);
 });

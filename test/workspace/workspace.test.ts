@@ -153,6 +153,53 @@ describe('workspace session', () => {
     }
   });
 
+  test('typing in the last file re-prefills it from the step before the edit on; the cache equals a fresh prefill', async () => {
+    const root = tempDir();
+    const big = Array.from({ length: 150 }, (_, i) => `export const value${i} = ${i} * 2;`).join('\n');
+    writeTree(root, { ...files, 'src/big.ts': big });
+    const ages = [...order, 'src/big.ts'];
+    ageInOrder(root, ages);
+    const session = await WorkspaceSession.open(root, options(), events);
+    try {
+      await session.whenResident();
+      const engine = session.engine;
+      const prefill = engine.prefill.bind(engine);
+      let prefilled = 0;
+      engine.prefill = (tokens, o) => {
+        prefilled += tokens.length;
+        return prefill(tokens, o);
+      };
+      const fileTokens = session.workspaceContext!.residentFiles.at(-1)!.tokens;
+      assert.ok(fileTokens > 3 * 256, `big.ts is ${fileTokens} tokens: several prefill steps`);
+      const edits = [
+        `${big}\nexport const added = 1;`, // at the end
+        `${big.replace('value100 = 100', 'value100 = 101')}\nexport const added = 1;`, // two thirds in
+      ];
+      for (const edited of edits) {
+        prefilled = 0;
+        session.documentChanged(path.join(root, 'src/big.ts'), edited);
+        await session.flushEdits();
+        const from = edited.indexOf(edited === edits[0] ? '\nexport const added' : 'value100 = 101');
+        const after = session.tokenizer.encode(edited.slice(from), { addSpecialTokens: false, literal: true }).length;
+        // At most one step before the edit and a few tokens around it, never the whole file again.
+        assert.ok(prefilled <= after + 256 + 4 && prefilled < fileTokens, `re-prefilled ${prefilled} tokens of ${fileTokens} (${after} from the edit on)`);
+      }
+      fs.writeFileSync(path.join(root, 'src/big.ts'), edits[1]!);
+      ageInOrder(root, ages);
+      const fresh = await WorkspaceSession.open(root, options(), events);
+      try {
+        await fresh.whenResident();
+        assert.deepEqual(historyOf(fresh), historyOf(session));
+        assert.deepEqual(fresh.engine.memory(), session.engine.memory());
+        assert.deepEqual(Array.from(await probe(fresh)), Array.from(await probe(session)));
+      } finally {
+        await fresh.dispose();
+      }
+    } finally {
+      await session.dispose();
+    }
+  });
+
   test('a question is appended after the resident context and truncated away; deletes and creates follow', async () => {
     const root = tempDir();
     writeTree(root, files);
