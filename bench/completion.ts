@@ -173,11 +173,11 @@ async function main(): Promise<void> {
     const offset = head.length + i;
     const inc = await keystroke(incremental, text, offset);
     if (inc) runs.incremental.push(inc);
-    if (i % baselineEvery === 0) {
-      const base = await keystroke(baseline, text, offset, BASELINE_WINDOW);
-      if (base) runs.baseline.push(base);
-    }
-    if (i % 20 === 0) process.stderr.write(`${i} of ${typed.length} keystrokes (${((performance.now() - started) / 1000).toFixed(0)} s)\n`);
+    const base = i % baselineEvery === 0 ? await keystroke(baseline, text, offset, BASELINE_WINDOW) : undefined;
+    if (base) runs.baseline.push(base);
+    // Every sample as it comes, so that a run stopped early still says what it measured.
+    const line = (s: Sample | undefined): string => (s ? `${s.firstTokenMs.toFixed(0)} ms first token, ${s.suggestionMs.toFixed(0)} ms suggestion, ${s.prefilledTokens} of ${s.promptTokens} tokens prefilled` : 'no completion offered');
+    process.stderr.write(`keystroke ${i} of ${typed.length} (${((performance.now() - started) / 1000).toFixed(0)} s): incremental ${line(inc)}${i % baselineEvery === 0 ? `; baseline ${line(base)}` : ''}\n`);
   }
 
   // A pause: the edited file's background re-prefill, then the first keystroke after it.
