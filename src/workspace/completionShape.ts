@@ -10,7 +10,7 @@
  * of prefix. The suffix follows the prefix in the prompt, so all of it is prefilled again at every keystroke: it is
  * kept short for the completion's latency.
  */
-export const COMPLETION_WINDOW = { prefixChars: 2400, anchorStepChars: 1200, suffixChars: 400 };
+export const COMPLETION_WINDOW = { prefixChars: 2400, anchorStepChars: 1200, suffixChars: 120 };
 
 /** The session's view of a cursor in a document: the text around it and whether to complete several lines. */
 export interface CompletionShape {
