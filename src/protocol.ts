@@ -213,6 +213,9 @@ export interface GenerationSpeed {
   firstTokenMs: number;
   /** Decode speed after the first token; 0 when only one token was generated. */
   tokensPerSecond: number;
+  /** Tokens of the request's prompt, and how many of them it prefilled (a completion reuses the previous one's). */
+  promptTokens: number;
+  prefilledTokens: number;
 }
 /** server → client (notification `cskv/speed`): after each answer and each completion that generated a token. */
 export type SpeedParams = GenerationSpeed;

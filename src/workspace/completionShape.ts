@@ -3,10 +3,14 @@
 
 /**
  * The text around the cursor a completion prompt carries. The whole file is already resident (an edit moves it to
- * the end of the layout), so the window only has to bring the latest keystrokes and the cursor's surroundings; every
- * token of it is prefilled per request, so it is kept to about 800 tokens for the completion's latency.
+ * the end of the layout), so the window only has to bring the latest keystrokes and the cursor's surroundings.
+ * The session keeps each completion's prompt in the cache and the next request prefills it only from the first token
+ * that changed (session.ts), so the prefix starts at an anchor that stays put while the cursor moves forward: a line
+ * start after a multiple of `anchorStepChars`, giving between about `prefixChars` and `prefixChars + anchorStepChars`
+ * of prefix. The suffix follows the prefix in the prompt, so all of it is prefilled again at every keystroke: it is
+ * kept short for the completion's latency.
  */
-export const COMPLETION_WINDOW = { prefixChars: 2400, suffixChars: 800 };
+export const COMPLETION_WINDOW = { prefixChars: 2400, anchorStepChars: 1200, suffixChars: 120 };
 
 /** The session's view of a cursor in a document: the text around it and whether to complete several lines. */
 export interface CompletionShape {
@@ -31,11 +35,20 @@ export function completionShape(text: string, offset: number): CompletionShape |
   if (!/^[\s)\]}>"'`;,]*$/.test(after)) return undefined;
   const previousLine = lastNonBlankLine(text.slice(0, lineStart));
   return {
-    prefix: text.slice(Math.max(0, offset - COMPLETION_WINDOW.prefixChars), offset),
+    prefix: text.slice(prefixStart(text, offset), offset),
     suffix: text.slice(offset, offset + COMPLETION_WINDOW.suffixChars),
     // Before a closing bracket on the same line (inside a call's parentheses) one line is enough.
     multiline: after.trim() === '' && isBlockStart(before, previousLine),
   };
+}
+
+/** Where the prefix starts: the first line start at or after the anchor (the anchor itself within a very long line). */
+export function prefixStart(text: string, offset: number): number {
+  const { prefixChars, anchorStepChars } = COMPLETION_WINDOW;
+  const anchor = Math.floor(Math.max(0, offset - prefixChars) / anchorStepChars) * anchorStepChars;
+  if (anchor === 0) return 0;
+  const lineStart = text.indexOf('\n', anchor - 1) + 1;
+  return lineStart > 0 && lineStart <= offset - prefixChars / 2 ? lineStart : anchor;
 }
 
 /**

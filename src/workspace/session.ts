@@ -14,6 +14,7 @@ import type { CompletionShape } from './completionShape';
 import type { WeightFormat } from '../runtime/model/weightFormat';
 import { repoFormat } from './layout';
 import { Mutex } from './mutex';
+import { commonPrefixLength } from './tokenPrefix';
 import { contextFile } from './persistence';
 import { WorkspaceContext, type WorkspaceContextOptions } from './workspaceContext';
 
@@ -38,6 +39,12 @@ export interface SessionOptions {
   pinned?: string[];
   /** Debounce before an edit is prefilled, in ms. */
   editDebounceMs?: number;
+  /**
+   * Keep each completion's prompt in the cache for the next one to reuse up to the first changed token (default
+   * true). False: every completion prefills its whole prompt and leaves the cache as it found it (the request path
+   * before; bench/completion.ts measures it as the baseline).
+   */
+  reuseCompletionPrompt?: boolean;
   log?: (message: string) => void;
 }
 
@@ -64,6 +71,13 @@ export interface CompleteParams extends CompletionShape {
   signal?: AbortSignal | undefined;
   maxNewTokens?: number;
 }
+
+/** A completion's prompt left in the cache after `base` (Mutex leftover of kind COMPLETION). */
+interface KeptPrompt {
+  base: number;
+  tokens: number[];
+}
+const COMPLETION = 'completion';
 
 /** Quiet time after an edit before it is prefilled. */
 const EDIT_DEBOUNCE_MS = 750;
@@ -175,7 +189,7 @@ export class WorkspaceSession {
             firstToken ??= performance.now();
           },
         });
-        this.reportSpeed('answer', result, asked, firstToken);
+        this.reportSpeed('answer', result, asked, firstToken, { promptTokens: prompt.length, prefilledTokens: prompt.length });
         return { text: result.text, stopReason: result.stopReason };
       } finally {
         await this.engine.truncate(base);
@@ -183,26 +197,32 @@ export class WorkspaceSession {
     });
   }
 
+  /**
+   * A completion at the cursor. Its prompt (the file's header, then FIM prefix / suffix / middle) stays in the cache
+   * after the answer, and the next completion prefills only from the first token where its prompt differs: a
+   * keystroke at the cursor costs the few tokens around it plus the short suffix, not the whole window. Any other use
+   * of the engine (a question, the background prefill) undoes the kept prompt first (Mutex leftovers).
+   */
   async complete(params: CompleteParams): Promise<string> {
     const asked = performance.now();
-    return this.lock.run(async () => {
+    const reuse = this.options.reuseCompletionPrompt ?? true;
+    return this.lock.runTaking<string, KeptPrompt>(COMPLETION, async (kept) => {
       // A completion superseded while it was queued (a newer keystroke cancelled it) is dropped, never run.
-      if (params.signal?.aborted) return '';
-      const base = this.engine.length;
+      if (params.signal?.aborted) {
+        if (kept) this.lock.leave(COMPLETION, kept.value, kept.undo);
+        return '';
+      }
+      const base = kept?.value.base ?? this.engine.length;
+      const prompt = this.completionPrompt(params);
+      // At least the prompt's last token is prefilled again: its logits give the first completion token.
+      const reused = kept ? Math.min(commonPrefixLength(kept.value.tokens, prompt), prompt.length - 1) : 0;
+      let held = 0;
       try {
-        const rel = this.relative(params.path) ?? path.basename(params.path);
-        const { prefix, suffix } = params;
-        const literal = (t: string): number[] => this.tokenizer.encode(t, { addSpecialTokens: false, literal: true });
-        const special = (t: string): number[] => this.tokenizer.encode(t, { addSpecialTokens: false });
-        const header = this.tokenizer.encodeParts(repoFormat(this.tokenizer).fileHeader(rel));
-        const fim = this.tokenizer.tokenId(FIM.prefix) !== undefined && this.tokenizer.tokenId(FIM.suffix) !== undefined && this.tokenizer.tokenId(FIM.middle) !== undefined;
-        const prompt = fim
-          ? [...header, ...special(FIM.prefix), ...literal(prefix), ...special(FIM.suffix), ...literal(suffix), ...special(FIM.middle)]
-          : [...header, ...literal(prefix)];
+        await this.engine.truncate(base + reused);
         let firstToken: number | undefined;
-        const result = await generate(this.engine, prompt, {
+        const result = await generate(this.engine, prompt.slice(reused), {
           greedy: true,
-          maxNewTokens: this.roomFor(prompt.length, params.maxNewTokens ?? (params.multiline ? 96 : 32)),
+          maxNewTokens: this.roomFor(prompt.length - reused, params.maxNewTokens ?? (params.multiline ? 96 : 32)),
           stopTokens: this.stopIds(COMPLETION_STOPS),
           signal: params.signal,
           tokenizer: this.tokenizer,
@@ -212,21 +232,37 @@ export class WorkspaceSession {
             firstToken ??= performance.now();
           },
         });
+        // What of the prompt is in the cache (all of it, or the chunks a cancelled prefill finished) is kept.
+        held = Math.max(0, Math.min(this.engine.length, base + prompt.length) - base);
         if (params.signal?.aborted) return '';
-        this.reportSpeed('completion', result, asked, firstToken);
+        this.reportSpeed('completion', result, asked, firstToken, { promptTokens: prompt.length, prefilledTokens: prompt.length - reused });
         return params.multiline ? result.text : result.text.split('\n')[0]!;
       } finally {
-        await this.engine.truncate(base);
+        await this.engine.truncate(base + (reuse ? held : 0));
+        if (reuse && held > 0) this.lock.leave<KeptPrompt>(COMPLETION, { base, tokens: prompt.slice(0, held) }, () => this.engine.truncate(base));
       }
     });
   }
 
-  private reportSpeed(kind: GenerationSpeed['kind'], result: GenerateResult, asked: number, firstToken: number | undefined): void {
+  /** The completion's prompt after the resident context: the file's header, then FIM (or the prefix alone). */
+  private completionPrompt(params: CompleteParams): number[] {
+    const rel = this.relative(params.path) ?? path.basename(params.path);
+    const { prefix, suffix } = params;
+    const literal = (t: string): number[] => this.tokenizer.encode(t, { addSpecialTokens: false, literal: true });
+    const special = (t: string): number[] => this.tokenizer.encode(t, { addSpecialTokens: false });
+    const header = this.tokenizer.encodeParts(repoFormat(this.tokenizer).fileHeader(rel));
+    const fim = this.tokenizer.tokenId(FIM.prefix) !== undefined && this.tokenizer.tokenId(FIM.suffix) !== undefined && this.tokenizer.tokenId(FIM.middle) !== undefined;
+    return fim
+      ? [...header, ...special(FIM.prefix), ...literal(prefix), ...special(FIM.suffix), ...literal(suffix), ...special(FIM.middle)]
+      : [...header, ...literal(prefix)];
+  }
+
+  private reportSpeed(kind: GenerationSpeed['kind'], result: GenerateResult, asked: number, firstToken: number | undefined, prompt: Pick<GenerationSpeed, 'promptTokens' | 'prefilledTokens'>): void {
     if (firstToken === undefined) return;
     // The first token comes from the prompt's prefill; the decode steps follow it.
     const steps = result.tokens.length - 1;
     const tokensPerSecond = steps > 0 && result.decodeMs > 0 ? steps / (result.decodeMs / 1000) : 0;
-    this.events.onSpeed?.({ kind, tokens: result.tokens.length, firstTokenMs: firstToken - asked, tokensPerSecond });
+    this.events.onSpeed?.({ kind, tokens: result.tokens.length, firstTokenMs: firstToken - asked, tokensPerSecond, ...prompt });
   }
 
   /** An editor change: `text` is the new content, undefined when the file was deleted. Debounced. */

@@ -1,7 +1,8 @@
 // The whole workspace, resident in the engine's cache: one token sequence of file segments, prefilled once and
 // kept. The context holds a target layout and brings the cache in line with it: it keeps the longest unchanged
-// prefix of segments, truncates the rest and prefills the tail. Edits move a file to the end, so an edit to a
-// rarely-touched file early in the layout is the only kind that costs a long re-prefill.
+// prefix of segments, truncates the rest and prefills the tail; of the first segment that changed it keeps the tokens
+// before the change (to a step boundary). Edits move a file to the end, so an edit to a rarely-touched file early in
+// the layout is the only kind that costs a long re-prefill, and typing in the last file re-prefills it from the edit on.
 //
 // The engine is shared with requests through a Mutex held one prefill step at a time, so a question can be
 // answered over what is resident so far while a long prefill is still running.
@@ -12,6 +13,7 @@ import type { ModelTokenizer } from '../runtime/tokenizer';
 import { type RepoFormat, type Segment, fileSegment, headerSegment, repoFormat } from './layout';
 import type { Mutex } from './mutex';
 import { snapshotHistory } from '../runtime/cache/cacheSnapshot';
+import { commonPrefixLength } from './tokenPrefix';
 import { type ContextKey, type SavedSegment, contextKey, loadContext, saveContext } from './persistence';
 import { bm25Scores } from './relevance';
 import { DEFAULT_MAX_FILE_BYTES, PathFilter, readWorkspaceFile, scanWorkspace } from './scan';
@@ -58,6 +60,8 @@ export class WorkspaceContext {
   private target: Segment[] = [];
   /** Segments fully in the cache, in order. Always a prefix of the cache's tokens. */
   private resident: SavedSegment[] = [];
+  /** The token ids the cache holds between this context's steps (requests leave it as they found it). */
+  private held: number[] = [];
   private overBudget = new Set<string>();
   private scanExcluded: ExcludedFile[] = [];
   private generation = 0;
@@ -209,8 +213,10 @@ export class WorkspaceContext {
     if (loaded.status === 'discarded') return discard(loaded.reason);
     if (loaded.status !== 'loaded') return [];
     let inconsistency: string | undefined;
+    let history: number[] = [];
     try {
-      inconsistency = this.inconsistency(loaded.saved.segments, snapshotHistory(loaded.saved.snapshot));
+      history = snapshotHistory(loaded.saved.snapshot);
+      inconsistency = this.inconsistency(loaded.saved.segments, history);
     } catch (err) {
       inconsistency = (err as Error).message;
     }
@@ -220,6 +226,7 @@ export class WorkspaceContext {
     } catch (err) {
       return discard((err as Error).message);
     }
+    this.held = history;
     this.resident = loaded.saved.segments;
     return loaded.saved.segments;
   }
@@ -338,10 +345,17 @@ export class WorkspaceContext {
       while (keep < this.resident.length && keep < this.target.length &&
         this.resident[keep]!.hash === this.target[keep]!.hash && this.resident[keep]!.path === this.target[keep]!.path) keep++;
       const keepTokens = this.resident.slice(0, keep).reduce((a, s) => a + s.tokens, 0);
+      // The cache may already hold the next segment's first tokens (an edited file's previous version up to the edit,
+      // or a prefill the edit interrupted). They are kept up to a step boundary, where a fresh prefill of the layout
+      // starts a step too, so the cache stays exactly what a fresh prefill would make.
+      const next = this.target[keep];
+      const same = next ? commonPrefixLength(this.held, next.tokens, keepTokens) : 0;
+      const reused = Math.max(0, Math.floor((keepTokens + same) / step) * step - keepTokens);
       // Requests leave the cache as they found it, but only once they release the lock: read it inside.
       const cut = await this.lock.run(async () => {
-        if (this.engine.length === keepTokens) return false;
-        await this.engine.truncate(keepTokens);
+        if (this.engine.length === keepTokens + reused) return false;
+        await this.engine.truncate(keepTokens + reused);
+        this.held.length = keepTokens + reused;
         return true;
       });
       if (cut || keep < this.resident.length) {
@@ -352,13 +366,17 @@ export class WorkspaceContext {
         this.reportProgress(prefilled, started, keepTokens);
         return;
       }
-      const segment = this.target[keep]!;
+      const segment = next!;
       const start = keepTokens;
-      let done = 0;
+      let done = reused;
       while (done < segment.tokens.length && generation === this.generation && !this.stopped && !this.paused) {
         // Steps end on an absolute grid, so a fresh prefill of the same layout cuts chunks at the same places.
         const end = Math.min(segment.tokens.length, (Math.floor((start + done) / step) + 1) * step - start);
-        await this.lock.run(() => this.engine.prefill(segment.tokens.slice(done, end), { logits: 0 }));
+        const tokens = segment.tokens.slice(done, end);
+        await this.lock.run(async () => {
+          await this.engine.prefill(tokens, { logits: 0 });
+          this.held.push(...tokens);
+        });
         prefilled += end - done;
         done = end;
         this.reportProgress(prefilled, started, start + done);
@@ -373,6 +391,7 @@ export class WorkspaceContext {
     if (this.paused && !this.stopped) {
       await this.lock.run(async () => {
         if (this.engine.length !== this.residentTokens) await this.engine.truncate(this.residentTokens);
+        this.held.length = this.residentTokens;
       });
       this.options.onChange?.();
     }

@@ -54,7 +54,10 @@ test('logits prints the last N rows of one prefill', async () => {
   const exp = expected('qwen2-v5');
   const r = await run(['logits', '--model', modelFixture('qwen2-v5'), '--prompt-ids', exp.prompt_ids.join(','), '--last', '2', '--weights', 'f32']);
   assert.equal(r.code, 0, r.err);
-  const rows = (JSON.parse(r.out) as { logits: number[][] }).logits;
+  const printed = JSON.parse(r.out) as { logits: number[][]; weights: string; backend: string };
+  assert.equal(printed.weights, 'f32');
+  assert.ok(['onnx', 'webgpu', 'cuda'].includes(printed.backend));
+  const rows = printed.logits;
   assert.equal(rows.length, 2);
   const reference = exp.logits.slice(-2);
   rows.forEach((row, i) => row.forEach((x, j) => assert.ok(Math.abs(x - reference[i]![j]!) < 1e-3, `row ${i} logit ${j}`)));

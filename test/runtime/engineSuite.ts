@@ -113,11 +113,12 @@ export function runEngineSuite(backend: string, load: EngineLoader, options: Sui
       }
     });
 
-    const cskvCases = Object.entries(expected('qwen2-cskv').cskv ?? {});
-    for (const [file, c] of cskvCases) {
-      test(`qwen2-cskv ${file}: bi-branch cache at ${c.bits} bits${c.groups > 1 ? `, ${c.groups} groups` : ''}`, async () => {
-        const exp = expected('qwen2-cskv');
-        const dir = modelFixture('qwen2-cskv');
+    // Every fixture with factor files: qwen2-cskv (GQA, 2 kv heads) and mistral-mha (as many kv heads as heads).
+    const cskvCases = MODEL_FIXTURES.flatMap((name) => Object.entries(expected(name).cskv ?? {}).map(([file, c]) => ({ name, file, c })));
+    for (const { name, file, c } of cskvCases) {
+      test(`${name} ${file}: bi-branch cache at ${c.bits} bits${c.groups > 1 ? `, ${c.groups} groups` : ''}`, async () => {
+        const exp = expected(name);
+        const dir = modelFixture(name);
         const engine = await load(dir, { cskv: path.join(dir, file) });
         try {
           assert.deepEqual(engine.info.cskv?.kRanks, c.ranks.k);

@@ -52,19 +52,25 @@ TORCH_DTYPE = {"F32": "float32", "F16": "float16", "BF16": "bfloat16"}
 
 # CSKV fixture settings (docs/cskv.md)
 CSKV_WINDOW = 4
-CSKV_RANKS_K = [8, 12, 6]
-CSKV_RANKS_V = [10, 8, 12]
-CSKV_GROUPS = 2
-CSKV_GROUP_RANKS_K = [4, 6, 3]
-CSKV_GROUP_RANKS_V = [5, 4, 6]
-CSKV_CALIB_SEQS, CSKV_CALIB_LEN = 4, 32
+CSKV_CALIB_LEN = 32
+# Per fixture with factors: ranks per layer (whole layer, and per group of kv heads), calibration sequences,
+# and which factor files to write (name -> bits, grouped).
+CSKV_ALL_FILES = {"cskv.safetensors": (16, False), "cskv-grouped.safetensors": (16, True),
+                  "cskv-8bit.safetensors": (8, False), "cskv-4bit.safetensors": (4, False),
+                  "cskv-2bit.safetensors": (2, False)}
+QWEN2_CSKV = dict(ranks_k=[8, 12, 6], ranks_v=[10, 8, 12], groups=2, group_ranks_k=[4, 6, 3],
+                  group_ranks_v=[5, 4, 6], calib_seqs=4, files=CSKV_ALL_FILES)
+MHA_CSKV = dict(ranks_k=[40, 36], ranks_v=[44, 32], groups=4, group_ranks_k=[10, 9], group_ranks_v=[11, 8],
+                calib_seqs=8, files={k: CSKV_ALL_FILES[k] for k in
+                                     ("cskv.safetensors", "cskv-grouped.safetensors", "cskv-8bit.safetensors")})
 
 
 # ============================================================================================ configs
 
-def _common(layers: int, kv_heads: int, dtype: str, v5: bool, max_pos: int = 256, eps: float = 1e-6) -> dict:
+def _common(layers: int, kv_heads: int, dtype: str, v5: bool, max_pos: int = 256, eps: float = 1e-6,
+            vocab: int = 256, hidden: int = 64, intermediate: int = 128) -> dict:
     c = {
-        "vocab_size": 256, "hidden_size": 64, "intermediate_size": 128,
+        "vocab_size": vocab, "hidden_size": hidden, "intermediate_size": intermediate,
         "num_hidden_layers": layers, "num_attention_heads": 4, "num_key_value_heads": kv_heads,
         "hidden_act": "silu", "max_position_embeddings": max_pos, "rms_norm_eps": eps,
         "initializer_range": 0.02, "use_cache": True, "bos_token_id": BOS, "eos_token_id": EOS,
@@ -88,9 +94,9 @@ def llama_config(dtype, layers=2, kv_heads=2, v5=False, attention_bias=False, ti
     return c
 
 
-def mistral_config(dtype, layers=2, kv_heads=1, v5=False, tie=False, **kw) -> dict:
+def mistral_config(dtype, layers=2, kv_heads=1, v5=False, tie=False, size=None, **kw) -> dict:
     c = {"architectures": ["MistralForCausalLM"], "model_type": "mistral"}
-    c.update(_common(layers, kv_heads, dtype, v5, kw.pop("max_pos", 256), kw.pop("eps", 1e-6)))
+    c.update(_common(layers, kv_heads, dtype, v5, kw.pop("max_pos", 256), kw.pop("eps", 1e-6), **(size or {})))
     c.update({"tie_word_embeddings": tie})
     c.update(kw)
     return c
@@ -136,10 +142,16 @@ def fixture_specs() -> List[dict]:
         dict(name="qwen2-v5", dtype="F16", prompt_len=10, new_tokens=8,
              note="Qwen2, transformers 5.x spelling rope_parameters {rope_type: default, rope_theta 1e6}, f16, tied",
              config=qwen2_config("F16", v5=True, rope_parameters={"rope_type": "default", "rope_theta": 1000000.0})),
-        dict(name="qwen2-cskv", dtype="BF16", prompt_len=13, new_tokens=10, cskv=True,
+        dict(name="qwen2-cskv", dtype="BF16", prompt_len=13, new_tokens=10, cskv=QWEN2_CSKV,
              note="Qwen2, 3 layers, 2 kv heads x 16 (D = 32), tied, bf16, rope_theta 10000; CSKV factors (f32) by "
                   "PCA, window 4, bits 16/8/4/2, whole-layer and 2 groups",
              config=qwen2_config("BF16", layers=3, rope_theta=10000.0, rope_scaling=None)),
+        dict(name="mistral-mha", dtype="BF16", prompt_len=96, new_tokens=8, cskv=MHA_CSKV,
+             note="Mistral, multi-head attention (4 heads = 4 kv heads x 32), hidden 128, intermediate 288, vocab 320, "
+                  "sliding_window null, rms eps 1e-6, rope_theta 10000, bf16, 96-token prompt (the held-out shape of "
+                  "issue 12); CSKV factors whole-layer (16 and 8 bits) and one group per head",
+             config=mistral_config("BF16", kv_heads=4, size=dict(vocab=320, hidden=128, intermediate=288),
+                                   sliding_window=None, rope_theta=10000.0)),
     ]
 
 
@@ -188,7 +200,31 @@ def dumps(obj, indent: int = 0) -> str:
     return json.dumps(obj, separators=(",", ":"))
 
 
+def same_up_to_float_noise(a, b) -> bool:
+    """Equal structure and values, floats within 1e-12 relative (the last bits of unrounded float64 results
+    such as min_margin differ between numpy/BLAS builds)."""
+    if isinstance(a, (bool, str)) or a is None:
+        return type(a) is type(b) and a == b
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(b, bool):
+        return isinstance(a, int) == isinstance(b, int) and math.isclose(a, b, rel_tol=1e-12, abs_tol=1e-300)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(same_up_to_float_noise(x, y) for x, y in zip(a, b))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return list(a) == list(b) and all(same_up_to_float_noise(a[k], b[k]) for k in a)
+    return False
+
+
 def write_json(path: str, obj) -> None:
+    """Writes obj unless the file already holds the same content up to float noise, so that regenerating on
+    another machine leaves the committed fixtures byte for byte as they are."""
+    if os.path.exists(path):
+        try:
+            with open(path) as f:
+                old = json.load(f)
+        except ValueError:
+            old = None
+        if old is not None and same_up_to_float_noise(json.loads(dumps(obj)), old):
+            return
     with open(path, "w") as f:
         f.write(dumps(obj) + "\n")
 
@@ -238,21 +274,23 @@ def choose_prompt(spec: dict, model: ref.Model, rng: np.random.Generator, varian
 
 # ============================================================================================== CSKV
 
-def cskv_factor_files(model: ref.Model, rng: np.random.Generator, directory: str) -> Dict[str, dict]:
-    """PCA calibration over random sequences; writes the five cskv*.safetensors files."""
-    seqs = [[int(t) for t in rng.integers(3, model.cfg.vocab, size=CSKV_CALIB_LEN)] for _ in range(CSKV_CALIB_SEQS)]
+def cskv_factor_files(model: ref.Model, rng: np.random.Generator, directory: str, settings: dict) -> Dict[str, dict]:
+    """PCA calibration over random sequences; writes the factor files settings["files"] names."""
+    seqs = [[int(t) for t in rng.integers(3, model.cfg.vocab, size=CSKV_CALIB_LEN)]
+            for _ in range(settings["calib_seqs"])]
     kv = model.collect_kv(seqs)
+    groups = settings["groups"]
     whole, grouped = {}, {}
     for i, (K, V) in enumerate(kv):
-        for kind, X, r, rg in (("k", K, CSKV_RANKS_K[i], CSKV_GROUP_RANKS_K[i]),
-                               ("v", V, CSKV_RANKS_V[i], CSKV_GROUP_RANKS_V[i])):
+        for kind, X in (("k", K), ("v", V)):
+            r, rg = settings[f"ranks_{kind}"][i], settings[f"group_ranks_{kind}"][i]
             b, m = ref.pca_factors(X, r)
             whole[f"layers.{i}.{kind}.basis"] = b.astype(np.float32)
             whole[f"layers.{i}.{kind}.mean"] = m.astype(np.float32)
-            bg, mg = ref.pca_factors(X, rg, groups=CSKV_GROUPS)
+            bg, mg = ref.pca_factors(X, rg, groups=groups)
             grouped[f"layers.{i}.{kind}.basis"] = bg.astype(np.float32)
             grouped[f"layers.{i}.{kind}.mean"] = mg.astype(np.float32)
-    ntok = str(CSKV_CALIB_SEQS * CSKV_CALIB_LEN)
+    ntok = str(settings["calib_seqs"] * CSKV_CALIB_LEN)
 
     def meta(bits: int, groups: int = 1) -> Dict[str, str]:
         m = {"format": "cskv", "version": "1", "window": str(CSKV_WINDOW), "bits": str(bits), "density": "0.3",
@@ -262,22 +300,16 @@ def cskv_factor_files(model: ref.Model, rng: np.random.Generator, directory: str
             m["groups"] = str(groups)
         return m
 
-    files = {
-        "cskv.safetensors": (whole, meta(16), 16, 1),
-        "cskv-grouped.safetensors": (grouped, meta(16, CSKV_GROUPS), 16, CSKV_GROUPS),
-        "cskv-8bit.safetensors": (whole, meta(8), 8, 1),
-        "cskv-4bit.safetensors": (whole, meta(4), 4, 1),
-        "cskv-2bit.safetensors": (whole, meta(2), 2, 1),
-    }
     out = {}
-    for fname, (tensors, m, bits, groups) in files.items():
+    for fname, (bits, is_grouped) in settings["files"].items():
+        tensors, g = (grouped, groups) if is_grouped else (whole, 1)
         path = os.path.join(directory, fname)
-        st.write_file(path, tensors, "F32", m)
+        st.write_file(path, tensors, "F32", meta(bits, g))
         cs = ref.CSKV.from_file(path, model.cfg.n_layers)  # the stored (f32) factors
         assert cs.bits == bits and cs.window == CSKV_WINDOW
         ranks_k = [cs.rank(i, "k") for i in range(model.cfg.n_layers)]
         ranks_v = [cs.rank(i, "v") for i in range(model.cfg.n_layers)]
-        out[fname] = {"cskv": cs, "bits": bits, "groups": groups, "ranks": {"k": ranks_k, "v": ranks_v}}
+        out[fname] = {"cskv": cs, "bits": bits, "groups": g, "ranks": {"k": ranks_k, "v": ranks_v}}
     return out
 
 
@@ -718,9 +750,12 @@ def self_check(entries: List[dict]) -> bool:
 def build(spec: dict, index: int) -> dict:
     name = spec["name"]
     directory = os.path.join(MODELS_DIR, name)
-    if os.path.isdir(directory):
-        shutil.rmtree(directory)
-    os.makedirs(directory)
+    if os.path.isdir(directory):  # everything is rewritten; expected.json is kept to compare against (write_json)
+        for entry in os.listdir(directory):
+            if entry != "expected.json":
+                p = os.path.join(directory, entry)
+                shutil.rmtree(p) if os.path.isdir(p) else os.remove(p)
+    os.makedirs(directory, exist_ok=True)
     rng = np.random.default_rng([BASE_SEED, index])
     cfg = ref.ModelConfig(spec["config"])
     write_model(directory, spec, make_weights(cfg, rng))
@@ -728,7 +763,7 @@ def build(spec: dict, index: int) -> dict:
     variants: Dict[str, Optional[ref.CSKV]] = {"full": None}
     cskv_files = {}
     if spec.get("cskv"):
-        cskv_files = cskv_factor_files(model, np.random.default_rng([BASE_SEED, index, 1]), directory)
+        cskv_files = cskv_factor_files(model, np.random.default_rng([BASE_SEED, index, 1]), directory, spec["cskv"])
         variants.update({k: v["cskv"] for k, v in cskv_files.items()})
     prompt, runs, attempt = choose_prompt(spec, model, np.random.default_rng([BASE_SEED, index, 2]), variants)
     full = runs["full"]
@@ -778,11 +813,15 @@ README = """# Model fixtures
 
 Tiny random decoder models in the exact Hugging Face layout, with the outputs of an independent float64
 numpy reference of transformers' `LlamaForCausalLM` / `MistralForCausalLM` / `Qwen2ForCausalLM`
-(`test/tools/reference.py`) and, for `qwen2-cskv`, CSKV factor files and the bi-branch cache's outputs.
+(`test/tools/reference.py`) and, for `qwen2-cskv` and `mistral-mha`, CSKV factor files and the bi-branch cache's outputs.
 
 Regenerate (deterministic, numpy only):
 
     python3 test/tools/make_fixtures.py          # or: npm run fixtures
+
+A fixture's expected.json is rewritten only when its content changes beyond float noise (1e-12 relative: the
+last bits of unrounded values such as min_margin differ between numpy/BLAS builds), so regenerating leaves the
+committed files byte for byte as they are unless something really changed.
 
 Where `torch` and `transformers` import, the same command also loads every directory with
 `AutoModelForCausalLM.from_pretrained(dir, torch_dtype=float32, output_loading_info=True)`, checks there are no
@@ -819,7 +858,7 @@ CSKV variant too), no EOS (id {eos}) is generated, and at least half of the full
       "rope_inv_freq": [head_dim/2], "rope_attention_factor": float   at seq_len = P (debugging aid)
       "logits": [P][V],                   one forward over the whole prompt
       "full_step_logits": [N][V],         step 0 = last prompt position; step i = after feeding greedy token i-1
-      "cskv": {{                           qwen2-cskv only, one entry per factor file
+      "cskv": {{                           fixtures with factors only, one entry per factor file
         "<file>": {{"window": 4, "bits": b, "groups": G, "ranks": {{"k": [..], "v": [..]}},
                    "greedy_tokens": [N], "min_margin": float, "step_logits": [N][V]}}
       }},

@@ -1,7 +1,7 @@
 // Where a completion looks: the window around the cursor and the one-line / block decision (src/workspace/completionShape.ts).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { COMPLETION_WINDOW, completionShape, isBlockStart, looksBinary } from '../../src/workspace/completionShape';
+import { COMPLETION_WINDOW, completionShape, isBlockStart, looksBinary, prefixStart } from '../../src/workspace/completionShape';
 
 test('completion shape: multi-line at a block start, nothing mid-word or before code, nothing in a binary file', () => {
   assert.equal(isBlockStart('    ', 'def f(x):'), true);
@@ -20,7 +20,20 @@ test('completion shape: multi-line at a block start, nothing mid-word or before 
   // A 10,000-line file: only a window around the cursor travels with the request.
   const big = Array.from({ length: 10_000 }, (_, i) => `line_${i} = ${i}`).join('\n');
   const shape = completionShape(big, big.indexOf('\nline_5000 '))!;
-  assert.equal(shape.prefix.length, COMPLETION_WINDOW.prefixChars);
-  assert.equal(shape.suffix.length, COMPLETION_WINDOW.suffixChars);
+  const { prefixChars, anchorStepChars, suffixChars } = COMPLETION_WINDOW;
+  assert.ok(shape.prefix.length >= prefixChars / 2 && shape.prefix.length <= prefixChars + anchorStepChars, `prefix of ${shape.prefix.length}`);
+  assert.equal(shape.suffix.length, suffixChars);
   assert.ok(shape.prefix.endsWith('line_4999 = 4999') && shape.suffix.startsWith('\nline_5000 = 5000'));
+  assert.ok(shape.prefix.startsWith('line_'), 'the prefix starts at a line');
+});
+
+test('completion shape: the prefix keeps its start while the cursor moves forward, so the next request reuses its tokens', () => {
+  const big = Array.from({ length: 2000 }, (_, i) => `value_${i} = ${i}`).join('\n');
+  const from = big.indexOf('\nvalue_900 ');
+  const starts = new Set<number>();
+  // The cursor at every line end over ~1000 characters: the start moves at most once (when the anchor steps).
+  for (let offset = from; offset < from + 1000; offset = big.indexOf('\n', offset + 1)) starts.add(prefixStart(big, offset));
+  assert.ok(starts.size <= 2, `the prefix start moved ${starts.size - 1} times`);
+  for (const s of starts) assert.ok(s === 0 || big[s - 1] === '\n');
+  assert.equal(prefixStart(big, 100), 0, 'near the top the prefix is the whole text before the cursor');
 });

@@ -153,6 +153,53 @@ describe('workspace session', () => {
     }
   });
 
+  test('typing in the last file re-prefills it from the step before the edit on; the cache equals a fresh prefill', async () => {
+    const root = tempDir();
+    const big = Array.from({ length: 150 }, (_, i) => `export const value${i} = ${i} * 2;`).join('\n');
+    writeTree(root, { ...files, 'src/big.ts': big });
+    const ages = [...order, 'src/big.ts'];
+    ageInOrder(root, ages);
+    const session = await WorkspaceSession.open(root, options(), events);
+    try {
+      await session.whenResident();
+      const engine = session.engine;
+      const prefill = engine.prefill.bind(engine);
+      let prefilled = 0;
+      engine.prefill = (tokens, o) => {
+        prefilled += tokens.length;
+        return prefill(tokens, o);
+      };
+      const fileTokens = session.workspaceContext!.residentFiles.at(-1)!.tokens;
+      assert.ok(fileTokens > 3 * 256, `big.ts is ${fileTokens} tokens: several prefill steps`);
+      const edits = [
+        `${big}\nexport const added = 1;`, // at the end
+        `${big.replace('value100 = 100', 'value100 = 101')}\nexport const added = 1;`, // two thirds in
+      ];
+      for (const edited of edits) {
+        prefilled = 0;
+        session.documentChanged(path.join(root, 'src/big.ts'), edited);
+        await session.flushEdits();
+        const from = edited.indexOf(edited === edits[0] ? '\nexport const added' : 'value100 = 101');
+        const after = session.tokenizer.encode(edited.slice(from), { addSpecialTokens: false, literal: true }).length;
+        // At most one step before the edit and a few tokens around it, never the whole file again.
+        assert.ok(prefilled <= after + 256 + 4 && prefilled < fileTokens, `re-prefilled ${prefilled} tokens of ${fileTokens} (${after} from the edit on)`);
+      }
+      fs.writeFileSync(path.join(root, 'src/big.ts'), edits[1]!);
+      ageInOrder(root, ages);
+      const fresh = await WorkspaceSession.open(root, options(), events);
+      try {
+        await fresh.whenResident();
+        assert.deepEqual(historyOf(fresh), historyOf(session));
+        assert.deepEqual(fresh.engine.memory(), session.engine.memory());
+        assert.deepEqual(Array.from(await probe(fresh)), Array.from(await probe(session)));
+      } finally {
+        await fresh.dispose();
+      }
+    } finally {
+      await session.dispose();
+    }
+  });
+
   test('a question is appended after the resident context and truncated away; deletes and creates follow', async () => {
     const root = tempDir();
     writeTree(root, files);
@@ -167,13 +214,14 @@ describe('workspace session', () => {
       assert.equal(session.engine.length, resident);
       const completion = await session.complete({ path: path.join(root, 'src/main.ts'), prefix: 'console.log(', suffix: ');\n', multiline: false, maxNewTokens: 4 });
       assert.ok(!completion.includes('\n'));
-      assert.equal(session.engine.length, resident);
       // Each generation reports its speed: the answer's 6 tokens (no stop token in a random model's first 6), then the completion.
       assert.equal(speeds[0]?.kind, 'answer');
       assert.ok(speeds[0]!.tokens >= 1 && speeds[0]!.tokens <= 6 && speeds[0]!.firstTokenMs > 0);
       assert.ok(speeds[0]!.tokens === 1 || speeds[0]!.tokensPerSecond > 0);
       assert.equal(speeds[1]?.kind, 'completion');
       assert.equal(speeds.length, 2);
+      // The completion's prompt stays in the cache for the next keystroke's completion (completionReuse.test.ts).
+      assert.equal(session.engine.length, resident + speeds[1]!.promptTokens);
       fs.rmSync(path.join(root, 'src/strings.ts'));
       session.fileChangedOnDisk(path.join(root, 'src/strings.ts'));
       session.documentChanged(path.join(root, 'src/new.ts'), 'export const created = true;\n');

@@ -15,7 +15,9 @@ export async function logitsCommand(argv: string[], { out }: CommandIO): Promise
     const flat = await engine.prefill(ids, { logits: last });
     const vocab = engine.info.config.vocabSize;
     const rows = Array.from({ length: last }, (_, i) => Array.from(flat.subarray(i * vocab, (i + 1) * vocab)));
-    out.write(`${JSON.stringify({ logits: rows })}\n`);
+    // What computed them: against a float reference, the default 8-bit weights alone differ by ~1e-2 of the logit scale.
+    const { backend, weights } = engine.info;
+    out.write(`${JSON.stringify({ backend, weights, logits: rows })}\n`);
     return 0;
   } finally {
     await engine.dispose();

