@@ -423,6 +423,9 @@ describe('workspace session', () => {
       const answer = await session.ask({ question: 'What is value3?', maxNewTokens: 3 });
       assert.ok(answer.stopReason === 'max-tokens' || answer.stopReason === 'stop-token');
       await session.complete({ path: path.join(root, 'src/c.ts'), prefix: 'export const x = ', suffix: '\n', multiline: false, maxNewTokens: 2 });
+      // The completion's prompt stays for the next keystroke; any other request undoes it first.
+      assert.equal(context.residentTokens, resident);
+      await session.ask({ question: 'And value2?', maxNewTokens: 1 });
       assert.equal(session.engine.length, resident);
       // Rebuild Context resumes: a new context, prefilled whole.
       await session.rebuild();
