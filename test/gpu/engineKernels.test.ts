@@ -6,29 +6,24 @@
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import { after, before, test } from 'node:test';
-import { type AttentionKernelArgs, type NativeAddon, loadNativeAddon } from '../../src/runtime/backends/nativeAddon';
+import { type AttentionKernelArgs, type NativeAddon } from '../../src/runtime/backends/nativeAddon';
 import { mulberry32 } from '../../src/runtime/random';
 import { attentionReference, sampleBoundaryDistance, sampleReference } from './reference';
+import { kernelGpu, kernelSeed } from '../support/gpuKernels';
 
 /** bf16 storage of keys, values and the output: 1e-2 relative, as issue 11 sets for bf16 kernels. */
 const BF16_TOLERANCE = 1e-2;
 
 let addon: NativeAddon | undefined;
 let skipReason = 'no GPU';
-const seed = Number(process.env.CSKV_KERNEL_SEED ?? (Date.now() % 2 ** 31));
+const seed = kernelSeed;
 const random = mulberry32(seed);
 const report: Record<string, unknown>[] = [];
 
 before(async () => {
-  const load = loadNativeAddon();
-  if (!load.loaded) {
-    skipReason = load.reason;
-    return;
-  }
-  const probe = await load.addon.probe();
-  if (!load.addon.build.cuda) skipReason = 'CPU-only addon';
-  else if (!probe.devices.some((d) => d.supported)) skipReason = `no usable GPU: ${probe.reason ?? 'none found'}`;
-  else addon = load.addon;
+  const gpu = await kernelGpu();
+  addon = gpu.addon;
+  if (!addon) skipReason = gpu.skipReason;
 });
 
 after(() => {

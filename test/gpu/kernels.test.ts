@@ -10,51 +10,33 @@
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import { after, before, test } from 'node:test';
-import { type KernelDType, type NativeAddon, type QuantisedBlockArrays, loadNativeAddon } from '../../src/runtime/backends/nativeAddon';
+import { type KernelDType, type NativeAddon, type QuantisedBlockArrays } from '../../src/runtime/backends/nativeAddon';
 import { dequantiseKeys, dequantiseValues, quantiseKeys, quantiseValues } from '../../src/runtime/cache/quantizer';
 import { halfBitsToFloat } from '../../src/runtime/half';
 import { type ModelConfig, readModelConfig } from '../../src/runtime/model/config';
 import { ropeFrequencies } from '../../src/runtime/model/rope';
 import { modelFixture } from '../support/paths';
 import { mulberry32 as random } from '../../src/runtime/random';
+import { kernelGpu, kernelSeed, normalStreams } from '../support/gpuKernels';
 
 const TOLERANCE: Record<KernelDType, number> = { f32: 1e-5, bf16: 1e-2 };
 const DTYPES: KernelDType[] = ['f32', 'bf16'];
 
 let addon: NativeAddon | undefined;
 let device = '';
-let skipReason: string | false = false;
-const seed = Number(process.env.CSKV_KERNEL_SEED ?? (Date.now() % 2 ** 31));
+let skipReason = '';
+const seed = kernelSeed;
+const normals = normalStreams(seed);
 const report: Record<string, unknown>[] = [];
 
 before(async () => {
-  const load = loadNativeAddon();
-  if (!load.loaded) {
-    skipReason = load.reason;
-    return;
-  }
-  const probe = await load.addon.probe();
-  // Kernels need a usable GPU, not cuBLASLt, so the probe's overall verdict is not required here.
-  if (!load.addon.build.cuda) skipReason = 'CPU-only addon';
-  else if (!probe.devices.some((d) => d.supported)) skipReason = `no usable GPU: ${probe.reason ?? 'none found'}`;
-  else {
-    addon = load.addon;
-    device = probe.devices.filter((d) => d.supported).map((d) => `${d.name} (compute ${d.computeCapability})`).join(', ');
-  }
+  ({ addon, device, skipReason } = await kernelGpu());
 });
 
 after(() => {
   if (process.env.CSKV_KERNEL_REPORT && addon) fs.writeFileSync(process.env.CSKV_KERNEL_REPORT, JSON.stringify({ device, seed, results: report }, null, 2));
 });
 
-let stream = 0;
-/** Normal(0, scale) samples from a fresh stream of this run's seed. */
-function normals(count: number, scale = 1): Float32Array {
-  const next = random(seed * 7919 + ++stream);
-  const out = new Float32Array(count);
-  for (let i = 0; i < count; i++) out[i] = scale * Math.sqrt(-2 * Math.log(1 - next())) * Math.cos(2 * Math.PI * next());
-  return out;
-}
 
 const f32 = new Float32Array(1);
 const u32 = new Uint32Array(f32.buffer);

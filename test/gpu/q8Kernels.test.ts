@@ -9,42 +9,24 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import { after, before, test } from 'node:test';
 import { deviceQ8 } from '../../src/runtime/backends/cudaQ8Weights';
-import { type NativeAddon, type Q8WeightArrays, loadNativeAddon } from '../../src/runtime/backends/nativeAddon';
+import { type NativeAddon, type Q8WeightArrays } from '../../src/runtime/backends/nativeAddon';
 import { quantiseBlockwise } from '../../src/runtime/onnx/blockQuantizer';
-import { mulberry32 as random } from '../../src/runtime/random';
+import { kernelGpu, kernelSeed, normalStreams } from '../support/gpuKernels';
 
 let addon: NativeAddon | undefined;
-let skipReason: string | false = false;
+let skipReason = '';
 let device = '';
-const seed = Number(process.env.CSKV_KERNEL_SEED ?? (Date.now() % 2 ** 31));
+const seed = kernelSeed;
+const normals = normalStreams(seed);
 const report: Record<string, unknown>[] = [];
 
 before(async () => {
-  const load = loadNativeAddon();
-  if (!load.loaded) {
-    skipReason = load.reason;
-    return;
-  }
-  const probe = await load.addon.probe();
-  if (!load.addon.build.cuda) skipReason = 'CPU-only addon';
-  else if (!probe.devices.some((d) => d.supported)) skipReason = `no usable GPU: ${probe.reason ?? 'none found'}`;
-  else {
-    addon = load.addon;
-    device = probe.devices.filter((d) => d.supported).map((d) => d.name).join(', ');
-  }
+  ({ addon, device, skipReason } = await kernelGpu());
 });
 
 after(() => {
   if (process.env.CSKV_Q8_KERNEL_REPORT && addon) fs.writeFileSync(process.env.CSKV_Q8_KERNEL_REPORT, JSON.stringify({ device, seed, results: report }, null, 2));
 });
-
-let stream = 0;
-function normals(count: number, scale = 1): Float32Array {
-  const next = random(seed * 7919 + ++stream);
-  const out = new Float32Array(count);
-  for (let i = 0; i < count; i++) out[i] = scale * Math.sqrt(-2 * Math.log(1 - next())) * Math.cos(2 * Math.PI * next());
-  return out;
-}
 
 const f32 = new Float32Array(1);
 const u32 = new Uint32Array(f32.buffer);
