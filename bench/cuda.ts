@@ -6,9 +6,12 @@
 //   decode_floor_ms  = (weight bytes + KV bytes held) / copy bandwidth
 //   prefill_floor_s  = 2 * parameters * tokens (+ attention FLOPs) / bf16 GEMM rate
 // With --q8 CACHES (default full) those caches run again with 8-bit blockwise weights (--weights q8: ~9 GB instead
-// of ~15 GB); each run names its weights.
+// of ~15 GB); each run names its weights. With --fused CACHES (default cskv-4) those caches run again with the fused
+// decode attention (native/src/kernels/fusedAttention.cuh, an engine option until checked): its decode ms against
+// the default rebuild path's in the same run; each run names its decode_attention.
 // Writes the JSON after every point (issue 11's format) and prints a table at the end.
 //   node out/bench/cuda.js --out DIR [--contexts 4096,32768] [--decode 16] [--peer FILE.json] [--caches full,cskv-16,cskv-4] [--q8 full]
+//                          [--fused cskv-4]
 // Weights are one random bf16 tile repeated (never zeros: see .library/device/METHOD.md); the engine is driven
 // through the addon directly, as the model never exists as files.
 import * as fs from 'node:fs';
@@ -21,11 +24,13 @@ import { mulberry32 } from '../src/runtime/random';
 const SHAPE = { hidden: 3584, layers: 28, heads: 28, kvHeads: 4, headDim: 128, intermediate: 18944, vocab: 152064 };
 const DENSITY_RANK = 102; // 0.2 of kvDim 512
 type Cache = 'full' | 'cskv-16' | 'cskv-4';
+type DecodeAttention = 'rebuild' | 'fused';
 
 interface Run {
   engine: 'cskv-code' | 'transformers';
   cache: Cache;
   weights?: CudaWeightFormat;
+  decode_attention?: DecodeAttention;
   context: number;
   prefill_tok_s: number;
   prefill_floor_tok_s?: number;
@@ -75,19 +80,23 @@ function q8Tensor(tile: Uint8Array, n: number, k: number): { codes: Int8Array; s
   return out;
 }
 
-function spec(cache: Cache, capacityTokens: number, weights: CudaWeightFormat): NativeModelSpec {
+function spec(cache: Cache, capacityTokens: number, weights: CudaWeightFormat, decodeAttention: DecodeAttention): NativeModelSpec {
   const invFreq = Float64Array.from({ length: SHAPE.headDim / 2 }, (_, i) => 1 / 1e6 ** ((2 * i) / SHAPE.headDim));
   const ranks = cache === 'full' ? undefined : Array<number>(SHAPE.layers).fill(DENSITY_RANK);
   return {
-    ...SHAPE, rmsNormEps: 1e-6, qkvBias: true, outputBias: false, mlpBias: false, tiedEmbeddings: false, weights, slidingWindow: 0, invFreq,
+    ...SHAPE, rmsNormEps: 1e-6, qkvBias: true, outputBias: false, mlpBias: false, tiedEmbeddings: false, weights, decodeAttention, slidingWindow: 0, invFreq,
     attentionFactor: 1, device: 0,
     cache: { layers: SHAPE.layers, kvDim: SHAPE.kvHeads * SHAPE.headDim, window: 32, bits: cache === 'cskv-4' ? 4 : 16, kRanks: ranks, vRanks: ranks,
       capacityTokens, chunkTokens: 512 },
   };
 }
 
-function load(addon: NativeAddon, cache: Cache, capacity: number, tile: Uint8Array, weights: CudaWeightFormat): NativeCudaEngine {
-  const s = spec(cache, capacity, weights);
+interface Setup { cache: Cache; weights: CudaWeightFormat; attention: DecodeAttention }
+const describe = (x: Setup): string => `${x.cache} ${x.weights}${x.attention === 'fused' ? ' fused' : ''}`;
+
+function load(addon: NativeAddon, setup: Setup, capacity: number, tile: Uint8Array): NativeCudaEngine {
+  const { cache, weights } = setup;
+  const s = spec(cache, capacity, weights, setup.attention);
   const engine = new addon.CudaEngine(s);
   const H = s.hidden, Q = s.heads * s.headDim, D = s.kvHeads * s.headDim, I = s.intermediate;
   const ones = (n: number): Uint8Array => new Uint8Array(new Uint16Array(n).fill(0x3f80).buffer); // bf16 1.0: norms
@@ -127,7 +136,8 @@ function weightBytesRead(weights: CudaWeightFormat): number {
   return 2 * V * H + q8Bytes(V, H) + layers * (q8Bytes(Q + 2 * D, H) + q8Bytes(H, Q) + q8Bytes(2 * I, H) + q8Bytes(H, I));
 }
 
-async function measure(engine: NativeCudaEngine, cache: Cache, weights: CudaWeightFormat, context: number, decodeSteps: number, ceilings: Ceilings | undefined): Promise<Run> {
+async function measure(engine: NativeCudaEngine, setup: Setup, context: number, decodeSteps: number, ceilings: Ceilings | undefined): Promise<Run> {
+  const { cache, weights } = setup;
   engine.truncate(0);
   const next = mulberry32(context);
   const ids = Int32Array.from({ length: context }, () => Math.floor(next() * SHAPE.vocab));
@@ -149,7 +159,7 @@ async function measure(engine: NativeCudaEngine, cache: Cache, weights: CudaWeig
   const memory = engine.memory();
   const held = memory.perLayer.reduce((s, l) => s + l.fullBytes + l.compressedBytes, 0);
   const run: Run = {
-    engine: 'cskv-code', cache, weights, context, prefill_tok_s: context / prefillS, decode_ms: times[Math.floor(times.length / 2)]!,
+    engine: 'cskv-code', cache, weights, decode_attention: setup.attention, context, prefill_tok_s: context / prefillS, decode_ms: times[Math.floor(times.length / 2)]!,
     kv_bytes_per_token: held / memory.tokens, peak_gpu_bytes: memory.deviceTotalBytes - memory.deviceFreeBytes,
   };
   if (ceilings) {
@@ -166,11 +176,15 @@ async function main(): Promise<void> {
   const { values } = parseArgs({ options: {
     out: { type: 'string', default: 'bench/results' }, contexts: { type: 'string', default: '4096,32768' }, decode: { type: 'string', default: '16' },
     peer: { type: 'string' }, caches: { type: 'string', default: 'full,cskv-16,cskv-4' }, q8: { type: 'string', default: 'full' },
+    fused: { type: 'string', default: 'cskv-4' },
   } });
   const contexts = values.contexts!.split(',').map(Number);
-  const caches = values.caches!.split(',') as Cache[];
-  const runs: [Cache, CudaWeightFormat][] = [...caches.map((c) => [c, 'bf16'] as [Cache, CudaWeightFormat]),
-    ...values.q8!.split(',').filter(Boolean).map((c) => [c as Cache, 'q8'] as [Cache, CudaWeightFormat])];
+  const list = (value: string | undefined): Cache[] => (value ?? '').split(',').filter(Boolean) as Cache[];
+  const runs: Setup[] = [
+    ...list(values.caches).map((cache): Setup => ({ cache, weights: 'bf16', attention: 'rebuild' })),
+    ...list(values.q8).map((cache): Setup => ({ cache, weights: 'q8', attention: 'rebuild' })),
+    ...list(values.fused).map((cache): Setup => ({ cache, weights: 'bf16', attention: 'fused' })),
+  ];
   const decodeSteps = Number(values.decode);
   fs.mkdirSync(values.out!, { recursive: true });
   const file = path.join(values.out!, 'cuda-7b.json');
@@ -190,26 +204,26 @@ async function main(): Promise<void> {
   const tile = randomTile(64 << 20);
   // One load per cache and weight format (15 GB of weights in bf16, ~9 GB in q8), every context on it in turn.
   const capacity = Math.max(...contexts) + decodeSteps + 64;
-  for (const [cache, weights] of runs) {
+  for (const setup of runs) {
     let engine: NativeCudaEngine | undefined;
     try {
       const t0 = performance.now();
-      engine = load(addon, cache, capacity, tile, weights);
-      console.error(`cuda bench: ${cache} ${weights} loaded in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+      engine = load(addon, setup, capacity, tile);
+      console.error(`cuda bench: ${describe(setup)} loaded in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
     } catch (err) {
-      for (const context of contexts) result.runs.push(failed(cache, weights, context, err));
-      console.error(`cuda bench ${cache} ${weights}: ${(err as Error).message}`);
+      for (const context of contexts) result.runs.push(failed(setup, context, err));
+      console.error(`cuda bench ${describe(setup)}: ${(err as Error).message}`);
       save();
       continue;
     }
     for (const context of contexts) {
       try {
-        const run = await measure(engine, cache, weights, context, decodeSteps, peer.ceilings);
+        const run = await measure(engine, setup, context, decodeSteps, peer.ceilings);
         result.runs.push(run);
         console.error(JSON.stringify(run));
       } catch (err) {
-        result.runs.push(failed(cache, weights, context, err));
-        console.error(`cuda bench ${cache} ${weights} @ ${context}: ${(err as Error).message}`);
+        result.runs.push(failed(setup, context, err));
+        console.error(`cuda bench ${describe(setup)} @ ${context}: ${(err as Error).message}`);
       }
       save();
     }
@@ -218,14 +232,14 @@ async function main(): Promise<void> {
   printTable(result.runs);
 }
 
-function failed(cache: Cache, weights: CudaWeightFormat, context: number, err: unknown): Run {
-  return { engine: 'cskv-code', cache, weights, context, prefill_tok_s: 0, decode_ms: 0, kv_bytes_per_token: 0, peak_gpu_bytes: 0, error: String((err as Error).message) };
+function failed(setup: Setup, context: number, err: unknown): Run {
+  return { engine: 'cskv-code', cache: setup.cache, weights: setup.weights, decode_attention: setup.attention, context, prefill_tok_s: 0, decode_ms: 0, kv_bytes_per_token: 0, peak_gpu_bytes: 0, error: String((err as Error).message) };
 }
 
 function printTable(runs: Run[]): void {
-  const rows = [['engine', 'cache', 'weights', 'context', 'prefill tok/s', 'floor tok/s', 'decode ms', 'floor ms', 'KV B/token', 'peak GiB', 'error']];
+  const rows = [['engine', 'cache', 'weights', 'attention', 'context', 'prefill tok/s', 'floor tok/s', 'decode ms', 'floor ms', 'KV B/token', 'peak GiB', 'error']];
   for (const r of runs) {
-    rows.push([r.engine, r.cache, r.weights ?? '', String(r.context), r.prefill_tok_s.toFixed(0), r.prefill_floor_tok_s?.toFixed(0) ?? '', r.decode_ms.toFixed(2),
+    rows.push([r.engine, r.cache, r.weights ?? '', r.decode_attention ?? '', String(r.context), r.prefill_tok_s.toFixed(0), r.prefill_floor_tok_s?.toFixed(0) ?? '', r.decode_ms.toFixed(2),
       r.decode_floor_ms?.toFixed(2) ?? '', r.kv_bytes_per_token.toFixed(0), (r.peak_gpu_bytes / 1024 ** 3).toFixed(1), (r.error ?? '').slice(0, 60)]);
   }
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));

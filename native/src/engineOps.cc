@@ -91,6 +91,10 @@ ModelSpec ReadModelSpec(Napi::Env env, const Napi::Object& o) {
   const std::string format = weights.IsUndefined() ? "bf16" : weights.IsString() ? weights.As<Napi::String>().Utf8Value() : "";
   if (format != "bf16" && format != "q8") Bad(env, std::string(where) + ": weights must be \"bf16\" or \"q8\"");
   s.q8Weights = format == "q8";
+  const Napi::Value decode = o.Get("decodeAttention");
+  const std::string decodeAttention = decode.IsUndefined() ? "rebuild" : decode.IsString() ? decode.As<Napi::String>().Utf8Value() : "";
+  if (decodeAttention != "rebuild" && decodeAttention != "fused") Bad(env, std::string(where) + ": decodeAttention must be \"rebuild\" or \"fused\"");
+  s.fusedDecodeAttention = decodeAttention == "fused";
   s.attentionFactor = Number(env, o, "attentionFactor", where);
   s.device = Integer(env, o, "device", where);
   const Napi::Value freq = o.Get("invFreq");

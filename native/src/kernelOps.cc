@@ -4,7 +4,9 @@
 #include <string>
 
 #include "jsErrors.h"
+#include "engine/cacheLayout.h"
 #include "kernelRunners.h"
+#include "reference/fusedAttentionReference.h"
 #include "reference/q8Reference.h"
 
 namespace cskv {
@@ -310,6 +312,99 @@ Napi::Value Attention(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// The fused attention's arguments, one object: {q, kRing, vRing, ringRows, compressedTokens, invFreq, attentionFactor,
+// start, heads, kvHeads, headDim, slidingWindow, multiprocessors, and with compressedTokens > 0: window, bits, kRank,
+// vRank, pages: Uint8Array [compressedTokens / window, page bytes] (the engine's layout), kBasis [kvDim, kRank],
+// vBasis [kvDim, vRank], kMean, vMean [kvDim]}; for the reference keysPerSplit (0 or absent: one pass).
+struct FusedArgs {
+  FusedAttentionInputs in;
+  int multiprocessors = 1;
+  int64_t keysPerSplit = 0;
+  Napi::Float32Array q, kRing, vRing, kBasis, vBasis, kMean, vMean;
+  Napi::Uint8Array pages;
+  Napi::Float64Array invFreq;
+};
+
+void ParseFusedArgs(const Napi::CallbackInfo& info, const char* op, FusedArgs& a) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsObject()) BadArgument(env, op, "expects an object");
+  const Napi::Object o = info[0].As<Napi::Object>();
+  FusedAttentionInputs& in = a.in;
+  in.heads = IntField(env, o, op, "heads", 1);
+  in.kvHeads = IntField(env, o, op, "kvHeads", 1);
+  in.headDim = IntField(env, o, op, "headDim", 2);
+  in.ringRows = IntField(env, o, op, "ringRows", 1);
+  in.compressedTokens = IntField(env, o, op, "compressedTokens", 0);
+  in.start = IntField(env, o, op, "start", 0);
+  in.slidingWindow = IntField(env, o, op, "slidingWindow", 0);
+  in.attentionFactor = NumberField(env, o, op, "attentionFactor");
+  a.multiprocessors = IntField(env, o, op, "multiprocessors", 1);
+  if (!o.Get("keysPerSplit").IsUndefined()) a.keysPerSplit = IntField(env, o, op, "keysPerSplit", 0);
+  if (a.keysPerSplit % kFusedAttentionKeyTile != 0) BadArgument(env, op, "keysPerSplit must be whole tiles of " + std::to_string(kFusedAttentionKeyTile));
+  if (in.heads % in.kvHeads != 0 || in.headDim % 2 != 0 || in.headDim > 256) BadArgument(env, op, "heads must be a multiple of kvHeads, headDim even and at most 256");
+  const size_t D = static_cast<size_t>(in.kvHeads) * in.headDim, Q = static_cast<size_t>(in.heads) * in.headDim;
+  a.q = F32Field(env, o, op, "q");
+  a.kRing = F32Field(env, o, op, "kRing");
+  a.vRing = F32Field(env, o, op, "vRing");
+  if (a.q.ElementLength() == 0 || a.q.ElementLength() % Q != 0) BadArgument(env, op, "q.length must be a multiple of heads * headDim");
+  in.queries = static_cast<int>(a.q.ElementLength() / Q);
+  if (a.kRing.ElementLength() != in.ringRows * D || a.vRing.ElementLength() != in.ringRows * D) BadArgument(env, op, "kRing and vRing must be ringRows * kvHeads * headDim");
+  if (in.start + in.queries - in.compressedTokens > in.ringRows || in.compressedTokens > in.start) BadArgument(env, op, "the full-precision keys must fit the ring");
+  const Napi::Value freq = o.Get("invFreq");
+  if (!freq.IsTypedArray() || freq.As<Napi::TypedArray>().TypedArrayType() != napi_float64_array ||
+      freq.As<Napi::Float64Array>().ElementLength() != static_cast<size_t>(in.headDim / 2)) {
+    BadArgument(env, op, "invFreq must be a Float64Array of headDim / 2");
+  }
+  a.invFreq = freq.As<Napi::Float64Array>();
+  in.q = a.q.Data();
+  in.kRing = a.kRing.Data();
+  in.vRing = a.vRing.Data();
+  in.invFreq = a.invFreq.Data();
+  if (in.compressedTokens == 0) return;
+  in.window = IntField(env, o, op, "window", 1);
+  in.bits = IntField(env, o, op, "bits", 2);
+  in.kRank = IntField(env, o, op, "kRank", 1);
+  in.vRank = IntField(env, o, op, "vRank", 1);
+  if (in.bits != 16 && in.bits != 8 && in.bits != 4 && in.bits != 2) BadArgument(env, op, "bits must be 16, 8, 4 or 2");
+  if (in.compressedTokens % in.window != 0) BadArgument(env, op, "compressedTokens must be whole blocks of window");
+  const Napi::Value pages = o.Get("pages");
+  if (!pages.IsTypedArray() || pages.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) BadArgument(env, op, "pages must be a Uint8Array");
+  a.pages = pages.As<Napi::Uint8Array>();
+  const size_t pageBytes = PlanPage(in.window, in.kRank, in.vRank, in.bits).bytes;
+  if (a.pages.ElementLength() != static_cast<size_t>(in.compressedTokens / in.window) * pageBytes) {
+    BadArgument(env, op, "pages.length must be compressedTokens / window pages of " + std::to_string(pageBytes) + " bytes");
+  }
+  a.kBasis = F32Field(env, o, op, "kBasis");
+  a.vBasis = F32Field(env, o, op, "vBasis");
+  a.kMean = F32Field(env, o, op, "kMean");
+  a.vMean = F32Field(env, o, op, "vMean");
+  if (a.kBasis.ElementLength() != D * in.kRank || a.vBasis.ElementLength() != D * in.vRank) BadArgument(env, op, "kBasis/vBasis must be kvDim * kRank / vRank");
+  if (a.kMean.ElementLength() != D || a.vMean.ElementLength() != D) BadArgument(env, op, "kMean/vMean must be kvDim");
+  in.pages = a.pages.Data();
+  in.kBasis = a.kBasis.Data();
+  in.vBasis = a.vBasis.Data();
+  in.kMean = a.kMean.Data();
+  in.vMean = a.vMean.Data();
+}
+
+// fusedAttention(args) → Float32Array [queries, heads * headDim]: the GPU kernel and its merge.
+Napi::Value FusedAttention(const Napi::CallbackInfo& info) {
+  FusedArgs a;
+  ParseFusedArgs(info, "fusedAttention", a);
+  Napi::Float32Array out = Napi::Float32Array::New(info.Env(), a.q.ElementLength());
+  Check(info.Env(), RunFusedAttention(a.in, a.multiprocessors, out.Data()));
+  return out;
+}
+
+// fusedAttentionReference(args) → Float64Array [queries, heads * headDim] (every build).
+Napi::Value FusedAttentionReferenceOp(const Napi::CallbackInfo& info) {
+  FusedArgs a;
+  ParseFusedArgs(info, "fusedAttentionReference", a);
+  Napi::Float64Array out = Napi::Float64Array::New(info.Env(), a.q.ElementLength());
+  FusedAttentionReference(a.in, a.keysPerSplit, out.Data());
+  return out;
+}
+
 // sample(logits: Float32Array, {greedy, temperature, topK, topP, u}) → token id
 Napi::Value Sample(const Napi::CallbackInfo& info) {
   const char* op = "sample";
@@ -333,6 +428,8 @@ Napi::Object KernelOps(Napi::Env env) {
   kernels.Set("rmsNorm", Napi::Function::New(env, RmsNorm, "rmsNorm"));
   kernels.Set("attention", Napi::Function::New(env, Attention, "attention"));
   kernels.Set("sample", Napi::Function::New(env, Sample, "sample"));
+  kernels.Set("fusedAttention", Napi::Function::New(env, FusedAttention, "fusedAttention"));
+  kernels.Set("fusedAttentionReference", Napi::Function::New(env, FusedAttentionReferenceOp, "fusedAttentionReference"));
   kernels.Set("q8Gemv", Napi::Function::New(env, Q8Gemv, "q8Gemv"));
   kernels.Set("q8DequantiseRows", Napi::Function::New(env, Q8DequantiseRows, "q8DequantiseRows"));
   kernels.Set("q8LinearReference", Napi::Function::New(env, Q8LinearReferenceOp, "q8LinearReference"));

@@ -11,6 +11,7 @@
 #include "kernels/dtype.h"
 #include "kernels/q8Layout.h"
 #include "kernels/quantLayout.h"
+#include "reference/fusedAttentionReference.h"
 #include "status.h"
 
 namespace cskv {
@@ -42,6 +43,9 @@ struct AttentionRun {
   int multiprocessors = 1;  // drives the split plan, so a test can force many splits
 };
 Status RunAttention(const AttentionRun& run, float* out);
+// The fused decode attention (kernels/fusedAttention.cuh) and its merge on host arrays, split as the engine splits
+// it on a GPU with `multiprocessors`; rings rounded to bf16 on the device, the output the kernel's bf16 widened.
+Status RunFusedAttention(const FusedAttentionInputs& in, int multiprocessors, float* out);
 
 // The device sampler (kernels/sampling.cuh) on a host row of logits.
 Status RunSample(const float* logits, int vocab, bool greedy, float temperature, int topK, float topP, double u, int32_t* token);

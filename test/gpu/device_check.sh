@@ -7,7 +7,7 @@
 # Results land in $OUT as they come (device-check.log, device-check.json, probe.json, kernels.json,
 # engine-kernels.json, fixtures-crosscheck.json, transformers.json, cuda-7b.json: 8 files, the tool brings back 8),
 # a summary table last.
-# The limits add up to 10 minutes; run alone, the command caps itself at 9 (SESSION_DEADLINE, unless the caller set
+# The limits add up to 11 minutes; run alone, the command caps itself at 9 (SESSION_DEADLINE, unless the caller set
 # one: test/gpu/stage.sh caps every stage by it, so the benchmarks at the end give way; CSKV_CHECK_SCALE multiplies
 # the limits).
 
@@ -69,6 +69,9 @@ load.addon.probe().then((p) => {
     node --test --test-reporter=tap out/test/gpu/kernels.test.js out/test/gpu/engineKernels.test.js out/test/gpu/reference.test.js \
     out/test/gpu/q8Kernels.test.js
   stage engine-suite-cuda 120 node --test --test-reporter=tap out/test/gpu/cudaEngine.test.js out/test/gpu/cudaQ8Engine.test.js
+  # The fused decode attention (an option, off by default until this passes): the engine suite with it, and its
+  # decode steps against the default path. Its kernel check is in the kernels stage (engineKernels.test.js).
+  stage engine-suite-fused 60 node --test --test-reporter=tap out/test/gpu/cudaFusedEngine.test.js
 }
 
 # Issue 11's item 4: transformers (installed there, not here) on the committed fixture models, against the numpy
@@ -87,7 +90,7 @@ cuda_bench_table() {
   [ -f "$OUT/cuda-7b.json" ] || return 0
   node -e "
 const r = require('$OUT/cuda-7b.json');
-for (const x of r.runs) console.log([x.engine, x.cache, x.weights ?? '', x.context, Math.round(x.prefill_tok_s) + ' tok/s', (x.decode_ms ?? 0).toFixed(2) + ' ms',
+for (const x of r.runs) console.log([x.engine, x.cache, x.weights ?? '', x.decode_attention ?? '', x.context, Math.round(x.prefill_tok_s) + ' tok/s', (x.decode_ms ?? 0).toFixed(2) + ' ms',
   x.decode_floor_ms ? 'floor ' + x.decode_floor_ms.toFixed(2) + ' ms' : '', Math.round(x.kv_bytes_per_token) + ' B/tok', x.error ?? ''].join('  '));" 2>&1
 }
 

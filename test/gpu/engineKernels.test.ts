@@ -1,5 +1,6 @@
 // The CUDA engine's own kernels against their float64 references (test/gpu/reference.ts), on the GPU machine:
-// attention over both cache branches (one split and many, GQA, sliding window, compressed rows) and the device
+// attention over both cache branches (one split and many, GQA, sliding window, compressed rows), the fused decode
+// attention against its C++ float64 reference (pages at 16/8/4/2 bits, rebuilt on chip), and the device
 // sampler. Skipped with the reason where no usable GPU is found. Fresh random inputs each run (the seed is
 // printed; CSKV_KERNEL_SEED repeats it); outputs are poisoned before every launch (native/src/deviceBuffer.h).
 // With CSKV_ENGINE_KERNEL_REPORT set, the measured errors are written there as JSON.
@@ -9,7 +10,8 @@ import { after, before, test } from 'node:test';
 import { type AttentionKernelArgs, type NativeAddon } from '../../src/runtime/backends/nativeAddon';
 import { mulberry32 } from '../../src/runtime/random';
 import { attentionReference, sampleBoundaryDistance, sampleReference } from './reference';
-import { kernelGpu, kernelSeed } from '../support/gpuKernels';
+import { type FusedAttentionCase, buildFusedCase, relativeError } from '../support/fusedAttentionCases';
+import { kernelGpu, kernelSeed, normalStreams } from '../support/gpuKernels';
 
 /** bf16 storage of keys, values and the output: 1e-2 relative, as issue 11 sets for bf16 kernels. */
 const BF16_TOLERANCE = 1e-2;
@@ -80,6 +82,34 @@ test('attention kernel against float64, both branches', (t) => {
     report.push({ kernel: 'attention', case: c.name, splits: plan.splits, relativeError: diff / scale, nan });
     assert.equal(nan, 0, `${c.name}: NaN outputs`);
     assert.ok(diff / scale < BF16_TOLERANCE, `${c.name} (${plan.splits} splits): relative error ${(diff / scale).toExponential(3)}, seed ${seed}`);
+  }
+});
+
+// The 7B shape (GQA 7:1, head 128) at every width, large ranks (over 48 KiB of shared memory: the opt-in path),
+// MHA, a sliding window that starts inside the pages, the fixtures' head dim with CSKV off, head dim 256.
+const FUSED_CASES: FusedAttentionCase[] = [
+  { name: '7B decode, 16 bits, many splits', heads: 28, kvHeads: 4, headDim: 128, start: 2080, queries: 1, compressed: 2048, window: 32, bits: 16, kRank: 64, vRank: 96, ringRows: 64, sliding: 0, multiprocessors: 132 },
+  { name: '7B decode, 4 bits, ranks 256/200', heads: 28, kvHeads: 4, headDim: 128, start: 600, queries: 1, compressed: 576, window: 32, bits: 4, kRank: 256, vRank: 200, ringRows: 64, sliding: 0, multiprocessors: 132 },
+  { name: 'MHA head 64, 2 bits', heads: 4, kvHeads: 4, headDim: 64, start: 1000, queries: 1, compressed: 960, window: 32, bits: 2, kRank: 40, vRank: 33, ringRows: 96, sliding: 0, multiprocessors: 132 },
+  { name: 'GQA 3:1 head 32, 8 bits, sliding window into the pages, 4 queries', heads: 6, kvHeads: 2, headDim: 32, start: 700, queries: 4, compressed: 672, window: 32, bits: 8, kRank: 16, vRank: 16, ringRows: 64, sliding: 200, multiprocessors: 132 },
+  { name: 'head dim 16 (fixtures), CSKV off, 8 queries', heads: 4, kvHeads: 2, headDim: 16, start: 40, queries: 8, compressed: 0, window: 1, bits: 16, kRank: 0, vRank: 0, ringRows: 64, sliding: 0, multiprocessors: 132 },
+  { name: 'head dim 256, one split', heads: 2, kvHeads: 1, headDim: 256, start: 300, queries: 1, compressed: 256, window: 32, bits: 16, kRank: 32, vRank: 32, ringRows: 64, sliding: 0, multiprocessors: 1 },
+];
+
+test('fused decode attention against its float64 reference, pages at 16/8/4/2 bits', (t) => {
+  if (!addon) return t.skip(skipReason);
+  t.diagnostic(`seed ${seed}`);
+  const fusedNormals = normalStreams(seed);
+  for (const c of FUSED_CASES) {
+    const { args } = buildFusedCase(addon, c, fusedNormals);
+    const got = addon.kernels.fusedAttention(args);
+    // The reference sees what the device stores: bf16 rings (the pages are exact).
+    const want = addon.kernels.fusedAttentionReference({ ...args, kRing: asBf16(args.kRing), vRing: asBf16(args.vRing) });
+    const { error, nan } = relativeError(got, want);
+    const plan = addon.attentionPlan(c.queries, c.start + c.queries, c.kvHeads, c.multiprocessors);
+    report.push({ kernel: 'fusedAttention', case: c.name, splits: plan.splits, relativeError: error, nan });
+    assert.ok(!nan, `${c.name}: NaN outputs`);
+    assert.ok(error < BF16_TOLERANCE, `${c.name} (${plan.splits} splits): relative error ${error.toExponential(3)}, seed ${seed}`);
   }
 });
 

@@ -110,4 +110,14 @@ size_t MaxAttentionPartialRows(int64_t maxQueries, int heads, int multiprocessor
   return static_cast<size_t>(maxQueries * heads + 4 * static_cast<int64_t>(std::max(1, multiprocessors)));
 }
 
+AttentionPlan PlanFusedAttention(int64_t queries, int64_t keys, int heads, int kvHeads, int multiprocessors) {
+  AttentionPlan plan = PlanAttention(queries, keys, kvHeads, multiprocessors);
+  plan.partialRows = static_cast<size_t>(queries * heads) * plan.splits;
+  return plan;
+}
+
+size_t MaxFusedAttentionPartialRows(int64_t maxQueries, int heads, int kvHeads, int multiprocessors) {
+  return MaxAttentionPartialRows(maxQueries, kvHeads, multiprocessors) * static_cast<size_t>(heads / std::max(1, kvHeads));
+}
+
 }  // namespace cskv

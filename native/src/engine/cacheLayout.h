@@ -93,4 +93,12 @@ AttentionPlan PlanAttention(int64_t queries, int64_t keys, int heads, int multip
 // An upper bound of partialRows over every call the engine can make, for its scratch buffer.
 size_t MaxAttentionPartialRows(int64_t maxQueries, int heads, int multiprocessors);
 
+// The fused decode attention (kernels/fusedAttention.cuh) runs one block per (split, kv head, query) serving the
+// kv head's query heads together, folding keys in tiles of kFusedAttentionKeyTile: the GPU is filled by kv heads,
+// and partialRows counts every query head.
+constexpr int kFusedAttentionKeyTile = 32;
+static_assert(kAttentionKeyTile % kFusedAttentionKeyTile == 0, "a split is whole fused tiles");
+AttentionPlan PlanFusedAttention(int64_t queries, int64_t keys, int heads, int kvHeads, int multiprocessors);
+size_t MaxFusedAttentionPartialRows(int64_t maxQueries, int heads, int kvHeads, int multiprocessors);
+
 }  // namespace cskv

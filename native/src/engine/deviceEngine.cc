@@ -12,6 +12,7 @@
 #include "../kernels/bias.cuh"
 #include "../kernels/convert.cuh"
 #include "../kernels/embedding.cuh"
+#include "../kernels/fusedAttention.cuh"
 #include "../kernels/kvCache.cuh"
 #include "../kernels/q8Linear.cuh"
 #include "../kernels/quantise.cuh"
@@ -66,6 +67,7 @@ struct LayerWeights {
   Buffer downBias;                 // f32 [H]
   Buffer kBasis, vBasis;           // f32 [D, r] (features) ...
   Buffer kBasisBf16, vBasisBf16;   // ... and bf16 (the rebuild GEMM)
+  Buffer kBasisT, vBasisT;         // f32 [r, D]: the fused decode attention's reading order
   Buffer kMean, vMean;             // f32 [D]
 };
 
@@ -121,6 +123,7 @@ struct DeviceEngine::Impl {
   Status Linear(const std::string& op, size_t T, const uint16_t* a, const LinearWeight& w, float* out, float beta);
   Status BuildRope(const double* frequencies, int64_t positions);
   Status Layer(int i, size_t count);
+  Status FusedAttention(int i, size_t count);
   Status Commit();
   Status Run(const int32_t* hostTokens, size_t count, const double* frequencies, int logitRows, float* logitsOut);
 };
@@ -159,6 +162,10 @@ Status DeviceEngine::Impl::Allocate() {
       CSKV_TRY(cskv::Allocate(w.vBasis, D * l.vRank * f32, "CSKV factors", weightBytes));
       CSKV_TRY(cskv::Allocate(w.kBasisBf16, D * l.kRank * b16, "CSKV factors", weightBytes));
       CSKV_TRY(cskv::Allocate(w.vBasisBf16, D * l.vRank * b16, "CSKV factors", weightBytes));
+      if (s.fusedDecodeAttention) {
+        CSKV_TRY(cskv::Allocate(w.kBasisT, D * l.kRank * f32, "CSKV factors", weightBytes));
+        CSKV_TRY(cskv::Allocate(w.vBasisT, D * l.vRank * f32, "CSKV factors", weightBytes));
+      }
       CSKV_TRY(cskv::Allocate(w.kMean, D * f32, "CSKV factors", weightBytes));
       CSKV_TRY(cskv::Allocate(w.vMean, D * f32, "CSKV factors", weightBytes));
       CSKV_TRY(cskv::Allocate(c.kFeatures, ring * l.kRank * f32, "cache (pending features)", cacheBytes));
@@ -175,7 +182,12 @@ Status DeviceEngine::Impl::Allocate() {
   CSKV_TRY(cskv::Allocate(gateUp, T * 2 * I * f32, "scratch", scratchBytes));
   CSKV_TRY(cskv::Allocate(act, T * I * b16, "scratch", scratchBytes));
   CSKV_TRY(cskv::Allocate(logits, T * V * f32, "scratch (logits)", scratchBytes));
-  CSKV_TRY(cskv::Allocate(partials, MaxAttentionPartialRows(T, s.heads, multiprocessors) * (s.headDim + 2) * f32, "scratch (attention)", scratchBytes));
+  size_t partialRows = MaxAttentionPartialRows(T, s.heads, multiprocessors);
+  if (s.fusedDecodeAttention) {
+    const int64_t decodeRows = std::min<int64_t>(T, kFusedDecodeMaxQueries);
+    partialRows = std::max(partialRows, MaxFusedAttentionPartialRows(decodeRows, s.heads, s.kvHeads, multiprocessors));
+  }
+  CSKV_TRY(cskv::Allocate(partials, partialRows * (s.headDim + 2) * f32, "scratch (attention)", scratchBytes));
   CSKV_TRY(cskv::Allocate(sampled, sizeof(int32_t), "scratch", scratchBytes));
   CSKV_TRY(cskv::Allocate(invFreq, (s.headDim / 2) * sizeof(double), "rope", scratchBytes));
   CSKV_TRY(cskv::Allocate(ropeTable, static_cast<size_t>(layout.capacityTokens) * s.headDim * f32, "rope table", scratchBytes));
@@ -265,6 +277,10 @@ Status DeviceEngine::Impl::Load(TensorRole role, int layer, const std::string& d
       Buffer& b = role == TensorRole::kKBasis ? w->kBasisBf16 : w->vBasisBf16;
       status = Convert(dtype, data, elements, f32At(f, 0), false);
       if (status.ok()) status = LaunchF32ToBf16(f->as<float>(), b->as<uint16_t>(), elements, kStream);
+      if (status.ok() && spec.fusedDecodeAttention) {
+        Buffer& t = role == TensorRole::kKBasis ? w->kBasisT : w->vBasisT;
+        status = LaunchTransposeF32(f->as<float>(), D, elements / D, t->as<float>(), kStream);
+      }
       break;
     }
   }
@@ -365,13 +381,15 @@ Status DeviceEngine::Impl::Layer(int i, size_t T) {
   if (s.qkvBias) CSKV_TRY(LaunchAddBias(qkvf, w.qkvBias->as<float>(), T, Q + 2 * D, Q + 2 * D, kStream));
   CSKV_TRY(LaunchWriteKv(qkvf, Q + 2 * D, Q, Q + D, c.kRing->as<uint16_t>(), c.vRing->as<uint16_t>(), length, T, D, layout.fullCapacity, kStream));
 
+  // Decode with the fused kernel (option): the compressed branch is read from its pages inside the attention.
+  const bool fused = s.fusedDecodeAttention && T <= static_cast<size_t>(kFusedDecodeMaxQueries);
   AttentionArgs a;
   if (s.cache.compressed()) {
     CSKV_TRY(LaunchProjectFeatures(qkvf, Q + 2 * D, Q, w.kMean->as<float>(), w.kBasis->as<float>(), c.kFeatures->as<float>(), length, T, D, l.kRank,
                                    layout.fullCapacity, kStream));
     CSKV_TRY(LaunchProjectFeatures(qkvf, Q + 2 * D, Q + D, w.vMean->as<float>(), w.vBasis->as<float>(), c.vFeatures->as<float>(), length, T, D,
                                    l.vRank, layout.fullCapacity, kStream));
-    if (compressed > 0) {
+    if (compressed > 0 && !fused) {
       // Rebuild the compressed branch: features (unpacked to bf16) times the basis, keys and values alike.
       const uint8_t* pages = c.pages->as<uint8_t>();
       const int bits = s.cache.bits, W = s.cache.window;
@@ -390,8 +408,70 @@ Status DeviceEngine::Impl::Layer(int i, size_t T) {
       a.vMean = w.vMean->as<float>();
     }
   }
-  const AttentionPlan plan = PlanAttention(T, length + T, s.heads, multiprocessors);
-  a.q = qkvf;
+  if (fused) {
+    CSKV_TRY(FusedAttention(i, T));
+  } else {
+    const AttentionPlan plan = PlanAttention(T, length + T, s.heads, multiprocessors);
+    a.q = qkvf;
+    a.qStride = Q + 2 * D;
+    a.kRing = c.kRing->as<uint16_t>();
+    a.vRing = c.vRing->as<uint16_t>();
+    a.ringRows = layout.fullCapacity;
+    a.compressedTokens = compressed;
+    a.ropeTable = ropeTable->as<float>();
+    a.start = length;
+    a.queries = static_cast<int>(T);
+    a.heads = s.heads;
+    a.kvHeads = s.kvHeads;
+    a.headDim = s.headDim;
+    a.slidingWindow = s.slidingWindow;
+    a.scale = 1.f / std::sqrt(static_cast<float>(s.headDim));
+    a.splits = plan.splits;
+    a.keysPerSplit = plan.keysPerSplit;
+    a.partials = partials->as<float>();
+    CSKV_TRY(LaunchAttentionPartials(a, kStream));
+    CSKV_TRY(LaunchAttentionCombine(a, attention->as<uint16_t>(), kStream));
+  }
+  // The output projection adds into the residual stream (beta = 1).
+  CSKV_TRY(Linear(op + " output projection", T, attention->as<uint16_t>(), w.o, xf, 1.f));
+  if (s.outputBias) CSKV_TRY(LaunchAddBias(xf, w.oBias->as<float>(), T, H, H, kStream));
+
+  CSKV_TRY(LaunchRmsNormToBf16(xf, w.postNorm->as<uint16_t>(), hb, T, H, s.rmsNormEps, kStream));
+  CSKV_TRY(Linear(op + " gate/up projection", T, hb, w.gateUp, gateUp->as<float>(), 0.f));
+  if (s.mlpBias) CSKV_TRY(LaunchAddBias(gateUp->as<float>(), w.gateUpBias->as<float>(), T, 2 * I, 2 * I, kStream));
+  CSKV_TRY(LaunchSwigluRows(gateUp->as<float>(), act->as<uint16_t>(), T, I, kStream));
+  CSKV_TRY(Linear(op + " down projection", T, act->as<uint16_t>(), w.down, xf, 1.f));
+  if (s.mlpBias) CSKV_TRY(LaunchAddBias(xf, w.downBias->as<float>(), T, H, H, kStream));
+  return Status::Ok();
+}
+
+// Attention of a decode step's queries (qkv scratch) into `attention`, both branches read where they are kept.
+Status DeviceEngine::Impl::FusedAttention(int i, size_t T) {
+  const ModelSpec& s = spec;
+  const size_t Q = s.qDim(), D = s.kvDim();
+  const LayerWeights& w = layers[i];
+  const LayerCache& c = cache[i];
+  const LayerLayout& l = layout.layers[i];
+  FusedAttentionArgs a;
+  if (compressed > 0) {
+    for (PageFeatures* f : {&a.kFeatures, &a.vFeatures}) {
+      const bool keys = f == &a.kFeatures;
+      f->pages = c.pages->as<uint8_t>();
+      f->pageBytes = l.page.bytes;
+      f->dataOffset = keys ? l.page.kData : l.page.vData;
+      f->scaleZeroOffset = keys ? l.page.kScaleZero : l.page.vScaleZero;
+      f->bits = s.cache.bits;
+      f->keys = keys;
+      f->window = s.cache.window;
+      f->rank = keys ? l.kRank : l.vRank;
+    }
+    a.kBasisT = w.kBasisT->as<float>();
+    a.vBasisT = w.vBasisT->as<float>();
+    a.kMean = w.kMean->as<float>();
+    a.vMean = w.vMean->as<float>();
+  }
+  const AttentionPlan plan = PlanFusedAttention(T, length + T, s.heads, s.kvHeads, multiprocessors);
+  a.q = qkv->as<float>();
   a.qStride = Q + 2 * D;
   a.kRing = c.kRing->as<uint16_t>();
   a.vRing = c.vRing->as<uint16_t>();
@@ -408,19 +488,8 @@ Status DeviceEngine::Impl::Layer(int i, size_t T) {
   a.splits = plan.splits;
   a.keysPerSplit = plan.keysPerSplit;
   a.partials = partials->as<float>();
-  CSKV_TRY(LaunchAttentionPartials(a, kStream));
-  CSKV_TRY(LaunchAttentionCombine(a, attention->as<uint16_t>(), kStream));
-  // The output projection adds into the residual stream (beta = 1).
-  CSKV_TRY(Linear(op + " output projection", T, attention->as<uint16_t>(), w.o, xf, 1.f));
-  if (s.outputBias) CSKV_TRY(LaunchAddBias(xf, w.oBias->as<float>(), T, H, H, kStream));
-
-  CSKV_TRY(LaunchRmsNormToBf16(xf, w.postNorm->as<uint16_t>(), hb, T, H, s.rmsNormEps, kStream));
-  CSKV_TRY(Linear(op + " gate/up projection", T, hb, w.gateUp, gateUp->as<float>(), 0.f));
-  if (s.mlpBias) CSKV_TRY(LaunchAddBias(gateUp->as<float>(), w.gateUpBias->as<float>(), T, 2 * I, 2 * I, kStream));
-  CSKV_TRY(LaunchSwigluRows(gateUp->as<float>(), act->as<uint16_t>(), T, I, kStream));
-  CSKV_TRY(Linear(op + " down projection", T, act->as<uint16_t>(), w.down, xf, 1.f));
-  if (s.mlpBias) CSKV_TRY(LaunchAddBias(xf, w.downBias->as<float>(), T, H, H, kStream));
-  return Status::Ok();
+  CSKV_TRY(LaunchFusedAttentionPartials(a, kStream));
+  return LaunchAttentionMerge(a.partials, a.queries, a.heads, a.splits, a.headDim, attention->as<uint16_t>(), kStream);
 }
 
 // Every complete block below floor(length / W) * W leaves the window: its features are stored in its page.

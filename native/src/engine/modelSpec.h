@@ -27,6 +27,10 @@ struct ModelSpec {
   // (a lookup, and the output head when tied) stays bf16.
   bool q8Weights = false;
   int slidingWindow = 0;  // 0: full attention
+  // Decode steps (at most kFusedDecodeMaxQueries tokens) attend with the fused kernel (kernels/fusedAttention.cuh)
+  // instead of rebuilding the compressed branch into scratch for cuBLASLt + the split attention. Off by default
+  // until the GPU session has checked it (CSKV_CUDA_DECODE_ATTENTION=fused in src/runtime/backends/cudaEngine.ts).
+  bool fusedDecodeAttention = false;
   // RoPE: the runtime computes the frequencies of every scaling type (src/runtime/model/rope.ts) and passes them;
   // for dynamic NTK they change with the length and come with each forward.
   std::vector<double> invFreq;  // headDim / 2

@@ -126,21 +126,20 @@ __global__ void __launch_bounds__(kThreads) AttentionPartialsKernel(AttentionArg
 }
 
 // Grid (heads, queries), one thread per channel.
-__global__ void AttentionCombineKernel(AttentionArgs a, __nv_bfloat16* out) {
+__global__ void AttentionMergeKernel(const float* partials, int heads, int splits, int hd, __nv_bfloat16* out) {
   const int head = blockIdx.x, query = blockIdx.y, c = threadIdx.x;
-  const int hd = a.headDim;
-  const float* rows = a.partials + (static_cast<size_t>(query) * a.heads + head) * a.splits * (hd + 2);
+  const float* rows = partials + (static_cast<size_t>(query) * heads + head) * splits * (hd + 2);
   float best = -INFINITY;
-  for (int s = 0; s < a.splits; s++) best = fmaxf(best, rows[s * (hd + 2) + hd]);
+  for (int s = 0; s < splits; s++) best = fmaxf(best, rows[s * (hd + 2) + hd]);
   float total = 0.f, value = 0.f;
-  for (int s = 0; s < a.splits; s++) {
+  for (int s = 0; s < splits; s++) {
     const float m = rows[s * (hd + 2) + hd];
     if (m == -INFINITY) continue;
     const float w = expf(m - best);
     total += w * rows[s * (hd + 2) + hd + 1];
     value += w * rows[s * (hd + 2) + c];
   }
-  out[static_cast<size_t>(query) * a.heads * hd + static_cast<size_t>(head) * hd + c] = __float2bfloat16_rn(total > 0.f ? value / total : 0.f);
+  out[static_cast<size_t>(query) * heads * hd + static_cast<size_t>(head) * hd + c] = __float2bfloat16_rn(total > 0.f ? value / total : 0.f);
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -173,9 +172,16 @@ Status LaunchAttentionPartials(const AttentionArgs& a, cudaStream_t stream) {
 
 Status LaunchAttentionCombine(const AttentionArgs& a, uint16_t* out, cudaStream_t stream) {
   CSKV_TRY(Check(a));
-  const dim3 grid(static_cast<unsigned>(a.heads), static_cast<unsigned>(a.queries));
-  AttentionCombineKernel<<<grid, static_cast<unsigned>(a.headDim), 0, stream>>>(a, reinterpret_cast<__nv_bfloat16*>(out));
-  CSKV_CUDA_TRY(cudaGetLastError(), "attention (combine) kernel launch");
+  return LaunchAttentionMerge(a.partials, a.queries, a.heads, a.splits, a.headDim, out, stream);
+}
+
+Status LaunchAttentionMerge(const float* partials, int queries, int heads, int splits, int headDim, uint16_t* out, cudaStream_t stream) {
+  if (partials == nullptr || out == nullptr || queries < 1 || heads < 1 || splits < 1 || headDim < 1 || headDim > kMaxHeadDim) {
+    return Status::Error("BAD_ARGUMENT", "attention (merge): bad partial rows");
+  }
+  const dim3 grid(static_cast<unsigned>(heads), static_cast<unsigned>(queries));
+  AttentionMergeKernel<<<grid, static_cast<unsigned>(headDim), 0, stream>>>(partials, heads, splits, headDim, reinterpret_cast<__nv_bfloat16*>(out));
+  CSKV_CUDA_TRY(cudaGetLastError(), "attention (merge) kernel launch");
   return Status::Ok();
 }
 

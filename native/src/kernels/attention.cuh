@@ -47,4 +47,8 @@ Status LaunchAttentionPartials(const AttentionArgs& args, cudaStream_t stream);
 // out: bf16 [queries, heads * headDim].
 Status LaunchAttentionCombine(const AttentionArgs& args, uint16_t* out, cudaStream_t stream);
 
+// The merge itself, for any producer of partial rows [queries * heads * splits, headDim + 2] (weighted sum, max,
+// sum of weights; a split with no visible key has max -inf): AttentionCombine and the fused decode attention.
+Status LaunchAttentionMerge(const float* partials, int queries, int heads, int splits, int headDim, uint16_t* out, cudaStream_t stream);
+
 }  // namespace cskv

@@ -5,6 +5,7 @@
 
 #include "../cudaCheck.h"
 #include "elementAccess.cuh"
+#include "pageFeatures.cuh"
 
 namespace cskv {
 
@@ -41,28 +42,11 @@ __global__ void StoreFeatures16Kernel(const float* in, __half* out, size_t count
   }
 }
 
-__device__ __forceinline__ float HalfBits(const uint16_t* p, size_t i) { return __half2float(__ushort_as_half(p[i])); }
-
-__global__ void UnpackFeaturesKernel(const uint8_t* pages, size_t pageBytes, size_t dataOffset, size_t scaleZeroOffset, int bits, bool keys,
-                                     int window, int rank, int64_t tokens, __nv_bfloat16* out) {
-  const size_t total = static_cast<size_t>(tokens) * rank;
+__global__ void UnpackFeaturesKernel(PageFeatures f, int64_t tokens, __nv_bfloat16* out) {
+  const size_t total = static_cast<size_t>(tokens) * f.rank;
   for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < total; i += static_cast<size_t>(gridDim.x) * blockDim.x) {
-    const size_t p = i / rank, j = i % rank;
-    const size_t block = p / window, row = p % window;
-    const uint8_t* page = pages + block * pageBytes;
-    const size_t index = row * rank + j;  // inside the block's [window, rank] features
-    float value;
-    if (bits == 16) {
-      value = HalfBits(reinterpret_cast<const uint16_t*>(page + dataOffset), index);
-    } else {
-      const int perByte = 8 / bits;
-      const int code = (page[dataOffset + index / perByte] >> ((index % perByte) * bits)) & ((1 << bits) - 1);
-      const uint16_t* scaleZero = reinterpret_cast<const uint16_t*>(page + scaleZeroOffset);
-      const size_t pair = keys ? j : row * ((rank + kValueGroup - 1) / kValueGroup) + j / kValueGroup;
-      // One rounding, as the runtime's double code * scale + zero stored to f32.
-      value = fmaf(static_cast<float>(code), HalfBits(scaleZero, 2 * pair), HalfBits(scaleZero, 2 * pair + 1));
-    }
-    out[i] = __float2bfloat16_rn(value);
+    const size_t p = i / f.rank, j = i % f.rank;
+    out[i] = __float2bfloat16_rn(PageFeature(f, p / f.window, p % f.window, j));
   }
 }
 
@@ -103,9 +87,16 @@ Status LaunchUnpackFeatures(const uint8_t* pages, size_t pageBytes, size_t dataO
   if (tokens <= 0 || rank == 0) return Status::Ok();
   if (bits != 16 && bits != 8 && bits != 4 && bits != 2) return Status::Error("BAD_ARGUMENT", "unpackFeatures: bits must be 16, 8, 4 or 2");
   if (window < 1 || tokens % window != 0) return Status::Error("BAD_ARGUMENT", "unpackFeatures: tokens must be whole blocks");
-  UnpackFeaturesKernel<<<GridFor(static_cast<size_t>(tokens) * rank, kThreads), kThreads, 0, stream>>>(
-      pages, pageBytes, dataOffset, scaleZeroOffset, bits, grouping == QuantGrouping::kKeysPerChannel, window, rank, tokens,
-      reinterpret_cast<__nv_bfloat16*>(out));
+  PageFeatures f;
+  f.pages = pages;
+  f.pageBytes = pageBytes;
+  f.dataOffset = dataOffset;
+  f.scaleZeroOffset = scaleZeroOffset;
+  f.bits = bits;
+  f.keys = grouping == QuantGrouping::kKeysPerChannel;
+  f.window = window;
+  f.rank = rank;
+  UnpackFeaturesKernel<<<GridFor(static_cast<size_t>(tokens) * rank, kThreads), kThreads, 0, stream>>>(f, tokens, reinterpret_cast<__nv_bfloat16*>(out));
   CSKV_CUDA_TRY(cudaGetLastError(), "unpackFeatures kernel launch");
   return Status::Ok();
 }

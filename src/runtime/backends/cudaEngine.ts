@@ -30,6 +30,8 @@ export interface CudaEngineOptions extends EngineOptions {
   /** Most tokens of context to reserve; default the model's max_position_embeddings, shrunk to fit the GPU. */
   capacityTokens?: number | undefined;
   device?: number | undefined;
+  /** Decode steps' attention; default CSKV_CUDA_DECODE_ATTENTION, else 'rebuild' (see cudaDecodeAttention). */
+  decodeAttention?: string | undefined;
   /** libcublasLt to open instead of the soname. */
   cublasLt?: string | undefined;
 }
@@ -69,6 +71,7 @@ export class CudaEngine implements Engine {
       const ranks = factors ? { k: factors.layers.map((l) => l.k.rank), v: factors.layers.map((l) => l.v.rank) } : undefined;
       const device = options.device ?? 0;
       const format = cudaWeightFormat(options.weights);
+      const decodeAttention = cudaDecodeAttention(options.decodeAttention);
       const cache = { layers: config.layers, kvDim: config.kvDim, window, bits, kRanks: ranks?.k, vRanks: ranks?.v, chunkTokens: chunkSize };
       let freeBytes: number | undefined;
       try {
@@ -86,7 +89,7 @@ export class CudaEngine implements Engine {
       const spec: NativeModelSpec = {
         hidden: config.hiddenSize, layers: config.layers, heads: config.heads, kvHeads: config.kvHeads, headDim: config.headDim,
         intermediate: config.intermediateSize, vocab: config.vocabSize, rmsNormEps: config.rmsNormEps, qkvBias: config.qkvBias,
-        outputBias: config.outputBias, mlpBias: config.mlpBias, tiedEmbeddings: config.tieEmbeddings, weights: format, slidingWindow: config.slidingWindow ?? 0,
+        outputBias: config.outputBias, mlpBias: config.mlpBias, tiedEmbeddings: config.tieEmbeddings, weights: format, decodeAttention, slidingWindow: config.slidingWindow ?? 0,
         invFreq: freqs.invFreq, attentionFactor: freqs.attentionFactor, device,
         cache: { ...cache, capacityTokens: capacity.capacityTokens },
       };
@@ -309,6 +312,20 @@ function float32ToBf16(values: Float32Array): Uint16Array {
     out[i] = (w & 0x7f800000) === 0x7f800000 && (w & 0x7fffff) !== 0 ? 0x7fc0 : ((w + 0x7fff + ((w >>> 16) & 1)) >>> 16) & 0xffff;
   }
   return out;
+}
+
+/**
+ * Which attention decode steps run: 'rebuild' (the compressed branch rebuilt into scratch, cuBLASLt, the split
+ * attention kernel) or 'fused' (native/src/kernels/fusedAttention.cuh: one kernel reads the pages). The option,
+ * else CSKV_CUDA_DECODE_ATTENTION, else 'rebuild': the fused kernel becomes the default once the GPU session has
+ * checked it against its reference and the engine suite.
+ */
+export function cudaDecodeAttention(option: string | undefined, env: NodeJS.ProcessEnv = process.env): 'rebuild' | 'fused' {
+  const value = option ?? env.CSKV_CUDA_DECODE_ATTENTION ?? 'rebuild';
+  if (value !== 'rebuild' && value !== 'fused') {
+    throw new RuntimeError('BAD_ARGUMENT', `CUDA engine: decode attention must be "rebuild" or "fused" (CSKV_CUDA_DECODE_ATTENTION), got "${value}"`);
+  }
+  return value;
 }
 
 /** Device pages [blocks, pageBytes] of one layer as the onnx cache's CompressedBlocks (the snapshot format). */

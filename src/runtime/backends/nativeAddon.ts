@@ -121,6 +121,8 @@ export interface NativeModelSpec {
   tiedEmbeddings: boolean;
   /** Linear layers and an untied output head in bf16 (default) or 8-bit blocks (loadTensorQ8). */
   weights?: 'bf16' | 'q8';
+  /** Decode steps' attention: 'rebuild' (default: compressed rows rebuilt into scratch, cuBLASLt) or 'fused'. */
+  decodeAttention?: 'rebuild' | 'fused';
   /** 0: full attention. */
   slidingWindow: number;
   invFreq: Float64Array;
@@ -202,6 +204,13 @@ export interface NativeKernels {
   dequantiseValues(codes: Uint8Array, scaleZero: Uint16Array, tokens: number, channels: number, bits: 8 | 4 | 2): Float32Array;
   /** Attention over both cache branches (native/src/kernels/attention.cuh); keys and values rounded to bf16 first. */
   attention(args: AttentionKernelArgs): Float32Array;
+  /** The fused decode attention (native/src/kernels/fusedAttention.cuh) and its merge: [queries, heads * headDim]. */
+  fusedAttention(args: FusedAttentionKernelArgs): Float32Array;
+  /**
+   * Its C++ float64 reference (native/src/reference/fusedAttentionReference.h), in every build: keysPerSplit 0 or
+   * absent is one pass with each compressed key and value rebuilt; otherwise the kernel's splits and tiles, merged.
+   */
+  fusedAttentionReference(args: FusedAttentionKernelArgs & { keysPerSplit?: number }): Float64Array;
   /** The device sampler (native/src/kernels/sampling.cuh) on one row of logits. */
   sample(logits: Float32Array, request: NativeSampleRequest): number;
   /** The q8 decode GEMV (native/src/kernels/q8Linear.cuh): [rows, n], x rounded to bf16 on the device. */
@@ -258,6 +267,38 @@ export interface AttentionKernelArgs {
   headDim: number;
   slidingWindow: number;
   /** Drives the split plan (few: one split; many: flash-decoding splits). */
+  multiprocessors: number;
+}
+
+/** The fused attention reads the compressed branch from its pages, as the engine keeps them. */
+export interface FusedAttentionKernelArgs {
+  /** [queries, heads * headDim], pre-RoPE. */
+  q: Float32Array;
+  /** [ringRows, kvDim]: position p (>= compressedTokens) at row p % ringRows, pre-RoPE (rounded to bf16 on the device). */
+  kRing: Float32Array;
+  vRing: Float32Array;
+  ringRows: number;
+  /** Whole blocks of `window`; the fields below are required when it is above 0. */
+  compressedTokens: number;
+  window?: number;
+  bits?: 16 | 8 | 4 | 2;
+  kRank?: number;
+  vRank?: number;
+  /** [compressedTokens / window, page bytes] in the engine's page layout (blocksToPages). */
+  pages?: Uint8Array;
+  /** [kvDim, rank], as the CSKV factors hold them. */
+  kBasis?: Float32Array;
+  vBasis?: Float32Array;
+  kMean?: Float32Array;
+  vMean?: Float32Array;
+  invFreq: Float64Array;
+  attentionFactor: number;
+  start: number;
+  heads: number;
+  kvHeads: number;
+  headDim: number;
+  slidingWindow: number;
+  /** Drives the split plan (native PlanFusedAttention). */
   multiprocessors: number;
 }
 

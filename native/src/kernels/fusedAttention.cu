@@ -1,0 +1,288 @@
+#include "fusedAttention.cuh"
+
+#include <cuda_bf16.h>
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+
+#include "../cudaCheck.h"
+#include "../engine/cacheLayout.h"
+#include "elementAccess.cuh"
+#include "pageFeatures.cuh"
+
+namespace cskv {
+
+// ---------------------------------------------------------------------------------------------------------------
+// kernels
+
+constexpr int kThreads = 128;  // 4 warps
+constexpr int kWarps = kThreads / 32;
+constexpr int kTile = kFusedAttentionKeyTile;
+constexpr int kMaxHeadDim = 256;
+
+__device__ __forceinline__ float Bf16(const uint16_t* p, size_t i) {
+  return __bfloat162float(reinterpret_cast<const __nv_bfloat16*>(p)[i]);
+}
+
+// The block's shared memory, in floats, carved in this order.
+struct SharedPlan {
+  int group, kRank, vRank, maxRank;
+  __host__ __device__ size_t Floats(int hd) const {
+    return static_cast<size_t>(group) * hd       // queries, rotated and scaled
+           + static_cast<size_t>(kTile) * hd     // the tile's rotated keys, then its ring values
+           + static_cast<size_t>(kTile) * maxRank  // the tile's key features, then its value features
+           + static_cast<size_t>(group) * kTile  // scores, then weights
+           + static_cast<size_t>(group) * hd     // weighted sum of ring values
+           + static_cast<size_t>(group) * vRank  // weighted sum of compressed value features
+           + 4 * static_cast<size_t>(group);     // running max, running sum, compressed weights' sum, correction
+  }
+};
+
+__host__ __device__ inline SharedPlan PlanShared(const FusedAttentionArgs& a) {
+  SharedPlan s;
+  s.group = a.heads / a.kvHeads;
+  s.kRank = a.compressedTokens > 0 ? a.kFeatures.rank : 0;
+  s.vRank = a.compressedTokens > 0 ? a.vFeatures.rank : 0;
+  s.maxRank = s.kRank > s.vRank ? s.kRank : s.vRank;
+  return s;
+}
+
+// Grid (splits, kvHeads, queries). Four blocks per multiprocessor: without the bound ptxas held it to 64 registers
+// and spilled; with it, ~113 and no spills (sm_90).
+__global__ void __launch_bounds__(kThreads, 4) FusedAttentionPartialsKernel(FusedAttentionArgs a) {
+  extern __shared__ float shared[];
+  const int split = blockIdx.x, g = blockIdx.y, query = blockIdx.z;
+  const int hd = a.headDim, half = hd / 2;
+  const SharedPlan plan = PlanShared(a);
+  const int G = plan.group, kRank = plan.kRank, vRank = plan.vRank;
+  const size_t kvDim = static_cast<size_t>(a.kvHeads) * hd;
+  const size_t base = static_cast<size_t>(g) * hd;
+  const int W = a.kFeatures.window;
+  const int64_t n = a.start + query;
+  int64_t lo = static_cast<int64_t>(split) * a.keysPerSplit;
+  int64_t hi = lo + a.keysPerSplit;
+  if (hi > n + 1) hi = n + 1;
+  if (a.slidingWindow > 0 && lo < n - a.slidingWindow + 1) lo = n - a.slidingWindow + 1;
+
+  float* qs = shared;
+  float* kv = qs + G * hd;
+  float* feats = kv + kTile * hd;
+  float* weights = feats + kTile * plan.maxRank;
+  float* vacc = weights + G * kTile;
+  float* facc = vacc + G * hd;
+  float* runMax = facc + G * vRank;
+  float* runSum = runMax + G;
+  float* compSum = runSum + G;
+  float* correction = compSum + G;
+  const float2* table = reinterpret_cast<const float2*>(a.ropeTable);
+  const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+
+  // The group's queries, rotated at their position and scaled.
+  for (int i = tid; i < G * half; i += kThreads) {
+    const int h = i / half, c = i % half;
+    const float* row = a.q + static_cast<size_t>(query) * a.qStride + static_cast<size_t>(g * G + h) * hd;
+    const float2 cs = table[static_cast<size_t>(n) * half + c];
+    const float x0 = row[c], x1 = row[c + half];
+    qs[h * hd + c] = (x0 * cs.x - x1 * cs.y) * a.scale;
+    qs[h * hd + c + half] = (x1 * cs.x + x0 * cs.y) * a.scale;
+  }
+  for (int i = tid; i < G * hd; i += kThreads) vacc[i] = 0.f;
+  for (int i = tid; i < G * vRank; i += kThreads) facc[i] = 0.f;
+  if (tid < G) {
+    runMax[tid] = -INFINITY;
+    runSum[tid] = 0.f;
+    compSum[tid] = 0.f;
+  }
+  __syncthreads();
+
+  for (int64_t tile = lo; tile < hi; tile += kTile) {
+    const int count = static_cast<int>(hi - tile < kTile ? hi - tile : kTile);
+    // Keys [0, compressedCount) of the tile are in the pages, the rest in the ring.
+    const int64_t inPages = a.compressedTokens - tile;
+    const int compressedCount = inPages <= 0 ? 0 : inPages >= count ? count : static_cast<int>(inPages);
+
+    for (int i = tid; i < compressedCount * kRank; i += kThreads) {
+      const int j = i / kRank, r = i % kRank;
+      const int64_t p = tile + j;
+      feats[j * kRank + r] = PageFeature(a.kFeatures, static_cast<size_t>(p / W), static_cast<size_t>(p % W), r);
+    }
+    __syncthreads();
+
+    // Keys: rebuilt (mean + U f) or read from the ring, then rotated; a thread takes one rotary pair of one key.
+    for (int i = tid; i < count * half; i += kThreads) {
+      const int j = i / half, c = i % half;
+      const int64_t p = tile + j;
+      float k0, k1;
+      if (j < compressedCount) {
+        k0 = a.kMean[base + c];
+        k1 = a.kMean[base + c + half];
+        const float* f = feats + j * kRank;
+        const float* u = a.kBasisT + base + c;
+        for (int r = 0; r < kRank; r++) {
+          k0 = fmaf(f[r], __ldg(u + r * kvDim), k0);
+          k1 = fmaf(f[r], __ldg(u + r * kvDim + half), k1);
+        }
+      } else {
+        const size_t row = static_cast<size_t>(p % a.ringRows) * kvDim + base;
+        k0 = Bf16(a.kRing, row + c);
+        k1 = Bf16(a.kRing, row + c + half);
+      }
+      const float2 cs = table[static_cast<size_t>(p) * half + c];
+      kv[j * hd + c] = k0 * cs.x - k1 * cs.y;
+      kv[j * hd + c + half] = k1 * cs.x + k0 * cs.y;
+    }
+    __syncthreads();
+
+    // Scores: a warp per (query head, key), lanes over the channels.
+    for (int item = warp; item < G * kTile; item += kWarps) {
+      const int h = item / kTile, j = item % kTile;
+      float dot = 0.f;
+      if (j < count) {
+        for (int c = lane; c < hd; c += 32) dot = fmaf(qs[h * hd + c], kv[j * hd + c], dot);
+        for (int offset = 16; offset > 0; offset >>= 1) dot += __shfl_xor_sync(0xffffffffu, dot, offset);
+      }
+      if (lane == 0) weights[item] = j < count ? dot : -INFINITY;
+    }
+    __syncthreads();
+
+    // The new running max per query head; the tile's ring values and compressed value features replace its keys.
+    if (tid < G) {
+      float m = runMax[tid];
+      for (int j = 0; j < count; j++) m = fmaxf(m, weights[tid * kTile + j]);
+      correction[tid] = expf(runMax[tid] - m);  // exp(-inf) = 0 on the first tile
+      runMax[tid] = m;
+    }
+    for (int i = tid; i < (count - compressedCount) * hd; i += kThreads) {
+      const int j = compressedCount + i / hd, c = i % hd;
+      kv[j * hd + c] = Bf16(a.vRing, static_cast<size_t>((tile + j) % a.ringRows) * kvDim + base + c);
+    }
+    for (int i = tid; i < compressedCount * vRank; i += kThreads) {
+      const int j = i / vRank, r = i % vRank;
+      const int64_t p = tile + j;
+      feats[j * vRank + r] = PageFeature(a.vFeatures, static_cast<size_t>(p / W), static_cast<size_t>(p % W), r);
+    }
+    __syncthreads();
+    for (int i = tid; i < G * kTile; i += kThreads) {
+      const int h = i / kTile, j = i % kTile;
+      weights[i] = j < count ? expf(weights[i] - runMax[h]) : 0.f;
+    }
+    __syncthreads();
+
+    if (tid < G) {
+      float total = 0.f, compressedTotal = 0.f;
+      for (int j = 0; j < count; j++) {
+        total += weights[tid * kTile + j];
+        if (j < compressedCount) compressedTotal += weights[tid * kTile + j];
+      }
+      runSum[tid] = runSum[tid] * correction[tid] + total;
+      compSum[tid] = compSum[tid] * correction[tid] + compressedTotal;
+    }
+    for (int i = tid; i < G * hd; i += kThreads) {
+      const int h = i / hd, c = i % hd;
+      float sum = vacc[i] * correction[h];
+      for (int j = compressedCount; j < count; j++) sum = fmaf(weights[h * kTile + j], kv[j * hd + c], sum);
+      vacc[i] = sum;
+    }
+    for (int i = tid; i < G * vRank; i += kThreads) {
+      const int h = i / vRank, r = i % vRank;
+      float sum = facc[i] * correction[h];
+      for (int j = 0; j < compressedCount; j++) sum = fmaf(weights[h * kTile + j], feats[j * vRank + r], sum);
+      facc[i] = sum;
+    }
+    __syncthreads();
+  }
+
+  // The split's weighted sum: ring values + V (sum w f) + mean * (sum w) of the compressed ones.
+  const bool anyCompressed = lo < hi && lo < a.compressedTokens;
+  for (int i = tid; i < G * hd; i += kThreads) {
+    const int h = i / hd, c = i % hd;
+    float value = vacc[i];
+    if (anyCompressed) {
+      value = fmaf(compSum[h], a.vMean[base + c], value);
+      const float* u = a.vBasisT + base + c;
+      for (int r = 0; r < vRank; r++) value = fmaf(facc[h * vRank + r], __ldg(u + r * kvDim), value);
+    }
+    float* out = a.partials + ((static_cast<size_t>(query) * a.heads + g * G + h) * a.splits + split) * (hd + 2);
+    out[c] = value;
+  }
+  if (tid < G) {
+    float* out = a.partials + ((static_cast<size_t>(query) * a.heads + g * G + tid) * a.splits + split) * (hd + 2);
+    out[hd] = runMax[tid];  // -inf when this split held no visible key
+    out[hd + 1] = runSum[tid];
+  }
+}
+
+__global__ void TransposeF32Kernel(const float* in, size_t rows, size_t cols, float* out) {
+  const size_t total = rows * cols;
+  for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < total; i += static_cast<size_t>(gridDim.x) * blockDim.x) {
+    const size_t r = i / cols, c = i % cols;
+    out[c * rows + r] = in[i];
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// launchers
+
+namespace {
+
+Status Check(const FusedAttentionArgs& a) {
+  const char* problem = nullptr;
+  const bool compressed = a.compressedTokens > 0;
+  if (a.queries < 1 || a.heads < 1 || a.kvHeads < 1 || a.heads % a.kvHeads != 0) problem = "queries, heads and kvHeads must be positive, heads a multiple of kvHeads";
+  else if (a.heads / a.kvHeads > kThreads) problem = "at most 128 query heads per kv head";
+  else if (a.headDim < 2 || a.headDim % 2 != 0 || a.headDim > kMaxHeadDim) problem = "headDim must be even and at most 256";
+  else if (a.splits < 1 || a.keysPerSplit < 1 || a.keysPerSplit % kTile != 0) problem = "splits and keysPerSplit must be positive, keysPerSplit whole tiles";
+  else if (static_cast<int64_t>(a.splits) * a.keysPerSplit < a.start + a.queries) problem = "the splits do not cover every key";
+  else if (a.ringRows < 1 || a.start + a.queries - a.compressedTokens > a.ringRows) problem = "the full-precision keys do not fit the ring";
+  else if (a.q == nullptr || a.kRing == nullptr || a.vRing == nullptr || a.ropeTable == nullptr || a.partials == nullptr) problem = "a buffer is missing";
+  else if (compressed && (a.kFeatures.pages == nullptr || a.vFeatures.pages == nullptr || a.kBasisT == nullptr || a.vBasisT == nullptr ||
+                          a.kMean == nullptr || a.vMean == nullptr)) {
+    problem = "compressed keys without pages, bases or means";
+  } else if (compressed && (a.kFeatures.rank < 1 || a.vFeatures.rank < 1 || a.kFeatures.window < 1 || a.kFeatures.window != a.vFeatures.window ||
+                            a.compressedTokens % a.kFeatures.window != 0 || !a.kFeatures.keys || a.vFeatures.keys)) {
+    problem = "the compressed branch must be whole blocks with positive ranks (key then value features)";
+  } else if (compressed && ((a.kFeatures.bits != 16 && a.kFeatures.bits != 8 && a.kFeatures.bits != 4 && a.kFeatures.bits != 2) ||
+                            a.kFeatures.bits != a.vFeatures.bits)) {
+    problem = "bits must be 16, 8, 4 or 2";
+  }
+  if (problem != nullptr) return Status::Error("BAD_ARGUMENT", std::string("fusedAttention: ") + problem);
+  return Status::Ok();
+}
+
+constexpr size_t kDefaultSharedBytes = 48u << 10;
+
+}  // namespace
+
+size_t FusedAttentionSharedBytes(const FusedAttentionArgs& a) { return PlanShared(a).Floats(a.headDim) * sizeof(float); }
+
+Status LaunchFusedAttentionPartials(const FusedAttentionArgs& a, cudaStream_t stream) {
+  const char* op = "fusedAttention";
+  CSKV_TRY(Check(a));
+  const size_t bytes = FusedAttentionSharedBytes(a);
+  if (bytes > kDefaultSharedBytes) {
+    int device = 0, limit = 0;
+    CSKV_CUDA_TRY(cudaGetDevice(&device), op);
+    CSKV_CUDA_TRY(cudaDeviceGetAttribute(&limit, cudaDevAttrMaxSharedMemoryPerBlockOptin, device), op);
+    if (bytes > static_cast<size_t>(limit)) {
+      return Status::Error("BAD_ARGUMENT", std::string(op) + ": a block needs " + std::to_string(bytes) + " bytes of shared memory (ranks " +
+                                               std::to_string(a.kFeatures.rank) + "/" + std::to_string(a.vFeatures.rank) + "), this GPU gives " +
+                                               std::to_string(limit));
+    }
+    CSKV_CUDA_TRY(cudaFuncSetAttribute(FusedAttentionPartialsKernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)), op);
+  }
+  const dim3 grid(static_cast<unsigned>(a.splits), static_cast<unsigned>(a.kvHeads), static_cast<unsigned>(a.queries));
+  FusedAttentionPartialsKernel<<<grid, kThreads, bytes, stream>>>(a);
+  CSKV_CUDA_TRY(cudaGetLastError(), "fusedAttention (partials) kernel launch");
+  return Status::Ok();
+}
+
+Status LaunchTransposeF32(const float* in, size_t rows, size_t cols, float* out, cudaStream_t stream) {
+  if (rows * cols == 0) return Status::Ok();
+  constexpr int threads = 256;
+  TransposeF32Kernel<<<GridFor(rows * cols, threads), threads, 0, stream>>>(in, rows, cols, out);
+  CSKV_CUDA_TRY(cudaGetLastError(), "transposeF32 kernel launch");
+  return Status::Ok();
+}
+
+}  // namespace cskv
