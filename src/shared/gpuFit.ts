@@ -19,13 +19,18 @@ export type GpuReport =
     };
 
 /**
- * Whether a model fits the GPU for the CUDA engine: its weights as the engine holds them (bf16, whatever the file
- * stores), a full-precision KV cache for the workspace budget (CSKV factors make it smaller) and the engine's
- * scratch, against the GPU's free memory less a margin.
+ * Whether a model fits the GPU for the CUDA engine: its weights as the engine holds them (bf16 by default, whatever
+ * the file stores; 8-bit blocks with --weights q8), a full-precision KV cache for the workspace budget (CSKV factors
+ * make it smaller) and the engine's scratch, against the GPU's free memory less a margin.
  */
 export interface GpuFit {
   /** 'shorter-context': the weights fit, the cache only for `contextTokens` of the `wantedTokens`. */
   verdict: 'fits' | 'shorter-context' | 'does-not-fit';
+  /**
+   * The weights the verdict assumes: bf16 (the engine's default), or q8 (--weights q8) where q8 fits the whole
+   * budget and bf16 does not, or bf16 fits nothing and q8 some context.
+   */
+  weights: 'bf16' | 'q8';
   wantedTokens: number;
   contextTokens: number;
   /** Everything for `wantedTokens`, the margin included. */
@@ -41,23 +46,25 @@ export function describeGpu(gpu: GpuReport): string {
   return gpu.problem ? `${memory}, but the CUDA engine cannot use it: ${gpu.problem}` : memory;
 }
 
-/** "fits your GPU (needs 9.8 GB, 11.2 GB free)" and the like. */
+/** "fits your GPU (needs 9.8 GB, 11.2 GB free)", "fits your GPU with q8 weights (--weights q8; ...)" and the like. */
 export function describeFit(fit: GpuFit): string {
-  const need = `needs ${formatBytes(fit.needBytes)} for ${fit.wantedTokens.toLocaleString('en-US')} tokens, ${formatBytes(fit.freeBytes)} free`;
+  const need = `${fit.weights === 'q8' ? '--weights q8; ' : ''}needs ${formatBytes(fit.needBytes)} for ${fit.wantedTokens.toLocaleString('en-US')} tokens, ${formatBytes(fit.freeBytes)} free`;
+  const q8 = fit.weights === 'q8' ? ' with q8 weights' : '';
   switch (fit.verdict) {
     case 'fits':
-      return `fits your GPU (${need})`;
+      return `fits your GPU${q8} (${need})`;
     case 'shorter-context':
-      return `fits your GPU with ${fit.contextTokens.toLocaleString('en-US')} tokens of context (${need})`;
+      return `fits your GPU${q8} with ${fit.contextTokens.toLocaleString('en-US')} tokens of context (${need})`;
     case 'does-not-fit':
       return `does not fit your GPU (${need})`;
   }
 }
 
-/** The short form for a table column: "yes", "12,288 tok", "no". */
+/** The short form for a table column: "yes", "with q8", "12,288 tok", "12,288 tok q8", "no". */
 export function fitCell(fit: GpuFit | undefined): string {
   if (!fit) return '-';
-  if (fit.verdict === 'fits') return 'yes';
-  if (fit.verdict === 'shorter-context') return `${fit.contextTokens.toLocaleString('en-US')} tok`;
+  const q8 = fit.weights === 'q8';
+  if (fit.verdict === 'fits') return q8 ? 'with q8' : 'yes';
+  if (fit.verdict === 'shorter-context') return `${fit.contextTokens.toLocaleString('en-US')} tok${q8 ? ' q8' : ''}`;
   return 'no';
 }

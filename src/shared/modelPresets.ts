@@ -46,12 +46,16 @@ export interface Recommendation {
 }
 
 /**
- * The largest preset that fits the GPU (when one was found and the CUDA engine can use it), else the largest that
- * fits the RAM. `fits` are the presets' fits from the models listing, by target.
+ * The largest preset that fits the GPU (when one was found and the CUDA engine can use it) with the engine's default
+ * bf16 weights (a fit that needs --weights q8 is not what the extension would load), else the largest that fits the
+ * RAM. `fits` are the presets' fits from the models listing, by target.
  */
 export function recommendedPreset(gpu: GpuReport | undefined, fits: ReadonlyArray<{ target: string; gpuFit?: GpuFit | undefined }> = [], totalMemoryBytes = os.totalmem()): Recommendation {
   if (gpu?.found && !gpu.problem) {
-    const onGpu = [...MODEL_PRESETS].reverse().find((p) => fits.find((f) => f.target === p.target)?.gpuFit?.verdict === 'fits');
+    const onGpu = [...MODEL_PRESETS].reverse().find((p) => {
+      const fit = fits.find((f) => f.target === p.target)?.gpuFit;
+      return fit?.verdict === 'fits' && fit.weights !== 'q8';
+    });
     if (onGpu) return { preset: onGpu, why: `fits your GPU (${gpu.name}, ${formatBytes(gpu.freeBytes)} free)` };
   }
   const gib = totalMemoryBytes / 1024 ** 3;

@@ -44,6 +44,9 @@ test('the preset recommended: the largest that fits the GPU, else by RAM; every 
   assert.equal(recommendedPreset(gpu, fitting(['fits', 'fits', 'fits']), 8 * GB).preset, MODEL_PRESETS[2]);
   // A shortened context is not a fit; nothing fits the GPU, or the engine cannot use it: the RAM decides.
   assert.equal(recommendedPreset(gpu, fitting(['fits', 'shorter-context', 'shorter-context']), 64 * GB).preset, MODEL_PRESETS[0]);
+  // A fit only with --weights q8 is not what the extension loads: not recommended for the GPU.
+  const q8Fits = fitting(['fits', 'fits', 'fits']).map((f, i) => ({ ...f, gpuFit: { verdict: 'fits', weights: i === 0 ? 'bf16' : 'q8' } as never }));
+  assert.equal(recommendedPreset(gpu, q8Fits, 64 * GB).preset, MODEL_PRESETS[0]);
   assert.equal(recommendedPreset(gpu, fitting(['does-not-fit', 'does-not-fit', 'does-not-fit']), 16 * GB).preset, MODEL_PRESETS[1]);
   assert.equal(recommendedPreset({ ...gpu, problem: 'no cuBLASLt' }, fitting(['fits', 'fits', 'fits']), 8 * GB).preset, MODEL_PRESETS[0]);
   for (const preset of MODEL_PRESETS) {

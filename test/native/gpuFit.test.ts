@@ -33,17 +33,29 @@ test('Qwen2.5-Coder-7B for a 32768-token workspace: bf16 weights + full cache + 
   assert.equal(need, 18_633_079_808);
 
   const roomy = fit(SEVEN_B, 24 * GIB);
-  assert.deepEqual(roomy, { verdict: 'fits', wantedTokens: 32768, contextTokens: 32768, needBytes: need, weightBytes: weights, freeBytes: 24 * GIB });
-  // 16 GiB: the weights fit, the cache only for part of the budget (what the engine would shrink it to).
-  const sixteen = fit(SEVEN_B, 16 * GIB);
-  assert.equal(sixteen.verdict, 'shorter-context');
-  assert.ok(sixteen.contextTokens > 0 && sixteen.contextTokens < 32768, String(sixteen.contextTokens));
+  assert.deepEqual(roomy, { verdict: 'fits', weights: 'bf16', wantedTokens: 32768, contextTokens: 32768, needBytes: need, weightBytes: weights, freeBytes: 24 * GIB });
+  // q8 weights (--weights q8): per layer the linear weights' int8 codes + one f32 scale per 32 (1.125 bytes a weight)
+  // and the two bf16 norms; the untied head as q8, the embedding and final norm bf16; and the 64 MiB prefill tile.
+  const q8Weights = 28 * (233_046_016 * 1.125 + 4 * 3584) + 152064 * 3584 * 1.125 + 2 * (152064 * 3584 + 3584) + 64 * 2 ** 20;
+  const q8Need = q8Weights + cache + scratch + DEVICE_MARGIN_BYTES;
+  // 16 GiB: bf16 leaves part of the budget (the weights fit, the cache not all of it); q8 fits all of it.
+  assert.deepEqual(fit(SEVEN_B, 16 * GIB), { verdict: 'fits', weights: 'q8', wantedTokens: 32768, contextTokens: 32768, needBytes: q8Need, weightBytes: q8Weights, freeBytes: 16 * GIB });
+  // 14 GiB: the bf16 weights alone (14.2 GiB) do not fit; q8 fits the whole budget.
+  assert.equal(fit(SEVEN_B, 14 * GIB).verdict, 'fits');
+  assert.equal(fit(SEVEN_B, 14 * GIB).weights, 'q8');
+  // 11 GiB: bf16 fits nothing, q8 part of the budget (what the engine would shrink it to).
+  const eleven = fit(SEVEN_B, 11 * GIB);
+  assert.deepEqual([eleven.verdict, eleven.weights], ['shorter-context', 'q8']);
+  assert.ok(eleven.contextTokens > 0 && eleven.contextTokens < 32768, String(eleven.contextTokens));
   const perToken = 28 * 2 * 512 * 2 + 128 * 4;
-  assert.ok(weights + sixteen.contextTokens * perToken + 512 * 844_800 + DEVICE_MARGIN_BYTES <= 16 * GIB, 'the shrunk context fits');
-  assert.equal(sixteen.needBytes, need);
-  // 14 GiB: the weights alone (14.2 GiB) do not.
-  assert.equal(fit(SEVEN_B, 14 * GIB).verdict, 'does-not-fit');
-  assert.equal(fit(SEVEN_B, 14 * GIB).contextTokens, 0);
+  assert.ok(q8Weights + eleven.contextTokens * perToken + 512 * 844_800 + DEVICE_MARGIN_BYTES <= 11 * GIB, 'the shrunk context fits');
+  // 8 GiB: neither fits; the verdict names the default weights.
+  assert.deepEqual([fit(SEVEN_B, 8 * GIB).verdict, fit(SEVEN_B, 8 * GIB).weights, fit(SEVEN_B, 8 * GIB).contextTokens], ['does-not-fit', 'bf16', 0]);
+  // A 262,144-token budget on 22 GiB: bf16 leaves part of it, and so would q8: the default's shorter context stands.
+  const long = { ...SEVEN_B, maxPositions: 262144 };
+  const twentyTwo = fit(long, 22 * GIB, 262144);
+  assert.deepEqual([twentyTwo.verdict, twentyTwo.weights], ['shorter-context', 'bf16']);
+  assert.ok(weights + twentyTwo.contextTokens * perToken + 512 * 844_800 + DEVICE_MARGIN_BYTES <= 22 * GIB, 'the shrunk context fits');
   // A budget beyond the model's positions is fitted at its positions.
   assert.equal(fit(SEVEN_B, 80 * GIB, 1 << 20).wantedTokens, 32768);
   // The 1.5B model fits an 8 GiB GPU with its whole budget.
@@ -51,11 +63,16 @@ test('Qwen2.5-Coder-7B for a 32768-token workspace: bf16 weights + full cache + 
 });
 
 test('the fit and GPU sentences', () => {
-  const base = { wantedTokens: 32768, needBytes: 18.6e9, weightBytes: 15.2e9, freeBytes: 16 * GIB };
+  const base = { wantedTokens: 32768, needBytes: 18.6e9, weightBytes: 15.2e9, freeBytes: 16 * GIB, weights: 'bf16' as const };
   assert.equal(describeFit({ ...base, verdict: 'fits', contextTokens: 32768 }), 'fits your GPU (needs 17.3 GB for 32,768 tokens, 16.0 GB free)');
   assert.equal(describeFit({ ...base, verdict: 'shorter-context', contextTokens: 5832 }), 'fits your GPU with 5,832 tokens of context (needs 17.3 GB for 32,768 tokens, 16.0 GB free)');
   assert.equal(describeFit({ ...base, verdict: 'does-not-fit', contextTokens: 0 }), 'does not fit your GPU (needs 17.3 GB for 32,768 tokens, 16.0 GB free)');
   assert.deepEqual(['fits', 'shorter-context', 'does-not-fit'].map((verdict) => fitCell({ ...base, verdict: verdict as 'fits', contextTokens: 5832 })), ['yes', '5,832 tok', 'no']);
+  const q8 = { ...base, needBytes: 12.4e9, weightBytes: 9.1e9, weights: 'q8' as const };
+  assert.equal(describeFit({ ...q8, verdict: 'fits', contextTokens: 32768 }), 'fits your GPU with q8 weights (--weights q8; needs 11.5 GB for 32,768 tokens, 16.0 GB free)');
+  assert.equal(describeFit({ ...q8, verdict: 'shorter-context', contextTokens: 5832 }),
+    'fits your GPU with q8 weights with 5,832 tokens of context (--weights q8; needs 11.5 GB for 32,768 tokens, 16.0 GB free)');
+  assert.deepEqual(['fits', 'shorter-context'].map((verdict) => fitCell({ ...q8, verdict: verdict as 'fits', contextTokens: 5832 })), ['with q8', '5,832 tok q8']);
   assert.equal(fitCell(undefined), '-');
   assert.equal(describeGpu({ found: true, name: 'NVIDIA GeForce RTX 4070', totalBytes: 12 * GIB, freeBytes: 11.2 * GIB }), 'NVIDIA GeForce RTX 4070 (11.2 GB free of 12.0 GB)');
   assert.equal(describeGpu({ found: true, name: 'Tesla K80', totalBytes: 12 * GIB, freeBytes: 12 * GIB, problem: 'compute 3.7 is older than 7.0' }),

@@ -102,17 +102,26 @@ function gib(bytes: number): string {
 /**
  * Whether a model of `shape` fits a GPU with `freeBytes` free, for a workspace of `budgetTokens` (at most the
  * model's `maxPositions`): the capacity plan the engine loads with, for an uncompressed cache at the default
- * window and width.
+ * window and width. With bf16 weights (the engine's default), unless q8 weights (--weights q8, ~9 GB instead of
+ * ~15 GB for 7B) fit where bf16 does not: the whole budget where bf16 leaves less, or any context where bf16
+ * leaves none. Then the q8 plan, saying so.
  */
 export function gpuFit(input: { shape: DeviceModelShape; maxPositions: number; budgetTokens: number; freeBytes: number; layoutOf: CapacityPlanInput['layoutOf'] }): GpuFit {
+  const bf16 = fitWith(input, 'bf16');
+  if (bf16.verdict === 'fits') return bf16;
+  const q8 = fitWith(input, 'q8');
+  return q8.verdict === 'fits' || (bf16.verdict === 'does-not-fit' && q8.verdict === 'shorter-context') ? q8 : bf16;
+}
+
+function fitWith(input: Parameters<typeof gpuFit>[0], weights: 'bf16' | 'q8'): GpuFit {
   const cache = { layers: input.shape.layers, kvDim: input.shape.kvDim, window: DEFAULTS.window, bits: DEFAULTS.bits, chunkTokens: CUDA_DEFAULT_CHUNK };
   const wantedTokens = Math.min(input.budgetTokens, input.maxPositions);
-  const plan = { shape: input.shape, cache, wantedTokens, layoutOf: input.layoutOf };
+  const plan = { shape: input.shape, cache, wantedTokens, layoutOf: input.layoutOf, weights };
   const whole = planCapacity({ ...plan, freeBytes: undefined });
   const fitted = planCapacity({ ...plan, freeBytes: input.freeBytes });
   const verdict = fitted.capacityTokens === 0 ? 'does-not-fit' : fitted.capacityTokens < wantedTokens ? 'shorter-context' : 'fits';
   return {
-    verdict, wantedTokens, contextTokens: fitted.capacityTokens,
+    verdict, weights, wantedTokens, contextTokens: fitted.capacityTokens,
     needBytes: whole.weightBytes + whole.cacheBytes + whole.scratchBytes + DEVICE_MARGIN_BYTES,
     weightBytes: whole.weightBytes, freeBytes: input.freeBytes,
   };
