@@ -141,6 +141,7 @@ Napi::Object LayoutObject(Napi::Env env, const CacheLayout& layout) {
   Napi::Object o = Napi::Object::New(env);
   o.Set("capacityTokens", static_cast<double>(layout.capacityTokens));
   o.Set("fullCapacity", layout.fullCapacity);
+  o.Set("maxChunkTokens", layout.maxChunkTokens);
   o.Set("maxBlocks", static_cast<double>(layout.maxBlocks));
   o.Set("reservedBytes", static_cast<double>(layout.reservedBytes));
   Napi::Array layers = Napi::Array::New(env, layout.layers.size());
@@ -425,6 +426,35 @@ Napi::Value CacheLayoutOf(const Napi::CallbackInfo& info) {
   return LayoutObject(env, layout);
 }
 
+int64_t LengthArg(const Napi::CallbackInfo& info, size_t index, const char* op, const char* name) {
+  if (info.Length() <= index || !info[index].IsNumber()) Bad(info.Env(), std::string(op) + ": " + name + " must be a number");
+  const double v = info[index].As<Napi::Number>().DoubleValue();
+  if (!std::isfinite(v) || v < 0 || std::floor(v) != v || v > 9007199254740991.0) Bad(info.Env(), std::string(op) + ": " + name + " must be a non-negative integer");
+  return static_cast<int64_t>(v);
+}
+
+// compressedLength(cacheSpec, tokens) → the positions the engine holds compressed with `tokens` cached.
+Napi::Value CompressedLengthOf(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  CacheLayout layout;
+  Check(env, PlanCache(ReadCacheSpec(env, ObjectArg(info, 0, "compressedLength"), "compressedLength"), layout));
+  return Napi::Number::New(env, static_cast<double>(CompressedBoundary(layout, LengthArg(info, 1, "compressedLength", "tokens"))));
+}
+
+// truncationPlan(cacheSpec, compressedTokens, length) → {compressedTokens, fullTokens, recomputeFrom}, as the
+// engine truncates.
+Napi::Value TruncationPlanOf(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  CacheLayout layout;
+  Check(env, PlanCache(ReadCacheSpec(env, ObjectArg(info, 0, "truncationPlan"), "truncationPlan"), layout));
+  const TruncationPlan plan = PlanTruncation(layout, LengthArg(info, 1, "truncationPlan", "compressedTokens"), LengthArg(info, 2, "truncationPlan", "length"));
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("compressedTokens", static_cast<double>(plan.compressedTokens));
+  o.Set("fullTokens", static_cast<double>(plan.fullTokens));
+  o.Set("recomputeFrom", static_cast<double>(plan.recomputeFrom));
+  return o;
+}
+
 // attentionPlan(queries, keys, heads, multiprocessors) → {splits, keysPerSplit, partialRows, maxPartialRows}
 Napi::Value AttentionPlanOf(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -449,6 +479,8 @@ void ExportEngine(Napi::Env env, Napi::Object exports) {
   exports.Set("CudaEngine", CudaEngineWrap::Define(env));
   exports.Set("cacheLayout", Napi::Function::New(env, CacheLayoutOf, "cacheLayout"));
   exports.Set("attentionPlan", Napi::Function::New(env, AttentionPlanOf, "attentionPlan"));
+  exports.Set("compressedLength", Napi::Function::New(env, CompressedLengthOf, "compressedLength"));
+  exports.Set("truncationPlan", Napi::Function::New(env, TruncationPlanOf, "truncationPlan"));
 }
 
 }  // namespace cskv

@@ -57,11 +57,13 @@ Status PlanCache(const CacheSpec& spec, CacheLayout& layout) {
     // boundary unless it starts on one (nextChunkEnd in src/runtime/engine.ts).
     const int64_t chunk = std::max<int64_t>(W, spec.chunkTokens / W * W);
     layout.fullCapacity = static_cast<int>(std::min<int64_t>(chunk + W, layout.capacityTokens + W));
+    layout.maxChunkTokens = std::max(spec.chunkTokens, spec.window);
   } else {
     layout.capacityTokens = spec.capacityTokens;
     layout.maxBlocks = 0;
     if (spec.capacityTokens > 0x7fffffff) return Bad("capacityTokens is too large");
     layout.fullCapacity = static_cast<int>(spec.capacityTokens);
+    layout.maxChunkTokens = spec.chunkTokens;
   }
   for (int i = 0; i < spec.layers; i++) {
     LayerLayout l;
@@ -89,6 +91,19 @@ HeldBytes LayerHeldBytes(const CacheLayout& layout, int layer, int64_t tokens, i
   held.fullBytes = fullTokens * (2 * D * 2 + static_cast<size_t>(l.kRank + l.vRank) * 4);
   held.compressedBytes = layout.spec.compressed() ? static_cast<size_t>(compressedTokens / layout.spec.window) * l.page.bytes : 0;
   return held;
+}
+
+TruncationPlan PlanTruncation(const CacheLayout& layout, int64_t compressedTokens, int64_t length) {
+  TruncationPlan plan;
+  if (length >= compressedTokens) {
+    plan.compressedTokens = compressedTokens;
+    plan.fullTokens = length - compressedTokens;
+    plan.recomputeFrom = length;
+    return plan;
+  }
+  const int64_t W = layout.spec.window;
+  plan.compressedTokens = plan.recomputeFrom = length / W * W;
+  return plan;
 }
 
 AttentionPlan PlanAttention(int64_t queries, int64_t keys, int heads, int multiprocessors) {

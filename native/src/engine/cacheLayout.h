@@ -8,8 +8,10 @@
 // - the compressed branch is `maxBlocks` pages of one block of W tokens each: block b lives in page b. A page holds
 //   the block's key features then its value features, as fp16 (16 bits) or packed codes with fp16 (scale, zero)
 //   pairs laid out exactly as src/runtime/cache/quantizer.ts lays out a QuantisedBlock.
-// The block-window policy itself (positions below floor(n / W) * W are compressed) is cskv.md's; it lives in
-// src/runtime/cache/ for the onnx backend and should be shared with this file once issue 12 extracts it.
+// The block-window policy itself (positions below floor(n / W) * W are compressed, what a truncation keeps, where
+// prefill chunks end) is cskv.md's, written for the runtime in src/runtime/cache/cachePolicy.ts. The rules the
+// engine applies are here (CompressedBoundary, PlanTruncation, the ring and chunk sizes), exported to JS, and
+// test/native/cachePolicyAgreement.test.ts fails when the two disagree.
 #pragma once
 
 #include <cstddef>
@@ -54,6 +56,7 @@ struct CacheLayout {
   CacheSpec spec;
   int64_t capacityTokens = 0;  // spec.capacityTokens rounded down to whole blocks when compressed
   int fullCapacity = 0;        // rows of the full-precision ring
+  int maxChunkTokens = 0;      // the longest forward: chunkTokens, and at least one block when compressed
   int64_t maxBlocks = 0;
   std::vector<LayerLayout> layers;
   size_t reservedBytes = 0;
@@ -78,6 +81,16 @@ inline int64_t CompressedBoundary(const CacheLayout& layout, int64_t tokens) {
   if (!layout.spec.compressed()) return 0;
   return tokens / layout.spec.window * layout.spec.window;
 }
+
+// Dropping every position at or after `length` from a cache with `compressedTokens` compressed: inside the window
+// rows are cut; inside the compressed branch only whole blocks below `length` stay and the engine recomputes the
+// rest from recomputeFrom (truncation in src/runtime/cache/cachePolicy.ts).
+struct TruncationPlan {
+  int64_t compressedTokens = 0;
+  int64_t fullTokens = 0;
+  int64_t recomputeFrom = 0;
+};
+TruncationPlan PlanTruncation(const CacheLayout& layout, int64_t compressedTokens, int64_t length);
 
 // How the attention of T queries over S keys is split over the GPU (flash-decoding): each (query, head) is cut
 // into `splits` runs of `keysPerSplit` keys (a multiple of kAttentionKeyTile) whose partial results a second

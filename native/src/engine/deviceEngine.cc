@@ -557,8 +557,7 @@ Status DeviceEngine::Create(const ModelSpec& spec, const std::string& cublasLtPa
   auto impl = std::make_unique<Impl>();
   impl->spec = spec;
   CSKV_TRY(PlanCache(spec.cache, impl->layout));
-  const int W = spec.cache.window;
-  impl->maxChunk = std::max(spec.cache.chunkTokens, spec.cache.compressed() ? W : 1);
+  impl->maxChunk = impl->layout.maxChunkTokens;
   const char* op = "createEngine";
   CSKV_CUDA_TRY(cudaSetDevice(spec.device), op);
   CSKV_CUDA_TRY(cudaDeviceGetAttribute(&impl->multiprocessors, cudaDevAttrMultiProcessorCount, spec.device), op);
@@ -641,12 +640,9 @@ Status DeviceEngine::Truncate(int64_t length, int64_t& recomputeFrom) {
   if (length < 0 || length > e.length) {
     return Status::Error("BAD_ARGUMENT", "truncate: cannot truncate a cache of " + std::to_string(e.length) + " tokens to " + std::to_string(length));
   }
-  if (length >= e.compressed) {
-    e.length = recomputeFrom = length;
-    return Status::Ok();
-  }
-  const int64_t W = e.spec.cache.window;
-  e.compressed = e.length = recomputeFrom = length / W * W;
+  const TruncationPlan plan = PlanTruncation(e.layout, e.compressed, length);
+  e.compressed = plan.compressedTokens;
+  e.length = recomputeFrom = plan.recomputeFrom;
   return Status::Ok();
 }
 

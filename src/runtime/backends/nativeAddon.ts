@@ -68,6 +68,10 @@ export interface NativeAddon {
   cacheLayout(spec: NativeCacheSpec): NativeCacheLayout;
   /** How attention of `queries` over `keys` is split (pure arithmetic, works without a GPU). */
   attentionPlan(queries: number, keys: number, heads: number, multiprocessors: number): NativeAttentionPlan;
+  /** The engine's block-window rule: positions held compressed with `tokens` cached (pure, works without a GPU). */
+  compressedLength(spec: NativeCacheSpec, tokens: number): number;
+  /** What the engine keeps and recomputes when truncated to `length` (pure; cachePolicy.ts's TruncationPlan). */
+  truncationPlan(spec: NativeCacheSpec, compressedTokens: number, length: number): { compressedTokens: number; fullTokens: number; recomputeFrom: number };
 }
 
 export interface NativeCacheSpec {
@@ -93,6 +97,8 @@ export interface NativePageLayout {
 export interface NativeCacheLayout {
   capacityTokens: number;
   fullCapacity: number;
+  /** The longest forward chunk the engine takes. */
+  maxChunkTokens: number;
   maxBlocks: number;
   reservedBytes: number;
   layers: { kRank: number; vRank: number; page: NativePageLayout; fullReservedBytes: number; compressedReservedBytes: number }[];
