@@ -86,14 +86,17 @@ test('attention kernel against float64, both branches', (t) => {
 });
 
 // The 7B shape (GQA 7:1, head 128) at every width, large ranks (over 48 KiB of shared memory: the opt-in path),
-// MHA, a sliding window that starts inside the pages, the fixtures' head dim with CSKV off, head dim 256.
+// MHA, a sliding window that starts inside the pages, the fixtures' head dim with CSKV off, head dims whose rotary
+// pairs do not divide the block (48: the untiled key rebuild) or make one-key runs (8), head dim 256.
 const FUSED_CASES: FusedAttentionCase[] = [
   { name: '7B decode, 16 bits, many splits', heads: 28, kvHeads: 4, headDim: 128, start: 2080, queries: 1, compressed: 2048, window: 32, bits: 16, kRank: 64, vRank: 96, ringRows: 64, sliding: 0, multiprocessors: 132 },
   { name: '7B decode, 4 bits, ranks 256/200', heads: 28, kvHeads: 4, headDim: 128, start: 600, queries: 1, compressed: 576, window: 32, bits: 4, kRank: 256, vRank: 200, ringRows: 64, sliding: 0, multiprocessors: 132 },
   { name: 'MHA head 64, 2 bits', heads: 4, kvHeads: 4, headDim: 64, start: 1000, queries: 1, compressed: 960, window: 32, bits: 2, kRank: 40, vRank: 33, ringRows: 96, sliding: 0, multiprocessors: 132 },
   { name: 'GQA 3:1 head 32, 8 bits, sliding window into the pages, 4 queries', heads: 6, kvHeads: 2, headDim: 32, start: 700, queries: 4, compressed: 672, window: 32, bits: 8, kRank: 16, vRank: 16, ringRows: 64, sliding: 200, multiprocessors: 132 },
   { name: 'head dim 16 (fixtures), CSKV off, 8 queries', heads: 4, kvHeads: 2, headDim: 16, start: 40, queries: 8, compressed: 0, window: 1, bits: 16, kRank: 0, vRank: 0, ringRows: 64, sliding: 0, multiprocessors: 132 },
-  { name: 'head dim 256, one split', heads: 2, kvHeads: 1, headDim: 256, start: 300, queries: 1, compressed: 256, window: 32, bits: 16, kRank: 32, vRank: 32, ringRows: 64, sliding: 0, multiprocessors: 1 },
+  { name: 'head dim 48 (the untiled rebuild), 16 bits', heads: 2, kvHeads: 1, headDim: 48, start: 200, queries: 2, compressed: 192, window: 16, bits: 16, kRank: 12, vRank: 9, ringRows: 32, sliding: 0, multiprocessors: 8 },
+  { name: 'head dim 8, 4 bits, a tile across the branch boundary, 3 queries', heads: 4, kvHeads: 1, headDim: 8, start: 110, queries: 3, compressed: 104, window: 8, bits: 4, kRank: 5, vRank: 6, ringRows: 16, sliding: 0, multiprocessors: 132 },
+  { name: 'head dim 256, few splits', heads: 2, kvHeads: 1, headDim: 256, start: 300, queries: 1, compressed: 256, window: 32, bits: 16, kRank: 32, vRank: 32, ringRows: 64, sliding: 0, multiprocessors: 1 },
 ];
 
 test('fused decode attention against its float64 reference, pages at 16/8/4/2 bits', (t) => {

@@ -48,8 +48,51 @@ __host__ __device__ inline SharedPlan PlanShared(const FusedAttentionArgs& a) {
   return s;
 }
 
+// The tiled key rebuild: thread t owns rotary pair c = t % half of keys [first, first + kTile * half / kThreads) of
+// the tile (half divides kThreads, is at most kTiledMaxHalf and at least kThreads / kTile, so a run is 1 to
+// kTiledMaxKeys keys). Each
+// basis value is loaded once per run and the features are shared-memory broadcasts across the pair's lanes.
+constexpr int kTiledMaxHalf = 64;
+constexpr int kTiledMaxKeys = kTile * kTiledMaxHalf / kThreads;
+
+__device__ __forceinline__ void RebuildKeyPairs(const FusedAttentionArgs& a, const float* feats, int kRank, int compressedCount, int half, size_t base,
+                                                size_t kvDim, int64_t tile, const float2* table, float* kv) {
+  const int c = threadIdx.x % half;
+  const int keys = kTile * half / kThreads;
+  const int first = (threadIdx.x / half) * keys;
+  float acc0[kTiledMaxKeys], acc1[kTiledMaxKeys];
+  const float m0 = a.kMean[base + c], m1 = a.kMean[base + c + half];
+#pragma unroll
+  for (int k = 0; k < kTiledMaxKeys; k++) {
+    acc0[k] = m0;
+    acc1[k] = m1;
+  }
+  const float* u = a.kBasisT + base + c;
+  for (int r = 0; r < kRank; r++) {
+    const float u0 = __ldg(u + r * kvDim), u1 = __ldg(u + r * kvDim + half);
+#pragma unroll
+    for (int k = 0; k < kTiledMaxKeys; k++) {
+      if (k < keys) {
+        const float f = feats[(first + k) * kRank + r];  // rows past compressedCount hold stale values, never stored
+        acc0[k] = fmaf(f, u0, acc0[k]);
+        acc1[k] = fmaf(f, u1, acc1[k]);
+      }
+    }
+  }
+  const int hd = 2 * half;
+#pragma unroll
+  for (int k = 0; k < kTiledMaxKeys; k++) {
+    const int j = first + k;
+    if (k < keys && j < compressedCount) {
+      const float2 cs = table[static_cast<size_t>(tile + j) * half + c];
+      kv[j * hd + c] = acc0[k] * cs.x - acc1[k] * cs.y;
+      kv[j * hd + c + half] = acc1[k] * cs.x + acc0[k] * cs.y;
+    }
+  }
+}
+
 // Grid (splits, kvHeads, queries). Four blocks per multiprocessor: without the bound ptxas held it to 64 registers
-// and spilled; with it, ~113 and no spills (sm_90).
+// and spilled; with it, 115 and no spills (sm_90).
 __global__ void __launch_bounds__(kThreads, 4) FusedAttentionPartialsKernel(FusedAttentionArgs a) {
   extern __shared__ float shared[];
   const int split = blockIdx.x, g = blockIdx.y, query = blockIdx.z;
@@ -109,9 +152,14 @@ __global__ void __launch_bounds__(kThreads, 4) FusedAttentionPartialsKernel(Fuse
     }
     __syncthreads();
 
-    // Keys: rebuilt (mean + U f) or read from the ring, then rotated; a thread takes one rotary pair of one key.
+    // Keys: rebuilt (mean + U f) or read from the ring, then rotated. When the rotary pairs divide the block, a
+    // thread rebuilds one pair for a run of keys, so each basis value it loads serves the whole run; otherwise (and
+    // for ring keys) a thread takes one pair of one key.
+    const bool tiled = compressedCount > 0 && half <= kTiledMaxHalf && kThreads % half == 0 && half * kTile >= kThreads;
+    if (tiled) RebuildKeyPairs(a, feats, kRank, compressedCount, half, base, kvDim, tile, table, kv);
     for (int i = tid; i < count * half; i += kThreads) {
       const int j = i / half, c = i % half;
+      if (tiled && j < compressedCount) continue;
       const int64_t p = tile + j;
       float k0, k1;
       if (j < compressedCount) {
