@@ -58,7 +58,7 @@ export interface Engine {
   /** The GPU's memory and this engine's share of it: only backends on a device that reports it (CUDA) have it. */
   deviceMemory?(): GpuMemory;
   /** The cache (both branches and the token ids) as bytes, to save and restore across runs. */
-  snapshot(): Uint8Array;
+  snapshot(): Promise<Uint8Array>;
   /** Replaces the cache with a snapshot taken from an engine of the same model and CSKV settings. */
   restore(snapshot: Uint8Array): void;
   dispose(): Promise<void>;

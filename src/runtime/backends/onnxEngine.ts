@@ -33,9 +33,10 @@ export interface ExecutionProvider {
   backend: 'onnx' | 'webgpu';
   providers: ort.InferenceSession.SessionOptions['executionProviders'];
   /**
-   * Keep activations between layers and the cache's branches on the device between steps (deviceCache.ts): the
-   * embeddings go up (and, every W tokens with CSKV, the block that leaves the window); the last layer's rows
-   * and the new keys/values (the JS cache's record) come down.
+   * Keep activations between layers and the cache's branches on the device between steps (deviceCache.ts): a
+   * decode step sends up its embedding and reads back its logits. Every W tokens with CSKV, the JS cache's record
+   * is read back and the block that leaves the window goes up compressed; snapshots and truncation read back the
+   * rows the record lacks.
    */
   keepOnDevice?: boolean;
 }
@@ -120,12 +121,10 @@ export class OnnxEngine implements Engine {
         // its buffers are garbage once onnxruntime has its own copy.
         const graph = buildLayerGraph(config, readLayerWeights(weights, config, i, format), factors?.layers[i], graphOptions);
         const layerOptions = { ...sessionOptions };
-        if (onDevice) {
-          // The last layer's rows go to the head, which takes a slice of them: they come back to JS.
-          const location: Record<string, ort.Tensor.DataLocation> = { y: i < config.layers - 1 ? 'gpu-buffer' : 'cpu' };
-          location.k_full_next = location.v_full_next = 'gpu-buffer';
-          layerOptions.preferredOutputLocation = location;
-        }
+        // Every output stays on the device: the rows for the next layer (or the head) and the branches fed back
+        // are kept, the others dropped unread (onnxruntime-node cannot leave outputs unfetched when some are on
+        // the GPU: "Output count mismatch").
+        if (onDevice) layerOptions.preferredOutputLocation = 'gpu-buffer';
         sessions.push(await createSession(graph, layerOptions, `layer ${i}`));
       }
       const cache = new BiBranchCache({
@@ -145,12 +144,13 @@ export class OnnxEngine implements Engine {
     }
   }
 
+  /** Tokens held: the device copies run ahead of the JS cache until it is flushed. */
   get length(): number {
-    return this.cache.length;
+    return this.device?.held?.tokens ?? this.cache.length;
   }
 
   memory(): MemoryReport {
-    return this.cache.memory();
+    return this.cache.memory(this.device?.held);
   }
 
   async prefill(tokens: readonly number[], options: PrefillOptions = {}): Promise<Float32Array> {
@@ -162,13 +162,15 @@ export class OnnxEngine implements Engine {
   private async forward(chunk: number[], logitRows: number, observe: PrefillOptions['observeKeysValues']): Promise<Float32Array> {
     const { config } = this.info;
     const T = chunk.length;
+    await this.mirrorOnDevice();
     const start = this.length;
     const S = start + T;
     const hd = config.headDim;
     const rope = this.ropeFor(S);
     const keysRotated = this.cache.shape.keysRotated === true;
+    const fullStart = this.device?.held?.compressedTokens ?? this.cache.fullStart;
     // Positions whose keys the graph rotates: the rebuilt compressed ones, or every one when keys are kept unrotated.
-    const rotated = keysRotated ? this.cache.fullStart : S;
+    const rotated = keysRotated ? fullStart : S;
     const headMajor = this.cache.fullLayout === 'heads';
     // Head-major: the mask depends on the buffers' capacity, the same in every layer (they grow alike, each after
     // its own run: the chunk's keys are read from the graph's own, never from slots reserved for them).
@@ -191,45 +193,86 @@ export class OnnxEngine implements Engine {
       feeds.sin_k = new ort.Tensor('float32', rope.sin.subarray(0, rotated * hd), [rotated, hd]);
     }
     const cskv = this.info.cskv;
+    const device = this.device;
     // The rows between layers: in JS memory, or a gpu-buffer tensor where the provider keeps them on the device.
     let x: Float32Array = this.embed(chunk);
     let xOnDevice: ort.Tensor | undefined;
     try {
-      await this.device?.mirror(this.cache);
       for (let i = 0; i < this.layers.length; i++) {
         feeds.x = xOnDevice ?? new ort.Tensor('float32', x, [T, config.hiddenSize]);
-        Object.assign(feeds, this.device ? this.device.feeds(i) : this.hostCacheFeeds(i, maskFor));
+        Object.assign(feeds, device ? device.feeds(i) : this.hostCacheFeeds(i, maskFor));
         const out = await run(this.layers[i]!, feeds, `layer ${i}`);
-        const [kRows, vRows] = headMajor ? [appendRows(out.k_append), appendRows(out.v_append)] : [data(keysRotated ? out.k_rot_new : out.k_new), data(out.v_new)];
-        this.cache.append(i, T, kRows, vRows, cskv ? data(out.c_k_new) : undefined, cskv ? data(out.c_v_new) : undefined);
-        this.device?.take(i, out, T);
-        observe?.(i, data(out.k_new), data(out.v_new), T);
+        if (device) {
+          if (observe) observe(i, await device.read(out.k_new as ort.Tensor), await device.read(out.v_new as ort.Tensor), T);
+          device.take(i, out);
+        } else {
+          const [kRows, vRows] = headMajor ? [appendRows(out.k_append), appendRows(out.v_append)] : [data(keysRotated ? out.k_rot_new : out.k_new), data(out.v_new)];
+          this.cache.append(i, T, kRows, vRows, cskv ? data(out.c_k_new) : undefined, cskv ? data(out.c_v_new) : undefined);
+          observe?.(i, data(out.k_new), data(out.v_new), T);
+        }
         xOnDevice?.dispose();
         const y = out.y as ort.Tensor;
         xOnDevice = y.location === 'gpu-buffer' ? y : undefined;
         if (!xOnDevice) x = data(y);
       }
-      // The last layer's rows always come back (its y is a 'cpu' output): the head takes a slice of them.
-      if (xOnDevice) throw new Error('the last layer\'s rows stayed on the GPU');
     } catch (err) {
-      // The device copies may be a step ahead of the cache now: the next step uploads from the cache instead.
-      this.device?.clear();
       xOnDevice?.dispose();
+      // The device copies may be a step ahead in some layers: the cache takes what they held before the step, and
+      // the next step uploads from it.
+      await this.dropDeviceCopies();
       throw err;
     }
-    this.cache.commit(T);
     this.history.push(...chunk);
-    try {
-      await this.device?.commit(T);
-    } catch (err) {
-      this.device?.clear(); // the cache holds the step; the copies are uploaded from it next time
-      throw err;
+    if (device) {
+      try {
+        await device.commit(T, this.cache);
+      } catch (err) {
+        xOnDevice?.dispose();
+        await this.dropDeviceCopies();
+        throw err;
+      }
+    } else {
+      this.cache.commit(T);
     }
-    if (logitRows === 0) return new Float32Array(0);
-    const H = config.hiddenSize;
-    const tail = x.subarray((T - logitRows) * H);
-    const out = await run(this.head, { x: new ort.Tensor('float32', tail, [logitRows, H]) }, 'output head');
+    try {
+      return await this.logits(x, xOnDevice, T, logitRows);
+    } finally {
+      xOnDevice?.dispose();
+    }
+  }
+
+  /** The head over the last `rows` of the last layer's T rows: in JS memory, or still on the device. */
+  private async logits(x: Float32Array, xOnDevice: ort.Tensor | undefined, T: number, rows: number): Promise<Float32Array> {
+    if (rows === 0) return new Float32Array(0);
+    const H = this.info.config.hiddenSize;
+    // A decode step's row goes to the head where it is; a prefill chunk's tail is read back first (rows x H).
+    const input = xOnDevice && rows === T ? xOnDevice
+      : new ort.Tensor('float32', xOnDevice ? await this.device!.read(xOnDevice, T - rows) : x.subarray((T - rows) * H), [rows, H]);
+    const out = await run(this.head, { x: input }, 'output head');
     return data(out.logits);
+  }
+
+  /** Uploads the cache to the device copies when they do not hold it. */
+  private async mirrorOnDevice(): Promise<void> {
+    try {
+      await this.device?.mirror(this.cache);
+    } catch (err) {
+      throw new RuntimeError('BACKEND', `the cache could not be uploaded to the GPU: ${(err as Error).message}`);
+    }
+  }
+
+  /**
+   * Brings the JS cache up to what the device copies hold, and drops the copies (the next step uploads them). A
+   * read that fails loses the rows not read back: the engine then holds what the JS cache holds.
+   */
+  private async dropDeviceCopies(): Promise<void> {
+    if (!this.device) return;
+    try {
+      await this.device.flush(this.cache);
+    } catch {
+      this.history.length = this.cache.length;
+    }
+    this.device.clear();
   }
 
   /**
@@ -320,14 +363,20 @@ export class OnnxEngine implements Engine {
     if (!Number.isInteger(length) || length < 0 || length > this.length) {
       throw new RuntimeError('BAD_ARGUMENT', `cannot truncate a cache of ${this.length} tokens to ${length}`);
     }
-    this.device?.clear();
+    await this.dropDeviceCopies();
+    if (length > this.length) throw new RuntimeError('BACKEND', `the cache lost its last tokens on the GPU; ${this.length} are left, ${length} were to be kept`);
     const { recomputeFrom } = this.cache.truncate(length);
     const redo = this.history.slice(recomputeFrom, length);
     this.history.length = recomputeFrom;
     if (redo.length > 0) await this.prefill(redo, { logits: 0 });
   }
 
-  snapshot(): Uint8Array {
+  async snapshot(): Promise<Uint8Array> {
+    try {
+      await this.device?.flush(this.cache);
+    } catch (err) {
+      throw new RuntimeError('BACKEND', `the cache could not be read back from the GPU: ${(err as Error).message}`);
+    }
     return encodeSnapshot({ shape: this.cache.shape, history: this.history, state: this.cache.exportState() });
   }
 
