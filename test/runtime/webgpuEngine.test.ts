@@ -100,19 +100,19 @@ if (skip) {
 }
 
 if (!skip) {
-  // What crosses back from the GPU: every session run's host-memory outputs, counted by wrapping onnxruntime's
-  // run. A decode step on the device path reads back its logits and nothing else, except at a block boundary
-  // (CSKV), where the JS record and the leaving block's features come back once per W tokens.
-  const downloads = async (work: () => Promise<unknown>): Promise<number[]> => {
+  // What crosses between the host and the GPU: every session run's host-memory inputs and outputs, counted by
+  // wrapping onnxruntime's run. A decode step on the device path reads back its logits and nothing else, except
+  // at a block boundary (CSKV), where the JS record and the leaving block's features come back once per W tokens;
+  // what it sends up does not grow with the context.
+  const transfers = async (work: () => Promise<unknown>): Promise<{ down: number[]; up: number }> => {
     const proto = (ort.InferenceSession as unknown as { prototype: ort.InferenceSession }).prototype;
     const original = proto.run;
-    const bytes: number[] = [];
+    const crossed = { down: [] as number[], up: 0 };
+    const hostBytes = (tensor: ort.Tensor): number => (tensor.location === 'cpu' ? (tensor.data as Float32Array).byteLength : 0);
     proto.run = async function (this: ort.InferenceSession, ...args: Parameters<typeof original>) {
+      for (const value of Object.values(args[0] as Record<string, ort.Tensor>)) crossed.up += hostBytes(value);
       const out = await original.apply(this, args);
-      for (const value of Object.values(out)) {
-        const tensor = value as ort.Tensor;
-        if (tensor.location === 'cpu') bytes.push((tensor.data as Float32Array).byteLength);
-      }
+      for (const value of Object.values(out)) if ((value as ort.Tensor).location === 'cpu') crossed.down.push(hostBytes(value as ort.Tensor));
       return out;
     } as typeof original;
     try {
@@ -120,8 +120,9 @@ if (!skip) {
     } finally {
       proto.run = original;
     }
-    return bytes;
+    return crossed;
   };
+  const downloads = async (work: () => Promise<unknown>): Promise<number[]> => (await transfers(work)).down;
   for (const [fixture, file] of [['qwen2-v5', undefined], ['qwen2-cskv', 'cskv-4bit.safetensors']] as const) {
     test(`${fixture}${file ? ` ${file}` : ''}: a decode step on the GPU reads back its logits only (the upload path reads back its rows)`, async () => {
       const dir = modelFixture(fixture);
@@ -135,10 +136,30 @@ if (!skip) {
         const prompt = W ? exp.prompt_ids.slice(0, Math.floor(exp.prompt_ids.length / W) * W) : exp.prompt_ids;
         const steps = W ? W - 1 : 8;
         for (const engine of [kept, uploaded]) await engine.prefill(prompt);
-        const within = await downloads(async () => { for (let t = 0; t < steps; t++) await kept.prefill([exp.greedy_tokens[t % 4]!]); });
-        assert.deepEqual(within, Array<number>(steps).fill(logitBytes));
-        const upload = await downloads(() => uploaded.prefill([exp.greedy_tokens[0]!]));
-        assert.ok(upload.length > kept.info.config.layers, `the upload path read back ${upload.length} tensors`);
+        const within: { down: number[]; up: number }[] = [];
+        for (let t = 0; t < steps; t++) within.push(await transfers(() => kept.prefill([exp.greedy_tokens[t % 4]!])));
+        assert.deepEqual(within.map((step) => step.down), Array.from({ length: steps }, () => [logitBytes]));
+        // The first decode step also sends the zero row its masks are sliced from, once; then the embedding and the
+        // slices' bounds.
+        const ups = within.slice(1).map((step) => step.up);
+        assert.deepEqual(ups, Array<number>(steps - 1).fill(ups[0]!), 'what a step sends up does not grow with the context');
+        assert.equal(ups[0], kept.info.config.hiddenSize * 4 + (W ? 5 : 3) * 3 * 8, 'the embedding, and 3 int64 bounds per slice (cos_q, sin_q, mask; cos_k, sin_k with CSKV)');
+        const upload = [await transfers(() => uploaded.prefill([exp.greedy_tokens[0]!])), await transfers(() => uploaded.prefill([exp.greedy_tokens[1]!]))];
+        assert.ok(upload[0]!.down.length > kept.info.config.layers, `the upload path read back ${upload[0]!.down.length} tensors`);
+        assert.ok(upload[1]!.up > upload[0]!.up, 'the upload path sends more each step');
+        // The engine's count of what it holds on the GPU: its cache copies are the record's full branch (f32 rows
+        // and f32 features), the weights are the model's f32 parameters exactly (without CSKV's factors).
+        const held = kept.webgpuMemory!()!;
+        assert.equal(held.fullBytes + held.pendingBytes, kept.memory().fullBytes);
+        assert.equal(held.pendingBytes > 0, W !== undefined);
+        assert.ok(held.scratchBytes > 0);
+        const c = kept.info.config;
+        const Q = c.heads * c.headDim, D = c.kvDim, H = c.hiddenSize, I = c.intermediateSize;
+        const perLayer = 2 * H + 2 * Q * H + 2 * D * H + 3 * I * H + (c.qkvBias ? Q + 2 * D : 0) + (c.outputBias ? H : 0) + (c.mlpBias ? 2 * I + H : 0);
+        const parameters = c.layers * perLayer + c.vocabSize * H + H;
+        if (W) assert.ok(held.weightBytes > 4 * parameters, 'the factors too');
+        else assert.equal(held.weightBytes, 4 * parameters);
+        assert.equal(uploaded.webgpuMemory!()!.fullBytes, 0, 'the upload path keeps no cache on the GPU');
         if (W) {
           // The block boundary: the record's rows (k, v and both features per layer), the block's features again
           // to compress them, then the logits.
@@ -146,6 +167,7 @@ if (!skip) {
           assert.equal(boundary.length, kept.info.config.layers * 6 + 1);
           assert.equal(boundary.at(-1), logitBytes);
           assert.equal(kept.memory().compressedTokens, prompt.length + W);
+          assert.ok(kept.webgpuMemory!()!.compressedBytes > 0);
         }
       } finally {
         await Promise.all([kept.dispose(), uploaded.dispose()]);

@@ -4,7 +4,7 @@
 // depends on the length) in head-major buffers a step only appends to (on the CPU), 16-bit compressed features as
 // the fp16 rows the cache stores.
 import { ort } from '../onnx/ort';
-import type { MemoryReport } from '../../protocol';
+import type { MemoryReport, WebGpuMemory } from '../../protocol';
 import { DEFAULTS } from '../../shared/settings';
 import { BiBranchCache } from '../cache/biBranchCache';
 import { type Snapshot, decodeSnapshot, encodeSnapshot } from '../cache/cacheSnapshot';
@@ -19,6 +19,7 @@ import { ModelWeights } from '../model/weights';
 import { halfBitsToFloat } from '../half';
 import { prefillInChunks } from './chunkedPrefill';
 import { DeviceCache } from './deviceCache';
+import { DeviceStepInputs } from './deviceStepInputs';
 import type { RowReader } from '../onnx/blockQuantizer';
 import type { OnnxGraph } from '../onnx/graphBuilder';
 import { type LayerGraphOptions, type LayerWeights, type LinearWeight, buildHeadGraph, buildLayerGraph } from '../onnx/layerGraph';
@@ -47,6 +48,8 @@ export class OnnxEngine implements Engine {
   private readonly history: number[] = [];
   private disposed = false;
   private rope: { cos: Float32Array; sin: Float32Array; positions: number; seqLen: number } | undefined;
+  /** The largest scratch estimate of any step so far (WebGPU's memory report). */
+  private scratchBytes = 0;
 
   private constructor(
     readonly info: EngineInfo,
@@ -57,6 +60,9 @@ export class OnnxEngine implements Engine {
     private readonly cache: BiBranchCache,
     private readonly chunkSize: number,
     private readonly device: DeviceCache | undefined,
+    private readonly deviceInputs: DeviceStepInputs | undefined,
+    /** The graphs' weights as handed to onnxruntime. */
+    private readonly weightBytes: number,
   ) {}
 
   static async load(modelDir: string, options: EngineOptions = {}, provider: ExecutionProvider = CPU_PROVIDER): Promise<OnnxEngine> {
@@ -114,12 +120,15 @@ export class OnnxEngine implements Engine {
       // quantise it from the file a batch of rows at a time: the vocabulary-sized matrix is never read whole.
       const headWeight = format === 'f32' || format === 'f16' ? weights.readFloat32(headName, [config.vocabSize, H])
         : (format === 'q8' ? weights.readQ8Blocks(headName, [config.vocabSize, H]) : undefined) ?? rowsInBatches(weights, headName, config.vocabSize, H);
-      const head = await createSession(buildHeadGraph(config, weights.readFloat32('model.norm.weight', [H]), headWeight, format), sessionOptions, 'output head');
+      const headGraph = buildHeadGraph(config, weights.readFloat32('model.norm.weight', [H]), headWeight, format);
+      let weightBytes = headGraph.weightBytes;
+      const head = await createSession(headGraph, sessionOptions, 'output head');
       sessions.push(head);
       for (let i = 0; i < config.layers; i++) {
         // One layer's f32 weights live only while its graph is built (quantised there for q8/q4); the graph and
         // its buffers are garbage once onnxruntime has its own copy.
         const graph = buildLayerGraph(config, readLayerWeights(weights, config, i, format), factors?.layers[i], graphOptions);
+        weightBytes += graph.weightBytes;
         const layerOptions = { ...sessionOptions };
         // Every output stays on the device: the rows for the next layer (or the head) and the branches fed back
         // are kept, the others dropped unread (onnxruntime-node cannot leave outputs unfetched when some are on
@@ -132,11 +141,12 @@ export class OnnxEngine implements Engine {
         ranks: factors ? { k: factors.layers.map((l) => l.k.rank), v: factors.layers.map((l) => l.v.rank) } : undefined,
       }, fullLayout === 'heads' ? { kvHeads: config.kvHeads, headDim: config.headDim, half: fullType === 'float16' } : undefined);
       const device = onDevice ? await DeviceCache.create(cache.shape, sessionOptions) : undefined;
+      const deviceInputs = onDevice ? await DeviceStepInputs.create(sessionOptions) : undefined;
       const info: EngineInfo = {
         backend: provider.backend, modelDir, config, fingerprint, weights: format,
         cskv: factors ? { file: factors.file, window, bits, kRanks: factors.layers.map((l) => l.k.rank), vRanks: factors.layers.map((l) => l.v.rank) } : null,
       };
-      return new OnnxEngine(info, sessions.slice(1), head, weights, cache, options.chunkSize ?? DEFAULT_CHUNK, device);
+      return new OnnxEngine(info, sessions.slice(1), head, weights, cache, options.chunkSize ?? DEFAULT_CHUNK, device, deviceInputs, weightBytes);
     } catch (err) {
       await Promise.all(sessions.map((s) => s.release()));
       weights.close();
@@ -151,6 +161,13 @@ export class OnnxEngine implements Engine {
 
   memory(): MemoryReport {
     return this.cache.memory(this.device?.held);
+  }
+
+  webgpuMemory(): WebGpuMemory | undefined {
+    if (this.info.backend !== 'webgpu') return undefined;
+    // Without the device copies (the upload path) the cache crosses every step and nothing of it stays there.
+    const held = this.device?.bytes() ?? { full: 0, pending: 0, compressed: 0 };
+    return { weightBytes: this.weightBytes, fullBytes: held.full, pendingBytes: held.pending, compressedBytes: held.compressed, scratchBytes: this.scratchBytes };
   }
 
   async prefill(tokens: readonly number[], options: PrefillOptions = {}): Promise<Float32Array> {
@@ -183,21 +200,29 @@ export class OnnxEngine implements Engine {
       }
       return mask;
     };
-    const feeds: Record<string, ort.Tensor> = {
-      cos_q: new ort.Tensor('float32', rope.cos.subarray(start * hd, S * hd), [T, hd]),
-      sin_q: new ort.Tensor('float32', rope.sin.subarray(start * hd, S * hd), [T, hd]),
-    };
-    if (!headMajor) feeds.mask = new ort.Tensor('float32', this.mask(start, T), [T, S]);
-    if (this.layers[0]!.inputNames.includes('cos_k')) {
-      feeds.cos_k = new ort.Tensor('float32', rope.cos.subarray(0, rotated * hd), [rotated, hd]);
-      feeds.sin_k = new ort.Tensor('float32', rope.sin.subarray(0, rotated * hd), [rotated, hd]);
+    const takesCosK = this.layers[0]!.inputNames.includes('cos_k');
+    const feeds: Record<string, ort.Tensor> = {};
+    if (!this.deviceInputs) {
+      feeds.cos_q = new ort.Tensor('float32', rope.cos.subarray(start * hd, S * hd), [T, hd]);
+      feeds.sin_q = new ort.Tensor('float32', rope.sin.subarray(start * hd, S * hd), [T, hd]);
+      if (!headMajor) feeds.mask = new ort.Tensor('float32', this.mask(start, T), [T, S]);
+      if (takesCosK) {
+        feeds.cos_k = new ort.Tensor('float32', rope.cos.subarray(0, rotated * hd), [rotated, hd]);
+        feeds.sin_k = new ort.Tensor('float32', rope.sin.subarray(0, rotated * hd), [rotated, hd]);
+      }
     }
     const cskv = this.info.cskv;
     const device = this.device;
+    this.scratchBytes = Math.max(this.scratchBytes, layerScratchBytes(config, T, S));
     // The rows between layers: in JS memory, or a gpu-buffer tensor where the provider keeps them on the device.
     let x: Float32Array = this.embed(chunk);
     let xOnDevice: ort.Tensor | undefined;
+    let stepOnDevice: Record<string, ort.Tensor> = {};
     try {
+      if (this.deviceInputs) {
+        stepOnDevice = await this.deviceInputs.feeds({ cos: rope.cos, sin: rope.sin, headDim: hd, start, T, rotated: takesCosK ? rotated : undefined, mask: this.mask(start, T) });
+        Object.assign(feeds, stepOnDevice);
+      }
       for (let i = 0; i < this.layers.length; i++) {
         feeds.x = xOnDevice ?? new ort.Tensor('float32', x, [T, config.hiddenSize]);
         Object.assign(feeds, device ? device.feeds(i) : this.hostCacheFeeds(i, maskFor));
@@ -221,6 +246,8 @@ export class OnnxEngine implements Engine {
       // the next step uploads from it.
       await this.dropDeviceCopies();
       throw err;
+    } finally {
+      for (const t of Object.values(stepOnDevice)) if (t.location === 'gpu-buffer') t.dispose();
     }
     this.history.push(...chunk);
     if (device) {
@@ -400,9 +427,20 @@ export class OnnxEngine implements Engine {
     if (this.disposed) return; // a second close could close a descriptor reused by someone else
     this.disposed = true;
     await this.device?.dispose();
+    await this.deviceInputs?.dispose();
     await Promise.all([...this.layers, this.head].map((s) => s.release()));
     this.weights.close();
   }
+}
+
+/**
+ * An estimate of one layer graph's activations for a chunk of T tokens over S positions (f32): the rows in and
+ * out, the projections, the keys and values of every position (the branches joined, compressed keys rebuilt),
+ * the scores and their softmax, the MLP's three intermediates. The provider frees them between runs.
+ */
+function layerScratchBytes(c: ModelConfig, T: number, S: number): number {
+  const rows = T * (3 * c.hiddenSize + c.heads * c.headDim * 2 + 2 * c.kvDim + 3 * c.intermediateSize);
+  return 4 * (rows + 2 * S * c.kvDim + 2 * c.heads * T * S);
 }
 
 function checkShape(weights: ModelWeights, name: string, shape: number[]): void {
