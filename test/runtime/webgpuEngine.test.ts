@@ -143,7 +143,7 @@ if (!skip) {
         // slices' bounds.
         const ups = within.slice(1).map((step) => step.up);
         assert.deepEqual(ups, Array<number>(steps - 1).fill(ups[0]!), 'what a step sends up does not grow with the context');
-        assert.equal(ups[0], kept.info.config.hiddenSize * 4 + (W ? 5 : 3) * 3 * 8, 'the embedding, and 3 int64 bounds per slice (cos_q, sin_q, mask; cos_k, sin_k with CSKV)');
+        assert.equal(ups[0], kept.info.config.hiddenSize * 4 + (W ? 3 : 2) * 8, 'the embedding, and the int64 bounds of the slices (start, end; the rotated keys\' end with CSKV)');
         const upload = [await transfers(() => uploaded.prefill([exp.greedy_tokens[0]!])), await transfers(() => uploaded.prefill([exp.greedy_tokens[1]!]))];
         assert.ok(upload[0]!.down.length > kept.info.config.layers, `the upload path read back ${upload[0]!.down.length} tensors`);
         assert.ok(upload[1]!.up > upload[0]!.up, 'the upload path sends more each step');

@@ -24,47 +24,51 @@ export interface StepInputs {
 export class DeviceStepInputs {
   private table: { cos: Float32Array; cosOnDevice: ort.Tensor; sinOnDevice: ort.Tensor } | undefined;
   private zeros: ort.Tensor | undefined;
+  /** One session per kind of step (with cos_k/sin_k or not, a zero mask or not), made when first needed. */
+  private readonly sessions = new Map<string, Promise<ort.InferenceSession>>();
 
   private constructor(
-    /** y = a[start:end] along `axis`, on the device. */
-    private readonly slicer: ort.InferenceSession,
+    private readonly options: ort.InferenceSession.SessionOptions,
     /** y = b, on the device (an upload). */
     private readonly uploader: ort.InferenceSession,
   ) {}
 
   static async create(sessionOptions: ort.InferenceSession.SessionOptions): Promise<DeviceStepInputs> {
     const options = { ...sessionOptions, preferredOutputLocation: 'gpu-buffer' as const };
-    const [slicer, uploader] = await Promise.all([
-      ort.InferenceSession.create(sliceGraph().model, options), ort.InferenceSession.create(uploadGraph().model, options),
-    ]);
-    return new DeviceStepInputs(slicer, uploader);
+    return new DeviceStepInputs(options, await ort.InferenceSession.create(uploadGraph().model, options));
   }
 
-  /** The step's cos_q/sin_q, cos_k/sin_k and mask as GPU tensors; the caller disposes them after the step. */
+  /** The step's cos_q/sin_q, cos_k/sin_k and mask as GPU tensors (one run); the caller disposes them after the step. */
   async feeds(step: StepInputs): Promise<Record<string, ort.Tensor>> {
     const { headDim: hd, start, T } = step;
     const S = start + T;
     const table = await this.tableFor(step.cos, step.sin, hd);
-    const feeds: Record<string, ort.Tensor> = {
-      cos_q: await this.slice(table.cosOnDevice, 0, start, S),
-      sin_q: await this.slice(table.sinOnDevice, 0, start, S),
-    };
-    if (step.rotated !== undefined) {
-      // An empty slice would be a zero-sized GPU tensor: those go as host tensors, as nothing crosses anyway.
-      feeds.cos_k = step.rotated > 0 ? await this.slice(table.cosOnDevice, 0, 0, step.rotated) : new ort.Tensor('float32', new Float32Array(0), [0, hd]);
-      feeds.sin_k = step.rotated > 0 ? await this.slice(table.sinOnDevice, 0, 0, step.rotated) : new ort.Tensor('float32', new Float32Array(0), [0, hd]);
-    }
-    feeds.mask = T === 1 && step.mask.every((v) => v === 0)
-      ? await this.slice(await this.zeroRow(S), 1, 0, S)
-      : await this.upload(new ort.Tensor('float32', step.mask, [T, S]));
-    return feeds;
+    // An empty slice would be a zero-sized GPU tensor: the empty cos_k/sin_k go as host tensors (nothing crosses).
+    const keys = step.rotated !== undefined && step.rotated > 0;
+    const zeroMask = T === 1 && step.mask.every((v) => v === 0);
+    const feeds: Record<string, ort.Tensor> = { cos: table.cosOnDevice, sin: table.sinOnDevice, start: int64(start), end: int64(S) };
+    if (keys) feeds.rotated = int64(step.rotated!);
+    if (zeroMask) feeds.zeros = await this.zeroRow(S);
+    const session = await this.session(keys, zeroMask);
+    const out = await session.run(feeds) as Record<string, ort.Tensor>;
+    if (step.rotated === 0) out.cos_k = out.sin_k = new ort.Tensor('float32', new Float32Array(0), [0, hd]);
+    if (!zeroMask) out.mask = await this.upload(new ort.Tensor('float32', step.mask, [T, S]));
+    return out;
   }
 
-  dispose(): Promise<void> {
+  async dispose(): Promise<void> {
     for (const t of [this.table?.cosOnDevice, this.table?.sinOnDevice, this.zeros]) t?.dispose();
     this.table = undefined;
     this.zeros = undefined;
-    return Promise.all([this.slicer.release(), this.uploader.release()]).then(() => undefined);
+    const sessions = await Promise.all(this.sessions.values());
+    await Promise.all([...sessions, this.uploader].map((s) => s.release()));
+  }
+
+  private session(keys: boolean, zeroMask: boolean): Promise<ort.InferenceSession> {
+    const key = `${keys}/${zeroMask}`;
+    let session = this.sessions.get(key);
+    if (!session) this.sessions.set(key, session = ort.InferenceSession.create(stepGraph(keys, zeroMask).model, this.options));
+    return session;
   }
 
   /** The RoPE tables on the device, uploaded again only when the engine made new ones (they grow by doubling). */
@@ -90,22 +94,31 @@ export class DeviceStepInputs {
     return this.zeros;
   }
 
-  private async slice(a: ort.Tensor, axis: number, start: number, end: number): Promise<ort.Tensor> {
-    const out = await this.slicer.run({ a, start: int64(start), end: int64(end), axis: int64(axis) });
-    return out.y as ort.Tensor;
-  }
-
   private async upload(b: ort.Tensor): Promise<ort.Tensor> {
     const out = await this.uploader.run({ b });
     return out.y as ort.Tensor;
   }
 }
 
-function sliceGraph(): ReturnType<GraphBuilder['finish']> {
-  const g = new GraphBuilder('device_slice');
-  const a = g.input('a', ['N', 'C']);
-  const [start, end, axis] = ['start', 'end', 'axis'].map((name) => g.input(name, [1], 'int64'));
-  g.output(g.op('Slice', [a, start!, end!, axis!]), 'y', ['R', 'K']);
+/**
+ * A step's shared inputs sliced from what the device keeps: cos_q/sin_q = rows [start, end) of the tables,
+ * cos_k/sin_k = rows [0, rotated) (`keys`), mask = columns [0, end) of the zero row (`zeroMask`).
+ */
+function stepGraph(keys: boolean, zeroMask: boolean): ReturnType<GraphBuilder['finish']> {
+  const g = new GraphBuilder('device_step_inputs');
+  const cos = g.input('cos', ['P', 'hd']);
+  const sin = g.input('sin', ['P', 'hd']);
+  const start = g.input('start', [1], 'int64');
+  const end = g.input('end', [1], 'int64');
+  const rows = (t: string, from: string, to: string): string => g.op('Slice', [t, from, to, g.ints([0])]);
+  g.output(rows(cos, start, end), 'cos_q', ['T', 'hd']);
+  g.output(rows(sin, start, end), 'sin_q', ['T', 'hd']);
+  if (keys) {
+    const rotated = g.input('rotated', [1], 'int64');
+    g.output(rows(cos, g.ints([0]), rotated), 'cos_k', ['R', 'hd']);
+    g.output(rows(sin, g.ints([0]), rotated), 'sin_k', ['R', 'hd']);
+  }
+  if (zeroMask) g.output(g.op('Slice', [g.input('zeros', [1, 'Z']), g.ints([0]), end, g.ints([1])]), 'mask', [1, 'S']);
   return g.finish();
 }
 
