@@ -17,6 +17,7 @@ import { OnnxEngine } from '../src/runtime/backends/onnxEngine';
 import { checkWebGpu } from '../src/runtime/backends/webgpuAvailability';
 import { loadWebGpuEngine } from '../src/runtime/backends/webgpuEngine';
 import type { Engine } from '../src/runtime/engine';
+import type { WebGpuMemory } from '../src/protocol';
 import { DEFAULT_WEIGHT_FORMAT, WEIGHT_FORMATS, isWeightFormat } from '../src/runtime/model/weightFormat';
 import { type ModelShape, QWEN25_05B, writeRandomCskv, writeRandomModel } from '../test/support/randomModel';
 
@@ -34,6 +35,8 @@ interface Run {
   decode_ms: number;
   /** max |logits - CPU logits| / max |CPU logits| over the prompt's last position and every decode step. */
   logits_rel_diff_vs_cpu: number;
+  /** What the engine holds on the GPU after the last run, by its own count (WebGPU variants). */
+  gpu_memory?: WebGpuMemory | undefined;
 }
 
 async function measure(engine: Engine, prompt: number[], steps: number[]): Promise<{ prefillS: number; decodeMs: number; rows: Float32Array[] }> {
@@ -113,7 +116,10 @@ async function main(): Promise<void> {
         const cpuRows = best.get('onnx')!.rows;
         for (const backend of variants) {
           const m = best.get(backend)!;
-          const run = { backend, context, prefill_tok_s: context / m.prefillS, decode_ms: m.decodeMs, logits_rel_diff_vs_cpu: backend === 'onnx' ? 0 : relativeDiff(m.rows, cpuRows) };
+          const run: Run = {
+            backend, context, prefill_tok_s: context / m.prefillS, decode_ms: m.decodeMs, logits_rel_diff_vs_cpu: backend === 'onnx' ? 0 : relativeDiff(m.rows, cpuRows),
+            gpu_memory: engines[backend].webgpuMemory?.(),
+          };
           process.stderr.write(`${JSON.stringify(run)}\n`);
           runs.push(run);
         }

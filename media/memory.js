@@ -3,7 +3,7 @@
 // compressed branches, GPU memory on CUDA, and the files resident in the context. Mirrors the one message of
 // src/extension/memoryPanel.ts. Everything is drawn with DOM/SVG elements and theme colours (memory.css).
 import {
-  backendLabel, formatCount, formatDuration, formatSavings, gpuEngineBytes, gpuEngineParts, noGpuMemoryReason, plural, progressPercent, shortReason, speedSummary,
+  backendLabel, formatCount, formatDuration, formatSavings, gpuEngineBytes, gpuEngineParts, noGpuMemoryReason, plural, progressPercent, shortReason, speedSummary, webgpuBytes, webgpuParts,
 } from '../src/extension/format';
 import { formatBytes } from '../src/shared/formatBytes';
 import { adapterLine, describeAdapter } from '../src/shared/gpuAdapter';
@@ -120,6 +120,7 @@ function renderTotals(m, view) {
   } else if (m.adapter) {
     card('GPU adapter', m.adapter.name, describeAdapter(m.adapter), 'gpu');
     /** @type {HTMLElement} */ (totalsEl.lastElementChild).title = m.backendReason;
+    if (m.webgpu) card('This model on the GPU', formatBytes(webgpuBytes(m.webgpu)), webgpuParts(m.webgpu), 'gpu');
   } else if (m.backend === 'onnx') {
     card('GPU memory', '—', shortReason(m.backendReason));
     // The loader's full text on hover, not as the card.

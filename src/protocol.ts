@@ -94,6 +94,23 @@ export interface GpuEngineMemory {
   scratchBytes: number;
 }
 
+/**
+ * What the WebGPU backend holds on the GPU, counted by the engine (WebGPU reports no usage). Weights and the
+ * cache's copies are exact sums of the tensors it handed to the device; scratch is an estimate.
+ */
+export interface WebGpuMemory {
+  /** The layer and head graphs' weights as uploaded, in the engine's weight format. */
+  weightBytes: number;
+  /** The cache's copies between steps: keys/values of the full-precision window, the compressed features of the
+   * window's tokens (waiting for their block to leave), and the compressed branch (f32 rows, or packed codes). */
+  fullBytes: number;
+  pendingBytes: number;
+  compressedBytes: number;
+  /** One layer's activations at the largest step so far, estimated from the graph's shapes (the provider's buffer
+   * cache may keep more). */
+  scratchBytes: number;
+}
+
 /** The GPU adapter the WebGPU backend runs on, as Dawn names it, with its memory where the system reports it. */
 export interface GpuAdapter {
   /** The driver's description, e.g. "NVIDIA H200" or "llvmpipe: Mesa 25.0.7 (LLVM 15.0.6)". */
@@ -125,6 +142,8 @@ export interface MemoryStatus {
   gpu?: GpuMemory | undefined;
   /** The WebGPU backend's adapter (backend 'webgpu' only); backendReason says why it was chosen. */
   adapter?: GpuAdapter | undefined;
+  /** What the WebGPU backend holds on the GPU (backend 'webgpu' only). */
+  webgpu?: WebGpuMemory | undefined;
   residentTokens: number;
   residentFiles: ResidentFile[];
   excludedFiles: ExcludedFile[];

@@ -1,6 +1,6 @@
 // Text the extension shows about the sidecar and its memory: the status bar item, its tooltip, the memory view's
 // figures. Pure functions (no vscode import), so the unit tests run without VS Code.
-import type { GenerationSpeed, GpuEngineMemory, GpuMemory, MemoryStatus, PrefillProgress, SidecarState } from '../protocol';
+import type { GenerationSpeed, GpuEngineMemory, GpuMemory, MemoryStatus, PrefillProgress, SidecarState, WebGpuMemory } from '../protocol';
 import { formatBytes } from '../shared/formatBytes';
 import { adapterLine } from '../shared/gpuAdapter';
 
@@ -98,6 +98,18 @@ export function gpuEngineParts(engine: GpuEngineMemory): string {
   return `weights ${formatBytes(engine.weightBytes)}, KV cache ${formatBytes(engine.cacheReservedBytes)} reserved, scratch ${formatBytes(engine.scratchBytes)}`;
 }
 
+/** What the WebGPU backend holds on the GPU, by the engine's count: weights + the cache's copies + scratch. */
+export function webgpuBytes(w: WebGpuMemory): number {
+  return w.weightBytes + w.fullBytes + w.pendingBytes + w.compressedBytes + w.scratchBytes;
+}
+
+/** `weights 1.0 GB, cache 36.0 MB (full 4.0 MB, pending features 1.0 MB, compressed 31.0 MB), scratch ~8.0 MB (estimated)`. */
+export function webgpuParts(w: WebGpuMemory): string {
+  const cache = w.fullBytes + w.pendingBytes + w.compressedBytes;
+  return `weights ${formatBytes(w.weightBytes)}, cache ${formatBytes(cache)} (full ${formatBytes(w.fullBytes)}, pending features ${formatBytes(w.pendingBytes)}, ` +
+    `compressed ${formatBytes(w.compressedBytes)}), scratch ~${formatBytes(w.scratchBytes)} (estimated)`;
+}
+
 /** Why there are no GPU figures: the CPU backend is not on a GPU; WebGPU does not report memory; CUDA always should. */
 export function noGpuMemoryReason(backend: MemoryStatus['backend']): string {
   switch (backend) {
@@ -173,6 +185,7 @@ export function statusTooltip(view: StatusView): string {
       // The WebGPU adapter's row carries what is known of its memory (WebGPU reports no usage).
       ...(m.adapter && !m.gpu ? [] : [`| GPU memory | ${m.gpu ? gpuDeviceSummary(m.gpu) : `— (${noGpuMemoryReason(m.backend)})`} |`]),
       ...(m.gpu?.engine ? [`| This model on the GPU | ${formatBytes(gpuEngineBytes(m.gpu.engine))}: ${gpuEngineParts(m.gpu.engine)} |`] : []),
+      ...(m.webgpu ? [`| This model on the GPU | ${formatBytes(webgpuBytes(m.webgpu))}: ${webgpuParts(m.webgpu)} |`] : []),
       '',
     );
   }

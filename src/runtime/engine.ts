@@ -1,6 +1,6 @@
 // The one engine interface every backend implements (onnx on the CPU or WebGPU, cuda in native/). An engine owns a model and
 // its cache; tokens are always appended at the end of the cache, so positions are implicit.
-import type { CompressedBits, GpuMemory, MemoryReport } from '../protocol';
+import type { CompressedBits, GpuMemory, MemoryReport, WebGpuMemory } from '../protocol';
 import type { ModelConfig } from './model/config';
 import type { SamplingStep } from './sampler';
 import type { WeightFormat } from './model/weightFormat';
@@ -57,8 +57,10 @@ export interface Engine {
   memory(): MemoryReport;
   /** The GPU's memory and this engine's share of it: only backends on a device that reports it (CUDA) have it. */
   deviceMemory?(): GpuMemory;
+  /** What the WebGPU backend holds on the GPU, by its own count (WebGPU reports no usage); undefined elsewhere. */
+  webgpuMemory?(): WebGpuMemory | undefined;
   /** The cache (both branches and the token ids) as bytes, to save and restore across runs. */
-  snapshot(): Uint8Array;
+  snapshot(): Promise<Uint8Array>;
   /** Replaces the cache with a snapshot taken from an engine of the same model and CSKV settings. */
   restore(snapshot: Uint8Array): void;
   dispose(): Promise<void>;

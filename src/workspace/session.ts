@@ -319,6 +319,7 @@ export class WorkspaceSession {
       model: this.engine.info.modelDir,
       kv: this.engine.memory(),
       gpu: this.engine.deviceMemory?.(),
+      webgpu: this.engine.webgpuMemory?.(),
       residentTokens: this.context?.residentTokens ?? 0,
       residentFiles: this.context?.residentFiles ?? [],
       excludedFiles: this.context?.excludedFiles ?? [],

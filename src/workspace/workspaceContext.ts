@@ -183,13 +183,13 @@ export class WorkspaceContext {
   }
 
   /** Saves the resident context when the cache holds exactly the layout, or exactly what is resident while paused. */
-  save(): void {
+  async save(): Promise<void> {
     const file = this.options.storageFile;
     const consistent = this.isSynced || (this.paused && this.engine.length === this.residentTokens);
     const fingerprint = this.resident.map((s) => `${s.path}\0${s.hash}`).join('\n');
     if (!file || !consistent || fingerprint === this.savedAs) return;
     try {
-      saveContext(file, { key: this.key, segments: this.resident, snapshot: this.engine.snapshot() });
+      saveContext(file, { key: this.key, segments: this.resident, snapshot: await this.engine.snapshot() });
       this.savedAs = fingerprint;
     } catch (err) {
       // The answer stands; only the next start is slower.

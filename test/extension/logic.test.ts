@@ -14,6 +14,7 @@ import { formatBytes } from '../../src/shared/formatBytes';
 import { RestartPolicy } from '../../src/extension/restartPolicy';
 
 const GB = 1024 ** 3;
+const MB = 1024 ** 2;
 
 function memory(totalBytes: number, fp16Bytes: number, extra: Partial<MemoryStatus> = {}): MemoryStatus {
   return {
@@ -66,6 +67,12 @@ test('status bar tooltip: the split, tokens, backend and GPU', () => {
     backend: 'webgpu', backendReason: 'webgpu', adapter: { name: 'AMD Radeon RX 7900 XTX', vendor: 'amd', software: false, memory: { bytes: 24 * GB, shared: false } },
   }) });
   assert.match(radeon, /\| GPU adapter \| AMD Radeon RX 7900 XTX \(amd, 24\.0 GB\) \|/);
+  assert.doesNotMatch(radeon, /This model on the GPU/);
+  const held = statusTooltip({ state: 'ready', message: '', trusted: true, memory: memory(GB, 2 * GB, {
+    backend: 'webgpu', backendReason: 'webgpu', adapter: { name: 'AMD Radeon RX 7900 XTX', vendor: 'amd', software: false },
+    webgpu: { weightBytes: GB, fullBytes: 4 * MB, pendingBytes: MB, compressedBytes: 31 * MB, scratchBytes: 8 * MB },
+  }) });
+  assert.match(held, /\| This model on the GPU \| 1\.0 GB: weights 1\.0 GB, cache 36\.0 MB \(full 4\.0 MB, pending features 1\.0 MB, compressed 31\.0 MB\), scratch ~8\.0 MB \(estimated\) \|/);
   assert.match(cpu, /\| GPU memory \| — \(not on a GPU\) \|/);
   assert.doesNotMatch(cpu, /GPU adapter/);
   const indexing = statusTooltip({ state: 'indexing', message: '', progress: { done: 1200, total: 4000, tokensPerSecond: 300, etaSeconds: 9.3 }, trusted: false });

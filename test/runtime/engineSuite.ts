@@ -162,7 +162,7 @@ export function runEngineSuite(backend: string, load: EngineLoader, options: Sui
       try {
         await a.prefill(exp.prompt_ids);
         for (const t of exp.greedy_tokens.slice(0, 4)) await a.prefill([t]);
-        const snapshot = a.snapshot();
+        const snapshot = await a.snapshot();
         b.restore(snapshot);
         assert.equal(b.length, a.length);
         assert.deepEqual(b.memory(), a.memory());

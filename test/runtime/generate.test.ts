@@ -30,7 +30,7 @@ class WithEngineSampler implements Engine {
   }
   truncate(length: number): Promise<void> { return this.inner.truncate(length); }
   memory(): MemoryReport { return this.inner.memory(); }
-  snapshot(): Uint8Array { return this.inner.snapshot(); }
+  snapshot(): Promise<Uint8Array> { return this.inner.snapshot(); }
   restore(snapshot: Uint8Array): void { this.inner.restore(snapshot); }
   dispose(): Promise<void> { return this.inner.dispose(); }
 }

@@ -113,7 +113,7 @@ describe('workspace session', () => {
     try {
       await session.whenResident();
       assert.deepEqual(session.workspaceContext!.layoutPaths, ['', ...order]);
-      const text = session.tokenizer.decode(historyOf(session));
+      const text = session.tokenizer.decode(await historyOf(session));
       assert.ok(text.startsWith(`<|repo_name|>${path.basename(root)}\n<|file_sep|>README.md\n# demo`), text.slice(0, 80));
       assert.equal(session.memoryStatus().residentTokens, session.engine.length);
       assert.equal(session.memoryStatus().residentFiles.length, 4);
@@ -142,7 +142,7 @@ describe('workspace session', () => {
       try {
         await fresh.whenResident();
         assert.deepEqual(fresh.workspaceContext!.layoutPaths, session.workspaceContext!.layoutPaths);
-        assert.deepEqual(historyOf(fresh), historyOf(session));
+        assert.deepEqual(await historyOf(fresh), await historyOf(session));
         assert.deepEqual(fresh.engine.memory(), session.engine.memory());
         assert.deepEqual(Array.from(await probe(fresh)), Array.from(await probe(session)));
       } finally {
@@ -189,7 +189,7 @@ describe('workspace session', () => {
       const fresh = await WorkspaceSession.open(root, options(), events);
       try {
         await fresh.whenResident();
-        assert.deepEqual(historyOf(fresh), historyOf(session));
+        assert.deepEqual(await historyOf(fresh), await historyOf(session));
         assert.deepEqual(fresh.engine.memory(), session.engine.memory());
         assert.deepEqual(Array.from(await probe(fresh)), Array.from(await probe(session)));
       } finally {
@@ -298,7 +298,7 @@ describe('workspace session', () => {
     const first = await WorkspaceSession.open(root, options({ storageDir }), events);
     await first.whenResident();
     const probeBefore = Array.from(await probe(first));
-    const historyBefore = historyOf(first);
+    const historyBefore = await historyOf(first);
     await first.dispose();
     const saved = contextFile(storageDir, root);
     assert.ok(fs.existsSync(saved));
@@ -306,7 +306,7 @@ describe('workspace session', () => {
     let prefilled = 0;
     const second = await WorkspaceSession.open(root, options({ storageDir }), { ...events, onStatus: (_s, _m, p) => { if (p) prefilled = Math.max(prefilled, p.done); } });
     try {
-      assert.deepEqual(historyOf(second), historyBefore, 'restored before any prefill');
+      assert.deepEqual(await historyOf(second), historyBefore, 'restored before any prefill');
       await second.whenResident();
       assert.deepEqual(Array.from(await probe(second)), probeBefore);
     } finally {
@@ -470,7 +470,7 @@ describe('workspace session', () => {
       resident = session.workspaceContext!.residentTokens;
       assert.ok(resident > 0 && resident < cachedAtPause, `${resident} tokens resident, ${cachedAtPause} in the cache at the pause`);
       assert.equal(session.engine.length, resident);
-      history = historyOf(session);
+      history = await historyOf(session);
     } finally {
       await session.dispose();
     }
@@ -478,7 +478,7 @@ describe('workspace session', () => {
     const next = await WorkspaceSession.open(root, options({ storageDir, log: (m) => warnings.push(m) }), events);
     try {
       assert.equal(next.engine.length, resident, 'the saved resident part is taken back');
-      assert.deepEqual(historyOf(next), history);
+      assert.deepEqual(await historyOf(next), history);
       assert.deepEqual(warnings.filter((w) => /discarded/.test(w)), []);
       await next.whenResident();
       assert.ok(next.workspaceContext!.isSynced && !next.workspaceContext!.isPaused, 'a new start is not paused');
@@ -502,6 +502,6 @@ describe('workspace session', () => {
 });
 
 /** The token ids in the engine's cache. */
-function historyOf(session: WorkspaceSession): number[] {
-  return decodeSnapshot(session.engine.snapshot()).history;
+async function historyOf(session: WorkspaceSession): Promise<number[]> {
+  return decodeSnapshot(await session.engine.snapshot()).history;
 }

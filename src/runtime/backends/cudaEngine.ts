@@ -210,7 +210,7 @@ export class CudaEngine implements Engine {
     return this.figures;
   }
 
-  snapshot(): Uint8Array {
+  async snapshot(): Promise<Uint8Array> {
     this.usable();
     const { tokens, compressedTokens } = this.native.state();
     const state: CacheState = {

@@ -4,7 +4,7 @@
 // depends on the length) in head-major buffers a step only appends to (on the CPU), 16-bit compressed features as
 // the fp16 rows the cache stores.
 import { ort } from '../onnx/ort';
-import type { MemoryReport } from '../../protocol';
+import type { MemoryReport, WebGpuMemory } from '../../protocol';
 import { DEFAULTS } from '../../shared/settings';
 import { BiBranchCache } from '../cache/biBranchCache';
 import { type Snapshot, decodeSnapshot, encodeSnapshot } from '../cache/cacheSnapshot';
@@ -19,6 +19,7 @@ import { ModelWeights } from '../model/weights';
 import { halfBitsToFloat } from '../half';
 import { prefillInChunks } from './chunkedPrefill';
 import { DeviceCache } from './deviceCache';
+import { DeviceStepInputs } from './deviceStepInputs';
 import type { RowReader } from '../onnx/blockQuantizer';
 import type { OnnxGraph } from '../onnx/graphBuilder';
 import { type LayerGraphOptions, type LayerWeights, type LinearWeight, buildHeadGraph, buildLayerGraph } from '../onnx/layerGraph';
@@ -33,9 +34,10 @@ export interface ExecutionProvider {
   backend: 'onnx' | 'webgpu';
   providers: ort.InferenceSession.SessionOptions['executionProviders'];
   /**
-   * Keep activations between layers and the cache's branches on the device between steps (deviceCache.ts): the
-   * embeddings go up (and, every W tokens with CSKV, the block that leaves the window); the last layer's rows
-   * and the new keys/values (the JS cache's record) come down.
+   * Keep activations between layers and the cache's branches on the device between steps (deviceCache.ts): a
+   * decode step sends up its embedding and reads back its logits. Every W tokens with CSKV, the JS cache's record
+   * is read back and the block that leaves the window goes up compressed; snapshots and truncation read back the
+   * rows the record lacks.
    */
   keepOnDevice?: boolean;
 }
@@ -46,6 +48,8 @@ export class OnnxEngine implements Engine {
   private readonly history: number[] = [];
   private disposed = false;
   private rope: { cos: Float32Array; sin: Float32Array; positions: number; seqLen: number } | undefined;
+  /** The largest scratch estimate of any step so far (WebGPU's memory report). */
+  private scratchBytes = 0;
 
   private constructor(
     readonly info: EngineInfo,
@@ -56,6 +60,9 @@ export class OnnxEngine implements Engine {
     private readonly cache: BiBranchCache,
     private readonly chunkSize: number,
     private readonly device: DeviceCache | undefined,
+    private readonly deviceInputs: DeviceStepInputs | undefined,
+    /** The graphs' weights as handed to onnxruntime. */
+    private readonly weightBytes: number,
   ) {}
 
   static async load(modelDir: string, options: EngineOptions = {}, provider: ExecutionProvider = CPU_PROVIDER): Promise<OnnxEngine> {
@@ -113,19 +120,20 @@ export class OnnxEngine implements Engine {
       // quantise it from the file a batch of rows at a time: the vocabulary-sized matrix is never read whole.
       const headWeight = format === 'f32' || format === 'f16' ? weights.readFloat32(headName, [config.vocabSize, H])
         : (format === 'q8' ? weights.readQ8Blocks(headName, [config.vocabSize, H]) : undefined) ?? rowsInBatches(weights, headName, config.vocabSize, H);
-      const head = await createSession(buildHeadGraph(config, weights.readFloat32('model.norm.weight', [H]), headWeight, format), sessionOptions, 'output head');
+      const headGraph = buildHeadGraph(config, weights.readFloat32('model.norm.weight', [H]), headWeight, format);
+      let weightBytes = headGraph.weightBytes;
+      const head = await createSession(headGraph, sessionOptions, 'output head');
       sessions.push(head);
       for (let i = 0; i < config.layers; i++) {
         // One layer's f32 weights live only while its graph is built (quantised there for q8/q4); the graph and
         // its buffers are garbage once onnxruntime has its own copy.
         const graph = buildLayerGraph(config, readLayerWeights(weights, config, i, format), factors?.layers[i], graphOptions);
+        weightBytes += graph.weightBytes;
         const layerOptions = { ...sessionOptions };
-        if (onDevice) {
-          // The last layer's rows go to the head, which takes a slice of them: they come back to JS.
-          const location: Record<string, ort.Tensor.DataLocation> = { y: i < config.layers - 1 ? 'gpu-buffer' : 'cpu' };
-          location.k_full_next = location.v_full_next = 'gpu-buffer';
-          layerOptions.preferredOutputLocation = location;
-        }
+        // Every output stays on the device: the rows for the next layer (or the head) and the branches fed back
+        // are kept, the others dropped unread (onnxruntime-node cannot leave outputs unfetched when some are on
+        // the GPU: "Output count mismatch").
+        if (onDevice) layerOptions.preferredOutputLocation = 'gpu-buffer';
         sessions.push(await createSession(graph, layerOptions, `layer ${i}`));
       }
       const cache = new BiBranchCache({
@@ -133,11 +141,12 @@ export class OnnxEngine implements Engine {
         ranks: factors ? { k: factors.layers.map((l) => l.k.rank), v: factors.layers.map((l) => l.v.rank) } : undefined,
       }, fullLayout === 'heads' ? { kvHeads: config.kvHeads, headDim: config.headDim, half: fullType === 'float16' } : undefined);
       const device = onDevice ? await DeviceCache.create(cache.shape, sessionOptions) : undefined;
+      const deviceInputs = onDevice ? await DeviceStepInputs.create(sessionOptions) : undefined;
       const info: EngineInfo = {
         backend: provider.backend, modelDir, config, fingerprint, weights: format,
         cskv: factors ? { file: factors.file, window, bits, kRanks: factors.layers.map((l) => l.k.rank), vRanks: factors.layers.map((l) => l.v.rank) } : null,
       };
-      return new OnnxEngine(info, sessions.slice(1), head, weights, cache, options.chunkSize ?? DEFAULT_CHUNK, device);
+      return new OnnxEngine(info, sessions.slice(1), head, weights, cache, options.chunkSize ?? DEFAULT_CHUNK, device, deviceInputs, weightBytes);
     } catch (err) {
       await Promise.all(sessions.map((s) => s.release()));
       weights.close();
@@ -145,12 +154,20 @@ export class OnnxEngine implements Engine {
     }
   }
 
+  /** Tokens held: the device copies run ahead of the JS cache until it is flushed. */
   get length(): number {
-    return this.cache.length;
+    return this.device?.held?.tokens ?? this.cache.length;
   }
 
   memory(): MemoryReport {
-    return this.cache.memory();
+    return this.cache.memory(this.device?.held);
+  }
+
+  webgpuMemory(): WebGpuMemory | undefined {
+    if (this.info.backend !== 'webgpu') return undefined;
+    // Without the device copies (the upload path) the cache crosses every step and nothing of it stays there.
+    const held = this.device?.bytes() ?? { full: 0, pending: 0, compressed: 0 };
+    return { weightBytes: this.weightBytes, fullBytes: held.full, pendingBytes: held.pending, compressedBytes: held.compressed, scratchBytes: this.scratchBytes };
   }
 
   async prefill(tokens: readonly number[], options: PrefillOptions = {}): Promise<Float32Array> {
@@ -162,13 +179,15 @@ export class OnnxEngine implements Engine {
   private async forward(chunk: number[], logitRows: number, observe: PrefillOptions['observeKeysValues']): Promise<Float32Array> {
     const { config } = this.info;
     const T = chunk.length;
+    await this.mirrorOnDevice();
     const start = this.length;
     const S = start + T;
     const hd = config.headDim;
     const rope = this.ropeFor(S);
     const keysRotated = this.cache.shape.keysRotated === true;
+    const fullStart = this.device?.held?.compressedTokens ?? this.cache.fullStart;
     // Positions whose keys the graph rotates: the rebuilt compressed ones, or every one when keys are kept unrotated.
-    const rotated = keysRotated ? this.cache.fullStart : S;
+    const rotated = keysRotated ? fullStart : S;
     const headMajor = this.cache.fullLayout === 'heads';
     // Head-major: the mask depends on the buffers' capacity, the same in every layer (they grow alike, each after
     // its own run: the chunk's keys are read from the graph's own, never from slots reserved for them).
@@ -181,55 +200,106 @@ export class OnnxEngine implements Engine {
       }
       return mask;
     };
-    const feeds: Record<string, ort.Tensor> = {
-      cos_q: new ort.Tensor('float32', rope.cos.subarray(start * hd, S * hd), [T, hd]),
-      sin_q: new ort.Tensor('float32', rope.sin.subarray(start * hd, S * hd), [T, hd]),
-    };
-    if (!headMajor) feeds.mask = new ort.Tensor('float32', this.mask(start, T), [T, S]);
-    if (this.layers[0]!.inputNames.includes('cos_k')) {
-      feeds.cos_k = new ort.Tensor('float32', rope.cos.subarray(0, rotated * hd), [rotated, hd]);
-      feeds.sin_k = new ort.Tensor('float32', rope.sin.subarray(0, rotated * hd), [rotated, hd]);
+    const takesCosK = this.layers[0]!.inputNames.includes('cos_k');
+    const feeds: Record<string, ort.Tensor> = {};
+    if (!this.deviceInputs) {
+      feeds.cos_q = new ort.Tensor('float32', rope.cos.subarray(start * hd, S * hd), [T, hd]);
+      feeds.sin_q = new ort.Tensor('float32', rope.sin.subarray(start * hd, S * hd), [T, hd]);
+      if (!headMajor) feeds.mask = new ort.Tensor('float32', this.mask(start, T), [T, S]);
+      if (takesCosK) {
+        feeds.cos_k = new ort.Tensor('float32', rope.cos.subarray(0, rotated * hd), [rotated, hd]);
+        feeds.sin_k = new ort.Tensor('float32', rope.sin.subarray(0, rotated * hd), [rotated, hd]);
+      }
     }
     const cskv = this.info.cskv;
+    const device = this.device;
+    this.scratchBytes = Math.max(this.scratchBytes, layerScratchBytes(config, T, S));
     // The rows between layers: in JS memory, or a gpu-buffer tensor where the provider keeps them on the device.
     let x: Float32Array = this.embed(chunk);
     let xOnDevice: ort.Tensor | undefined;
+    let stepOnDevice: Record<string, ort.Tensor> = {};
     try {
-      await this.device?.mirror(this.cache);
+      if (this.deviceInputs) {
+        stepOnDevice = await this.deviceInputs.feeds({ cos: rope.cos, sin: rope.sin, headDim: hd, start, T, rotated: takesCosK ? rotated : undefined, mask: this.mask(start, T) });
+        Object.assign(feeds, stepOnDevice);
+      }
       for (let i = 0; i < this.layers.length; i++) {
         feeds.x = xOnDevice ?? new ort.Tensor('float32', x, [T, config.hiddenSize]);
-        Object.assign(feeds, this.device ? this.device.feeds(i) : this.hostCacheFeeds(i, maskFor));
+        Object.assign(feeds, device ? device.feeds(i) : this.hostCacheFeeds(i, maskFor));
         const out = await run(this.layers[i]!, feeds, `layer ${i}`);
-        const [kRows, vRows] = headMajor ? [appendRows(out.k_append), appendRows(out.v_append)] : [data(keysRotated ? out.k_rot_new : out.k_new), data(out.v_new)];
-        this.cache.append(i, T, kRows, vRows, cskv ? data(out.c_k_new) : undefined, cskv ? data(out.c_v_new) : undefined);
-        this.device?.take(i, out, T);
-        observe?.(i, data(out.k_new), data(out.v_new), T);
+        if (device) {
+          if (observe) observe(i, await device.read(out.k_new as ort.Tensor), await device.read(out.v_new as ort.Tensor), T);
+          device.take(i, out);
+        } else {
+          const [kRows, vRows] = headMajor ? [appendRows(out.k_append), appendRows(out.v_append)] : [data(keysRotated ? out.k_rot_new : out.k_new), data(out.v_new)];
+          this.cache.append(i, T, kRows, vRows, cskv ? data(out.c_k_new) : undefined, cskv ? data(out.c_v_new) : undefined);
+          observe?.(i, data(out.k_new), data(out.v_new), T);
+        }
         xOnDevice?.dispose();
         const y = out.y as ort.Tensor;
         xOnDevice = y.location === 'gpu-buffer' ? y : undefined;
         if (!xOnDevice) x = data(y);
       }
-      // The last layer's rows always come back (its y is a 'cpu' output): the head takes a slice of them.
-      if (xOnDevice) throw new Error('the last layer\'s rows stayed on the GPU');
     } catch (err) {
-      // The device copies may be a step ahead of the cache now: the next step uploads from the cache instead.
-      this.device?.clear();
       xOnDevice?.dispose();
+      // The device copies may be a step ahead in some layers: the cache takes what they held before the step, and
+      // the next step uploads from it.
+      await this.dropDeviceCopies();
       throw err;
+    } finally {
+      for (const t of Object.values(stepOnDevice)) if (t.location === 'gpu-buffer') t.dispose();
     }
-    this.cache.commit(T);
     this.history.push(...chunk);
-    try {
-      await this.device?.commit(T);
-    } catch (err) {
-      this.device?.clear(); // the cache holds the step; the copies are uploaded from it next time
-      throw err;
+    if (device) {
+      try {
+        await device.commit(T, this.cache);
+      } catch (err) {
+        xOnDevice?.dispose();
+        await this.dropDeviceCopies();
+        throw err;
+      }
+    } else {
+      this.cache.commit(T);
     }
-    if (logitRows === 0) return new Float32Array(0);
-    const H = config.hiddenSize;
-    const tail = x.subarray((T - logitRows) * H);
-    const out = await run(this.head, { x: new ort.Tensor('float32', tail, [logitRows, H]) }, 'output head');
+    try {
+      return await this.logits(x, xOnDevice, T, logitRows);
+    } finally {
+      xOnDevice?.dispose();
+    }
+  }
+
+  /** The head over the last `rows` of the last layer's T rows: in JS memory, or still on the device. */
+  private async logits(x: Float32Array, xOnDevice: ort.Tensor | undefined, T: number, rows: number): Promise<Float32Array> {
+    if (rows === 0) return new Float32Array(0);
+    const H = this.info.config.hiddenSize;
+    // A decode step's row goes to the head where it is; a prefill chunk's tail is read back first (rows x H).
+    const input = xOnDevice && rows === T ? xOnDevice
+      : new ort.Tensor('float32', xOnDevice ? await this.device!.read(xOnDevice, T - rows) : x.subarray((T - rows) * H), [rows, H]);
+    const out = await run(this.head, { x: input }, 'output head');
     return data(out.logits);
+  }
+
+  /** Uploads the cache to the device copies when they do not hold it. */
+  private async mirrorOnDevice(): Promise<void> {
+    try {
+      await this.device?.mirror(this.cache);
+    } catch (err) {
+      throw new RuntimeError('BACKEND', `the cache could not be uploaded to the GPU: ${(err as Error).message}`);
+    }
+  }
+
+  /**
+   * Brings the JS cache up to what the device copies hold, and drops the copies (the next step uploads them). A
+   * read that fails loses the rows not read back: the engine then holds what the JS cache holds.
+   */
+  private async dropDeviceCopies(): Promise<void> {
+    if (!this.device) return;
+    try {
+      await this.device.flush(this.cache);
+    } catch {
+      this.history.length = this.cache.length;
+    }
+    this.device.clear();
   }
 
   /**
@@ -320,14 +390,20 @@ export class OnnxEngine implements Engine {
     if (!Number.isInteger(length) || length < 0 || length > this.length) {
       throw new RuntimeError('BAD_ARGUMENT', `cannot truncate a cache of ${this.length} tokens to ${length}`);
     }
-    this.device?.clear();
+    await this.dropDeviceCopies();
+    if (length > this.length) throw new RuntimeError('BACKEND', `the cache lost its last tokens on the GPU; ${this.length} are left, ${length} were to be kept`);
     const { recomputeFrom } = this.cache.truncate(length);
     const redo = this.history.slice(recomputeFrom, length);
     this.history.length = recomputeFrom;
     if (redo.length > 0) await this.prefill(redo, { logits: 0 });
   }
 
-  snapshot(): Uint8Array {
+  async snapshot(): Promise<Uint8Array> {
+    try {
+      await this.device?.flush(this.cache);
+    } catch (err) {
+      throw new RuntimeError('BACKEND', `the cache could not be read back from the GPU: ${(err as Error).message}`);
+    }
     return encodeSnapshot({ shape: this.cache.shape, history: this.history, state: this.cache.exportState() });
   }
 
@@ -351,9 +427,20 @@ export class OnnxEngine implements Engine {
     if (this.disposed) return; // a second close could close a descriptor reused by someone else
     this.disposed = true;
     await this.device?.dispose();
+    await this.deviceInputs?.dispose();
     await Promise.all([...this.layers, this.head].map((s) => s.release()));
     this.weights.close();
   }
+}
+
+/**
+ * An estimate of one layer graph's activations for a chunk of T tokens over S positions (f32): the rows in and
+ * out, the projections, the keys and values of every position (the branches joined, compressed keys rebuilt),
+ * the scores and their softmax, the MLP's three intermediates. The provider frees them between runs.
+ */
+function layerScratchBytes(c: ModelConfig, T: number, S: number): number {
+  const rows = T * (3 * c.hiddenSize + c.heads * c.headDim * 2 + 2 * c.kvDim + 3 * c.intermediateSize);
+  return 4 * (rows + 2 * S * c.kvDim + 2 * c.heads * T * S);
 }
 
 function checkShape(weights: ModelWeights, name: string, shape: number[]): void {

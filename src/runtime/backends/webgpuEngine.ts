@@ -4,9 +4,9 @@
 // f32, or q8/q4 (the default q8) through the provider's own MatMulNBits kernel, which dequantises in the shader and
 // keeps activations in f32 (test/runtime/webgpuEngine.test.ts bounds it against the reference like the CPU's), or
 // f16 on an adapter with shader-f16 (products in half precision).
-// Between layers the activations stay on the GPU, and both branches of the cache between steps (deviceCache.ts):
-// a decode step uploads the token's embedding (and every W tokens the block that leaves the window) and downloads
-// the new keys/values and compressed features, the last layer's rows and the logits.
+// Between layers the activations stay on the GPU, and both branches of the cache between steps (deviceCache.ts),
+// and the RoPE tables (deviceStepInputs.ts): a decode step uploads the token's embedding and reads back its logits;
+// every W tokens (CSKV) the JS record is read back and the block that leaves the window goes up compressed.
 import type { Engine, EngineOptions } from '../engine';
 import { OnnxEngine } from './onnxEngine';
 

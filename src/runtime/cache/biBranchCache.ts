@@ -302,21 +302,26 @@ export class BiBranchCache {
     this.compressedTokens = state.compressedTokens;
   }
 
-  memory(): MemoryReport {
+  /**
+   * The bytes of the cache's tokens, or of `held` tokens of the same shape (a GPU backend's copies, which run
+   * ahead of this record between flushes).
+   */
+  memory(held = { tokens: this.tokens, compressedTokens: this.compressedTokens }): MemoryReport {
     const { kvDim, layers, window, bits } = this.shape;
-    const fullTokens = this.tokens - this.compressedTokens;
+    const { tokens, compressedTokens } = held;
+    const fullTokens = tokens - compressedTokens;
     const perLayer = this.layers.map((l) => {
-      const bytes = layerBytes({ kvDim, kRank: l.kRank, vRank: l.vRank, bits, fullElementBytes: this.fullElementBytes, pendingElementBytes: 4 }, this.policy, fullTokens, this.compressedTokens);
+      const bytes = layerBytes({ kvDim, kRank: l.kRank, vRank: l.vRank, bits, fullElementBytes: this.fullElementBytes, pendingElementBytes: 4 }, this.policy, fullTokens, compressedTokens);
       return { fullBytes: bytes.full, compressedBytes: bytes.compressed };
     });
     const fullBytes = perLayer.reduce((a, l) => a + l.fullBytes, 0);
     const compressedBytes = perLayer.reduce((a, l) => a + l.compressedBytes, 0);
     const totalBytes = fullBytes + compressedBytes;
-    const fp16Bytes = fp16CacheBytes(this.tokens, layers, kvDim);
+    const fp16Bytes = fp16CacheBytes(tokens, layers, kvDim);
     return {
-      tokens: this.tokens,
-      fullTokens: this.tokens - this.compressedTokens,
-      compressedTokens: this.compressedTokens,
+      tokens,
+      fullTokens,
+      compressedTokens,
       fullBytes,
       compressedBytes,
       totalBytes,

@@ -8,6 +8,8 @@ import { ProtoMessage } from './protobuf';
 export interface OnnxGraph {
   model: Uint8Array;
   externalData: { path: string; data: Uint8Array }[];
+  /** Bytes of the weights (weight, halfWeight, bytesWeight initializers) as handed to onnxruntime. */
+  weightBytes: number;
 }
 
 /** Smaller initializers stay inline: an external entry costs more than it saves. */
@@ -37,6 +39,7 @@ export class GraphBuilder {
   private readonly outputs: ProtoMessage[] = [];
   private readonly externalData: OnnxGraph['externalData'] = [];
   private counter = 0;
+  private weightBytes = 0;
   private readonly constants = new Map<string, string>();
   private readonly domains = new Set<string>();
 
@@ -75,6 +78,7 @@ export class GraphBuilder {
 
   private initializer(name: string, type: ElemType, dims: readonly number[], bytes: Uint8Array): string {
     const t = new ProtoMessage().packedInts(1, dims).int(2, type).string(8, name);
+    this.weightBytes += bytes.byteLength;
     if (bytes.byteLength < EXTERNAL_MIN_BYTES) {
       t.bytes(9, bytes);
     } else {
@@ -152,7 +156,7 @@ export class GraphBuilder {
       .message(7, graph)
       .message(8, new ProtoMessage().string(1, '').int(2, 17));
     for (const domain of this.domains) model.message(8, new ProtoMessage().string(1, domain).int(2, 1));
-    return { model: model.finish(), externalData: this.externalData };
+    return { model: model.finish(), externalData: this.externalData, weightBytes: this.weightBytes };
   }
 }
 

@@ -88,7 +88,9 @@ export interface LayerGraphOptions {
   compressedType: 'float16' | 'float32' | { codes: QuantisedBits; window: number };
   /**
    * Also output the full branch with this step's tokens appended (`k_full_next`, `v_full_next`: the next step's
-   * `k_full`/`v_full` before any block leaves it), so a GPU backend can keep them on the device and feed them back.
+   * `k_full`/`v_full` before any block leaves it), and with CSKV its tokens' compressed features (inputs
+   * `c_k_pending`/`c_v_pending`, outputs `c_k_pending_next`/`c_v_pending_next`), so a GPU backend can keep them
+   * on the device and feed them back.
    */
   fullBranchOutputs?: boolean;
   /** The full branch as token-major rows (k_full/v_full) or as the cache's head-major buffers (k_cache/v_cache). */
@@ -151,8 +153,15 @@ export function buildLayerGraph(config: ModelConfig, w: LayerWeights, factors: L
     const vMean = g.weight('v_mean', factors.v.mean, [D]);
     const kBasis = g.weight('k_basis', factors.k.basis, [D, factors.k.rank]);
     const vBasis = g.weight('v_basis', factors.v.basis, [D, factors.v.rank]);
-    g.output(g.op('MatMul', [g.op('Sub', [k, kMean]), kBasis]), 'c_k_new', ['T', factors.k.rank]);
-    g.output(g.op('MatMul', [g.op('Sub', [v, vMean]), vBasis]), 'c_v_new', ['T', factors.v.rank]);
+    const cKNew = g.op('MatMul', [g.op('Sub', [k, kMean]), kBasis]);
+    const cVNew = g.op('MatMul', [g.op('Sub', [v, vMean]), vBasis]);
+    g.output(cKNew, 'c_k_new', ['T', factors.k.rank]);
+    g.output(cVNew, 'c_v_new', ['T', factors.v.rank]);
+    if (options.fullBranchOutputs) {
+      // The features of the full branch's tokens, kept beside it until their block leaves the window.
+      g.output(g.op('Concat', [g.input('c_k_pending', ['Sf', factors.k.rank]), cKNew], { axis: 0 }), 'c_k_pending_next', ['Sf+T', factors.k.rank]);
+      g.output(g.op('Concat', [g.input('c_v_pending', ['Sf', factors.v.rank]), cVNew], { axis: 0 }), 'c_v_pending_next', ['Sf+T', factors.v.rank]);
+    }
     rebuilt = g.op('Add', [g.op('Gemm', [cK, kBasis], { transB: 1 }), kMean]);
   }
   // [T, heads*hd] -> [kvHeads, nRep, T, hd]; query head j*nRep+i attends with kv head j (transformers' repeat_kv).
