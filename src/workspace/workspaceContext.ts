@@ -77,7 +77,7 @@ export class WorkspaceContext {
     this.format = repoFormat(tokenizer);
     this.filter = new PathFilter(options.root, options.excludes);
     this.header = headerSegment(tokenizer, this.format, path.basename(path.resolve(options.root)));
-    this.key = contextKey(options.root, engine.info);
+    this.key = contextKey(options.root, engine.info, engine.memory().fullDtype);
   }
 
   /** Scans the workspace, lays it out, and takes back a saved cache that still matches. Does not prefill. */
