@@ -227,16 +227,21 @@ export class WorkspaceSession {
       }
       const rel = this.relative(params.path) ?? path.basename(params.path);
       const fileStart = params.beforeCursor !== undefined && (this.options.completionPrompt ?? 'in-file') === 'in-file' ? this.context?.fimFileStart(rel) : undefined;
-      const inFile = fileStart !== undefined && this.context !== undefined;
-      // What the other kind of completion left is undone: the two build on different bases.
-      let left = kept?.value;
-      if (kept && kept.value.inFile !== inFile) {
-        await kept.undo();
-        left = undefined;
+      const keptWindow = kept && !kept.value.inFile ? kept.value : undefined;
+      let plan = fileStart === undefined ? { inFile: false, ...this.windowPrompt(rel, params) } : { inFile: true, ...this.inFilePrompt(rel, params) };
+      if (fileStart !== undefined && reuse) {
+        // Whichever prompt costs fewer tokens to prefill. The window wins where the cache's copy of the file is far
+        // from the editor's: an edit far above the cursor, or the file moved in the layout (a file before it left
+        // the budget) until the context has prefilled it at its new place.
+        const window = this.windowPrompt(rel, params);
+        const windowCost = window.tokens.length - (keptWindow ? commonPrefixLength(keptWindow.tokens, window.tokens) : 0);
+        if (windowCost < plan.tokens.length - commonPrefixLength(this.context!.heldFrom(fileStart), plan.tokens)) plan = { inFile: false, ...window };
       }
-      const base = inFile ? fileStart : left && !left.inFile ? left.base : this.engine.length;
-      const { tokens: prompt, fileTokens } = inFile ? this.inFilePrompt(rel, params) : { tokens: this.completionPrompt(rel, params), fileTokens: 0 };
-      const cached = inFile ? this.context!.heldFrom(fileStart) : left && !left.inFile ? left.tokens : [];
+      const { inFile, tokens: prompt, fileTokens } = plan;
+      // What the other kind of completion left is undone: the two build on different bases.
+      if (kept && kept.value.inFile !== inFile) await kept.undo();
+      const base = inFile ? fileStart! : keptWindow?.base ?? this.engine.length;
+      const cached = inFile ? this.context!.heldFrom(base) : keptWindow?.tokens ?? [];
       // At least the prompt's last token is prefilled again: its logits give the first completion token.
       const reused = reuse ? Math.min(commonPrefixLength(cached, prompt), prompt.length - 1) : 0;
       let cut = false;
@@ -289,14 +294,14 @@ export class WorkspaceSession {
     return { tokens: [...file, ...this.tokenizer.encodeParts([{ template: fim.suffix }, { literal: params.suffix }, { template: fim.middle }])], fileTokens: file.length };
   }
 
-  /** The completion's prompt after the resident context: the file's header, then FIM (or the prefix alone). */
-  private completionPrompt(rel: string, params: CompleteParams): number[] {
+  /** The completion's prompt after the resident context: the file's header, then FIM over the window (or its prefix alone). */
+  private windowPrompt(rel: string, params: CompleteParams): { tokens: number[]; fileTokens: number } {
     const { prefix, suffix } = params;
     const format = this.format;
     const parts = format.fim
       ? [...segmentHead(format, rel, true), { literal: prefix }, { template: format.fim.suffix }, { literal: suffix }, { template: format.fim.middle }]
       : [...segmentHead(format, rel, false), { literal: prefix }];
-    return this.tokenizer.encodeParts(parts);
+    return { tokens: this.tokenizer.encodeParts(parts), fileTokens: 0 };
   }
 
   private reportSpeed(kind: GenerationSpeed['kind'], result: GenerateResult, asked: number, firstToken: number | undefined, prompt: Pick<GenerationSpeed, 'promptTokens' | 'prefilledTokens'>): void {

@@ -126,7 +126,8 @@ export class WorkspaceContext {
     // The file leaves its place; a new version goes to the end, where the next edit costs least.
     this.target = this.target.filter((s) => s.path !== relPath);
     if (this.files.has(relPath)) {
-      this.target.push(this.segmentOf(relPath));
+      // Last, so laid out for FIM (withFimLast): the plain variant is never tokenised for it.
+      this.target.push(this.segmentOf(relPath, { fim: true }));
       this.overBudget.delete(relPath);
       this.fitBudget(relPath);
     }

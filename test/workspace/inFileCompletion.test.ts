@@ -123,16 +123,16 @@ describe('completions in the resident file', () => {
     const afterPause = await both(text, at);
     assert.ok(afterPause.prefilledTokens <= suffixTokens(text, at) + 6, `after a pause a keystroke prefilled ${afterPause.prefilledTokens} of ${afterPause.promptTokens} tokens`);
 
-    // An edit far before the cursor: prefilled from there on.
-    const early = text.replace('value10 = add(10, 30)', 'value10 = add(10, 31)');
+    // An edit above the cursor: prefilled from there on.
+    const early = text.replace('value90 = add(90, 270)', 'value90 = add(90, 271)');
     const edited = await both(early, at);
-    const fromEdit = incremental.tokenizer.encode(early.slice(early.indexOf('31)'), at), { addSpecialTokens: false, literal: true }).length;
+    const fromEdit = incremental.tokenizer.encode(early.slice(early.indexOf('271)'), at), { addSpecialTokens: false, literal: true }).length;
     assert.ok(edited.prefilledTokens >= fromEdit && edited.prefilledTokens <= fromEdit + suffixTokens(early, at) + 8, `${edited.prefilledTokens} (${fromEdit} from the edit)`);
 
     // A question undoes the FIM tail (the file stays cut at the cursor until the pause), and is answered alike.
     const kept = incremental.engine.length;
-    const answer = await incremental.ask({ question: 'What is value10?', maxNewTokens: 3 });
-    assert.equal(answer.text, (await fromFileStart.ask({ question: 'What is value10?', maxNewTokens: 3 })).text);
+    const answer = await incremental.ask({ question: 'What is value90?', maxNewTokens: 3 });
+    assert.equal(answer.text, (await fromFileStart.ask({ question: 'What is value90?', maxNewTokens: 3 })).text);
     assert.ok(incremental.engine.length < kept && incremental.engine.length > before, 'the file up to the cursor stays, the tail went');
 
     // Another file is not the layout's last: its completion carries the window after the cache.
@@ -188,6 +188,40 @@ test('after completions in the file and a pause, the cache is bit for bit a fres
     } finally {
       await fresh.dispose();
     }
+  } finally {
+    await session.dispose();
+  }
+});
+
+test('where the file moved in the layout (a file before it left the budget), the window is cheaper until a pause re-prefills it', async () => {
+  const model = tinyQwenModel();
+  const root = workspace();
+  const big = path.join(root, 'src/big.ts');
+  const speeds: GenerationSpeed[] = [];
+  const options = (budgetTokens: number): SessionOptions => ({ modelDir: model, cskv: 'off', budgetTokens, readWorkspace: true, editDebounceMs: DAY });
+  const probeSession = await WorkspaceSession.open(root, options(100_000), events);
+  await probeSession.whenResident();
+  const total = probeSession.workspaceContext!.targetTokens;
+  await probeSession.dispose();
+  // Room for a few more tokens: a new line in big.ts pushes math.ts out, and big.ts moves up to its place.
+  const session = await WorkspaceSession.open(root, options(total + 2), { ...events, onSpeed: (s) => speeds.push(s) });
+  try {
+    await session.whenResident();
+    const text = `${BIG}export const typed = 1;\n`;
+    const at = text.length - 1;
+    session.documentChanged(big, text);
+    assert.deepEqual(session.workspaceContext!.layoutPaths, ['', 'src/big.ts']);
+    await session.complete({ path: big, ...completionShape(text, at)!, maxNewTokens: 2 });
+    const fileTokens = session.tokenizer.encode(text, { addSpecialTokens: false, literal: true }).length;
+    const window = speeds.at(-1)!;
+    assert.ok(window.promptTokens < 0.8 * fileTokens, `the window (${window.promptTokens} tokens), not the file (${fileTokens}), was prefilled after the cache`);
+    // After the pause the file is at its new place, and the next keystroke continues it.
+    await session.flushEdits();
+    const typed = `${text.slice(0, at)} ${text.slice(at)}`;
+    session.documentChanged(big, typed);
+    await session.complete({ path: big, ...completionShape(typed, at + 1)!, maxNewTokens: 2 });
+    const inFile = speeds.at(-1)!;
+    assert.ok(inFile.promptTokens > fileTokens && inFile.prefilledTokens < 40, `${inFile.prefilledTokens} of ${inFile.promptTokens}`);
   } finally {
     await session.dispose();
   }
