@@ -65,7 +65,7 @@ export class WorkspaceContext {
   private target: Segment[] = [];
   /** Segments fully in the cache, in order. Always a prefix of the cache's tokens. */
   private resident: SavedSegment[] = [];
-  /** The token ids the cache holds between this context's steps (completions tell it what they leave: rewrote()). */
+  /** The token ids the cache holds between this context's steps (a completion that rewrites it says so: cut(), appended()). */
   private held: number[] = [];
   /**
    * How many of the cache's first tokens this context's own steps computed (a restored snapshot counts: it was saved
@@ -425,14 +425,17 @@ export class WorkspaceContext {
       // Only tokens this context's own steps computed count (`exact`).
       const same = next ? commonPrefixLength(this.held, next.tokens, keepTokens) : 0;
       const reused = Math.max(0, Math.floor(Math.min(keepTokens + same, this.exact) / step) * step - keepTokens);
-      // A completion may have changed the cache meanwhile, and leaves its FIM tail until the lock is taken: read it inside.
+      // A completion leaves its FIM tail until the lock is taken, and may have cut the cache meanwhile (cut() counts as
+      // a change): what was read above then no longer holds, so start over.
       const cut = await this.lock.run(async () => {
+        if (generation !== this.generation) return undefined;
         this.exact = Math.min(this.exact, keepTokens + reused);
         if (this.engine.length === keepTokens + reused) return false;
         await this.engine.truncate(keepTokens + reused);
         this.held.length = keepTokens + reused;
         return true;
       });
+      if (cut === undefined) continue;
       if (cut || keep < this.resident.length) {
         this.resident = this.resident.slice(0, keep);
         this.options.onChange?.();
