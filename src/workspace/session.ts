@@ -225,8 +225,10 @@ export class WorkspaceSession {
         if (kept) this.lock.leave(COMPLETION, kept.value, kept.undo);
         return '';
       }
-      const rel = this.relative(params.path) ?? path.basename(params.path);
-      const fileStart = params.beforeCursor !== undefined && (this.options.completionPrompt ?? 'in-file') === 'in-file' ? this.context?.fimFileStart(rel) : undefined;
+      const inWorkspace = this.relative(params.path);
+      const rel = inWorkspace ?? path.basename(params.path);
+      const fileStart = inWorkspace !== undefined && params.beforeCursor !== undefined && (this.options.completionPrompt ?? 'in-file') === 'in-file'
+        ? this.context?.fimFileStart(inWorkspace) : undefined;
       const keptWindow = kept && !kept.value.inFile ? kept.value : undefined;
       let plan = fileStart === undefined ? { inFile: false, ...this.windowPrompt(rel, params) } : { inFile: true, ...this.inFilePrompt(rel, params) };
       if (fileStart !== undefined && reuse) {
