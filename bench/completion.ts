@@ -1,18 +1,21 @@
-// Inline-completion latency: a workspace of ~30k tokens resident (Qwen2.5-0.5B shape with random weights and Qwen's
-// tokenizer, 8-bit weights, CSKV 16-bit), then a person typing a few lines into one of its files, a completion
-// requested at every keystroke where the editor would offer one. Two sessions over the same resident context in one
-// process: the incremental request path (each completion's prompt kept in the cache, the next prefilling from its
-// first changed token) and the baseline (every request prefills its whole prompt, with the window the sidecar sent
-// before: 2400 characters before the cursor, 800 after). Measured per request: keystroke to first token, keystroke to
-// suggestion, tokens prefilled. The baseline is measured at every `--baseline-every`-th keystroke (it keeps no state,
-// so sampling does not change what it measures), interleaved with the incremental requests so that a change in the
-// machine's load falls on both. Prints a table and writes bench/results/completion.json.
-//
-// The typing burst is measured with the edited file's background re-prefill held off (it starts 750 ms after the
-// last keystroke in the product, and undoes a kept prompt): what it costs after a pause is measured once at the end
-// (`after_pause`), with the first completion that follows it.
-//   node out/bench/completion.js [--keystrokes 200] [--baseline-every 10] [--max-new-tokens 8] [--shape 0.5b|tiny]
-//     [--cache DIR] [--out FILE]
+// Inline-completion latency: a workspace resident (Qwen2.5-0.5B shape with random weights and Qwen's tokenizer, 8-bit
+// weights, CSKV 16-bit), then a person typing a few lines into one of its files, a completion requested at every
+// keystroke where the editor would offer one, and a typing pause every few keystrokes. Three sessions over the same
+// saved context in one process, one per request path:
+// - in-file (the product's): the file typed in is the layout's last, laid out for FIM; a completion continues the
+//   resident file cut at the cursor, with only FIM's tail (a short suffix) after it;
+// - window: the window (2400-3600 characters before the cursor, 120 after) after the whole context, each prompt kept
+//   for the next keystroke to reuse up to its first change (the path before in-file);
+// - baseline: every request prefills its whole window (2400 characters before the cursor, 800 after) after the
+//   context and leaves the cache as it found it (the first request path).
+// Measured per request: keystroke to first token, keystroke to suggestion, tokens prefilled; separately for the
+// keystroke right after a pause, where each session's context has re-prefilled the edited file (the pause's own
+// cost, the re-prefill, is timed too: in the product it runs in the background 750 ms after the last keystroke, here
+// it is awaited). The in-file and window paths run every keystroke, the baseline every `--baseline-every`-th (it
+// keeps no state, so sampling does not change what it measures), interleaved, so that a change in the machine's
+// load falls on all. Prints a table and writes bench/results/completion.json.
+//   node out/bench/completion.js [--keystrokes 200] [--baseline-every 10] [--pause-every 8] [--max-new-tokens 8]
+//     [--budget 30000] [--shape 0.5b|tiny] [--cache DIR] [--out FILE]
 // The model, the workspace and its saved context are kept in --cache (default: the temp folder), so a second run
 // skips writing the model and prefilling the context.
 import * as fs from 'node:fs';
@@ -33,6 +36,13 @@ const TYPED_FILE = 'src/workspace/workspaceContext.ts';
 const TYPED_FROM = '  private stepTokens(): number {';
 /** The sidecar's window before incremental completions (the baseline's prompt). */
 const BASELINE_WINDOW = { prefixChars: 2400, suffixChars: 800 };
+const PATHS = ['in-file', 'window', 'baseline'] as const;
+type RequestPath = (typeof PATHS)[number];
+const SESSION_OPTIONS: Record<RequestPath, Pick<SessionOptions, 'completionPrompt' | 'reuseCompletionPrompt'>> = {
+  'in-file': { completionPrompt: 'in-file', reuseCompletionPrompt: true },
+  window: { completionPrompt: 'window', reuseCompletionPrompt: true },
+  baseline: { completionPrompt: 'window', reuseCompletionPrompt: false },
+};
 
 interface Sample {
   firstTokenMs: number;
@@ -53,12 +63,22 @@ function ensureModel(dir: string, shape: ModelShape, root: string): void {
   fs.writeFileSync(path.join(dir, 'complete'), '');
 }
 
-/** The project's own TypeScript sources as the workspace (real code, about 4 characters a token). */
-function ensureWorkspace(dir: string, root: string): void {
-  if (fs.existsSync(path.join(dir, TYPED_FILE))) return;
-  for (const top of ['src', 'test', 'bench']) {
-    fs.cpSync(path.join(root, top), path.join(dir, top), { recursive: true, filter: (p) => fs.statSync(p).isDirectory() || p.endsWith('.ts') });
+/**
+ * The project's own TypeScript sources as the workspace (real code, about 4 characters a token), the typed file as it
+ * is before the typing (the lines to type removed) and the newest, so the layout holds it, last. Returns the typed
+ * file's original text.
+ */
+function ensureWorkspace(dir: string, root: string): string {
+  // Kept beside the workspace, not in it (the scan would read it).
+  const original = `${dir}-typed-file.ts`;
+  if (!fs.existsSync(original)) {
+    fs.rmSync(dir, { recursive: true, force: true });
+    for (const top of ['src', 'test', 'bench']) {
+      fs.cpSync(path.join(root, top), path.join(dir, top), { recursive: true, filter: (p) => fs.statSync(p).isDirectory() || p.endsWith('.ts') });
+    }
+    fs.renameSync(path.join(dir, TYPED_FILE), original);
   }
+  return fs.readFileSync(original, 'utf8');
 }
 
 function percentile(values: number[], p: number): number {
@@ -90,13 +110,14 @@ async function main(): Promise<void> {
     options: {
       keystrokes: { type: 'string', default: '200' }, 'baseline-every': { type: 'string', default: '10' },
       'max-new-tokens': { type: 'string', default: '8' }, shape: { type: 'string', default: '0.5b' },
-      cache: { type: 'string' }, out: { type: 'string' }, budget: { type: 'string', default: '30000' },
+      cache: { type: 'string' }, out: { type: 'string' }, budget: { type: 'string', default: '30000' }, 'pause-every': { type: 'string', default: '8' },
     },
   });
   const shape = SHAPES[values.shape];
   if (!shape) throw new Error(`--shape must be one of ${Object.keys(SHAPES).join(', ')}`);
   const keystrokes = Number(values.keystrokes);
   const baselineEvery = Number(values['baseline-every']);
+  const pauseEvery = Number(values['pause-every']);
   const maxNewTokens = Number(values['max-new-tokens']);
   const root = path.resolve(__dirname, '..', '..');
   const cache = values.cache ?? path.join(os.tmpdir(), `cskv-bench-completion-${values.shape}`);
@@ -104,13 +125,23 @@ async function main(): Promise<void> {
   const modelDir = path.join(cache, 'model');
   const workspace = path.join(cache, 'workspace');
   ensureModel(modelDir, shape, root);
-  ensureWorkspace(workspace, root);
+  const original = ensureWorkspace(workspace, root);
+  const file = path.join(workspace, TYPED_FILE);
+  const from = original.indexOf(TYPED_FROM);
+  if (from < 0) throw new Error(`${TYPED_FILE} no longer contains "${TYPED_FROM}": pick other lines to type`);
+  // Whole lines, so the text after the cursor is the line's end, as when a person types new code.
+  const end = original.indexOf('\n', from + keystrokes - 1);
+  const typed = original.slice(from, end < 0 ? original.length : end);
+  const rest = original.slice(from + typed.length);
+  const head = original.slice(0, from);
+  fs.writeFileSync(file, head + rest);
 
   const speeds = new Map<WorkspaceSession, GenerationSpeed[]>();
-  const open = async (reuse: boolean): Promise<WorkspaceSession> => {
+  const open = async (name: RequestPath): Promise<WorkspaceSession> => {
+    // Edits are applied at the pauses (flushEdits) alone: the debounce's timer would otherwise fire mid-measurement.
     const options: SessionOptions = {
       modelDir, cskv: path.join(modelDir, 'cskv-16.safetensors'), weights: 'q8', budgetTokens: Number(values.budget), readWorkspace: true,
-      storageDir: path.join(cache, 'contexts'), editDebounceMs: 24 * 3600 * 1000, reuseCompletionPrompt: reuse,
+      storageDir: path.join(cache, 'contexts'), editDebounceMs: 24 * 3600 * 1000, ...SESSION_OPTIONS[name],
     };
     let last = 0;
     const list: GenerationSpeed[] = [];
@@ -118,7 +149,7 @@ async function main(): Promise<void> {
       onStatus: (_state, message, progress) => {
         if (progress && performance.now() - last > 10_000) {
           last = performance.now();
-          process.stderr.write(`${reuse ? 'incremental' : 'baseline'}: ${message} (${progress.tokensPerSecond.toFixed(0)} tok/s)\n`);
+          process.stderr.write(`${name}: ${message} (${progress.tokensPerSecond.toFixed(0)} tok/s)\n`);
         }
       },
       onMemoryChanged: () => undefined,
@@ -127,23 +158,15 @@ async function main(): Promise<void> {
     speeds.set(session, list);
     const started = performance.now();
     await session.whenResident();
-    process.stderr.write(`${reuse ? 'incremental' : 'baseline'}: ${session.engine.length} tokens resident (${((performance.now() - started) / 1000).toFixed(0)} s to prefill or restore)\n`);
+    process.stderr.write(`${name}: ${session.engine.length} tokens resident (${((performance.now() - started) / 1000).toFixed(0)} s to prefill or restore)\n`);
+    const layout = session.workspaceContext!.layoutPaths;
+    if (layout.at(-1) !== TYPED_FILE) throw new Error(`${TYPED_FILE} is not the layout's last file (${layout.at(-1)}): raise --budget`);
     return session;
   };
-  // One after the other: the second restores the context the first saved.
-  const incremental = await open(true);
-  const baseline = await open(false);
-  const resident = incremental.engine.length;
-
-  const file = path.join(workspace, TYPED_FILE);
-  const original = fs.readFileSync(file, 'utf8');
-  const from = original.indexOf(TYPED_FROM);
-  if (from < 0) throw new Error(`${TYPED_FILE} no longer contains "${TYPED_FROM}": pick other lines to type`);
-  // Whole lines, so the text after the cursor is the line's end, as when a person types new code.
-  const end = original.indexOf('\n', from + keystrokes - 1);
-  const typed = original.slice(from, end < 0 ? original.length : end);
-  const rest = original.slice(from + typed.length);
-  const head = original.slice(0, from);
+  // One after the other: the later ones restore the context the first saved.
+  const sessions = {} as Record<RequestPath, WorkspaceSession>;
+  for (const name of PATHS) sessions[name] = await open(name);
+  const resident = sessions['in-file'].engine.length;
 
   /** One keystroke into `session`: the editor's change, then a completion at the cursor, timed from the keystroke. */
   const keystroke = async (session: WorkspaceSession, text: string, offset: number, window?: typeof BASELINE_WINDOW): Promise<Sample | undefined> => {
@@ -166,26 +189,43 @@ async function main(): Promise<void> {
     };
   };
 
-  const runs: Record<'incremental' | 'baseline', Sample[]> = { incremental: [], baseline: [] };
+  type Phase = 'typing' | 'after pause';
+  const runs = new Map<string, Sample[]>();
+  const record = (name: RequestPath, phase: Phase, sample: Sample | undefined): void => {
+    if (!sample) return;
+    const key = `${name}\0${phase}`;
+    runs.set(key, [...(runs.get(key) ?? []), sample]);
+  };
+  const reprefillMs: Record<RequestPath, number[]> = { 'in-file': [], window: [], baseline: [] };
   const started = performance.now();
+  let paused = false;
   for (let i = 1; i <= typed.length; i++) {
     const text = head + typed.slice(0, i) + rest;
     const offset = head.length + i;
-    const inc = await keystroke(incremental, text, offset);
-    if (inc) runs.incremental.push(inc);
-    const base = i % baselineEvery === 0 ? await keystroke(baseline, text, offset, BASELINE_WINDOW) : undefined;
-    if (base) runs.baseline.push(base);
+    const phase: Phase = paused ? 'after pause' : 'typing';
+    const measured: string[] = [];
     // Every sample as it comes, so that a run stopped early still says what it measured.
     const line = (s: Sample | undefined): string => (s ? `${s.firstTokenMs.toFixed(0)} ms first token, ${s.suggestionMs.toFixed(0)} ms suggestion, ${s.prefilledTokens} of ${s.promptTokens} tokens prefilled` : 'no completion offered');
-    process.stderr.write(`keystroke ${i} of ${typed.length} (${((performance.now() - started) / 1000).toFixed(0)} s): incremental ${line(inc)}${i % baselineEvery === 0 ? `; baseline ${line(base)}` : ''}\n`);
+    for (const name of PATHS) {
+      // The baseline keeps nothing between requests: a pause does not change what it measures.
+      if (name === 'baseline' && (i % baselineEvery !== 0 || paused)) continue;
+      const sample = await keystroke(sessions[name], text, offset, name === 'baseline' ? BASELINE_WINDOW : undefined);
+      record(name, phase, sample);
+      measured.push(`${name} ${line(sample)}`);
+    }
+    process.stderr.write(`keystroke ${i} of ${typed.length}${paused ? ' after a pause' : ''} (${((performance.now() - started) / 1000).toFixed(0)} s): ${measured.join('; ')}\n`);
+    // A pause in the middle of each stretch of `pauseEvery`, off the baseline's samples: each context re-prefills
+    // the edited file (the product's debounced sync), and the next keystroke is measured apart.
+    paused = i % pauseEvery === Math.floor(pauseEvery / 2);
+    if (paused) {
+      for (const name of PATHS) {
+        const t0 = performance.now();
+        await sessions[name].flushEdits();
+        reprefillMs[name].push(performance.now() - t0);
+      }
+      process.stderr.write(`pause: re-prefill ${PATHS.map((n) => `${n} ${reprefillMs[n].at(-1)!.toFixed(0)} ms`).join(', ')}\n`);
+    }
   }
-
-  // A pause: the edited file's background re-prefill, then the first keystroke after it.
-  const pauseStart = performance.now();
-  await incremental.flushEdits();
-  const reprefillMs = performance.now() - pauseStart;
-  const finalText = head + typed + rest;
-  const afterPause = await keystroke(incremental, `${finalText.slice(0, head.length + typed.length)} ${rest}`, head.length + typed.length + 1);
 
   const result = {
     benchmark: 'completion',
@@ -198,24 +238,25 @@ async function main(): Promise<void> {
     typed_file: TYPED_FILE,
     keystrokes: typed.length,
     baseline_every: baselineEvery,
+    pause_every: pauseEvery,
     max_new_tokens: maxNewTokens,
-    runs: [
-      { path: 'incremental', ...summary(runs.incremental) } as { path: string } & Summary,
-      { path: 'baseline', ...summary(runs.baseline) },
-    ],
-    after_pause: { reprefill_ms: reprefillMs, first_token_ms: afterPause?.firstTokenMs, suggestion_ms: afterPause?.suggestionMs, prefilled_tokens: afterPause?.prefilledTokens },
+    runs: [...runs].map(([key, samples]) => {
+      const [name, phase] = key.split('\0') as [RequestPath, Phase];
+      return { path: name, phase, ...summary(samples) };
+    }),
+    pause_reprefill_ms: Object.fromEntries(PATHS.map((n) => [n, { pauses: reprefillMs[n].length, p50: percentile(reprefillMs[n], 50), p95: percentile(reprefillMs[n], 95) }])),
   };
-  await Promise.all([incremental.dispose(), baseline.dispose()]);
+  for (const name of PATHS) await sessions[name].dispose();
   fs.mkdirSync(path.dirname(outFile), { recursive: true });
   fs.writeFileSync(outFile, `${JSON.stringify(result, null, 2)}\n`);
   const ms = (v: number): string => v.toFixed(0);
-  console.log('| request path | requests | first token p50 / p95 (ms) | suggestion p50 / p95 (ms) | tokens prefilled p50 / p95 (mean of prompt) |');
-  console.log('|---|---|---|---|---|');
+  console.log('| request path | keystroke | requests | first token p50 / p95 (ms) | suggestion p50 / p95 (ms) | tokens prefilled p50 / p95 (mean of prompt) |');
+  console.log('|---|---|---|---|---|---|');
   for (const r of result.runs) {
-    console.log(`| ${r.path} | ${r.requests} | ${ms(r.first_token_ms_p50)} / ${ms(r.first_token_ms_p95)} | ${ms(r.suggestion_ms_p50)} / ${ms(r.suggestion_ms_p95)} | ${ms(r.prefilled_tokens_p50)} / ${ms(r.prefilled_tokens_p95)} (${ms(r.prompt_tokens_mean)}) |`);
+    console.log(`| ${r.path} | ${r.phase} | ${r.requests} | ${ms(r.first_token_ms_p50)} / ${ms(r.first_token_ms_p95)} | ${ms(r.suggestion_ms_p50)} / ${ms(r.suggestion_ms_p95)} | ${ms(r.prefilled_tokens_p50)} / ${ms(r.prefilled_tokens_p95)} (${ms(r.prompt_tokens_mean)}) |`);
   }
-  console.log(`\n${resident} tokens resident; ${typed.length} keystrokes into ${TYPED_FILE}; at most ${maxNewTokens} tokens a suggestion; load average ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}`);
-  console.log(`after a pause: the edited file's re-prefill ${ms(reprefillMs)} ms, then first token ${afterPause ? ms(afterPause.firstTokenMs) : '-'} ms (${afterPause?.prefilledTokens ?? '-'} tokens prefilled)`);
+  console.log(`\n${resident} tokens resident; ${typed.length} keystrokes into ${TYPED_FILE}, a pause every ${pauseEvery}; at most ${maxNewTokens} tokens a suggestion; load average ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}`);
+  console.log(`a pause's re-prefill of the edited file (p50 / p95): ${PATHS.map((n) => `${n} ${ms(result.pause_reprefill_ms[n]!.p50)} / ${ms(result.pause_reprefill_ms[n]!.p95)} ms`).join(', ')}`);
   console.log(`written to ${path.relative(process.cwd(), outFile)}`);
 }
 

@@ -17,6 +17,11 @@ export interface CompletionShape {
   prefix: string;
   suffix: string;
   multiline: boolean;
+  /**
+   * The document's whole text before the cursor: a completion in the file typed in continues the resident file with
+   * it (session.ts), so only what changed since the cache's copy is prefilled. Without it the window alone is sent.
+   */
+  beforeCursor?: string;
 }
 
 /**
@@ -36,6 +41,7 @@ export function completionShape(text: string, offset: number): CompletionShape |
   const previousLine = lastNonBlankLine(text.slice(0, lineStart));
   return {
     prefix: text.slice(prefixStart(text, offset), offset),
+    beforeCursor: text.slice(0, offset),
     suffix: text.slice(offset, offset + COMPLETION_WINDOW.suffixChars),
     // Before a closing bracket on the same line (inside a call's parentheses) one line is enough.
     multiline: after.trim() === '' && isBlockStart(before, previousLine),

@@ -5,9 +5,10 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { EngineInfo } from '../runtime/engine';
+import type { MemoryReport } from '../protocol';
 
 const MAGIC = 'CSKVCTX2';
-export const CONTEXT_FORMAT_VERSION = 2;
+export const CONTEXT_FORMAT_VERSION = 3;
 /** Magic (8 bytes) and the header's length (4), then the checksum, the JSON header and the snapshot. */
 const LENGTHS_BYTES = 12;
 const CHECKSUM_BYTES = 32;
@@ -31,16 +32,22 @@ export interface ContextKey {
   modelFingerprint: string;
   /** The same model with other weights (q8, q4, f32) or on another backend computes another cache. */
   weights: string;
+  /**
+   * What the full-precision branch holds its rows in: a snapshot carries them as f32, so one taken from an f32
+   * branch would restore into an fp16 one by rounding, a cache no prefill of this engine makes.
+   */
+  fullDtype: MemoryReport['fullDtype'];
   backend: string;
   cskv: { window: number; bits: number; kRanks: number[]; vRanks: number[]; factorsHash: string } | null;
 }
 
-export function contextKey(root: string, info: EngineInfo): ContextKey {
+export function contextKey(root: string, info: EngineInfo, fullDtype: MemoryReport['fullDtype']): ContextKey {
   return {
     version: CONTEXT_FORMAT_VERSION,
     root: path.resolve(root),
     modelFingerprint: info.fingerprint,
     weights: info.weights,
+    fullDtype,
     backend: info.backend,
     cskv: info.cskv ? {
       window: info.cskv.window, bits: info.cskv.bits, kRanks: info.cskv.kRanks, vRanks: info.cskv.vRanks,
@@ -107,14 +114,29 @@ export function loadContext(file: string, expected: ContextKey): LoadResult {
       return { status: 'discarded', reason: 'its checksum does not match its contents (the file is truncated or corrupt)' };
     }
     const table = JSON.parse(header.toString('utf8')) as { key: ContextKey; segments: unknown };
-    if (JSON.stringify(table.key) !== JSON.stringify(expected)) {
-      return { status: 'discarded', reason: 'it was made with another model, CSKV settings, weight format, backend or format version' };
+    const differing = keyDifferences(table.key, expected);
+    if (differing.length > 0) {
+      const list = differing.length === 1 ? differing[0]! : `${differing.slice(0, -1).join(', ')} and ${differing.at(-1)!}`;
+      return { status: 'discarded', reason: `it does not match this session's ${list}` };
     }
     if (!isSegmentTable(table.segments)) return { status: 'discarded', reason: 'its segment table is malformed' };
     return { status: 'loaded', saved: { key: table.key, segments: table.segments, snapshot } };
   } catch (err) {
     return { status: 'discarded', reason: `it is corrupt (${(err as Error).message})` };
   }
+}
+
+const KEY_FIELDS: Record<keyof ContextKey, string> = {
+  version: 'format version', root: 'workspace folder', modelFingerprint: 'model', weights: 'weight format',
+  fullDtype: 'full-precision branch dtype', backend: 'backend', cskv: 'CSKV settings',
+};
+
+/** What a saved key was made with that this one is not, in words (every field of either, so an unknown one counts). */
+function keyDifferences(saved: unknown, expected: ContextKey): string[] {
+  const table = (typeof saved === 'object' && saved !== null ? saved : {}) as Record<string, unknown>;
+  const fields = new Set([...Object.keys(expected), ...Object.keys(table)]);
+  return [...fields].filter((f) => JSON.stringify(table[f]) !== JSON.stringify((expected as unknown as Record<string, unknown>)[f]))
+    .map((f) => (KEY_FIELDS as Record<string, string>)[f] ?? `key field "${f}"`);
 }
 
 function isSegmentTable(value: unknown): value is SavedSegment[] {

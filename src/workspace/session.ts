@@ -1,6 +1,7 @@
 // One workspace with its model: the engine, the tokenizer and the resident workspace context, and the two things
-// people do with them: ask about the codebase, and complete code. Every request is appended after the resident
-// context and truncated away afterwards; the context itself is never recomputed for a request.
+// people do with them: ask about the codebase, and complete code. A question is appended after the resident context
+// and truncated away afterwards. A completion in the file typed in continues that file where it is resident (cut at
+// the cursor) and the context prefills the file's rest again once typing pauses; elsewhere it is appended too.
 import * as path from 'node:path';
 import type { AskResult, Attachment, ChatTurn, CompressedBits, GpuAdapter, GenerationSpeed, MemoryStatus, PrefillProgress } from '../protocol';
 import { type BackendChoice, loadEngineFor, resolveCskv } from '../runtime/backends/selectBackend';
@@ -12,7 +13,7 @@ import { type GenerateResult, generate } from '../runtime/generate';
 import { type ChatMessage, ModelTokenizer } from '../runtime/tokenizer';
 import type { CompletionShape } from './completionShape';
 import type { WeightFormat } from '../runtime/model/weightFormat';
-import { repoFormat } from './layout';
+import { type RepoFormat, repoFormat, segmentHead } from './layout';
 import { Mutex } from './mutex';
 import { commonPrefixLength } from './tokenPrefix';
 import { contextFile } from './persistence';
@@ -45,6 +46,12 @@ export interface SessionOptions {
    * before; bench/completion.ts measures it as the baseline).
    */
   reuseCompletionPrompt?: boolean;
+  /**
+   * 'in-file' (default): a completion in the layout's last file (the one typed in) continues the resident file, cut at
+   * the cursor, with a FIM tail (suffix) after it; elsewhere, or before the context reaches that file, it carries the
+   * window after the context. 'window': always the window (the request path before; bench/completion.ts compares).
+   */
+  completionPrompt?: 'in-file' | 'window';
   log?: (message: string) => void;
 }
 
@@ -72,22 +79,22 @@ export interface CompleteParams extends CompletionShape {
   maxNewTokens?: number;
 }
 
-/** A completion's prompt left in the cache after `base` (Mutex leftover of kind COMPLETION). */
-interface KeptPrompt {
-  base: number;
-  tokens: number[];
-}
+/**
+ * What a completion left in the cache for the next one (Mutex leftover of kind COMPLETION): a window prompt after
+ * `base`, or (inFile) the resident file cut at the cursor with its FIM tail, which the context mirrors itself.
+ */
+type KeptPrompt = { inFile: false; base: number; tokens: number[] } | { inFile: true };
 const COMPLETION = 'completion';
 
 /** Quiet time after an edit before it is prefilled. */
 const EDIT_DEBOUNCE_MS = 750;
 const END_OF_TURN = ['<|im_end|>', '<|eot_id|>', '<|end|>', '<|endoftext|>', '</s>', '<|end_of_text|>'];
-const FIM = { prefix: '<|fim_prefix|>', suffix: '<|fim_suffix|>', middle: '<|fim_middle|>' };
 const COMPLETION_STOPS = ['<|endoftext|>', '<|file_sep|>', '<|fim_prefix|>', '<|fim_suffix|>', '<|fim_middle|>', '<|fim_pad|>', '<|repo_name|>'];
 
 export class WorkspaceSession {
   private editTimer: NodeJS.Timeout | undefined;
   private disposed = false;
+  private readonly format: RepoFormat;
 
   private constructor(
     readonly root: string,
@@ -102,7 +109,9 @@ export class WorkspaceSession {
     private readonly adapter: GpuAdapter | undefined,
     private readonly options: SessionOptions,
     private readonly events: SessionEvents,
-  ) {}
+  ) {
+    this.format = repoFormat(tokenizer);
+  }
 
   /** Loads the model, then scans and starts prefilling the workspace in the background. */
   static async open(root: string, options: SessionOptions, events: SessionEvents): Promise<WorkspaceSession> {
@@ -198,10 +207,14 @@ export class WorkspaceSession {
   }
 
   /**
-   * A completion at the cursor. Its prompt (the file's header, then FIM prefix / suffix / middle) stays in the cache
-   * after the answer, and the next completion prefills only from the first token where its prompt differs: a
-   * keystroke at the cursor costs the few tokens around it plus the short suffix, not the whole window. Any other use
-   * of the engine (a question, the background prefill) undoes the kept prompt first (Mutex leftovers).
+   * A completion at the cursor. In the file typed in (the layout's last, laid out for FIM) the prompt is the resident
+   * file itself: the cache is cut at the first token where the file up to the cursor differs from what it holds, and
+   * only the rest, `<|fim_suffix|>`, the short suffix and `<|fim_middle|>` are prefilled; neither the window nor the
+   * file is sent again, and a typing pause (the context prefilling the file's rest) costs the next keystroke nothing.
+   * Elsewhere the prompt is the file's header and the FIM window after the resident context.
+   * Either way the prompt stays in the cache after the answer and the next completion prefills only from its first
+   * token that differs. Any other use of the engine (a question, the background prefill) undoes the kept prompt
+   * first (Mutex leftovers; in the file, back to the cursor).
    */
   async complete(params: CompleteParams): Promise<string> {
     const asked = performance.now();
@@ -212,13 +225,32 @@ export class WorkspaceSession {
         if (kept) this.lock.leave(COMPLETION, kept.value, kept.undo);
         return '';
       }
-      const base = kept?.value.base ?? this.engine.length;
-      const prompt = this.completionPrompt(params);
+      const inWorkspace = this.relative(params.path);
+      const rel = inWorkspace ?? path.basename(params.path);
+      const fileStart = inWorkspace !== undefined && params.beforeCursor !== undefined && (this.options.completionPrompt ?? 'in-file') === 'in-file'
+        ? this.context?.fimFileStart(inWorkspace) : undefined;
+      const keptWindow = kept && !kept.value.inFile ? kept.value : undefined;
+      let plan = fileStart === undefined ? { inFile: false, ...this.windowPrompt(rel, params) } : { inFile: true, ...this.inFilePrompt(rel, params) };
+      if (fileStart !== undefined && reuse) {
+        // Whichever prompt costs fewer tokens to prefill. The window wins where the cache's copy of the file is far
+        // from the editor's: an edit far above the cursor, or the file moved in the layout (a file before it left
+        // the budget) until the context has prefilled it at its new place.
+        const window = this.windowPrompt(rel, params);
+        const windowCost = window.tokens.length - (keptWindow ? commonPrefixLength(keptWindow.tokens, window.tokens) : 0);
+        if (windowCost < plan.tokens.length - commonPrefixLength(this.context!.heldFrom(fileStart), plan.tokens)) plan = { inFile: false, ...window };
+      }
+      const { inFile, tokens: prompt, fileTokens } = plan;
+      // What the other kind of completion left is undone: the two build on different bases.
+      if (kept && kept.value.inFile !== inFile) await kept.undo();
+      const base = inFile ? fileStart! : keptWindow?.base ?? this.engine.length;
+      const cached = inFile ? this.context!.heldFrom(base) : keptWindow?.tokens ?? [];
       // At least the prompt's last token is prefilled again: its logits give the first completion token.
-      const reused = kept ? Math.min(commonPrefixLength(kept.value.tokens, prompt), prompt.length - 1) : 0;
-      let held = 0;
+      const reused = reuse ? Math.min(commonPrefixLength(cached, prompt), prompt.length - 1) : 0;
+      let cut = false;
       try {
-        await this.engine.truncate(base + reused);
+        if (inFile) await this.context!.cut(base + reused);
+        else await this.engine.truncate(base + reused);
+        cut = true;
         let firstToken: number | undefined;
         const result = await generate(this.engine, prompt.slice(reused), {
           greedy: true,
@@ -232,29 +264,46 @@ export class WorkspaceSession {
             firstToken ??= performance.now();
           },
         });
-        // What of the prompt is in the cache (all of it, or the chunks a cancelled prefill finished) is kept.
-        held = Math.max(0, Math.min(this.engine.length, base + prompt.length) - base);
         if (params.signal?.aborted) return '';
         this.reportSpeed('completion', result, asked, firstToken, { promptTokens: prompt.length, prefilledTokens: prompt.length - reused });
         return params.multiline ? result.text : result.text.split('\n')[0]!;
       } finally {
-        await this.engine.truncate(base + (reuse ? held : 0));
-        if (reuse && held > 0) this.lock.leave<KeptPrompt>(COMPLETION, { base, tokens: prompt.slice(0, held) }, () => this.engine.truncate(base));
+        // What of the prompt is in the cache (all of it, or the chunks a cancelled prefill finished) is kept.
+        const held = cut ? Math.max(reused, Math.min(this.engine.length - base, prompt.length)) : 0;
+        if (inFile && cut) {
+          // The file, cut at the cursor, is the context's own (it prefills the rest once typing pauses); the FIM tail
+          // after it is this completion's, undone for anyone else.
+          await this.engine.truncate(base + held);
+          this.context!.appended(prompt.slice(reused, held));
+          const tail = base + Math.min(held, fileTokens);
+          this.lock.leave<KeptPrompt>(COMPLETION, { inFile: true }, () => this.context!.cut(tail));
+          this.scheduleSync();
+        } else if (!inFile) {
+          await this.engine.truncate(base + (reuse ? held : 0));
+          if (reuse && held > 0) this.lock.leave<KeptPrompt>(COMPLETION, { inFile: false, base, tokens: prompt.slice(0, held) }, () => this.engine.truncate(base));
+        }
       }
     });
   }
 
-  /** The completion's prompt after the resident context: the file's header, then FIM (or the prefix alone). */
-  private completionPrompt(params: CompleteParams): number[] {
-    const rel = this.relative(params.path) ?? path.basename(params.path);
+  /**
+   * The prompt of a completion in the resident file, from its segment's start: the file up to the cursor as the FIM
+   * prefix (`fileTokens` of them, the part the context's segment shares), then FIM's tail.
+   */
+  private inFilePrompt(rel: string, params: CompleteParams): { tokens: number[]; fileTokens: number } {
+    const fim = this.format.fim!;
+    const file = this.tokenizer.encodeParts([...segmentHead(this.format, rel, true), { literal: params.beforeCursor! }]);
+    return { tokens: [...file, ...this.tokenizer.encodeParts([{ template: fim.suffix }, { literal: params.suffix }, { template: fim.middle }])], fileTokens: file.length };
+  }
+
+  /** The completion's prompt after the resident context: the file's header, then FIM over the window (or its prefix alone). */
+  private windowPrompt(rel: string, params: CompleteParams): { tokens: number[]; fileTokens: number } {
     const { prefix, suffix } = params;
-    const literal = (t: string): number[] => this.tokenizer.encode(t, { addSpecialTokens: false, literal: true });
-    const special = (t: string): number[] => this.tokenizer.encode(t, { addSpecialTokens: false });
-    const header = this.tokenizer.encodeParts(repoFormat(this.tokenizer).fileHeader(rel));
-    const fim = this.tokenizer.tokenId(FIM.prefix) !== undefined && this.tokenizer.tokenId(FIM.suffix) !== undefined && this.tokenizer.tokenId(FIM.middle) !== undefined;
-    return fim
-      ? [...header, ...special(FIM.prefix), ...literal(prefix), ...special(FIM.suffix), ...literal(suffix), ...special(FIM.middle)]
-      : [...header, ...literal(prefix)];
+    const format = this.format;
+    const parts = format.fim
+      ? [...segmentHead(format, rel, true), { literal: prefix }, { template: format.fim.suffix }, { literal: suffix }, { template: format.fim.middle }]
+      : [...segmentHead(format, rel, false), { literal: prefix }];
+    return { tokens: this.tokenizer.encodeParts(parts), fileTokens: 0 };
   }
 
   private reportSpeed(kind: GenerationSpeed['kind'], result: GenerateResult, asked: number, firstToken: number | undefined, prompt: Pick<GenerationSpeed, 'promptTokens' | 'prefilledTokens'>): void {
@@ -270,7 +319,13 @@ export class WorkspaceSession {
     const rel = this.relative(file);
     if (!this.context || rel === undefined) return;
     if (!this.context.update(rel, text)) return;
+    this.scheduleSync();
+  }
+
+  /** The context catches up (edits, a file cut by a completion) once the editor has been quiet for the debounce. */
+  private scheduleSync(): void {
     clearTimeout(this.editTimer);
+    if (this.disposed) return;
     this.editTimer = setTimeout(() => void this.syncContext(), this.options.editDebounceMs ?? EDIT_DEBOUNCE_MS);
   }
 
@@ -279,8 +334,7 @@ export class WorkspaceSession {
     const rel = this.relative(file);
     if (!this.context || rel === undefined) return;
     if (!this.context.refreshFromDisk(rel)) return;
-    clearTimeout(this.editTimer);
-    this.editTimer = setTimeout(() => void this.syncContext(), this.options.editDebounceMs ?? EDIT_DEBOUNCE_MS);
+    this.scheduleSync();
   }
 
   /** Applies pending edits now (tests and the CLI do not wait for the debounce). */

@@ -4,6 +4,10 @@
 // before the change (to a step boundary). Edits move a file to the end, so an edit to a rarely-touched file early in
 // the layout is the only kind that costs a long re-prefill, and typing in the last file re-prefills it from the edit on.
 //
+// The last file is laid out for fill-in-the-middle (layout.ts), and a completion in it rewrites the cache from inside
+// that file (cut at the cursor, then the FIM tail): the context mirrors every token the cache holds (`held`), whoever
+// put it there, and re-prefills the file's rest when it next syncs.
+//
 // The engine is shared with requests through a Mutex held one prefill step at a time, so a question can be
 // answered over what is resident so far while a long prefill is still running.
 import * as path from 'node:path';
@@ -41,8 +45,9 @@ export interface WorkspaceContextOptions {
 interface KnownFile {
   text: string;
   mtimeMs: number;
-  /** Its tokens, made when first needed (segmentOf). */
+  /** Its tokens, made when first needed (segmentOf), plain and laid out for FIM. */
   segment?: Segment;
+  fimSegment?: Segment;
 }
 
 const DEFAULT_STEP = 256;
@@ -60,8 +65,14 @@ export class WorkspaceContext {
   private target: Segment[] = [];
   /** Segments fully in the cache, in order. Always a prefix of the cache's tokens. */
   private resident: SavedSegment[] = [];
-  /** The token ids the cache holds between this context's steps (requests leave it as they found it). */
+  /** The token ids the cache holds between this context's steps (a completion that rewrites it says so: cut(), appended()). */
   private held: number[] = [];
+  /**
+   * How many of the cache's first tokens this context's own steps computed (a restored snapshot counts: it was saved
+   * synced). Tokens a completion prefilled were computed in other chunks than a fresh prefill of the layout cuts,
+   * so a re-prefill keeps none of them, even where they equal the layout's.
+   */
+  private exact = 0;
   private overBudget = new Set<string>();
   private scanExcluded: ExcludedFile[] = [];
   private generation = 0;
@@ -77,7 +88,7 @@ export class WorkspaceContext {
     this.format = repoFormat(tokenizer);
     this.filter = new PathFilter(options.root, options.excludes);
     this.header = headerSegment(tokenizer, this.format, path.basename(path.resolve(options.root)));
-    this.key = contextKey(options.root, engine.info);
+    this.key = contextKey(options.root, engine.info, engine.memory().fullDtype);
   }
 
   /** Scans the workspace, lays it out, and takes back a saved cache that still matches. Does not prefill. */
@@ -87,7 +98,7 @@ export class WorkspaceContext {
     this.scanExcluded = scan.excluded;
     for (const f of scan.files) this.files.set(f.path, { text: f.text, mtimeMs: f.mtimeMs });
     const saved = restoreSaved ? this.restoreSaved() : [];
-    this.target = this.layout(saved);
+    this.target = this.withFimLast(this.layout(saved));
     this.generation++;
   }
 
@@ -115,10 +126,12 @@ export class WorkspaceContext {
     // The file leaves its place; a new version goes to the end, where the next edit costs least.
     this.target = this.target.filter((s) => s.path !== relPath);
     if (this.files.has(relPath)) {
-      this.target.push(this.segmentOf(relPath));
+      // Last, so laid out for FIM (withFimLast): the plain variant is never tokenised for it.
+      this.target.push(this.segmentOf(relPath, { fim: true }));
       this.overBudget.delete(relPath);
       this.fitBudget(relPath);
     }
+    this.target = this.withFimLast(this.target);
     this.generation++;
     this.options.onChange?.();
     return true;
@@ -202,6 +215,48 @@ export class WorkspaceContext {
     await this.syncing;
   }
 
+  /**
+   * Where a completion in `relPath` can continue the resident file: the cache position its segment starts at, when
+   * it is the layout's last file, laid out for FIM, everything before it is in the cache, and the context is not
+   * paused (a pause keeps what is resident whole). Undefined otherwise: the completion then carries a window.
+   */
+  fimFileStart(relPath: string): number | undefined {
+    const last = this.target.length - 1;
+    if (this.paused || last < 1 || this.target[last]!.path !== relPath || !this.target[last]!.fim || this.resident.length < last) return undefined;
+    let start = 0;
+    for (let i = 0; i < last; i++) {
+      if (this.resident[i]!.path !== this.target[i]!.path || this.resident[i]!.hash !== this.target[i]!.hash) return undefined;
+      start += this.resident[i]!.tokens;
+    }
+    return start <= this.held.length ? start : undefined;
+  }
+
+  /** The token ids the cache holds from `start` on. */
+  heldFrom(start: number): readonly number[] {
+    return this.held.slice(start);
+  }
+
+  /**
+   * Cuts the cache to `length` for a request that rewrites it from there (a completion inside the last file; called
+   * with the lock held). Segments reaching past the cut are no longer resident, and a sync under way stops at its
+   * next step and starts over from what the cache now holds.
+   */
+  async cut(length: number): Promise<void> {
+    await this.engine.truncate(length);
+    this.held.length = length;
+    this.exact = Math.min(this.exact, length);
+    let end = 0;
+    let whole = 0;
+    while (whole < this.resident.length && end + this.resident[whole]!.tokens <= length) end += this.resident[whole++]!.tokens;
+    this.resident.length = whole;
+    this.generation++;
+  }
+
+  /** The request that cut the cache appended `tokens` to it (with the lock held): the context's mirror follows. */
+  appended(tokens: readonly number[]): void {
+    for (const id of tokens) this.held.push(id);
+  }
+
   private restoreSaved(): SavedSegment[] {
     const file = this.options.storageFile;
     if (!file) return [];
@@ -227,6 +282,7 @@ export class WorkspaceContext {
       return discard((err as Error).message);
     }
     this.held = history;
+    this.exact = history.length;
     this.resident = loaded.saved.segments;
     return loaded.saved.segments;
   }
@@ -244,7 +300,7 @@ export class WorkspaceContext {
     if (outside !== undefined) return `its cache holds token id ${outside}, outside the model's vocabulary of ${vocab}`;
     let at = 0;
     for (const saved of segments) {
-      const current = saved.path === '' ? this.header : this.files.has(saved.path) ? this.segmentOf(saved.path) : undefined;
+      const current = saved.path === '' ? this.header : this.files.has(saved.path) ? this.savedVariant(saved) : undefined;
       if (current && current.hash === saved.hash &&
         (current.tokens.length !== saved.tokens || current.tokens.some((id, i) => history[at + i] !== id))) {
         return `the cache does not hold the tokens of ${saved.path === '' ? 'the repository header' : saved.path} where its segment table puts them`;
@@ -264,7 +320,7 @@ export class WorkspaceContext {
     const pinned = new Set(this.options.pinned ?? []);
     const rank = (p: string): [number, number] => {
       const f = this.files.get(p)!;
-      const unchanged = savedOrder.has(p) && saved[savedOrder.get(p)!]!.hash === this.segmentOf(p).hash;
+      const unchanged = savedOrder.has(p) && saved[savedOrder.get(p)!]!.hash === this.savedVariant(saved[savedOrder.get(p)!]!).hash;
       if (unchanged) return [0, savedOrder.get(p)!];
       return [pinned.has(p) ? 2 : 1, f.mtimeMs];
     };
@@ -276,10 +332,27 @@ export class WorkspaceContext {
   }
 
   /** A file's segment, tokenised on first use: a large workspace is tokenised only as far as the budget reaches. */
-  private segmentOf(p: string): Segment {
+  private segmentOf(p: string, { fim = false } = {}): Segment {
     const f = this.files.get(p)!;
+    if (fim && this.format.fim) return (f.fimSegment ??= fileSegment(this.tokenizer, this.format, p, f.text, { fim: true }));
     f.segment ??= fileSegment(this.tokenizer, this.format, p, f.text);
     return f.segment;
+  }
+
+  /** The variant of a file's current segment a saved entry would be if the file is unchanged (the last was for FIM). */
+  private savedVariant(saved: SavedSegment): Segment {
+    const fim = this.segmentOf(saved.path, { fim: true });
+    return fim.hash === saved.hash ? fim : this.segmentOf(saved.path);
+  }
+
+  /**
+   * The layout with its last file laid out for FIM and every other one plain. The file typed in is the last (an edit
+   * moves it there), and when another file becomes last by an edit, everything after that file's old place, the old
+   * last file included, is prefilled again anyway: the marker moves at no extra cost. (When the last file is deleted
+   * or left out, or a restart finds other files changed, the old last file is prefilled again once for it.)
+   */
+  private withFimLast(target: Segment[]): Segment[] {
+    return target.map((s, i) => (s.path === '' ? s : this.segmentOf(s.path, { fim: i === target.length - 1 })));
   }
 
   /** Files that fit the budget: open files first, then by relevance to the focus, then the most recent. */
@@ -349,15 +422,20 @@ export class WorkspaceContext {
       // or a prefill the edit interrupted). They are kept up to a step boundary, where a fresh prefill of the layout
       // starts a step too, so the cache stays exactly what a fresh prefill would make.
       const next = this.target[keep];
+      // Only tokens this context's own steps computed count (`exact`).
       const same = next ? commonPrefixLength(this.held, next.tokens, keepTokens) : 0;
-      const reused = Math.max(0, Math.floor((keepTokens + same) / step) * step - keepTokens);
-      // Requests leave the cache as they found it, but only once they release the lock: read it inside.
+      const reused = Math.max(0, Math.floor(Math.min(keepTokens + same, this.exact) / step) * step - keepTokens);
+      // A completion leaves its FIM tail until the lock is taken, and may have cut the cache meanwhile (cut() counts as
+      // a change): what was read above then no longer holds, so start over.
       const cut = await this.lock.run(async () => {
+        if (generation !== this.generation) return undefined;
+        this.exact = Math.min(this.exact, keepTokens + reused);
         if (this.engine.length === keepTokens + reused) return false;
         await this.engine.truncate(keepTokens + reused);
         this.held.length = keepTokens + reused;
         return true;
       });
+      if (cut === undefined) continue;
       if (cut || keep < this.resident.length) {
         this.resident = this.resident.slice(0, keep);
         this.options.onChange?.();
@@ -373,10 +451,15 @@ export class WorkspaceContext {
         // Steps end on an absolute grid, so a fresh prefill of the same layout cuts chunks at the same places.
         const end = Math.min(segment.tokens.length, (Math.floor((start + done) / step) + 1) * step - start);
         const tokens = segment.tokens.slice(done, end);
-        await this.lock.run(async () => {
+        const appended = await this.lock.run(async () => {
+          // A completion cut the cache since the last step (cut()): start over from what it holds.
+          if (generation !== this.generation) return false;
           await this.engine.prefill(tokens, { logits: 0 });
           this.held.push(...tokens);
+          this.exact = this.held.length;
+          return true;
         });
+        if (!appended) break;
         prefilled += end - done;
         done = end;
         this.reportProgress(prefilled, started, start + done);

@@ -1,6 +1,8 @@
-// Incremental completions (session.ts complete): each completion's prompt stays in the cache and the next one prefills
-// only from its first changed token. Every answer must be the one a from-scratch request on the same text gives
-// (a session that prefills the whole prompt each time), for edits after, inside and before the reused span.
+// Incremental completions on the window path (session.ts complete, completionPrompt 'window': the prompt after the
+// resident context): each completion's prompt stays in the cache and the next one prefills only from its first
+// changed token. Every answer must be the one a from-scratch request on the same text gives (a session that
+// prefills the whole prompt each time), for edits after, inside and before the reused span. The in-file path (the
+// resident file itself continued) is inFileCompletion.test.ts.
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -40,6 +42,7 @@ describe('incremental completions', () => {
     // Full cache and f32 weights: the two paths then compute the same logits up to float rounding.
     const options = (reuse: boolean): SessionOptions => ({
       modelDir: model, cskv: 'off', weights: 'f32', budgetTokens: 100_000, readWorkspace: true, editDebounceMs: 0, reuseCompletionPrompt: reuse,
+      completionPrompt: 'window',
     });
     const events = { onStatus: () => undefined, onMemoryChanged: () => undefined };
     incremental = await WorkspaceSession.open(root, options(true), { ...events, onSpeed: (s) => speeds.push(s) });

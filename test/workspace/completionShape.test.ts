@@ -13,11 +13,11 @@ test('completion shape: multi-line at a block start, nothing mid-word or before 
   assert.equal(isBlockStart('class A:', undefined), true, 'at the end of a line that opens a block');
   assert.equal(completionShape('fooBar', 3), undefined, 'inside a word');
   assert.equal(completionShape('x = f(a) + 1', 6), undefined, 'before code on the same line');
-  assert.deepEqual(completionShape('f(', 2), { prefix: 'f(', suffix: '', multiline: true });
+  assert.deepEqual(completionShape('f(', 2), { prefix: 'f(', suffix: '', multiline: true, beforeCursor: 'f(' });
   assert.equal(completionShape('call()', 5)?.multiline, false, 'before closing brackets is fine');
   assert.equal(completionShape('\u0000\u0001ELF', 2), undefined);
   assert.equal(looksBinary('plain text'), false);
-  // A 10,000-line file: only a window around the cursor travels with the request.
+  // A 10,000-line file: the window around the cursor is what a prompt after the context carries.
   const big = Array.from({ length: 10_000 }, (_, i) => `line_${i} = ${i}`).join('\n');
   const shape = completionShape(big, big.indexOf('\nline_5000 '))!;
   const { prefixChars, anchorStepChars, suffixChars } = COMPLETION_WINDOW;
@@ -25,6 +25,8 @@ test('completion shape: multi-line at a block start, nothing mid-word or before 
   assert.equal(shape.suffix.length, suffixChars);
   assert.ok(shape.prefix.endsWith('line_4999 = 4999') && shape.suffix.startsWith('\nline_5000 = 5000'));
   assert.ok(shape.prefix.startsWith('line_'), 'the prefix starts at a line');
+  // The whole text before the cursor too, for a completion that continues the resident file.
+  assert.equal(shape.beforeCursor, big.slice(0, big.indexOf('\nline_5000 ')));
 });
 
 test('completion shape: the prefix keeps its start while the cursor moves forward, so the next request reuses its tokens', () => {

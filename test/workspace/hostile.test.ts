@@ -197,7 +197,7 @@ describe('saved contexts', () => {
   const sessionKey = async (root: string, extra: Partial<SessionOptions> = {}) => {
     const s = await WorkspaceSession.open(root, options({ readWorkspace: false, ...extra }), events);
     try {
-      return contextKey(root, s.engine.info);
+      return contextKey(root, s.engine.info, s.engine.memory().fullDtype);
     } finally {
       await s.dispose();
     }
@@ -271,7 +271,19 @@ describe('saved contexts', () => {
 
   test('a context saved with other weights (f32 against q8) is not taken for this one', async () => {
     const { reopen } = await savedWorkspace({ weights: 'f32' });
-    assert.match((await reopen({ weights: 'q8' })).join('\n'), /discarded .* another model, CSKV settings, weight format/);
+    assert.match((await reopen({ weights: 'q8' })).join('\n'), /discarded .*: it does not match this session's weight format and full-precision branch dtype/);
+  });
+
+  test('a context whose full-precision branch was f32 is not restored into an fp16 one, even under the same weight format', async () => {
+    // f32 weights keep an f32 full branch, q8 an fp16 one (onnxEngine.ts). A snapshot carries the rows as f32, so
+    // restoring it into the fp16 branch would round them into a cache no prefill of this engine makes.
+    const { root, file, reopen } = await savedWorkspace({ weights: 'f32' });
+    const saved = (loadContext(file, await sessionKey(root, { weights: 'f32' })) as { saved: SavedContext }).saved;
+    assert.equal(saved.key.fullDtype, 'f32');
+    saveContext(file, { ...saved, key: { ...saved.key, weights: 'q8' } });
+    assert.match((await reopen({ weights: 'q8' })).join('\n'), new RegExp(`discarded the saved workspace context ${file}: it does not match this session's full-precision branch dtype`));
+    // Saved again under the right key, and then taken.
+    assert.deepEqual(await reopen({ weights: 'q8' }), []);
   });
 });
 

@@ -353,7 +353,7 @@ describe('workspace session', () => {
     const other = await WorkspaceSession.open(root, options({ storageDir, cskv: path.join(model, 'cskv-16.safetensors') }), events);
     await other.whenResident();
     await other.dispose();
-    assert.match((await reopen()).join('\n'), /discarded .* another model, CSKV settings/);
+    assert.match((await reopen()).join('\n'), /discarded .*: it does not match this session's CSKV settings/);
     // After all that the file is whole again and used.
     assert.deepEqual(await reopen(), []);
   });
