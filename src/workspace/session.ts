@@ -94,6 +94,8 @@ const COMPLETION_STOPS = ['<|endoftext|>', '<|file_sep|>', '<|fim_prefix|>', '<|
 export class WorkspaceSession {
   private editTimer: NodeJS.Timeout | undefined;
   private disposed = false;
+  /** An in-file completion left the last file cut at its cursor; the context prefills the rest once typing pauses. */
+  private fileCutAtCursor = false;
   private readonly format: RepoFormat;
 
   private constructor(
@@ -173,6 +175,12 @@ export class WorkspaceSession {
 
   async ask(params: AskParams): Promise<AskResult> {
     const asked = performance.now();
+    // A question sees the file being typed in whole, not cut where the last completion stopped: the rest of that one
+    // file is prefilled first (what the typing pause would do). Other pending updates do not hold a question up.
+    if (this.fileCutAtCursor) {
+      this.fileCutAtCursor = false;
+      await this.flushEdits();
+    }
     return this.lock.run(async () => {
       // Cancelled while it waited for the engine: nothing to do (checked again between every step by generate).
       if (params.signal?.aborted) return { text: '', stopReason: 'cancelled' };
@@ -277,6 +285,7 @@ export class WorkspaceSession {
           this.context!.appended(prompt.slice(reused, held));
           const tail = base + Math.min(held, fileTokens);
           this.lock.leave<KeptPrompt>(COMPLETION, { inFile: true }, () => this.context!.cut(tail));
+          this.fileCutAtCursor = true;
           this.scheduleSync();
         } else if (!inFile) {
           await this.engine.truncate(base + (reuse ? held : 0));

@@ -9,9 +9,9 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { GenerationSpeed } from '../../src/protocol';
-import { decodeSnapshot } from '../../src/runtime/cache/cacheSnapshot';
 import { completionShape } from '../../src/workspace/completionShape';
 import { type SessionOptions, WorkspaceSession } from '../../src/workspace/session';
+import { historyOf, probe } from '../support/cacheState';
 import { tempDir } from '../support/paths';
 import { tinyQwenModel } from '../support/tinyQwen';
 
@@ -129,11 +129,13 @@ describe('completions in the resident file', () => {
     const fromEdit = incremental.tokenizer.encode(early.slice(early.indexOf('271)'), at), { addSpecialTokens: false, literal: true }).length;
     assert.ok(edited.prefilledTokens >= fromEdit && edited.prefilledTokens <= fromEdit + suffixTokens(early, at) + 8, `${edited.prefilledTokens} (${fromEdit} from the edit)`);
 
-    // A question undoes the FIM tail (the file stays cut at the cursor until the pause), and is answered alike.
-    const kept = incremental.engine.length;
+    // A question sees the file whole: the FIM tail is undone and the rest of the file prefilled before it is answered
+    // (what the pause would do), and it is answered alike.
+    assert.ok(!context.isSynced, 'the completion left the file cut at the cursor');
     const answer = await incremental.ask({ question: 'What is value90?', maxNewTokens: 3 });
     assert.equal(answer.text, (await fromFileStart.ask({ question: 'What is value90?', maxNewTokens: 3 })).text);
-    assert.ok(incremental.engine.length < kept && incremental.engine.length > before, 'the file up to the cursor stays, the tail went');
+    assert.ok(context.isSynced, 'the question was asked over the whole file');
+    assert.equal(incremental.engine.length, context.residentTokens);
 
     // Another file is not the layout's last: its completion carries the window after the cache.
     const math = 'export function add(a: number, b: number): number {\n  \n}\n';
@@ -182,7 +184,7 @@ test('after completions in the file and a pause, the cache is bit for bit a fres
     try {
       await fresh.whenResident();
       assert.deepEqual(fresh.workspaceContext!.layoutPaths, session.workspaceContext!.layoutPaths);
-      assert.deepEqual(historyOf(fresh), historyOf(session));
+      assert.deepEqual(await historyOf(fresh), await historyOf(session));
       assert.deepEqual(fresh.engine.memory(), session.engine.memory());
       assert.deepEqual(Array.from(await probe(fresh)), Array.from(await probe(session)));
     } finally {
@@ -226,15 +228,3 @@ test('where the file moved in the layout (a file before it left the budget), the
     await session.dispose();
   }
 });
-
-/** Logits after appending the same probe to the cache: equal caches give equal logits. */
-async function probe(session: WorkspaceSession): Promise<Float32Array> {
-  const base = session.engine.length;
-  const logits = await session.engine.prefill([9707, 11, 1879], { logits: 3 });
-  await session.engine.truncate(base);
-  return logits;
-}
-
-function historyOf(session: WorkspaceSession): number[] {
-  return decodeSnapshot(session.engine.snapshot()).history;
-}

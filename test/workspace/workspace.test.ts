@@ -5,12 +5,12 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { before, describe, test } from 'node:test';
 import type { GenerationSpeed } from '../../src/protocol';
-import { decodeSnapshot } from '../../src/runtime/cache/cacheSnapshot';
 import { contextFile } from '../../src/workspace/persistence';
 import { bm25Scores, terms } from '../../src/workspace/relevance';
 import { ModelTokenizer } from '../../src/runtime/tokenizer';
 import { scanWorkspace } from '../../src/workspace/scan';
 import { type SessionOptions, WorkspaceSession } from '../../src/workspace/session';
+import { historyOf, probe } from '../support/cacheState';
 import { tempDir } from '../support/paths';
 import { tinyQwenModel } from '../support/tinyQwen';
 
@@ -97,13 +97,6 @@ describe('workspace session', () => {
   };
   const order = ['README.md', 'src/math.ts', 'src/strings.ts', 'src/main.ts'];
 
-  /** Logits after appending the same probe to both engines: equal caches give equal logits. */
-  async function probe(session: WorkspaceSession): Promise<Float32Array> {
-    const base = session.engine.length;
-    const logits = await session.engine.prefill([9707, 11, 1879], { logits: 3 });
-    await session.engine.truncate(base);
-    return logits;
-  }
 
   test('layout: the repo header, files oldest first in the repo-level format, all resident', async () => {
     const root = tempDir();
@@ -500,8 +493,3 @@ describe('workspace session', () => {
     }
   });
 });
-
-/** The token ids in the engine's cache. */
-async function historyOf(session: WorkspaceSession): Promise<number[]> {
-  return decodeSnapshot(await session.engine.snapshot()).history;
-}

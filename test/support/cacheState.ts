@@ -1,0 +1,15 @@
+import { WorkspaceSession } from '../../src/workspace/session';
+import { decodeSnapshot } from '../../src/runtime/cache/cacheSnapshot';
+
+/** The token ids the session's cache holds, read from its snapshot. */
+export async function historyOf(session: WorkspaceSession): Promise<number[]> {
+  return decodeSnapshot(await session.engine.snapshot()).history;
+}
+
+/** Logits after appending the same probe to the cache, then truncated away: equal caches give equal logits. */
+export async function probe(session: WorkspaceSession): Promise<Float32Array> {
+  const base = session.engine.length;
+  const logits = await session.engine.prefill([9707, 11, 1879], { logits: 3 });
+  await session.engine.truncate(base);
+  return logits;
+}
