@@ -173,31 +173,50 @@ export function buildLayerGraph(config: ModelConfig, w: LayerWeights, factors: L
     g.output(narrowed(v), 'v_append', ['T', D], fullType);
     // Queries of a kv head as one matrix [kvHeads, nRep*T, hd]: each product reads the head's keys once.
     const queries = g.op('Reshape', [qRot, g.ints([kvHeads, -1, hd])]);
-    // Scores over the cache's C slots, then the compressed keys (rebuilt, so copied per step anyway) joined with
-    // the chunk's: never a product over an empty axis (onnxruntime's CPU MatMul faults on one, SIGFPE).
-    const newKeys = rebuilt ? g.op('Concat', [keysByHead(ropeKeys(rebuilt, cosK, sinK)), keysByHead(kRotNew)], { axis: -1 }) : keysByHead(kRotNew);
-    const scores = g.op('Concat', [g.op('MatMul', [queries, kCache]), g.op('MatMul', [queries, newKeys])], { axis: -1 }); // [kvHeads, nRep*T, M], M = C + Sc + T
-    const M = g.op('Slice', [g.op('Shape', [scores]), g.ints([2]), g.ints([3])]);
-    const byQuery = g.op('Reshape', [scores, g.op('Concat', [g.ints([kvHeads, nRep, -1]), M], { axis: 0 })]);
-    const probs = g.op('Reshape', [g.op('Softmax', [g.op('Add', [byQuery, mask])], { axis: -1 }), g.op('Concat', [g.ints([kvHeads, -1]), M], { axis: 0 })]);
+    // The softmax is split over three parts, the cache's C slots, the compressed keys and the chunk's own keys,
+    // each part's scores [kvHeads, nRep, T, N] exponentiated against the row's maximum over all three and applied
+    // to that part's values, the sums divided once at the end: no part's scores or weights are ever copied into or
+    // out of a joined matrix (a prefill chunk's are 14 MB per layer at 2048 tokens). mask [T, C + Sc + T] is
+    // sliced per part (1/(heads) of a part's scores).
+    const T = g.op('Slice', [g.op('Shape', [x]), g.ints([0]), g.ints([1])]);
     const C = g.op('Slice', [g.op('Shape', [kCache]), g.ints([2]), g.ints([3])]);
     const Sc = cV ? g.op('Slice', [g.op('Shape', [cV]), g.ints([0]), g.ints([1])]) : g.ints([0]);
     const compressedEnd = g.op('Add', [C, Sc]);
-    const pCache = g.op('Slice', [probs, g.ints([0]), C, g.ints([-1])]);
-    const pNew = g.op('Slice', [probs, compressedEnd, g.ints([2 ** 62]), g.ints([-1])]);
-    let out = g.op('Add', [g.op('MatMul', [pCache, vCache]), g.op('MatMul', [pNew, valuesByHead(v)])]);
-    if (factors && cV) {
-      const pCompressed = g.op('Slice', [probs, C, compressedEnd, g.ints([-1])]);
-      const pRest = g.op('Concat', [pCache, pNew], { axis: -1 });
-      const upProjection = g.weight('v_up', headMajorBasis(factors.v, kvHeads, hd), [kvHeads, factors.v.rank, hd]);
-      const meanHeads = g.weight('v_mean_heads', factors.v.mean, [kvHeads, 1, hd]);
-      // The compressed weights' total as 1 - the others' (see the rows layout below for why never a sum over Sc).
-      // The padding: one zero column/row, so the product's inner axis is never empty; the extra term adds 0.
-      const compressedTotal = g.op('Sub', [g.scalar(1), g.op('ReduceSum', [pRest, g.ints([-1])], { keepdims: 1 })]);
-      const inRankSpace = g.op('MatMul', [g.op('Pad', [pCompressed, g.ints([0, 0, 0, 0, 0, 1])]), g.op('Pad', [cV, g.ints([0, 0, 1, 0])])]);
-      out = g.op('Add', [out, g.op('Add', [g.op('MatMul', [inRankSpace, upProjection]), g.op('Mul', [compressedTotal, meanHeads])])]);
+    const scoresOver = (keys: string, partMask: string): { scores: string; asRows: string } => {
+      const N = g.op('Slice', [g.op('Shape', [keys]), g.ints([2]), g.ints([3])]);
+      const byQuery = g.op('Reshape', [g.op('MatMul', [queries, keys]), g.op('Concat', [g.ints([kvHeads, nRep]), T, N], { axis: 0 })]);
+      return { scores: g.op('Add', [byQuery, partMask]), asRows: g.op('Concat', [g.ints([kvHeads, -1]), N], { axis: 0 }) };
+    };
+    const parts = [
+      scoresOver(kCache, g.op('Slice', [mask, g.ints([0]), C, g.ints([1])])),
+      scoresOver(keysByHead(kRotNew), g.op('Slice', [mask, compressedEnd, g.ints([2 ** 62]), g.ints([1])])),
+    ];
+    if (rebuilt) {
+      // One zero key past the compressed ones, masked: never a part over an empty axis while the branch is empty
+      // (onnxruntime's CPU MatMul faults on a product over one, SIGFPE; its empty reductions get shapes wrong).
+      const compressedMask = g.op('Pad', [g.op('Slice', [mask, C, compressedEnd, g.ints([1])]), g.ints([0, 0, 0, 1]), g.scalar(-Infinity)]);
+      parts.push(scoresOver(g.op('Pad', [keysByHead(ropeKeys(rebuilt, cosK, sinK)), g.ints([0, 0, 0, 0, 0, 1])]), compressedMask));
     }
-    attn = g.op('Reshape', [out, g.ints([kvHeads, nRep, -1, hd])]);
+    // The chunk's own key is always seen (causal, and inside any sliding window): the maximum is finite.
+    const rowMax = g.op('Max', parts.map((p) => g.op('ReduceMax', [p.scores], { axes: [-1], keepdims: 1 })));
+    const exps = parts.map((p) => g.op('Exp', [g.op('Sub', [p.scores, rowMax])]));
+    const rows = (i: number): string => g.op('Reshape', [exps[i]!, parts[i]!.asRows]); // [kvHeads, nRep*T, N]
+    const total = (i: number): string => g.op('ReduceSum', [exps[i]!, g.ints([-1])], { keepdims: 1 });
+    let out = g.op('Add', [g.op('MatMul', [rows(0), vCache]), g.op('MatMul', [rows(1), valuesByHead(v)])]);
+    let sum = g.op('Add', [total(0), total(1)]);
+    let meanTerm: string | undefined;
+    if (factors && cV) {
+      const upProjection = g.weight('v_up', headMajorBasis(factors.v, kvHeads, hd), [kvHeads, factors.v.rank, hd]);
+      const meanHeads = g.weight('v_mean_heads', factors.v.mean, [kvHeads, 1, 1, hd]);
+      // The compressed values stay in rank space: the weights times c_v (one zero row for the zero key), then U_v.
+      const inRankSpace = g.op('MatMul', [rows(2), g.op('Pad', [cV, g.ints([0, 0, 1, 0])])]);
+      out = g.op('Add', [out, g.op('MatMul', [inRankSpace, upProjection])]);
+      const compressedTotal = total(2);
+      sum = g.op('Add', [sum, compressedTotal]);
+      meanTerm = g.op('Mul', [compressedTotal, meanHeads]);
+    }
+    const unnormalised = g.op('Reshape', [out, g.ints([kvHeads, nRep, -1, hd])]);
+    attn = g.op('Div', [meanTerm ? g.op('Add', [unnormalised, meanTerm]) : unnormalised, sum]);
   } else {
     const kFull = g.input('k_full', ['Sf', D]);
     const vFull = g.input('v_full', ['Sf', D]);
