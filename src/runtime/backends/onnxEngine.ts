@@ -186,9 +186,13 @@ export class OnnxEngine implements Engine {
       sin_q: new ort.Tensor('float32', rope.sin.subarray(start * hd, S * hd), [T, hd]),
     };
     if (!headMajor) feeds.mask = new ort.Tensor('float32', this.mask(start, T), [T, S]);
-    if (this.layers[0]!.inputNames.includes('cos_k')) {
+    const layerInputs = this.layers[0]!.inputNames;
+    if (layerInputs.includes('cos_k')) {
       feeds.cos_k = new ort.Tensor('float32', rope.cos.subarray(0, rotated * hd), [rotated, hd]);
       feeds.sin_k = new ort.Tensor('float32', rope.sin.subarray(0, rotated * hd), [rotated, hd]);
+    } else if (layerInputs.includes('cos_kt')) {
+      feeds.cos_kt = new ort.Tensor('float32', transposedAngles(rope.cos, rotated, hd), [hd, rotated + 1]);
+      feeds.sin_kt = new ort.Tensor('float32', transposedAngles(rope.sin, rotated, hd), [hd, rotated + 1]);
     }
     const cskv = this.info.cskv;
     // The rows between layers: in JS memory, or a gpu-buffer tensor where the provider keeps them on the device.
@@ -354,6 +358,19 @@ export class OnnxEngine implements Engine {
     await Promise.all([...this.layers, this.head].map((s) => s.release()));
     this.weights.close();
   }
+}
+
+/**
+ * The first `positions` rows of a RoPE table [positions, hd] transposed to [hd, positions + 1], the last column 0:
+ * the head-major graphs turn the compressed keys they rebuild [kvHeads, hd, Sc] plus one padding key (layerGraph.ts).
+ */
+function transposedAngles(table: Float32Array, positions: number, hd: number): Float32Array {
+  const width = positions + 1;
+  const out = new Float32Array(hd * width);
+  for (let p = 0; p < positions; p++) {
+    for (let c = 0; c < hd; c++) out[c * width + p] = table[p * hd + c]!;
+  }
+  return out;
 }
 
 function checkShape(weights: ModelWeights, name: string, shape: number[]): void {
