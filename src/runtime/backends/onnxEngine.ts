@@ -24,7 +24,13 @@ import type { OnnxGraph } from '../onnx/graphBuilder';
 import { type LayerGraphOptions, type LayerWeights, type LinearWeight, buildHeadGraph, buildLayerGraph } from '../onnx/layerGraph';
 import type { CompressedBits } from '../../protocol';
 
-const DEFAULT_CHUNK = 512;
+/**
+ * Prefill chunk length. CPU 128: a chunk's attention scores (heads x chunk x history floats per layer, 58 MB at
+ * 512 x 2048) stay closer to the caches, and the linear layers lose nothing at 128 rows. Measured on a 0.5B model,
+ * q8, 2 threads, prefill of 2048 tokens, interleaved: CPU time 19.5 -> 14.9 s (full cache), 22.3 -> 16.9 s
+ * (CSKV 16-bit) against 512; at 512 tokens 3.9 -> 3.6 s. WebGPU keeps 512 (fewer, larger dispatches).
+ */
+const DEFAULT_CHUNK: Record<ExecutionProvider['backend'], number> = { onnx: 128, webgpu: 512 };
 /** Rows of the embedding read per batch when it is checked at load (4 MB of f32 at a 7B model's width). */
 const EMBEDDING_CHECK_ROWS = 256;
 
@@ -137,7 +143,7 @@ export class OnnxEngine implements Engine {
         backend: provider.backend, modelDir, config, fingerprint, weights: format,
         cskv: factors ? { file: factors.file, window, bits, kRanks: factors.layers.map((l) => l.k.rank), vRanks: factors.layers.map((l) => l.v.rank) } : null,
       };
-      return new OnnxEngine(info, sessions.slice(1), head, weights, cache, options.chunkSize ?? DEFAULT_CHUNK, device);
+      return new OnnxEngine(info, sessions.slice(1), head, weights, cache, options.chunkSize ?? DEFAULT_CHUNK[provider.backend], device);
     } catch (err) {
       await Promise.all(sessions.map((s) => s.release()));
       weights.close();
