@@ -52,6 +52,8 @@ export class OnnxEngine implements Engine {
   private readonly history: number[] = [];
   private disposed = false;
   private rope: { cos: Float32Array; sin: Float32Array; positions: number; seqLen: number } | undefined;
+  /** The compressed keys' angles transposed (cos_kt/sin_kt): they change only when a block leaves the window. */
+  private compressedAngles: { positions: number; cos: ort.Tensor; sin: ort.Tensor } | undefined;
 
   private constructor(
     readonly info: EngineInfo,
@@ -197,8 +199,16 @@ export class OnnxEngine implements Engine {
       feeds.cos_k = new ort.Tensor('float32', rope.cos.subarray(0, rotated * hd), [rotated, hd]);
       feeds.sin_k = new ort.Tensor('float32', rope.sin.subarray(0, rotated * hd), [rotated, hd]);
     } else if (layerInputs.includes('cos_kt')) {
-      feeds.cos_kt = new ort.Tensor('float32', transposedAngles(rope.cos, rotated, hd), [hd, rotated + 1]);
-      feeds.sin_kt = new ort.Tensor('float32', transposedAngles(rope.sin, rotated, hd), [hd, rotated + 1]);
+      // Keys are kept rotated only where the angles do not depend on the length, so a position's angles never change.
+      if (this.compressedAngles?.positions !== rotated) {
+        this.compressedAngles = {
+          positions: rotated,
+          cos: new ort.Tensor('float32', transposedAngles(rope.cos, rotated, hd), [hd, rotated + 1]),
+          sin: new ort.Tensor('float32', transposedAngles(rope.sin, rotated, hd), [hd, rotated + 1]),
+        };
+      }
+      feeds.cos_kt = this.compressedAngles.cos;
+      feeds.sin_kt = this.compressedAngles.sin;
     }
     const cskv = this.info.cskv;
     // The rows between layers: in JS memory, or a gpu-buffer tensor where the provider keeps them on the device.
