@@ -3,7 +3,7 @@
 // written as GGUF F16 and Q8_0) in one run, the engines alternating, each configuration in a fresh process of the
 // same priority (so its peak resident memory is its own), the same thread count and prompts. Prints a table and
 // writes bench/results/cpu-0.5b.json. Figures on a shared 2-core machine vary by 15-25% between runs.
-//   node out/bench/cpu.js [--contexts 512,2048] [--decode 16] [--threads N] [--shape 0.5b|tiny] [--out FILE]
+//   node out/bench/cpu.js [--contexts 512,2048,8192] [--decode 16] [--threads N] [--shape 0.5b|tiny] [--out FILE]
 // (--shape tiny: a small model that checks the benchmark itself in seconds; its figures mean nothing.)
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -146,7 +146,7 @@ function peakResidentBytes(): number {
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
-      contexts: { type: 'string', default: '512,2048' }, decode: { type: 'string', default: '16' },
+      contexts: { type: 'string', default: '512,2048,8192' }, decode: { type: 'string', default: '16' },
       threads: { type: 'string', default: String(os.cpus().length) }, out: { type: 'string' }, child: { type: 'string' },
       shape: { type: 'string', default: '0.5b' },
     },

@@ -166,10 +166,16 @@ test('compress runs the statistics in several passes when they do not fit the bu
   two.layers.forEach((l, i) => assert.ok(Math.abs(l.heldOutErrorK - one.layers[i]!.heldOutErrorK) < 1e-9));
 });
 
+/**
+ * The chunk both the command and the engine below run with: a prefill's logits depend on its chunk grid (keys of
+ * earlier chunks are read back from the fp16 cache, a chunk's own in f32), so the two must share it.
+ */
+const SCORING_CHUNK = 512;
+
 /** exp(mean NLL of every next token) from one prefill's logits, computed here in float64. */
 async function independentPerplexity(text: string): Promise<{ perplexity: number; tokens: number }> {
   const ids = ModelTokenizer.load(model).encode(text);
-  const engine = await OnnxEngine.load(model);
+  const engine = await OnnxEngine.load(model, { chunkSize: SCORING_CHUNK });
   try {
     const logits = await engine.prefill(ids, { logits: ids.length });
     const V = engine.info.config.vocabSize;
@@ -190,7 +196,7 @@ test('perplexity with CSKV off equals exp(mean NLL) from the engine\'s logits; a
   const textFile = path.join(work, 'sample.txt');
   fs.writeFileSync(textFile, fs.readFileSync(path.join(repoRoot, 'src', 'runtime', 'engine.ts'), 'utf8').slice(0, 900));
   const reference = await independentPerplexity(fs.readFileSync(textFile, 'utf8'));
-  const off = await run(['perplexity', '--model', model, '--cskv', 'off', '--file', textFile, '--json']);
+  const off = await run(['perplexity', '--model', model, '--cskv', 'off', '--file', textFile, '--chunk', String(SCORING_CHUNK), '--json']);
   assert.equal(off.code, 0, off.err);
   const offJson = JSON.parse(off.out) as { perplexity: number; tokens: number; windows: number; savings: number; cskv: string | null };
   assert.equal(offJson.tokens, reference.tokens);

@@ -80,20 +80,52 @@ export function quantiseValues(rows: ArrayLike<number>, tokens: number, channels
   return { codes, scaleZero };
 }
 
+// The dequantisers run over every compressed block of every layer at each step (the CPU graphs take f32 features),
+// so they read the codes in order with shifts and masks and widen each fp16 (scale, zero) once, not per element:
+// measured for a 0.5B model's 24 layers at 2048 tokens, 4-bit: 16.8 -> 8.0 ms of CPU per decode step.
+
+/** Scratch for one block's widened key scales and zeros (a block's channels: its rank). */
+let keyScales = new Float64Array(0), keyZeros = new Float64Array(0);
+
+/** Keys: `out[outAt + t*channels + c] = code * scale_c + zero_c`. */
 export function dequantiseKeys(block: QuantisedBlock, tokens: number, channels: number, bits: number, out: Float32Array, outAt: number): void {
+  if (keyScales.length < channels) {
+    keyScales = new Float64Array(channels);
+    keyZeros = new Float64Array(channels);
+  }
+  const scales = keyScales, zeros = keyZeros;
   for (let c = 0; c < channels; c++) {
-    const scale = halfBitsToFloat(block.scaleZero[c * 2]!);
-    const zero = halfBitsToFloat(block.scaleZero[c * 2 + 1]!);
-    for (let t = 0; t < tokens; t++) out[outAt + t * channels + c] = getCode(block.codes, t * channels + c, bits) * scale + zero;
+    scales[c] = halfBitsToFloat(block.scaleZero[c * 2]!);
+    zeros[c] = halfBitsToFloat(block.scaleZero[c * 2 + 1]!);
+  }
+  const codes = block.codes;
+  const mask = (1 << bits) - 1;
+  const perByteShift = Math.log2(8 / bits), perByteMask = 8 / bits - 1;
+  let index = 0;
+  for (let t = 0; t < tokens; t++) {
+    const row = outAt + t * channels;
+    for (let c = 0; c < channels; c++, index++) {
+      out[row + c] = ((codes[index >> perByteShift]! >> ((index & perByteMask) * bits)) & mask) * scales[c]! + zeros[c]!;
+    }
   }
 }
 
+/** Values: `code * scale + zero` with one (scale, zero) per token and group of VALUE_GROUP channels. */
 export function dequantiseValues(block: QuantisedBlock, tokens: number, channels: number, bits: number, out: Float32Array, outAt: number): void {
   const groups = Math.ceil(channels / VALUE_GROUP);
+  const codes = block.codes;
+  const mask = (1 << bits) - 1;
+  const perByteShift = Math.log2(8 / bits), perByteMask = 8 / bits - 1;
+  let index = 0;
   for (let t = 0; t < tokens; t++) {
-    for (let c = 0; c < channels; c++) {
-      const at = (t * groups + ((c / VALUE_GROUP) | 0)) * 2;
-      out[outAt + t * channels + c] = getCode(block.codes, t * channels + c, bits) * halfBitsToFloat(block.scaleZero[at]!) + halfBitsToFloat(block.scaleZero[at + 1]!);
+    for (let gi = 0; gi < groups; gi++) {
+      const at = (t * groups + gi) * 2;
+      const scale = halfBitsToFloat(block.scaleZero[at]!);
+      const zero = halfBitsToFloat(block.scaleZero[at + 1]!);
+      const end = outAt + t * channels + Math.min(channels, (gi + 1) * VALUE_GROUP);
+      for (let o = outAt + t * channels + gi * VALUE_GROUP; o < end; o++, index++) {
+        out[o] = ((codes[index >> perByteShift]! >> ((index & perByteMask) * bits)) & mask) * scale + zero;
+      }
     }
   }
 }

@@ -10,9 +10,10 @@
 // With the head-major full branch (`fullLayout: 'heads'`, CPU, rotated keys only) k_full/v_full give way to the
 // cache's own buffers, read in place (f32, or fp16 widened as read): k_cache [kvHeads, hd, C] (rotated keys,
 // transposed), v_cache [kvHeads, C, hd],
-// of which only the held slots count (the mask [T, C + Sc + T] hides the rest); the scores over the compressed
-// keys, the cache and the chunk are joined instead of the keys, so no step copies the history. The chunk's rows
-// for the cache come out as k_append (rotated) and v_append, in the buffers' type.
+// of which only the held slots count (the mask [T, C + Sc + T] hides the rest); the softmax is split over the
+// cache, the compressed keys and the chunk, so no step copies the history or joins scores. The compressed keys are
+// rebuilt head-major and turned by cos_kt/sin_kt [hd, Sc + 1] (transposed angles) in place of cos_k/sin_k. The
+// chunk's rows for the cache come out as k_append (rotated) and v_append, in the buffers' type.
 // Compressed keys are rebuilt (mean + c U^T: 2·r·D FLOPs per token) and rotated; compressed values are never
 // rebuilt per token: the attention weights are applied in the rank-r space and up-projected once per query (docs/cskv.md).
 import { type BlockQuantised, type RowReader, quantiseBlockwise } from './blockQuantizer';
@@ -109,11 +110,13 @@ export function buildLayerGraph(config: ModelConfig, w: LayerWeights, factors: L
   const cosQ = g.input('cos_q', ['T', hd]);
   const sinQ = g.input('sin_q', ['T', hd]);
   const rotatedCount = keysRotated ? 'Sc' : 'S';
-  const needsCosK = !keysRotated || factors !== undefined;
-  const cosK = needsCosK ? g.input('cos_k', [rotatedCount, hd]) : '';
-  const sinK = needsCosK ? g.input('sin_k', [rotatedCount, hd]) : '';
   const headMajor = options.fullLayout === 'heads';
   if (headMajor && (!keysRotated || options.fullBranchOutputs)) throw new Error('the head-major full branch holds rotated keys and stays in JS memory');
+  // Head-major, the compressed keys are rebuilt transposed and turned by cos_kt/sin_kt [hd, Sc + 1]: their angles
+  // transposed, plus a zero column for the padding key (see below).
+  const needsCosK = !keysRotated || factors !== undefined;
+  const cosK = needsCosK ? (headMajor ? g.input('cos_kt', [hd, 'Sc1']) : g.input('cos_k', [rotatedCount, hd])) : '';
+  const sinK = needsCosK ? (headMajor ? g.input('sin_kt', [hd, 'Sc1']) : g.input('sin_k', [rotatedCount, hd])) : '';
   const mask = g.input('mask', headMajor ? ['T', 'M'] : ['T', 'S']);
   const compressedType = options.compressedType;
   const features = (kind: 'k' | 'v', rank: number): string => {
@@ -147,11 +150,12 @@ export function buildLayerGraph(config: ModelConfig, w: LayerWeights, factors: L
   const v = linear(g, format, h, w.v, D, H, 'v_proj', w.vBias);
   g.output(k, 'k_new', ['T', D]);
   g.output(v, 'v_new', ['T', D]);
-  let rebuilt: string | undefined;
+  let rebuilt: string | undefined; // token-major [Sc, D], before RoPE (the rows layout)
+  let kBasis: string | undefined;
   if (factors && cK) {
     const kMean = g.weight('k_mean', factors.k.mean, [D]);
     const vMean = g.weight('v_mean', factors.v.mean, [D]);
-    const kBasis = g.weight('k_basis', factors.k.basis, [D, factors.k.rank]);
+    kBasis = g.weight('k_basis', factors.k.basis, [D, factors.k.rank]);
     const vBasis = g.weight('v_basis', factors.v.basis, [D, factors.v.rank]);
     const cKNew = g.op('MatMul', [g.op('Sub', [k, kMean]), kBasis]);
     const cVNew = g.op('MatMul', [g.op('Sub', [v, vMean]), vBasis]);
@@ -162,7 +166,7 @@ export function buildLayerGraph(config: ModelConfig, w: LayerWeights, factors: L
       g.output(g.op('Concat', [g.input('c_k_pending', ['Sf', factors.k.rank]), cKNew], { axis: 0 }), 'c_k_pending_next', ['Sf+T', factors.k.rank]);
       g.output(g.op('Concat', [g.input('c_v_pending', ['Sf', factors.v.rank]), cVNew], { axis: 0 }), 'c_v_pending_next', ['Sf+T', factors.v.rank]);
     }
-    rebuilt = g.op('Add', [g.op('Gemm', [cK, kBasis], { transB: 1 }), kMean]);
+    if (!headMajor) rebuilt = g.op('Add', [g.op('Gemm', [cK, kBasis], { transB: 1 }), kMean]);
   }
   // [T, heads*hd] -> [kvHeads, nRep, T, hd]; query head j*nRep+i attends with kv head j (transformers' repeat_kv).
   const qHeads = g.op('Transpose', [g.op('Reshape', [q, g.ints([-1, kvHeads, nRep, hd])])], { perm: [1, 2, 0, 3] });
@@ -182,31 +186,50 @@ export function buildLayerGraph(config: ModelConfig, w: LayerWeights, factors: L
     g.output(narrowed(v), 'v_append', ['T', D], fullType);
     // Queries of a kv head as one matrix [kvHeads, nRep*T, hd]: each product reads the head's keys once.
     const queries = g.op('Reshape', [qRot, g.ints([kvHeads, -1, hd])]);
-    // Scores over the cache's C slots, then the compressed keys (rebuilt, so copied per step anyway) joined with
-    // the chunk's: never a product over an empty axis (onnxruntime's CPU MatMul faults on one, SIGFPE).
-    const newKeys = rebuilt ? g.op('Concat', [keysByHead(ropeKeys(rebuilt, cosK, sinK)), keysByHead(kRotNew)], { axis: -1 }) : keysByHead(kRotNew);
-    const scores = g.op('Concat', [g.op('MatMul', [queries, kCache]), g.op('MatMul', [queries, newKeys])], { axis: -1 }); // [kvHeads, nRep*T, M], M = C + Sc + T
-    const M = g.op('Slice', [g.op('Shape', [scores]), g.ints([2]), g.ints([3])]);
-    const byQuery = g.op('Reshape', [scores, g.op('Concat', [g.ints([kvHeads, nRep, -1]), M], { axis: 0 })]);
-    const probs = g.op('Reshape', [g.op('Softmax', [g.op('Add', [byQuery, mask])], { axis: -1 }), g.op('Concat', [g.ints([kvHeads, -1]), M], { axis: 0 })]);
+    // The softmax is split over three parts, the cache's C slots, the compressed keys and the chunk's own keys,
+    // each part's scores [kvHeads, nRep, T, N] exponentiated against the row's maximum over all three and applied
+    // to that part's values, the sums divided once at the end: no part's scores or weights are ever copied into or
+    // out of a joined matrix (a prefill chunk's are 14 MB per layer at 2048 tokens). mask [T, C + Sc + T] is
+    // sliced per part (1/(heads) of a part's scores).
+    const T = g.op('Slice', [g.op('Shape', [x]), g.ints([0]), g.ints([1])]);
     const C = g.op('Slice', [g.op('Shape', [kCache]), g.ints([2]), g.ints([3])]);
     const Sc = cV ? g.op('Slice', [g.op('Shape', [cV]), g.ints([0]), g.ints([1])]) : g.ints([0]);
     const compressedEnd = g.op('Add', [C, Sc]);
-    const pCache = g.op('Slice', [probs, g.ints([0]), C, g.ints([-1])]);
-    const pNew = g.op('Slice', [probs, compressedEnd, g.ints([2 ** 62]), g.ints([-1])]);
-    let out = g.op('Add', [g.op('MatMul', [pCache, vCache]), g.op('MatMul', [pNew, valuesByHead(v)])]);
-    if (factors && cV) {
-      const pCompressed = g.op('Slice', [probs, C, compressedEnd, g.ints([-1])]);
-      const pRest = g.op('Concat', [pCache, pNew], { axis: -1 });
-      const upProjection = g.weight('v_up', headMajorBasis(factors.v, kvHeads, hd), [kvHeads, factors.v.rank, hd]);
-      const meanHeads = g.weight('v_mean_heads', factors.v.mean, [kvHeads, 1, hd]);
-      // The compressed weights' total as 1 - the others' (see the rows layout below for why never a sum over Sc).
-      // The padding: one zero column/row, so the product's inner axis is never empty; the extra term adds 0.
-      const compressedTotal = g.op('Sub', [g.scalar(1), g.op('ReduceSum', [pRest, g.ints([-1])], { keepdims: 1 })]);
-      const inRankSpace = g.op('MatMul', [g.op('Pad', [pCompressed, g.ints([0, 0, 0, 0, 0, 1])]), g.op('Pad', [cV, g.ints([0, 0, 1, 0])])]);
-      out = g.op('Add', [out, g.op('Add', [g.op('MatMul', [inRankSpace, upProjection]), g.op('Mul', [compressedTotal, meanHeads])])]);
+    const scoresOver = (keys: string, partMask: string): { scores: string; asRows: string } => {
+      const N = g.op('Slice', [g.op('Shape', [keys]), g.ints([2]), g.ints([3])]);
+      const byQuery = g.op('Reshape', [g.op('MatMul', [queries, keys]), g.op('Concat', [g.ints([kvHeads, nRep]), T, N], { axis: 0 })]);
+      return { scores: g.op('Add', [byQuery, partMask]), asRows: g.op('Concat', [g.ints([kvHeads, -1]), N], { axis: 0 }) };
+    };
+    const parts = [
+      scoresOver(kCache, g.op('Slice', [mask, g.ints([0]), C, g.ints([1])])),
+      scoresOver(keysByHead(kRotNew), g.op('Slice', [mask, compressedEnd, g.ints([2 ** 62]), g.ints([1])])),
+    ];
+    if (factors && cK && kBasis) {
+      // One zero key past the compressed ones, masked: never a part over an empty axis while the branch is empty
+      // (onnxruntime's CPU MatMul faults on a product over one, SIGFPE; its empty reductions get shapes wrong).
+      const compressedMask = g.op('Pad', [g.op('Slice', [mask, C, compressedEnd, g.ints([1])]), g.ints([0, 0, 0, 1]), g.scalar(-Infinity)]);
+      parts.push(scoresOver(rebuiltKeysByHead(g, factors.k, kBasis, g.op('Pad', [cK, g.ints([0, 0, 1, 0])]), cosK, sinK, kvHeads, hd), compressedMask));
     }
-    attn = g.op('Reshape', [out, g.ints([kvHeads, nRep, -1, hd])]);
+    // The chunk's own key is always seen (causal, and inside any sliding window): the maximum is finite.
+    const rowMax = g.op('Max', parts.map((p) => g.op('ReduceMax', [p.scores], { axes: [-1], keepdims: 1 })));
+    const exps = parts.map((p) => g.op('Exp', [g.op('Sub', [p.scores, rowMax])]));
+    const rows = (i: number): string => g.op('Reshape', [exps[i]!, parts[i]!.asRows]); // [kvHeads, nRep*T, N]
+    const total = (i: number): string => g.op('ReduceSum', [exps[i]!, g.ints([-1])], { keepdims: 1 });
+    let out = g.op('Add', [g.op('MatMul', [rows(0), vCache]), g.op('MatMul', [rows(1), valuesByHead(v)])]);
+    let sum = g.op('Add', [total(0), total(1)]);
+    let meanTerm: string | undefined;
+    if (factors && cV) {
+      const upProjection = g.weight('v_up', headMajorBasis(factors.v, kvHeads, hd), [kvHeads, factors.v.rank, hd]);
+      const meanHeads = g.weight('v_mean_heads', factors.v.mean, [kvHeads, 1, 1, hd]);
+      // The compressed values stay in rank space: the weights times c_v (one zero row for the zero key), then U_v.
+      const inRankSpace = g.op('MatMul', [rows(2), g.op('Pad', [cV, g.ints([0, 0, 1, 0])])]);
+      out = g.op('Add', [out, g.op('MatMul', [inRankSpace, upProjection])]);
+      const compressedTotal = total(2);
+      sum = g.op('Add', [sum, compressedTotal]);
+      meanTerm = g.op('Mul', [compressedTotal, meanHeads]);
+    }
+    const unnormalised = g.op('Reshape', [out, g.ints([kvHeads, nRep, -1, hd])]);
+    attn = g.op('Div', [meanTerm ? g.op('Add', [unnormalised, meanTerm]) : unnormalised, sum]);
   } else {
     const kFull = g.input('k_full', ['Sf', D]);
     const vFull = g.input('v_full', ['Sf', D]);
@@ -268,6 +291,39 @@ export function buildLayerGraph(config: ModelConfig, w: LayerWeights, factors: L
   const act = g.op('Mul', [g.op('Mul', [gate, g.op('Sigmoid', [gate])]), up]);
   g.output(g.op('Add', [x1, linear(g, format, act, w.down, H, I, 'down_proj', w.downBias)]), 'y', ['T', H]);
   return g.finish();
+}
+
+/**
+ * The compressed keys rebuilt and rotated, already head-major [kvHeads, hd, N]: RoPE's k·cos + rotate_half(k)·sin
+ * with rotate_half folded into a second basis (rotate_half(U c + mean) = U' c + mean'), so the rebuild is two
+ * products with the features as they are stored (c [N, r]; Gemm transposes on the fly) and three elementwise
+ * passes, with no transpose, split or concatenation of keys. cos/sin: [hd, N].
+ */
+function rebuiltKeysByHead(g: GraphBuilder, f: Factor, basis: string, c: string, cos: string, sin: string, kvHeads: number, hd: number): string {
+  const D = kvHeads * hd;
+  const rotated = rotateHalfRows(f, kvHeads, hd);
+  const product = (u: string, mean: string): string => g.op('Reshape', [g.op('Gemm', [u, c, mean], { transB: 1 }), g.ints([kvHeads, hd, -1])]);
+  return g.op('Add', [
+    g.op('Mul', [product(basis, g.weight('k_mean_column', f.mean, [D, 1])), cos]),
+    g.op('Mul', [product(g.weight('k_basis_rotated', rotated.basis, [D, f.rank]), g.weight('k_mean_rotated', rotated.mean, [D, 1])), sin]),
+  ]);
+}
+
+/** rotate_half applied to the rows of U [D, r] and to the mean, head by head: row c takes -row (c + hd/2), row (c + hd/2) takes row c. */
+function rotateHalfRows(f: Factor, kvHeads: number, hd: number): { basis: Float32Array; mean: Float32Array } {
+  const basis = new Float32Array(f.basis.length);
+  const mean = new Float32Array(f.mean.length);
+  const half = hd / 2;
+  for (let head = 0; head < kvHeads; head++) {
+    for (let c = 0; c < hd; c++) {
+      const to = head * hd + c;
+      const from = c < half ? to + half : to - half;
+      const sign = c < half ? -1 : 1;
+      mean[to] = sign * f.mean[from]!;
+      for (let j = 0; j < f.rank; j++) basis[to * f.rank + j] = sign * f.basis[from * f.rank + j]!;
+    }
+  }
+  return { basis, mean };
 }
 
 /** U [D, r] (D = kvHeads*hd, row-major) -> [kvHeads, r, hd]: each head's rows, transposed. */
