@@ -226,7 +226,25 @@ export interface NativeKernels {
   /** The C++ float64 references of those two (native/src/reference/q8Reference.h); in every build. */
   q8LinearReference(args: Q8GemvArgs): Float64Array;
   q8DequantiseReference(args: Q8RowsArgs): Float64Array;
+  /** The same four for q4 weights (native/src/kernels/q4Linear.cuh, native/src/reference/q4Reference.h). */
+  q4Gemv(args: Q4GemvArgs): Float32Array;
+  q4DequantiseRows(args: Q4RowsArgs): Float32Array;
+  q4LinearReference(args: Q4GemvArgs): Float64Array;
+  q4DequantiseReference(args: Q4RowsArgs): Float64Array;
 }
+
+/** A q4 weight [n, k] in the CUDA engine's layout (native/src/kernels/q4Layout.h). */
+export interface Q4WeightArrays {
+  /** [n, ceil(k / 32) * 16]: channel 2i in the low nibble of byte i, 2i + 1 in the high one. */
+  codes: Uint8Array;
+  /** f16 bits [n, ceil(k / 32), 2]: (scale, min) per block; W = code * scale - min. */
+  scaleMin: Uint16Array;
+  n: number;
+  k: number;
+}
+
+export type Q4GemvArgs = Q4WeightArrays & Omit<Q8GemvArgs, keyof Q8WeightArrays>;
+export type Q4RowsArgs = Q4WeightArrays & Omit<Q8RowsArgs, keyof Q8WeightArrays>;
 
 /** A q8 weight [n, k] in the CUDA engine's layout (native/src/kernels/q8Layout.h). */
 export interface Q8WeightArrays {
