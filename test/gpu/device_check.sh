@@ -87,7 +87,7 @@ load.addon.probe().then((p) => {
     CSKV_Q4_KERNEL_REPORT="$OUT/q4-kernels.json" node --test --test-reporter=tap out/test/gpu/kernels.test.js out/test/gpu/engineKernels.test.js \
     out/test/gpu/reference.test.js out/test/gpu/q8Kernels.test.js out/test/gpu/q4Kernels.test.js
   fold_kernel_reports
-  stage engine-suite-cuda 120 node --test --test-reporter=tap out/test/gpu/cudaEngine.test.js out/test/gpu/cudaQ8Engine.test.js
+  stage engine-suite-cuda 120 node --test --test-reporter=tap out/test/gpu/cudaEngine.test.js out/test/gpu/cudaBlockWeightsEngine.test.js
   # The fused decode attention (an option, off by default until this passes): the engine suite with it, and its
   # decode steps against the default path. Its kernel check is in the kernels stage (engineKernels.test.js).
   stage engine-suite-fused 60 node --test --test-reporter=tap out/test/gpu/cudaFusedEngine.test.js

@@ -4,7 +4,8 @@
 import assert from 'node:assert/strict';
 import * as path from 'node:path';
 import { test } from 'node:test';
-import { deviceQ4, deviceQ4FromQ4_0, deviceQ4FromQ4_K, dequantiseDeviceQ4, q4Bytes, readDeviceQ4 } from '../../src/runtime/backends/cudaQ4Weights';
+import { planCapacity } from '../../src/runtime/backends/cudaMemoryPlan';
+import { deviceQ4, deviceQ4FromQ4_0, deviceQ4FromQ4_K, deviceQ4WeightBytes, dequantiseDeviceQ4, q4Bytes, readDeviceQ4 } from '../../src/runtime/backends/cudaQ4Weights';
 import { type NativeAddon, loadNativeAddon } from '../../src/runtime/backends/nativeAddon';
 import { RuntimeError } from '../../src/runtime/errors';
 import { floatToHalfBits, halfBitsToFloat } from '../../src/runtime/half';
@@ -202,4 +203,18 @@ test('q4 C++ float64 references: dequantisation equals the layout\'s values, the
 test('q4 bytes: 16 bytes of codes and two f16 per block of 32', () => {
   assert.equal(q4Bytes(2, 33), 2 * 2 * 20);
   assert.equal(q4Bytes(3584, 18944), 3584 * 592 * 20);
+});
+
+test('q4 memory by hand for Qwen2.5-7B: ~5.6 GB; on an 8 GiB GPU q8 is refused (weights alone), q4 plans ≥ 16k tokens', () => {
+  const shape = { hidden: 3584, layers: 28, qDim: 3584, kvDim: 512, intermediate: 18944, vocab: 152064, headDim: 128, tiedEmbeddings: false };
+  const linearPerLayer = 3584 * (3584 + 1024) + 3584 * 3584 + 3 * 18944 * 3584; // 233,046,016 weights, all k multiples of 32
+  const byHand = 28 * (linearPerLayer * 0.625 + 4 * 3584) + 152064 * 3584 * 0.625 + 2 * (152064 * 3584 + 3584) + 64 * 1024 ** 2;
+  assert.equal(deviceQ4WeightBytes(shape), byHand);
+  const a = addon();
+  const cache = { layers: 28, kvDim: 512, window: 32, bits: 16 as const, chunkTokens: 512 };
+  const plan = (weights: 'q8' | 'q4') => planCapacity({ shape, weights, cache, wantedTokens: 32768, freeBytes: 8 * 1024 ** 3, layoutOf: (s) => a.cacheLayout(s) });
+  assert.equal(plan('q8').capacityTokens, 0, 'q8 weights alone exceed 8 GiB less the margin');
+  const q4 = plan('q4');
+  assert.ok(q4.capacityTokens >= 16384, `q4 leaves room for a long context on 8 GiB: ${q4.capacityTokens}`);
+  assert.equal(q4.weightBytes, byHand);
 });

@@ -6,6 +6,8 @@
 import { floatToHalfBits, halfBitsToFloat } from '../half';
 import type { ModelWeights } from '../model/weights';
 import { type BlockQuantised, quantiseBlockwise } from '../onnx/blockQuantizer';
+import type { DeviceModelShape } from './cudaMemoryPlan';
+import { deviceBlockWeightBytes } from './cudaWeightFormat';
 import type { Q4WeightArrays } from './nativeAddon';
 
 export const Q4_BLOCK = 32;
@@ -13,6 +15,11 @@ export const Q4_BLOCK = 32;
 /** Device bytes of a q4 weight [n, k]: 16 bytes of codes and two f16 a block of 32 (rows padded to whole blocks). */
 export function q4Bytes(n: number, k: number): number {
   return n * Math.ceil(k / Q4_BLOCK) * (Q4_BLOCK / 2 + 4);
+}
+
+/** Device bytes of the weights with --weights q4 (cudaWeightFormat.ts). */
+export function deviceQ4WeightBytes(s: DeviceModelShape): number {
+  return deviceBlockWeightBytes(s, q4Bytes);
 }
 
 function emptyQ4(n: number, k: number): Q4WeightArrays {

@@ -125,8 +125,8 @@ export interface NativeModelSpec {
   outputBias: boolean;
   mlpBias: boolean;
   tiedEmbeddings: boolean;
-  /** Linear layers and an untied output head in bf16 (default) or 8-bit blocks (loadTensorQ8). */
-  weights?: 'bf16' | 'q8';
+  /** Linear layers and an untied output head in bf16 (default), 8-bit blocks (loadTensorQ8) or 4-bit blocks (loadTensorQ4). */
+  weights?: 'bf16' | 'q8' | 'q4';
   /** Decode steps' attention: 'rebuild' (default: compressed rows rebuilt into scratch, cuBLASLt) or 'fused'. */
   decodeAttention?: 'rebuild' | 'fused';
   /** 0: full attention. */
@@ -170,6 +170,8 @@ export interface NativeCudaEngine {
   loadTensor(role: string, layer: number, dtype: 'F32' | 'F16' | 'BF16', bytes: Uint8Array): void;
   /** A linear layer's weight as 8-bit blocks, for an engine made with weights 'q8'. */
   loadTensorQ8(role: string, layer: number, codes: Int8Array, scales: Float32Array): void;
+  /** A linear layer's weight as 4-bit blocks (codes, f16 (scale, min) pairs), for an engine made with weights 'q4'. */
+  loadTensorQ4(role: string, layer: number, codes: Uint8Array, scaleMin: Uint16Array): void;
   finishLoading(): void;
   /** Appends a chunk; resolves the last `logitRows` rows of logits, or null when copyLogits is false. */
   forward(tokens: Int32Array, logitRows: number, copyLogits: boolean, invFreq: Float64Array | null): Promise<Float32Array | null>;
