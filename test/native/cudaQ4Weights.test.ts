@@ -6,9 +6,11 @@ import * as path from 'node:path';
 import { test } from 'node:test';
 import { planCapacity } from '../../src/runtime/backends/cudaMemoryPlan';
 import { deviceQ4, deviceQ4FromQ4_0, deviceQ4FromQ4_K, deviceQ4WeightBytes, dequantiseDeviceQ4, q4Bytes, readDeviceQ4 } from '../../src/runtime/backends/cudaQ4Weights';
+import { readDeviceQ8 } from '../../src/runtime/backends/cudaQ8Weights';
 import { type NativeAddon, loadNativeAddon } from '../../src/runtime/backends/nativeAddon';
 import { RuntimeError } from '../../src/runtime/errors';
 import { floatToHalfBits, halfBitsToFloat } from '../../src/runtime/half';
+import { readModelConfig } from '../../src/runtime/model/config';
 import { dequantise } from '../../src/runtime/model/ggmlDequant';
 import { ggmlType } from '../../src/runtime/model/ggmlTypes';
 import { GgufFile } from '../../src/runtime/model/ggufFile';
@@ -16,7 +18,7 @@ import { ModelWeights } from '../../src/runtime/model/weights';
 import { dequantiseBlockwise, quantiseBlockwise } from '../../src/runtime/onnx/blockQuantizer';
 import { mulberry32 as random } from '../../src/runtime/random';
 import { convertToGguf } from '../support/ggufWriter';
-import { tempDir } from '../support/paths';
+import { modelFixture, tempDir } from '../support/paths';
 import { writeRandomModel } from '../support/randomModel';
 
 function addon(): NativeAddon {
@@ -149,7 +151,7 @@ test('q4 device layout from Q4_K: the file\'s codes, (d·sc, dmin·m) rounded on
   assert.throws(() => deviceQ4FromQ4_K(new Uint8Array(144), 1, 128), /whole super-blocks of 256/);
 });
 
-test('readDeviceQ4: quantised row batch by row batch, equal to quantising the tensor whole', () => {
+test('readDeviceQ4: the whole tensor, or (the output head) row batch by row batch, the same blocks', () => {
   const n = 11, k = 96;
   const values = normals(n * k, 9, 0.2);
   let rowReads = 0;
@@ -158,12 +160,15 @@ test('readDeviceQ4: quantised row batch by row batch, equal to quantising the te
       rowReads++;
       return values.slice(first * k, (first + count) * k);
     },
+    readFloat32: () => values,
   } as unknown as ModelWeights;
   const got = readDeviceQ4(weights, 'w', n, k, 4);
   const want = deviceQ4(quantiseBlockwise(values, n, k, 4));
   assert.deepEqual(got.codes, want.codes);
   assert.deepEqual(got.scaleMin, want.scaleMin);
   assert.equal(rowReads, 3, 'rows read in batches of 4, each once');
+  assert.deepEqual(readDeviceQ4(weights, 'w', n, k), want);
+  assert.equal(rowReads, 3, 'read whole: no row reads');
 });
 
 test('q4 C++ float64 references: dequantisation equals the layout\'s values, the linear layer equals a float64 product', () => {
@@ -217,4 +222,23 @@ test('q4 memory by hand for Qwen2.5-7B: ~5.6 GB; on an 8 GiB GPU q8 is refused (
   const q4 = plan('q4');
   assert.ok(q4.capacityTokens >= 16384, `q4 leaves room for a long context on 8 GiB: ${q4.capacityTokens}`);
   assert.equal(q4.weightBytes, byHand);
+});
+
+test('layer weights are read whole: a llama GGUF\'s q/k (rows permuted by llama.cpp\'s converter) load in q8 and q4 as from safetensors', () => {
+  const config = readModelConfig(modelFixture('llama-v4'));
+  const file = path.join(tempDir(), 'llama-v4-f32.gguf');
+  convertToGguf(modelFixture('llama-v4'), file, 'F32');
+  const gguf = ModelWeights.open(file);
+  const safetensors = ModelWeights.open(modelFixture('llama-v4'), config);
+  try {
+    for (const name of ['model.layers.0.self_attn.q_proj.weight', 'model.layers.1.self_attn.k_proj.weight']) {
+      const [n, k] = safetensors.info(name).shape as [number, number];
+      assert.throws(() => gguf.readRows(name, 0, 1), /only read whole/, 'the case this guards: rows of a permuted tensor');
+      assert.deepEqual(readDeviceQ4(gguf, name, n, k), readDeviceQ4(safetensors, name, n, k), name);
+      assert.deepEqual(readDeviceQ8(gguf, name, n, k), readDeviceQ8(safetensors, name, n, k), name);
+    }
+  } finally {
+    gguf.close();
+    safetensors.close();
+  }
 });

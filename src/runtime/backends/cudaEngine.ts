@@ -19,7 +19,7 @@ import type { SamplingStep } from '../sampler';
 import type { DType } from '../safetensors';
 import { readDeviceQ4 } from './cudaQ4Weights';
 import { readDeviceQ8 } from './cudaQ8Weights';
-import { cudaWeightFormat } from './cudaWeightFormat';
+import { HEAD_ROWS_PER_READ, cudaWeightFormat } from './cudaWeightFormat';
 import { prefillInChunks } from './chunkedPrefill';
 import { CUDA_DEFAULT_CHUNK, type CapacityPlan, deviceModelShape, planCapacity } from './cudaMemoryPlan';
 import {
@@ -99,11 +99,12 @@ export class CudaEngine implements Engine {
       const blockShapes = format === 'bf16' ? undefined : blockTensorShapes(config);
       for (const [role, layer, name] of tensorRoles(config)) {
         const blockShape = blockShapes?.[role];
+        const rowsPerRead = role === 'lmHead' ? HEAD_ROWS_PER_READ : undefined;
         if (blockShape && format === 'q8') {
-          const q8 = readDeviceQ8(weights, name, ...blockShape);
+          const q8 = readDeviceQ8(weights, name, ...blockShape, rowsPerRead);
           native.loadTensorQ8(role, layer, q8.codes, q8.scales);
         } else if (blockShape) {
-          const q4 = readDeviceQ4(weights, name, ...blockShape);
+          const q4 = readDeviceQ4(weights, name, ...blockShape, rowsPerRead);
           native.loadTensorQ4(role, layer, q4.codes, q4.scaleMin);
         } else {
           native.loadTensor(role, layer, weights.info(name).dtype as DType, weights.readBytes(name));

@@ -7,7 +7,7 @@ import { floatToHalfBits, halfBitsToFloat } from '../half';
 import type { ModelWeights } from '../model/weights';
 import { type BlockQuantised, quantiseBlockwise } from '../onnx/blockQuantizer';
 import type { DeviceModelShape } from './cudaMemoryPlan';
-import { deviceBlockWeightBytes } from './cudaWeightFormat';
+import { deviceBlockWeightBytes, linearValues } from './cudaWeightFormat';
 import type { Q4WeightArrays } from './nativeAddon';
 
 export const Q4_BLOCK = 32;
@@ -101,20 +101,12 @@ export function deviceQ4FromQ4_K(raw: Uint8Array, n: number, k: number): Q4Weigh
 
 /**
  * A linear weight [n, k] of the checkpoint in the device's q4 layout, quantised here by the CPU engine's quantiser
- * from row batches (one tensor's codes at a time in host memory). GGUF Q4_0/Q4_K tensors would convert exactly
- * with the functions above; ModelWeights does not hand out their stored blocks yet (it has readQ8Blocks only).
+ * from the whole tensor or, with `rowsPerRead`, row batch by row batch (linearValues). GGUF Q4_0/Q4_K tensors would
+ * convert exactly with the functions above; ModelWeights does not hand out their stored blocks yet (it has
+ * readQ8Blocks only).
  */
-export function readDeviceQ4(weights: ModelWeights, name: string, n: number, k: number, rowsPerRead = 256): Q4WeightArrays {
-  let first = 0;
-  let rows: Float32Array = new Float32Array(0);
-  const row = (r: number): Float32Array => {
-    if (r < first || r >= first + rows.length / k) {
-      first = r - (r % rowsPerRead);
-      rows = weights.readRows(name, first, Math.min(rowsPerRead, n - first));
-    }
-    return rows.subarray((r - first) * k, (r - first + 1) * k);
-  };
-  return deviceQ4(quantiseBlockwise(row, n, k, 4, Q4_BLOCK));
+export function readDeviceQ4(weights: ModelWeights, name: string, n: number, k: number, rowsPerRead?: number): Q4WeightArrays {
+  return deviceQ4(quantiseBlockwise(linearValues(weights, name, n, k, rowsPerRead), n, k, 4, Q4_BLOCK));
 }
 
 /** The f64 weight [n, k] a device q4 weight stands for (tests and error measurement). */

@@ -6,7 +6,7 @@
 import type { ModelWeights } from '../model/weights';
 import { type BlockQuantised, quantiseBlockwise } from '../onnx/blockQuantizer';
 import type { DeviceModelShape } from './cudaMemoryPlan';
-import { deviceBlockWeightBytes } from './cudaWeightFormat';
+import { deviceBlockWeightBytes, linearValues } from './cudaWeightFormat';
 import type { Q8WeightArrays } from './nativeAddon';
 
 export const Q8_BLOCK = 32;
@@ -19,20 +19,14 @@ export function deviceQ8(blocks: BlockQuantised): Q8WeightArrays {
   return { codes, scales: blocks.scales, n: blocks.n, k: blocks.k };
 }
 
-/** A linear weight [n, k] of the checkpoint in the device's q8 layout: the file's Q8_0 blocks, else quantised here. */
-export function readDeviceQ8(weights: ModelWeights, name: string, n: number, k: number, rowsPerRead = 256): Q8WeightArrays {
+/**
+ * A linear weight [n, k] of the checkpoint in the device's q8 layout: the file's Q8_0 blocks, else quantised here
+ * from the whole tensor or, with `rowsPerRead`, row batch by row batch (linearValues).
+ */
+export function readDeviceQ8(weights: ModelWeights, name: string, n: number, k: number, rowsPerRead?: number): Q8WeightArrays {
   const stored = weights.readQ8Blocks(name, [n, k]);
   if (stored) return deviceQ8(stored);
-  let first = 0;
-  let rows: Float32Array = new Float32Array(0);
-  const row = (r: number): Float32Array => {
-    if (r < first || r >= first + rows.length / k) {
-      first = r - (r % rowsPerRead);
-      rows = weights.readRows(name, first, Math.min(rowsPerRead, n - first));
-    }
-    return rows.subarray((r - first) * k, (r - first + 1) * k);
-  };
-  return deviceQ8(quantiseBlockwise(row, n, k, 8, Q8_BLOCK));
+  return deviceQ8(quantiseBlockwise(linearValues(weights, name, n, k, rowsPerRead), n, k, 8, Q8_BLOCK));
 }
 
 /** Device bytes of a q8 weight [n, k]: int8 codes (rows padded to whole blocks) and one f32 scale per block. */

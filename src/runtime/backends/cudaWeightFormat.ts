@@ -1,6 +1,8 @@
 // How the CUDA engine holds linear layers' weights: bf16, 8-bit blocks (cudaQ8Weights.ts) or 4-bit blocks
 // (cudaQ4Weights.ts), from the runtime's weight option; and the device bytes of the blockwise forms.
 import type { WeightFormat } from '../model/weightFormat';
+import type { ModelWeights } from '../model/weights';
+import type { RowReader } from '../onnx/blockQuantizer';
 import type { DeviceModelShape } from './cudaMemoryPlan';
 
 export type CudaWeightFormat = 'bf16' | 'q8' | 'q4';
@@ -14,6 +16,27 @@ export const QUANTISED_TILE_BYTES = 64 * 1024 ** 2;
  */
 export function cudaWeightFormat(option: WeightFormat | undefined): CudaWeightFormat {
   return option === 'q8' || option === 'q4' ? option : 'bf16';
+}
+
+/** Rows of the output head read at a time when it is quantised at load (vocab × hidden: 2 GB as f32 on 7B). */
+export const HEAD_ROWS_PER_READ = 256;
+
+/**
+ * A linear weight [n, k] as f32 for the quantiser: whole (the layers' weights, as the CPU engine reads them; a GGUF's
+ * q/k rows permuted by llama.cpp's converter can only be read whole), or `rowsPerRead` rows at a time (the output
+ * head, never permuted, too large to hold as f32).
+ */
+export function linearValues(weights: ModelWeights, name: string, n: number, k: number, rowsPerRead?: number): Float32Array | RowReader {
+  if (rowsPerRead === undefined) return weights.readFloat32(name, [n, k]);
+  let first = 0;
+  let rows: Float32Array = new Float32Array(0);
+  return (r: number): Float32Array => {
+    if (r < first || r >= first + rows.length / k) {
+      first = r - (r % rowsPerRead);
+      rows = weights.readRows(name, first, Math.min(rowsPerRead, n - first));
+    }
+    return rows.subarray((r - first) * k, (r - first + 1) * k);
+  };
 }
 
 /**
