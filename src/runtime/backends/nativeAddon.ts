@@ -7,7 +7,7 @@ import { packageRoot } from '../../shared/defaultModel';
 import { RuntimeError } from '../errors';
 
 /** The export shape this runtime was written against (native/src/addon.cc, kAddonAbi). */
-export const NATIVE_ADDON_ABI = 4;
+export const NATIVE_ADDON_ABI = 5;
 export const NATIVE_ADDON_FILE = 'cskv_native.node';
 
 export interface NativeLibraryStatus {
