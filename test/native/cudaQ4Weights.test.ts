@@ -79,6 +79,12 @@ test('q4 device layout from a Q4_0 tensor: the file\'s values exactly', () => {
   const file = dequantise(ggmlType('Q4_0'), raw, n * k);
   assert.deepEqual(Array.from(dequantiseDeviceQ4(deviceQ4FromQ4_0(raw, n, k))), Array.from(file));
   assert.throws(() => deviceQ4FromQ4_0(raw, n, k - 32), /has 108 bytes, got 162/);
+  const nan = raw.slice();
+  nan[18] = 0xff; nan[19] = 0x7f;
+  assert.throws(() => deviceQ4FromQ4_0(nan, n, k), /Q4_0 block 1 has a scale of NaN/);
+  // Through ModelWeights: a Q4_0 tensor arrives as its blocks.
+  const stored = { readStoredBlocks: () => ({ type: 'Q4_0', bytes: raw }) } as unknown as ModelWeights;
+  assert.deepEqual(readDeviceQ4(stored, 'w', n, k), deviceQ4FromQ4_0(raw, n, k));
 });
 
 /** Random Q4_K super-blocks: f16 d and dmin of real checkpoints' magnitudes, random 6-bit scales and mins, random codes. */
@@ -114,6 +120,7 @@ test('q4 device layout from Q4_K: the file\'s codes, (d·sc, dmin·m) rounded on
   const file = path.join(tempDir(), 'q4-random-model-q4_k.gguf');
   const hfNames = convertToGguf(dir, file, 'Q4_K').map((t) => t.hfName);
   const checkpoint = ModelWeights.open(dir);
+  const ggufModel = ModelWeights.open(file);
   const gguf = GgufFile.open(file);
   const worst = { file: 0, kept: 0, requantised: 0, atLoad: 0, cpuAtLoad: 0 };
   let tensors = 0;
@@ -132,6 +139,8 @@ test('q4 device layout from Q4_K: the file\'s codes, (d·sc, dmin·m) rounded on
       };
       measure('file', values);
       measure('kept', dequantiseDeviceQ4(deviceQ4FromQ4_K(raw, n, k)));
+      // What the engine loads (readDeviceQ4 through ModelWeights): the file's own blocks.
+      assert.deepEqual(readDeviceQ4(ggufModel, hf, n, k), deviceQ4FromQ4_K(raw, n, k), hf);
       measure('requantised', dequantiseBlockwise(quantiseBlockwise(values, n, k, 4)));
       measure('atLoad', dequantiseDeviceQ4(deviceQ4(quantiseBlockwise(original, n, k, 4))));
       measure('cpuAtLoad', dequantiseBlockwise(quantiseBlockwise(original, n, k, 4)));
@@ -139,6 +148,7 @@ test('q4 device layout from Q4_K: the file\'s codes, (d·sc, dmin·m) rounded on
     }
   } finally {
     gguf.close();
+    ggufModel.close();
     checkpoint.close();
   }
   report.push(`converted random model (hidden 512, intermediate 1024) in Q4_K, ${tensors} tensors, rms error against its bf16 weights: ` +
@@ -161,6 +171,7 @@ test('readDeviceQ4: the whole tensor, or (the output head) row batch by row batc
       return values.slice(first * k, (first + count) * k);
     },
     readFloat32: () => values,
+    readStoredBlocks: () => undefined,
   } as unknown as ModelWeights;
   const got = readDeviceQ4(weights, 'w', n, k, 4);
   const want = deviceQ4(quantiseBlockwise(values, n, k, 4));

@@ -59,6 +59,7 @@ export function deviceQ4FromQ4_0(raw: Uint8Array, n: number, k: number): Q4Weigh
   const out = emptyQ4(n, k);
   for (let b = 0; b < blocks; b++) {
     const at = b * 18, d = raw[at]! | (raw[at + 1]! << 8);
+    if ((d & 0x7c00) === 0x7c00) throw new RangeError(`Q4_0 block ${b} has a scale of ${halfBitsToFloat(d)}`);
     out.scaleMin[2 * b] = d;
     out.scaleMin[2 * b + 1] = half(8 * halfBitsToFloat(d), 'Q4_0 scale');
     const code = (c: number): number => (c < 16 ? raw[at + 2 + c]! & 15 : raw[at + 2 + c - 16]! >> 4);
@@ -100,12 +101,14 @@ export function deviceQ4FromQ4_K(raw: Uint8Array, n: number, k: number): Q4Weigh
 }
 
 /**
- * A linear weight [n, k] of the checkpoint in the device's q4 layout, quantised here by the CPU engine's quantiser
- * from the whole tensor or, with `rowsPerRead`, row batch by row batch (linearValues). GGUF Q4_0/Q4_K tensors would
- * convert exactly with the functions above; ModelWeights does not hand out their stored blocks yet (it has
- * readQ8Blocks only).
+ * A linear weight [n, k] of the checkpoint in the device's q4 layout: a GGUF Q4_0 or Q4_K tensor from its own blocks
+ * (no second 4-bit rounding), any other quantised here by the CPU engine's quantiser from the whole tensor or, with
+ * `rowsPerRead`, row batch by row batch (linearValues).
  */
 export function readDeviceQ4(weights: ModelWeights, name: string, n: number, k: number, rowsPerRead?: number): Q4WeightArrays {
+  const stored = weights.readStoredBlocks(name, [n, k]);
+  if (stored?.type === 'Q4_0') return deviceQ4FromQ4_0(stored.bytes, n, k);
+  if (stored?.type === 'Q4_K') return deviceQ4FromQ4_K(stored.bytes, n, k);
   return deviceQ4(quantiseBlockwise(linearValues(weights, name, n, k, rowsPerRead), n, k, 4, Q4_BLOCK));
 }
 
