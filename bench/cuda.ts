@@ -8,17 +8,21 @@
 // With --q8 CACHES (default full) those caches run again with 8-bit blockwise weights (--weights q8: ~9 GB instead
 // of ~15 GB); each run names its weights. With --fused CACHES (default cskv-4) those caches run again with the fused
 // decode attention (native/src/kernels/fusedAttention.cuh, an engine option until checked): its decode ms against
-// the default rebuild path's in the same run; each run names its decode_attention.
+// the default rebuild path's in the same run; each run names its decode_attention. With --q4 CACHES (default full,
+// run last) those caches run again with 4-bit blockwise weights (--weights q4: ~5.5 GB).
 // Writes the JSON after every point (issue 11's format) and prints a table at the end.
 //   node out/bench/cuda.js --out DIR [--contexts 4096,32768] [--decode 16] [--peer FILE.json] [--caches full,cskv-16,cskv-4] [--q8 full]
-//                          [--fused cskv-4]
+//                          [--fused cskv-4] [--q4 full]
 // Weights are one random bf16 tile repeated (never zeros: see .library/device/METHOD.md); the engine is driven
 // through the addon directly, as the model never exists as files.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
-import { type CudaWeightFormat, q8Bytes } from '../src/runtime/backends/cudaQ8Weights';
+import { q4Bytes } from '../src/runtime/backends/cudaQ4Weights';
+import { q8Bytes } from '../src/runtime/backends/cudaQ8Weights';
+import type { CudaWeightFormat } from '../src/runtime/backends/cudaWeightFormat';
 import { type NativeAddon, type NativeCudaEngine, type NativeModelSpec, loadNativeAddon } from '../src/runtime/backends/nativeAddon';
+import { floatToHalfBits } from '../src/runtime/half';
 import { mulberry32 } from '../src/runtime/random';
 
 const SHAPE = { hidden: 3584, layers: 28, heads: 28, kvHeads: 4, headDim: 128, intermediate: 18944, vocab: 152064 };
@@ -80,6 +84,22 @@ function q8Tensor(tile: Uint8Array, n: number, k: number): { codes: Int8Array; s
   return out;
 }
 
+const q4Tensors = new Map<number, { codes: Uint8Array; scaleMin: Uint16Array }>();
+/** A q4 weight [n, k] (k a multiple of 32) cut from the bf16 tile's bytes: random codes, (scale, min) for ~N(0, 0.02) weights. */
+function q4Tensor(tile: Uint8Array, n: number, k: number): { codes: Uint8Array; scaleMin: Uint16Array } {
+  let out = q4Tensors.get(n * k);
+  if (!out) {
+    const codes = new Uint8Array(n * k / 2);
+    for (let at = 0; at < codes.length; at += tile.length) codes.set(tile.subarray(0, Math.min(tile.length, codes.length - at)), at);
+    const scale = 0.02 * 1.7 / 7;
+    const scaleMin = new Uint16Array(n * k / 16);
+    for (let b = 0; b < scaleMin.length; b += 2) scaleMin[b] = floatToHalfBits(scale), scaleMin[b + 1] = floatToHalfBits(8 * scale);
+    out = { codes, scaleMin };
+    q4Tensors.set(n * k, out);
+  }
+  return out;
+}
+
 function spec(cache: Cache, capacityTokens: number, weights: CudaWeightFormat, decodeAttention: DecodeAttention): NativeModelSpec {
   const invFreq = Float64Array.from({ length: SHAPE.headDim / 2 }, (_, i) => 1 / 1e6 ** ((2 * i) / SHAPE.headDim));
   const ranks = cache === 'full' ? undefined : Array<number>(SHAPE.layers).fill(DENSITY_RANK);
@@ -103,7 +123,8 @@ function load(addon: NativeAddon, setup: Setup, capacity: number, tile: Uint8Arr
   engine.loadTensor('embedding', -1, 'BF16', bf16Tensor(tile, s.vocab * H));
   const linear = (role: string, layer: number, n: number, k: number): void => {
     if (weights === 'bf16') engine.loadTensor(role, layer, 'BF16', bf16Tensor(tile, n * k));
-    else engine.loadTensorQ8(role, layer, q8Tensor(tile, n, k).codes, q8Tensor(tile, n, k).scales);
+    else if (weights === 'q8') engine.loadTensorQ8(role, layer, q8Tensor(tile, n, k).codes, q8Tensor(tile, n, k).scales);
+    else engine.loadTensorQ4(role, layer, q4Tensor(tile, n, k).codes, q4Tensor(tile, n, k).scaleMin);
   };
   linear('lmHead', -1, s.vocab, H);
   engine.loadTensor('finalNorm', -1, 'BF16', ones(H));
@@ -128,12 +149,13 @@ function parameters(): number {
   return 2 * V * H + layers * ((Q + 2 * D) * H + H * Q + 3 * I * H);
 }
 
-/** Bytes a decode step reads of the weights: all of them in bf16; with q8 the embedding row only, the rest as blocks. */
+/** Weight bytes of the decode floor (issue 11: all weight bytes): bf16, or with q8/q4 the embedding bf16 and the rest as blocks. */
 function weightBytesRead(weights: CudaWeightFormat): number {
   if (weights === 'bf16') return 2 * parameters();
   const { hidden: H, heads, headDim, kvHeads, intermediate: I, vocab: V, layers } = SHAPE;
   const Q = heads * headDim, D = kvHeads * headDim;
-  return 2 * V * H + q8Bytes(V, H) + layers * (q8Bytes(Q + 2 * D, H) + q8Bytes(H, Q) + q8Bytes(2 * I, H) + q8Bytes(H, I));
+  const bytes = weights === 'q8' ? q8Bytes : q4Bytes;
+  return 2 * V * H + bytes(V, H) + layers * (bytes(Q + 2 * D, H) + bytes(H, Q) + bytes(2 * I, H) + bytes(H, I));
 }
 
 async function measure(engine: NativeCudaEngine, setup: Setup, context: number, decodeSteps: number, ceilings: Ceilings | undefined): Promise<Run> {
@@ -176,7 +198,7 @@ async function main(): Promise<void> {
   const { values } = parseArgs({ options: {
     out: { type: 'string', default: 'bench/results' }, contexts: { type: 'string', default: '4096,32768' }, decode: { type: 'string', default: '16' },
     peer: { type: 'string' }, caches: { type: 'string', default: 'full,cskv-16,cskv-4' }, q8: { type: 'string', default: 'full' },
-    fused: { type: 'string', default: 'cskv-4' },
+    fused: { type: 'string', default: 'cskv-4' }, q4: { type: 'string', default: 'full' },
   } });
   const contexts = values.contexts!.split(',').map(Number);
   const list = (value: string | undefined): Cache[] => (value ?? '').split(',').filter(Boolean) as Cache[];
@@ -184,6 +206,7 @@ async function main(): Promise<void> {
     ...list(values.caches).map((cache): Setup => ({ cache, weights: 'bf16', attention: 'rebuild' })),
     ...list(values.q8).map((cache): Setup => ({ cache, weights: 'q8', attention: 'rebuild' })),
     ...list(values.fused).map((cache): Setup => ({ cache, weights: 'bf16', attention: 'fused' })),
+    ...list(values.q4).map((cache): Setup => ({ cache, weights: 'q4', attention: 'rebuild' })),
   ];
   const decodeSteps = Number(values.decode);
   fs.mkdirSync(values.out!, { recursive: true });

@@ -89,8 +89,8 @@ ModelSpec ReadModelSpec(Napi::Env env, const Napi::Object& o) {
   s.slidingWindow = Integer(env, o, "slidingWindow", where);
   const Napi::Value weights = o.Get("weights");
   const std::string format = weights.IsUndefined() ? "bf16" : weights.IsString() ? weights.As<Napi::String>().Utf8Value() : "";
-  if (format != "bf16" && format != "q8") Bad(env, std::string(where) + ": weights must be \"bf16\" or \"q8\"");
-  s.q8Weights = format == "q8";
+  if (format != "bf16" && format != "q8" && format != "q4") Bad(env, std::string(where) + ": weights must be \"bf16\", \"q8\" or \"q4\"");
+  s.weights = format == "q8" ? LinearFormat::kQ8 : format == "q4" ? LinearFormat::kQ4 : LinearFormat::kBf16;
   const Napi::Value decode = o.Get("decodeAttention");
   const std::string decodeAttention = decode.IsUndefined() ? "rebuild" : decode.IsString() ? decode.As<Napi::String>().Utf8Value() : "";
   if (decodeAttention != "rebuild" && decodeAttention != "fused") Bad(env, std::string(where) + ": decodeAttention must be \"rebuild\" or \"fused\"");
@@ -203,6 +203,7 @@ class CudaEngineWrap : public Napi::ObjectWrap<CudaEngineWrap> {
                        {
                            InstanceMethod("loadTensor", &CudaEngineWrap::LoadTensor),
                            InstanceMethod("loadTensorQ8", &CudaEngineWrap::LoadTensorQ8),
+                           InstanceMethod("loadTensorQ4", &CudaEngineWrap::LoadTensorQ4),
                            InstanceMethod("finishLoading", &CudaEngineWrap::FinishLoading),
                            InstanceMethod("forward", &CudaEngineWrap::Forward),
                            InstanceMethod("sample", &CudaEngineWrap::Sample),
@@ -264,6 +265,24 @@ class CudaEngineWrap : public Napi::ObjectWrap<CudaEngineWrap> {
     const Napi::Int8Array codes = info[2].As<Napi::Int8Array>();
     const Napi::Float32Array scales = info[3].As<Napi::Float32Array>();
     Check(env, e.LoadTensorQ8(role, info[1].As<Napi::Number>().Int32Value(), codes.Data(), codes.ByteLength(), scales.Data(), scales.ElementLength()));
+    return env.Undefined();
+  }
+
+  // loadTensorQ4(role, layer, codes: Uint8Array, scaleMin: Uint16Array)
+  Napi::Value LoadTensorQ4(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    DeviceEngine& e = Engine(env, "loadTensorQ4");
+    if (info.Length() < 4 || !info[0].IsString() || !info[1].IsNumber() || !info[2].IsTypedArray() ||
+        info[2].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array || !info[3].IsTypedArray() ||
+        info[3].As<Napi::TypedArray>().TypedArrayType() != napi_uint16_array) {
+      Bad(env, "loadTensorQ4: expects (role, layer, codes: Uint8Array, scaleMin: Uint16Array)");
+    }
+    TensorRole role;
+    const std::string name = info[0].As<Napi::String>().Utf8Value();
+    if (!ParseTensorRole(name, role)) Bad(env, "loadTensorQ4: unknown tensor role \"" + name + "\"");
+    const Napi::Uint8Array codes = info[2].As<Napi::Uint8Array>();
+    const Napi::Uint16Array scaleMin = info[3].As<Napi::Uint16Array>();
+    Check(env, e.LoadTensorQ4(role, info[1].As<Napi::Number>().Int32Value(), codes.Data(), codes.ByteLength(), scaleMin.Data(), scaleMin.ElementLength()));
     return env.Undefined();
   }
 

@@ -7,6 +7,7 @@
 #include "engine/cacheLayout.h"
 #include "kernelRunners.h"
 #include "reference/fusedAttentionReference.h"
+#include "reference/q4Reference.h"
 #include "reference/q8Reference.h"
 
 namespace cskv {
@@ -227,6 +228,78 @@ Q8Args ParseQ8Args(const Napi::CallbackInfo& info, const char* op, bool gemv) {
 
 const float* OptionalData(const Napi::Float32Array& array) { return array.IsEmpty() ? nullptr : array.Data(); }
 
+// The q4 kernels' arguments: as q8's, with codes: Uint8Array [n, ceil(k/32)*16] and scaleMin: Uint16Array of f16
+// [n, ceil(k/32), 2] (q4Layout.h) in place of codes and scales.
+struct Q4Args {
+  Napi::Uint8Array codes;
+  Napi::Uint16Array scaleMin;
+  Napi::Float32Array x, accumulate;
+  size_t n = 0, k = 0, rows = 0, first = 0, count = 0;
+};
+
+Q4Args ParseQ4Args(const Napi::CallbackInfo& info, const char* op, bool gemv) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsObject()) BadArgument(env, op, "expects an object");
+  const Napi::Object o = info[0].As<Napi::Object>();
+  Q4Args a;
+  const Napi::Value codes = o.Get("codes"), scaleMin = o.Get("scaleMin");
+  if (!codes.IsTypedArray() || codes.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) BadArgument(env, op, "codes must be a Uint8Array");
+  if (!scaleMin.IsTypedArray() || scaleMin.As<Napi::TypedArray>().TypedArrayType() != napi_uint16_array) BadArgument(env, op, "scaleMin must be a Uint16Array (f16 bits)");
+  a.codes = codes.As<Napi::Uint8Array>();
+  a.scaleMin = scaleMin.As<Napi::Uint16Array>();
+  a.n = static_cast<size_t>(IntField(env, o, op, "n", 1));
+  a.k = static_cast<size_t>(IntField(env, o, op, "k", 1));
+  if (a.codes.ElementLength() != Q4CodeBytes(a.n, a.k)) BadArgument(env, op, "codes.length must be n * ceil(k / 32) * 16");
+  if (a.scaleMin.ElementLength() != Q4ScaleMinCount(a.n, a.k)) BadArgument(env, op, "scaleMin.length must be n * ceil(k / 32) * 2");
+  if (gemv) {
+    a.x = F32Field(env, o, op, "x");
+    a.rows = static_cast<size_t>(IntField(env, o, op, "rows", 1));
+    if (a.x.ElementLength() != a.rows * a.k) BadArgument(env, op, "x.length must be rows * k");
+    if (!o.Get("accumulate").IsUndefined()) {
+      a.accumulate = F32Field(env, o, op, "accumulate");
+      if (a.accumulate.ElementLength() != a.rows * a.n) BadArgument(env, op, "accumulate.length must be rows * n");
+    }
+  } else {
+    a.first = static_cast<size_t>(IntField(env, o, op, "first", 0));
+    a.count = static_cast<size_t>(IntField(env, o, op, "count", 1));
+    if (a.first + a.count > a.n) BadArgument(env, op, "first + count must be at most n");
+  }
+  return a;
+}
+
+// q4Gemv(args) → Float32Array [rows, n], the GPU's decode GEMV.
+Napi::Value Q4Gemv(const Napi::CallbackInfo& info) {
+  const Q4Args a = ParseQ4Args(info, "q4Gemv", true);
+  if (a.rows > static_cast<size_t>(kQ4GemvMaxRows)) BadArgument(info.Env(), "q4Gemv", "rows must be at most " + std::to_string(kQ4GemvMaxRows));
+  Napi::Float32Array out = Napi::Float32Array::New(info.Env(), a.rows * a.n);
+  Check(info.Env(), RunQ4Gemv(a.x.Data(), a.rows, a.codes.Data(), a.scaleMin.Data(), a.n, a.k, OptionalData(a.accumulate), out.Data()));
+  return out;
+}
+
+// q4LinearReference(args) → Float64Array [rows, n], the C++ float64 reference (every build).
+Napi::Value Q4LinearReferenceOp(const Napi::CallbackInfo& info) {
+  const Q4Args a = ParseQ4Args(info, "q4LinearReference", true);
+  Napi::Float64Array out = Napi::Float64Array::New(info.Env(), a.rows * a.n);
+  Q4LinearReference(a.x.Data(), a.rows, a.codes.Data(), a.scaleMin.Data(), a.n, a.k, OptionalData(a.accumulate), out.Data());
+  return out;
+}
+
+// q4DequantiseRows(args) → Float32Array [count, k]: the GPU's bf16 tile, widened.
+Napi::Value Q4DequantiseRows(const Napi::CallbackInfo& info) {
+  const Q4Args a = ParseQ4Args(info, "q4DequantiseRows", false);
+  Napi::Float32Array out = Napi::Float32Array::New(info.Env(), a.count * a.k);
+  Check(info.Env(), RunQ4DequantiseRows(a.codes.Data(), a.scaleMin.Data(), a.n, a.k, a.first, a.count, out.Data()));
+  return out;
+}
+
+// q4DequantiseReference(args) → Float64Array [count, k] (every build).
+Napi::Value Q4DequantiseReferenceOp(const Napi::CallbackInfo& info) {
+  const Q4Args a = ParseQ4Args(info, "q4DequantiseReference", false);
+  Napi::Float64Array out = Napi::Float64Array::New(info.Env(), a.count * a.k);
+  Q4DequantiseReference(a.codes.Data(), a.scaleMin.Data(), a.k, a.first, a.count, out.Data());
+  return out;
+}
+
 // q8Gemv(args) → Float32Array [rows, n], the GPU's decode GEMV.
 Napi::Value Q8Gemv(const Napi::CallbackInfo& info) {
   const Q8Args a = ParseQ8Args(info, "q8Gemv", true);
@@ -434,6 +507,10 @@ Napi::Object KernelOps(Napi::Env env) {
   kernels.Set("q8DequantiseRows", Napi::Function::New(env, Q8DequantiseRows, "q8DequantiseRows"));
   kernels.Set("q8LinearReference", Napi::Function::New(env, Q8LinearReferenceOp, "q8LinearReference"));
   kernels.Set("q8DequantiseReference", Napi::Function::New(env, Q8DequantiseReferenceOp, "q8DequantiseReference"));
+  kernels.Set("q4Gemv", Napi::Function::New(env, Q4Gemv, "q4Gemv"));
+  kernels.Set("q4DequantiseRows", Napi::Function::New(env, Q4DequantiseRows, "q4DequantiseRows"));
+  kernels.Set("q4LinearReference", Napi::Function::New(env, Q4LinearReferenceOp, "q4LinearReference"));
+  kernels.Set("q4DequantiseReference", Napi::Function::New(env, Q4DequantiseReferenceOp, "q4DequantiseReference"));
   kernels.Set("rope", Napi::Function::New(env, Rope, "rope"));
   kernels.Set("swiglu", Napi::Function::New(env, Swiglu, "swiglu"));
   kernels.Set("f32ToBf16", Napi::Function::New(env, F32ToBf16, "f32ToBf16"));

@@ -7,6 +7,7 @@
 #include "kernels/attention.cuh"
 #include "kernels/convert.cuh"
 #include "kernels/fusedAttention.cuh"
+#include "kernels/q4Linear.cuh"
 #include "kernels/q8Linear.cuh"
 #include "kernels/quantise.cuh"
 #include "kernels/rmsNorm.cuh"
@@ -197,6 +198,34 @@ Status RunQ8DequantiseRows(const int8_t* codes, const float* scales, size_t n, s
   CSKV_TRY(dout.Allocate(DType::kBf16, count * k, op));
   const Q8Weight w{dcodes.as<int8_t>(), dscales.as<float>(), n, k};
   CSKV_TRY(LaunchQ8DequantiseRows(w, first, count, static_cast<uint16_t*>(dout.data()), kStream));
+  CSKV_TRY(Synchronise(op));
+  return dout.Read(out, op);
+}
+
+Status RunQ4Gemv(const float* x, size_t rows, const uint8_t* codes, const uint16_t* scaleMin, size_t n, size_t k, const float* accumulate, float* out) {
+  const char* op = "q4Gemv";
+  TypedInput dx;
+  DeviceBuffer dcodes, dscaleMin, dout;
+  CSKV_TRY(dx.Load(DType::kBf16, x, rows * k, op));
+  CSKV_TRY(UploadRaw(dcodes, codes, Q4CodeBytes(n, k), op));
+  CSKV_TRY(UploadRaw(dscaleMin, scaleMin, Q4ScaleMinCount(n, k), op));
+  if (accumulate != nullptr) CSKV_TRY(UploadRaw(dout, accumulate, rows * n, op));
+  else CSKV_TRY(AllocatePoisoned<float>(dout, rows * n, op));
+  const Q4Weight w{dcodes.as<uint8_t>(), dscaleMin.as<uint16_t>(), n, k};
+  CSKV_TRY(LaunchQ4Gemv(static_cast<const uint16_t*>(dx.data()), rows, w, dout.as<float>(), accumulate != nullptr ? 1.f : 0.f, kStream));
+  CSKV_TRY(Synchronise(op));
+  return dout.Download(out, op);
+}
+
+Status RunQ4DequantiseRows(const uint8_t* codes, const uint16_t* scaleMin, size_t n, size_t k, size_t first, size_t count, float* out) {
+  const char* op = "q4DequantiseRows";
+  DeviceBuffer dcodes, dscaleMin;
+  TypedOutput dout;
+  CSKV_TRY(UploadRaw(dcodes, codes, Q4CodeBytes(n, k), op));
+  CSKV_TRY(UploadRaw(dscaleMin, scaleMin, Q4ScaleMinCount(n, k), op));
+  CSKV_TRY(dout.Allocate(DType::kBf16, count * k, op));
+  const Q4Weight w{dcodes.as<uint8_t>(), dscaleMin.as<uint16_t>(), n, k};
+  CSKV_TRY(LaunchQ4DequantiseRows(w, first, count, static_cast<uint16_t*>(dout.data()), kStream));
   CSKV_TRY(Synchronise(op));
   return dout.Read(out, op);
 }

@@ -9,6 +9,7 @@
 #include <cstdint>
 
 #include "kernels/dtype.h"
+#include "kernels/q4Layout.h"
 #include "kernels/q8Layout.h"
 #include "kernels/quantLayout.h"
 #include "reference/fusedAttentionReference.h"
@@ -55,6 +56,9 @@ Status RunSample(const float* logits, int vocab, bool greedy, float temperature,
 Status RunQ8Gemv(const float* x, size_t rows, const int8_t* codes, const float* scales, size_t n, size_t k, const float* accumulate, float* out);
 // The prefill path's dequantisation of weight rows [first, first + count) to bf16, widened to f32 for the host.
 Status RunQ8DequantiseRows(const int8_t* codes, const float* scales, size_t n, size_t k, size_t first, size_t count, float* out);
+// The same two for q4 weights (kernels/q4Linear.cuh): codes [n, ceil(k/32)*16], f16 (scale, min) pairs.
+Status RunQ4Gemv(const float* x, size_t rows, const uint8_t* codes, const uint16_t* scaleMin, size_t n, size_t k, const float* accumulate, float* out);
+Status RunQ4DequantiseRows(const uint8_t* codes, const uint16_t* scaleMin, size_t n, size_t k, size_t first, size_t count, float* out);
 
 Status RunDequantise(QuantGrouping grouping, const uint8_t* codes, const uint16_t* scaleZero, size_t tokens, size_t channels, int bits, float* out);
 

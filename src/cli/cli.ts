@@ -38,10 +38,10 @@ choice and its reason go to stderr).
 --cskv defaults to DIR/cskv.safetensors (for FILE.gguf: FILE.cskv.safetensors beside it) when that file exists,
 else off.
 --weights: how linear layers and the output head are held: f32, q8 (default: blockwise 8-bit) or q4; on the
-CUDA backend q8 (8-bit blocks on the GPU) or, by default and for f32, bf16.
+CUDA backend q8 or q4 (8- or 4-bit blocks on the GPU) or, by default and for f32, bf16.
 compress reads the text files under --calib (default: the current directory) and writes that file
 unless --out is given. models lists the models found in the Hugging Face hub cache, LM Studio, llama.cpp's
-cache, Ollama and the --dir folders, and whether each fits the GPU (the CUDA engine's bf16 weights and a
+cache, Ollama and the --dir folders, and whether each fits the GPU (the CUDA engine's bf16 weights, else q8 or q4, and a
 full-precision KV cache for --budget tokens of workspace, default ${DEFAULTS.contextTokenBudget}) or why no GPU was found.
 pull downloads a model from the Hugging Face Hub into its cache (HF_HUB_CACHE, HF_HOME/hub or
 ~/.cache/huggingface/hub; HF_ENDPOINT and HF_TOKEN are honoured): ORG/NAME fetches a transformers model folder, or

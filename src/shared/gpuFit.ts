@@ -20,17 +20,17 @@ export type GpuReport =
 
 /**
  * Whether a model fits the GPU for the CUDA engine: its weights as the engine holds them (bf16 by default, whatever
- * the file stores; 8-bit blocks with --weights q8), a full-precision KV cache for the workspace budget (CSKV factors
+ * the file stores; 8- or 4-bit blocks with --weights q8 / q4), a full-precision KV cache for the workspace budget (CSKV factors
  * make it smaller) and the engine's scratch, against the GPU's free memory less a margin.
  */
 export interface GpuFit {
   /** 'shorter-context': the weights fit, the cache only for `contextTokens` of the `wantedTokens`. */
   verdict: 'fits' | 'shorter-context' | 'does-not-fit';
   /**
-   * The weights the verdict assumes: bf16 (the engine's default), or q8 (--weights q8) where q8 fits the whole
-   * budget and bf16 does not, or bf16 fits nothing and q8 some context.
+   * The weights the verdict assumes: bf16 (the engine's default), or q8 / q4 (--weights q8 / q4), the first of
+   * them that fits the whole budget where bf16 does not, or some context where bf16 fits nothing.
    */
-  weights: 'bf16' | 'q8';
+  weights: 'bf16' | 'q8' | 'q4';
   wantedTokens: number;
   contextTokens: number;
   /** Everything for `wantedTokens`, the margin included. */
@@ -48,8 +48,9 @@ export function describeGpu(gpu: GpuReport): string {
 
 /** "fits your GPU (needs 9.8 GB, 11.2 GB free)", "fits your GPU with q8 weights (--weights q8; ...)" and the like. */
 export function describeFit(fit: GpuFit): string {
-  const need = `${fit.weights === 'q8' ? '--weights q8; ' : ''}needs ${formatBytes(fit.needBytes)} for ${fit.wantedTokens.toLocaleString('en-US')} tokens, ${formatBytes(fit.freeBytes)} free`;
-  const q8 = fit.weights === 'q8' ? ' with q8 weights' : '';
+  const quantised = fit.weights !== 'bf16';
+  const need = `${quantised ? `--weights ${fit.weights}; ` : ''}needs ${formatBytes(fit.needBytes)} for ${fit.wantedTokens.toLocaleString('en-US')} tokens, ${formatBytes(fit.freeBytes)} free`;
+  const q8 = quantised ? ` with ${fit.weights} weights` : '';
   switch (fit.verdict) {
     case 'fits':
       return `fits your GPU${q8} (${need})`;
@@ -60,11 +61,11 @@ export function describeFit(fit: GpuFit): string {
   }
 }
 
-/** The short form for a table column: "yes", "with q8", "12,288 tok", "12,288 tok q8", "no". */
+/** The short form for a table column: "yes", "with q8", "with q4", "12,288 tok", "12,288 tok q4", "no". */
 export function fitCell(fit: GpuFit | undefined): string {
   if (!fit) return '-';
-  const q8 = fit.weights === 'q8';
-  if (fit.verdict === 'fits') return q8 ? 'with q8' : 'yes';
-  if (fit.verdict === 'shorter-context') return `${fit.contextTokens.toLocaleString('en-US')} tok${q8 ? ' q8' : ''}`;
+  const quantised = fit.weights !== 'bf16';
+  if (fit.verdict === 'fits') return quantised ? `with ${fit.weights}` : 'yes';
+  if (fit.verdict === 'shorter-context') return `${fit.contextTokens.toLocaleString('en-US')} tok${quantised ? ` ${fit.weights}` : ''}`;
   return 'no';
 }

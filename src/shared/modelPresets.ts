@@ -54,7 +54,7 @@ export function recommendedPreset(gpu: GpuReport | undefined, fits: ReadonlyArra
   if (gpu?.found && !gpu.problem) {
     const onGpu = [...MODEL_PRESETS].reverse().find((p) => {
       const fit = fits.find((f) => f.target === p.target)?.gpuFit;
-      return fit?.verdict === 'fits' && fit.weights !== 'q8';
+      return fit?.verdict === 'fits' && fit.weights === 'bf16';
     });
     if (onGpu) return { preset: onGpu, why: `fits your GPU (${gpu.name}, ${formatBytes(gpu.freeBytes)} free)` };
   }

@@ -38,14 +38,14 @@ test('the preset recommended: the largest that fits the GPU, else by RAM; every 
   assert.equal(recommendedPreset(noGpu, [], 64 * GB).preset, MODEL_PRESETS[2]);
   const gpu = { found: true as const, name: 'RTX 4070', totalBytes: 12 * GB, freeBytes: 11 * GB };
   const fitting = (verdicts: string[]): Array<{ target: string; gpuFit: never }> =>
-    MODEL_PRESETS.map((p, i) => ({ target: p.target, gpuFit: { verdict: verdicts[i] } as never }));
+    MODEL_PRESETS.map((p, i) => ({ target: p.target, gpuFit: { verdict: verdicts[i], weights: 'bf16' } as never }));
   // A 12 GB GPU that only the 1.5B fits: recommended over the 7B the 64 GB of RAM would take.
   assert.deepEqual(recommendedPreset(gpu, fitting(['fits', 'does-not-fit', 'does-not-fit']), 64 * GB), { preset: MODEL_PRESETS[0], why: 'fits your GPU (RTX 4070, 11.0 GB free)' });
   assert.equal(recommendedPreset(gpu, fitting(['fits', 'fits', 'fits']), 8 * GB).preset, MODEL_PRESETS[2]);
   // A shortened context is not a fit; nothing fits the GPU, or the engine cannot use it: the RAM decides.
   assert.equal(recommendedPreset(gpu, fitting(['fits', 'shorter-context', 'shorter-context']), 64 * GB).preset, MODEL_PRESETS[0]);
-  // A fit only with --weights q8 is not what the extension loads: not recommended for the GPU.
-  const q8Fits = fitting(['fits', 'fits', 'fits']).map((f, i) => ({ ...f, gpuFit: { verdict: 'fits', weights: i === 0 ? 'bf16' : 'q8' } as never }));
+  // A fit only with --weights q8 or q4 is not what the extension loads: not recommended for the GPU.
+  const q8Fits = fitting(['fits', 'fits', 'fits']).map((f, i) => ({ ...f, gpuFit: { verdict: 'fits', weights: ['bf16', 'q8', 'q4'][i] } as never }));
   assert.equal(recommendedPreset(gpu, q8Fits, 64 * GB).preset, MODEL_PRESETS[0]);
   assert.equal(recommendedPreset(gpu, fitting(['does-not-fit', 'does-not-fit', 'does-not-fit']), 16 * GB).preset, MODEL_PRESETS[1]);
   assert.equal(recommendedPreset({ ...gpu, problem: 'no cuBLASLt' }, fitting(['fits', 'fits', 'fits']), 8 * GB).preset, MODEL_PRESETS[0]);

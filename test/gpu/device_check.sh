@@ -5,7 +5,8 @@
 # test/gpu/prepare_device_check.sh here:
 #   run(command="bash test/gpu/device_check.sh", carry=[".devnode", "out", "native/build/Release/cskv_native.node", ".devcheck"], timeout_s=600)
 # Results land in $OUT as they come (device-check.log, device-check.json, probe.json, kernels.json,
-# engine-kernels.json, fixtures-crosscheck.json, transformers.json, cuda-7b.json: 8 files, the tool brings back 8),
+# engine-kernels.json (the q8/q4 kernel reports folded in), fixtures-crosscheck.json, transformers.json, cuda-7b.json:
+# 8 files, the tool brings back 8),
 # a summary table last.
 # The limits add up to 11 minutes; run alone, the command caps itself at 9 (SESSION_DEADLINE, unless the caller set
 # one: test/gpu/stage.sh caps every stage by it, so the benchmarks at the end give way; CSKV_CHECK_SCALE multiplies
@@ -48,6 +49,23 @@ check_cublaslt() {
   local rc=$?; [ $rc -eq 0 ] && echo "every declared cuBLASLt value matches"; return $rc
 }
 
+# The q8/q4 kernel tests write their own reports (each test file is its own process); their results join
+# engine-kernels.json afterwards, so a run alone leaves no more files than the device tool brings back.
+fold_kernel_reports() {
+  node -e "
+const fs = require('fs'), path = require('path');
+const main = path.join(process.env.OUT, 'engine-kernels.json');
+let merged = fs.existsSync(main) ? JSON.parse(fs.readFileSync(main, 'utf8')) : undefined;
+for (const part of ['q8-kernels.json', 'q4-kernels.json'].map((f) => path.join(process.env.OUT, f))) {
+  if (!fs.existsSync(part)) continue;
+  const r = JSON.parse(fs.readFileSync(part, 'utf8'));
+  merged ??= { device: r.device, seed: r.seed, results: [] };
+  merged.results.push(...r.results);
+  fs.rmSync(part);
+}
+if (merged) fs.writeFileSync(main, JSON.stringify(merged, null, 2));" >> "$STAGE_LOG" 2>&1 || stage_log "WARNING: the kernel reports could not be folded into engine-kernels.json"
+}
+
 cuda_checks() {
   stage cuda-probe 20 node -e "
 const { loadNativeAddon } = require('./out/src/runtime/backends/nativeAddon.js');
@@ -66,9 +84,10 @@ load.addon.probe().then((p) => {
   stage native-tests 40 node --test --test-reporter=tap out/test/native/addonLoad.test.js out/test/native/probe.test.js \
     out/test/native/isolatedProbe.test.js out/test/native/nativeErrors.test.js out/test/native/kernelOps.test.js out/test/native/cudaEngine.test.js
   stage kernels 60 env CSKV_KERNEL_REPORT="$OUT/kernels.json" CSKV_ENGINE_KERNEL_REPORT="$OUT/engine-kernels.json" CSKV_Q8_KERNEL_REPORT="$OUT/q8-kernels.json" \
-    node --test --test-reporter=tap out/test/gpu/kernels.test.js out/test/gpu/engineKernels.test.js out/test/gpu/reference.test.js \
-    out/test/gpu/q8Kernels.test.js
-  stage engine-suite-cuda 120 node --test --test-reporter=tap out/test/gpu/cudaEngine.test.js out/test/gpu/cudaQ8Engine.test.js
+    CSKV_Q4_KERNEL_REPORT="$OUT/q4-kernels.json" node --test --test-reporter=tap out/test/gpu/kernels.test.js out/test/gpu/engineKernels.test.js \
+    out/test/gpu/reference.test.js out/test/gpu/q8Kernels.test.js out/test/gpu/q4Kernels.test.js
+  fold_kernel_reports
+  stage engine-suite-cuda 120 node --test --test-reporter=tap out/test/gpu/cudaEngine.test.js out/test/gpu/cudaBlockWeightsEngine.test.js
   # The fused decode attention (an option, off by default until this passes): the engine suite with it, and its
   # decode steps against the default path. Its kernel check is in the kernels stage (engineKernels.test.js).
   stage engine-suite-fused 60 node --test --test-reporter=tap out/test/gpu/cudaFusedEngine.test.js

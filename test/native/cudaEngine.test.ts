@@ -181,6 +181,7 @@ test('a model spec the engine cannot run is refused naming the field, before any
     assert.throws(() => new a.CudaEngine({ ...good, ...over }), (e: unknown) => e instanceof RuntimeError && e.code === 'BAD_ARGUMENT' && pattern.test(e.message));
   refused({ heads: 3 }, /heads must be a positive multiple of kvHeads/);
   refused({ decodeAttention: 'flash' as never }, /^CudaEngine: decodeAttention must be "rebuild" or "fused"$/);
+  refused({ weights: 'q5' as never }, /^CudaEngine: weights must be "bf16", "q8" or "q4"$/);
   refused({ headDim: 512, invFreq: new Float64Array(256) }, /headDim must be even and in 2\.\.256/);
   refused({ invFreq: new Float64Array(3) }, /invFreq must have headDim \/ 2 entries/);
   refused({ vocab: 1.5 }, /vocab must be an integer/);
@@ -188,6 +189,9 @@ test('a model spec the engine cannot run is refused naming the field, before any
   if (!nvidiaDriverPresent()) {
     // A valid spec reaches the device, which is not there: a typed error naming the step, not a crash.
     assert.throws(() => new a.CudaEngine(good), (e: unknown) =>
+      e instanceof RuntimeError && (e.code === 'CUDA' || e.code === 'BACKEND') && /^createEngine: /.test(e.message));
+    // q4 weights are a valid spec too: the same error from the device, not an argument error.
+    assert.throws(() => new a.CudaEngine({ ...good, weights: 'q4' }), (e: unknown) =>
       e instanceof RuntimeError && (e.code === 'CUDA' || e.code === 'BACKEND') && /^createEngine: /.test(e.message));
   }
 });

@@ -4,9 +4,10 @@
 import assert from 'node:assert/strict';
 import * as path from 'node:path';
 import { test } from 'node:test';
-import { q8TensorShapes, tensorRoles } from '../../src/runtime/backends/cudaEngine';
+import { blockTensorShapes, tensorRoles } from '../../src/runtime/backends/cudaEngine';
 import { deviceWeightBytes, planCapacity } from '../../src/runtime/backends/cudaMemoryPlan';
-import { cudaWeightFormat, deviceQ8, deviceQ8WeightBytes, q8Bytes, readDeviceQ8 } from '../../src/runtime/backends/cudaQ8Weights';
+import { deviceQ8, deviceQ8WeightBytes, q8Bytes, readDeviceQ8 } from '../../src/runtime/backends/cudaQ8Weights';
+import { cudaWeightFormat } from '../../src/runtime/backends/cudaWeightFormat';
 import { type NativeAddon, loadNativeAddon } from '../../src/runtime/backends/nativeAddon';
 import { RuntimeError } from '../../src/runtime/errors';
 import { halfBitsToFloat } from '../../src/runtime/half';
@@ -125,17 +126,17 @@ test('q8 memory: codes + f32 scales per block, embedding bf16, by hand for Qwen2
   assert.equal(q8.weightBytes, byHand);
 });
 
-test('the weight option on the CUDA engine: q8 selects 8-bit blocks, f32 and none mean bf16, q4 is refused', () => {
+test('the weight option on the CUDA engine: q8 and q4 select blocks, f32 and none mean bf16', () => {
   assert.equal(cudaWeightFormat('q8'), 'q8');
+  assert.equal(cudaWeightFormat('q4'), 'q4');
   assert.equal(cudaWeightFormat(undefined), 'bf16');
   assert.equal(cudaWeightFormat('f32'), 'bf16');
-  assert.throws(() => cudaWeightFormat('q4'), (err: unknown) => err instanceof RuntimeError && err.code === 'UNSUPPORTED' && /bf16 or q8/.test(err.message));
 });
 
 test('every q8 tensor role is a linear weight of the fixtures, with the shape the checkpoint stores', () => {
   for (const name of ['qwen2-v5', 'llama-v4']) {
     const config = readModelConfig(modelFixture(name));
-    const shapes = q8TensorShapes(config);
+    const shapes = blockTensorShapes(config);
     const roles = new Set(tensorRoles(config).map(([role]) => role));
     for (const role of Object.keys(shapes)) assert.ok(roles.has(role), `${name}: ${role}`);
     assert.equal('lmHead' in shapes, !config.tieEmbeddings);
@@ -146,7 +147,7 @@ test('every q8 tensor role is a linear weight of the fixtures, with the shape th
 test('a fixture\'s linear weights on the device: from a Q8_0 GGUF the file\'s own values, from safetensors the CPU engine\'s quantisation', () => {
   for (const name of ['llama-v4', 'qwen2-v5']) {
     const config = readModelConfig(modelFixture(name));
-    const shapes = q8TensorShapes(config);
+    const shapes = blockTensorShapes(config);
     const file = path.join(tempDir(), `${name}-q8_0.gguf`);
     const fileValues = new Map(convertToGguf(modelFixture(name), file, 'Q8_0').map((t) => [t.hfName, t.values]));
     const gguf = ModelWeights.open(file);

@@ -43,19 +43,29 @@ test('Qwen2.5-Coder-7B for a 32768-token workspace: bf16 weights + full cache + 
   // 14 GiB: the bf16 weights alone (14.2 GiB) do not fit; q8 fits the whole budget.
   assert.equal(fit(SEVEN_B, 14 * GIB).verdict, 'fits');
   assert.equal(fit(SEVEN_B, 14 * GIB).weights, 'q8');
-  // 11 GiB: bf16 fits nothing, q8 part of the budget (what the engine would shrink it to).
-  const eleven = fit(SEVEN_B, 11 * GIB);
-  assert.deepEqual([eleven.verdict, eleven.weights], ['shorter-context', 'q8']);
-  assert.ok(eleven.contextTokens > 0 && eleven.contextTokens < 32768, String(eleven.contextTokens));
+  // q4 weights (--weights q4): per block of 32, 16 bytes of codes and an f16 (scale, min) (0.625 bytes a weight);
+  // the rest as with q8.
+  const q4Weights = 28 * (233_046_016 * 0.625 + 4 * 3584) + 152064 * 3584 * 0.625 + 2 * (152064 * 3584 + 3584) + 64 * 2 ** 20;
+  const q4Need = q4Weights + cache + scratch + DEVICE_MARGIN_BYTES;
+  assert.ok(q4Weights > 5.5e9 && q4Weights < 5.7e9, String(q4Weights));
+  // 11 GiB: bf16 fits nothing, q8 part of the budget, q4 all of it: "fits with q4".
+  assert.deepEqual(fit(SEVEN_B, 11 * GIB), { verdict: 'fits', weights: 'q4', wantedTokens: 32768, contextTokens: 32768, needBytes: q4Need, weightBytes: q4Weights, freeBytes: 11 * GIB });
+  // 8 GiB: the q8 weights alone do not fit (8.4 GiB with the margin); q4 part of the budget (what the engine would
+  // shrink it to).
+  const eight = fit(SEVEN_B, 8 * GIB);
+  assert.deepEqual([eight.verdict, eight.weights], ['shorter-context', 'q4']);
+  assert.ok(eight.contextTokens > 0 && eight.contextTokens < 32768, String(eight.contextTokens));
   const perToken = 28 * 2 * 512 * 2 + 128 * 4;
-  assert.ok(q8Weights + eleven.contextTokens * perToken + 512 * 844_800 + DEVICE_MARGIN_BYTES <= 11 * GIB, 'the shrunk context fits');
-  // 8 GiB: neither fits; the verdict names the default weights.
-  assert.deepEqual([fit(SEVEN_B, 8 * GIB).verdict, fit(SEVEN_B, 8 * GIB).weights, fit(SEVEN_B, 8 * GIB).contextTokens], ['does-not-fit', 'bf16', 0]);
-  // A 262,144-token budget on 22 GiB: bf16 leaves part of it, and so would q8: the default's shorter context stands.
+  assert.ok(q4Weights + eight.contextTokens * perToken + 512 * 844_800 + DEVICE_MARGIN_BYTES <= 8 * GIB, 'the shrunk context fits');
+  // 6 GiB: nothing fits; the verdict names the default weights.
+  assert.deepEqual([fit(SEVEN_B, 6 * GIB).verdict, fit(SEVEN_B, 6 * GIB).weights, fit(SEVEN_B, 6 * GIB).contextTokens], ['does-not-fit', 'bf16', 0]);
+  // A 262,144-token budget (15 GB of full-precision cache): on 22 GiB bf16 and q8 leave part of it, q4 none.
   const long = { ...SEVEN_B, maxPositions: 262144 };
-  const twentyTwo = fit(long, 22 * GIB, 262144);
-  assert.deepEqual([twentyTwo.verdict, twentyTwo.weights], ['shorter-context', 'bf16']);
-  assert.ok(weights + twentyTwo.contextTokens * perToken + 512 * 844_800 + DEVICE_MARGIN_BYTES <= 22 * GIB, 'the shrunk context fits');
+  assert.deepEqual([fit(long, 22 * GIB, 262144).verdict, fit(long, 22 * GIB, 262144).weights], ['fits', 'q4']);
+  // On 16 GiB every format leaves part of it: the default's shorter context stands.
+  const sixteen = fit(long, 16 * GIB, 262144);
+  assert.deepEqual([sixteen.verdict, sixteen.weights], ['shorter-context', 'bf16']);
+  assert.ok(weights + sixteen.contextTokens * perToken + 512 * 844_800 + DEVICE_MARGIN_BYTES <= 16 * GIB, 'the shrunk context fits');
   // A budget beyond the model's positions is fitted at its positions.
   assert.equal(fit(SEVEN_B, 80 * GIB, 1 << 20).wantedTokens, 32768);
   // The 1.5B model fits an 8 GiB GPU with its whole budget.
@@ -73,6 +83,9 @@ test('the fit and GPU sentences', () => {
   assert.equal(describeFit({ ...q8, verdict: 'shorter-context', contextTokens: 5832 }),
     'fits your GPU with q8 weights with 5,832 tokens of context (--weights q8; needs 11.5 GB for 32,768 tokens, 16.0 GB free)');
   assert.deepEqual(['fits', 'shorter-context'].map((verdict) => fitCell({ ...q8, verdict: verdict as 'fits', contextTokens: 5832 })), ['with q8', '5,832 tok q8']);
+  const q4 = { ...q8, weights: 'q4' as const };
+  assert.equal(describeFit({ ...q4, verdict: 'fits', contextTokens: 32768 }), 'fits your GPU with q4 weights (--weights q4; needs 11.5 GB for 32,768 tokens, 16.0 GB free)');
+  assert.deepEqual(['fits', 'shorter-context'].map((verdict) => fitCell({ ...q4, verdict: verdict as 'fits', contextTokens: 5832 })), ['with q4', '5,832 tok q4']);
   assert.equal(fitCell(undefined), '-');
   assert.equal(describeGpu({ found: true, name: 'NVIDIA GeForce RTX 4070', totalBytes: 12 * GIB, freeBytes: 11.2 * GIB }), 'NVIDIA GeForce RTX 4070 (11.2 GB free of 12.0 GB)');
   assert.equal(describeGpu({ found: true, name: 'Tesla K80', totalBytes: 12 * GIB, freeBytes: 12 * GIB, problem: 'compute 3.7 is older than 7.0' }),

@@ -18,7 +18,7 @@ const badArgument = (pattern: RegExp) => (err: unknown): boolean =>
 test('every kernel is exported', () => {
   assert.deepEqual(Object.keys(addon().kernels).sort(), [
     'attention', 'bf16ToF32', 'dequantiseKeys', 'dequantiseValues', 'f16ToBf16', 'f32ToBf16', 'fusedAttention', 'fusedAttentionReference',
-    'q8DequantiseReference', 'q8DequantiseRows', 'q8Gemv',
+    'q4DequantiseReference', 'q4DequantiseRows', 'q4Gemv', 'q4LinearReference', 'q8DequantiseReference', 'q8DequantiseRows', 'q8Gemv',
     'q8LinearReference', 'quantiseKeys', 'quantiseValues', 'rmsNorm', 'rope', 'sample', 'swiglu',
   ]);
 });

@@ -14,6 +14,7 @@
 #include "../kernels/embedding.cuh"
 #include "../kernels/fusedAttention.cuh"
 #include "../kernels/kvCache.cuh"
+#include "../kernels/q4Linear.cuh"
 #include "../kernels/q8Linear.cuh"
 #include "../kernels/quantise.cuh"
 #include "../kernels/rmsNorm.cuh"
@@ -38,22 +39,33 @@ Status Allocate(Buffer& buffer, size_t bytes, const char* what, size_t& total) {
   return Status::Ok();
 }
 
-// A linear layer's weight [n, k] (out × in): bf16, or 8-bit blocks (kernels/q8Layout.h) with --weights q8.
+// A linear layer's weight [n, k] (out × in): bf16, or blocks of codes and scales: 8-bit (kernels/q8Layout.h) with
+// --weights q8, 4-bit (kernels/q4Layout.h; the scales are f16 (scale, min) pairs) with --weights q4.
 struct LinearWeight {
   Buffer bf16;
   Buffer codes, scales;
   size_t n = 0, k = 0;
 
   Q8Weight q8() const { return Q8Weight{codes->as<int8_t>(), scales->as<float>(), n, k}; }
+  Q4Weight q4() const { return Q4Weight{codes->as<uint8_t>(), scales->as<uint16_t>(), n, k}; }
 };
 
-Status AllocateLinear(LinearWeight& w, size_t n, size_t k, bool q8, const char* what, size_t& total) {
+// Bytes of the codes and of the scales of `rows` rows of a blockwise weight with k input channels (both linear in
+// rows, so they also give a row's offset).
+size_t CodeBytes(LinearFormat format, size_t rows, size_t k) { return format == LinearFormat::kQ8 ? Q8CodeBytes(rows, k) : Q4CodeBytes(rows, k); }
+size_t ScaleBytes(LinearFormat format, size_t rows, size_t k) {
+  return format == LinearFormat::kQ8 ? Q8ScaleBytes(rows, k) : Q4ScaleMinCount(rows, k) * sizeof(uint16_t);
+}
+
+Status AllocateLinear(LinearWeight& w, size_t n, size_t k, LinearFormat format, const char* what, size_t& total) {
   w.n = n;
   w.k = k;
-  if (!q8) return Allocate(w.bf16, n * k * 2, what, total);
-  CSKV_TRY(Allocate(w.codes, Q8CodeBytes(n, k), what, total));
-  return Allocate(w.scales, Q8ScaleBytes(n, k), what, total);
+  if (format == LinearFormat::kBf16) return Allocate(w.bf16, n * k * 2, what, total);
+  CSKV_TRY(Allocate(w.codes, CodeBytes(format, n, k), what, total));
+  return Allocate(w.scales, ScaleBytes(format, n, k), what, total);
 }
+
+const char* FormatName(LinearFormat format) { return format == LinearFormat::kQ8 ? "q8" : format == LinearFormat::kQ4 ? "q4" : "bf16"; }
 
 struct LayerWeights {
   Buffer inputNorm, postNorm;      // bf16 [H]
@@ -100,7 +112,7 @@ struct DeviceEngine::Impl {
   Buffer tokens, x, h, qkv, attention, gateUp, act, logits, partials, sampled;
   Buffer invFreq, ropeTable;
   Buffer features, kRebuilt, vRebuilt;  // CSKV: unpacked features and rebuilt keys/values of the compressed branch
-  Buffer q8Tile;  // q8 prefill: dequantised weight rows (bf16), then (when a weight takes several tiles) their output columns (f32)
+  Buffer q8Tile;  // q8/q4 prefill: dequantised weight rows (bf16), then (when a weight takes several tiles) their output columns (f32)
   size_t q8TileBytes = 0;
   int64_t ropePositions = 0;
 
@@ -117,7 +129,8 @@ struct DeviceEngine::Impl {
   Status Allocate();
   Status Convert(const std::string& dtype, const uint8_t* data, size_t elements, void* destination, bool toBf16);
   Status Load(TensorRole role, int layer, const std::string& dtype, const uint8_t* data, size_t bytes);
-  Status LoadQ8(TensorRole role, int layer, const int8_t* codes, size_t codeBytes, const float* scales, size_t scaleCount);
+  // 8- or 4-bit blocks of a linear weight: codes and scales as bytes (q8: f32 scales; q4: f16 (scale, min) pairs).
+  Status LoadBlocks(LinearFormat format, TensorRole role, int layer, const void* codes, size_t codeBytes, const void* scales, size_t scaleBytes);
   // The linear weight a role's rows land in, and the first of those rows; null for other roles.
   LinearWeight* LinearOf(TensorRole role, int layer, size_t& firstRow);
   Status Linear(const std::string& op, size_t T, const uint16_t* a, const LinearWeight& w, float* out, float beta);
@@ -133,8 +146,8 @@ Status DeviceEngine::Impl::Allocate() {
   const size_t H = s.hidden, Q = s.qDim(), D = s.kvDim(), I = s.intermediate, V = s.vocab, L = s.layers;
   const size_t b16 = 2, f32 = 4;
   CSKV_TRY(cskv::Allocate(embedding, V * H * b16, "embedding", weightBytes));
-  const bool q8 = s.q8Weights;
-  if (!s.tiedEmbeddings) CSKV_TRY(AllocateLinear(lmHead, V, H, q8, "lm head", weightBytes));
+  const LinearFormat format = s.weights;
+  if (!s.tiedEmbeddings) CSKV_TRY(AllocateLinear(lmHead, V, H, format, "lm head", weightBytes));
   CSKV_TRY(cskv::Allocate(finalNorm, H * b16, "final norm", weightBytes));
   layers.resize(L);
   cache.resize(L);
@@ -142,10 +155,10 @@ Status DeviceEngine::Impl::Allocate() {
     LayerWeights& w = layers[i];
     CSKV_TRY(cskv::Allocate(w.inputNorm, H * b16, "layer weights", weightBytes));
     CSKV_TRY(cskv::Allocate(w.postNorm, H * b16, "layer weights", weightBytes));
-    CSKV_TRY(AllocateLinear(w.qkv, Q + 2 * D, H, q8, "layer weights", weightBytes));
-    CSKV_TRY(AllocateLinear(w.o, H, Q, q8, "layer weights", weightBytes));
-    CSKV_TRY(AllocateLinear(w.gateUp, 2 * I, H, q8, "layer weights", weightBytes));
-    CSKV_TRY(AllocateLinear(w.down, H, I, q8, "layer weights", weightBytes));
+    CSKV_TRY(AllocateLinear(w.qkv, Q + 2 * D, H, format, "layer weights", weightBytes));
+    CSKV_TRY(AllocateLinear(w.o, H, Q, format, "layer weights", weightBytes));
+    CSKV_TRY(AllocateLinear(w.gateUp, 2 * I, H, format, "layer weights", weightBytes));
+    CSKV_TRY(AllocateLinear(w.down, H, I, format, "layer weights", weightBytes));
     if (s.qkvBias) CSKV_TRY(cskv::Allocate(w.qkvBias, (Q + 2 * D) * f32, "layer weights", weightBytes));
     if (s.outputBias) CSKV_TRY(cskv::Allocate(w.oBias, H * f32, "layer weights", weightBytes));
     if (s.mlpBias) {
@@ -191,12 +204,12 @@ Status DeviceEngine::Impl::Allocate() {
   CSKV_TRY(cskv::Allocate(sampled, sizeof(int32_t), "scratch", scratchBytes));
   CSKV_TRY(cskv::Allocate(invFreq, (s.headDim / 2) * sizeof(double), "rope", scratchBytes));
   CSKV_TRY(cskv::Allocate(ropeTable, static_cast<size_t>(layout.capacityTokens) * s.headDim * f32, "rope table", scratchBytes));
-  if (q8) {
+  if (format != LinearFormat::kBf16) {
     // One tile of the largest weight, or the whole weight when it fits (q8Layout.h: kQ8TileBytes).
     size_t largest = (Q + 2 * D) * H;
     for (size_t elements : {H * Q, 2 * I * H, H * I, s.tiedEmbeddings ? size_t{0} : V * H}) largest = std::max(largest, elements);
     q8TileBytes = std::min(kQ8TileBytes, largest * b16);
-    CSKV_TRY(cskv::Allocate(q8Tile, q8TileBytes, "scratch (q8 prefill tile)", scratchBytes));
+    CSKV_TRY(cskv::Allocate(q8Tile, q8TileBytes, "scratch (quantised weights' prefill tile)", scratchBytes));
   }
   if (s.cache.compressed()) {
     int maxRank = 0;
@@ -239,7 +252,10 @@ Status DeviceEngine::Impl::Load(TensorRole role, int layer, const std::string& d
   const size_t elements = TensorRoleElements(spec, role, layer);
   if (elements == 0) return Status::Error("BAD_ARGUMENT", where + ": this model takes no such tensor");
   size_t firstRow = 0;
-  if (spec.q8Weights && LinearOf(role, layer, firstRow) != nullptr) return Status::Error("BAD_ARGUMENT", where + ": with q8 weights this tensor comes as 8-bit blocks (loadTensorQ8)");
+  if (spec.weights != LinearFormat::kBf16 && LinearOf(role, layer, firstRow) != nullptr) {
+    return Status::Error("BAD_ARGUMENT", where + ": with " + FormatName(spec.weights) + " weights this tensor comes as blocks (" +
+                                             (spec.weights == LinearFormat::kQ8 ? "loadTensorQ8" : "loadTensorQ4") + ")");
+  }
   const size_t itemBytes = dtype == "F32" ? 4 : 2;
   if (bytes != elements * itemBytes) {
     return Status::Error("BAD_ARGUMENT", where + ": " + std::to_string(bytes) + " bytes, expected " + std::to_string(elements) + " " + dtype + " elements");
@@ -307,50 +323,57 @@ LinearWeight* DeviceEngine::Impl::LinearOf(TensorRole role, int layer, size_t& f
   }
 }
 
-Status DeviceEngine::Impl::LoadQ8(TensorRole role, int layer, const int8_t* codes, size_t codeBytes, const float* scales, size_t scaleCount) {
-  const std::string where = std::string("loadTensorQ8 ") + TensorRoleName(role) + (IsLayerRole(role) ? " of layer " + std::to_string(layer) : "");
-  if (!spec.q8Weights) return Status::Error("BAD_ARGUMENT", where + ": the engine holds bf16 weights (create it with weights \"q8\")");
+Status DeviceEngine::Impl::LoadBlocks(LinearFormat format, TensorRole role, int layer, const void* codes, size_t codeBytes, const void* scales, size_t scaleBytes) {
+  const char* op = format == LinearFormat::kQ8 ? "loadTensorQ8 " : "loadTensorQ4 ";
+  const std::string where = op + std::string(TensorRoleName(role)) + (IsLayerRole(role) ? " of layer " + std::to_string(layer) : "");
+  if (spec.weights != format) {
+    return Status::Error("BAD_ARGUMENT", where + ": the engine holds " + FormatName(spec.weights) + " weights (create it with weights \"" + FormatName(format) + "\")");
+  }
   if (IsLayerRole(role) ? (layer < 0 || layer >= spec.layers) : layer != -1) return Status::Error("BAD_ARGUMENT", where + ": layer index out of range");
   size_t firstRow = 0;
   LinearWeight* w = LinearOf(role, layer, firstRow);
-  if (w == nullptr) return Status::Error("BAD_ARGUMENT", where + ": not a linear layer's weight (only those take 8-bit blocks)");
+  if (w == nullptr) return Status::Error("BAD_ARGUMENT", where + ": not a linear layer's weight (only those take blocks)");
   const size_t elements = TensorRoleElements(spec, role, layer);
   const size_t rows = elements / w->k;
-  if (codeBytes != Q8CodeBytes(rows, w->k) || scaleCount != rows * Q8BlocksPerRow(w->k)) {
-    return Status::Error("BAD_ARGUMENT", where + ": " + std::to_string(codeBytes) + " codes and " + std::to_string(scaleCount) + " scales, expected " +
-                                             std::to_string(Q8CodeBytes(rows, w->k)) + " and " + std::to_string(rows * Q8BlocksPerRow(w->k)) + " for [" +
+  if (codeBytes != CodeBytes(format, rows, w->k) || scaleBytes != ScaleBytes(format, rows, w->k)) {
+    return Status::Error("BAD_ARGUMENT", where + ": " + std::to_string(codeBytes) + " bytes of codes and " + std::to_string(scaleBytes) + " of scales, expected " +
+                                             std::to_string(CodeBytes(format, rows, w->k)) + " and " + std::to_string(ScaleBytes(format, rows, w->k)) + " for [" +
                                              std::to_string(rows) + ", " + std::to_string(w->k) + "]");
   }
-  const size_t blocksPerRow = Q8BlocksPerRow(w->k);
-  Status status = CudaStatus(cudaMemcpy(w->codes->as<int8_t>() + firstRow * blocksPerRow * kQ8Block, codes, codeBytes, cudaMemcpyHostToDevice), "cudaMemcpy", where.c_str());
+  Status status = CudaStatus(cudaMemcpy(w->codes->as<uint8_t>() + CodeBytes(format, firstRow, w->k), codes, codeBytes, cudaMemcpyHostToDevice), "cudaMemcpy", where.c_str());
   if (status.ok()) {
-    status = CudaStatus(cudaMemcpy(w->scales->as<float>() + firstRow * blocksPerRow, scales, scaleCount * sizeof(float), cudaMemcpyHostToDevice), "cudaMemcpy", where.c_str());
+    status = CudaStatus(cudaMemcpy(w->scales->as<uint8_t>() + ScaleBytes(format, firstRow, w->k), scales, scaleBytes, cudaMemcpyHostToDevice), "cudaMemcpy", where.c_str());
   }
   if (!status.ok()) return status;
   loaded.emplace_back(role, layer);
   return Status::Ok();
 }
 
-// out[T, n] = beta * out + a[T, k] · W^T. q8 weights: the GEMV for decode's few rows; for prefill, tiles of weight
-// rows dequantised to bf16 scratch and multiplied by cuBLASLt (the whole weight at once when it fits the tile).
+// out[T, n] = beta * out + a[T, k] · W^T. q8/q4 weights: the GEMV for decode's few rows; for prefill, tiles of
+// weight rows dequantised to bf16 scratch and multiplied by cuBLASLt (the whole weight at once when it fits the tile).
 Status DeviceEngine::Impl::Linear(const std::string& op, size_t T, const uint16_t* a, const LinearWeight& w, float* out, float beta) {
-  if (!spec.q8Weights) return gemm.Run(op.c_str(), T, w.n, w.k, a, w.bf16->as<uint16_t>(), GemmOut::kF32, out, beta, kStream);
+  if (spec.weights == LinearFormat::kBf16) return gemm.Run(op.c_str(), T, w.n, w.k, a, w.bf16->as<uint16_t>(), GemmOut::kF32, out, beta, kStream);
+  const bool q8 = spec.weights == LinearFormat::kQ8;
+  static_assert(kQ8GemvMaxRows == kQ4GemvMaxRows, "decode rows take the GEMV in both formats");
   if (T <= static_cast<size_t>(kQ8GemvMaxRows)) {
-    const Status status = LaunchQ8Gemv(a, T, w.q8(), out, beta, kStream);
+    const Status status = q8 ? LaunchQ8Gemv(a, T, w.q8(), out, beta, kStream) : LaunchQ4Gemv(a, T, w.q4(), out, beta, kStream);
     return status.ok() ? status : Status::Error(status.code, op + ": " + status.message);
   }
+  auto dequantise = [&](size_t first, size_t count, uint16_t* tile) {
+    return q8 ? LaunchQ8DequantiseRows(w.q8(), first, count, tile, kStream) : LaunchQ4DequantiseRows(w.q4(), first, count, tile, kStream);
+  };
   uint16_t* tile = q8Tile->as<uint16_t>();
   if (w.n * w.k * 2 <= q8TileBytes) {
-    CSKV_TRY(LaunchQ8DequantiseRows(w.q8(), 0, w.n, tile, kStream));
+    CSKV_TRY(dequantise(0, w.n, tile));
     return gemm.Run(op.c_str(), T, w.n, w.k, a, tile, GemmOut::kF32, out, beta, kStream);
   }
   // Rows per tile such that the bf16 rows and their f32 output columns [T, rows] share the scratch.
   const size_t rows = (q8TileBytes - 256) / (w.k * 2 + static_cast<size_t>(maxChunk) * 4) / 16 * 16;
-  if (rows == 0) return Status::Error("BAD_ARGUMENT", op + ": a q8 weight row of " + std::to_string(w.k) + " does not fit the prefill tile");
+  if (rows == 0) return Status::Error("BAD_ARGUMENT", op + ": a " + FormatName(spec.weights) + " weight row of " + std::to_string(w.k) + " does not fit the prefill tile");
   float* columns = reinterpret_cast<float*>(q8Tile->as<uint8_t>() + (rows * w.k * 2 + 255) / 256 * 256);
   for (size_t first = 0; first < w.n; first += rows) {
     const size_t count = std::min(rows, w.n - first);
-    CSKV_TRY(LaunchQ8DequantiseRows(w.q8(), first, count, tile, kStream));
+    CSKV_TRY(dequantise(first, count, tile));
     CSKV_TRY(gemm.Run(op.c_str(), T, count, w.k, a, tile, GemmOut::kF32, columns, 0.f, kStream));
     CSKV_TRY(LaunchAddColumns(out, w.n, columns, T, first, count, beta, kStream));
   }
@@ -581,7 +604,12 @@ Status DeviceEngine::LoadTensor(TensorRole role, int layer, const std::string& d
 
 Status DeviceEngine::LoadTensorQ8(TensorRole role, int layer, const int8_t* codes, size_t codeBytes, const float* scales, size_t scaleCount) {
   CSKV_TRY(impl_->Usable("loadTensorQ8"));
-  return impl_->Fail(impl_->LoadQ8(role, layer, codes, codeBytes, scales, scaleCount));
+  return impl_->Fail(impl_->LoadBlocks(LinearFormat::kQ8, role, layer, codes, codeBytes, scales, scaleCount * sizeof(float)));
+}
+
+Status DeviceEngine::LoadTensorQ4(TensorRole role, int layer, const uint8_t* codes, size_t codeBytes, const uint16_t* scaleMin, size_t scaleMinCount) {
+  CSKV_TRY(impl_->Usable("loadTensorQ4"));
+  return impl_->Fail(impl_->LoadBlocks(LinearFormat::kQ4, role, layer, codes, codeBytes, scaleMin, scaleMinCount * sizeof(uint16_t)));
 }
 
 Status DeviceEngine::FinishLoading() {

@@ -57,9 +57,12 @@ class DeviceEngine {
 
   // One checkpoint tensor ("F32", "F16" or "BF16" bytes), converted on the device.
   Status LoadTensor(TensorRole role, int layer, const std::string& dtype, const uint8_t* data, size_t bytes);
-  // A linear layer's weight as 8-bit blocks (spec.q8Weights; kernels/q8Layout.h): int8 codes [rows, ceil(k/32)*32]
+  // A linear layer's weight as 8-bit blocks (spec.weights q8; kernels/q8Layout.h): int8 codes [rows, ceil(k/32)*32]
   // and f32 scales [rows, ceil(k/32)].
   Status LoadTensorQ8(TensorRole role, int layer, const int8_t* codes, size_t codeBytes, const float* scales, size_t scaleCount);
+  // A linear layer's weight as 4-bit blocks (kernels/q4Layout.h): codes [rows, ceil(k/32)*16] and f16 (scale, min)
+  // pairs [rows, ceil(k/32), 2].
+  Status LoadTensorQ4(TensorRole role, int layer, const uint8_t* codes, size_t codeBytes, const uint16_t* scaleMin, size_t scaleMinCount);
   // BAD_ARGUMENT naming the first tensor that was never loaded.
   Status FinishLoading();
 

@@ -20,6 +20,7 @@ int64_t DeviceEngine::length() const { return 0; }
 int64_t DeviceEngine::compressedTokens() const { return 0; }
 Status DeviceEngine::LoadTensor(TensorRole, int, const std::string&, const uint8_t*, size_t) { return Status::Error("BACKEND", "no CUDA"); }
 Status DeviceEngine::LoadTensorQ8(TensorRole, int, const int8_t*, size_t, const float*, size_t) { return Status::Error("BACKEND", "no CUDA"); }
+Status DeviceEngine::LoadTensorQ4(TensorRole, int, const uint8_t*, size_t, const uint16_t*, size_t) { return Status::Error("BACKEND", "no CUDA"); }
 Status DeviceEngine::FinishLoading() { return Status::Error("BACKEND", "no CUDA"); }
 Status DeviceEngine::Forward(const int32_t*, size_t, const double*, int, float*) { return Status::Error("BACKEND", "no CUDA"); }
 Status DeviceEngine::Sample(const SampleRequest&, int32_t&) { return Status::Error("BACKEND", "no CUDA"); }

@@ -10,6 +10,9 @@
 
 namespace cskv {
 
+// How linear layers' weights are held on the device.
+enum class LinearFormat { kBf16, kQ8, kQ4 };
+
 struct ModelSpec {
   int hidden = 0;
   int layers = 0;
@@ -23,9 +26,9 @@ struct ModelSpec {
   bool outputBias = false;
   bool mlpBias = false;
   bool tiedEmbeddings = false;
-  // Linear layers and an untied output head in 8-bit blocks (kernels/q8Layout.h) instead of bf16; the embedding
-  // (a lookup, and the output head when tied) stays bf16.
-  bool q8Weights = false;
+  // Linear layers and an untied output head in bf16, 8-bit blocks (kernels/q8Layout.h) or 4-bit blocks
+  // (kernels/q4Layout.h); the embedding (a lookup, and the output head when tied) stays bf16.
+  LinearFormat weights = LinearFormat::kBf16;
   int slidingWindow = 0;  // 0: full attention
   // Decode steps (at most kFusedDecodeMaxQueries tokens) attend with the fused kernel (kernels/fusedAttention.cuh)
   // instead of rebuilding the compressed branch into scratch for cuBLASLt + the split attention. Off by default

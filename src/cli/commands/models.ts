@@ -55,7 +55,7 @@ export async function modelsCommand(argv: string[], { out }: CommandIO): Promise
   models.forEach((m, i) => {
     out.write(`${line(rows[i]!)}\n    ${m.path}\n`);
     if (m.reason) out.write(`    cannot load: ${m.reason}\n`);
-    if (m.gpuFit && (m.gpuFit.verdict !== 'fits' || m.gpuFit.weights === 'q8')) out.write(`    ${describeFit(m.gpuFit)}\n`);
+    if (m.gpuFit && (m.gpuFit.verdict !== 'fits' || m.gpuFit.weights !== 'bf16')) out.write(`    ${describeFit(m.gpuFit)}\n`);
   });
   return 0;
 }

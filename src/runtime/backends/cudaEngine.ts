@@ -1,6 +1,6 @@
 // The CUDA backend: the native engine (native/src/engine/) behind the runtime's one Engine interface. The model's
-// tensors go to the GPU one at a time (each read, converted to bf16 on the device, or with --weights q8 the linear
-// layers as 8-bit blocks (cudaQ8Weights.ts), dropped), the bi-branch cache
+// tensors go to the GPU one at a time (each read, converted to bf16 on the device, or with --weights q8 / q4 the linear
+// layers as 8- or 4-bit blocks (cudaQ8Weights.ts, cudaQ4Weights.ts), dropped), the bi-branch cache
 // lives in preallocated device pages, and every layer runs on the GPU; only token ids go in and logits (or one
 // sampled id) come out. Chunking, truncation and snapshots follow the onnx backend exactly, so both pass the
 // same suite (test/runtime/engineSuite.ts).
@@ -17,7 +17,9 @@ import { ropeDependsOnLength, ropeFrequencies } from '../model/rope';
 import { ModelWeights } from '../model/weights';
 import type { SamplingStep } from '../sampler';
 import type { DType } from '../safetensors';
-import { cudaWeightFormat, readDeviceQ8 } from './cudaQ8Weights';
+import { readDeviceQ4 } from './cudaQ4Weights';
+import { readDeviceQ8 } from './cudaQ8Weights';
+import { HEAD_ROWS_PER_READ, cudaWeightFormat } from './cudaWeightFormat';
 import { prefillInChunks } from './chunkedPrefill';
 import { CUDA_DEFAULT_CHUNK, type CapacityPlan, deviceModelShape, planCapacity } from './cudaMemoryPlan';
 import {
@@ -94,12 +96,16 @@ export class CudaEngine implements Engine {
         cache: { ...cache, capacityTokens: capacity.capacityTokens },
       };
       native = new addon.CudaEngine(spec, options.cublasLt);
-      const q8Shapes = format === 'q8' ? q8TensorShapes(config) : undefined;
+      const blockShapes = format === 'bf16' ? undefined : blockTensorShapes(config);
       for (const [role, layer, name] of tensorRoles(config)) {
-        const q8Shape = q8Shapes?.[role];
-        if (q8Shape) {
-          const q8 = readDeviceQ8(weights, name, ...q8Shape);
+        const blockShape = blockShapes?.[role];
+        const rowsPerRead = role === 'lmHead' ? HEAD_ROWS_PER_READ : undefined;
+        if (blockShape && format === 'q8') {
+          const q8 = readDeviceQ8(weights, name, ...blockShape, rowsPerRead);
           native.loadTensorQ8(role, layer, q8.codes, q8.scales);
+        } else if (blockShape) {
+          const q4 = readDeviceQ4(weights, name, ...blockShape, rowsPerRead);
+          native.loadTensorQ4(role, layer, q4.codes, q4.scaleMin);
         } else {
           native.loadTensor(role, layer, weights.info(name).dtype as DType, weights.readBytes(name));
         }
@@ -290,8 +296,8 @@ export function tensorRoles(c: ModelConfig): [string, number, string][] {
   return out;
 }
 
-/** [n, k] of every tensor role that takes 8-bit blocks with --weights q8 (an untied output head included). */
-export function q8TensorShapes(c: ModelConfig): Partial<Record<string, [number, number]>> {
+/** [n, k] of every tensor role that takes blocks with --weights q8 or q4 (an untied output head included). */
+export function blockTensorShapes(c: ModelConfig): Partial<Record<string, [number, number]>> {
   const H = c.hiddenSize, Q = c.heads * c.headDim, D = c.kvDim, I = c.intermediateSize;
   return { q: [Q, H], k: [D, H], v: [D, H], o: [H, Q], gate: [I, H], up: [I, H], down: [H, I], ...(c.tieEmbeddings ? {} : { lmHead: [c.vocabSize, H] }) };
 }

@@ -6,7 +6,9 @@ import type { GpuFit } from '../../shared/gpuFit';
 import { DEFAULTS } from '../../shared/settings';
 import type { ModelConfig } from '../model/config';
 import type { NativeCacheLayout, NativeCacheSpec } from './nativeAddon';
-import { type CudaWeightFormat, deviceQ8WeightBytes } from './cudaQ8Weights';
+import { deviceQ4WeightBytes } from './cudaQ4Weights';
+import { deviceQ8WeightBytes } from './cudaQ8Weights';
+import type { CudaWeightFormat } from './cudaWeightFormat';
 
 /** Tokens the CUDA engine runs through the model at once. */
 export const CUDA_DEFAULT_CHUNK = 512;
@@ -67,7 +69,7 @@ export function deviceScratchBytes(s: DeviceModelShape, chunk: number, capacity:
 
 export function planCapacity(input: CapacityPlanInput): CapacityPlan {
   const { shape, cache } = input;
-  const weightBytes = input.weights === 'q8' ? deviceQ8WeightBytes(shape) : deviceWeightBytes(shape);
+  const weightBytes = input.weights === 'q8' ? deviceQ8WeightBytes(shape) : input.weights === 'q4' ? deviceQ4WeightBytes(shape) : deviceWeightBytes(shape);
   const maxRank = Math.max(0, ...(cache.kRanks ?? []), ...(cache.vRanks ?? []));
   const chunk = Math.max(cache.chunkTokens, cache.window);
   const step = cache.kRanks ? cache.window : 1;
@@ -102,18 +104,20 @@ function gib(bytes: number): string {
 /**
  * Whether a model of `shape` fits a GPU with `freeBytes` free, for a workspace of `budgetTokens` (at most the
  * model's `maxPositions`): the capacity plan the engine loads with, for an uncompressed cache at the default
- * window and width. With bf16 weights (the engine's default), unless q8 weights (--weights q8, ~9 GB instead of
- * ~15 GB for 7B) fit where bf16 does not: the whole budget where bf16 leaves less, or any context where bf16
- * leaves none. Then the q8 plan, saying so.
+ * window and width. With bf16 weights (the engine's default), unless smaller weights fit where bf16 does not: q8
+ * (--weights q8, ~9 GB instead of ~15 GB for 7B), else q4 (--weights q4, ~5.5 GB): the first of them that fits the
+ * whole budget where bf16 leaves less, or that fits some context where bf16 leaves none. Then that plan, saying so.
  */
 export function gpuFit(input: { shape: DeviceModelShape; maxPositions: number; budgetTokens: number; freeBytes: number; layoutOf: CapacityPlanInput['layoutOf'] }): GpuFit {
   const bf16 = fitWith(input, 'bf16');
   if (bf16.verdict === 'fits') return bf16;
-  const q8 = fitWith(input, 'q8');
-  return q8.verdict === 'fits' || (bf16.verdict === 'does-not-fit' && q8.verdict === 'shorter-context') ? q8 : bf16;
+  const smaller = [fitWith(input, 'q8'), fitWith(input, 'q4')];
+  return smaller.find((fit) => fit.verdict === 'fits')
+    ?? (bf16.verdict === 'does-not-fit' ? smaller.find((fit) => fit.verdict === 'shorter-context') : undefined)
+    ?? bf16;
 }
 
-function fitWith(input: Parameters<typeof gpuFit>[0], weights: 'bf16' | 'q8'): GpuFit {
+function fitWith(input: Parameters<typeof gpuFit>[0], weights: CudaWeightFormat): GpuFit {
   const cache = { layers: input.shape.layers, kvDim: input.shape.kvDim, window: DEFAULTS.window, bits: DEFAULTS.bits, chunkTokens: CUDA_DEFAULT_CHUNK };
   const wantedTokens = Math.min(input.budgetTokens, input.maxPositions);
   const plan = { shape: input.shape, cache, wantedTokens, layoutOf: input.layoutOf, weights };

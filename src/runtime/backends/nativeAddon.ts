@@ -7,7 +7,7 @@ import { packageRoot } from '../../shared/defaultModel';
 import { RuntimeError } from '../errors';
 
 /** The export shape this runtime was written against (native/src/addon.cc, kAddonAbi). */
-export const NATIVE_ADDON_ABI = 4;
+export const NATIVE_ADDON_ABI = 5;
 export const NATIVE_ADDON_FILE = 'cskv_native.node';
 
 export interface NativeLibraryStatus {
@@ -125,8 +125,8 @@ export interface NativeModelSpec {
   outputBias: boolean;
   mlpBias: boolean;
   tiedEmbeddings: boolean;
-  /** Linear layers and an untied output head in bf16 (default) or 8-bit blocks (loadTensorQ8). */
-  weights?: 'bf16' | 'q8';
+  /** Linear layers and an untied output head in bf16 (default), 8-bit blocks (loadTensorQ8) or 4-bit blocks (loadTensorQ4). */
+  weights?: 'bf16' | 'q8' | 'q4';
   /** Decode steps' attention: 'rebuild' (default: compressed rows rebuilt into scratch, cuBLASLt) or 'fused'. */
   decodeAttention?: 'rebuild' | 'fused';
   /** 0: full attention. */
@@ -170,6 +170,8 @@ export interface NativeCudaEngine {
   loadTensor(role: string, layer: number, dtype: 'F32' | 'F16' | 'BF16', bytes: Uint8Array): void;
   /** A linear layer's weight as 8-bit blocks, for an engine made with weights 'q8'. */
   loadTensorQ8(role: string, layer: number, codes: Int8Array, scales: Float32Array): void;
+  /** A linear layer's weight as 4-bit blocks (codes, f16 (scale, min) pairs), for an engine made with weights 'q4'. */
+  loadTensorQ4(role: string, layer: number, codes: Uint8Array, scaleMin: Uint16Array): void;
   finishLoading(): void;
   /** Appends a chunk; resolves the last `logitRows` rows of logits, or null when copyLogits is false. */
   forward(tokens: Int32Array, logitRows: number, copyLogits: boolean, invFreq: Float64Array | null): Promise<Float32Array | null>;
@@ -226,7 +228,25 @@ export interface NativeKernels {
   /** The C++ float64 references of those two (native/src/reference/q8Reference.h); in every build. */
   q8LinearReference(args: Q8GemvArgs): Float64Array;
   q8DequantiseReference(args: Q8RowsArgs): Float64Array;
+  /** The same four for q4 weights (native/src/kernels/q4Linear.cuh, native/src/reference/q4Reference.h). */
+  q4Gemv(args: Q4GemvArgs): Float32Array;
+  q4DequantiseRows(args: Q4RowsArgs): Float32Array;
+  q4LinearReference(args: Q4GemvArgs): Float64Array;
+  q4DequantiseReference(args: Q4RowsArgs): Float64Array;
 }
+
+/** A q4 weight [n, k] in the CUDA engine's layout (native/src/kernels/q4Layout.h). */
+export interface Q4WeightArrays {
+  /** [n, ceil(k / 32) * 16]: channel 2i in the low nibble of byte i, 2i + 1 in the high one. */
+  codes: Uint8Array;
+  /** f16 bits [n, ceil(k / 32), 2]: (scale, min) per block; W = code * scale - min. */
+  scaleMin: Uint16Array;
+  n: number;
+  k: number;
+}
+
+export type Q4GemvArgs = Q4WeightArrays & Omit<Q8GemvArgs, keyof Q8WeightArrays>;
+export type Q4RowsArgs = Q4WeightArrays & Omit<Q8RowsArgs, keyof Q8WeightArrays>;
 
 /** A q8 weight [n, k] in the CUDA engine's layout (native/src/kernels/q8Layout.h). */
 export interface Q8WeightArrays {

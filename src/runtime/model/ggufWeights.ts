@@ -10,7 +10,7 @@ import { LOADABLE_GGML_TYPES, canDequantise, dequantise } from './ggmlDequant';
 import type { ModelConfig } from './config';
 import { ggufModelConfig } from './ggufConfig';
 import { GgufFile, type GgufTensor } from './ggufFile';
-import { type ModelWeights, checkRows } from './weights';
+import { type ModelWeights, type StoredBlocks, checkRows } from './weights';
 
 const GLOBAL_NAMES: Readonly<Record<string, string>> = {
   'token_embd.weight': 'model.embed_tokens.weight',
@@ -112,6 +112,13 @@ export class GgufWeights implements ModelWeights {
     const rowBytes = tensor.byteLength / rows;
     if (this.permuted.has(name)) throw new Error(`rows of "${name}" (permuted by llama.cpp's converter) are only read whole`);
     return dequantise(tensor.type, this.gguf.readBytes(tensor, first * rowBytes, count * rowBytes), count * tensor.shape[1]!);
+  }
+
+  readStoredBlocks(name: string, shape: readonly [number, number]): StoredBlocks | undefined {
+    const tensor = this.tensor(name);
+    if (['F32', 'F16', 'BF16'].includes(tensor.type.name)) return undefined;
+    this.checkShape(name, tensor, shape);
+    return { type: tensor.type.name, bytes: this.rawBytes(name, tensor) };
   }
 
   readQ8Blocks(name: string, shape: readonly [number, number]): BlockQuantised | undefined {

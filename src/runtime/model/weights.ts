@@ -28,7 +28,19 @@ export interface ModelWeights {
    * exactly the file's values; undefined when it does not (the caller quantises from readFloat32).
    */
   readQ8Blocks(name: string, shape: readonly [number, number]): BlockQuantised | undefined;
+  /**
+   * A linear weight [out, in] as the file stores it when that is a ggml block type (GGUF Q4_0, Q4_K, ...: rows of
+   * whole blocks), with llama.cpp's q/k row permutation undone; undefined for float storage (the caller quantises).
+   */
+  readStoredBlocks(name: string, shape: readonly [number, number]): StoredBlocks | undefined;
   close(): void;
+}
+
+/** A weight's bytes in a ggml block type, as stored (readStoredBlocks). */
+export interface StoredBlocks {
+  /** The ggml type name: Q4_0, Q4_K, Q6_K, ... */
+  type: string;
+  bytes: Uint8Array;
 }
 
 export const ModelWeights = {
@@ -69,6 +81,8 @@ function finiteOnly(weights: ModelWeights): ModelWeights {
       requireFinite(firstNonFinite(rows), weights.describedBy, name);
       return rows;
     },
+    // The block types' scales are checked where they are converted (cudaQ4Weights.ts refuses non-finite ones).
+    readStoredBlocks: (name, shape) => weights.readStoredBlocks(name, shape),
     readQ8Blocks: (name, shape) => {
       const blocks = weights.readQ8Blocks(name, shape);
       // The codes are integers; a block's scale is the only place a NaN or infinity can hide.
@@ -159,6 +173,10 @@ class SafetensorsWeights implements ModelWeights {
     const rows = checkRows(this.describedBy, info, first, count);
     const rowBytes = info.byteLength / rows;
     return toFloat32(this.where.get(name)!.readBytes(info, first * rowBytes, count * rowBytes), floatDtype(this.where.get(name)!.path, info));
+  }
+
+  readStoredBlocks(): undefined {
+    return undefined;
   }
 
   readQ8Blocks(): undefined {
