@@ -11,7 +11,7 @@ import { after, before, describe, test } from 'node:test';
 import type { GenerationSpeed } from '../../src/protocol';
 import { completionShape } from '../../src/workspace/completionShape';
 import { type SessionOptions, WorkspaceSession } from '../../src/workspace/session';
-import { historyOf, probe } from '../support/cacheState';
+import { assertSameCache } from '../support/cacheState';
 import { tempDir } from '../support/paths';
 import { tinyQwenModel } from '../support/tinyQwen';
 
@@ -183,10 +183,7 @@ test('after completions in the file and a pause, the cache is bit for bit a fres
     const fresh = await WorkspaceSession.open(root, { ...options, storageDir: undefined }, events);
     try {
       await fresh.whenResident();
-      assert.deepEqual(fresh.workspaceContext!.layoutPaths, session.workspaceContext!.layoutPaths);
-      assert.deepEqual(await historyOf(fresh), await historyOf(session));
-      assert.deepEqual(fresh.engine.memory(), session.engine.memory());
-      assert.deepEqual(Array.from(await probe(fresh)), Array.from(await probe(session)));
+      await assertSameCache(fresh, session);
     } finally {
       await fresh.dispose();
     }

@@ -10,7 +10,7 @@ import { bm25Scores, terms } from '../../src/workspace/relevance';
 import { ModelTokenizer } from '../../src/runtime/tokenizer';
 import { scanWorkspace } from '../../src/workspace/scan';
 import { type SessionOptions, WorkspaceSession } from '../../src/workspace/session';
-import { historyOf, probe } from '../support/cacheState';
+import { assertSameCache, historyOf, probe } from '../support/cacheState';
 import { tempDir } from '../support/paths';
 import { tinyQwenModel } from '../support/tinyQwen';
 
@@ -134,10 +134,7 @@ describe('workspace session', () => {
       const fresh = await WorkspaceSession.open(root, options(), events);
       try {
         await fresh.whenResident();
-        assert.deepEqual(fresh.workspaceContext!.layoutPaths, session.workspaceContext!.layoutPaths);
-        assert.deepEqual(await historyOf(fresh), await historyOf(session));
-        assert.deepEqual(fresh.engine.memory(), session.engine.memory());
-        assert.deepEqual(Array.from(await probe(fresh)), Array.from(await probe(session)));
+        await assertSameCache(fresh, session);
       } finally {
         await fresh.dispose();
       }
@@ -182,9 +179,7 @@ describe('workspace session', () => {
       const fresh = await WorkspaceSession.open(root, options(), events);
       try {
         await fresh.whenResident();
-        assert.deepEqual(await historyOf(fresh), await historyOf(session));
-        assert.deepEqual(fresh.engine.memory(), session.engine.memory());
-        assert.deepEqual(Array.from(await probe(fresh)), Array.from(await probe(session)));
+        await assertSameCache(fresh, session);
       } finally {
         await fresh.dispose();
       }
