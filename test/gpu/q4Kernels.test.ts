@@ -6,21 +6,20 @@
 // set, the measured errors are written there as JSON (device_check.sh folds it into engine-kernels.json).
 // Tolerances: the GEMV sums code · x and x per block in f32, then scale · dot − min · sum: 1e-4 relative; the
 // dequantised tile is rounded once to bf16: 2^-8 relative per element.
-import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import { after, before, test } from 'node:test';
 import { deviceQ4 } from '../../src/runtime/backends/cudaQ4Weights';
 import { type NativeAddon, type Q4WeightArrays } from '../../src/runtime/backends/nativeAddon';
 import { floatToHalfBits, halfBitsToFloat } from '../../src/runtime/half';
 import { quantiseBlockwise } from '../../src/runtime/onnx/blockQuantizer';
-import { kernelGpu, kernelSeed, normalStreams } from '../support/gpuKernels';
+import { type KernelResult, checkKernelOutput, kernelGpu, kernelSeed, normalStreams, roundToBf16 as bf16 } from '../support/gpuKernels';
 
 let addon: NativeAddon | undefined;
 let skipReason = '';
 let device = '';
 const seed = kernelSeed;
 const normals = normalStreams(seed);
-const report: Record<string, unknown>[] = [];
+const report: KernelResult[] = [];
 
 before(async () => {
   ({ addon, device, skipReason } = await kernelGpu());
@@ -30,35 +29,13 @@ after(() => {
   if (process.env.CSKV_Q4_KERNEL_REPORT && addon) fs.writeFileSync(process.env.CSKV_Q4_KERNEL_REPORT, JSON.stringify({ device, seed, results: report }, null, 2));
 });
 
-const f32 = new Float32Array(1);
-const u32 = new Uint32Array(f32.buffer);
-/** x rounded to bf16 (nearest even), as the runner's f32 -> bf16 conversion does. */
-function bf16(x: number): number {
-  f32[0] = x;
-  const bits = u32[0]!;
-  u32[0] = (((bits + 0x7fff + ((bits >>> 16) & 1)) >>> 16) & 0xffff) << 16;
-  return f32[0]!;
-}
-
 function weight(n: number, k: number): Q4WeightArrays {
   const w = deviceQ4(quantiseBlockwise(normals(n * k, 0.05), n, k, 4));
   for (let b = 1; b < w.scaleMin.length / 2; b += 2) w.scaleMin[2 * b + 1] = floatToHalfBits(5 * halfBitsToFloat(w.scaleMin[2 * b]!));
   return w;
 }
 
-function compare(name: string, shape: string, got: Float32Array, want: Float64Array, tolerance: number): void {
-  assert.equal(got.length, want.length);
-  let maxDiff = 0, maxRef = 0, nan = 0;
-  for (let i = 0; i < got.length; i++) {
-    if (Number.isNaN(got[i]!)) nan++;
-    maxDiff = Math.max(maxDiff, Math.abs(got[i]! - want[i]!));
-    maxRef = Math.max(maxRef, Math.abs(want[i]!));
-  }
-  const relative = maxDiff / maxRef;
-  report.push({ kernel: name, shape, maxAbsError: maxDiff, relativeError: relative, tolerance, nan });
-  assert.equal(nan, 0, `${name} ${shape}: ${nan} NaN outputs (unwritten or poisoned), seed ${seed}`);
-  assert.ok(relative < tolerance, `${name} ${shape}: relative error ${relative.toExponential(3)} ≥ ${tolerance}, seed ${seed}`);
-}
+const compare = checkKernelOutput(report, seed);
 
 // As q8Kernels.test.ts: Qwen2.5-7B decode shapes (slices where the host reference would take long), odd k (the
 // element path and padded last blocks), every row count 1..8.

@@ -5,20 +5,19 @@
 // kernel runs (kernelRunners.cc). With CSKV_Q8_KERNEL_REPORT set, the measured errors are written there as JSON.
 // Tolerances: the GEMV accumulates in f32 from exact int8 × f32 products: 1e-4 relative; the dequantised tile
 // is rounded once to bf16: 2^-8 relative per element.
-import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import { after, before, test } from 'node:test';
 import { deviceQ8 } from '../../src/runtime/backends/cudaQ8Weights';
 import { type NativeAddon, type Q8WeightArrays } from '../../src/runtime/backends/nativeAddon';
 import { quantiseBlockwise } from '../../src/runtime/onnx/blockQuantizer';
-import { kernelGpu, kernelSeed, normalStreams } from '../support/gpuKernels';
+import { type KernelResult, checkKernelOutput, kernelGpu, kernelSeed, normalStreams, roundToBf16 as bf16 } from '../support/gpuKernels';
 
 let addon: NativeAddon | undefined;
 let skipReason = '';
 let device = '';
 const seed = kernelSeed;
 const normals = normalStreams(seed);
-const report: Record<string, unknown>[] = [];
+const report: KernelResult[] = [];
 
 before(async () => {
   ({ addon, device, skipReason } = await kernelGpu());
@@ -28,33 +27,11 @@ after(() => {
   if (process.env.CSKV_Q8_KERNEL_REPORT && addon) fs.writeFileSync(process.env.CSKV_Q8_KERNEL_REPORT, JSON.stringify({ device, seed, results: report }, null, 2));
 });
 
-const f32 = new Float32Array(1);
-const u32 = new Uint32Array(f32.buffer);
-/** x rounded to bf16 (nearest even), as the runner's f32 -> bf16 conversion does. */
-function bf16(x: number): number {
-  f32[0] = x;
-  const bits = u32[0]!;
-  u32[0] = (((bits + 0x7fff + ((bits >>> 16) & 1)) >>> 16) & 0xffff) << 16;
-  return f32[0]!;
-}
-
 function weight(n: number, k: number): Q8WeightArrays {
   return deviceQ8(quantiseBlockwise(normals(n * k, 0.05), n, k, 8));
 }
 
-function compare(name: string, shape: string, got: Float32Array, want: Float64Array, tolerance: number): void {
-  assert.equal(got.length, want.length);
-  let maxDiff = 0, maxRef = 0, nan = 0;
-  for (let i = 0; i < got.length; i++) {
-    if (Number.isNaN(got[i]!)) nan++;
-    maxDiff = Math.max(maxDiff, Math.abs(got[i]! - want[i]!));
-    maxRef = Math.max(maxRef, Math.abs(want[i]!));
-  }
-  const relative = maxDiff / maxRef;
-  report.push({ kernel: name, shape, maxAbsError: maxDiff, relativeError: relative, tolerance, nan });
-  assert.equal(nan, 0, `${name} ${shape}: ${nan} NaN outputs (unwritten or poisoned), seed ${seed}`);
-  assert.ok(relative < tolerance, `${name} ${shape}: relative error ${relative.toExponential(3)} ≥ ${tolerance}, seed ${seed}`);
-}
+const compare = checkKernelOutput(report, seed);
 
 // Decode shapes of Qwen2.5-7B (the whole qkv; slices of o, gate/up, down: the kernel's work per row is the same,
 // and the host's random inputs and float64 reference stay a few seconds), odd ones (k not a multiple of 8 or

@@ -1,4 +1,6 @@
-// What the GPU kernel tests share: the addon where a usable CUDA GPU is (else why they skip), and seeded inputs.
+// What the GPU kernel tests share: the addon where a usable CUDA GPU is (else why they skip), seeded inputs, bf16
+// rounding as the runners do it, and the error check that also fills a kernel report.
+import assert from 'node:assert/strict';
 import { type NativeAddon, loadNativeAddon } from '../../src/runtime/backends/nativeAddon';
 import { mulberry32 } from '../../src/runtime/random';
 
@@ -33,5 +35,45 @@ export function normalStreams(seed: number): (count: number, scale?: number) => 
     const out = new Float32Array(count);
     for (let i = 0; i < count; i++) out[i] = scale * Math.sqrt(-2 * Math.log(1 - next())) * Math.cos(2 * Math.PI * next());
     return out;
+  };
+}
+
+const f32 = new Float32Array(1);
+const u32 = new Uint32Array(f32.buffer);
+/** x rounded to bf16 (nearest even), as the runners' f32 -> bf16 conversion does. */
+export function roundToBf16(x: number): number {
+  f32[0] = x;
+  const bits = u32[0]!;
+  u32[0] = (((bits + 0x7fff + ((bits >>> 16) & 1)) >>> 16) & 0xffff) << 16;
+  return f32[0]!;
+}
+
+export interface KernelResult {
+  kernel: string;
+  shape: string;
+  maxAbsError: number;
+  relativeError: number;
+  tolerance: number;
+  nan: number;
+}
+
+/**
+ * Checks a kernel's output against its float64 reference: no NaN (an unwritten or poisoned output) and the largest
+ * error relative to the reference's largest magnitude under `tolerance`. Each result goes to `report` first, so a
+ * failing case is in the report too.
+ */
+export function checkKernelOutput(report: KernelResult[], seed: number) {
+  return (name: string, shape: string, got: Float32Array, want: Float64Array, tolerance: number): void => {
+    assert.equal(got.length, want.length);
+    let maxDiff = 0, maxRef = 0, nan = 0;
+    for (let i = 0; i < got.length; i++) {
+      if (Number.isNaN(got[i]!)) nan++;
+      maxDiff = Math.max(maxDiff, Math.abs(got[i]! - want[i]!));
+      maxRef = Math.max(maxRef, Math.abs(want[i]!));
+    }
+    const relative = maxDiff / maxRef;
+    report.push({ kernel: name, shape, maxAbsError: maxDiff, relativeError: relative, tolerance, nan });
+    assert.equal(nan, 0, `${name} ${shape}: ${nan} NaN outputs (unwritten or poisoned), seed ${seed}`);
+    assert.ok(relative < tolerance, `${name} ${shape}: relative error ${relative.toExponential(3)} ≥ ${tolerance}, seed ${seed}`);
   };
 }
