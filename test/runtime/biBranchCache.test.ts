@@ -98,3 +98,20 @@ test('prefill chunks: absolute multiples of the chunk size, W-aligned, the call\
   assert.equal(nextChunkEnd(0, 100, 50, 32), 32); // chunk size rounds down to a multiple of W
   assert.equal(nextChunkEnd(0, 100, 10, 32), 32); // ... but never below W
 });
+
+test('compressedBlocks hands out the stored blocks from a block start on, as a snapshot holds them', () => {
+  for (const bits of [16, 4] as const) {
+    const cache = cskvCache(bits);
+    feed(cache, 0, 13); // blocks [0, 4), [4, 8), [8, 12)
+    for (let layer = 0; layer < 2; layer++) {
+      const saved = cache.exportState().layers[layer]!.blocks;
+      assert.deepEqual(cache.compressedBlocks(layer, 4), saved.slice(1));
+      assert.deepEqual(cache.compressedBlocks(layer, 12), []);
+    }
+    // Token t carries the value t: the first block handed out from 8 is tokens 8..11.
+    const k = cache.compressedBlocks(0, 8)[0]!.k;
+    if (k instanceof Uint16Array) assert.deepEqual(Array.from(k, halfBitsToFloat), Array.from({ length: W * RK }, (_, i) => 8 + Math.floor(i / RK)));
+    assert.throws(() => cache.compressedBlocks(0, 2), /not a block start/);
+    assert.throws(() => cache.compressedBlocks(0, 16), /not a block start/);
+  }
+});

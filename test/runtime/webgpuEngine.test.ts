@@ -4,10 +4,10 @@
 import assert from 'node:assert/strict';
 import * as path from 'node:path';
 import { test } from 'node:test';
-import { ort } from '../../src/runtime/onnx/ort';
 import { checkWebGpu } from '../../src/runtime/backends/webgpuAvailability';
 import { loadWebGpuEngine } from '../../src/runtime/backends/webgpuEngine';
 import type { Engine } from '../../src/runtime/engine';
+import { countTransfers as transfers } from '../support/deviceTransfers';
 import { modelFixture } from '../support/paths';
 import { webgpuSkip } from '../support/webgpu';
 import { type Expected, expected, relativeError, runEngineSuite } from './engineSuite';
@@ -100,28 +100,9 @@ if (skip) {
 }
 
 if (!skip) {
-  // What crosses between the host and the GPU: every session run's host-memory inputs and outputs, counted by
-  // wrapping onnxruntime's run. A decode step on the device path reads back its logits and nothing else, except
-  // at a block boundary (CSKV), where the JS record and the leaving block's features come back once per W tokens;
-  // what it sends up does not grow with the context.
-  const transfers = async (work: () => Promise<unknown>): Promise<{ down: number[]; up: number }> => {
-    const proto = (ort.InferenceSession as unknown as { prototype: ort.InferenceSession }).prototype;
-    const original = proto.run;
-    const crossed = { down: [] as number[], up: 0 };
-    const hostBytes = (tensor: ort.Tensor): number => (tensor.location === 'cpu' ? (tensor.data as Float32Array).byteLength : 0);
-    proto.run = async function (this: ort.InferenceSession, ...args: Parameters<typeof original>) {
-      for (const value of Object.values(args[0] as Record<string, ort.Tensor>)) crossed.up += hostBytes(value);
-      const out = await original.apply(this, args);
-      for (const value of Object.values(out)) if ((value as ort.Tensor).location === 'cpu') crossed.down.push(hostBytes(value as ort.Tensor));
-      return out;
-    } as typeof original;
-    try {
-      await work();
-    } finally {
-      proto.run = original;
-    }
-    return crossed;
-  };
+  // What crosses between the host and the GPU (test/support/deviceTransfers.ts). A decode step on the device path
+  // reads back its logits and nothing else, except at a block boundary (CSKV), where the JS record comes back once
+  // per W tokens; what it sends up does not grow with the context.
   const downloads = async (work: () => Promise<unknown>): Promise<number[]> => (await transfers(work)).down;
   for (const [fixture, file] of [['qwen2-v5', undefined], ['qwen2-cskv', 'cskv-4bit.safetensors']] as const) {
     test(`${fixture}${file ? ` ${file}` : ''}: a decode step on the GPU reads back its logits only (the upload path reads back its rows)`, async () => {
@@ -161,16 +142,59 @@ if (!skip) {
         else assert.equal(held.weightBytes, 4 * parameters);
         assert.equal(uploaded.webgpuMemory!()!.fullBytes, 0, 'the upload path keeps no cache on the GPU');
         if (W) {
-          // The block boundary: the record's rows (k, v and both features per layer), the block's features again
-          // to compress them, then the logits.
+          // The block boundary: the record's rows (k, v and both features per layer; the record compresses the
+          // block, which goes up as it stores it), then the logits.
           const boundary = await downloads(() => kept.prefill([exp.greedy_tokens[0]!]));
-          assert.equal(boundary.length, kept.info.config.layers * 6 + 1);
+          assert.equal(boundary.length, kept.info.config.layers * 4 + 1);
           assert.equal(boundary.at(-1), logitBytes);
           assert.equal(kept.memory().compressedTokens, prompt.length + W);
           assert.ok(kept.webgpuMemory!()!.compressedBytes > 0);
         }
       } finally {
         await Promise.all([kept.dispose(), uploaded.dispose()]);
+      }
+    });
+  }
+}
+
+if (!skip) {
+  // An edit truncates the cache to a prefix: the device copies are cut there (nothing read back, nothing sent again)
+  // and hold what a fresh prefill of the prefix holds. With CSKV (window 4, 13 prompt tokens, three steps) the cut
+  // falls inside the compressed branch: whole blocks stay and the prompt's last partial block is recomputed, the
+  // chunk a fresh prefill makes of it too (nextChunkEnd), so both are bit for bit the same.
+  for (const [fixture, file] of [['qwen2-v5', undefined], ['qwen2-cskv', 'cskv.safetensors'], ['qwen2-cskv', 'cskv-4bit.safetensors']] as const) {
+    test(`${fixture}${file ? ` ${file}` : ''}: a truncation on the GPU reads nothing back and leaves the cache of a fresh prefill of the prefix`, async () => {
+      const dir = modelFixture(fixture);
+      const exp = expected(fixture);
+      const options = { weights: 'f32' as const, cskv: file ? path.join(dir, file) : undefined };
+      const [edited, fresh] = [await loadWebGpuEngine(dir, options), await loadWebGpuEngine(dir, options)];
+      try {
+        const prefix = exp.prompt_ids;
+        const [a, b, c, d] = exp.greedy_tokens as [number, number, number, number];
+        await edited.prefill(prefix);
+        for (const t of [a, b, c]) await edited.prefill([t]);
+        const compressedBefore = edited.memory().compressedTokens;
+        const cut = await transfers(() => edited.truncate(prefix.length));
+        assert.deepEqual(cut.down, [], 'the truncation read nothing back');
+        // What goes up: the embeddings of the tokens recomputed (the prompt's partial last block where the cut fell
+        // inside the compressed branch) and int64 bounds; no cache rows.
+        const H = edited.info.config.hiddenSize;
+        const recomputed = compressedBefore > prefix.length ? prefix.length - edited.memory().compressedTokens : 0;
+        assert.equal(recomputed > 0, file !== undefined, 'with CSKV the cut falls inside the compressed branch');
+        assert.equal(cut.upFloats, recomputed * H * 4, 'the truncation sent up the recomputed embeddings only');
+        let editedRow: Float32Array = new Float32Array(0);
+        const step = await transfers(async () => editedRow = await edited.prefill([d]));
+        assert.deepEqual(step.down, [edited.info.config.vocabSize * 4], 'the next step reads back its logits only');
+        assert.equal(step.upFloats, H * 4, 'the next step sends up its embedding only');
+        await fresh.prefill(prefix);
+        const freshRow = await fresh.prefill([d]);
+        assert.deepEqual(editedRow, freshRow, 'the logits after the edit are those of a fresh prefill of the prefix');
+        assert.ok(Buffer.from(await edited.snapshot()).equals(Buffer.from(await fresh.snapshot())), 'the cache differs from a fresh prefill of the prefix');
+        assert.deepEqual(edited.memory(), fresh.memory());
+        const cacheBytes = (e: Engine): number[] => { const m = e.webgpuMemory!()!; return [m.fullBytes, m.pendingBytes, m.compressedBytes]; };
+        assert.deepEqual(cacheBytes(edited), cacheBytes(fresh));
+      } finally {
+        await Promise.all([edited.dispose(), fresh.dispose()]);
       }
     });
   }

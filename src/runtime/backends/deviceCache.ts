@@ -4,25 +4,25 @@
 // - Full branch: each layer's graph outputs its keys and values with the step's tokens appended (k_full_next,
 //   v_full_next, gpu-buffer), and with CSKV the features of those tokens likewise (c_k_pending_next,
 //   c_v_pending_next); the next step feeds them straight back.
-// - Compressed branch: grows only when a block of W tokens leaves the window (every W steps). The host reads the
-//   leaving block's features back, compresses them with the quantiser and fp16 rounding the JS cache uses (so
-//   both hold the same values), and a small Concat graph appends the result on the device and drops the block
-//   from the front of the full branch and of the features. At 16 bits the appended rows are the fp16 values
+// - Compressed branch: grows only when a block of W tokens leaves the window (every W steps). The JS record is
+//   brought up to date first (its rows and features read back once), so the JS cache compresses the block itself
+//   (its quantiser or fp16 rounding); the device takes that block as stored (so both hold the same values), and a
+//   small Concat graph appends it and drops the block from the front of the full branch and of the features. At 16 bits the appended rows are the fp16 values
 //   widened to f32; at 8/4/2 bits they are the block's codes and scales (packedCodes.ts), dequantised by the
 //   layer graph every step: the device holds codes.
 // The JS cache (BiBranchCache) stays the record that snapshots and truncation read, but it lags: it receives the
 // rows the device holds only when they are read back (`flush`): before a block leaves the window (the device
-// drops its full rows then), and when the engine snapshots, truncates or recovers from a failed step. Whenever the
-// copies here do not hold the cache (first step, after a truncation, a restore or a failure) the next step
-// uploads them from the flushed JS cache once.
+// drops its full rows then), and when the engine snapshots or recovers from a failed step. A truncation cuts the
+// copies on the device (a Slice per tensor) and the record where it holds more; nothing is read back. Whenever the
+// copies here do not hold the cache (first step, after a restore or a failure) the next step uploads them from the
+// flushed JS cache once.
 import { ort } from '../onnx/ort';
 import type { CompressedBits } from '../../protocol';
 import { type BiBranchCache, type CacheShape, type CompressedBlock } from '../cache/biBranchCache';
-import { type CachePolicy, blocksLeaving } from '../cache/cachePolicy';
-import { quantiseKeys, quantiseValues } from '../cache/quantizer';
+import { type CachePolicy, type TruncationPlan, blocksLeaving, truncation } from '../cache/cachePolicy';
 import { GraphBuilder } from '../onnx/graphBuilder';
 import { type FeatureKind, type QuantisedBits, packBlock, packedColumns, packedInputNames, scaleColumns } from '../onnx/packedCodes';
-import { floatToHalfBits, halfBitsToFloat } from '../half';
+import { halfBitsToFloat } from '../half';
 
 /** A device tensor of `width` f32 columns; absent while it has no rows (a zero-sized gpu-buffer is never made). */
 interface Resident {
@@ -70,6 +70,8 @@ export class DeviceCache {
     private readonly append: ort.InferenceSession,
     /** y = rows [start, end) of a; read back to the host. */
     private readonly reader: ort.InferenceSession,
+    /** y = rows [start, end) of a; kept on the device. */
+    private readonly slicer: ort.InferenceSession,
   ) {
     this.policy = { window: shape.window, compressed: shape.ranks !== undefined };
     this.layers = Array.from({ length: shape.layers }, (_, i) => {
@@ -84,11 +86,12 @@ export class DeviceCache {
   }
 
   static async create(shape: CacheShape, sessionOptions: ort.InferenceSession.SessionOptions): Promise<DeviceCache> {
-    const [append, read] = await Promise.all([
+    const [append, read, slice] = await Promise.all([
       ort.InferenceSession.create(appendGraph().model, { ...sessionOptions, preferredOutputLocation: 'gpu-buffer' }),
-      ort.InferenceSession.create(readGraph().model, { ...sessionOptions, preferredOutputLocation: 'cpu' }),
+      ort.InferenceSession.create(sliceGraph().model, { ...sessionOptions, preferredOutputLocation: 'cpu' }),
+      ort.InferenceSession.create(sliceGraph().model, { ...sessionOptions, preferredOutputLocation: 'gpu-buffer' }),
     ]);
-    return new DeviceCache(shape, append, read);
+    return new DeviceCache(shape, append, read, slice);
   }
 
   /** What the copies hold (tokens, and of them compressed), or undefined when the JS cache holds everything. */
@@ -171,7 +174,8 @@ export class DeviceCache {
 
   /**
    * After every layer took a step of `count` tokens: the blocks that leave the window move to the compressed
-   * branch. The JS cache is flushed first, since the leaving tokens' full rows are dropped here.
+   * branch. The JS cache is flushed first, since the leaving tokens' full rows are dropped here, and compresses
+   * the blocks: the device appends them as the record stores them (one read of each tensor per layer).
    */
   async commit(count: number, cache: BiBranchCache): Promise<void> {
     const tokens = this.tokens + count;
@@ -183,11 +187,12 @@ export class DeviceCache {
     await this.flush(cache, tokens);
     this.tokens = tokens;
     const W = this.shape.window, leaving = blocks * W;
-    for (const l of this.layers) {
-      const [k, v] = [await this.readRows(l, 'c_k_pending', 0, leaving), await this.readRows(l, 'c_v_pending', 0, leaving)];
+    for (let i = 0; i < this.layers.length; i++) {
+      const l = this.layers[i]!;
+      const stored = cache.compressedBlocks(i, this.compressedTokens);
+      if (stored.length !== blocks) throw new Error(`layer ${i}: the JS cache compressed ${stored.length} blocks, the device copies expected ${blocks}`);
       const added = new Map<string, Float32Array[]>();
-      for (let b = 0; b < blocks; b++) {
-        const block = this.compress(l, k.subarray(b * W * l.kRank, (b + 1) * W * l.kRank), v.subarray(b * W * l.vRank, (b + 1) * W * l.vRank));
+      for (const block of stored) {
         for (const [name, rows] of this.appended(block, l, W)) added.set(name, [...(added.get(name) ?? []), rows]);
       }
       for (const [name, parts] of added) await this.extend(l, name, concat(parts));
@@ -218,6 +223,42 @@ export class DeviceCache {
     cache.commit(count);
   }
 
+  /**
+   * Cuts the copies to `length` tokens on the device, by the cache policy's truncation (inside the compressed
+   * branch only whole blocks stay: the plan says what the engine prefills again), and the JS record with them
+   * where it holds more. Nothing is read back; every tensor is cut before any is replaced, so a failed cut leaves
+   * the copies as they were.
+   */
+  async truncate(length: number, cache: BiBranchCache): Promise<TruncationPlan> {
+    if (this.tokens === NOT_HELD) throw new Error('the device copies hold no cache to truncate');
+    const plan = truncation(this.policy, this.compressedTokens, this.tokens, length);
+    const cut = new Map<Resident, ort.Tensor | undefined>();
+    try {
+      for (const l of this.layers) {
+        for (const [name, resident] of l.inputs) {
+          if (!resident.tensor) continue;
+          const rows = resident.tensor.dims[0]!;
+          // Compressed inputs hold rows per block (keys' scales) or per token: the kept share of whole blocks.
+          const keep = FULL_BRANCH_INPUTS.has(name) ? plan.fullTokens : (rows * plan.compressedTokens) / this.compressedTokens;
+          if (keep === rows) continue;
+          cut.set(resident, keep > 0 ? await this.sliceRows(resident.tensor, 0, keep) : undefined);
+        }
+      }
+    } catch (err) {
+      for (const tensor of cut.values()) tensor?.dispose();
+      throw err;
+    }
+    for (const [resident, tensor] of cut) {
+      resident.tensor!.dispose();
+      resident.tensor = tensor;
+    }
+    const kept = plan.compressedTokens + plan.fullTokens;
+    if (cache.length > kept) cache.truncate(kept);
+    this.tokens = kept;
+    this.compressedTokens = plan.compressedTokens;
+    return plan;
+  }
+
   /** Frees every copy: the next step uploads from the JS cache (flush it first, or the rows not read back are lost). */
   clear(): void {
     for (const l of this.layers) {
@@ -232,15 +273,7 @@ export class DeviceCache {
 
   async dispose(): Promise<void> {
     this.clear();
-    await Promise.all([this.append.release(), this.reader.release()]);
-  }
-
-  /** A block of features as the JS cache stores it: fp16 rows, or quantised (the same functions, the same values). */
-  private compress(l: LayerCopy, k: Float32Array, v: Float32Array): CompressedBlock {
-    const bits = this.shape.bits;
-    const W = this.shape.window;
-    if (bits === 16) return { k: toHalf(k), v: toHalf(v) };
-    return { k: quantiseKeys(k, W, l.kRank, bits), v: quantiseValues(v, W, l.vRank, bits) };
+    await Promise.all([this.append.release(), this.reader.release(), this.slicer.release()]);
   }
 
   /** What a stored block adds to each compressed input of the layer graph. */
@@ -268,6 +301,12 @@ export class DeviceCache {
     if (!resident.tensor || resident.tensor.dims[0]! < end) throw new Error(`${name} holds ${resident.tensor?.dims[0] ?? 0} rows on the device, ${end} were to be read`);
     const out = await this.reader.run({ a: resident.tensor, start: int64(start), end: int64(end) });
     return (out.y as ort.Tensor).data as Float32Array;
+  }
+
+  /** Rows [start, end) of a device tensor as a new device tensor. */
+  private async sliceRows(tensor: ort.Tensor, start: number, end: number): Promise<ort.Tensor> {
+    const out = await this.slicer.run({ a: tensor, start: int64(start), end: int64(end) });
+    return out.y as ort.Tensor;
   }
 
   /** Appends `rows` (whole rows of the input's width) to a device input. */
@@ -317,9 +356,12 @@ function appendGraph(): ReturnType<GraphBuilder['finish']> {
   return g.finish();
 }
 
-/** y = rows [start, end) of a: how rows come back to the host (onnxruntime-node reads a gpu-buffer tensor only as a session's 'cpu' output). */
-function readGraph(): ReturnType<GraphBuilder['finish']> {
-  const g = new GraphBuilder('device_read');
+/**
+ * y = rows [start, end) of a: how rows come back to the host (onnxruntime-node reads a gpu-buffer tensor only as a
+ * session's 'cpu' output), and how a truncation cuts a copy on the device (a 'gpu-buffer' output).
+ */
+function sliceGraph(): ReturnType<GraphBuilder['finish']> {
+  const g = new GraphBuilder('device_slice');
   const a = g.input('a', ['N', 'C']);
   const start = g.input('start', [1], 'int64');
   const end = g.input('end', [1], 'int64');
@@ -333,12 +375,6 @@ function emptyRows(width: number): ort.Tensor {
 
 function int64(value: number): ort.Tensor {
   return new ort.Tensor('int64', BigInt64Array.of(BigInt(value)), [1]);
-}
-
-function toHalf(rows: Float32Array): Uint16Array {
-  const out = new Uint16Array(rows.length);
-  for (let i = 0; i < rows.length; i++) out[i] = floatToHalfBits(rows[i]!);
-  return out;
 }
 
 function concat(parts: Float32Array[]): Float32Array {

@@ -42,8 +42,8 @@ export interface ExecutionProvider {
   /**
    * Keep activations between layers and the cache's branches on the device between steps (deviceCache.ts): a
    * decode step sends up its embedding and reads back its logits. Every W tokens with CSKV, the JS cache's record
-   * is read back and the block that leaves the window goes up compressed; snapshots and truncation read back the
-   * rows the record lacks.
+   * is read back and the block that leaves the window goes up compressed; snapshots read back the rows the record
+   * lacks, and truncation cuts the copies on the device.
    */
   keepOnDevice?: boolean;
 }
@@ -409,12 +409,27 @@ export class OnnxEngine implements Engine {
     if (!Number.isInteger(length) || length < 0 || length > this.length) {
       throw new RuntimeError('BAD_ARGUMENT', `cannot truncate a cache of ${this.length} tokens to ${length}`);
     }
-    await this.dropDeviceCopies();
-    if (length > this.length) throw new RuntimeError('BACKEND', `the cache lost its last tokens on the GPU; ${this.length} are left, ${length} were to be kept`);
-    const { recomputeFrom } = this.cache.truncate(length);
+    const { recomputeFrom } = await this.truncateCache(length);
     const redo = this.history.slice(recomputeFrom, length);
     this.history.length = recomputeFrom;
     if (redo.length > 0) await this.prefill(redo, { logits: 0 });
+  }
+
+  /**
+   * Cuts the cache to `length` (whole blocks inside the compressed branch): on the device where its copies hold it,
+   * so nothing is read back and the next step uploads only its own tokens; else the JS record. Where the device cut
+   * fails, the copies are read back and dropped, and the record is cut.
+   */
+  private async truncateCache(length: number): Promise<{ recomputeFrom: number }> {
+    if (this.device?.held) {
+      try {
+        return await this.device.truncate(length, this.cache);
+      } catch {
+        await this.dropDeviceCopies();
+        if (length > this.length) throw new RuntimeError('BACKEND', `the cache lost its last tokens on the GPU; ${this.length} are left, ${length} were to be kept`);
+      }
+    }
+    return this.cache.truncate(length);
   }
 
   async snapshot(): Promise<Uint8Array> {

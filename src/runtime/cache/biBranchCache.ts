@@ -252,6 +252,18 @@ export class BiBranchCache {
     return { recomputeFrom: plan.recomputeFrom };
   }
 
+  /**
+   * Layer `layer`'s compressed blocks from position `from` (a multiple of W) on, as stored: what a device copy
+   * appends when blocks leave the window, without compressing them a second time.
+   */
+  compressedBlocks(layer: number, from: number): CompressedBlock[] {
+    const W = this.shape.window;
+    if (from % W !== 0 || from > this.compressedTokens) throw new RangeError(`compressed blocks from ${from}: not a block start within ${this.compressedTokens} compressed tokens`);
+    const l = this.layers[layer]!;
+    if (l.kHalf && l.vHalf) return halfBlocks(l.kHalf, l.vHalf, W, from / W);
+    return l.blocks.slice(from / W);
+  }
+
   /** Everything the cache holds, for saving; `importState` takes it back into a cache of the same shape. */
   exportState(): CacheState {
     return {
@@ -341,7 +353,10 @@ function toHalf(rows: Float32Array): Uint16Array {
   return out;
 }
 
-/** The 16-bit rows cut into blocks of W (the snapshot format's unit). */
-function halfBlocks(k: GrowableRows<Uint16Array>, v: GrowableRows<Uint16Array>, W: number): CompressedBlock[] {
-  return Array.from({ length: k.rows / W }, (_, b) => ({ k: k.slice(b * W, (b + 1) * W).slice(), v: v.slice(b * W, (b + 1) * W).slice() }));
+/** The 16-bit rows from block `first` on, cut into blocks of W (the snapshot format's unit). */
+function halfBlocks(k: GrowableRows<Uint16Array>, v: GrowableRows<Uint16Array>, W: number, first = 0): CompressedBlock[] {
+  return Array.from({ length: k.rows / W - first }, (_, i) => {
+    const b = first + i;
+    return { k: k.slice(b * W, (b + 1) * W).slice(), v: v.slice(b * W, (b + 1) * W).slice() };
+  });
 }
