@@ -1,7 +1,9 @@
 // WebGPU backend against the onnx CPU backend, in the same run on the same random model: prefill tokens/s and
 // decode ms/token at each context, interleaved (CPU, then WebGPU with the cache uploaded every step, then WebGPU
 // keeping activations and the cache on the device; --repeats rounds, the best of each kept), plus how far
-// the WebGPU logits are from the CPU's. Prints a table and writes bench/results/webgpu.json.
+// the WebGPU logits are from the CPU's, and what crosses between host and GPU (bytes, counted on every session
+// run: test/support/deviceTransfers.ts) per decode step and per edit (the cache cut EDIT_BACK tokens back and as
+// many new tokens prefilled). Prints a table and writes bench/results/webgpu.json.
 //   node out/bench/webgpu.js [--shape tiny|0.5b] [--contexts 64,256] [--decode 8] [--repeats 2] [--cskv off|16|8|4|2]
 //                            [--weights f32|q8|q4] [--out FILE]
 // Both backends hold the weights in the same format (default: the engine's, q8; with --weights f16 the CPU holds f32). The CPU's MatMulNBits quantises
@@ -20,12 +22,24 @@ import type { Engine } from '../src/runtime/engine';
 import type { WebGpuMemory } from '../src/protocol';
 import { DEFAULT_WEIGHT_FORMAT, WEIGHT_FORMATS, isWeightFormat } from '../src/runtime/model/weightFormat';
 import { type ModelShape, QWEN25_05B, writeRandomCskv, writeRandomModel } from '../test/support/randomModel';
+import { countTransfers, totalDown } from '../test/support/deviceTransfers';
 
 /** A small Qwen2-like shape: big enough for real GEMMs, small enough for the software driver. */
 const TINY: ModelShape = { hidden: 256, layers: 4, heads: 4, kvHeads: 2, headDim: 64, intermediate: 1024, vocab: 4096 };
 const SHAPES: Record<string, ModelShape> = { tiny: TINY, '0.5b': QWEN25_05B };
 
 type Variant = 'onnx' | 'webgpu-upload' | 'webgpu';
+
+/** An edit: the cache cut this many tokens back, and as many other tokens prefilled in their place. */
+const EDIT_BACK = 8;
+/** Edits counted per context. */
+const EDITS = 8;
+
+/** Bytes sent up and read back, each the mean per decode step or per edit. */
+interface Crossed {
+  up: number;
+  down: number;
+}
 
 interface Run {
   /** webgpu-upload: the cache and activations cross to the GPU every step; webgpu: they stay there (the default). */
@@ -37,6 +51,26 @@ interface Run {
   logits_rel_diff_vs_cpu: number;
   /** What the engine holds on the GPU after the last run, by its own count (WebGPU variants). */
   gpu_memory?: WebGpuMemory | undefined;
+  /** Host <-> GPU bytes per decode step and per edit (WebGPU variants). */
+  decode_bytes?: Crossed | undefined;
+  edit_bytes?: Crossed | undefined;
+}
+
+/** Bytes crossing per decode step and per edit, after a prefill of the prompt (not counted). */
+async function transfers(engine: Engine, prompt: number[], steps: number[], vocab: number): Promise<{ decode: Crossed; edit: Crossed }> {
+  await engine.truncate(0);
+  await engine.prefill(prompt);
+  const decode = await countTransfers(async () => {
+    for (const t of steps) await engine.prefill([t]);
+  });
+  const edit = await countTransfers(async () => {
+    for (let e = 0; e < EDITS; e++) {
+      await engine.truncate(engine.length - EDIT_BACK);
+      await engine.prefill(Array.from({ length: EDIT_BACK }, (_, i) => (e * 131 + i * 17 + 3) % vocab));
+    }
+  });
+  const mean = (t: Awaited<ReturnType<typeof countTransfers>>, n: number): Crossed => ({ up: t.up / n, down: totalDown(t) / n });
+  return { decode: mean(decode, steps.length), edit: mean(edit, EDITS) };
 }
 
 async function measure(engine: Engine, prompt: number[], steps: number[]): Promise<{ prefillS: number; decodeMs: number; rows: Float32Array[] }> {
@@ -116,9 +150,11 @@ async function main(): Promise<void> {
         const cpuRows = best.get('onnx')!.rows;
         for (const backend of variants) {
           const m = best.get(backend)!;
+          const gpu_memory = engines[backend].webgpuMemory?.();
+          const crossed = backend === 'onnx' ? undefined : await transfers(engines[backend], prompt, steps, shape.vocab);
           const run: Run = {
             backend, context, prefill_tok_s: context / m.prefillS, decode_ms: m.decodeMs, logits_rel_diff_vs_cpu: backend === 'onnx' ? 0 : relativeDiff(m.rows, cpuRows),
-            gpu_memory: engines[backend].webgpuMemory?.(),
+            gpu_memory, decode_bytes: crossed?.decode, edit_bytes: crossed?.edit,
           };
           process.stderr.write(`${JSON.stringify(run)}\n`);
           runs.push(run);
@@ -139,6 +175,7 @@ async function main(): Promise<void> {
       cpu: `${os.cpus()[0]?.model ?? 'cpu'} × ${os.cpus().length}`,
       date: new Date().toISOString(),
       decode_steps: decodeSteps,
+      edit: `${EDITS} edits: the cache cut ${EDIT_BACK} tokens back, ${EDIT_BACK} other tokens prefilled (bytes are the mean per edit)`,
       repeats,
       runs,
     };
@@ -153,9 +190,13 @@ async function main(): Promise<void> {
 }
 
 function table(runs: Run[]): string {
-  const lines = ['| backend | context | prefill tok/s | decode ms/token | logits vs CPU (rel.) |', '|---|---|---|---|---|'];
+  const lines = [
+    '| backend | context | prefill tok/s | decode ms/token | logits vs CPU (rel.) | up / down per decode step (KB) | up / down per edit (KB) |',
+    '|---|---|---|---|---|---|---|',
+  ];
+  const kb = (c: Crossed | undefined): string => (c ? `${(c.up / 1000).toFixed(1)} / ${(c.down / 1000).toFixed(1)}` : '—');
   for (const r of runs) {
-    lines.push(`| ${r.backend} | ${r.context} | ${r.prefill_tok_s.toFixed(1)} | ${r.decode_ms.toFixed(1)} | ${r.backend === 'onnx' ? '—' : r.logits_rel_diff_vs_cpu.toExponential(1)} |`);
+    lines.push(`| ${r.backend} | ${r.context} | ${r.prefill_tok_s.toFixed(1)} | ${r.decode_ms.toFixed(1)} | ${r.backend === 'onnx' ? '—' : r.logits_rel_diff_vs_cpu.toExponential(1)} | ${kb(r.decode_bytes)} | ${kb(r.edit_bytes)} |`);
   }
   return lines.join('\n');
 }

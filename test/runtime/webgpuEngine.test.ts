@@ -120,11 +120,11 @@ if (!skip) {
         const within: { down: number[]; up: number }[] = [];
         for (let t = 0; t < steps; t++) within.push(await transfers(() => kept.prefill([exp.greedy_tokens[t % 4]!])));
         assert.deepEqual(within.map((step) => step.down), Array.from({ length: steps }, () => [logitBytes]));
-        // The first decode step also sends the zero row its masks are sliced from, once; then the embedding and the
+        // The first decode step also sends the row its masks are sliced from, once; then the embedding and the
         // slices' bounds.
         const ups = within.slice(1).map((step) => step.up);
         assert.deepEqual(ups, Array<number>(steps - 1).fill(ups[0]!), 'what a step sends up does not grow with the context');
-        assert.equal(ups[0], kept.info.config.hiddenSize * 4 + (W ? 3 : 2) * 8, 'the embedding, and the int64 bounds of the slices (start, end; the rotated keys\' end with CSKV)');
+        assert.equal(ups[0], kept.info.config.hiddenSize * 4 + (W ? 4 : 3) * 8, 'the embedding, and the int64 bounds of the slices (start, end, the mask\'s start; the rotated keys\' end with CSKV)');
         const upload = [await transfers(() => uploaded.prefill([exp.greedy_tokens[0]!])), await transfers(() => uploaded.prefill([exp.greedy_tokens[1]!]))];
         assert.ok(upload[0]!.down.length > kept.info.config.layers, `the upload path read back ${upload[0]!.down.length} tensors`);
         assert.ok(upload[1]!.up > upload[0]!.up, 'the upload path sends more each step');
@@ -198,4 +198,35 @@ if (!skip) {
       }
     });
   }
+}
+
+if (!skip) {
+  // The step inputs that change with the length are made on the GPU: a sliding window's decode masks are sliced
+  // there (mistral-linear: window 8, 12 prompt tokens), and dynamic NTK's tables are reused up to the original
+  // context (qwen2-dynamic: 16) and composed there past it from their angle-addition factors (about 2·sqrt(S)
+  // rows, rope.ts), never uploaded whole. The first decode step also sends the decode masks' row, once.
+  test('mistral-linear (sliding window) and qwen2-dynamic (dynamic NTK): a decode step sends up its embedding, and past the original context the RoPE factors, only', async () => {
+    for (const fixture of ['mistral-linear', 'qwen2-dynamic']) {
+      const dir = modelFixture(fixture);
+      const exp = expected(fixture);
+      const engine = await loadWebGpuEngine(dir, { weights: 'f32' });
+      try {
+        const { hiddenSize: H, headDim: hd, maxPositions, vocabSize } = engine.info.config;
+        const dynamic = fixture === 'qwen2-dynamic';
+        await engine.prefill(exp.prompt_ids.slice(0, 8));
+        await engine.prefill([exp.greedy_tokens[0]!]);
+        for (let t = 0; t < 12; t++) {
+          const S = engine.length + 1;
+          const step = await transfers(() => engine.prefill([exp.prompt_ids[t]!]));
+          assert.deepEqual(step.down, [vocabSize * 4]);
+          const block = Math.ceil(Math.sqrt(S));
+          const factors = dynamic && S > maxPositions ? (Math.ceil(S / block) + block) * hd * 2 * 4 : 0;
+          assert.equal(step.upFloats, H * 4 + factors, `${fixture}, step to ${S} tokens: ${step.upFloats} bytes sent up`);
+        }
+        assert.ok(engine.length > (dynamic ? maxPositions : engine.info.config.slidingWindow!) + 4, 'the steps went past the original context / the window');
+      } finally {
+        await engine.dispose();
+      }
+    }
+  });
 }

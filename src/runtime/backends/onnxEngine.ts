@@ -13,7 +13,7 @@ import { type Engine, type EngineInfo, type EngineOptions, type PrefillOptions }
 import { ModelFormatError, RuntimeError } from '../errors';
 import { type ModelConfig, readModelConfig } from '../model/config';
 import { modelFingerprint } from '../model/fingerprint';
-import { ropeDependsOnLength, ropeFrequencies, ropeTables } from '../model/rope';
+import { type RopeFactors, type RopeTables, ropeDependsOnLength, ropeFrequencies, ropeScaleLength, ropeTableFactors, ropeTables } from '../model/rope';
 import { DEFAULT_WEIGHT_FORMAT, WEIGHT_FORMATS, type WeightFormat, isWeightFormat } from '../model/weightFormat';
 import { ModelWeights } from '../model/weights';
 import { halfBitsToFloat } from '../half';
@@ -53,7 +53,7 @@ export const CPU_PROVIDER: ExecutionProvider = { backend: 'onnx', providers: ['c
 export class OnnxEngine implements Engine {
   private readonly history: number[] = [];
   private disposed = false;
-  private rope: { cos: Float32Array; sin: Float32Array; positions: number; seqLen: number } | undefined;
+  private rope: { cos: Float32Array; sin: Float32Array; positions: number; scaleLength: number } | undefined;
   /** The largest scratch estimate of any step so far (WebGPU's memory report). */
   private scratchBytes = 0;
   /** The compressed keys' angles transposed (cos_kt/sin_kt): they change only when a block leaves the window. */
@@ -191,7 +191,6 @@ export class OnnxEngine implements Engine {
     const start = this.length;
     const S = start + T;
     const hd = config.headDim;
-    const rope = this.ropeFor(S);
     const keysRotated = this.cache.shape.keysRotated === true;
     const fullStart = this.device?.held?.compressedTokens ?? this.cache.fullStart;
     // Positions whose keys the graph rotates: the rebuilt compressed ones, or every one when keys are kept unrotated.
@@ -211,6 +210,7 @@ export class OnnxEngine implements Engine {
     const layerInputs = this.layers[0]!.inputNames;
     const feeds: Record<string, ort.Tensor> = {};
     if (!this.deviceInputs) {
+      const rope = this.ropeFor(S);
       feeds.cos_q = new ort.Tensor('float32', rope.cos.subarray(start * hd, S * hd), [T, hd]);
       feeds.sin_q = new ort.Tensor('float32', rope.sin.subarray(start * hd, S * hd), [T, hd]);
       if (!headMajor) feeds.mask = new ort.Tensor('float32', this.mask(start, T), [T, S]);
@@ -239,7 +239,10 @@ export class OnnxEngine implements Engine {
     let stepOnDevice: Record<string, ort.Tensor> = {};
     try {
       if (this.deviceInputs) {
-        stepOnDevice = await this.deviceInputs.feeds({ cos: rope.cos, sin: rope.sin, headDim: hd, start, T, rotated: layerInputs.includes('cos_k') ? rotated : undefined, mask: this.mask(start, T) });
+        stepOnDevice = await this.deviceInputs.feeds({
+          rope: this.deviceRope(S), headDim: hd, start, T, rotated: layerInputs.includes('cos_k') ? rotated : undefined,
+          hidden: this.slidingHidden(start), mask: () => this.mask(start, T),
+        });
         Object.assign(feeds, stepOnDevice);
       }
       for (let i = 0; i < this.layers.length; i++) {
@@ -357,15 +360,20 @@ export class OnnxEngine implements Engine {
   /** Additive mask [T, S]: causal, plus Mistral's sliding window when the config sets one. */
   private mask(start: number, T: number): Float32Array {
     const S = start + T;
-    const sliding = this.info.config.slidingWindow;
     const mask = new Float32Array(T * S);
     for (let q = 0; q < T; q++) {
       const n = start + q;
       const row = mask.subarray(q * S, (q + 1) * S);
       row.fill(-Infinity, n + 1);
-      if (sliding !== undefined && n - sliding + 1 > 0) row.fill(-Infinity, 0, n - sliding + 1);
+      row.fill(-Infinity, 0, this.slidingHidden(n));
     }
     return mask;
+  }
+
+  /** Positions [0, result) that the query at position n no longer sees: Mistral's sliding window, else none. */
+  private slidingHidden(n: number): number {
+    const sliding = this.info.config.slidingWindow;
+    return sliding === undefined ? 0 : Math.max(0, n - sliding + 1);
   }
 
   /**
@@ -393,16 +401,30 @@ export class OnnxEngine implements Engine {
     return mask;
   }
 
-  /** cos/sin for positions [0, S), reused across forwards unless the frequencies depend on the length. */
-  private ropeFor(S: number): { cos: Float32Array; sin: Float32Array } {
+  /**
+   * cos/sin for positions [0, S), reused across forwards while the frequencies stay (growing by doubling); dynamic
+   * NTK's change with every length past the original context, where tables are made for S positions exactly.
+   */
+  private ropeFor(S: number): RopeTables {
     const config = this.info.config;
-    const dynamic = ropeDependsOnLength(config);
+    const scaleLength = ropeScaleLength(config, S);
     const current = this.rope;
-    if (current && current.positions >= S && (!dynamic || current.seqLen === S)) return current;
-    const positions = dynamic ? S : Math.max(S, (current?.positions ?? 0) * 2, 256);
+    if (current && current.positions >= S && current.scaleLength === scaleLength) return current;
+    const positions = this.ropeGrows(S) ? S : Math.max(S, (current?.positions ?? 0) * 2, 256);
     const tables = ropeTables(ropeFrequencies(config, S), config.headDim, Float64Array.from({ length: positions }, (_, i) => i));
-    this.rope = { ...tables, positions, seqLen: S };
+    this.rope = { ...tables, positions, scaleLength };
     return this.rope;
+  }
+
+  /** Whether the frequencies at S differ from those of every shorter length (dynamic NTK past its original context). */
+  private ropeGrows(S: number): boolean {
+    return ropeScaleLength(this.info.config, S) > ropeScaleLength(this.info.config, 0);
+  }
+
+  /** The device's tables: where they change with every length, their factors, composed on the device (no [S, hd] upload per step). */
+  private deviceRope(S: number): RopeTables | RopeFactors {
+    const config = this.info.config;
+    return this.ropeGrows(S) ? ropeTableFactors(ropeFrequencies(config, S), config.headDim, S) : this.ropeFor(S);
   }
 
   async truncate(length: number): Promise<void> {

@@ -10,7 +10,7 @@ export interface RopeFrequencies {
 }
 
 export function ropeFrequencies(config: ModelConfig, seqLen: number): RopeFrequencies {
-  const { rope, headDim: dim, maxPositions } = config;
+  const { rope, headDim: dim } = config;
   const half = dim / 2;
   const base = (theta: number): Float64Array => {
     const f = new Float64Array(half);
@@ -24,8 +24,8 @@ export function ropeFrequencies(config: ModelConfig, seqLen: number): RopeFreque
     case 'linear':
       return { invFreq: base(rope.theta).map((f) => f / rope.factor), attentionFactor: 1 };
     case 'dynamic': {
-      const original = numberParam(p.original_max_position_embeddings, maxPositions);
-      const len = Math.max(seqLen, original);
+      const original = ropeScaleLength(config, 0);
+      const len = ropeScaleLength(config, seqLen);
       const theta = rope.theta * ((rope.factor * len) / original - (rope.factor - 1)) ** (dim / (dim - 2));
       return { invFreq: base(theta), attentionFactor: 1 };
     }
@@ -100,10 +100,49 @@ export function ropeDependsOnLength(config: ModelConfig): boolean {
 }
 
 /**
+ * The length the frequencies are computed for at a sequence of `seqLen`: tables made for one length serve every
+ * length with the same value. Dynamic NTK: max(seqLen, the original context), so its tables change only past it;
+ * every other type: 0 (never).
+ */
+export function ropeScaleLength(config: ModelConfig, seqLen: number): number {
+  if (config.rope.type !== 'dynamic') return 0;
+  return Math.max(seqLen, numberParam(config.rope.params.original_max_position_embeddings, config.maxPositions));
+}
+
+export interface RopeTables {
+  cos: Float32Array;
+  sin: Float32Array;
+}
+
+/**
+ * The tables for positions [0, positions) as two small ones to compose by angle addition (a GPU does it where the
+ * whole tables would have to go up): position p = q * block + r, with block about sqrt(positions), takes
+ *   cos(pθ) = cos(q·block·θ) cos(rθ) - sin(q·block·θ) sin(rθ),  sin(pθ) = sin(q·block·θ) cos(rθ) + cos(q·block·θ) sin(rθ)
+ * from `coarse` [ceil(positions / block), hd] (the attention factor in it) and `fine` [block, hd]. Every factor is
+ * computed in float64 and rounded once, so the composed f32 values stay within a few roundings of direct ones
+ * (test/runtime/rope.test.ts), where multiplying f32 positions by f32 frequencies would lose the angle itself.
+ */
+export interface RopeFactors {
+  coarse: RopeTables;
+  fine: RopeTables;
+  block: number;
+}
+
+export function ropeTableFactors(freqs: RopeFrequencies, headDim: number, positions: number): RopeFactors {
+  const block = Math.max(1, Math.ceil(Math.sqrt(positions)));
+  const rows = Math.ceil(positions / block);
+  return {
+    coarse: ropeTables(freqs, headDim, Float64Array.from({ length: rows }, (_, q) => q * block)),
+    fine: ropeTables({ invFreq: freqs.invFreq, attentionFactor: 1 }, headDim, Float64Array.from({ length: block }, (_, r) => r)),
+    block,
+  };
+}
+
+/**
  * cos and sin tables [positions, headDim] (each half repeated, transformers' rotate_half layout), scaled by the
  * attention factor, for positions start..start+count-1.
  */
-export function ropeTables(freqs: RopeFrequencies, headDim: number, positions: ArrayLike<number>): { cos: Float32Array; sin: Float32Array } {
+export function ropeTables(freqs: RopeFrequencies, headDim: number, positions: ArrayLike<number>): RopeTables {
   const half = headDim / 2;
   const cos = new Float32Array(positions.length * headDim);
   const sin = new Float32Array(positions.length * headDim);
