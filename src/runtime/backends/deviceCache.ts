@@ -7,10 +7,10 @@
 // - Compressed branch: grows only when a block of W tokens leaves the window (every W steps). The JS record is
 //   brought up to date first (its rows and features read back once), so the JS cache compresses the block itself
 //   (its quantiser or fp16 rounding); the device takes that block as stored (so both hold the same values), and a
-//   small Concat graph appends it and drops the block from the front of the full branch and of the features. At 16 bits the appended rows are the fp16 values
-//   widened to f32; at 8/4/2 bits they are the block's codes and scales (packedCodes.ts), dequantised by the
-//   layer graph every step: the device holds codes.
-// The JS cache (BiBranchCache) stays the record that snapshots and truncation read, but it lags: it receives the
+//   small Concat graph appends it and drops the block from the front of the full branch and of the features. At
+//   16 bits the appended rows are the fp16 values widened to f32; at 8/4/2 bits they are the block's codes and
+//   scales (packedCodes.ts), dequantised by the layer graph every step: the device holds codes.
+// The JS cache (BiBranchCache) stays the record that snapshots read, but it lags: it receives the
 // rows the device holds only when they are read back (`flush`): before a block leaves the window (the device
 // drops its full rows then), and when the engine snapshots or recovers from a failed step. A truncation cuts the
 // copies on the device (a Slice per tensor) and the record where it holds more; nothing is read back. Whenever the
