@@ -478,6 +478,28 @@ Napi::Value FusedAttentionReferenceOp(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// fusedPrefillAttention(args) → Float32Array [queries, heads * headDim]: the GPU kernel, one launch.
+Napi::Value FusedPrefillAttention(const Napi::CallbackInfo& info) {
+  FusedArgs a;
+  ParseFusedArgs(info, "fusedPrefillAttention", a);
+  Napi::Float32Array out = Napi::Float32Array::New(info.Env(), a.q.ElementLength());
+  Check(info.Env(), RunFusedPrefillAttention(a.in, out.Data()));
+  return out;
+}
+
+// fusedPrefillAttentionReference(args & {rowsPerTile}) → Float64Array [queries, heads * headDim] (every build);
+// rowsPerTile defaults to the kernel's kFusedPrefillRowTile.
+Napi::Value FusedPrefillAttentionReferenceOp(const Napi::CallbackInfo& info) {
+  const char* op = "fusedPrefillAttentionReference";
+  FusedArgs a;
+  ParseFusedArgs(info, op, a);
+  const Napi::Object o = info[0].As<Napi::Object>();
+  const int rowsPerTile = o.Get("rowsPerTile").IsUndefined() ? kFusedPrefillRowTile : IntField(info.Env(), o, op, "rowsPerTile", 1);
+  Napi::Float64Array out = Napi::Float64Array::New(info.Env(), a.q.ElementLength());
+  FusedPrefillAttentionReference(a.in, rowsPerTile, out.Data());
+  return out;
+}
+
 // sample(logits: Float32Array, {greedy, temperature, topK, topP, u}) → token id
 Napi::Value Sample(const Napi::CallbackInfo& info) {
   const char* op = "sample";
@@ -503,6 +525,8 @@ Napi::Object KernelOps(Napi::Env env) {
   kernels.Set("sample", Napi::Function::New(env, Sample, "sample"));
   kernels.Set("fusedAttention", Napi::Function::New(env, FusedAttention, "fusedAttention"));
   kernels.Set("fusedAttentionReference", Napi::Function::New(env, FusedAttentionReferenceOp, "fusedAttentionReference"));
+  kernels.Set("fusedPrefillAttention", Napi::Function::New(env, FusedPrefillAttention, "fusedPrefillAttention"));
+  kernels.Set("fusedPrefillAttentionReference", Napi::Function::New(env, FusedPrefillAttentionReferenceOp, "fusedPrefillAttentionReference"));
   kernels.Set("q8Gemv", Napi::Function::New(env, Q8Gemv, "q8Gemv"));
   kernels.Set("q8DequantiseRows", Napi::Function::New(env, Q8DequantiseRows, "q8DequantiseRows"));
   kernels.Set("q8LinearReference", Napi::Function::New(env, Q8LinearReferenceOp, "q8LinearReference"));

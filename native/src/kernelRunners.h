@@ -47,6 +47,9 @@ Status RunAttention(const AttentionRun& run, float* out);
 // The fused decode attention (kernels/fusedAttention.cuh) and its merge on host arrays, split as the engine splits
 // it on a GPU with `multiprocessors`; rings rounded to bf16 on the device, the output the kernel's bf16 widened.
 Status RunFusedAttention(const FusedAttentionInputs& in, int multiprocessors, float* out);
+// The fused prefill attention (kernels/fusedPrefillAttention.cuh) on host arrays, one launch, no merge; rings
+// rounded to bf16 on the device, the output the kernel's bf16 widened.
+Status RunFusedPrefillAttention(const FusedAttentionInputs& in, float* out);
 
 // The device sampler (kernels/sampling.cuh) on a host row of logits.
 Status RunSample(const float* logits, int vocab, bool greedy, float temperature, int topK, float topP, double u, int32_t* token);

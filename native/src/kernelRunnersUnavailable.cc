@@ -31,6 +31,7 @@ Status RunQ4Gemv(const float*, size_t, const uint8_t*, const uint16_t*, size_t, 
 Status RunQ4DequantiseRows(const uint8_t*, const uint16_t*, size_t, size_t, size_t, size_t, float*) { return NoCuda("q4DequantiseRows"); }
 Status RunAttention(const AttentionRun&, float*) { return NoCuda("attention"); }
 Status RunFusedAttention(const FusedAttentionInputs&, int, float*) { return NoCuda("fusedAttention"); }
+Status RunFusedPrefillAttention(const FusedAttentionInputs&, float*) { return NoCuda("fusedPrefillAttention"); }
 Status RunSample(const float*, int, bool, float, int, float, double, int32_t*) { return NoCuda("sample"); }
 
 }  // namespace cskv

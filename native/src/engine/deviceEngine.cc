@@ -13,6 +13,7 @@
 #include "../kernels/convert.cuh"
 #include "../kernels/embedding.cuh"
 #include "../kernels/fusedAttention.cuh"
+#include "../kernels/fusedPrefillAttention.cuh"
 #include "../kernels/kvCache.cuh"
 #include "../kernels/q4Linear.cuh"
 #include "../kernels/q8Linear.cuh"
@@ -79,7 +80,7 @@ struct LayerWeights {
   Buffer downBias;                 // f32 [H]
   Buffer kBasis, vBasis;           // f32 [D, r] (features) ...
   Buffer kBasisBf16, vBasisBf16;   // ... and bf16 (the rebuild GEMM)
-  Buffer kBasisT, vBasisT;         // f32 [r, D]: the fused decode attention's reading order
+  Buffer kBasisT, vBasisT;         // f32 [r, D]: the fused attention kernels' reading order
   Buffer kMean, vMean;             // f32 [D]
 };
 
@@ -136,7 +137,9 @@ struct DeviceEngine::Impl {
   Status Linear(const std::string& op, size_t T, const uint16_t* a, const LinearWeight& w, float* out, float beta);
   Status BuildRope(const double* frequencies, int64_t positions);
   Status Layer(int i, size_t count);
+  FusedAttentionSources FusedSources(int i, size_t count) const;
   Status FusedAttention(int i, size_t count);
+  Status FusedPrefillAttention(int i, size_t count);
   Status Commit();
   Status Run(const int32_t* hostTokens, size_t count, const double* frequencies, int logitRows, float* logitsOut);
 };
@@ -175,7 +178,7 @@ Status DeviceEngine::Impl::Allocate() {
       CSKV_TRY(cskv::Allocate(w.vBasis, D * l.vRank * f32, "CSKV factors", weightBytes));
       CSKV_TRY(cskv::Allocate(w.kBasisBf16, D * l.kRank * b16, "CSKV factors", weightBytes));
       CSKV_TRY(cskv::Allocate(w.vBasisBf16, D * l.vRank * b16, "CSKV factors", weightBytes));
-      if (s.fusedDecodeAttention) {
+      if (s.fusedAttention()) {
         CSKV_TRY(cskv::Allocate(w.kBasisT, D * l.kRank * f32, "CSKV factors", weightBytes));
         CSKV_TRY(cskv::Allocate(w.vBasisT, D * l.vRank * f32, "CSKV factors", weightBytes));
       }
@@ -293,7 +296,7 @@ Status DeviceEngine::Impl::Load(TensorRole role, int layer, const std::string& d
       Buffer& b = role == TensorRole::kKBasis ? w->kBasisBf16 : w->vBasisBf16;
       status = Convert(dtype, data, elements, f32At(f, 0), false);
       if (status.ok()) status = LaunchF32ToBf16(f->as<float>(), b->as<uint16_t>(), elements, kStream);
-      if (status.ok() && spec.fusedDecodeAttention) {
+      if (status.ok() && spec.fusedAttention()) {
         Buffer& t = role == TensorRole::kKBasis ? w->kBasisT : w->vBasisT;
         status = LaunchTransposeF32(f->as<float>(), D, elements / D, t->as<float>(), kStream);
       }
@@ -404,8 +407,9 @@ Status DeviceEngine::Impl::Layer(int i, size_t T) {
   if (s.qkvBias) CSKV_TRY(LaunchAddBias(qkvf, w.qkvBias->as<float>(), T, Q + 2 * D, Q + 2 * D, kStream));
   CSKV_TRY(LaunchWriteKv(qkvf, Q + 2 * D, Q, Q + D, c.kRing->as<uint16_t>(), c.vRing->as<uint16_t>(), length, T, D, layout.fullCapacity, kStream));
 
-  // Decode with the fused kernel (option): the compressed branch is read from its pages inside the attention.
-  const bool fused = s.fusedDecodeAttention && T <= static_cast<size_t>(kFusedDecodeMaxQueries);
+  // The fused kernels (options, decode and prefill): the compressed branch is read from its pages inside the attention.
+  const bool decodeChunk = T <= static_cast<size_t>(kFusedDecodeMaxQueries);
+  const bool fused = decodeChunk ? s.fusedDecodeAttention : s.fusedPrefillAttention;
   AttentionArgs a;
   if (s.cache.compressed()) {
     CSKV_TRY(LaunchProjectFeatures(qkvf, Q + 2 * D, Q, w.kMean->as<float>(), w.kBasis->as<float>(), c.kFeatures->as<float>(), length, T, D, l.kRank,
@@ -432,7 +436,7 @@ Status DeviceEngine::Impl::Layer(int i, size_t T) {
     }
   }
   if (fused) {
-    CSKV_TRY(FusedAttention(i, T));
+    CSKV_TRY(decodeChunk ? FusedAttention(i, T) : FusedPrefillAttention(i, T));
   } else {
     const AttentionPlan plan = PlanAttention(T, length + T, s.heads, multiprocessors);
     a.q = qkvf;
@@ -468,14 +472,14 @@ Status DeviceEngine::Impl::Layer(int i, size_t T) {
   return Status::Ok();
 }
 
-// Attention of a decode step's queries (qkv scratch) into `attention`, both branches read where they are kept.
-Status DeviceEngine::Impl::FusedAttention(int i, size_t T) {
+// Layer i's queries (qkv scratch) and both cache branches where they are kept, as the fused kernels read them.
+FusedAttentionSources DeviceEngine::Impl::FusedSources(int i, size_t T) const {
   const ModelSpec& s = spec;
   const size_t Q = s.qDim(), D = s.kvDim();
   const LayerWeights& w = layers[i];
   const LayerCache& c = cache[i];
   const LayerLayout& l = layout.layers[i];
-  FusedAttentionArgs a;
+  FusedAttentionSources a;
   if (compressed > 0) {
     for (PageFeatures* f : {&a.kFeatures, &a.vFeatures}) {
       const bool keys = f == &a.kFeatures;
@@ -493,7 +497,6 @@ Status DeviceEngine::Impl::FusedAttention(int i, size_t T) {
     a.kMean = w.kMean->as<float>();
     a.vMean = w.vMean->as<float>();
   }
-  const AttentionPlan plan = PlanFusedAttention(T, length + T, s.heads, s.kvHeads, multiprocessors);
   a.q = qkv->as<float>();
   a.qStride = Q + 2 * D;
   a.kRing = c.kRing->as<uint16_t>();
@@ -508,11 +511,28 @@ Status DeviceEngine::Impl::FusedAttention(int i, size_t T) {
   a.headDim = s.headDim;
   a.slidingWindow = s.slidingWindow;
   a.scale = 1.f / std::sqrt(static_cast<float>(s.headDim));
+  return a;
+}
+
+// Attention of a decode step's queries into `attention`: split over the keys, then merged.
+Status DeviceEngine::Impl::FusedAttention(int i, size_t T) {
+  FusedAttentionArgs a;
+  static_cast<FusedAttentionSources&>(a) = FusedSources(i, T);
+  const AttentionPlan plan = PlanFusedAttention(T, length + T, spec.heads, spec.kvHeads, multiprocessors);
   a.splits = plan.splits;
   a.keysPerSplit = plan.keysPerSplit;
   a.partials = partials->as<float>();
   CSKV_TRY(LaunchFusedAttentionPartials(a, kStream));
   return LaunchAttentionMerge(a.partials, a.queries, a.heads, a.splits, a.headDim, attention->as<uint16_t>(), kStream);
+}
+
+// Attention of a prefill chunk's queries into `attention`: one launch, tiles of query rows, no merge.
+Status DeviceEngine::Impl::FusedPrefillAttention(int i, size_t T) {
+  FusedPrefillAttentionArgs a;
+  static_cast<FusedAttentionSources&>(a) = FusedSources(i, T);
+  a.out = attention->as<uint16_t>();
+  a.outStride = spec.qDim();
+  return LaunchFusedPrefillAttention(a, kStream);
 }
 
 // Every complete block below floor(length / W) * W leaves the window: its features are stored in its page.

@@ -34,6 +34,11 @@ struct ModelSpec {
   // instead of rebuilding the compressed branch into scratch for cuBLASLt + the split attention. Off by default
   // until the GPU session has checked it (CSKV_CUDA_DECODE_ATTENTION=fused in src/runtime/backends/cudaEngine.ts).
   bool fusedDecodeAttention = false;
+  // Prefill chunks (more than kFusedDecodeMaxQueries tokens) attend with the fused prefill kernel
+  // (kernels/fusedPrefillAttention.cuh), the same way; off by default until the GPU session has checked it
+  // (CSKV_CUDA_PREFILL_ATTENTION=fused).
+  bool fusedPrefillAttention = false;
+  bool fusedAttention() const { return fusedDecodeAttention || fusedPrefillAttention; }  // the transposed bases are kept
   // RoPE: the runtime computes the frequencies of every scaling type (src/runtime/model/rope.ts) and passes them;
   // for dynamic NTK they change with the length and come with each forward.
   std::vector<double> invFreq;  // headDim / 2

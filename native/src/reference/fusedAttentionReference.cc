@@ -142,17 +142,18 @@ struct Partial {
   std::vector<double> value;
 };
 
-// One split [lo, hi) as the kernel folds it: tiles with a running max; ring values summed, compressed values'
-// weights summed over their features, projected at the end.
-Partial Split(const Shape& s, int h, const std::vector<double>& q, int64_t lo, int64_t hi) {
+// Keys [lo, hi) as a kernel folds them: tiles of kFusedAttentionKeyTile from `origin` (<= lo) with a running max;
+// ring values summed, compressed values' weights summed over their features, projected at the end.
+Partial Fold(const Shape& s, int h, const std::vector<double>& q, int64_t origin, int64_t lo, int64_t hi) {
   const FusedAttentionInputs& in = s.in;
   const int g = h / s.group;
   Partial part;
   part.value.assign(in.headDim, 0.0);
   std::vector<double> features(in.vRank, 0.0);
   double compressedSum = 0;
-  for (int64_t tile = lo; tile < hi; tile += kFusedAttentionKeyTile) {
-    const int64_t end = std::min<int64_t>(hi, tile + kFusedAttentionKeyTile);
+  for (int64_t tileStart = origin; tileStart < hi; tileStart += kFusedAttentionKeyTile) {
+    const int64_t tile = std::max(tileStart, lo), end = std::min<int64_t>(hi, tileStart + kFusedAttentionKeyTile);
+    if (tile >= end) continue;  // no visible key in this tile (a row of a prefill tile before its window)
     std::vector<double> scores;
     double best = part.max;
     for (int64_t p = tile; p < end; p++) {
@@ -203,7 +204,10 @@ void FusedAttentionReference(const FusedAttentionInputs& in, int64_t keysPerSpli
       const int64_t n = in.start + t, first = s.First(t);
       const std::vector<double> q = s.Query(t, h);
       std::vector<Partial> parts;
-      for (int64_t lo = 0; lo <= n; lo += keysPerSplit) parts.push_back(Split(s, h, q, std::max(lo, first), std::min(lo + keysPerSplit, n + 1)));
+      for (int64_t lo = 0; lo <= n; lo += keysPerSplit) {
+        const int64_t splitFirst = std::max(lo, first);
+        parts.push_back(Fold(s, h, q, splitFirst, splitFirst, std::min(lo + keysPerSplit, n + 1)));
+      }
       double best = -std::numeric_limits<double>::infinity();
       for (const Partial& p : parts) best = std::max(best, p.max);
       double total = 0;
@@ -215,6 +219,23 @@ void FusedAttentionReference(const FusedAttentionInputs& in, int64_t keysPerSpli
         for (int c = 0; c < in.headDim; c++) value[c] += w * p.value[c];
       }
       for (int c = 0; c < in.headDim; c++) row[c] = value[c] / total;
+    }
+  }
+}
+
+void FusedPrefillAttentionReference(const FusedAttentionInputs& in, int rowsPerTile, double* out) {
+  const Shape s(in);
+  const int64_t rows = static_cast<int64_t>(in.queries) * s.group;
+  for (int g = 0; g < in.kvHeads; g++) {
+    for (int64_t firstRow = 0; firstRow < rows; firstRow += rowsPerTile) {
+      // The tile's keys start at the first key its first row sees.
+      const int64_t origin = s.First(static_cast<int>(firstRow / s.group));
+      for (int64_t row = firstRow; row < std::min(rows, firstRow + rowsPerTile); row++) {
+        const int t = static_cast<int>(row / s.group), h = g * s.group + static_cast<int>(row % s.group);
+        const Partial part = Fold(s, h, s.Query(t, h), origin, s.First(t), in.start + t + 1);
+        double* value = out + static_cast<size_t>(t) * s.qDim + static_cast<size_t>(h) * in.headDim;
+        for (int c = 0; c < in.headDim; c++) value[c] = part.value[c] / part.sum;
+      }
     }
   }
 }
