@@ -80,8 +80,20 @@ struct Shape {
     }
     return x;
   }
-  // The rotated key of kv head g at p, and the rotated, scaled query row.
-  std::vector<double> Key(int64_t p, int g) const {
+  // The rotated key and the value of kv head g at p, each built once (a prefill's queries share them).
+  const std::vector<double>& Key(int64_t p, int g) const { return Memo(keys, p, g, [&] { return RotatedKey(p, g); }); }
+  const std::vector<double>& Value(int64_t p, int g) const { return Memo(values, p, g, [&] { return Cached(false, p, g); }); }
+  template <typename Build>
+  const std::vector<double>& Memo(std::vector<std::vector<double>>& memo, int64_t p, int g, Build build) const {
+    const int64_t positions = in.start + in.queries;
+    if (memo.empty()) memo.resize(static_cast<size_t>(positions) * in.kvHeads);
+    std::vector<double>& slot = memo[static_cast<size_t>(g) * positions + p];
+    if (slot.empty()) slot = build();
+    return slot;
+  }
+  const std::vector<double>& ValueFeatures(int64_t p) const { return Memo(valueFeatures, p, 0, [&] { return Features(false, p); }); }
+  mutable std::vector<std::vector<double>> keys, values, valueFeatures;
+  std::vector<double> RotatedKey(int64_t p, int g) const {
     const std::vector<double> x = Cached(true, p, g);
     std::vector<double> k(in.headDim);
     for (int i = 0; i < half; i++) {
@@ -130,7 +142,7 @@ void OnePass(const Shape& s, int t, int h, double* out) {
   for (int64_t p = lo; p <= n; p++) {
     const double w = std::exp(scores[p - lo] - best);
     total += w;
-    const std::vector<double> v = s.Cached(false, p, g);
+    const std::vector<double>& v = s.Value(p, g);
     for (int c = 0; c < in.headDim; c++) value[c] += w * v[c];
   }
   for (int c = 0; c < in.headDim; c++) out[c] = value[c] / total;
@@ -170,10 +182,10 @@ Partial Fold(const Shape& s, int h, const std::vector<double>& q, int64_t origin
       part.sum += w;
       if (p < in.compressedTokens) {
         compressedSum += w;
-        const std::vector<double> f = s.Features(false, p);
+        const std::vector<double>& f = s.ValueFeatures(p);
         for (int j = 0; j < in.vRank; j++) features[j] += w * f[j];
       } else {
-        const std::vector<double> v = s.Cached(false, p, g);
+        const std::vector<double>& v = s.Value(p, g);
         for (int c = 0; c < in.headDim; c++) part.value[c] += w * v[c];
       }
     }
