@@ -21,7 +21,8 @@
 namespace cskv {
 
 // The engine uses the fused kernel for chunks of at most this many queries (decode); each query's block
-// rebuilds its keys again, so a prefill chunk keeps the rebuild + GEMM path.
+// rebuilds its keys again, so a prefill chunk takes the rebuild + GEMM path or fusedPrefillAttention.cuh (whose
+// blocks share each rebuilt key among 64 query rows).
 constexpr int kFusedDecodeMaxQueries = 8;
 
 // The queries and both cache branches as the fused kernels read them (decode here, prefill in
