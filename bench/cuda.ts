@@ -5,7 +5,7 @@
 // tokens/s, decode ms/token (device sampling, greedy), KV bytes per token, peak GPU memory, and the floors:
 //   decode_floor_ms  = (weight bytes + KV bytes held) / copy bandwidth
 //   prefill_floor_s  = 2 * parameters * tokens (+ attention FLOPs) / bf16 GEMM rate
-// With --q8 CACHES (default full) those caches run again with 8-bit blockwise weights (--weights q8: ~9 GB instead
+// With --q8 CACHES (default full) those caches run again with 8-bit blockwise weights (--weights q8: ~8.6 GB instead
 // of ~15 GB); each run names its weights. With --fused CACHES (default cskv-4) those caches run again with the fused
 // decode attention (native/src/kernels/fusedAttention.cuh, an engine option until checked): its decode ms against
 // the default rebuild path's in the same run; each run names its decode_attention. With --q4 CACHES (default full)
@@ -123,12 +123,14 @@ function load(addon: NativeAddon, setup: Setup, capacity: number, tile: Uint8Arr
   const engine = new addon.CudaEngine(s);
   const H = s.hidden, Q = s.heads * s.headDim, D = s.kvHeads * s.headDim, I = s.intermediate;
   const ones = (n: number): Uint8Array => new Uint8Array(new Uint16Array(n).fill(0x3f80).buffer); // bf16 1.0: norms
-  engine.loadTensor('embedding', -1, 'BF16', bf16Tensor(tile, s.vocab * H));
   const linear = (role: string, layer: number, n: number, k: number): void => {
     if (weights === 'bf16') engine.loadTensor(role, layer, 'BF16', bf16Tensor(tile, n * k));
     else if (weights === 'q8') engine.loadTensorQ8(role, layer, q8Tensor(tile, n, k).codes, q8Tensor(tile, n, k).scales);
     else engine.loadTensorQ4(role, layer, q4Tensor(tile, n, k).codes, q4Tensor(tile, n, k).scaleMin);
   };
+  // q8 holds the embedding table in blocks too; q4 keeps it bf16.
+  if (weights === 'q8') linear('embedding', -1, s.vocab, H);
+  else engine.loadTensor('embedding', -1, 'BF16', bf16Tensor(tile, s.vocab * H));
   linear('lmHead', -1, s.vocab, H);
   engine.loadTensor('finalNorm', -1, 'BF16', ones(H));
   for (let i = 0; i < s.layers; i++) {
@@ -158,7 +160,8 @@ function weightBytesRead(weights: CudaWeightFormat): number {
   const { hidden: H, heads, headDim, kvHeads, intermediate: I, vocab: V, layers } = SHAPE;
   const Q = heads * headDim, D = kvHeads * headDim;
   const bytes = weights === 'q8' ? q8Bytes : q4Bytes;
-  return 2 * V * H + bytes(V, H) + layers * (bytes(Q + 2 * D, H) + bytes(H, Q) + bytes(2 * I, H) + bytes(H, I));
+  const embedding = weights === 'q8' ? bytes(V, H) : 2 * V * H;
+  return embedding + bytes(V, H) + layers * (bytes(Q + 2 * D, H) + bytes(H, Q) + bytes(2 * I, H) + bytes(H, I));
 }
 
 async function measure(engine: NativeCudaEngine, setup: Setup, context: number, decodeSteps: number, ceilings: Ceilings | undefined): Promise<Run> {
@@ -229,7 +232,7 @@ async function main(): Promise<void> {
   const result = { device: probe.devices[0]?.name, ceilings: peer.ceilings ?? null, runs: [...(peer.runs ?? [])] as Run[] };
   const save = (): void => fs.writeFileSync(file, JSON.stringify(result, null, 2));
   const tile = randomTile(64 << 20);
-  // One load per cache and weight format (15 GB of weights in bf16, ~9 GB in q8), every context on it in turn.
+  // One load per cache and weight format (15 GB of weights in bf16, ~8.6 GB in q8), every context on it in turn.
   const capacity = Math.max(...contexts) + decodeSteps + 64;
   for (const setup of runs) {
     let engine: NativeCudaEngine | undefined;

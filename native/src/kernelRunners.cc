@@ -6,6 +6,7 @@
 #include "engine/cacheLayout.h"
 #include "kernels/attention.cuh"
 #include "kernels/convert.cuh"
+#include "kernels/embedding.cuh"
 #include "kernels/fusedAttention.cuh"
 #include "kernels/fusedPrefillAttention.cuh"
 #include "kernels/q4Linear.cuh"
@@ -186,6 +187,19 @@ Status RunQ8Gemv(const float* x, size_t rows, const int8_t* codes, const float* 
   else CSKV_TRY(AllocatePoisoned<float>(dout, rows * n, op));
   const Q8Weight w{dcodes.as<int8_t>(), dscales.as<float>(), n, k};
   CSKV_TRY(LaunchQ8Gemv(static_cast<const uint16_t*>(dx.data()), rows, w, dout.as<float>(), accumulate != nullptr ? 1.f : 0.f, kStream));
+  CSKV_TRY(Synchronise(op));
+  return dout.Download(out, op);
+}
+
+Status RunQ8Embedding(const int8_t* codes, const float* scales, size_t n, size_t k, const int32_t* tokens, size_t count, float* out) {
+  const char* op = "q8Embedding";
+  DeviceBuffer dcodes, dscales, dtokens, dout;
+  CSKV_TRY(UploadRaw(dcodes, codes, Q8CodeBytes(n, k), op));
+  CSKV_TRY(UploadRaw(dscales, scales, n * Q8BlocksPerRow(k), op));
+  CSKV_TRY(UploadRaw(dtokens, tokens, count, op));
+  CSKV_TRY(AllocatePoisoned<float>(dout, count * k, op));
+  const Q8Weight w{dcodes.as<int8_t>(), dscales.as<float>(), n, k};
+  CSKV_TRY(LaunchEmbeddingQ8(w, dtokens.as<int32_t>(), dout.as<float>(), count, kStream));
   CSKV_TRY(Synchronise(op));
   return dout.Download(out, op);
 }

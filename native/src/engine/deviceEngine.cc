@@ -105,7 +105,8 @@ struct DeviceEngine::Impl {
   std::vector<std::pair<TensorRole, int>> loaded;
 
   size_t weightBytes = 0, scratchBytes = 0, cacheBytes = 0;
-  Buffer embedding, finalNorm;
+  LinearWeight embedding;  // bf16, or q8 blocks with --weights q8 (a tied output head reads the same table)
+  Buffer finalNorm;
   LinearWeight lmHead;
   std::vector<LayerWeights> layers;
   std::vector<LayerCache> cache;
@@ -148,8 +149,8 @@ Status DeviceEngine::Impl::Allocate() {
   const ModelSpec& s = spec;
   const size_t H = s.hidden, Q = s.qDim(), D = s.kvDim(), I = s.intermediate, V = s.vocab, L = s.layers;
   const size_t b16 = 2, f32 = 4;
-  CSKV_TRY(cskv::Allocate(embedding, V * H * b16, "embedding", weightBytes));
   const LinearFormat format = s.weights;
+  CSKV_TRY(AllocateLinear(embedding, V, H, format == LinearFormat::kQ8 ? format : LinearFormat::kBf16, "embedding", weightBytes));
   if (!s.tiedEmbeddings) CSKV_TRY(AllocateLinear(lmHead, V, H, format, "lm head", weightBytes));
   CSKV_TRY(cskv::Allocate(finalNorm, H * b16, "final norm", weightBytes));
   layers.resize(L);
@@ -210,7 +211,8 @@ Status DeviceEngine::Impl::Allocate() {
   if (format != LinearFormat::kBf16) {
     // One tile of the largest weight, or the whole weight when it fits (q8Layout.h: kQ8TileBytes).
     size_t largest = (Q + 2 * D) * H;
-    for (size_t elements : {H * Q, 2 * I * H, H * I, s.tiedEmbeddings ? size_t{0} : V * H}) largest = std::max(largest, elements);
+    const bool headInBlocks = !s.tiedEmbeddings || format == LinearFormat::kQ8;
+    for (size_t elements : {H * Q, 2 * I * H, H * I, headInBlocks ? V * H : size_t{0}}) largest = std::max(largest, elements);
     q8TileBytes = std::min(kQ8TileBytes, largest * b16);
     CSKV_TRY(cskv::Allocate(q8Tile, q8TileBytes, "scratch (quantised weights' prefill tile)", scratchBytes));
   }
@@ -269,7 +271,7 @@ Status DeviceEngine::Impl::Load(TensorRole role, int layer, const std::string& d
   auto f32At = [](Buffer& b, size_t offset) { return static_cast<void*>(b->as<float>() + offset); };
   Status status;
   switch (role) {
-    case TensorRole::kEmbedding: status = Convert(dtype, data, elements, bf16At(embedding, 0), true); break;
+    case TensorRole::kEmbedding: status = Convert(dtype, data, elements, bf16At(embedding.bf16, 0), true); break;
     case TensorRole::kLmHead: status = Convert(dtype, data, elements, bf16At(lmHead.bf16, 0), true); break;
     case TensorRole::kFinalNorm: status = Convert(dtype, data, elements, bf16At(finalNorm, 0), true); break;
     case TensorRole::kInputNorm: status = Convert(dtype, data, elements, bf16At(w->inputNorm, 0), true); break;
@@ -312,6 +314,7 @@ LinearWeight* DeviceEngine::Impl::LinearOf(TensorRole role, int layer, size_t& f
   const size_t Q = spec.qDim(), D = spec.kvDim(), I = spec.intermediate;
   firstRow = 0;
   if (role == TensorRole::kLmHead) return spec.tiedEmbeddings ? nullptr : &lmHead;
+  if (role == TensorRole::kEmbedding) return spec.weights == LinearFormat::kQ8 ? &embedding : nullptr;
   if (layer < 0 || layer >= spec.layers) return nullptr;
   LayerWeights& w = layers[layer];
   switch (role) {
@@ -569,7 +572,8 @@ Status DeviceEngine::Impl::Run(const int32_t* hostTokens, size_t T, const double
   const int64_t S = length + static_cast<int64_t>(T);
   if (frequencies != nullptr) CSKV_TRY(BuildRope(frequencies, S));
   CSKV_CUDA_TRY(cudaMemcpy(tokens->as<int32_t>(), hostTokens, T * sizeof(int32_t), cudaMemcpyHostToDevice), op);
-  CSKV_TRY(LaunchEmbedding(embedding->as<uint16_t>(), tokens->as<int32_t>(), x->as<float>(), T, spec.hidden, kStream));
+  if (spec.weights == LinearFormat::kQ8) CSKV_TRY(LaunchEmbeddingQ8(embedding.q8(), tokens->as<int32_t>(), x->as<float>(), T, kStream));
+  else CSKV_TRY(LaunchEmbedding(embedding.bf16->as<uint16_t>(), tokens->as<int32_t>(), x->as<float>(), T, spec.hidden, kStream));
   for (int i = 0; i < spec.layers; i++) CSKV_TRY(Layer(i, T));
   length = S;
   CSKV_TRY(Commit());
@@ -578,10 +582,12 @@ Status DeviceEngine::Impl::Run(const int32_t* hostTokens, size_t T, const double
     const size_t H = spec.hidden;
     CSKV_TRY(LaunchRmsNormToBf16(x->as<float>() + (T - logitRows) * H, finalNorm->as<uint16_t>(), h->as<uint16_t>(), logitRows, H, spec.rmsNormEps,
                                  kStream));
-    if (spec.tiedEmbeddings) {
-      CSKV_TRY(gemm.Run("output head", logitRows, spec.vocab, H, h->as<uint16_t>(), embedding->as<uint16_t>(), GemmOut::kF32, logits->as<float>(), 0.f, kStream));
+    // A tied head reads the embedding table: bf16 through cuBLASLt, q8 through the blockwise path like any head.
+    const LinearWeight& head = spec.tiedEmbeddings ? embedding : lmHead;
+    if (spec.tiedEmbeddings && spec.weights != LinearFormat::kQ8) {
+      CSKV_TRY(gemm.Run("output head", logitRows, spec.vocab, H, h->as<uint16_t>(), head.bf16->as<uint16_t>(), GemmOut::kF32, logits->as<float>(), 0.f, kStream));
     } else {
-      CSKV_TRY(Linear("output head", logitRows, h->as<uint16_t>(), lmHead, logits->as<float>(), 0.f));
+      CSKV_TRY(Linear("output head", logitRows, h->as<uint16_t>(), head, logits->as<float>(), 0.f));
     }
   }
   // Surfaces any asynchronous fault of this forward under its name.

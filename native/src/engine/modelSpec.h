@@ -27,7 +27,7 @@ struct ModelSpec {
   bool mlpBias = false;
   bool tiedEmbeddings = false;
   // Linear layers and an untied output head in bf16, 8-bit blocks (kernels/q8Layout.h) or 4-bit blocks
-  // (kernels/q4Layout.h); the embedding (a lookup, and the output head when tied) stays bf16.
+  // (kernels/q4Layout.h). The embedding (a lookup, and the output head when tied) is q8 blocks with q8, else bf16.
   LinearFormat weights = LinearFormat::kBf16;
   int slidingWindow = 0;  // 0: full attention
   // Decode steps (at most kFusedDecodeMaxQueries tokens) attend with the fused kernel (kernels/fusedAttention.cuh)

@@ -99,10 +99,10 @@ export class CudaEngine implements Engine {
         cache: { ...cache, capacityTokens: capacity.capacityTokens },
       };
       native = new addon.CudaEngine(spec, options.cublasLt);
-      const blockShapes = format === 'bf16' ? undefined : blockTensorShapes(config);
+      const blockShapes = format === 'bf16' ? undefined : blockTensorShapes(config, format);
       for (const [role, layer, name] of tensorRoles(config)) {
         const blockShape = blockShapes?.[role];
-        const rowsPerRead = role === 'lmHead' ? HEAD_ROWS_PER_READ : undefined;
+        const rowsPerRead = role === 'lmHead' || role === 'embedding' ? HEAD_ROWS_PER_READ : undefined;
         if (blockShape && format === 'q8') {
           const q8 = readDeviceQ8(weights, name, ...blockShape, rowsPerRead);
           native.loadTensorQ8(role, layer, q8.codes, q8.scales);
@@ -299,10 +299,13 @@ export function tensorRoles(c: ModelConfig): [string, number, string][] {
   return out;
 }
 
-/** [n, k] of every tensor role that takes blocks with --weights q8 or q4 (an untied output head included). */
-export function blockTensorShapes(c: ModelConfig): Partial<Record<string, [number, number]>> {
+/** [n, k] of every tensor role that takes blocks with --weights q8 or q4 (an untied output head included; with q8 the embedding too). */
+export function blockTensorShapes(c: ModelConfig, format: 'q8' | 'q4'): Partial<Record<string, [number, number]>> {
   const H = c.hiddenSize, Q = c.heads * c.headDim, D = c.kvDim, I = c.intermediateSize;
-  return { q: [Q, H], k: [D, H], v: [D, H], o: [H, Q], gate: [I, H], up: [I, H], down: [H, I], ...(c.tieEmbeddings ? {} : { lmHead: [c.vocabSize, H] }) };
+  return {
+    q: [Q, H], k: [D, H], v: [D, H], o: [H, Q], gate: [I, H], up: [I, H], down: [H, I], ...(c.tieEmbeddings ? {} : { lmHead: [c.vocabSize, H] }),
+    ...(format === 'q8' ? { embedding: [c.vocabSize, H] } : {}),
+  };
 }
 
 // bf16 is the top half of an f32: widening is exact; narrowing rounds to nearest even (exact for values that

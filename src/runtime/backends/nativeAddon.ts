@@ -234,6 +234,8 @@ export interface NativeKernels {
   q8Gemv(args: Q8GemvArgs): Float32Array;
   /** The q8 prefill path's dequantisation of weight rows [first, first + count) to bf16, widened: [count, k]. */
   q8DequantiseRows(args: Q8RowsArgs): Float32Array;
+  /** The q8 embedding lookup (native/src/kernels/embedding.cuh, --weights q8): rows of the table in f32, [tokens, k]. */
+  q8Embedding(table: Q8WeightArrays, tokens: Int32Array): Float32Array;
   /** The C++ float64 references of those two (native/src/reference/q8Reference.h); in every build. */
   q8LinearReference(args: Q8GemvArgs): Float64Array;
   q8DequantiseReference(args: Q8RowsArgs): Float64Array;
