@@ -5,14 +5,16 @@
 // tokens/s, decode ms/token (device sampling, greedy), KV bytes per token, peak GPU memory, and the floors:
 //   decode_floor_ms  = (weight bytes + KV bytes held) / copy bandwidth
 //   prefill_floor_s  = 2 * parameters * tokens (+ attention FLOPs) / bf16 GEMM rate
-// With --q8 CACHES (default full) those caches run again with 8-bit blockwise weights (--weights q8: ~9 GB instead
+// With --q8 CACHES (default full) those caches run again with 8-bit blockwise weights (--weights q8: ~8.6 GB instead
 // of ~15 GB); each run names its weights. With --fused CACHES (default cskv-4) those caches run again with the fused
 // decode attention (native/src/kernels/fusedAttention.cuh, an engine option until checked): its decode ms against
-// the default rebuild path's in the same run; each run names its decode_attention. With --q4 CACHES (default full,
-// run last) those caches run again with 4-bit blockwise weights (--weights q4: ~5.5 GB).
+// the default rebuild path's in the same run; each run names its decode_attention. With --q4 CACHES (default full)
+// those caches run again with 4-bit blockwise weights (--weights q4: ~5.5 GB). With --fused-prefill CACHES (default
+// cskv-4, run last) those caches run again with the fused prefill attention (native/src/kernels/fusedPrefillAttention.cuh,
+// an engine option until checked): its prefill tok/s against the rebuild path's; each run names its prefill_attention.
 // Writes the JSON after every point (issue 11's format) and prints a table at the end.
 //   node out/bench/cuda.js --out DIR [--contexts 4096,32768] [--decode 16] [--peer FILE.json] [--caches full,cskv-16,cskv-4] [--q8 full]
-//                          [--fused cskv-4] [--q4 full]
+//                          [--fused cskv-4] [--q4 full] [--fused-prefill cskv-4]
 // Weights are one random bf16 tile repeated (never zeros: see .library/device/METHOD.md); the engine is driven
 // through the addon directly, as the model never exists as files.
 import * as fs from 'node:fs';
@@ -28,13 +30,14 @@ import { mulberry32 } from '../src/runtime/random';
 const SHAPE = { hidden: 3584, layers: 28, heads: 28, kvHeads: 4, headDim: 128, intermediate: 18944, vocab: 152064 };
 const DENSITY_RANK = 102; // 0.2 of kvDim 512
 type Cache = 'full' | 'cskv-16' | 'cskv-4';
-type DecodeAttention = 'rebuild' | 'fused';
+type AttentionPath = 'rebuild' | 'fused';
 
 interface Run {
   engine: 'cskv-code' | 'transformers';
   cache: Cache;
   weights?: CudaWeightFormat;
-  decode_attention?: DecodeAttention;
+  decode_attention?: AttentionPath;
+  prefill_attention?: AttentionPath;
   context: number;
   prefill_tok_s: number;
   prefill_floor_tok_s?: number;
@@ -100,32 +103,34 @@ function q4Tensor(tile: Uint8Array, n: number, k: number): { codes: Uint8Array; 
   return out;
 }
 
-function spec(cache: Cache, capacityTokens: number, weights: CudaWeightFormat, decodeAttention: DecodeAttention): NativeModelSpec {
+function spec(cache: Cache, capacityTokens: number, weights: CudaWeightFormat, decodeAttention: AttentionPath, prefillAttention: AttentionPath): NativeModelSpec {
   const invFreq = Float64Array.from({ length: SHAPE.headDim / 2 }, (_, i) => 1 / 1e6 ** ((2 * i) / SHAPE.headDim));
   const ranks = cache === 'full' ? undefined : Array<number>(SHAPE.layers).fill(DENSITY_RANK);
   return {
-    ...SHAPE, rmsNormEps: 1e-6, qkvBias: true, outputBias: false, mlpBias: false, tiedEmbeddings: false, weights, decodeAttention, slidingWindow: 0, invFreq,
+    ...SHAPE, rmsNormEps: 1e-6, qkvBias: true, outputBias: false, mlpBias: false, tiedEmbeddings: false, weights, decodeAttention, prefillAttention, slidingWindow: 0, invFreq,
     attentionFactor: 1, device: 0,
     cache: { layers: SHAPE.layers, kvDim: SHAPE.kvHeads * SHAPE.headDim, window: 32, bits: cache === 'cskv-4' ? 4 : 16, kRanks: ranks, vRanks: ranks,
       capacityTokens, chunkTokens: 512 },
   };
 }
 
-interface Setup { cache: Cache; weights: CudaWeightFormat; attention: DecodeAttention }
-const describe = (x: Setup): string => `${x.cache} ${x.weights}${x.attention === 'fused' ? ' fused' : ''}`;
+interface Setup { cache: Cache; weights: CudaWeightFormat; attention: AttentionPath; prefill: AttentionPath }
+const describe = (x: Setup): string => `${x.cache} ${x.weights}${x.attention === 'fused' ? ' fused' : ''}${x.prefill === 'fused' ? ' fused-prefill' : ''}`;
 
 function load(addon: NativeAddon, setup: Setup, capacity: number, tile: Uint8Array): NativeCudaEngine {
   const { cache, weights } = setup;
-  const s = spec(cache, capacity, weights, setup.attention);
+  const s = spec(cache, capacity, weights, setup.attention, setup.prefill);
   const engine = new addon.CudaEngine(s);
   const H = s.hidden, Q = s.heads * s.headDim, D = s.kvHeads * s.headDim, I = s.intermediate;
   const ones = (n: number): Uint8Array => new Uint8Array(new Uint16Array(n).fill(0x3f80).buffer); // bf16 1.0: norms
-  engine.loadTensor('embedding', -1, 'BF16', bf16Tensor(tile, s.vocab * H));
   const linear = (role: string, layer: number, n: number, k: number): void => {
     if (weights === 'bf16') engine.loadTensor(role, layer, 'BF16', bf16Tensor(tile, n * k));
     else if (weights === 'q8') engine.loadTensorQ8(role, layer, q8Tensor(tile, n, k).codes, q8Tensor(tile, n, k).scales);
     else engine.loadTensorQ4(role, layer, q4Tensor(tile, n, k).codes, q4Tensor(tile, n, k).scaleMin);
   };
+  // q8 holds the embedding table in blocks too; q4 keeps it bf16.
+  if (weights === 'q8') linear('embedding', -1, s.vocab, H);
+  else engine.loadTensor('embedding', -1, 'BF16', bf16Tensor(tile, s.vocab * H));
   linear('lmHead', -1, s.vocab, H);
   engine.loadTensor('finalNorm', -1, 'BF16', ones(H));
   for (let i = 0; i < s.layers; i++) {
@@ -155,7 +160,8 @@ function weightBytesRead(weights: CudaWeightFormat): number {
   const { hidden: H, heads, headDim, kvHeads, intermediate: I, vocab: V, layers } = SHAPE;
   const Q = heads * headDim, D = kvHeads * headDim;
   const bytes = weights === 'q8' ? q8Bytes : q4Bytes;
-  return 2 * V * H + bytes(V, H) + layers * (bytes(Q + 2 * D, H) + bytes(H, Q) + bytes(2 * I, H) + bytes(H, I));
+  const embedding = weights === 'q8' ? bytes(V, H) : 2 * V * H;
+  return embedding + bytes(V, H) + layers * (bytes(Q + 2 * D, H) + bytes(H, Q) + bytes(2 * I, H) + bytes(H, I));
 }
 
 async function measure(engine: NativeCudaEngine, setup: Setup, context: number, decodeSteps: number, ceilings: Ceilings | undefined): Promise<Run> {
@@ -181,7 +187,7 @@ async function measure(engine: NativeCudaEngine, setup: Setup, context: number, 
   const memory = engine.memory();
   const held = memory.perLayer.reduce((s, l) => s + l.fullBytes + l.compressedBytes, 0);
   const run: Run = {
-    engine: 'cskv-code', cache, weights, decode_attention: setup.attention, context, prefill_tok_s: context / prefillS, decode_ms: times[Math.floor(times.length / 2)]!,
+    engine: 'cskv-code', cache, weights, decode_attention: setup.attention, prefill_attention: setup.prefill, context, prefill_tok_s: context / prefillS, decode_ms: times[Math.floor(times.length / 2)]!,
     kv_bytes_per_token: held / memory.tokens, peak_gpu_bytes: memory.deviceTotalBytes - memory.deviceFreeBytes,
   };
   if (ceilings) {
@@ -198,15 +204,16 @@ async function main(): Promise<void> {
   const { values } = parseArgs({ options: {
     out: { type: 'string', default: 'bench/results' }, contexts: { type: 'string', default: '4096,32768' }, decode: { type: 'string', default: '16' },
     peer: { type: 'string' }, caches: { type: 'string', default: 'full,cskv-16,cskv-4' }, q8: { type: 'string', default: 'full' },
-    fused: { type: 'string', default: 'cskv-4' }, q4: { type: 'string', default: 'full' },
+    fused: { type: 'string', default: 'cskv-4' }, q4: { type: 'string', default: 'full' }, 'fused-prefill': { type: 'string', default: 'cskv-4' },
   } });
   const contexts = values.contexts!.split(',').map(Number);
   const list = (value: string | undefined): Cache[] => (value ?? '').split(',').filter(Boolean) as Cache[];
   const runs: Setup[] = [
-    ...list(values.caches).map((cache): Setup => ({ cache, weights: 'bf16', attention: 'rebuild' })),
-    ...list(values.q8).map((cache): Setup => ({ cache, weights: 'q8', attention: 'rebuild' })),
-    ...list(values.fused).map((cache): Setup => ({ cache, weights: 'bf16', attention: 'fused' })),
-    ...list(values.q4).map((cache): Setup => ({ cache, weights: 'q4', attention: 'rebuild' })),
+    ...list(values.caches).map((cache): Setup => ({ cache, weights: 'bf16', attention: 'rebuild', prefill: 'rebuild' })),
+    ...list(values.q8).map((cache): Setup => ({ cache, weights: 'q8', attention: 'rebuild', prefill: 'rebuild' })),
+    ...list(values.fused).map((cache): Setup => ({ cache, weights: 'bf16', attention: 'fused', prefill: 'rebuild' })),
+    ...list(values.q4).map((cache): Setup => ({ cache, weights: 'q4', attention: 'rebuild', prefill: 'rebuild' })),
+    ...list(values['fused-prefill']).map((cache): Setup => ({ cache, weights: 'bf16', attention: 'rebuild', prefill: 'fused' })),
   ];
   const decodeSteps = Number(values.decode);
   fs.mkdirSync(values.out!, { recursive: true });
@@ -225,7 +232,7 @@ async function main(): Promise<void> {
   const result = { device: probe.devices[0]?.name, ceilings: peer.ceilings ?? null, runs: [...(peer.runs ?? [])] as Run[] };
   const save = (): void => fs.writeFileSync(file, JSON.stringify(result, null, 2));
   const tile = randomTile(64 << 20);
-  // One load per cache and weight format (15 GB of weights in bf16, ~9 GB in q8), every context on it in turn.
+  // One load per cache and weight format (15 GB of weights in bf16, ~8.6 GB in q8), every context on it in turn.
   const capacity = Math.max(...contexts) + decodeSteps + 64;
   for (const setup of runs) {
     let engine: NativeCudaEngine | undefined;
@@ -256,13 +263,13 @@ async function main(): Promise<void> {
 }
 
 function failed(setup: Setup, context: number, err: unknown): Run {
-  return { engine: 'cskv-code', cache: setup.cache, weights: setup.weights, decode_attention: setup.attention, context, prefill_tok_s: 0, decode_ms: 0, kv_bytes_per_token: 0, peak_gpu_bytes: 0, error: String((err as Error).message) };
+  return { engine: 'cskv-code', cache: setup.cache, weights: setup.weights, decode_attention: setup.attention, prefill_attention: setup.prefill, context, prefill_tok_s: 0, decode_ms: 0, kv_bytes_per_token: 0, peak_gpu_bytes: 0, error: String((err as Error).message) };
 }
 
 function printTable(runs: Run[]): void {
-  const rows = [['engine', 'cache', 'weights', 'attention', 'context', 'prefill tok/s', 'floor tok/s', 'decode ms', 'floor ms', 'KV B/token', 'peak GiB', 'error']];
+  const rows = [['engine', 'cache', 'weights', 'attention', 'prefill', 'context', 'prefill tok/s', 'floor tok/s', 'decode ms', 'floor ms', 'KV B/token', 'peak GiB', 'error']];
   for (const r of runs) {
-    rows.push([r.engine, r.cache, r.weights ?? '', r.decode_attention ?? '', String(r.context), r.prefill_tok_s.toFixed(0), r.prefill_floor_tok_s?.toFixed(0) ?? '', r.decode_ms.toFixed(2),
+    rows.push([r.engine, r.cache, r.weights ?? '', r.decode_attention ?? '', r.prefill_attention ?? '', String(r.context), r.prefill_tok_s.toFixed(0), r.prefill_floor_tok_s?.toFixed(0) ?? '', r.decode_ms.toFixed(2),
       r.decode_floor_ms?.toFixed(2) ?? '', r.kv_bytes_per_token.toFixed(0), (r.peak_gpu_bytes / 1024 ** 3).toFixed(1), (r.error ?? '').slice(0, 60)]);
   }
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));

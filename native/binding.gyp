@@ -45,6 +45,7 @@
           'src/kernels/convert.cu',
           'src/kernels/embedding.cu',
           'src/kernels/fusedAttention.cu',
+          'src/kernels/fusedPrefillAttention.cu',
           'src/kernels/kvCache.cu',
           'src/kernels/q4Linear.cu',
           'src/kernels/q8Linear.cu',

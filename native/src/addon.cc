@@ -12,7 +12,7 @@ namespace cskv {
 namespace {
 
 // Bumped whenever an export changes shape, so the runtime refuses a stale or foreign .node (cskv.nativeLibrary).
-constexpr int kAddonAbi = 5;
+constexpr int kAddonAbi = 6;
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("abi", kAddonAbi);

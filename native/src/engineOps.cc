@@ -91,10 +91,15 @@ ModelSpec ReadModelSpec(Napi::Env env, const Napi::Object& o) {
   const std::string format = weights.IsUndefined() ? "bf16" : weights.IsString() ? weights.As<Napi::String>().Utf8Value() : "";
   if (format != "bf16" && format != "q8" && format != "q4") Bad(env, std::string(where) + ": weights must be \"bf16\", \"q8\" or \"q4\"");
   s.weights = format == "q8" ? LinearFormat::kQ8 : format == "q4" ? LinearFormat::kQ4 : LinearFormat::kBf16;
-  const Napi::Value decode = o.Get("decodeAttention");
-  const std::string decodeAttention = decode.IsUndefined() ? "rebuild" : decode.IsString() ? decode.As<Napi::String>().Utf8Value() : "";
-  if (decodeAttention != "rebuild" && decodeAttention != "fused") Bad(env, std::string(where) + ": decodeAttention must be \"rebuild\" or \"fused\"");
-  s.fusedDecodeAttention = decodeAttention == "fused";
+  // decodeAttention / prefillAttention: "rebuild" (default) or "fused".
+  const auto fused = [&](const char* key) {
+    const Napi::Value v = o.Get(key);
+    const std::string path = v.IsUndefined() ? "rebuild" : v.IsString() ? v.As<Napi::String>().Utf8Value() : "";
+    if (path != "rebuild" && path != "fused") Bad(env, std::string(where) + ": " + key + " must be \"rebuild\" or \"fused\"");
+    return path == "fused";
+  };
+  s.fusedDecodeAttention = fused("decodeAttention");
+  s.fusedPrefillAttention = fused("prefillAttention");
   s.attentionFactor = Number(env, o, "attentionFactor", where);
   s.device = Integer(env, o, "device", where);
   const Napi::Value freq = o.Get("invFreq");

@@ -197,7 +197,10 @@ struct Q8Args {
   size_t n = 0, k = 0, rows = 0, first = 0, count = 0;
 };
 
-Q8Args ParseQ8Args(const Napi::CallbackInfo& info, const char* op, bool gemv) {
+// What a q8 op takes besides the table: activations (the GEMV), a row range (dequantisation), or nothing (a lookup).
+enum class Q8Fields { kGemv, kRows, kTable };
+
+Q8Args ParseQ8Args(const Napi::CallbackInfo& info, const char* op, Q8Fields fields) {
   Napi::Env env = info.Env();
   if (info.Length() < 1 || !info[0].IsObject()) BadArgument(env, op, "expects an object");
   const Napi::Object o = info[0].As<Napi::Object>();
@@ -210,7 +213,7 @@ Q8Args ParseQ8Args(const Napi::CallbackInfo& info, const char* op, bool gemv) {
   a.k = static_cast<size_t>(IntField(env, o, op, "k", 1));
   if (a.codes.ElementLength() != Q8CodeBytes(a.n, a.k)) BadArgument(env, op, "codes.length must be n * ceil(k / 32) * 32");
   if (a.scales.ElementLength() != a.n * Q8BlocksPerRow(a.k)) BadArgument(env, op, "scales.length must be n * ceil(k / 32)");
-  if (gemv) {
+  if (fields == Q8Fields::kGemv) {
     a.x = F32Field(env, o, op, "x");
     a.rows = static_cast<size_t>(IntField(env, o, op, "rows", 1));
     if (a.x.ElementLength() != a.rows * a.k) BadArgument(env, op, "x.length must be rows * k");
@@ -218,7 +221,7 @@ Q8Args ParseQ8Args(const Napi::CallbackInfo& info, const char* op, bool gemv) {
       a.accumulate = F32Field(env, o, op, "accumulate");
       if (a.accumulate.ElementLength() != a.rows * a.n) BadArgument(env, op, "accumulate.length must be rows * n");
     }
-  } else {
+  } else if (fields == Q8Fields::kRows) {
     a.first = static_cast<size_t>(IntField(env, o, op, "first", 0));
     a.count = static_cast<size_t>(IntField(env, o, op, "count", 1));
     if (a.first + a.count > a.n) BadArgument(env, op, "first + count must be at most n");
@@ -302,7 +305,7 @@ Napi::Value Q4DequantiseReferenceOp(const Napi::CallbackInfo& info) {
 
 // q8Gemv(args) → Float32Array [rows, n], the GPU's decode GEMV.
 Napi::Value Q8Gemv(const Napi::CallbackInfo& info) {
-  const Q8Args a = ParseQ8Args(info, "q8Gemv", true);
+  const Q8Args a = ParseQ8Args(info, "q8Gemv", Q8Fields::kGemv);
   if (a.rows > static_cast<size_t>(kQ8GemvMaxRows)) BadArgument(info.Env(), "q8Gemv", "rows must be at most " + std::to_string(kQ8GemvMaxRows));
   Napi::Float32Array out = Napi::Float32Array::New(info.Env(), a.rows * a.n);
   Check(info.Env(), RunQ8Gemv(a.x.Data(), a.rows, a.codes.Data(), a.scales.Data(), a.n, a.k, OptionalData(a.accumulate), out.Data()));
@@ -311,7 +314,7 @@ Napi::Value Q8Gemv(const Napi::CallbackInfo& info) {
 
 // q8LinearReference(args) → Float64Array [rows, n], the C++ float64 reference (every build).
 Napi::Value Q8LinearReferenceOp(const Napi::CallbackInfo& info) {
-  const Q8Args a = ParseQ8Args(info, "q8LinearReference", true);
+  const Q8Args a = ParseQ8Args(info, "q8LinearReference", Q8Fields::kGemv);
   Napi::Float64Array out = Napi::Float64Array::New(info.Env(), a.rows * a.n);
   Q8LinearReference(a.x.Data(), a.rows, a.codes.Data(), a.scales.Data(), a.n, a.k, OptionalData(a.accumulate), out.Data());
   return out;
@@ -319,15 +322,29 @@ Napi::Value Q8LinearReferenceOp(const Napi::CallbackInfo& info) {
 
 // q8DequantiseRows(args) → Float32Array [count, k]: the GPU's bf16 tile, widened.
 Napi::Value Q8DequantiseRows(const Napi::CallbackInfo& info) {
-  const Q8Args a = ParseQ8Args(info, "q8DequantiseRows", false);
+  const Q8Args a = ParseQ8Args(info, "q8DequantiseRows", Q8Fields::kRows);
   Napi::Float32Array out = Napi::Float32Array::New(info.Env(), a.count * a.k);
   Check(info.Env(), RunQ8DequantiseRows(a.codes.Data(), a.scales.Data(), a.n, a.k, a.first, a.count, out.Data()));
   return out;
 }
 
+// q8Embedding(table: {codes, scales, n, k}, tokens: Int32Array) → Float32Array [tokens, k]: the GPU's lookup of
+// rows of a q8 table (the engine's embedding with --weights q8). Its reference is q8DequantiseReference's rows.
+Napi::Value Q8Embedding(const Napi::CallbackInfo& info) {
+  const char* op = "q8Embedding";
+  const Q8Args a = ParseQ8Args(info, op, Q8Fields::kTable);
+  auto tokens = TypedArg<Napi::Int32Array>(info, 1, op, "tokens", napi_int32_array, "Int32Array");
+  for (size_t i = 0; i < tokens.ElementLength(); i++) {
+    if (tokens[i] < 0 || static_cast<size_t>(tokens[i]) >= a.n) BadArgument(info.Env(), op, "tokens must be in 0..n-1");
+  }
+  Napi::Float32Array out = Napi::Float32Array::New(info.Env(), tokens.ElementLength() * a.k);
+  Check(info.Env(), RunQ8Embedding(a.codes.Data(), a.scales.Data(), a.n, a.k, tokens.Data(), tokens.ElementLength(), out.Data()));
+  return out;
+}
+
 // q8DequantiseReference(args) → Float64Array [count, k] (every build).
 Napi::Value Q8DequantiseReferenceOp(const Napi::CallbackInfo& info) {
-  const Q8Args a = ParseQ8Args(info, "q8DequantiseReference", false);
+  const Q8Args a = ParseQ8Args(info, "q8DequantiseReference", Q8Fields::kRows);
   Napi::Float64Array out = Napi::Float64Array::New(info.Env(), a.count * a.k);
   Q8DequantiseReference(a.codes.Data(), a.scales.Data(), a.k, a.first, a.count, out.Data());
   return out;
@@ -478,6 +495,28 @@ Napi::Value FusedAttentionReferenceOp(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// fusedPrefillAttention(args) → Float32Array [queries, heads * headDim]: the GPU kernel, one launch.
+Napi::Value FusedPrefillAttention(const Napi::CallbackInfo& info) {
+  FusedArgs a;
+  ParseFusedArgs(info, "fusedPrefillAttention", a);
+  Napi::Float32Array out = Napi::Float32Array::New(info.Env(), a.q.ElementLength());
+  Check(info.Env(), RunFusedPrefillAttention(a.in, out.Data()));
+  return out;
+}
+
+// fusedPrefillAttentionReference(args & {rowsPerTile}) → Float64Array [queries, heads * headDim] (every build);
+// rowsPerTile defaults to the kernel's kFusedPrefillRowTile.
+Napi::Value FusedPrefillAttentionReferenceOp(const Napi::CallbackInfo& info) {
+  const char* op = "fusedPrefillAttentionReference";
+  FusedArgs a;
+  ParseFusedArgs(info, op, a);
+  const Napi::Object o = info[0].As<Napi::Object>();
+  const int rowsPerTile = o.Get("rowsPerTile").IsUndefined() ? kFusedPrefillRowTile : IntField(info.Env(), o, op, "rowsPerTile", 1);
+  Napi::Float64Array out = Napi::Float64Array::New(info.Env(), a.q.ElementLength());
+  FusedPrefillAttentionReference(a.in, rowsPerTile, out.Data());
+  return out;
+}
+
 // sample(logits: Float32Array, {greedy, temperature, topK, topP, u}) → token id
 Napi::Value Sample(const Napi::CallbackInfo& info) {
   const char* op = "sample";
@@ -503,9 +542,12 @@ Napi::Object KernelOps(Napi::Env env) {
   kernels.Set("sample", Napi::Function::New(env, Sample, "sample"));
   kernels.Set("fusedAttention", Napi::Function::New(env, FusedAttention, "fusedAttention"));
   kernels.Set("fusedAttentionReference", Napi::Function::New(env, FusedAttentionReferenceOp, "fusedAttentionReference"));
+  kernels.Set("fusedPrefillAttention", Napi::Function::New(env, FusedPrefillAttention, "fusedPrefillAttention"));
+  kernels.Set("fusedPrefillAttentionReference", Napi::Function::New(env, FusedPrefillAttentionReferenceOp, "fusedPrefillAttentionReference"));
   kernels.Set("q8Gemv", Napi::Function::New(env, Q8Gemv, "q8Gemv"));
   kernels.Set("q8DequantiseRows", Napi::Function::New(env, Q8DequantiseRows, "q8DequantiseRows"));
   kernels.Set("q8LinearReference", Napi::Function::New(env, Q8LinearReferenceOp, "q8LinearReference"));
+  kernels.Set("q8Embedding", Napi::Function::New(env, Q8Embedding, "q8Embedding"));
   kernels.Set("q8DequantiseReference", Napi::Function::New(env, Q8DequantiseReferenceOp, "q8DequantiseReference"));
   kernels.Set("q4Gemv", Napi::Function::New(env, Q4Gemv, "q4Gemv"));
   kernels.Set("q4DequantiseRows", Napi::Function::New(env, Q4DequantiseRows, "q4DequantiseRows"));

@@ -6,7 +6,9 @@
 #include "engine/cacheLayout.h"
 #include "kernels/attention.cuh"
 #include "kernels/convert.cuh"
+#include "kernels/embedding.cuh"
 #include "kernels/fusedAttention.cuh"
+#include "kernels/fusedPrefillAttention.cuh"
 #include "kernels/q4Linear.cuh"
 #include "kernels/q8Linear.cuh"
 #include "kernels/quantise.cuh"
@@ -189,6 +191,19 @@ Status RunQ8Gemv(const float* x, size_t rows, const int8_t* codes, const float* 
   return dout.Download(out, op);
 }
 
+Status RunQ8Embedding(const int8_t* codes, const float* scales, size_t n, size_t k, const int32_t* tokens, size_t count, float* out) {
+  const char* op = "q8Embedding";
+  DeviceBuffer dcodes, dscales, dtokens, dout;
+  CSKV_TRY(UploadRaw(dcodes, codes, Q8CodeBytes(n, k), op));
+  CSKV_TRY(UploadRaw(dscales, scales, n * Q8BlocksPerRow(k), op));
+  CSKV_TRY(UploadRaw(dtokens, tokens, count, op));
+  CSKV_TRY(AllocatePoisoned<float>(dout, count * k, op));
+  const Q8Weight w{dcodes.as<int8_t>(), dscales.as<float>(), n, k};
+  CSKV_TRY(LaunchEmbeddingQ8(w, dtokens.as<int32_t>(), dout.as<float>(), count, kStream));
+  CSKV_TRY(Synchronise(op));
+  return dout.Download(out, op);
+}
+
 Status RunQ8DequantiseRows(const int8_t* codes, const float* scales, size_t n, size_t k, size_t first, size_t count, float* out) {
   const char* op = "q8DequantiseRows";
   DeviceBuffer dcodes, dscales;
@@ -281,69 +296,98 @@ Status RunAttention(const AttentionRun& r, float* out) {
   return dout.Read(out, op);
 }
 
+namespace {
+
+// The fused kernels' sources on the device: queries, bf16 rings, pages, transposed bases and means, rope table.
+struct FusedDeviceSources {
+  DeviceBuffer q, freq, table, pages, kBasis, vBasis, kBasisT, vBasisT, kMean, vMean;
+  TypedInput kRing, vRing;
+
+  Status Load(const FusedAttentionInputs& in, const char* op, FusedAttentionSources& a) {
+    const size_t D = static_cast<size_t>(in.kvHeads) * in.headDim, Q = static_cast<size_t>(in.heads) * in.headDim;
+    const int64_t keys = in.start + in.queries;
+    CSKV_TRY(UploadRaw(q, in.q, in.queries * Q, op));
+    CSKV_TRY(kRing.Load(DType::kBf16, in.kRing, in.ringRows * D, op));
+    CSKV_TRY(vRing.Load(DType::kBf16, in.vRing, in.ringRows * D, op));
+    if (in.compressedTokens > 0) {
+      const PageLayout page = PlanPage(in.window, in.kRank, in.vRank, in.bits);
+      CSKV_TRY(UploadRaw(pages, in.pages, static_cast<size_t>(in.compressedTokens / in.window) * page.bytes, op));
+      CSKV_TRY(UploadRaw(kBasis, in.kBasis, D * in.kRank, op));
+      CSKV_TRY(UploadRaw(vBasis, in.vBasis, D * in.vRank, op));
+      CSKV_TRY(AllocatePoisoned<float>(kBasisT, D * in.kRank, op));
+      CSKV_TRY(AllocatePoisoned<float>(vBasisT, D * in.vRank, op));
+      CSKV_TRY(LaunchTransposeF32(kBasis.as<float>(), D, in.kRank, kBasisT.as<float>(), kStream));
+      CSKV_TRY(LaunchTransposeF32(vBasis.as<float>(), D, in.vRank, vBasisT.as<float>(), kStream));
+      CSKV_TRY(UploadRaw(kMean, in.kMean, D, op));
+      CSKV_TRY(UploadRaw(vMean, in.vMean, D, op));
+      for (PageFeatures* f : {&a.kFeatures, &a.vFeatures}) {
+        const bool keysOf = f == &a.kFeatures;
+        f->pages = pages.as<uint8_t>();
+        f->pageBytes = page.bytes;
+        f->dataOffset = keysOf ? page.kData : page.vData;
+        f->scaleZeroOffset = keysOf ? page.kScaleZero : page.vScaleZero;
+        f->bits = in.bits;
+        f->keys = keysOf;
+        f->window = in.window;
+        f->rank = keysOf ? in.kRank : in.vRank;
+      }
+      a.kBasisT = kBasisT.as<float>();
+      a.vBasisT = vBasisT.as<float>();
+      a.kMean = kMean.as<float>();
+      a.vMean = vMean.as<float>();
+    }
+    CSKV_TRY(UploadRaw(freq, in.invFreq, in.headDim / 2, op));
+    CSKV_TRY(AllocatePoisoned<float>(table, static_cast<size_t>(keys) * in.headDim, op));
+    CSKV_TRY(LaunchRopeTable(freq.as<double>(), in.attentionFactor, table.as<float>(), keys, in.headDim / 2, kStream));
+    a.q = q.as<float>();
+    a.qStride = Q;
+    a.kRing = static_cast<const uint16_t*>(kRing.data());
+    a.vRing = static_cast<const uint16_t*>(vRing.data());
+    a.ringRows = in.ringRows;
+    a.compressedTokens = in.compressedTokens;
+    a.ropeTable = table.as<float>();
+    a.start = in.start;
+    a.queries = in.queries;
+    a.heads = in.heads;
+    a.kvHeads = in.kvHeads;
+    a.headDim = in.headDim;
+    a.slidingWindow = in.slidingWindow;
+    a.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(in.headDim)));
+    return Status::Ok();
+  }
+};
+
+}  // namespace
+
 Status RunFusedAttention(const FusedAttentionInputs& in, int multiprocessors, float* out) {
   const char* op = "fusedAttention";
-  const size_t D = static_cast<size_t>(in.kvHeads) * in.headDim, Q = static_cast<size_t>(in.heads) * in.headDim;
-  const int64_t keys = in.start + in.queries;
-  DeviceBuffer dq, dfreq, dtable, dpartials, pages, kBasis, vBasis, kBasisT, vBasisT, kMean, vMean;
-  TypedInput kRing, vRing;
-  TypedOutput dout;
-  CSKV_TRY(UploadRaw(dq, in.q, in.queries * Q, op));
-  CSKV_TRY(kRing.Load(DType::kBf16, in.kRing, in.ringRows * D, op));
-  CSKV_TRY(vRing.Load(DType::kBf16, in.vRing, in.ringRows * D, op));
+  FusedDeviceSources sources;
   FusedAttentionArgs a;
-  if (in.compressedTokens > 0) {
-    const PageLayout page = PlanPage(in.window, in.kRank, in.vRank, in.bits);
-    CSKV_TRY(UploadRaw(pages, in.pages, static_cast<size_t>(in.compressedTokens / in.window) * page.bytes, op));
-    CSKV_TRY(UploadRaw(kBasis, in.kBasis, D * in.kRank, op));
-    CSKV_TRY(UploadRaw(vBasis, in.vBasis, D * in.vRank, op));
-    CSKV_TRY(AllocatePoisoned<float>(kBasisT, D * in.kRank, op));
-    CSKV_TRY(AllocatePoisoned<float>(vBasisT, D * in.vRank, op));
-    CSKV_TRY(LaunchTransposeF32(kBasis.as<float>(), D, in.kRank, kBasisT.as<float>(), kStream));
-    CSKV_TRY(LaunchTransposeF32(vBasis.as<float>(), D, in.vRank, vBasisT.as<float>(), kStream));
-    CSKV_TRY(UploadRaw(kMean, in.kMean, D, op));
-    CSKV_TRY(UploadRaw(vMean, in.vMean, D, op));
-    for (PageFeatures* f : {&a.kFeatures, &a.vFeatures}) {
-      const bool keysOf = f == &a.kFeatures;
-      f->pages = pages.as<uint8_t>();
-      f->pageBytes = page.bytes;
-      f->dataOffset = keysOf ? page.kData : page.vData;
-      f->scaleZeroOffset = keysOf ? page.kScaleZero : page.vScaleZero;
-      f->bits = in.bits;
-      f->keys = keysOf;
-      f->window = in.window;
-      f->rank = keysOf ? in.kRank : in.vRank;
-    }
-    a.kBasisT = kBasisT.as<float>();
-    a.vBasisT = vBasisT.as<float>();
-    a.kMean = kMean.as<float>();
-    a.vMean = vMean.as<float>();
-  }
-  CSKV_TRY(UploadRaw(dfreq, in.invFreq, in.headDim / 2, op));
-  CSKV_TRY(AllocatePoisoned<float>(dtable, static_cast<size_t>(keys) * in.headDim, op));
-  CSKV_TRY(LaunchRopeTable(dfreq.as<double>(), in.attentionFactor, dtable.as<float>(), keys, in.headDim / 2, kStream));
-  const AttentionPlan plan = PlanFusedAttention(in.queries, keys, in.heads, in.kvHeads, multiprocessors);
-  CSKV_TRY(AllocatePoisoned<float>(dpartials, plan.partialRows * (in.headDim + 2), op));
-  CSKV_TRY(dout.Allocate(DType::kBf16, in.queries * Q, op));
-  a.q = dq.as<float>();
-  a.qStride = Q;
-  a.kRing = static_cast<const uint16_t*>(kRing.data());
-  a.vRing = static_cast<const uint16_t*>(vRing.data());
-  a.ringRows = in.ringRows;
-  a.compressedTokens = in.compressedTokens;
-  a.ropeTable = dtable.as<float>();
-  a.start = in.start;
-  a.queries = in.queries;
-  a.heads = in.heads;
-  a.kvHeads = in.kvHeads;
-  a.headDim = in.headDim;
-  a.slidingWindow = in.slidingWindow;
-  a.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(in.headDim)));
+  CSKV_TRY(sources.Load(in, op, a));
+  const AttentionPlan plan = PlanFusedAttention(in.queries, in.start + in.queries, in.heads, in.kvHeads, multiprocessors);
+  DeviceBuffer partials;
+  TypedOutput dout;
+  CSKV_TRY(AllocatePoisoned<float>(partials, plan.partialRows * (in.headDim + 2), op));
+  CSKV_TRY(dout.Allocate(DType::kBf16, static_cast<size_t>(in.queries) * in.heads * in.headDim, op));
   a.splits = plan.splits;
   a.keysPerSplit = plan.keysPerSplit;
-  a.partials = dpartials.as<float>();
+  a.partials = partials.as<float>();
   CSKV_TRY(LaunchFusedAttentionPartials(a, kStream));
   CSKV_TRY(LaunchAttentionMerge(a.partials, a.queries, a.heads, a.splits, a.headDim, static_cast<uint16_t*>(dout.data()), kStream));
+  CSKV_TRY(Synchronise(op));
+  return dout.Read(out, op);
+}
+
+Status RunFusedPrefillAttention(const FusedAttentionInputs& in, float* out) {
+  const char* op = "fusedPrefillAttention";
+  FusedDeviceSources sources;
+  FusedPrefillAttentionArgs a;
+  CSKV_TRY(sources.Load(in, op, a));
+  TypedOutput dout;
+  a.outStride = static_cast<size_t>(in.heads) * in.headDim;
+  CSKV_TRY(dout.Allocate(DType::kBf16, in.queries * a.outStride, op));
+  a.out = static_cast<uint16_t*>(dout.data());
+  CSKV_TRY(LaunchFusedPrefillAttention(a, kStream));
   CSKV_TRY(Synchronise(op));
   return dout.Read(out, op);
 }

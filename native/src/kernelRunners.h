@@ -47,6 +47,9 @@ Status RunAttention(const AttentionRun& run, float* out);
 // The fused decode attention (kernels/fusedAttention.cuh) and its merge on host arrays, split as the engine splits
 // it on a GPU with `multiprocessors`; rings rounded to bf16 on the device, the output the kernel's bf16 widened.
 Status RunFusedAttention(const FusedAttentionInputs& in, int multiprocessors, float* out);
+// The fused prefill attention (kernels/fusedPrefillAttention.cuh) on host arrays, one launch, no merge; rings
+// rounded to bf16 on the device, the output the kernel's bf16 widened.
+Status RunFusedPrefillAttention(const FusedAttentionInputs& in, float* out);
 
 // The device sampler (kernels/sampling.cuh) on a host row of logits.
 Status RunSample(const float* logits, int vocab, bool greedy, float temperature, int topK, float topP, double u, int32_t* token);
@@ -54,6 +57,8 @@ Status RunSample(const float* logits, int vocab, bool greedy, float temperature,
 // The q8 decode GEMV (kernels/q8Linear.cuh) on host arrays: x is rounded to bf16 on the device; with
 // `accumulate` the output starts from it (beta = 1), else it is poisoned and written (beta = 0).
 Status RunQ8Gemv(const float* x, size_t rows, const int8_t* codes, const float* scales, size_t n, size_t k, const float* accumulate, float* out);
+// The q8 embedding lookup (kernels/embedding.cuh) of `count` tokens from a q8 table [n, k], f32 out.
+Status RunQ8Embedding(const int8_t* codes, const float* scales, size_t n, size_t k, const int32_t* tokens, size_t count, float* out);
 // The prefill path's dequantisation of weight rows [first, first + count) to bf16, widened to f32 for the host.
 Status RunQ8DequantiseRows(const int8_t* codes, const float* scales, size_t n, size_t k, size_t first, size_t count, float* out);
 // The same two for q4 weights (kernels/q4Linear.cuh): codes [n, ceil(k/32)*16], f16 (scale, min) pairs.

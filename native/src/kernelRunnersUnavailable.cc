@@ -27,10 +27,12 @@ Status RunDequantise(QuantGrouping grouping, const uint8_t*, const uint16_t*, si
 
 Status RunQ8Gemv(const float*, size_t, const int8_t*, const float*, size_t, size_t, const float*, float*) { return NoCuda("q8Gemv"); }
 Status RunQ8DequantiseRows(const int8_t*, const float*, size_t, size_t, size_t, size_t, float*) { return NoCuda("q8DequantiseRows"); }
+Status RunQ8Embedding(const int8_t*, const float*, size_t, size_t, const int32_t*, size_t, float*) { return NoCuda("q8Embedding"); }
 Status RunQ4Gemv(const float*, size_t, const uint8_t*, const uint16_t*, size_t, size_t, const float*, float*) { return NoCuda("q4Gemv"); }
 Status RunQ4DequantiseRows(const uint8_t*, const uint16_t*, size_t, size_t, size_t, size_t, float*) { return NoCuda("q4DequantiseRows"); }
 Status RunAttention(const AttentionRun&, float*) { return NoCuda("attention"); }
 Status RunFusedAttention(const FusedAttentionInputs&, int, float*) { return NoCuda("fusedAttention"); }
+Status RunFusedPrefillAttention(const FusedAttentionInputs&, float*) { return NoCuda("fusedPrefillAttention"); }
 Status RunSample(const float*, int, bool, float, int, float, double, int32_t*) { return NoCuda("sample"); }
 
 }  // namespace cskv

@@ -1,6 +1,7 @@
 // The CUDA engine with --weights q8 and q4 on the GPU machine, isolated from quantisation error: the q8/q4 engine on
-// a fixture against the bf16 engine on a copy of that fixture whose linear weights are the blocks' own values
-// (the CPU quantiser's blocks in the device layout, dequantised). Prefill (more than 8 rows) dequantises tiles to
+// a fixture against the bf16 engine on a copy of that fixture whose linear weights (with q8 the embedding too) are
+// the blocks' own values (the CPU quantiser's blocks in the device layout, dequantised; the q8 embedding lookup
+// rounds to bf16 as the bf16 table does). Prefill (more than 8 rows) dequantises tiles to
 // bf16 exactly as the bf16 engine rounds those values, so the two agree to GEMM order; decode (1 row, the GEMV)
 // multiplies by the unrounded block values, so it differs from the bf16 engine by bf16 weight rounding (measured
 // on the CPU up to 1.7e-2 relative on these fixtures with q8). Skipped without an NVIDIA driver and a CUDA build.
@@ -34,7 +35,7 @@ const skip = !nvidiaDriverPresent() ? 'no NVIDIA driver on this machine (/dev/nv
 function dequantisedCopy(fixture: string, dir: string, format: 'q8' | 'q4'): void {
   const config = readModelConfig(fixture);
   const weights = ModelWeights.open(fixture, config);
-  const shapes = blockTensorShapes(config);
+  const shapes = blockTensorShapes(config, format);
   const tensors: Record<string, TensorToWrite> = {};
   try {
     for (const [role, , name] of tensorRoles(config)) {

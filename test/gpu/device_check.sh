@@ -91,6 +91,9 @@ load.addon.probe().then((p) => {
   # The fused decode attention (an option, off by default until this passes): the engine suite with it, and its
   # decode steps against the default path. Its kernel check is in the kernels stage (engineKernels.test.js).
   stage engine-suite-fused 60 node --test --test-reporter=tap out/test/gpu/cudaFusedEngine.test.js
+  # The fused prefill attention, the same way (an option, off by default until this passes); its kernel check is in
+  # the kernels stage (engineKernels.test.js, kernel fusedPrefillAttention).
+  stage engine-fused-prefill 60 node --test --test-reporter=tap out/test/gpu/cudaFusedPrefillEngine.test.js
 }
 
 # Issue 11's item 4: transformers (installed there, not here) on the committed fixture models, against the numpy
@@ -109,7 +112,7 @@ cuda_bench_table() {
   [ -f "$OUT/cuda-7b.json" ] || return 0
   node -e "
 const r = require('$OUT/cuda-7b.json');
-for (const x of r.runs) console.log([x.engine, x.cache, x.weights ?? '', x.decode_attention ?? '', x.context, Math.round(x.prefill_tok_s) + ' tok/s', (x.decode_ms ?? 0).toFixed(2) + ' ms',
+for (const x of r.runs) console.log([x.engine, x.cache, x.weights ?? '', x.decode_attention ?? '', x.prefill_attention ?? '', x.context, Math.round(x.prefill_tok_s) + ' tok/s', (x.decode_ms ?? 0).toFixed(2) + ' ms',
   x.decode_floor_ms ? 'floor ' + x.decode_floor_ms.toFixed(2) + ' ms' : '', Math.round(x.kv_bytes_per_token) + ' B/tok', x.error ?? ''].join('  '));" 2>&1
 }
 

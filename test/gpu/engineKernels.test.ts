@@ -1,7 +1,7 @@
 // The CUDA engine's own kernels against their float64 references (test/gpu/reference.ts), on the GPU machine:
 // attention over both cache branches (one split and many, GQA, sliding window, compressed rows), the fused decode
-// attention against its C++ float64 reference (pages at 16/8/4/2 bits, rebuilt on chip), and the device
-// sampler. Skipped with the reason where no usable GPU is found. Fresh random inputs each run (the seed is
+// and prefill attention against their C++ float64 references (pages at 16/8/4/2 bits, rebuilt on chip), and the
+// device sampler. Skipped with the reason where no usable GPU is found. Fresh random inputs each run (the seed is
 // printed; CSKV_KERNEL_SEED repeats it); outputs are poisoned before every launch (native/src/deviceBuffer.h).
 // With CSKV_ENGINE_KERNEL_REPORT set, the measured errors are written there as JSON.
 import assert from 'node:assert/strict';
@@ -113,6 +113,34 @@ test('fused decode attention against its float64 reference, pages at 16/8/4/2 bi
     report.push({ kernel: 'fusedAttention', case: c.name, splits: plan.splits, relativeError: error, nan });
     assert.ok(!nan, `${c.name}: NaN outputs`);
     assert.ok(error < BF16_TOLERANCE, `${c.name} (${plan.splits} splits): relative error ${error.toExponential(3)}, seed ${seed}`);
+  }
+});
+
+// Prefill chunks: the 7B shape (7 query heads per kv head, 64-row tiles that cut queries apart) at 16 and 4 bits
+// with large ranks (the opt-in shared memory), the first chunk with CSKV off, a sliding window into the pages, a
+// chunk that starts inside the last block, MHA, head dims 8 and 256.
+const FUSED_PREFILL_CASES: FusedAttentionCase[] = [
+  { name: '7B prefill chunk, 16 bits', heads: 28, kvHeads: 4, headDim: 128, start: 1024, queries: 128, compressed: 1024, window: 32, bits: 16, kRank: 64, vRank: 96, ringRows: 192, sliding: 0, multiprocessors: 132 },
+  { name: '7B prefill chunk, 4 bits, ranks 256/200', heads: 28, kvHeads: 4, headDim: 128, start: 600, queries: 77, compressed: 576, window: 32, bits: 4, kRank: 256, vRank: 200, ringRows: 128, sliding: 0, multiprocessors: 132 },
+  { name: 'first chunk, CSKV off, head 16', heads: 4, kvHeads: 2, headDim: 16, start: 0, queries: 200, compressed: 0, window: 1, bits: 16, kRank: 0, vRank: 0, ringRows: 256, sliding: 0, multiprocessors: 132 },
+  { name: 'GQA 3:1 head 32, 8 bits, sliding window into the pages', heads: 6, kvHeads: 2, headDim: 32, start: 700, queries: 50, compressed: 672, window: 32, bits: 8, kRank: 16, vRank: 16, ringRows: 96, sliding: 200, multiprocessors: 132 },
+  { name: 'MHA head 64, 2 bits, a chunk from inside the last block', heads: 4, kvHeads: 4, headDim: 64, start: 980, queries: 40, compressed: 960, window: 32, bits: 2, kRank: 40, vRank: 33, ringRows: 96, sliding: 0, multiprocessors: 132 },
+  { name: 'head dim 8, 4 bits', heads: 4, kvHeads: 1, headDim: 8, start: 104, queries: 33, compressed: 104, window: 8, bits: 4, kRank: 5, vRank: 6, ringRows: 48, sliding: 0, multiprocessors: 132 },
+  { name: 'head dim 256, 16 bits', heads: 2, kvHeads: 1, headDim: 256, start: 256, queries: 40, compressed: 256, window: 32, bits: 16, kRank: 32, vRank: 32, ringRows: 64, sliding: 0, multiprocessors: 132 },
+];
+
+test('fused prefill attention against its float64 reference, pages at 16/8/4/2 bits', (t) => {
+  if (!addon) return t.skip(skipReason);
+  t.diagnostic(`seed ${seed}`);
+  const fusedNormals = normalStreams(seed + 1);
+  for (const c of FUSED_PREFILL_CASES) {
+    const { args } = buildFusedCase(addon, c, fusedNormals);
+    const got = addon.kernels.fusedPrefillAttention(args);
+    const want = addon.kernels.fusedPrefillAttentionReference({ ...args, kRing: asBf16(args.kRing), vRing: asBf16(args.vRing) });
+    const { error, nan } = relativeError(got, want);
+    report.push({ kernel: 'fusedPrefillAttention', case: c.name, relativeError: error, nan });
+    assert.ok(!nan, `${c.name}: NaN outputs (unwritten or poisoned)`);
+    assert.ok(error < BF16_TOLERANCE, `${c.name}: relative error ${error.toExponential(3)}, seed ${seed}`);
   }
 });
 

@@ -4,7 +4,7 @@
 // rounded to bf16 before the reference sees them (as the kernel does), every output is poisoned before the
 // kernel runs (kernelRunners.cc). With CSKV_Q8_KERNEL_REPORT set, the measured errors are written there as JSON.
 // Tolerances: the GEMV accumulates in f32 from exact int8 × f32 products: 1e-4 relative; the dequantised tile
-// is rounded once to bf16: 2^-8 relative per element.
+// is rounded once to bf16: 2^-8 relative per element; the embedding lookup (kernels/embedding.cuh) too.
 import * as fs from 'node:fs';
 import { after, before, test } from 'node:test';
 import { deviceQ8 } from '../../src/runtime/backends/cudaQ8Weights';
@@ -69,5 +69,18 @@ test('q8 dequantised tile (the prefill path) against its float64 reference', (t)
     const w = weight(n, k);
     const want = addon.kernels.q8DequantiseReference({ ...w, first, count });
     compare('q8DequantiseRows', `${n}x${k}[${first}+${count}]`, addon.kernels.q8DequantiseRows({ ...w, first, count }), want, 2 ** -8);
+  }
+});
+
+test('q8 embedding lookup (--weights q8) against the float64 dequantisation of the looked-up rows', (t) => {
+  if (!addon) return t.skip(skipReason || 'no GPU');
+  // A vocabulary-wide table at the 7B width (a slice of the rows), odd widths; tokens repeated, first and last row.
+  for (const [n, k] of [[4096, 3584], [70, 61], [5, 32]] as const) {
+    const w = weight(n, k);
+    const tokens = Int32Array.from({ length: 37 }, (_, i) => (i * 7919 + (i % 3 === 0 ? 0 : n - 1)) % n);
+    const want = new Float64Array(tokens.length * k);
+    tokens.forEach((token, i) => want.set(addon!.kernels.q8DequantiseReference({ ...w, first: token, count: 1 }), i * k));
+    // Rounded once to bf16, as the dequantised tile.
+    compare('q8Embedding', `${n}x${k}, ${tokens.length} tokens`, addon.kernels.q8Embedding(w, tokens), want, 2 ** -8);
   }
 });

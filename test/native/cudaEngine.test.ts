@@ -3,7 +3,7 @@
 // Its numerics (kernels and the whole engine against the fixtures) are test/gpu/'s business.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { blocksToPages, CudaEngine, cudaDecodeAttention, pagesToBlocks, tensorRoles } from '../../src/runtime/backends/cudaEngine';
+import { blocksToPages, CudaEngine, cudaAttentionPath, pagesToBlocks, tensorRoles } from '../../src/runtime/backends/cudaEngine';
 import { DEVICE_MARGIN_BYTES, deviceScratchBytes, deviceWeightBytes, planCapacity } from '../../src/runtime/backends/cudaMemoryPlan';
 import { type NativeAddon, type NativeCacheSpec, type NativeModelSpec, loadNativeAddon } from '../../src/runtime/backends/nativeAddon';
 import type { CacheShape, CompressedBlock } from '../../src/runtime/cache/biBranchCache';
@@ -150,12 +150,16 @@ test('pages <-> snapshot blocks: the quantiser\'s blocks survive the device layo
   }
 });
 
-test('decode attention: rebuild unless the option or CSKV_CUDA_DECODE_ATTENTION asks for the fused kernel', () => {
-  assert.equal(cudaDecodeAttention(undefined, {}), 'rebuild');
-  assert.equal(cudaDecodeAttention(undefined, { CSKV_CUDA_DECODE_ATTENTION: 'fused' }), 'fused');
-  assert.equal(cudaDecodeAttention('rebuild', { CSKV_CUDA_DECODE_ATTENTION: 'fused' }), 'rebuild');
-  assert.throws(() => cudaDecodeAttention(undefined, { CSKV_CUDA_DECODE_ATTENTION: 'flash' }),
-    (e: unknown) => e instanceof RuntimeError && e.code === 'BAD_ARGUMENT' && /CSKV_CUDA_DECODE_ATTENTION\), got "flash"$/.test(e.message));
+test('decode and prefill attention: rebuild unless the option or CSKV_CUDA_DECODE/PREFILL_ATTENTION asks for the fused kernel', () => {
+  for (const [phase, variable] of [['decode', 'CSKV_CUDA_DECODE_ATTENTION'], ['prefill', 'CSKV_CUDA_PREFILL_ATTENTION']] as const) {
+    const other = phase === 'decode' ? 'CSKV_CUDA_PREFILL_ATTENTION' : 'CSKV_CUDA_DECODE_ATTENTION';
+    assert.equal(cudaAttentionPath(phase, undefined, {}), 'rebuild');
+    assert.equal(cudaAttentionPath(phase, undefined, { [variable]: 'fused' }), 'fused');
+    assert.equal(cudaAttentionPath(phase, undefined, { [other]: 'fused' }), 'rebuild', `${phase} reads only ${variable}`);
+    assert.equal(cudaAttentionPath(phase, 'rebuild', { [variable]: 'fused' }), 'rebuild');
+    assert.throws(() => cudaAttentionPath(phase, undefined, { [variable]: 'flash' }),
+      (e: unknown) => e instanceof RuntimeError && e.code === 'BAD_ARGUMENT' && new RegExp(`^CUDA engine: ${phase} attention .*\\(${variable}\\), got "flash"$`).test(e.message));
+  }
 });
 
 test('every checkpoint tensor the engine takes exists in each fixture, under a role the addon knows', () => {
@@ -181,6 +185,7 @@ test('a model spec the engine cannot run is refused naming the field, before any
     assert.throws(() => new a.CudaEngine({ ...good, ...over }), (e: unknown) => e instanceof RuntimeError && e.code === 'BAD_ARGUMENT' && pattern.test(e.message));
   refused({ heads: 3 }, /heads must be a positive multiple of kvHeads/);
   refused({ decodeAttention: 'flash' as never }, /^CudaEngine: decodeAttention must be "rebuild" or "fused"$/);
+  refused({ prefillAttention: 'flash' as never }, /^CudaEngine: prefillAttention must be "rebuild" or "fused"$/);
   refused({ weights: 'q5' as never }, /^CudaEngine: weights must be "bf16", "q8" or "q4"$/);
   refused({ headDim: 512, invFreq: new Float64Array(256) }, /headDim must be even and in 2\.\.256/);
   refused({ invFreq: new Float64Array(3) }, /invFreq must have headDim \/ 2 entries/);

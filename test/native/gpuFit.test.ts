@@ -35,8 +35,9 @@ test('Qwen2.5-Coder-7B for a 32768-token workspace: bf16 weights + full cache + 
   const roomy = fit(SEVEN_B, 24 * GIB);
   assert.deepEqual(roomy, { verdict: 'fits', weights: 'bf16', wantedTokens: 32768, contextTokens: 32768, needBytes: need, weightBytes: weights, freeBytes: 24 * GIB });
   // q8 weights (--weights q8): per layer the linear weights' int8 codes + one f32 scale per 32 (1.125 bytes a weight)
-  // and the two bf16 norms; the untied head as q8, the embedding and final norm bf16; and the 64 MiB prefill tile.
-  const q8Weights = 28 * (233_046_016 * 1.125 + 4 * 3584) + 152064 * 3584 * 1.125 + 2 * (152064 * 3584 + 3584) + 64 * 2 ** 20;
+  // and the two bf16 norms; the untied head and the embedding table as q8, the final norm bf16; and the 64 MiB prefill tile.
+  const q8Weights = 28 * (233_046_016 * 1.125 + 4 * 3584) + 2 * 152064 * 3584 * 1.125 + 2 * 3584 + 64 * 2 ** 20;
+  assert.ok(q8Weights > 8.62e9 && q8Weights < 8.64e9, String(q8Weights));
   const q8Need = q8Weights + cache + scratch + DEVICE_MARGIN_BYTES;
   // 16 GiB: bf16 leaves part of the budget (the weights fit, the cache not all of it); q8 fits all of it.
   assert.deepEqual(fit(SEVEN_B, 16 * GIB), { verdict: 'fits', weights: 'q8', wantedTokens: 32768, contextTokens: 32768, needBytes: q8Need, weightBytes: q8Weights, freeBytes: 16 * GIB });
@@ -44,7 +45,7 @@ test('Qwen2.5-Coder-7B for a 32768-token workspace: bf16 weights + full cache + 
   assert.equal(fit(SEVEN_B, 14 * GIB).verdict, 'fits');
   assert.equal(fit(SEVEN_B, 14 * GIB).weights, 'q8');
   // q4 weights (--weights q4): per block of 32, 16 bytes of codes and an f16 (scale, min) (0.625 bytes a weight);
-  // the rest as with q8.
+  // the embedding bf16 (a lookup; only q8 holds it in blocks), the rest as with q8.
   const q4Weights = 28 * (233_046_016 * 0.625 + 4 * 3584) + 152064 * 3584 * 0.625 + 2 * (152064 * 3584 + 3584) + 64 * 2 ** 20;
   const q4Need = q4Weights + cache + scratch + DEVICE_MARGIN_BYTES;
   assert.ok(q4Weights > 5.5e9 && q4Weights < 5.7e9, String(q4Weights));

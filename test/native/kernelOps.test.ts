@@ -18,8 +18,9 @@ const badArgument = (pattern: RegExp) => (err: unknown): boolean =>
 test('every kernel is exported', () => {
   assert.deepEqual(Object.keys(addon().kernels).sort(), [
     'attention', 'bf16ToF32', 'dequantiseKeys', 'dequantiseValues', 'f16ToBf16', 'f32ToBf16', 'fusedAttention', 'fusedAttentionReference',
-    'q4DequantiseReference', 'q4DequantiseRows', 'q4Gemv', 'q4LinearReference', 'q8DequantiseReference', 'q8DequantiseRows', 'q8Gemv',
-    'q8LinearReference', 'quantiseKeys', 'quantiseValues', 'rmsNorm', 'rope', 'sample', 'swiglu',
+    'fusedPrefillAttention', 'fusedPrefillAttentionReference', 'q4DequantiseReference', 'q4DequantiseRows', 'q4Gemv', 'q4LinearReference',
+    'q8DequantiseReference', 'q8DequantiseRows', 'q8Embedding', 'q8Gemv', 'q8LinearReference', 'quantiseKeys', 'quantiseValues', 'rmsNorm', 'rope',
+    'sample', 'swiglu',
   ]);
 });
 
@@ -49,11 +50,13 @@ test('without a GPU each kernel fails with a typed error that names it', { skip:
     ['f32ToBf16', () => k.f32ToBf16(new Float32Array(4))],
     ['quantiseKeys', () => k.quantiseKeys(new Float32Array(8), 2, 4, 4)],
     ['dequantiseValues', () => k.dequantiseValues(new Uint8Array(4), new Uint16Array(4), 2, 4, 4)],
-    ['fusedAttention', () => k.fusedAttention({
-      q: new Float32Array(4), kRing: new Float32Array(8), vRing: new Float32Array(8), ringRows: 2, compressedTokens: 0, invFreq: new Float64Array(2),
-      attentionFactor: 1, start: 1, heads: 1, kvHeads: 1, headDim: 4, slidingWindow: 0, multiprocessors: 1,
-    })],
   ];
+  const fusedArgs = {
+    q: new Float32Array(4), kRing: new Float32Array(8), vRing: new Float32Array(8), ringRows: 2, compressedTokens: 0, invFreq: new Float64Array(2),
+    attentionFactor: 1, start: 1, heads: 1, kvHeads: 1, headDim: 4, slidingWindow: 0, multiprocessors: 1,
+  };
+  calls.push(['fusedAttention', () => k.fusedAttention(fusedArgs)], ['fusedPrefillAttention', () => k.fusedPrefillAttention(fusedArgs)]);
+  calls.push(['q8Embedding', () => k.q8Embedding({ codes: new Int8Array(64), scales: new Float32Array(2), n: 2, k: 32 }, Int32Array.of(1))]);
   for (const [name, call] of calls) {
     assert.throws(call, (err: unknown) => {
       assert.ok(err instanceof RuntimeError, `${name}: ${String(err)}`);

@@ -114,4 +114,9 @@ static_assert(kAttentionKeyTile % kFusedAttentionKeyTile == 0, "a split is whole
 AttentionPlan PlanFusedAttention(int64_t queries, int64_t keys, int heads, int kvHeads, int multiprocessors);
 size_t MaxFusedAttentionPartialRows(int64_t maxQueries, int heads, int kvHeads, int multiprocessors);
 
+// The fused prefill attention (kernels/fusedPrefillAttention.cuh) gives each block a tile of this many query rows of
+// one kv head (rows are (query, query head of the group) pairs, query-major), and folds keys in tiles of
+// kFusedAttentionKeyTile from the first key its first row sees to the last its last row sees: no splits, no merge.
+constexpr int kFusedPrefillRowTile = 64;
+
 }  // namespace cskv

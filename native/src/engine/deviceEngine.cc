@@ -13,6 +13,7 @@
 #include "../kernels/convert.cuh"
 #include "../kernels/embedding.cuh"
 #include "../kernels/fusedAttention.cuh"
+#include "../kernels/fusedPrefillAttention.cuh"
 #include "../kernels/kvCache.cuh"
 #include "../kernels/q4Linear.cuh"
 #include "../kernels/q8Linear.cuh"
@@ -79,7 +80,7 @@ struct LayerWeights {
   Buffer downBias;                 // f32 [H]
   Buffer kBasis, vBasis;           // f32 [D, r] (features) ...
   Buffer kBasisBf16, vBasisBf16;   // ... and bf16 (the rebuild GEMM)
-  Buffer kBasisT, vBasisT;         // f32 [r, D]: the fused decode attention's reading order
+  Buffer kBasisT, vBasisT;         // f32 [r, D]: the fused attention kernels' reading order
   Buffer kMean, vMean;             // f32 [D]
 };
 
@@ -104,7 +105,8 @@ struct DeviceEngine::Impl {
   std::vector<std::pair<TensorRole, int>> loaded;
 
   size_t weightBytes = 0, scratchBytes = 0, cacheBytes = 0;
-  Buffer embedding, finalNorm;
+  LinearWeight embedding;  // bf16, or q8 blocks with --weights q8 (a tied output head reads the same table)
+  Buffer finalNorm;
   LinearWeight lmHead;
   std::vector<LayerWeights> layers;
   std::vector<LayerCache> cache;
@@ -136,7 +138,9 @@ struct DeviceEngine::Impl {
   Status Linear(const std::string& op, size_t T, const uint16_t* a, const LinearWeight& w, float* out, float beta);
   Status BuildRope(const double* frequencies, int64_t positions);
   Status Layer(int i, size_t count);
+  FusedAttentionSources FusedSources(int i, size_t count) const;
   Status FusedAttention(int i, size_t count);
+  Status FusedPrefillAttention(int i, size_t count);
   Status Commit();
   Status Run(const int32_t* hostTokens, size_t count, const double* frequencies, int logitRows, float* logitsOut);
 };
@@ -145,8 +149,8 @@ Status DeviceEngine::Impl::Allocate() {
   const ModelSpec& s = spec;
   const size_t H = s.hidden, Q = s.qDim(), D = s.kvDim(), I = s.intermediate, V = s.vocab, L = s.layers;
   const size_t b16 = 2, f32 = 4;
-  CSKV_TRY(cskv::Allocate(embedding, V * H * b16, "embedding", weightBytes));
   const LinearFormat format = s.weights;
+  CSKV_TRY(AllocateLinear(embedding, V, H, format == LinearFormat::kQ8 ? format : LinearFormat::kBf16, "embedding", weightBytes));
   if (!s.tiedEmbeddings) CSKV_TRY(AllocateLinear(lmHead, V, H, format, "lm head", weightBytes));
   CSKV_TRY(cskv::Allocate(finalNorm, H * b16, "final norm", weightBytes));
   layers.resize(L);
@@ -175,7 +179,7 @@ Status DeviceEngine::Impl::Allocate() {
       CSKV_TRY(cskv::Allocate(w.vBasis, D * l.vRank * f32, "CSKV factors", weightBytes));
       CSKV_TRY(cskv::Allocate(w.kBasisBf16, D * l.kRank * b16, "CSKV factors", weightBytes));
       CSKV_TRY(cskv::Allocate(w.vBasisBf16, D * l.vRank * b16, "CSKV factors", weightBytes));
-      if (s.fusedDecodeAttention) {
+      if (s.fusedAttention()) {
         CSKV_TRY(cskv::Allocate(w.kBasisT, D * l.kRank * f32, "CSKV factors", weightBytes));
         CSKV_TRY(cskv::Allocate(w.vBasisT, D * l.vRank * f32, "CSKV factors", weightBytes));
       }
@@ -207,7 +211,8 @@ Status DeviceEngine::Impl::Allocate() {
   if (format != LinearFormat::kBf16) {
     // One tile of the largest weight, or the whole weight when it fits (q8Layout.h: kQ8TileBytes).
     size_t largest = (Q + 2 * D) * H;
-    for (size_t elements : {H * Q, 2 * I * H, H * I, s.tiedEmbeddings ? size_t{0} : V * H}) largest = std::max(largest, elements);
+    const bool headInBlocks = !s.tiedEmbeddings || format == LinearFormat::kQ8;
+    for (size_t elements : {H * Q, 2 * I * H, H * I, headInBlocks ? V * H : size_t{0}}) largest = std::max(largest, elements);
     q8TileBytes = std::min(kQ8TileBytes, largest * b16);
     CSKV_TRY(cskv::Allocate(q8Tile, q8TileBytes, "scratch (quantised weights' prefill tile)", scratchBytes));
   }
@@ -266,7 +271,7 @@ Status DeviceEngine::Impl::Load(TensorRole role, int layer, const std::string& d
   auto f32At = [](Buffer& b, size_t offset) { return static_cast<void*>(b->as<float>() + offset); };
   Status status;
   switch (role) {
-    case TensorRole::kEmbedding: status = Convert(dtype, data, elements, bf16At(embedding, 0), true); break;
+    case TensorRole::kEmbedding: status = Convert(dtype, data, elements, bf16At(embedding.bf16, 0), true); break;
     case TensorRole::kLmHead: status = Convert(dtype, data, elements, bf16At(lmHead.bf16, 0), true); break;
     case TensorRole::kFinalNorm: status = Convert(dtype, data, elements, bf16At(finalNorm, 0), true); break;
     case TensorRole::kInputNorm: status = Convert(dtype, data, elements, bf16At(w->inputNorm, 0), true); break;
@@ -293,7 +298,7 @@ Status DeviceEngine::Impl::Load(TensorRole role, int layer, const std::string& d
       Buffer& b = role == TensorRole::kKBasis ? w->kBasisBf16 : w->vBasisBf16;
       status = Convert(dtype, data, elements, f32At(f, 0), false);
       if (status.ok()) status = LaunchF32ToBf16(f->as<float>(), b->as<uint16_t>(), elements, kStream);
-      if (status.ok() && spec.fusedDecodeAttention) {
+      if (status.ok() && spec.fusedAttention()) {
         Buffer& t = role == TensorRole::kKBasis ? w->kBasisT : w->vBasisT;
         status = LaunchTransposeF32(f->as<float>(), D, elements / D, t->as<float>(), kStream);
       }
@@ -309,6 +314,7 @@ LinearWeight* DeviceEngine::Impl::LinearOf(TensorRole role, int layer, size_t& f
   const size_t Q = spec.qDim(), D = spec.kvDim(), I = spec.intermediate;
   firstRow = 0;
   if (role == TensorRole::kLmHead) return spec.tiedEmbeddings ? nullptr : &lmHead;
+  if (role == TensorRole::kEmbedding) return spec.weights == LinearFormat::kQ8 ? &embedding : nullptr;
   if (layer < 0 || layer >= spec.layers) return nullptr;
   LayerWeights& w = layers[layer];
   switch (role) {
@@ -404,8 +410,9 @@ Status DeviceEngine::Impl::Layer(int i, size_t T) {
   if (s.qkvBias) CSKV_TRY(LaunchAddBias(qkvf, w.qkvBias->as<float>(), T, Q + 2 * D, Q + 2 * D, kStream));
   CSKV_TRY(LaunchWriteKv(qkvf, Q + 2 * D, Q, Q + D, c.kRing->as<uint16_t>(), c.vRing->as<uint16_t>(), length, T, D, layout.fullCapacity, kStream));
 
-  // Decode with the fused kernel (option): the compressed branch is read from its pages inside the attention.
-  const bool fused = s.fusedDecodeAttention && T <= static_cast<size_t>(kFusedDecodeMaxQueries);
+  // The fused kernels (options, decode and prefill): the compressed branch is read from its pages inside the attention.
+  const bool decodeChunk = T <= static_cast<size_t>(kFusedDecodeMaxQueries);
+  const bool fused = decodeChunk ? s.fusedDecodeAttention : s.fusedPrefillAttention;
   AttentionArgs a;
   if (s.cache.compressed()) {
     CSKV_TRY(LaunchProjectFeatures(qkvf, Q + 2 * D, Q, w.kMean->as<float>(), w.kBasis->as<float>(), c.kFeatures->as<float>(), length, T, D, l.kRank,
@@ -432,7 +439,7 @@ Status DeviceEngine::Impl::Layer(int i, size_t T) {
     }
   }
   if (fused) {
-    CSKV_TRY(FusedAttention(i, T));
+    CSKV_TRY(decodeChunk ? FusedAttention(i, T) : FusedPrefillAttention(i, T));
   } else {
     const AttentionPlan plan = PlanAttention(T, length + T, s.heads, multiprocessors);
     a.q = qkvf;
@@ -468,14 +475,14 @@ Status DeviceEngine::Impl::Layer(int i, size_t T) {
   return Status::Ok();
 }
 
-// Attention of a decode step's queries (qkv scratch) into `attention`, both branches read where they are kept.
-Status DeviceEngine::Impl::FusedAttention(int i, size_t T) {
+// Layer i's queries (qkv scratch) and both cache branches where they are kept, as the fused kernels read them.
+FusedAttentionSources DeviceEngine::Impl::FusedSources(int i, size_t T) const {
   const ModelSpec& s = spec;
   const size_t Q = s.qDim(), D = s.kvDim();
   const LayerWeights& w = layers[i];
   const LayerCache& c = cache[i];
   const LayerLayout& l = layout.layers[i];
-  FusedAttentionArgs a;
+  FusedAttentionSources a;
   if (compressed > 0) {
     for (PageFeatures* f : {&a.kFeatures, &a.vFeatures}) {
       const bool keys = f == &a.kFeatures;
@@ -493,7 +500,6 @@ Status DeviceEngine::Impl::FusedAttention(int i, size_t T) {
     a.kMean = w.kMean->as<float>();
     a.vMean = w.vMean->as<float>();
   }
-  const AttentionPlan plan = PlanFusedAttention(T, length + T, s.heads, s.kvHeads, multiprocessors);
   a.q = qkv->as<float>();
   a.qStride = Q + 2 * D;
   a.kRing = c.kRing->as<uint16_t>();
@@ -508,11 +514,28 @@ Status DeviceEngine::Impl::FusedAttention(int i, size_t T) {
   a.headDim = s.headDim;
   a.slidingWindow = s.slidingWindow;
   a.scale = 1.f / std::sqrt(static_cast<float>(s.headDim));
+  return a;
+}
+
+// Attention of a decode step's queries into `attention`: split over the keys, then merged.
+Status DeviceEngine::Impl::FusedAttention(int i, size_t T) {
+  FusedAttentionArgs a;
+  static_cast<FusedAttentionSources&>(a) = FusedSources(i, T);
+  const AttentionPlan plan = PlanFusedAttention(T, length + T, spec.heads, spec.kvHeads, multiprocessors);
   a.splits = plan.splits;
   a.keysPerSplit = plan.keysPerSplit;
   a.partials = partials->as<float>();
   CSKV_TRY(LaunchFusedAttentionPartials(a, kStream));
   return LaunchAttentionMerge(a.partials, a.queries, a.heads, a.splits, a.headDim, attention->as<uint16_t>(), kStream);
+}
+
+// Attention of a prefill chunk's queries into `attention`: one launch, tiles of query rows, no merge.
+Status DeviceEngine::Impl::FusedPrefillAttention(int i, size_t T) {
+  FusedPrefillAttentionArgs a;
+  static_cast<FusedAttentionSources&>(a) = FusedSources(i, T);
+  a.out = attention->as<uint16_t>();
+  a.outStride = spec.qDim();
+  return LaunchFusedPrefillAttention(a, kStream);
 }
 
 // Every complete block below floor(length / W) * W leaves the window: its features are stored in its page.
@@ -549,7 +572,8 @@ Status DeviceEngine::Impl::Run(const int32_t* hostTokens, size_t T, const double
   const int64_t S = length + static_cast<int64_t>(T);
   if (frequencies != nullptr) CSKV_TRY(BuildRope(frequencies, S));
   CSKV_CUDA_TRY(cudaMemcpy(tokens->as<int32_t>(), hostTokens, T * sizeof(int32_t), cudaMemcpyHostToDevice), op);
-  CSKV_TRY(LaunchEmbedding(embedding->as<uint16_t>(), tokens->as<int32_t>(), x->as<float>(), T, spec.hidden, kStream));
+  if (spec.weights == LinearFormat::kQ8) CSKV_TRY(LaunchEmbeddingQ8(embedding.q8(), tokens->as<int32_t>(), x->as<float>(), T, kStream));
+  else CSKV_TRY(LaunchEmbedding(embedding.bf16->as<uint16_t>(), tokens->as<int32_t>(), x->as<float>(), T, spec.hidden, kStream));
   for (int i = 0; i < spec.layers; i++) CSKV_TRY(Layer(i, T));
   length = S;
   CSKV_TRY(Commit());
@@ -558,10 +582,12 @@ Status DeviceEngine::Impl::Run(const int32_t* hostTokens, size_t T, const double
     const size_t H = spec.hidden;
     CSKV_TRY(LaunchRmsNormToBf16(x->as<float>() + (T - logitRows) * H, finalNorm->as<uint16_t>(), h->as<uint16_t>(), logitRows, H, spec.rmsNormEps,
                                  kStream));
-    if (spec.tiedEmbeddings) {
-      CSKV_TRY(gemm.Run("output head", logitRows, spec.vocab, H, h->as<uint16_t>(), embedding->as<uint16_t>(), GemmOut::kF32, logits->as<float>(), 0.f, kStream));
+    // A tied head reads the embedding table: bf16 through cuBLASLt, q8 through the blockwise path like any head.
+    const LinearWeight& head = spec.tiedEmbeddings ? embedding : lmHead;
+    if (spec.tiedEmbeddings && spec.weights != LinearFormat::kQ8) {
+      CSKV_TRY(gemm.Run("output head", logitRows, spec.vocab, H, h->as<uint16_t>(), head.bf16->as<uint16_t>(), GemmOut::kF32, logits->as<float>(), 0.f, kStream));
     } else {
-      CSKV_TRY(Linear("output head", logitRows, h->as<uint16_t>(), lmHead, logits->as<float>(), 0.f));
+      CSKV_TRY(Linear("output head", logitRows, h->as<uint16_t>(), head, logits->as<float>(), 0.f));
     }
   }
   // Surfaces any asynchronous fault of this forward under its name.

@@ -27,13 +27,18 @@ struct ModelSpec {
   bool mlpBias = false;
   bool tiedEmbeddings = false;
   // Linear layers and an untied output head in bf16, 8-bit blocks (kernels/q8Layout.h) or 4-bit blocks
-  // (kernels/q4Layout.h); the embedding (a lookup, and the output head when tied) stays bf16.
+  // (kernels/q4Layout.h). The embedding (a lookup, and the output head when tied) is q8 blocks with q8, else bf16.
   LinearFormat weights = LinearFormat::kBf16;
   int slidingWindow = 0;  // 0: full attention
   // Decode steps (at most kFusedDecodeMaxQueries tokens) attend with the fused kernel (kernels/fusedAttention.cuh)
   // instead of rebuilding the compressed branch into scratch for cuBLASLt + the split attention. Off by default
   // until the GPU session has checked it (CSKV_CUDA_DECODE_ATTENTION=fused in src/runtime/backends/cudaEngine.ts).
   bool fusedDecodeAttention = false;
+  // Prefill chunks (more than kFusedDecodeMaxQueries tokens) attend with the fused prefill kernel
+  // (kernels/fusedPrefillAttention.cuh), the same way; off by default until the GPU session has checked it
+  // (CSKV_CUDA_PREFILL_ATTENTION=fused).
+  bool fusedPrefillAttention = false;
+  bool fusedAttention() const { return fusedDecodeAttention || fusedPrefillAttention; }  // the transposed bases are kept
   // RoPE: the runtime computes the frequencies of every scaling type (src/runtime/model/rope.ts) and passes them;
   // for dynamic NTK they change with the length and come with each forward.
   std::vector<double> invFreq;  // headDim / 2

@@ -275,15 +275,26 @@ __global__ void TransposeF32Kernel(const float* in, size_t rows, size_t cols, fl
 namespace {
 
 Status Check(const FusedAttentionArgs& a) {
+  CSKV_TRY(CheckFusedAttentionSources(a, "fusedAttention"));
+  const char* problem = nullptr;
+  if (a.heads / a.kvHeads > kThreads) problem = "at most 128 query heads per kv head";
+  else if (a.splits < 1 || a.keysPerSplit < 1 || a.keysPerSplit % kTile != 0) problem = "splits and keysPerSplit must be positive, keysPerSplit whole tiles";
+  else if (static_cast<int64_t>(a.splits) * a.keysPerSplit < a.start + a.queries) problem = "the splits do not cover every key";
+  if (problem != nullptr) return Status::Error("BAD_ARGUMENT", std::string("fusedAttention: ") + problem);
+  return Status::Ok();
+}
+
+constexpr size_t kDefaultSharedBytes = 48u << 10;
+
+}  // namespace
+
+Status CheckFusedAttentionSources(const FusedAttentionSources& a, const char* kernel) {
   const char* problem = nullptr;
   const bool compressed = a.compressedTokens > 0;
   if (a.queries < 1 || a.heads < 1 || a.kvHeads < 1 || a.heads % a.kvHeads != 0) problem = "queries, heads and kvHeads must be positive, heads a multiple of kvHeads";
-  else if (a.heads / a.kvHeads > kThreads) problem = "at most 128 query heads per kv head";
   else if (a.headDim < 2 || a.headDim % 2 != 0 || a.headDim > kMaxHeadDim) problem = "headDim must be even and at most 256";
-  else if (a.splits < 1 || a.keysPerSplit < 1 || a.keysPerSplit % kTile != 0) problem = "splits and keysPerSplit must be positive, keysPerSplit whole tiles";
-  else if (static_cast<int64_t>(a.splits) * a.keysPerSplit < a.start + a.queries) problem = "the splits do not cover every key";
   else if (a.ringRows < 1 || a.start + a.queries - a.compressedTokens > a.ringRows) problem = "the full-precision keys do not fit the ring";
-  else if (a.q == nullptr || a.kRing == nullptr || a.vRing == nullptr || a.ropeTable == nullptr || a.partials == nullptr) problem = "a buffer is missing";
+  else if (a.q == nullptr || a.kRing == nullptr || a.vRing == nullptr || a.ropeTable == nullptr) problem = "a buffer is missing";
   else if (compressed && (a.kFeatures.pages == nullptr || a.vFeatures.pages == nullptr || a.kBasisT == nullptr || a.vBasisT == nullptr ||
                           a.kMean == nullptr || a.vMean == nullptr)) {
     problem = "compressed keys without pages, bases or means";
@@ -294,31 +305,32 @@ Status Check(const FusedAttentionArgs& a) {
                             a.kFeatures.bits != a.vFeatures.bits)) {
     problem = "bits must be 16, 8, 4 or 2";
   }
-  if (problem != nullptr) return Status::Error("BAD_ARGUMENT", std::string("fusedAttention: ") + problem);
+  if (problem != nullptr) return Status::Error("BAD_ARGUMENT", std::string(kernel) + ": " + problem);
   return Status::Ok();
 }
 
-constexpr size_t kDefaultSharedBytes = 48u << 10;
-
-}  // namespace
+Status AllowSharedBytes(const void* kernel, size_t bytes, const char* op, const FusedAttentionSources& a) {
+  if (bytes <= kDefaultSharedBytes) return Status::Ok();
+  int device = 0, limit = 0;
+  CSKV_CUDA_TRY(cudaGetDevice(&device), op);
+  CSKV_CUDA_TRY(cudaDeviceGetAttribute(&limit, cudaDevAttrMaxSharedMemoryPerBlockOptin, device), op);
+  if (bytes > static_cast<size_t>(limit)) {
+    return Status::Error("BAD_ARGUMENT", std::string(op) + ": a block needs " + std::to_string(bytes) + " bytes of shared memory (ranks " +
+                                             std::to_string(a.kFeatures.rank) + "/" + std::to_string(a.vFeatures.rank) + "), this GPU gives " +
+                                             std::to_string(limit));
+  }
+  CSKV_CUDA_TRY(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)), op);
+  return Status::Ok();
+}
 
 size_t FusedAttentionSharedBytes(const FusedAttentionArgs& a) { return PlanShared(a).Floats(a.headDim) * sizeof(float); }
 
 Status LaunchFusedAttentionPartials(const FusedAttentionArgs& a, cudaStream_t stream) {
   const char* op = "fusedAttention";
+  if (a.partials == nullptr) return Status::Error("BAD_ARGUMENT", "fusedAttention: a buffer is missing");
   CSKV_TRY(Check(a));
   const size_t bytes = FusedAttentionSharedBytes(a);
-  if (bytes > kDefaultSharedBytes) {
-    int device = 0, limit = 0;
-    CSKV_CUDA_TRY(cudaGetDevice(&device), op);
-    CSKV_CUDA_TRY(cudaDeviceGetAttribute(&limit, cudaDevAttrMaxSharedMemoryPerBlockOptin, device), op);
-    if (bytes > static_cast<size_t>(limit)) {
-      return Status::Error("BAD_ARGUMENT", std::string(op) + ": a block needs " + std::to_string(bytes) + " bytes of shared memory (ranks " +
-                                               std::to_string(a.kFeatures.rank) + "/" + std::to_string(a.vFeatures.rank) + "), this GPU gives " +
-                                               std::to_string(limit));
-    }
-    CSKV_CUDA_TRY(cudaFuncSetAttribute(FusedAttentionPartialsKernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)), op);
-  }
+  CSKV_TRY(AllowSharedBytes(reinterpret_cast<const void*>(FusedAttentionPartialsKernel), bytes, op, a));
   const dim3 grid(static_cast<unsigned>(a.splits), static_cast<unsigned>(a.kvHeads), static_cast<unsigned>(a.queries));
   FusedAttentionPartialsKernel<<<grid, kThreads, bytes, stream>>>(a);
   CSKV_CUDA_TRY(cudaGetLastError(), "fusedAttention (partials) kernel launch");

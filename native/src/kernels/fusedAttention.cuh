@@ -21,10 +21,13 @@
 namespace cskv {
 
 // The engine uses the fused kernel for chunks of at most this many queries (decode); each query's block
-// rebuilds its keys again, so a prefill chunk keeps the rebuild + GEMM path.
+// rebuilds its keys again, so a prefill chunk takes the rebuild + GEMM path or fusedPrefillAttention.cuh (whose
+// blocks share each rebuilt key among 64 query rows).
 constexpr int kFusedDecodeMaxQueries = 8;
 
-struct FusedAttentionArgs {
+// The queries and both cache branches as the fused kernels read them (decode here, prefill in
+// fusedPrefillAttention.cuh).
+struct FusedAttentionSources {
   const float* q = nullptr;  // [queries, qStride], head h at column h * headDim (pre-RoPE)
   size_t qStride = 0;
   const uint16_t* kRing = nullptr;  // bf16 [ringRows, kvDim], position p at row p % ringRows (pre-RoPE)
@@ -45,10 +48,20 @@ struct FusedAttentionArgs {
   int headDim = 0;
   int slidingWindow = 0;
   float scale = 1.f;  // 1 / sqrt(headDim)
+};
+
+struct FusedAttentionArgs : FusedAttentionSources {
   int splits = 1;
   int64_t keysPerSplit = 0;  // whole tiles of kFusedAttentionKeyTile (cacheLayout.h: PlanFusedAttention)
   float* partials = nullptr;  // [queries * heads * splits, headDim + 2]: weighted sum, max, sum of weights
 };
+
+// The checks both fused kernels make of their sources, naming `kernel`: shapes, the ring holding every
+// full-precision key, the compressed branch whole blocks at 16/8/4/2 bits with its bases and means.
+Status CheckFusedAttentionSources(const FusedAttentionSources& args, const char* kernel);
+
+// Lets `kernel` take `bytes` of dynamic shared memory (opting in above the default 48 KiB), or says the GPU cannot.
+Status AllowSharedBytes(const void* kernel, size_t bytes, const char* op, const FusedAttentionSources& args);
 
 // Shared memory one block needs for these arguments (the kernel's tiles and accumulators).
 size_t FusedAttentionSharedBytes(const FusedAttentionArgs& args);

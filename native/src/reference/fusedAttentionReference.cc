@@ -80,8 +80,20 @@ struct Shape {
     }
     return x;
   }
-  // The rotated key of kv head g at p, and the rotated, scaled query row.
-  std::vector<double> Key(int64_t p, int g) const {
+  // The rotated key and the value of kv head g at p, each built once (a prefill's queries share them).
+  const std::vector<double>& Key(int64_t p, int g) const { return Memo(keys, p, g, [&] { return RotatedKey(p, g); }); }
+  const std::vector<double>& Value(int64_t p, int g) const { return Memo(values, p, g, [&] { return Cached(false, p, g); }); }
+  template <typename Build>
+  const std::vector<double>& Memo(std::vector<std::vector<double>>& memo, int64_t p, int g, Build build) const {
+    const int64_t positions = in.start + in.queries;
+    if (memo.empty()) memo.resize(static_cast<size_t>(positions) * in.kvHeads);
+    std::vector<double>& slot = memo[static_cast<size_t>(g) * positions + p];
+    if (slot.empty()) slot = build();
+    return slot;
+  }
+  const std::vector<double>& ValueFeatures(int64_t p) const { return Memo(valueFeatures, p, 0, [&] { return Features(false, p); }); }
+  mutable std::vector<std::vector<double>> keys, values, valueFeatures;
+  std::vector<double> RotatedKey(int64_t p, int g) const {
     const std::vector<double> x = Cached(true, p, g);
     std::vector<double> k(in.headDim);
     for (int i = 0; i < half; i++) {
@@ -130,7 +142,7 @@ void OnePass(const Shape& s, int t, int h, double* out) {
   for (int64_t p = lo; p <= n; p++) {
     const double w = std::exp(scores[p - lo] - best);
     total += w;
-    const std::vector<double> v = s.Cached(false, p, g);
+    const std::vector<double>& v = s.Value(p, g);
     for (int c = 0; c < in.headDim; c++) value[c] += w * v[c];
   }
   for (int c = 0; c < in.headDim; c++) out[c] = value[c] / total;
@@ -142,17 +154,18 @@ struct Partial {
   std::vector<double> value;
 };
 
-// One split [lo, hi) as the kernel folds it: tiles with a running max; ring values summed, compressed values'
-// weights summed over their features, projected at the end.
-Partial Split(const Shape& s, int h, const std::vector<double>& q, int64_t lo, int64_t hi) {
+// Keys [lo, hi) as a kernel folds them: tiles of kFusedAttentionKeyTile from `origin` (<= lo) with a running max;
+// ring values summed, compressed values' weights summed over their features, projected at the end.
+Partial Fold(const Shape& s, int h, const std::vector<double>& q, int64_t origin, int64_t lo, int64_t hi) {
   const FusedAttentionInputs& in = s.in;
   const int g = h / s.group;
   Partial part;
   part.value.assign(in.headDim, 0.0);
   std::vector<double> features(in.vRank, 0.0);
   double compressedSum = 0;
-  for (int64_t tile = lo; tile < hi; tile += kFusedAttentionKeyTile) {
-    const int64_t end = std::min<int64_t>(hi, tile + kFusedAttentionKeyTile);
+  for (int64_t tileStart = origin; tileStart < hi; tileStart += kFusedAttentionKeyTile) {
+    const int64_t tile = std::max(tileStart, lo), end = std::min<int64_t>(hi, tileStart + kFusedAttentionKeyTile);
+    if (tile >= end) continue;  // no visible key in this tile (a row of a prefill tile before its window)
     std::vector<double> scores;
     double best = part.max;
     for (int64_t p = tile; p < end; p++) {
@@ -169,10 +182,10 @@ Partial Split(const Shape& s, int h, const std::vector<double>& q, int64_t lo, i
       part.sum += w;
       if (p < in.compressedTokens) {
         compressedSum += w;
-        const std::vector<double> f = s.Features(false, p);
+        const std::vector<double>& f = s.ValueFeatures(p);
         for (int j = 0; j < in.vRank; j++) features[j] += w * f[j];
       } else {
-        const std::vector<double> v = s.Cached(false, p, g);
+        const std::vector<double>& v = s.Value(p, g);
         for (int c = 0; c < in.headDim; c++) part.value[c] += w * v[c];
       }
     }
@@ -203,7 +216,10 @@ void FusedAttentionReference(const FusedAttentionInputs& in, int64_t keysPerSpli
       const int64_t n = in.start + t, first = s.First(t);
       const std::vector<double> q = s.Query(t, h);
       std::vector<Partial> parts;
-      for (int64_t lo = 0; lo <= n; lo += keysPerSplit) parts.push_back(Split(s, h, q, std::max(lo, first), std::min(lo + keysPerSplit, n + 1)));
+      for (int64_t lo = 0; lo <= n; lo += keysPerSplit) {
+        const int64_t splitFirst = std::max(lo, first);
+        parts.push_back(Fold(s, h, q, splitFirst, splitFirst, std::min(lo + keysPerSplit, n + 1)));
+      }
       double best = -std::numeric_limits<double>::infinity();
       for (const Partial& p : parts) best = std::max(best, p.max);
       double total = 0;
@@ -215,6 +231,23 @@ void FusedAttentionReference(const FusedAttentionInputs& in, int64_t keysPerSpli
         for (int c = 0; c < in.headDim; c++) value[c] += w * p.value[c];
       }
       for (int c = 0; c < in.headDim; c++) row[c] = value[c] / total;
+    }
+  }
+}
+
+void FusedPrefillAttentionReference(const FusedAttentionInputs& in, int rowsPerTile, double* out) {
+  const Shape s(in);
+  const int64_t rows = static_cast<int64_t>(in.queries) * s.group;
+  for (int g = 0; g < in.kvHeads; g++) {
+    for (int64_t firstRow = 0; firstRow < rows; firstRow += rowsPerTile) {
+      // The tile's keys start at the first key its first row sees.
+      const int64_t origin = s.First(static_cast<int>(firstRow / s.group));
+      for (int64_t row = firstRow; row < std::min(rows, firstRow + rowsPerTile); row++) {
+        const int t = static_cast<int>(row / s.group), h = g * s.group + static_cast<int>(row % s.group);
+        const Partial part = Fold(s, h, s.Query(t, h), origin, s.First(t), in.start + t + 1);
+        double* value = out + static_cast<size_t>(t) * s.qDim + static_cast<size_t>(h) * in.headDim;
+        for (int c = 0; c < in.headDim; c++) value[c] = part.value[c] / part.sum;
+      }
     }
   }
 }

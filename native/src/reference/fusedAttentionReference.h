@@ -1,6 +1,7 @@
-// Plain C++ float64 reference of the fused decode attention (kernels/fusedAttention.cuh), compiled in every build
-// so the CPU tests check its math (splits merged == one pass; == the rebuild path's attention reference on the
-// runtime's own dequantised features) and the GPU tests check the kernel against it.
+// Plain C++ float64 references of the fused decode and prefill attention (kernels/fusedAttention.cuh,
+// fusedPrefillAttention.cuh), compiled in every build so the CPU tests check their math (splits merged == one pass,
+// row tiles == one pass; == the rebuild path's attention reference on the runtime's own dequantised features) and
+// the GPU tests check the kernels against them.
 #pragma once
 
 #include <cstddef>
@@ -34,5 +35,12 @@ struct FusedAttentionInputs {
 // decomposition: splits of that many positions, each folded tile by tile with a running max, the compressed
 // values' weights summed in rank space and projected once per split, the splits merged by their maxima.
 void FusedAttentionReference(const FusedAttentionInputs& in, int64_t keysPerSplit, double* out);
+
+// The fused prefill attention's decomposition (kernels/fusedPrefillAttention.cuh) of the same attention, out as
+// above: each kv head's rows (query, query head of its group; query-major) in tiles of rowsPerTile (the kernel's
+// kFusedPrefillRowTile), each row folded with a running max over key tiles of kFusedAttentionKeyTile counted from
+// the first key the tile's first row sees, masked to the keys the row sees (causal, sliding window), the compressed
+// values' weights summed in rank space and projected once per row.
+void FusedPrefillAttentionReference(const FusedAttentionInputs& in, int rowsPerTile, double* out);
 
 }  // namespace cskv

@@ -32,8 +32,10 @@ export interface CudaEngineOptions extends EngineOptions {
   /** Most tokens of context to reserve; default the model's max_position_embeddings, shrunk to fit the GPU. */
   capacityTokens?: number | undefined;
   device?: number | undefined;
-  /** Decode steps' attention; default CSKV_CUDA_DECODE_ATTENTION, else 'rebuild' (see cudaDecodeAttention). */
+  /** Decode steps' attention; default CSKV_CUDA_DECODE_ATTENTION, else 'rebuild' (see cudaAttentionPath). */
   decodeAttention?: string | undefined;
+  /** Prefill chunks' attention; default CSKV_CUDA_PREFILL_ATTENTION, else 'rebuild' (see cudaAttentionPath). */
+  prefillAttention?: string | undefined;
   /** libcublasLt to open instead of the soname. */
   cublasLt?: string | undefined;
 }
@@ -73,7 +75,8 @@ export class CudaEngine implements Engine {
       const ranks = factors ? { k: factors.layers.map((l) => l.k.rank), v: factors.layers.map((l) => l.v.rank) } : undefined;
       const device = options.device ?? 0;
       const format = cudaWeightFormat(options.weights);
-      const decodeAttention = cudaDecodeAttention(options.decodeAttention);
+      const decodeAttention = cudaAttentionPath('decode', options.decodeAttention);
+      const prefillAttention = cudaAttentionPath('prefill', options.prefillAttention);
       const cache = { layers: config.layers, kvDim: config.kvDim, window, bits, kRanks: ranks?.k, vRanks: ranks?.v, chunkTokens: chunkSize };
       let freeBytes: number | undefined;
       try {
@@ -91,15 +94,15 @@ export class CudaEngine implements Engine {
       const spec: NativeModelSpec = {
         hidden: config.hiddenSize, layers: config.layers, heads: config.heads, kvHeads: config.kvHeads, headDim: config.headDim,
         intermediate: config.intermediateSize, vocab: config.vocabSize, rmsNormEps: config.rmsNormEps, qkvBias: config.qkvBias,
-        outputBias: config.outputBias, mlpBias: config.mlpBias, tiedEmbeddings: config.tieEmbeddings, weights: format, decodeAttention, slidingWindow: config.slidingWindow ?? 0,
+        outputBias: config.outputBias, mlpBias: config.mlpBias, tiedEmbeddings: config.tieEmbeddings, weights: format, decodeAttention, prefillAttention, slidingWindow: config.slidingWindow ?? 0,
         invFreq: freqs.invFreq, attentionFactor: freqs.attentionFactor, device,
         cache: { ...cache, capacityTokens: capacity.capacityTokens },
       };
       native = new addon.CudaEngine(spec, options.cublasLt);
-      const blockShapes = format === 'bf16' ? undefined : blockTensorShapes(config);
+      const blockShapes = format === 'bf16' ? undefined : blockTensorShapes(config, format);
       for (const [role, layer, name] of tensorRoles(config)) {
         const blockShape = blockShapes?.[role];
-        const rowsPerRead = role === 'lmHead' ? HEAD_ROWS_PER_READ : undefined;
+        const rowsPerRead = role === 'lmHead' || role === 'embedding' ? HEAD_ROWS_PER_READ : undefined;
         if (blockShape && format === 'q8') {
           const q8 = readDeviceQ8(weights, name, ...blockShape, rowsPerRead);
           native.loadTensorQ8(role, layer, q8.codes, q8.scales);
@@ -296,10 +299,13 @@ export function tensorRoles(c: ModelConfig): [string, number, string][] {
   return out;
 }
 
-/** [n, k] of every tensor role that takes blocks with --weights q8 or q4 (an untied output head included). */
-export function blockTensorShapes(c: ModelConfig): Partial<Record<string, [number, number]>> {
+/** [n, k] of every tensor role that takes blocks with --weights q8 or q4 (an untied output head included; with q8 the embedding too). */
+export function blockTensorShapes(c: ModelConfig, format: 'q8' | 'q4'): Partial<Record<string, [number, number]>> {
   const H = c.hiddenSize, Q = c.heads * c.headDim, D = c.kvDim, I = c.intermediateSize;
-  return { q: [Q, H], k: [D, H], v: [D, H], o: [H, Q], gate: [I, H], up: [I, H], down: [H, I], ...(c.tieEmbeddings ? {} : { lmHead: [c.vocabSize, H] }) };
+  return {
+    q: [Q, H], k: [D, H], v: [D, H], o: [H, Q], gate: [I, H], up: [I, H], down: [H, I], ...(c.tieEmbeddings ? {} : { lmHead: [c.vocabSize, H] }),
+    ...(format === 'q8' ? { embedding: [c.vocabSize, H] } : {}),
+  };
 }
 
 // bf16 is the top half of an f32: widening is exact; narrowing rounds to nearest even (exact for values that
@@ -321,15 +327,17 @@ function float32ToBf16(values: Float32Array): Uint16Array {
 }
 
 /**
- * Which attention decode steps run: 'rebuild' (the compressed branch rebuilt into scratch, cuBLASLt, the split
- * attention kernel) or 'fused' (native/src/kernels/fusedAttention.cuh: one kernel reads the pages). The option,
- * else CSKV_CUDA_DECODE_ATTENTION, else 'rebuild': the fused kernel becomes the default once the GPU session has
- * checked it against its reference and the engine suite.
+ * Which attention decode steps (phase 'decode') or prefill chunks ('prefill') run: 'rebuild' (the compressed branch
+ * rebuilt into scratch, cuBLASLt, the split attention kernel) or 'fused' (one kernel reads the pages:
+ * native/src/kernels/fusedAttention.cuh for decode, fusedPrefillAttention.cuh for prefill). The option, else
+ * CSKV_CUDA_DECODE_ATTENTION / CSKV_CUDA_PREFILL_ATTENTION, else 'rebuild': a fused kernel becomes the default once the
+ * GPU session has checked it against its reference and the engine suite.
  */
-export function cudaDecodeAttention(option: string | undefined, env: NodeJS.ProcessEnv = process.env): 'rebuild' | 'fused' {
-  const value = option ?? env.CSKV_CUDA_DECODE_ATTENTION ?? 'rebuild';
+export function cudaAttentionPath(phase: 'decode' | 'prefill', option: string | undefined, env: NodeJS.ProcessEnv = process.env): 'rebuild' | 'fused' {
+  const variable = phase === 'decode' ? 'CSKV_CUDA_DECODE_ATTENTION' : 'CSKV_CUDA_PREFILL_ATTENTION';
+  const value = option ?? env[variable] ?? 'rebuild';
   if (value !== 'rebuild' && value !== 'fused') {
-    throw new RuntimeError('BAD_ARGUMENT', `CUDA engine: decode attention must be "rebuild" or "fused" (CSKV_CUDA_DECODE_ATTENTION), got "${value}"`);
+    throw new RuntimeError('BAD_ARGUMENT', `CUDA engine: ${phase} attention must be "rebuild" or "fused" (${variable}), got "${value}"`);
   }
   return value;
 }

@@ -105,7 +105,7 @@ function gib(bytes: number): string {
  * Whether a model of `shape` fits a GPU with `freeBytes` free, for a workspace of `budgetTokens` (at most the
  * model's `maxPositions`): the capacity plan the engine loads with, for an uncompressed cache at the default
  * window and width. With bf16 weights (the engine's default), unless smaller weights fit where bf16 does not: q8
- * (--weights q8, ~9 GB instead of ~15 GB for 7B), else q4 (--weights q4, ~5.5 GB): the first of them that fits the
+ * (--weights q8, ~8.6 GB instead of ~15 GB for 7B), else q4 (--weights q4, ~5.5 GB): the first of them that fits the
  * whole budget where bf16 leaves less, or that fits some context where bf16 leaves none. Then that plan, saying so.
  */
 export function gpuFit(input: { shape: DeviceModelShape; maxPositions: number; budgetTokens: number; freeBytes: number; layoutOf: CapacityPlanInput['layoutOf'] }): GpuFit {

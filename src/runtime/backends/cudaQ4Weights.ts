@@ -19,7 +19,7 @@ export function q4Bytes(n: number, k: number): number {
 
 /** Device bytes of the weights with --weights q4 (cudaWeightFormat.ts). */
 export function deviceQ4WeightBytes(s: DeviceModelShape): number {
-  return deviceBlockWeightBytes(s, q4Bytes);
+  return deviceBlockWeightBytes(s, q4Bytes, false);
 }
 
 function emptyQ4(n: number, k: number): Q4WeightArrays {

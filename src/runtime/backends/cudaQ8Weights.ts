@@ -35,7 +35,7 @@ export function q8Bytes(n: number, k: number): number {
   return blocks * Q8_BLOCK + blocks * 4;
 }
 
-/** Device bytes of the weights with --weights q8 (cudaWeightFormat.ts). */
+/** Device bytes of the weights with --weights q8 (cudaWeightFormat.ts): the embedding table in q8 too. */
 export function deviceQ8WeightBytes(s: DeviceModelShape): number {
-  return deviceBlockWeightBytes(s, q8Bytes);
+  return deviceBlockWeightBytes(s, q8Bytes, true);
 }

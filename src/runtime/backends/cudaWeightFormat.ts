@@ -18,7 +18,7 @@ export function cudaWeightFormat(option: WeightFormat | undefined): CudaWeightFo
   return option === 'q8' || option === 'q4' ? option : 'bf16';
 }
 
-/** Rows of the output head read at a time when it is quantised at load (vocab × hidden: 2 GB as f32 on 7B). */
+/** Rows of the output head (and of the q8 embedding) read at a time when quantised at load (vocab × hidden: 2 GB as f32 on 7B). */
 export const HEAD_ROWS_PER_READ = 256;
 
 /**
@@ -41,13 +41,16 @@ export function linearValues(weights: ModelWeights, name: string, n: number, k: 
 
 /**
  * Device bytes of the weights held in blocks (native/src/engine/deviceEngine.cc, Allocate): linear layers and an
- * untied output head at `bytesOf(n, k)`, the embedding and norms bf16, plus the prefill tile (the largest weight's
- * bf16 rows, at most QUANTISED_TILE_BYTES).
+ * untied output head at `bytesOf(n, k)`, the embedding at `bytesOf` too with `embeddingInBlocks` (q8: a tied head
+ * shares it) else bf16, the norms bf16, plus the prefill tile (the largest blockwise weight's bf16 rows, at most
+ * QUANTISED_TILE_BYTES).
  */
-export function deviceBlockWeightBytes(s: DeviceModelShape, bytesOf: (n: number, k: number) => number): number {
+export function deviceBlockWeightBytes(s: DeviceModelShape, bytesOf: (n: number, k: number) => number, embeddingInBlocks: boolean): number {
   const linears: [number, number][] = [[s.qDim + 2 * s.kvDim, s.hidden], [s.hidden, s.qDim], [2 * s.intermediate, s.hidden], [s.hidden, s.intermediate]];
   const perLayer = 2 * s.hidden * 2 + linears.reduce((sum, [n, k]) => sum + bytesOf(n, k), 0);
+  const embedding = embeddingInBlocks ? bytesOf(s.vocab, s.hidden) : 2 * s.vocab * s.hidden;
   const head = s.tiedEmbeddings ? 0 : bytesOf(s.vocab, s.hidden);
-  const largest = Math.max(...linears.map(([n, k]) => n * k), s.tiedEmbeddings ? 0 : s.vocab * s.hidden);
-  return 2 * (s.vocab * s.hidden + s.hidden) + head + s.layers * perLayer + Math.min(QUANTISED_TILE_BYTES, 2 * largest);
+  const headInBlocks = !s.tiedEmbeddings || embeddingInBlocks;
+  const largest = Math.max(...linears.map(([n, k]) => n * k), headInBlocks ? s.vocab * s.hidden : 0);
+  return embedding + 2 * s.hidden + head + s.layers * perLayer + Math.min(QUANTISED_TILE_BYTES, 2 * largest);
 }

@@ -7,7 +7,7 @@ import { packageRoot } from '../../shared/defaultModel';
 import { RuntimeError } from '../errors';
 
 /** The export shape this runtime was written against (native/src/addon.cc, kAddonAbi). */
-export const NATIVE_ADDON_ABI = 5;
+export const NATIVE_ADDON_ABI = 6;
 export const NATIVE_ADDON_FILE = 'cskv_native.node';
 
 export interface NativeLibraryStatus {
@@ -129,6 +129,8 @@ export interface NativeModelSpec {
   weights?: 'bf16' | 'q8' | 'q4';
   /** Decode steps' attention: 'rebuild' (default: compressed rows rebuilt into scratch, cuBLASLt) or 'fused'. */
   decodeAttention?: 'rebuild' | 'fused';
+  /** Prefill chunks' attention: 'rebuild' (default) or 'fused' (native/src/kernels/fusedPrefillAttention.cuh). */
+  prefillAttention?: 'rebuild' | 'fused';
   /** 0: full attention. */
   slidingWindow: number;
   invFreq: Float64Array;
@@ -219,12 +221,21 @@ export interface NativeKernels {
    * absent is one pass with each compressed key and value rebuilt; otherwise the kernel's splits and tiles, merged.
    */
   fusedAttentionReference(args: FusedAttentionKernelArgs & { keysPerSplit?: number }): Float64Array;
+  /** The fused prefill attention (native/src/kernels/fusedPrefillAttention.cuh), one launch: [queries, heads * headDim]. */
+  fusedPrefillAttention(args: FusedAttentionKernelArgs): Float32Array;
+  /**
+   * Its C++ float64 reference, in every build: each kv head's (query, head) rows in tiles of rowsPerTile (default
+   * the kernel's 64), each row folded over key tiles with its causal and sliding-window mask.
+   */
+  fusedPrefillAttentionReference(args: FusedAttentionKernelArgs & { rowsPerTile?: number }): Float64Array;
   /** The device sampler (native/src/kernels/sampling.cuh) on one row of logits. */
   sample(logits: Float32Array, request: NativeSampleRequest): number;
   /** The q8 decode GEMV (native/src/kernels/q8Linear.cuh): [rows, n], x rounded to bf16 on the device. */
   q8Gemv(args: Q8GemvArgs): Float32Array;
   /** The q8 prefill path's dequantisation of weight rows [first, first + count) to bf16, widened: [count, k]. */
   q8DequantiseRows(args: Q8RowsArgs): Float32Array;
+  /** The q8 embedding lookup (native/src/kernels/embedding.cuh, --weights q8): rows of the table in f32, [tokens, k]. */
+  q8Embedding(table: Q8WeightArrays, tokens: Int32Array): Float32Array;
   /** The C++ float64 references of those two (native/src/reference/q8Reference.h); in every build. */
   q8LinearReference(args: Q8GemvArgs): Float64Array;
   q8DequantiseReference(args: Q8RowsArgs): Float64Array;
