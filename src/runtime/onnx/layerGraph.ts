@@ -73,8 +73,42 @@ function linear(g: GraphBuilder, format: WeightFormat, input: string, weight: Li
   const q = given ?? quantiseBlockwise(weight as Float32Array | RowReader, outFeatures, inFeatures, format === 'q8' ? 8 : 4);
   const codes = g.bytesWeight(`${name}_codes`, q.codes, [q.n, q.blocksPerRow, q.codes.length / (q.n * q.blocksPerRow)]);
   const scales = g.weight(`${name}_scales`, q.scales, [q.scales.length]);
-  const product = g.contribOp('MatMulNBits', [input, codes, scales], { K: q.k, N: q.n, bits: q.bits, block_size: q.blockSize, accuracy_level: 4 });
-  return bias ? g.op('Add', [product, g.weight(`${name}_bias`, bias, [outFeatures])]) : product;
+  // The bias is the operator's sixth input (after zero points and g_idx, absent): no Add node.
+  const inputs = [input, codes, scales];
+  if (bias) inputs.push('', '', g.weight(`${name}_bias`, bias, [outFeatures]));
+  return g.contribOp('MatMulNBits', inputs, { K: q.k, N: q.n, bits: q.bits, block_size: q.blockSize, accuracy_level: 4 });
+}
+
+/**
+ * Linear weights with the same input stacked by rows ([sum of outs, in]), so that one product replaces several:
+ * f32 rows copied, 8-bit blocks joined as they are (each row's blocks are its own, so quantising the stack equals
+ * stacking the quantised parts). Biases are stacked alike, zeros standing in for a part without one.
+ */
+function stackRows(parts: readonly LinearWeight[], outs: readonly number[], inFeatures: number, biases: readonly (Float32Array | undefined)[]): { weight: LinearWeight; bias?: Float32Array } {
+  const total = outs.reduce((a, b) => a + b, 0);
+  let bias: Float32Array | undefined;
+  if (biases.some((b) => b !== undefined)) {
+    bias = new Float32Array(total);
+    let at = 0;
+    biases.forEach((b, i) => { if (b) bias!.set(b, at); at += outs[i]!; });
+  }
+  if (parts.every((p) => p instanceof Float32Array)) {
+    const weight = new Float32Array(total * inFeatures);
+    let at = 0;
+    for (const p of parts as Float32Array[]) { weight.set(p, at); at += p.length; }
+    return { weight, bias };
+  }
+  // Some parts came as 8-bit blocks (q8 only; linear() checks): the others are quantised alike, then joined.
+  const blocks = parts.map((p, i) => (p instanceof Float32Array ? quantiseBlockwise(p, outs[i]!, inFeatures, 8) : p));
+  const codes = new Uint8Array(blocks.reduce((a, b) => a + b.codes.length, 0));
+  const scales = new Float32Array(blocks.reduce((a, b) => a + b.scales.length, 0));
+  let codesAt = 0, scalesAt = 0;
+  for (const b of blocks) {
+    if (b.bits !== blocks[0]!.bits || b.blockSize !== blocks[0]!.blockSize || b.k !== inFeatures) throw new Error('stacked weights differ in their blocks');
+    codes.set(b.codes, codesAt); codesAt += b.codes.length;
+    scales.set(b.scales, scalesAt); scalesAt += b.scales.length;
+  }
+  return { weight: { ...blocks[0]!, n: total, codes, scales }, bias };
 }
 
 export interface LayerGraphOptions {
@@ -127,11 +161,6 @@ export function buildLayerGraph(config: ModelConfig, w: LayerWeights, factors: L
   const cK = factors ? features('k', factors.k.rank) : undefined;
   const cV = factors ? features('v', factors.v.rank) : undefined;
 
-  const rmsNorm = (input: string, weight: Float32Array, name: string): string => {
-    const meanSquare = g.op('ReduceMean', [g.op('Mul', [input, input])], { axes: [-1], keepdims: 1 });
-    const inv = g.op('Reciprocal', [g.op('Sqrt', [g.op('Add', [meanSquare, g.scalar(config.rmsNormEps)])])]);
-    return g.op('Mul', [g.op('Mul', [input, inv]), g.weight(name, weight, [weight.length])]);
-  };
   const rotateHalf = (t: string): string => {
     const [first, second] = g.node('Split', [t, g.ints([hd / 2, hd / 2])], [`${t}_a`, `${t}_b`], { axis: -1 });
     return g.op('Concat', [g.op('Neg', [second!]), first!], { axis: -1 });
@@ -144,10 +173,12 @@ export function buildLayerGraph(config: ModelConfig, w: LayerWeights, factors: L
     g.ints([-1, D])]);
 
   // Attention projections.
-  const h = rmsNorm(x, w.inputNorm, 'input_norm');
-  const q = linear(g, format, h, w.q, heads * hd, H, 'q_proj', w.qBias);
-  const k = linear(g, format, h, w.k, D, H, 'k_proj', w.kBias);
-  const v = linear(g, format, h, w.v, D, H, 'v_proj', w.vBias);
+  const h = rmsNorm(g, x, w.inputNorm, config.rmsNormEps, 'input_norm');
+  // q, k and v as one product over the stacked weights, split after.
+  const Q = heads * hd;
+  const qkvWeights = stackRows([w.q, w.k, w.v], [Q, D, D], H, [w.qBias, w.kBias, w.vBias]);
+  const qkv = linear(g, format, h, qkvWeights.weight, Q + 2 * D, H, 'qkv_proj', qkvWeights.bias);
+  const [q, k, v] = g.node('Split', [qkv, g.ints([Q, D, D])], ['q_rows', 'k_rows', 'v_rows'], { axis: -1 }) as [string, string, string];
   g.output(k, 'k_new', ['T', D]);
   g.output(v, 'v_new', ['T', D]);
   let rebuilt: string | undefined; // token-major [Sc, D], before RoPE (the rows layout)
@@ -282,15 +313,24 @@ export function buildLayerGraph(config: ModelConfig, w: LayerWeights, factors: L
     }
   }
   const merged = g.op('Reshape', [g.op('Transpose', [attn], { perm: [2, 0, 1, 3] }), g.ints([-1, heads * hd])]);
-  const x1 = g.op('Add', [x, linear(g, format, merged, w.o, H, heads * hd, 'o_proj', w.oBias)]);
-
-  // SwiGLU MLP.
-  const h2 = rmsNorm(x1, w.postNorm, 'post_norm');
+  // SwiGLU MLP, over the residual sum x1 and its norm h2 (one node).
+  const [h2, x1] = residualRmsNorm(g, x, linear(g, format, merged, w.o, H, heads * hd, 'o_proj', w.oBias), w.postNorm, config.rmsNormEps, 'post_norm');
   const gate = linear(g, format, h2, w.gate, I, H, 'gate_proj', w.gateBias);
   const up = linear(g, format, h2, w.up, I, H, 'up_proj', w.upBias);
   const act = g.op('Mul', [g.op('Mul', [gate, g.op('Sigmoid', [gate])]), up]);
   g.output(g.op('Add', [x1, linear(g, format, act, w.down, H, I, 'down_proj', w.downBias)]), 'y', ['T', H]);
   return g.finish();
+}
+
+/** RMSNorm as one node: onnxruntime's SimplifiedLayerNormalization (its own domain's name for it), in f32. */
+function rmsNorm(g: GraphBuilder, input: string, weight: Float32Array, eps: number, name: string): string {
+  return g.op('SimplifiedLayerNormalization', [input, g.weight(name, weight, [weight.length])], { axis: -1, epsilon: { float: eps }, stash_type: 1 });
+}
+
+/** input + residual and its RMSNorm as one node (com.microsoft SkipSimplifiedLayerNormalization): [normed, sum]. */
+function residualRmsNorm(g: GraphBuilder, input: string, residual: string, weight: Float32Array, eps: number, name: string): [string, string] {
+  const sum = g.op('Add', [input, residual]);
+  return [rmsNorm(g, sum, weight, eps, name), sum];
 }
 
 /**
@@ -346,9 +386,7 @@ export function buildHeadGraph(config: ModelConfig, finalNorm: Float32Array, lmH
   const { hiddenSize: H, vocabSize: V } = config;
   const g = new GraphBuilder('lm_head');
   const x = g.input('x', ['N', H]);
-  const meanSquare = g.op('ReduceMean', [g.op('Mul', [x, x])], { axes: [-1], keepdims: 1 });
-  const inv = g.op('Reciprocal', [g.op('Sqrt', [g.op('Add', [meanSquare, g.scalar(config.rmsNormEps)])])]);
-  const normed = g.op('Mul', [g.op('Mul', [x, inv]), g.weight('norm', finalNorm, [H])]);
+  const normed = rmsNorm(g, x, finalNorm, config.rmsNormEps, 'norm');
   g.output(linear(g, format, normed, lmHead, V, H, 'lm_head'), 'logits', ['N', V]);
   return g.finish();
 }
