@@ -201,7 +201,12 @@ export function buildLayerGraph(config: ModelConfig, w: LayerWeights, factors: L
   }
   // [T, heads*hd] -> [kvHeads, nRep, T, hd]; query head j*nRep+i attends with kv head j (transformers' repeat_kv).
   const qHeads = g.op('Transpose', [g.op('Reshape', [q, g.ints([-1, kvHeads, nRep, hd])])], { perm: [1, 2, 0, 3] });
-  const qRot = g.op('Mul', [rope(qHeads, cosQ, sinQ), g.scalar(1 / Math.sqrt(hd))]);
+  // Head-major (CPU), RoPE is onnxruntime's RotaryEmbedding, one node where rope() takes six: it reads the angles'
+  // first half [T, hd/2] (the halves are equal) from position 0, the chunk's own rows.
+  const half = (t: string): string => g.op('Slice', [t, g.ints([0]), g.ints([hd / 2]), g.ints([1])]);
+  const rotaryAngles = headMajor ? [g.ints([0]), half(cosQ), half(sinQ)] : [];
+  const rotary = (t: string, attrs: Record<string, number> = {}): string => g.contribOp('RotaryEmbedding', [t, ...rotaryAngles], attrs);
+  const qRot = g.op('Mul', [headMajor ? rotary(qHeads) : rope(qHeads, cosQ, sinQ), g.scalar(1 / Math.sqrt(hd))]);
   // [N, D] -> [kvHeads, hd, N] (keys, for q k^T) and [kvHeads, N, hd] (values).
   const keysByHead = (t: string): string => g.op('Transpose', [g.op('Reshape', [t, g.ints([-1, kvHeads, hd])])], { perm: [1, 2, 0] });
   const valuesByHead = (t: string): string => g.op('Transpose', [g.op('Reshape', [t, g.ints([-1, kvHeads, hd])])], { perm: [1, 0, 2] });
@@ -212,8 +217,8 @@ export function buildLayerGraph(config: ModelConfig, w: LayerWeights, factors: L
     const narrowed = (t: string): string => (fullType === 'float16' ? g.op('Cast', [t], { to: 10 }) : t);
     const kCache = widened(g.input('k_cache', [kvHeads, hd, 'C'], fullType));
     const vCache = widened(g.input('v_cache', [kvHeads, 'C', hd], fullType));
-    const kRotNew = ropeKeys(k, cosQ, sinQ);
-    g.output(narrowed(kRotNew), 'k_append', ['T', D], fullType);
+    const kRotNew = rotary(g.op('Reshape', [k, g.ints([1, -1, D])]), { num_heads: kvHeads }); // [1, T, D]
+    g.output(narrowed(kRotNew), 'k_append', [1, 'T', D], fullType);
     g.output(narrowed(v), 'v_append', ['T', D], fullType);
     // Queries of a kv head as one matrix [kvHeads, nRep*T, hd]: each product reads the head's keys once.
     const queries = g.op('Reshape', [qRot, g.ints([kvHeads, -1, hd])]);
