@@ -199,12 +199,12 @@ export class OnnxEngine implements Engine {
     const headMajor = this.cache.fullLayout === 'heads';
     // Head-major: the mask depends on the buffers' capacity, the same in every layer (they grow alike, each after
     // its own run: the chunk's keys are read from the graph's own, never from slots reserved for them).
-    const masks = new Map<number, ort.Tensor>();
-    const maskFor = (capacity: number): ort.Tensor => {
+    const masks = new Map<number, Record<string, ort.Tensor>>();
+    const maskFor = (capacity: number): Record<string, ort.Tensor> => {
       let mask = masks.get(capacity);
       if (!mask) {
-        const values = this.headMajorMask(start, T, this.cache.fullStart, capacity);
-        masks.set(capacity, mask = new ort.Tensor('float32', values, [T, values.length / T]));
+        const Sc = this.cache.fullStart;
+        masks.set(capacity, mask = headMajorMasks(this.headMajorMask(start, T, Sc, capacity), T, capacity, Sc, config.heads / config.kvHeads, this.info.cskv !== null));
       }
       return mask;
     };
@@ -325,13 +325,13 @@ export class OnnxEngine implements Engine {
    * Layer `layer`'s cache inputs from JS memory (the CPU backend; WebGPU uploading every step): the head-major
    * buffers read in place with the mask for their capacity (`maskFor`), or the full branch's rows.
    */
-  private hostCacheFeeds(layer: number, maskFor: (capacity: number) => ort.Tensor): Record<string, ort.Tensor> {
+  private hostCacheFeeds(layer: number, maskFor: (capacity: number) => Record<string, ort.Tensor>): Record<string, ort.Tensor> {
     const c = this.cache.inputs(layer);
     const { kvDim: D, kvHeads, headDim } = this.info.config;
     const feeds: Record<string, ort.Tensor> = {};
     if (this.cache.fullLayout === 'heads') {
       const capacity = c.capacity!;
-      feeds.mask = maskFor(capacity);
+      Object.assign(feeds, maskFor(capacity));
       feeds.k_cache = cacheTensor(c.kFull, [kvHeads, headDim, capacity]);
       feeds.v_cache = cacheTensor(c.vFull, [kvHeads, capacity, headDim]);
     } else {
@@ -460,6 +460,27 @@ export class OnnxEngine implements Engine {
 function layerScratchBytes(c: ModelConfig, T: number, S: number): number {
   const rows = T * (3 * c.hiddenSize + c.heads * c.headDim * 2 + 2 * c.kvDim + 3 * c.intermediateSize);
   return 4 * (rows + 2 * S * c.kvDim + 2 * c.heads * T * S);
+}
+
+/**
+ * The head-major graphs' masks, one per part of the split softmax, from the joined mask [T, C + Sc + T]:
+ * mask_cache [R, C], mask_compressed [R, Sc + 1] (CSKV: a last column hides the graph's padding key) and
+ * mask_chunk [R, T], each row repeated per query head of a kv head (R = nRep * T, row r*T + t is query t), in the
+ * order the graph's scores take (layerGraph.ts).
+ */
+function headMajorMasks(joined: Float32Array, T: number, C: number, Sc: number, nRep: number, compressed: boolean): Record<string, ort.Tensor> {
+  const width = C + Sc + T;
+  const part = (from: number, to: number, padding: number): ort.Tensor => {
+    const w = to - from + padding;
+    const out = new Float32Array(nRep * T * w).fill(-Infinity);
+    for (let r = 0; r < nRep; r++) {
+      for (let t = 0; t < T; t++) out.set(joined.subarray(t * width + from, t * width + to), (r * T + t) * w);
+    }
+    return new ort.Tensor('float32', out, [nRep * T, w]);
+  };
+  const masks: Record<string, ort.Tensor> = { mask_cache: part(0, C, 0), mask_chunk: part(C + Sc, width, 0) };
+  if (compressed) masks.mask_compressed = part(C, C + Sc, 1);
+  return masks;
 }
 
 /**

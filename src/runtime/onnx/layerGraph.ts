@@ -10,8 +10,9 @@
 // With the head-major full branch (`fullLayout: 'heads'`, CPU, rotated keys only) k_full/v_full give way to the
 // cache's own buffers, read in place (f32, or fp16 widened as read): k_cache [kvHeads, hd, C] (rotated keys,
 // transposed), v_cache [kvHeads, C, hd],
-// of which only the held slots count (the mask [T, C + Sc + T] hides the rest); the softmax is split over the
-// cache, the compressed keys and the chunk, so no step copies the history or joins scores. The compressed keys are
+// of which only the held slots count (the masks hide the rest: mask_cache [R, C], mask_compressed [R, Sc + 1],
+// mask_chunk [R, T], R = heads/kvHeads * T rows, see headMajorMasks); the softmax is split over the cache, the
+// compressed keys and the chunk, so no step copies the history or joins scores. The compressed keys are
 // rebuilt head-major and turned by cos_kt/sin_kt [hd, Sc + 1] (transposed angles) in place of cos_k/sin_k. The
 // chunk's rows for the cache come out as k_append (rotated) and v_append, in the buffers' type.
 // Compressed keys are rebuilt (mean + c U^T: 2·r·D FLOPs per token) and rotated; compressed values are never
@@ -151,7 +152,6 @@ export function buildLayerGraph(config: ModelConfig, w: LayerWeights, factors: L
   const needsCosK = !keysRotated || factors !== undefined;
   const cosK = needsCosK ? (headMajor ? g.input('cos_kt', [hd, 'Sc1']) : g.input('cos_k', [rotatedCount, hd])) : '';
   const sinK = needsCosK ? (headMajor ? g.input('sin_kt', [hd, 'Sc1']) : g.input('sin_k', [rotatedCount, hd])) : '';
-  const mask = g.input('mask', headMajor ? ['T', 'M'] : ['T', 'S']);
   const compressedType = options.compressedType;
   const features = (kind: 'k' | 'v', rank: number): string => {
     if (typeof compressedType === 'object') return dequantisedFeatures(g, kind, rank, compressedType.codes, compressedType.window);
@@ -223,49 +223,38 @@ export function buildLayerGraph(config: ModelConfig, w: LayerWeights, factors: L
     // Queries of a kv head as one matrix [kvHeads, nRep*T, hd]: each product reads the head's keys once.
     const queries = g.op('Reshape', [qRot, g.ints([kvHeads, -1, hd])]);
     // The softmax is split over three parts, the cache's C slots, the compressed keys and the chunk's own keys,
-    // each part's scores [kvHeads, nRep, T, N] exponentiated against the row's maximum over all three and applied
+    // each part's scores [kvHeads, nRep*T, N] exponentiated against the row's maximum over all three and applied
     // to that part's values, the sums divided once at the end: no part's scores or weights are ever copied into or
-    // out of a joined matrix (a prefill chunk's are 14 MB per layer at 2048 tokens). mask [T, C + Sc + T] is
-    // sliced per part (1/(heads) of a part's scores).
-    const T = g.op('Slice', [g.op('Shape', [x]), g.ints([0]), g.ints([1])]);
-    const C = g.op('Slice', [g.op('Shape', [kCache]), g.ints([2]), g.ints([3])]);
-    const Sc = cV ? g.op('Slice', [g.op('Shape', [cV]), g.ints([0]), g.ints([1])]) : g.ints([0]);
-    const compressedEnd = g.op('Add', [C, Sc]);
-    const scoresOver = (keys: string, partMask: string): { scores: string; asRows: string } => {
-      const N = g.op('Slice', [g.op('Shape', [keys]), g.ints([2]), g.ints([3])]);
-      const byQuery = g.op('Reshape', [g.op('MatMul', [queries, keys]), g.op('Concat', [g.ints([kvHeads, nRep]), T, N], { axis: 0 })]);
-      return { scores: g.op('Add', [byQuery, partMask]), asRows: g.op('Concat', [g.ints([kvHeads, -1]), N], { axis: 0 }) };
-    };
+    // out of a joined matrix (a prefill chunk's are 14 MB per layer at 2048 tokens). Each part has its own mask,
+    // its rows already repeated per query head of a kv head (row r*T + t is query t), so that no node computes a
+    // shape or slices a mask at run time.
+    const scoresOver = (keys: string, partMask: string): string => g.op('Add', [g.op('MatMul', [queries, keys]), partMask]);
     const parts = [
-      scoresOver(kCache, g.op('Slice', [mask, g.ints([0]), C, g.ints([1])])),
-      scoresOver(keysByHead(kRotNew), g.op('Slice', [mask, compressedEnd, g.ints([2 ** 62]), g.ints([1])])),
+      scoresOver(kCache, g.input('mask_cache', ['R', 'C'])),
+      scoresOver(keysByHead(kRotNew), g.input('mask_chunk', ['R', 'T'])),
     ];
     if (factors && cK && kBasis) {
-      // One zero key past the compressed ones, masked: never a part over an empty axis while the branch is empty
-      // (onnxruntime's CPU MatMul faults on a product over one, SIGFPE; its empty reductions get shapes wrong).
-      const compressedMask = g.op('Pad', [g.op('Slice', [mask, C, compressedEnd, g.ints([1])]), g.ints([0, 0, 0, 1]), g.scalar(-Infinity)]);
-      parts.push(scoresOver(rebuiltKeysByHead(g, factors.k, kBasis, g.op('Pad', [cK, g.ints([0, 0, 1, 0])]), cosK, sinK, kvHeads, hd), compressedMask));
+      // One zero key past the compressed ones, masked (mask_compressed [R, Sc + 1]): never a part over an empty axis
+      // while the branch is empty (onnxruntime's CPU MatMul faults on a product over one, SIGFPE; its empty
+      // reductions get shapes wrong).
+      parts.push(scoresOver(rebuiltKeysByHead(g, factors.k, kBasis, g.op('Pad', [cK, g.ints([0, 0, 1, 0])]), cosK, sinK, kvHeads, hd), g.input('mask_compressed', ['R', 'Sc1'])));
     }
     // The chunk's own key is always seen (causal, and inside any sliding window): the maximum is finite.
-    const rowMax = g.op('Max', parts.map((p) => g.op('ReduceMax', [p.scores], { axes: [-1], keepdims: 1 })));
-    const exps = parts.map((p) => g.op('Exp', [g.op('Sub', [p.scores, rowMax])]));
-    const rows = (i: number): string => g.op('Reshape', [exps[i]!, parts[i]!.asRows]); // [kvHeads, nRep*T, N]
+    const rowMax = g.op('Max', parts.map((p) => g.op('ReduceMax', [p], { axes: [-1], keepdims: 1 })));
+    const exps = parts.map((p) => g.op('Exp', [g.op('Sub', [p, rowMax])]));
     const total = (i: number): string => g.op('ReduceSum', [exps[i]!, g.ints([-1])], { keepdims: 1 });
-    let out = g.op('Add', [g.op('MatMul', [rows(0), vCache]), g.op('MatMul', [rows(1), valuesByHead(v)])]);
+    let out = g.op('Add', [g.op('MatMul', [exps[0]!, vCache]), g.op('MatMul', [exps[1]!, valuesByHead(v)])]);
     let sum = g.op('Add', [total(0), total(1)]);
-    let meanTerm: string | undefined;
     if (factors && cV) {
       const upProjection = g.weight('v_up', headMajorBasis(factors.v, kvHeads, hd), [kvHeads, factors.v.rank, hd]);
-      const meanHeads = g.weight('v_mean_heads', factors.v.mean, [kvHeads, 1, 1, hd]);
+      const meanHeads = g.weight('v_mean_heads', factors.v.mean, [kvHeads, 1, hd]);
       // The compressed values stay in rank space: the weights times c_v (one zero row for the zero key), then U_v.
-      const inRankSpace = g.op('MatMul', [rows(2), g.op('Pad', [cV, g.ints([0, 0, 1, 0])])]);
-      out = g.op('Add', [out, g.op('MatMul', [inRankSpace, upProjection])]);
+      const inRankSpace = g.op('MatMul', [exps[2]!, g.op('Pad', [cV, g.ints([0, 0, 1, 0])])]);
       const compressedTotal = total(2);
+      out = g.op('Add', [out, g.op('Add', [g.op('MatMul', [inRankSpace, upProjection]), g.op('Mul', [compressedTotal, meanHeads])])]);
       sum = g.op('Add', [sum, compressedTotal]);
-      meanTerm = g.op('Mul', [compressedTotal, meanHeads]);
     }
-    const unnormalised = g.op('Reshape', [out, g.ints([kvHeads, nRep, -1, hd])]);
-    attn = g.op('Div', [meanTerm ? g.op('Add', [unnormalised, meanTerm]) : unnormalised, sum]);
+    attn = g.op('Reshape', [g.op('Div', [out, sum]), g.ints([kvHeads, nRep, -1, hd])]);
   } else {
     const kFull = g.input('k_full', ['Sf', D]);
     const vFull = g.input('v_full', ['Sf', D]);
@@ -286,7 +275,7 @@ export function buildLayerGraph(config: ModelConfig, w: LayerWeights, factors: L
 
     // [S, D] -> [kvHeads, 1, hd, S]
     const kRot = g.op('Unsqueeze', [g.op('Transpose', [g.op('Reshape', [keys, g.ints([-1, kvHeads, hd])])], { perm: [1, 2, 0] }), g.ints([1])]);
-    const scores = g.op('Add', [g.op('MatMul', [qRot, kRot]), mask]);
+    const scores = g.op('Add', [g.op('MatMul', [qRot, kRot]), g.input('mask', ['T', 'S'])]);
     const probs = g.op('Softmax', [scores], { axis: -1 });
 
     const toHeads = (t: string): string =>
