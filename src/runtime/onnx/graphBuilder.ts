@@ -50,8 +50,9 @@ export class GraphBuilder {
     return name;
   }
 
+  /** Declares `value` a graph output named `name`: through an Identity node unless the value already has that name. */
   output(value: string, name: string, dims: readonly Dim[], type: ValueType = 'float32'): void {
-    this.op('Identity', [value], {}, name);
+    if (value !== name) this.op('Identity', [value], {}, name);
     this.outputs.push(valueInfo(name, dims, ELEM_TYPES[type]));
   }
 

@@ -112,6 +112,17 @@ function stackRows(parts: readonly LinearWeight[], outs: readonly number[], inFe
   return { weight: { ...blocks[0]!, n: total, codes, scales }, bias };
 }
 
+/** Multiplies the first `rows` rows of stacked weights [n, inFeatures] (stackRows' own copy) and of their bias by `factor`. */
+function scaleFirstRows(stacked: { weight: LinearWeight; bias?: Float32Array }, rows: number, inFeatures: number, factor: number): void {
+  const { weight, bias } = stacked;
+  if (weight instanceof Float32Array) {
+    for (let i = 0; i < rows * inFeatures; i++) weight[i]! *= factor;
+  } else {
+    for (let i = 0; i < rows * weight.blocksPerRow; i++) weight.scales[i]! *= factor;
+  }
+  if (bias) for (let i = 0; i < rows; i++) bias[i]! *= factor;
+}
+
 export interface LayerGraphOptions {
   weights: WeightFormat;
   /** The cache keeps full-branch keys after RoPE (possible when the rotation does not depend on the length). */
@@ -174,11 +185,13 @@ export function buildLayerGraph(config: ModelConfig, w: LayerWeights, factors: L
 
   // Attention projections.
   const h = rmsNorm(g, x, w.inputNorm, config.rmsNormEps, 'input_norm');
-  // q, k and v as one product over the stacked weights, split after.
+  // q, k and v as one product over the stacked weights, split after; the queries' rows carry attention's
+  // 1/sqrt(hd) (RoPE is linear), so no node scales them.
   const Q = heads * hd;
   const qkvWeights = stackRows([w.q, w.k, w.v], [Q, D, D], H, [w.qBias, w.kBias, w.vBias]);
+  scaleFirstRows(qkvWeights, Q, H, 1 / Math.sqrt(hd));
   const qkv = linear(g, format, h, qkvWeights.weight, Q + 2 * D, H, 'qkv_proj', qkvWeights.bias);
-  const [q, k, v] = g.node('Split', [qkv, g.ints([Q, D, D])], ['q_rows', 'k_rows', 'v_rows'], { axis: -1 }) as [string, string, string];
+  const [q, k, v] = g.node('Split', [qkv, g.ints([Q, D, D])], ['q_rows', 'k_new', 'v_new'], { axis: -1 }) as [string, string, string];
   g.output(k, 'k_new', ['T', D]);
   g.output(v, 'v_new', ['T', D]);
   let rebuilt: string | undefined; // token-major [Sc, D], before RoPE (the rows layout)
@@ -206,7 +219,7 @@ export function buildLayerGraph(config: ModelConfig, w: LayerWeights, factors: L
   const half = (t: string): string => g.op('Slice', [t, g.ints([0]), g.ints([hd / 2]), g.ints([1])]);
   const rotaryAngles = headMajor ? [g.ints([0]), half(cosQ), half(sinQ)] : [];
   const rotary = (t: string, attrs: Record<string, number> = {}): string => g.contribOp('RotaryEmbedding', [t, ...rotaryAngles], attrs);
-  const qRot = g.op('Mul', [headMajor ? rotary(qHeads) : rope(qHeads, cosQ, sinQ), g.scalar(1 / Math.sqrt(hd))]);
+  const qRot = headMajor ? rotary(qHeads) : rope(qHeads, cosQ, sinQ);
   // [N, D] -> [kvHeads, hd, N] (keys, for q k^T) and [kvHeads, N, hd] (values).
   const keysByHead = (t: string): string => g.op('Transpose', [g.op('Reshape', [t, g.ints([-1, kvHeads, hd])])], { perm: [1, 2, 0] });
   const valuesByHead = (t: string): string => g.op('Transpose', [g.op('Reshape', [t, g.ints([-1, kvHeads, hd])])], { perm: [1, 0, 2] });
