@@ -147,22 +147,46 @@ export interface LayerGraphOptions {
 }
 
 export function buildLayerGraph(config: ModelConfig, w: LayerWeights, factors: LayerFactors | undefined, options: LayerGraphOptions): OnnxGraph {
+  return buildLayersGraph(config, 1, () => ({ weights: w, factors }), options);
+}
+
+/** A layer's inputs and outputs in a graph of `layers` layers: `l<j>_k_cache`, ...; unprefixed in a graph of one. */
+export function layerPrefix(j: number, layers: number): string {
+  return layers === 1 ? '' : `l${j}_`;
+}
+
+/**
+ * Consecutive decoder layers in one graph (one session run for all of them): layer j's cache inputs and outputs are
+ * named with layerPrefix(j), the angles and masks are shared, x goes in to the first and y comes out of the last.
+ * Each layer's weights are asked for as its nodes are added (`layer(j)`), so quantised ones are read one at a time.
+ */
+export function buildLayersGraph(config: ModelConfig, layers: number, layer: (j: number) => { weights: LayerWeights; factors?: LayerFactors }, options: LayerGraphOptions): OnnxGraph {
+  const g = new GraphBuilder(layers === 1 ? 'decoder_layer' : 'decoder_layers');
+  let x = g.input('x', ['T', config.hiddenSize]);
+  for (let j = 0; j < layers; j++) {
+    const { weights, factors } = layer(j);
+    const input = x;
+    x = g.scoped(layerPrefix(j, layers), () => addLayer(g, config, weights, factors, options, input));
+  }
+  g.output(x, 'y', ['T', config.hiddenSize]);
+  return g.finish();
+}
+
+/** One decoder layer's nodes from its input rows x [T, H]; returns its output rows. */
+function addLayer(g: GraphBuilder, config: ModelConfig, w: LayerWeights, factors: LayerFactors | undefined, options: LayerGraphOptions, x: string): string {
   const { hiddenSize: H, heads, kvHeads, headDim: hd, kvDim: D, intermediateSize: I } = config;
   const { weights: format, keysRotated } = options;
   const nRep = heads / kvHeads;
-  const g = new GraphBuilder('decoder_layer');
-
-  const x = g.input('x', ['T', H]);
-  const cosQ = g.input('cos_q', ['T', hd]);
-  const sinQ = g.input('sin_q', ['T', hd]);
+  const cosQ = g.sharedInput('cos_q', ['T', hd]);
+  const sinQ = g.sharedInput('sin_q', ['T', hd]);
   const rotatedCount = keysRotated ? 'Sc' : 'S';
   const headMajor = options.fullLayout === 'heads';
   if (headMajor && (!keysRotated || options.fullBranchOutputs)) throw new Error('the head-major full branch holds rotated keys and stays in JS memory');
   // Head-major, the compressed keys are rebuilt transposed and turned by cos_kt/sin_kt [hd, Sc + 1]: their angles
   // transposed, plus a zero column for the padding key (see below).
   const needsCosK = !keysRotated || factors !== undefined;
-  const cosK = needsCosK ? (headMajor ? g.input('cos_kt', [hd, 'Sc1']) : g.input('cos_k', [rotatedCount, hd])) : '';
-  const sinK = needsCosK ? (headMajor ? g.input('sin_kt', [hd, 'Sc1']) : g.input('sin_k', [rotatedCount, hd])) : '';
+  const cosK = needsCosK ? (headMajor ? g.sharedInput('cos_kt', [hd, 'Sc1']) : g.sharedInput('cos_k', [rotatedCount, hd])) : '';
+  const sinK = needsCosK ? (headMajor ? g.sharedInput('sin_kt', [hd, 'Sc1']) : g.sharedInput('sin_k', [rotatedCount, hd])) : '';
   const compressedType = options.compressedType;
   const features = (kind: 'k' | 'v', rank: number): string => {
     if (typeof compressedType === 'object') return dequantisedFeatures(g, kind, rank, compressedType.codes, compressedType.window);
@@ -243,14 +267,14 @@ export function buildLayerGraph(config: ModelConfig, w: LayerWeights, factors: L
     // shape or slices a mask at run time.
     const scoresOver = (keys: string, partMask: string): string => g.op('Add', [g.op('MatMul', [queries, keys]), partMask]);
     const parts = [
-      scoresOver(kCache, g.input('mask_cache', ['R', 'C'])),
-      scoresOver(keysByHead(kRotNew), g.input('mask_chunk', ['R', 'T'])),
+      scoresOver(kCache, g.sharedInput('mask_cache', ['R', 'C'])),
+      scoresOver(keysByHead(kRotNew), g.sharedInput('mask_chunk', ['R', 'T'])),
     ];
     if (factors && cK && kBasis) {
       // One zero key past the compressed ones, masked (mask_compressed [R, Sc + 1]): never a part over an empty axis
       // while the branch is empty (onnxruntime's CPU MatMul faults on a product over one, SIGFPE; its empty
       // reductions get shapes wrong).
-      parts.push(scoresOver(rebuiltKeysByHead(g, factors.k, kBasis, g.op('Pad', [cK, g.ints([0, 0, 1, 0])]), cosK, sinK, kvHeads, hd), g.input('mask_compressed', ['R', 'Sc1'])));
+      parts.push(scoresOver(rebuiltKeysByHead(g, factors.k, kBasis, g.op('Pad', [cK, g.ints([0, 0, 1, 0])]), cosK, sinK, kvHeads, hd), g.sharedInput('mask_compressed', ['R', 'Sc1'])));
     }
     // The chunk's own key is always seen (causal, and inside any sliding window): the maximum is finite.
     const rowMax = g.op('Max', parts.map((p) => g.op('ReduceMax', [p], { axes: [-1], keepdims: 1 })));
@@ -288,7 +312,7 @@ export function buildLayerGraph(config: ModelConfig, w: LayerWeights, factors: L
 
     // [S, D] -> [kvHeads, 1, hd, S]
     const kRot = g.op('Unsqueeze', [g.op('Transpose', [g.op('Reshape', [keys, g.ints([-1, kvHeads, hd])])], { perm: [1, 2, 0] }), g.ints([1])]);
-    const scores = g.op('Add', [g.op('MatMul', [qRot, kRot]), g.input('mask', ['T', 'S'])]);
+    const scores = g.op('Add', [g.op('MatMul', [qRot, kRot]), g.sharedInput('mask', ['T', 'S'])]);
     const probs = g.op('Softmax', [scores], { axis: -1 });
 
     const toHeads = (t: string): string =>
@@ -320,24 +344,20 @@ export function buildLayerGraph(config: ModelConfig, w: LayerWeights, factors: L
     }
   }
   const merged = g.op('Reshape', [g.op('Transpose', [attn], { perm: [2, 0, 1, 3] }), g.ints([-1, heads * hd])]);
-  // SwiGLU MLP, over the residual sum x1 and its norm h2 (one node).
-  const [h2, x1] = residualRmsNorm(g, x, linear(g, format, merged, w.o, H, heads * hd, 'o_proj', w.oBias), w.postNorm, config.rmsNormEps, 'post_norm');
+  const x1 = g.op('Add', [x, linear(g, format, merged, w.o, H, heads * hd, 'o_proj', w.oBias)]);
+
+  // SwiGLU MLP. (The residual sum and its norm stay two nodes: onnxruntime's SkipSimplifiedLayerNormalization gave
+  // other bits for a row in a chunk of 18 than in one of 12, which the engine suite's chunking test refuses.)
+  const h2 = rmsNorm(g, x1, w.postNorm, config.rmsNormEps, 'post_norm');
   const gate = linear(g, format, h2, w.gate, I, H, 'gate_proj', w.gateBias);
   const up = linear(g, format, h2, w.up, I, H, 'up_proj', w.upBias);
   const act = g.op('Mul', [g.op('Mul', [gate, g.op('Sigmoid', [gate])]), up]);
-  g.output(g.op('Add', [x1, linear(g, format, act, w.down, H, I, 'down_proj', w.downBias)]), 'y', ['T', H]);
-  return g.finish();
+  return g.op('Add', [x1, linear(g, format, act, w.down, H, I, 'down_proj', w.downBias)]);
 }
 
 /** RMSNorm as one node: onnxruntime's SimplifiedLayerNormalization (its own domain's name for it), in f32. */
 function rmsNorm(g: GraphBuilder, input: string, weight: Float32Array, eps: number, name: string): string {
   return g.op('SimplifiedLayerNormalization', [input, g.weight(name, weight, [weight.length])], { axis: -1, epsilon: { float: eps }, stash_type: 1 });
-}
-
-/** input + residual and its RMSNorm as one node (com.microsoft SkipSimplifiedLayerNormalization): [normed, sum]. */
-function residualRmsNorm(g: GraphBuilder, input: string, residual: string, weight: Float32Array, eps: number, name: string): [string, string] {
-  const sum = g.op('Add', [input, residual]);
-  return [rmsNorm(g, sum, weight, eps, name), sum];
 }
 
 /**
