@@ -28,7 +28,8 @@ interface StepProfile {
   kernel_ms_per_step: number;
   run_ms_per_step: number;
   wall_ms_per_step: number;
-  nodes_per_layer_session: number;
+  /** Nodes a step runs in the decoder layers' sessions, per layer (the output head's left out). */
+  nodes_per_layer: number;
   op_types: { op: string; count: number; ms: number }[];
 }
 
@@ -52,6 +53,7 @@ async function measure(dir: string, cache: StepProfile['cache'], context: number
   restore();
   const vocab = engine.info.config.vocabSize;
   let wallMs = 0;
+  const layers = engine.info.config.layers;
   try {
     await engine.prefill(Array.from({ length: context }, (_, i) => (i * 7919 + 13) % vocab), { logits: 1 });
     const t0 = performance.now();
@@ -63,6 +65,7 @@ async function measure(dir: string, cache: StepProfile['cache'], context: number
   }
   // Each session's last `decode` runs are the decode steps; a node belongs to the run whose span holds it.
   let runs = 0, nodes = 0, kernelUs = 0, runUs = 0, layerNodes = 0;
+  const head = fs.readdirSync(profiles).find((f) => f.startsWith('session-0_')); // the engine creates the head first
   const ops = new Map<string, { count: number; us: number }>();
   const files = fs.readdirSync(profiles).sort();
   for (const file of files) {
@@ -74,7 +77,7 @@ async function measure(dir: string, cache: StepProfile['cache'], context: number
       runUs += r.dur;
       const inside = kernels.filter((k) => k.ts >= r.ts && k.ts <= r.ts + r.dur);
       nodes += inside.length;
-      if (files.indexOf(file) === 1) layerNodes = inside.length; // session 0 is the head, 1 the first layer
+      if (file !== head) layerNodes += inside.length;
       for (const k of inside) {
         kernelUs += k.dur;
         const op = ops.get(k.args?.op_name ?? '?') ?? { count: 0, us: 0 };
@@ -89,7 +92,7 @@ async function measure(dir: string, cache: StepProfile['cache'], context: number
     cache, context,
     session_runs_per_step: runs / decode, nodes_per_step: nodes / decode,
     kernel_ms_per_step: kernelUs / 1000 / decode, run_ms_per_step: runUs / 1000 / decode, wall_ms_per_step: wallMs,
-    nodes_per_layer_session: layerNodes,
+    nodes_per_layer: layerNodes / decode / layers,
     op_types: [...ops].map(([op, v]) => ({ op, count: v.count / decode, ms: v.us / 1000 / decode })).sort((a, b) => b.ms - a.ms),
   };
 }
@@ -118,7 +121,7 @@ async function main(): Promise<void> {
   console.log('| cache | context | session runs / step | nodes / step (per layer) | kernels ms | runs ms | wall ms (profiled) |');
   console.log('|---|---|---|---|---|---|---|');
   for (const r of results) {
-    console.log(`| ${r.cache} | ${r.context} | ${r.session_runs_per_step} | ${r.nodes_per_step} (${r.nodes_per_layer_session}) | ${r.kernel_ms_per_step.toFixed(1)} | ${r.run_ms_per_step.toFixed(1)} | ${r.wall_ms_per_step.toFixed(1)} |`);
+    console.log(`| ${r.cache} | ${r.context} | ${r.session_runs_per_step} | ${r.nodes_per_step} (${r.nodes_per_layer.toFixed(1)}) | ${r.kernel_ms_per_step.toFixed(1)} | ${r.run_ms_per_step.toFixed(1)} | ${r.wall_ms_per_step.toFixed(1)} |`);
   }
   for (const r of results) {
     console.log(`\n${r.cache}: op types per step (count, ms): ${r.op_types.slice(0, 14).map((o) => `${o.op} ${o.count} ${o.ms.toFixed(2)}`).join(', ')}`);
