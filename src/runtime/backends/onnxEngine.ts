@@ -146,14 +146,14 @@ export class OnnxEngine implements Engine {
         // its buffers are garbage once onnxruntime has its own copy.
         const count = Math.min(perSession, config.layers - first);
         const graph = buildLayersGraph(config, count, (j) => ({ weights: readLayerWeights(weights, config, first + j, format), factors: factors?.layers[first + j] }), graphOptions);
-        const i = count === 1 ? `${first}` : `s ${first}-${first + count - 1}`;
+        const what = count === 1 ? `layer ${first}` : `layers ${first}-${first + count - 1}`;
         weightBytes += graph.weightBytes;
         const layerOptions = { ...sessionOptions };
         // Every output stays on the device: the rows for the next layer (or the head) and the branches fed back
         // are kept, the others dropped unread (onnxruntime-node cannot leave outputs unfetched when some are on
         // the GPU: "Output count mismatch").
         if (onDevice) layerOptions.preferredOutputLocation = 'gpu-buffer';
-        sessions.push(await createSession(graph, layerOptions, `layer${i}`));
+        sessions.push(await createSession(graph, layerOptions, what));
       }
       const cache = new BiBranchCache({
         layers: config.layers, kvDim: config.kvDim, window, bits, keysRotated,
