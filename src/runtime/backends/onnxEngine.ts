@@ -1,5 +1,5 @@
-// The CPU backend: one onnxruntime session per decoder layer plus one for the output head, each built from the
-// checkpoint's weights at load time (no Python, no exported model files). The bi-branch cache lives in JS memory
+// The CPU backend: onnxruntime sessions over the decoder layers (LAYERS_PER_SESSION consecutive layers each on the
+// CPU, one each on WebGPU) plus one for the output head, each built from the checkpoint's weights at load time (no Python, no exported model files). The bi-branch cache lives in JS memory
 // and is fed to each layer's graph as inputs, read in place: full-branch keys already rotated (unless the RoPE
 // depends on the length) in head-major buffers a step only appends to (on the CPU), 16-bit compressed features as
 // the fp16 rows the cache stores.
