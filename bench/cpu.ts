@@ -4,6 +4,7 @@
 // same priority (so its peak resident memory is its own), the same thread count and prompts. Prints a table and
 // writes bench/results/cpu-0.5b.json. Figures on a shared 2-core machine vary by 15-25% between runs.
 //   node out/bench/cpu.js [--contexts 512,2048,8192] [--decode 16] [--threads N] [--shape 0.5b|tiny] [--out FILE]
+//     [--configs cskv-code:q8:full,llama.cpp:q8_0:full]  (a subset of the configurations, in that order)
 // (--shape tiny: a small model that checks the benchmark itself in seconds; its figures mean nothing.)
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -148,7 +149,7 @@ async function main(): Promise<void> {
     options: {
       contexts: { type: 'string', default: '512,2048,8192' }, decode: { type: 'string', default: '16' },
       threads: { type: 'string', default: String(os.cpus().length) }, out: { type: 'string' }, child: { type: 'string' },
-      shape: { type: 'string', default: '0.5b' },
+      shape: { type: 'string', default: '0.5b' }, configs: { type: 'string' },
     },
   });
   if (values.child) return child(JSON.parse(values.child) as ChildJob);
@@ -157,6 +158,23 @@ async function main(): Promise<void> {
   const threads = Number(values.threads);
   const shape = SHAPES[values.shape];
   if (!shape) throw new Error(`--shape must be one of ${Object.keys(SHAPES).join(', ')}`);
+  // The engines alternate so that a change in the machine's load falls on both.
+  const allConfigs: Config[] = [
+    { engine: 'cskv-code', weights: 'q8', cache: 'full' },
+    { engine: 'llama.cpp', weights: 'q8_0', cache: 'full' },
+    { engine: 'cskv-code', weights: 'f32', cache: 'full' },
+    { engine: 'llama.cpp', weights: 'f16', cache: 'full' },
+    { engine: 'cskv-code', weights: 'q4', cache: 'full' },
+    { engine: 'cskv-code', weights: 'q8', cache: 'cskv-16' },
+    { engine: 'cskv-code', weights: 'f32', cache: 'cskv-16' },
+    { engine: 'cskv-code', weights: 'q4', cache: 'cskv-16' },
+    { engine: 'cskv-code', weights: 'q8', cache: 'cskv-4' },
+  ];
+  const configs = values.configs === undefined ? allConfigs : values.configs.split(',').map((name) => {
+    const config = allConfigs.find((c) => `${c.engine}:${c.weights}:${c.cache}` === name);
+    if (!config) throw new Error(`--configs: no configuration ${name}`);
+    return config;
+  });
   const root = path.resolve(__dirname, '..', '..');
   const outFile = values.out ?? path.join(root, 'bench', 'results', 'cpu-0.5b.json');
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cskv-bench-'));
@@ -165,22 +183,11 @@ async function main(): Promise<void> {
     writeRandomModel(dir, shape);
     for (const bits of [16, 4]) writeRandomCskv(path.join(dir, `cskv-${bits}.safetensors`), shape, 0.2, bits, 32);
     for (const [name, type] of [['f16', 'F16'], ['q8_0', 'Q8_0']] as const) {
+      if (!configs.some((c) => c.engine === 'llama.cpp' && c.weights === name)) continue;
       convertToGguf(dir, path.join(dir, `model-${name}.gguf`), type, { metadata: byteTokenizerMetadata(shape.vocab), values: false });
     }
     const bandwidth = await readBandwidth(threads);
     process.stderr.write(`read bandwidth with ${threads} threads: ${(bandwidth / 1e9).toFixed(1)} GB/s\n`);
-    // The engines alternate so that a change in the machine's load falls on both.
-    const configs: Config[] = [
-      { engine: 'cskv-code', weights: 'q8', cache: 'full' },
-      { engine: 'llama.cpp', weights: 'q8_0', cache: 'full' },
-      { engine: 'cskv-code', weights: 'f32', cache: 'full' },
-      { engine: 'llama.cpp', weights: 'f16', cache: 'full' },
-      { engine: 'cskv-code', weights: 'q4', cache: 'full' },
-      { engine: 'cskv-code', weights: 'q8', cache: 'cskv-16' },
-      { engine: 'cskv-code', weights: 'f32', cache: 'cskv-16' },
-      { engine: 'cskv-code', weights: 'q4', cache: 'cskv-16' },
-      { engine: 'cskv-code', weights: 'q8', cache: 'cskv-4' },
-    ];
     const runs: Run[] = [];
     for (const config of configs) {
       const job: ChildJob = { config, dir, contexts, decode, threads, shape };

@@ -1,5 +1,5 @@
-// The CPU backend: one onnxruntime session per decoder layer plus one for the output head, each built from the
-// checkpoint's weights at load time (no Python, no exported model files). The bi-branch cache lives in JS memory
+// The CPU backend: onnxruntime sessions over the decoder layers (LAYERS_PER_SESSION consecutive layers each on the
+// CPU, one each on WebGPU) plus one for the output head, each built from the checkpoint's weights at load time (no Python, no exported model files). The bi-branch cache lives in JS memory
 // and is fed to each layer's graph as inputs, read in place: full-branch keys already rotated (unless the RoPE
 // depends on the length) in head-major buffers a step only appends to (on the CPU), 16-bit compressed features as
 // the fp16 rows the cache stores.
@@ -22,7 +22,7 @@ import { DeviceCache } from './deviceCache';
 import { DeviceStepInputs } from './deviceStepInputs';
 import type { RowReader } from '../onnx/blockQuantizer';
 import type { OnnxGraph } from '../onnx/graphBuilder';
-import { type LayerGraphOptions, type LayerWeights, type LinearWeight, buildHeadGraph, buildLayerGraph } from '../onnx/layerGraph';
+import { type LayerGraphOptions, type LayerWeights, type LinearWeight, buildHeadGraph, buildLayersGraph, layerPrefix } from '../onnx/layerGraph';
 import type { CompressedBits } from '../../protocol';
 
 /**
@@ -32,6 +32,12 @@ import type { CompressedBits } from '../../protocol';
  * (CSKV 16-bit) against 512; at 512 tokens 3.9 -> 3.6 s. WebGPU keeps 512 (fewer, larger dispatches).
  */
 const DEFAULT_CHUNK: Record<ExecutionProvider['backend'], number> = { onnx: 128, webgpu: 512 };
+/**
+ * Decoder layers per onnxruntime session on the CPU (the head-major layout): a session run costs ~90 µs besides its
+ * nodes, so a 24-layer model in sessions of 6 makes 4 runs a step, not 24. Larger groups hold more quantised
+ * weights at once while their graph is built (6 layers of a 0.5B model: ~70 MB at q8).
+ */
+const LAYERS_PER_SESSION = 6;
 /** Rows of the embedding read per batch when it is checked at load (4 MB of f32 at a 7B model's width). */
 const EMBEDDING_CHECK_ROWS = 256;
 
@@ -62,6 +68,8 @@ export class OnnxEngine implements Engine {
   private constructor(
     readonly info: EngineInfo,
     private readonly layers: ort.InferenceSession[],
+    /** Consecutive decoder layers per session (layerGraph.ts's buildLayersGraph): the last session may have fewer. */
+    private readonly layersPerSession: number,
     private readonly head: ort.InferenceSession,
     /** Open for the engine's life: embedding rows are read from the file per lookup, never held (0.27 GB for a 0.5B model in bf16). */
     private readonly weights: ModelWeights,
@@ -132,17 +140,20 @@ export class OnnxEngine implements Engine {
       let weightBytes = headGraph.weightBytes;
       const head = await createSession(headGraph, sessionOptions, 'output head');
       sessions.push(head);
-      for (let i = 0; i < config.layers; i++) {
-        // One layer's f32 weights live only while its graph is built (quantised there for q8/q4); the graph and
+      const perSession = fullLayout === 'heads' ? LAYERS_PER_SESSION : 1;
+      for (let first = 0; first < config.layers; first += perSession) {
+        // One layer's f32 weights live only while its nodes are added (quantised there for q8/q4); the graph and
         // its buffers are garbage once onnxruntime has its own copy.
-        const graph = buildLayerGraph(config, readLayerWeights(weights, config, i, format), factors?.layers[i], graphOptions);
+        const count = Math.min(perSession, config.layers - first);
+        const graph = buildLayersGraph(config, count, (j) => ({ weights: readLayerWeights(weights, config, first + j, format), factors: factors?.layers[first + j] }), graphOptions);
+        const what = count === 1 ? `layer ${first}` : `layers ${first}-${first + count - 1}`;
         weightBytes += graph.weightBytes;
         const layerOptions = { ...sessionOptions };
         // Every output stays on the device: the rows for the next layer (or the head) and the branches fed back
         // are kept, the others dropped unread (onnxruntime-node cannot leave outputs unfetched when some are on
         // the GPU: "Output count mismatch").
         if (onDevice) layerOptions.preferredOutputLocation = 'gpu-buffer';
-        sessions.push(await createSession(graph, layerOptions, `layer ${i}`));
+        sessions.push(await createSession(graph, layerOptions, what));
       }
       const cache = new BiBranchCache({
         layers: config.layers, kvDim: config.kvDim, window, bits, keysRotated,
@@ -154,7 +165,7 @@ export class OnnxEngine implements Engine {
         backend: provider.backend, modelDir, config, fingerprint, weights: format,
         cskv: factors ? { file: factors.file, window, bits, kRanks: factors.layers.map((l) => l.k.rank), vRanks: factors.layers.map((l) => l.v.rank) } : null,
       };
-      return new OnnxEngine(info, sessions.slice(1), head, weights, cache, options.chunkSize ?? DEFAULT_CHUNK[provider.backend], device, deviceInputs, weightBytes);
+      return new OnnxEngine(info, sessions.slice(1), perSession, head, weights, cache, options.chunkSize ?? DEFAULT_CHUNK[provider.backend], device, deviceInputs, weightBytes);
     } catch (err) {
       await Promise.all(sessions.map((s) => s.release()));
       weights.close();
@@ -198,12 +209,12 @@ export class OnnxEngine implements Engine {
     const headMajor = this.cache.fullLayout === 'heads';
     // Head-major: the mask depends on the buffers' capacity, the same in every layer (they grow alike, each after
     // its own run: the chunk's keys are read from the graph's own, never from slots reserved for them).
-    const masks = new Map<number, ort.Tensor>();
-    const maskFor = (capacity: number): ort.Tensor => {
+    const masks = new Map<number, Record<string, ort.Tensor>>();
+    const maskFor = (capacity: number): Record<string, ort.Tensor> => {
       let mask = masks.get(capacity);
       if (!mask) {
-        const values = this.headMajorMask(start, T, this.cache.fullStart, capacity);
-        masks.set(capacity, mask = new ort.Tensor('float32', values, [T, values.length / T]));
+        const Sc = this.cache.fullStart;
+        masks.set(capacity, mask = headMajorMasks(this.headMajorMask(start, T, Sc, capacity), T, capacity, Sc, config.heads / config.kvHeads, this.info.cskv !== null));
       }
       return mask;
     };
@@ -245,17 +256,29 @@ export class OnnxEngine implements Engine {
         });
         Object.assign(feeds, stepOnDevice);
       }
-      for (let i = 0; i < this.layers.length; i++) {
-        feeds.x = xOnDevice ?? new ort.Tensor('float32', x, [T, config.hiddenSize]);
-        Object.assign(feeds, device ? device.feeds(i) : this.hostCacheFeeds(i, maskFor));
-        const out = await run(this.layers[i]!, feeds, `layer ${i}`);
-        if (device) {
-          if (observe) observe(i, await device.read(out.k_new as ort.Tensor), await device.read(out.v_new as ort.Tensor), T);
-          device.take(i, out);
-        } else {
-          const [kRows, vRows] = headMajor ? [appendRows(out.k_append), appendRows(out.v_append)] : [data(keysRotated ? out.k_rot_new : out.k_new), data(out.v_new)];
-          this.cache.append(i, T, kRows, vRows, cskv ? data(out.c_k_new) : undefined, cskv ? data(out.c_v_new) : undefined);
-          observe?.(i, data(out.k_new), data(out.v_new), T);
+      for (let s = 0; s < this.layers.length; s++) {
+        const first = s * this.layersPerSession;
+        const count = Math.min(this.layersPerSession, config.layers - first);
+        const runFeeds: Record<string, ort.Tensor> = { ...feeds, x: xOnDevice ?? new ort.Tensor('float32', x, [T, config.hiddenSize]) };
+        if (device) Object.assign(runFeeds, device.feeds(first)); // one layer per session on the device
+        for (let j = 0; !device && j < count; j++) {
+          const layerFeeds = this.hostCacheFeeds(first + j, maskFor, layerPrefix(j, count));
+          // The masks are shared by the session's layers: their caches must have one capacity (they grow alike).
+          if (j > 0 && layerFeeds.mask_cache !== runFeeds.mask_cache) throw new Error(`layers ${first}-${first + count - 1} hold caches of different capacities`);
+          Object.assign(runFeeds, layerFeeds);
+        }
+        const out = await run(this.layers[s]!, runFeeds, count === 1 ? `layer ${first}` : `layers ${first}-${first + count - 1}`);
+        for (let j = 0; j < count; j++) {
+          const i = first + j;
+          const p = layerPrefix(j, count);
+          if (device) {
+            if (observe) observe(i, await device.read(out.k_new as ort.Tensor), await device.read(out.v_new as ort.Tensor), T);
+            device.take(i, out);
+          } else {
+            const [kRows, vRows] = headMajor ? [appendRows(out[`${p}k_append`]), appendRows(out[`${p}v_append`])] : [data(keysRotated ? out[`${p}k_rot_new`] : out[`${p}k_new`]), data(out[`${p}v_new`])];
+            this.cache.append(i, T, kRows, vRows, cskv ? data(out[`${p}c_k_new`]) : undefined, cskv ? data(out[`${p}c_v_new`]) : undefined);
+            observe?.(i, data(out[`${p}k_new`]), data(out[`${p}v_new`]), T);
+          }
         }
         xOnDevice?.dispose();
         const y = out.y as ort.Tensor;
@@ -326,26 +349,30 @@ export class OnnxEngine implements Engine {
 
   /**
    * Layer `layer`'s cache inputs from JS memory (the CPU backend; WebGPU uploading every step): the head-major
-   * buffers read in place with the mask for their capacity (`maskFor`), or the full branch's rows.
+   * buffers read in place with the masks for their capacity (`maskFor`), or the full branch's rows; the cache's
+   * names with the layer's prefix in its session's graph (layerPrefix).
    */
-  private hostCacheFeeds(layer: number, maskFor: (capacity: number) => ort.Tensor): Record<string, ort.Tensor> {
+  private hostCacheFeeds(layer: number, maskFor: (capacity: number) => Record<string, ort.Tensor>, prefix: string): Record<string, ort.Tensor> {
     const c = this.cache.inputs(layer);
     const { kvDim: D, kvHeads, headDim } = this.info.config;
     const feeds: Record<string, ort.Tensor> = {};
     if (this.cache.fullLayout === 'heads') {
       const capacity = c.capacity!;
-      feeds.mask = maskFor(capacity);
-      feeds.k_cache = cacheTensor(c.kFull, [kvHeads, headDim, capacity]);
-      feeds.v_cache = cacheTensor(c.vFull, [kvHeads, capacity, headDim]);
+      Object.assign(feeds, maskFor(capacity));
+      feeds[`${prefix}k_cache`] = cacheTensor(c.kFull, [kvHeads, headDim, capacity]);
+      feeds[`${prefix}v_cache`] = cacheTensor(c.vFull, [kvHeads, capacity, headDim]);
     } else {
-      feeds.k_full = cacheTensor(c.kFull, [c.fullTokens, D]);
-      feeds.v_full = cacheTensor(c.vFull, [c.fullTokens, D]);
+      feeds[`${prefix}k_full`] = cacheTensor(c.kFull, [c.fullTokens, D]);
+      feeds[`${prefix}v_full`] = cacheTensor(c.vFull, [c.fullTokens, D]);
     }
     const cskv = this.info.cskv;
     if (cskv) {
       const backend = this.info.backend as ExecutionProvider['backend'];
-      feeds.c_k = features(c.kCompressed!, c.compressedTokens, cskv.kRanks[layer]!, backend);
-      feeds.c_v = features(c.vCompressed!, c.compressedTokens, cskv.vRanks[layer]!, backend);
+      // Dequantised features are the cache's scratch, rewritten by the next layer's inputs(): a session of several
+      // layers takes its own copy.
+      const own = (rows: Float32Array | Uint16Array): Float32Array | Uint16Array => (prefix !== '' && rows instanceof Float32Array ? rows.slice() : rows);
+      feeds[`${prefix}c_k`] = features(own(c.kCompressed!), c.compressedTokens, cskv.kRanks[layer]!, backend);
+      feeds[`${prefix}c_v`] = features(own(c.vCompressed!), c.compressedTokens, cskv.vRanks[layer]!, backend);
     }
     return feeds;
   }
@@ -497,6 +524,27 @@ export class OnnxEngine implements Engine {
 function layerScratchBytes(c: ModelConfig, T: number, S: number): number {
   const rows = T * (3 * c.hiddenSize + c.heads * c.headDim * 2 + 2 * c.kvDim + 3 * c.intermediateSize);
   return 4 * (rows + 2 * S * c.kvDim + 2 * c.heads * T * S);
+}
+
+/**
+ * The head-major graphs' masks, one per part of the split softmax, from the joined mask [T, C + Sc + T]:
+ * mask_cache [R, C], mask_compressed [R, Sc + 1] (CSKV: a last column hides the graph's padding key) and
+ * mask_chunk [R, T], each row repeated per query head of a kv head (R = nRep * T, row r*T + t is query t), in the
+ * order the graph's scores take (layerGraph.ts).
+ */
+function headMajorMasks(joined: Float32Array, T: number, C: number, Sc: number, nRep: number, compressed: boolean): Record<string, ort.Tensor> {
+  const width = C + Sc + T;
+  const part = (from: number, to: number, padding: number): ort.Tensor => {
+    const w = to - from + padding;
+    const out = new Float32Array(nRep * T * w).fill(-Infinity);
+    for (let r = 0; r < nRep; r++) {
+      for (let t = 0; t < T; t++) out.set(joined.subarray(t * width + from, t * width + to), (r * T + t) * w);
+    }
+    return new ort.Tensor('float32', out, [nRep * T, w]);
+  };
+  const masks: Record<string, ort.Tensor> = { mask_cache: part(0, C, 0), mask_chunk: part(C + Sc, width, 0) };
+  if (compressed) masks.mask_compressed = part(C, C + Sc, 1);
+  return masks;
 }
 
 /**

@@ -42,17 +42,41 @@ export class GraphBuilder {
   private weightBytes = 0;
   private readonly constants = new Map<string, string>();
   private readonly domains = new Set<string>();
+  private readonly shared = new Set<string>();
+  /** Prepended to the names of inputs, outputs, weights and values (one layer of several in one graph). */
+  private prefix = '';
 
   constructor(private readonly name: string) {}
 
+  /** Runs `body` with its inputs, outputs, weights and values named `prefix` + name; shared inputs keep theirs. */
+  scoped<T>(prefix: string, body: () => T): T {
+    const outer = this.prefix;
+    this.prefix = prefix;
+    try {
+      return body();
+    } finally {
+      this.prefix = outer;
+    }
+  }
+
   input(name: string, dims: readonly Dim[], type: ValueType = 'float32'): string {
-    this.inputs.push(valueInfo(name, dims, ELEM_TYPES[type]));
+    this.inputs.push(valueInfo(this.prefix + name, dims, ELEM_TYPES[type]));
+    return this.prefix + name;
+  }
+
+  /** An input every scope reads under its own name (angles, masks): declared once. */
+  sharedInput(name: string, dims: readonly Dim[], type: ValueType = 'float32'): string {
+    if (!this.shared.has(name)) {
+      this.shared.add(name);
+      this.inputs.push(valueInfo(name, dims, ELEM_TYPES[type]));
+    }
     return name;
   }
 
+  /** Declares `value` a graph output named `name`: through an Identity node unless the value already has that name. */
   output(value: string, name: string, dims: readonly Dim[], type: ValueType = 'float32'): void {
-    this.op('Identity', [value], {}, name);
-    this.outputs.push(valueInfo(name, dims, ELEM_TYPES[type]));
+    if (value !== this.prefix + name) this.op('Identity', [value], {}, name);
+    this.outputs.push(valueInfo(this.prefix + name, dims, ELEM_TYPES[type]));
   }
 
   /** A float32 weight; the builder keeps a view of the data (never copied by the builder). */
@@ -76,7 +100,8 @@ export class GraphBuilder {
     return this.initializer(name, ElemType.UINT8, dims, data);
   }
 
-  private initializer(name: string, type: ElemType, dims: readonly number[], bytes: Uint8Array): string {
+  private initializer(unscoped: string, type: ElemType, dims: readonly number[], bytes: Uint8Array): string {
+    const name = this.prefix + unscoped;
     const t = new ProtoMessage().packedInts(1, dims).int(2, type).string(8, name);
     this.weightBytes += bytes.byteLength;
     if (bytes.byteLength < EXTERNAL_MIN_BYTES) {
@@ -116,20 +141,17 @@ export class GraphBuilder {
 
   /** Adds a node with one output and returns the output's name. */
   op(type: string, inputs: readonly string[], attrs: Record<string, Attr> = {}, outputName?: string): string {
-    const out = outputName ?? `${type.toLowerCase()}_${this.counter++}`;
-    this.node(type, inputs, [out], attrs);
-    return out;
+    return this.node(type, inputs, [outputName ?? `${type.toLowerCase()}_${this.counter++}`], attrs)[0]!;
   }
 
   /** A node of onnxruntime's contrib operators (com.microsoft, version 1) with one output. */
   contribOp(type: string, inputs: readonly string[], attrs: Record<string, Attr> = {}): string {
-    const out = `${type.toLowerCase()}_${this.counter++}`;
-    this.node(type, inputs, [out], attrs, 'com.microsoft');
-    return out;
+    return this.node(type, inputs, [`${type.toLowerCase()}_${this.counter++}`], attrs, 'com.microsoft')[0]!;
   }
 
-  /** Adds a node with several outputs. */
-  node(type: string, inputs: readonly string[], outputs: readonly string[], attrs: Record<string, Attr> = {}, domain = ''): readonly string[] {
+  /** Adds a node with several outputs (an empty name: an optional output left out); returns their scoped names. */
+  node(type: string, inputs: readonly string[], unscoped: readonly string[], attrs: Record<string, Attr> = {}, domain = ''): readonly string[] {
+    const outputs = unscoped.map((o) => (o === '' ? o : this.prefix + o));
     const n = new ProtoMessage();
     for (const i of inputs) n.string(1, i);
     for (const o of outputs) n.string(2, o);
