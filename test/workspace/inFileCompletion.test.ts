@@ -225,3 +225,45 @@ test('where the file moved in the layout (a file before it left the budget), the
     await session.dispose();
   }
 });
+
+test('with CSKV, a completion that reuses the cache into its compressed branch is cut at a block\'s start: no forward pass of its own', async () => {
+  const model = tinyQwenModel();
+  const root = workspace();
+  const big = path.join(root, 'src/big.ts');
+  const session = await WorkspaceSession.open(root, {
+    modelDir: model, cskv: path.join(model, 'cskv-16.safetensors'), budgetTokens: 100_000, readWorkspace: true, editDebounceMs: DAY,
+  }, events);
+  try {
+    await session.whenResident();
+    const engine = session.engine;
+    const window = engine.info.cskv!.window;
+    const prefill = engine.prefill.bind(engine);
+    // Every prefill call: a truncation's recompute wants no logits, the prompt's prefill does.
+    const calls: Array<{ start: number; logits: number }> = [];
+    engine.prefill = (tokens, options) => {
+      calls.push({ start: engine.length, logits: options?.logits ?? 1 });
+      return prefill(tokens, options);
+    };
+    let text = BIG;
+    let at = lineEnd(text, 'value100 =');
+    let intoCompressed = 0;
+    for (const typed of ['', '\n', 'e', 'x', 'p', 'o', 'r']) {
+      text = text.slice(0, at) + typed + text.slice(at);
+      at += typed.length;
+      session.documentChanged(big, text);
+      const compressed = Math.floor(engine.length / window) * window;
+      calls.length = 0;
+      await session.complete({ path: big, ...completionShape(text, at)!, maxNewTokens: 2 });
+      // (After the first token, cutting the generated tokens off may recompute: that is not the prompt's cut.)
+      const promptCall = calls.findIndex((c) => c.logits > 0);
+      assert.equal(promptCall, 0, `keystroke "${typed}": no recompute pass before the prompt's prefill (${JSON.stringify(calls)})`);
+      if (calls[0]!.start < compressed) {
+        intoCompressed++;
+        assert.equal(calls[0]!.start % window, 0, 'the prompt\'s prefill starts at a block\'s start');
+      }
+    }
+    assert.ok(intoCompressed > 0, 'some cuts fell inside the compressed branch');
+  } finally {
+    await session.dispose();
+  }
+});
