@@ -16,7 +16,7 @@ import { tempDir } from '../support/paths';
 import { tinyQwenModel } from '../support/tinyQwen';
 
 const MATH = 'export function add(a: number, b: number): number {\n  return a + b;\n}\n';
-/** Several prefill steps (256 tokens) long, so the step grid and the cut inside the file matter. */
+/** Several prefill steps long, so the step grid and the cut inside the file matter. */
 const BIG = `${Array.from({ length: 150 }, (_, i) => `export const value${i} = add(${i}, ${i * 3});`).join('\n')}\n`;
 const DAY = 24 * 3600 * 1000;
 
