@@ -255,6 +255,7 @@ export class WorkspaceSession {
       const cached = inFile ? this.context!.heldFrom(base) : keptWindow?.tokens ?? [];
       // At least the prompt's last token is prefilled again: its logits give the first completion token.
       const same = reuse ? Math.min(commonPrefixLength(cached, prompt), prompt.length - 1) : 0;
+      // Inside the compressed branch, the cut goes to its block's start: no recompute pass of the truncation's own.
       const cskv = this.engine.info.cskv;
       const reused = cskv ? cutWithoutRecompute({ window: cskv.window, compressed: true }, this.engine.length, base + same, base) - base : same;
       let cut = false;
