@@ -8,14 +8,16 @@
 //   for the next keystroke to reuse up to its first change (the path before in-file);
 // - baseline: every request prefills its whole window (2400 characters before the cursor, 800 after) after the
 //   context and leaves the cache as it found it (the first request path).
-// Measured per request: keystroke to first token, keystroke to suggestion, tokens prefilled; separately for the
+// Measured per request: keystroke to first token, keystroke to suggestion, tokens prefilled, and the stages before the
+// first token (time spent tokenising, the keystroke's edit and the prompt; forward passes run); separately for the
 // keystroke right after a pause, where each session's context has re-prefilled the edited file (the pause's own
 // cost, the re-prefill, is timed too: in the product it runs in the background 750 ms after the last keystroke, here
 // it is awaited). The in-file and window paths run every keystroke, the baseline every `--baseline-every`-th (it
 // keeps no state, so sampling does not change what it measures), interleaved, so that a change in the machine's
-// load falls on all. Prints a table and writes bench/results/completion.json.
+// load falls on all. Prints a table and writes bench/results/completion.json. --before takes the results JSON of an
+// earlier build (a file, or a checkout whose bench/results/completion.json it is) and prints both side by side.
 //   node out/bench/completion.js [--keystrokes 200] [--baseline-every 10] [--pause-every 8] [--max-new-tokens 8]
-//     [--budget 30000] [--shape 0.5b|tiny] [--cache DIR] [--out FILE]
+//     [--budget 30000] [--shape 0.5b|tiny] [--cache DIR] [--out FILE] [--before FILE|DIR]
 // The model, the workspace and its saved context are kept in --cache (default: the temp folder), so a second run
 // skips writing the model and prefilling the context.
 import * as fs from 'node:fs';
@@ -50,6 +52,48 @@ interface Sample {
   prefilledTokens: number;
   promptTokens: number;
   generatedTokens: number;
+  /** Time in the tokenizer: the keystroke's edit (the file's segment) and the prompt. */
+  tokeniseMs: number;
+  /** Forward passes before the first token: a truncation's recompute and the prompt's prefill chunks. */
+  forwardPasses: number;
+}
+
+/** What the request under way has spent, counted by wrappers around the session's tokenizer and engine. */
+interface Stages {
+  tokeniseMs: number;
+  forwardPasses: number;
+  firstToken: boolean;
+}
+
+/** Counts a session's stages into the returned object (reset it at each keystroke). */
+function instrument(session: WorkspaceSession): Stages {
+  const stages: Stages = { tokeniseMs: 0, forwardPasses: 0, firstToken: false };
+  const tokenizer = session.tokenizer;
+  const encodeParts = tokenizer.encodeParts.bind(tokenizer);
+  tokenizer.encodeParts = (...args) => {
+    const started = performance.now();
+    try {
+      return encodeParts(...args);
+    } finally {
+      stages.tokeniseMs += performance.now() - started;
+    }
+  };
+  const engine = session.engine;
+  const prefill = engine.prefill.bind(engine);
+  // A truncation's recompute calls the engine's own prefill, so it is counted too; each chunk reports progress once.
+  engine.prefill = async (tokens, options = {}) => {
+    const counted = stages.firstToken ? options : {
+      ...options,
+      onProgress: (done: number, total: number) => {
+        stages.forwardPasses++;
+        options.onProgress?.(done, total);
+      },
+    };
+    const logits = await prefill(tokens, counted);
+    if ((options.logits ?? 1) > 0) stages.firstToken = true;
+    return logits;
+  };
+  return stages;
 }
 
 function ensureModel(dir: string, shape: ModelShape, root: string): void {
@@ -86,7 +130,8 @@ function percentile(values: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))] ?? NaN;
 }
 
-type Summary = Record<'requests' | `${'first_token_ms' | 'suggestion_ms' | 'prefilled_tokens'}_p${50 | 95}` | 'prefilled_tokens_mean' | 'prompt_tokens_mean' | 'generated_tokens_mean', number>;
+type Summary = Record<'requests' | `${'first_token_ms' | 'suggestion_ms' | 'prefilled_tokens' | 'tokenise_ms' | 'forward_passes'}_p${50 | 95}` |
+  'prefilled_tokens_mean' | 'prompt_tokens_mean' | 'generated_tokens_mean' | 'forward_passes_mean', number>;
 
 function summary(samples: Sample[]): Summary {
   const of = (f: (s: Sample) => number, p: number): number => percentile(samples.map(f), p);
@@ -100,6 +145,11 @@ function summary(samples: Sample[]): Summary {
     prefilled_tokens_p50: of((s) => s.prefilledTokens, 50),
     prefilled_tokens_p95: of((s) => s.prefilledTokens, 95),
     prefilled_tokens_mean: mean((s) => s.prefilledTokens),
+    tokenise_ms_p50: of((s) => s.tokeniseMs, 50),
+    tokenise_ms_p95: of((s) => s.tokeniseMs, 95),
+    forward_passes_p50: of((s) => s.forwardPasses, 50),
+    forward_passes_p95: of((s) => s.forwardPasses, 95),
+    forward_passes_mean: mean((s) => s.forwardPasses),
     prompt_tokens_mean: mean((s) => s.promptTokens),
     generated_tokens_mean: mean((s) => s.generatedTokens),
   };
@@ -110,7 +160,7 @@ async function main(): Promise<void> {
     options: {
       keystrokes: { type: 'string', default: '200' }, 'baseline-every': { type: 'string', default: '10' },
       'max-new-tokens': { type: 'string', default: '8' }, shape: { type: 'string', default: '0.5b' },
-      cache: { type: 'string' }, out: { type: 'string' }, budget: { type: 'string', default: '30000' }, 'pause-every': { type: 'string', default: '8' },
+      cache: { type: 'string' }, out: { type: 'string' }, before: { type: 'string' }, budget: { type: 'string', default: '30000' }, 'pause-every': { type: 'string', default: '8' },
     },
   });
   const shape = SHAPES[values.shape];
@@ -122,6 +172,7 @@ async function main(): Promise<void> {
   const root = path.resolve(__dirname, '..', '..');
   const cache = values.cache ?? path.join(os.tmpdir(), `cskv-bench-completion-${values.shape}`);
   const outFile = values.out ?? path.join(root, 'bench', 'results', 'completion.json');
+  const before = values.before === undefined ? undefined : readResults(values.before);
   const modelDir = path.join(cache, 'model');
   const workspace = path.join(cache, 'workspace');
   ensureModel(modelDir, shape, root);
@@ -137,6 +188,7 @@ async function main(): Promise<void> {
   fs.writeFileSync(file, head + rest);
 
   const speeds = new Map<WorkspaceSession, GenerationSpeed[]>();
+  const stagesOf = new Map<WorkspaceSession, Stages>();
   const open = async (name: RequestPath): Promise<WorkspaceSession> => {
     // Edits are applied at the pauses (flushEdits) alone: the debounce's timer would otherwise fire mid-measurement.
     const options: SessionOptions = {
@@ -156,6 +208,7 @@ async function main(): Promise<void> {
       onSpeed: (s) => list.push(s),
     });
     speeds.set(session, list);
+    stagesOf.set(session, instrument(session));
     const started = performance.now();
     await session.whenResident();
     process.stderr.write(`${name}: ${session.engine.length} tokens resident (${((performance.now() - started) / 1000).toFixed(0)} s to prefill or restore)\n`);
@@ -170,6 +223,8 @@ async function main(): Promise<void> {
 
   /** One keystroke into `session`: the editor's change, then a completion at the cursor, timed from the keystroke. */
   const keystroke = async (session: WorkspaceSession, text: string, offset: number, window?: typeof BASELINE_WINDOW): Promise<Sample | undefined> => {
+    const stages = stagesOf.get(session)!;
+    Object.assign(stages, { tokeniseMs: 0, forwardPasses: 0, firstToken: false });
     const t0 = performance.now();
     session.documentChanged(file, text);
     const shape = completionShape(text, offset);
@@ -186,6 +241,7 @@ async function main(): Promise<void> {
     return {
       firstTokenMs: called - t0 + speed.firstTokenMs, suggestionMs: done - t0,
       prefilledTokens: speed.prefilledTokens, promptTokens: speed.promptTokens, generatedTokens: speed.tokens,
+      tokeniseMs: stages.tokeniseMs, forwardPasses: stages.forwardPasses,
     };
   };
 
@@ -244,20 +300,37 @@ async function main(): Promise<void> {
       const [name, phase] = key.split('\0') as [RequestPath, Phase];
       return { path: name, phase, ...summary(samples) };
     }),
+    before: before ? { file: before.file, date: before.results.date, load_average: before.results.load_average } : undefined,
     pause_reprefill_ms: Object.fromEntries(PATHS.map((n) => [n, { pauses: reprefillMs[n].length, p50: percentile(reprefillMs[n], 50), p95: percentile(reprefillMs[n], 95) }])),
   };
   for (const name of PATHS) await sessions[name].dispose();
   fs.mkdirSync(path.dirname(outFile), { recursive: true });
   fs.writeFileSync(outFile, `${JSON.stringify(result, null, 2)}\n`);
   const ms = (v: number): string => v.toFixed(0);
-  console.log('| request path | keystroke | requests | first token p50 / p95 (ms) | suggestion p50 / p95 (ms) | tokens prefilled p50 / p95 (mean of prompt) |');
-  console.log('|---|---|---|---|---|---|');
+  console.log('| request path | keystroke | requests | first token p50 / p95 (ms) | suggestion p50 / p95 (ms) | tokens prefilled p50 / p95 (mean of prompt) | tokenising p50 / p95 (ms) | forward passes to the first token p50 (mean) |');
+  console.log('|---|---|---|---|---|---|---|---|');
   for (const r of result.runs) {
-    console.log(`| ${r.path} | ${r.phase} | ${r.requests} | ${ms(r.first_token_ms_p50)} / ${ms(r.first_token_ms_p95)} | ${ms(r.suggestion_ms_p50)} / ${ms(r.suggestion_ms_p95)} | ${ms(r.prefilled_tokens_p50)} / ${ms(r.prefilled_tokens_p95)} (${ms(r.prompt_tokens_mean)}) |`);
+    console.log(`| ${r.path} | ${r.phase} | ${r.requests} | ${ms(r.first_token_ms_p50)} / ${ms(r.first_token_ms_p95)} | ${ms(r.suggestion_ms_p50)} / ${ms(r.suggestion_ms_p95)} | ${ms(r.prefilled_tokens_p50)} / ${ms(r.prefilled_tokens_p95)} (${ms(r.prompt_tokens_mean)}) | ${r.tokenise_ms_p50.toFixed(1)} / ${r.tokenise_ms_p95.toFixed(1)} | ${r.forward_passes_p50} (${r.forward_passes_mean.toFixed(2)}) |`);
+  }
+  if (before) {
+    console.log(`\nagainst ${before.file} (${before.results.date}, load average ${before.results.load_average.map((l) => l.toFixed(1)).join(' ')}):`);
+    console.log('| request path | keystroke | first token p50 / p95 (ms), before -> now | suggestion p50 / p95 (ms), before -> now | tokens prefilled p50, before -> now |');
+    console.log('|---|---|---|---|---|');
+    for (const r of result.runs) {
+      const b = before.results.runs.find((x) => x.path === r.path && x.phase === r.phase);
+      if (!b) continue;
+      console.log(`| ${r.path} | ${r.phase} | ${ms(b.first_token_ms_p50)} / ${ms(b.first_token_ms_p95)} -> ${ms(r.first_token_ms_p50)} / ${ms(r.first_token_ms_p95)} | ${ms(b.suggestion_ms_p50)} / ${ms(b.suggestion_ms_p95)} -> ${ms(r.suggestion_ms_p50)} / ${ms(r.suggestion_ms_p95)} | ${ms(b.prefilled_tokens_p50)} -> ${ms(r.prefilled_tokens_p50)} |`);
+    }
   }
   console.log(`\n${resident} tokens resident; ${typed.length} keystrokes into ${TYPED_FILE}, a pause every ${pauseEvery}; at most ${maxNewTokens} tokens a suggestion; load average ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}`);
   console.log(`a pause's re-prefill of the edited file (p50 / p95): ${PATHS.map((n) => `${n} ${ms(result.pause_reprefill_ms[n]!.p50)} / ${ms(result.pause_reprefill_ms[n]!.p95)} ms`).join(', ')}`);
   console.log(`written to ${path.relative(process.cwd(), outFile)}`);
+}
+
+/** An earlier build's results: the JSON file, or a checkout holding it at bench/results/completion.json. */
+function readResults(given: string): { file: string; results: { date: string; load_average: number[]; runs: Array<{ path: string; phase: string } & Summary> } } {
+  const file = fs.statSync(given).isDirectory() ? path.join(given, 'bench', 'results', 'completion.json') : given;
+  return { file, results: JSON.parse(fs.readFileSync(file, 'utf8')) };
 }
 
 main().catch((err) => {

@@ -12,6 +12,7 @@ import { ggufModelConfig } from './model/ggufConfig';
 import { GgufFile } from './model/ggufFile';
 import { ggufTokenizerParts } from './model/ggufTokenizer';
 import { isGgufModel } from './model/modelPath';
+import { LinePieces, linePiecesAreExact } from './linePieces';
 
 export type { ChatMessage } from './chatTemplate';
 
@@ -86,6 +87,8 @@ export class ModelTokenizer {
   private readonly policy: SpecialTokenPolicy;
   /** Matches any added token's text (longest first), for literal encoding. */
   private readonly addedTokens: RegExp | undefined;
+  /** Literal text as remembered line pieces, where those give the whole text's ids (linePieces.ts). */
+  private readonly linePieces: LinePieces | undefined;
 
   private constructor(
     private readonly tokenizer: Tokenizer,
@@ -100,6 +103,7 @@ export class ModelTokenizer {
       specialIds: Set<number>;
       policy: SpecialTokenPolicy;
       addedTokens: string[];
+      linePiecesAreExact: boolean;
     },
   ) {
     const added = [...fields.addedTokens].filter((t) => t.length > 1).sort((a, b) => b.length - a.length);
@@ -111,6 +115,7 @@ export class ModelTokenizer {
     this.eosTokenIds = fields.eosTokenIds;
     this.specialIds = fields.specialIds;
     this.policy = fields.policy;
+    this.linePieces = fields.linePiecesAreExact ? new LinePieces((piece) => this.encodeLiteralText(piece)) : undefined;
   }
 
   /**
@@ -198,6 +203,7 @@ export class ModelTokenizer {
       eosTokenIds,
       specialIds: specialIdsOf(libraryInput, config, tokenizer, configFile),
       addedTokens: (libraryInput.added_tokens as Array<{ content: string }>).map((t) => t.content),
+      linePiecesAreExact: linePiecesAreExact(libraryInput),
       policy: specialTokenPolicy(tokenizer, config, bos.id, eos.id, chatTemplateSource?.source),
     });
   }
@@ -232,8 +238,15 @@ export class ModelTokenizer {
     return ids;
   }
 
-  /** Added-token strings in `text` are split after their first character, so they encode as ordinary text. */
+  /**
+   * Added-token strings in `text` are split after their first character, so they encode as ordinary text. A file typed
+   * in is encoded again at every keystroke: as remembered line pieces, only its changed lines are tokenised.
+   */
   private encodeLiteral(text: string): number[] {
+    return this.linePieces ? this.linePieces.encode(text) : this.encodeLiteralText(text);
+  }
+
+  private encodeLiteralText(text: string): number[] {
     if (!this.addedTokens) return this.tokenizer.encode(text, { add_special_tokens: false }).ids;
     const mark = markNotIn(text);
     return this.encodeBetweenBreaks(this.breakAddedTokens(text, mark), mark);

@@ -6,6 +6,7 @@ import * as path from 'node:path';
 import type { AskResult, Attachment, ChatTurn, CompressedBits, GpuAdapter, GenerationSpeed, MemoryStatus, PrefillProgress } from '../protocol';
 import { type BackendChoice, loadEngineFor, resolveCskv } from '../runtime/backends/selectBackend';
 import type { Engine } from '../runtime/engine';
+import { cutWithoutRecompute } from '../runtime/cache/cachePolicy';
 import { RuntimeError } from '../runtime/errors';
 import { DEFAULTS } from '../shared/settings';
 import { readModelConfig } from '../runtime/model/config';
@@ -253,7 +254,10 @@ export class WorkspaceSession {
       const base = inFile ? fileStart! : keptWindow?.base ?? this.engine.length;
       const cached = inFile ? this.context!.heldFrom(base) : keptWindow?.tokens ?? [];
       // At least the prompt's last token is prefilled again: its logits give the first completion token.
-      const reused = reuse ? Math.min(commonPrefixLength(cached, prompt), prompt.length - 1) : 0;
+      const same = reuse ? Math.min(commonPrefixLength(cached, prompt), prompt.length - 1) : 0;
+      // Inside the compressed branch, the cut goes to its block's start: no recompute pass of the truncation's own.
+      const cskv = this.engine.info.cskv;
+      const reused = cskv ? cutWithoutRecompute({ window: cskv.window, compressed: true }, this.engine.length, base + same, base) - base : same;
       let cut = false;
       try {
         if (inFile) await this.context!.cut(base + reused);

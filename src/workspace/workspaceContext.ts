@@ -50,7 +50,12 @@ interface KnownFile {
   fimSegment?: Segment;
 }
 
-const DEFAULT_STEP = 256;
+/**
+ * Tokens per prefill step (the default of `stepTokens`): a keystroke's completion waits behind at most the step in
+ * flight, and during a typing pause that step is the re-prefill of the file typed in, deep in the context, where 256
+ * tokens (two of the CPU engine's 128-token forward passes) took seconds. 64 keeps that wait to one short pass.
+ */
+export const DEFAULT_STEP_TOKENS = 64;
 /**
  * A file whose estimated tokens (its characters over the workspace's characters per token so far) exceed what is
  * left of the budget by this factor is taken not to fit without being tokenised.
@@ -76,6 +81,8 @@ export class WorkspaceContext {
   private overBudget = new Set<string>();
   private scanExcluded: ExcludedFile[] = [];
   private generation = 0;
+  /** Counts update()s: typing, which stops the re-prefill of the file typed in (syncLoop). */
+  private edits = 0;
   private syncing: Promise<void> | undefined;
   private stopped = false;
   /** Paused by the user (pause()): no prefill until a new context is built (Rebuild Context); see pause(). */
@@ -102,7 +109,10 @@ export class WorkspaceContext {
     this.generation++;
   }
 
-  /** Brings the cache in line with the layout, in the background; resolves when it is (or the context stops). */
+  /**
+   * Brings the cache in line with the layout, in the background; resolves when it is, when the context stops, or when
+   * an edit comes while it prefills the layout's last file (typing resumed: syncLoop).
+   */
   sync(): Promise<void> {
     this.syncing ??= this.syncLoop().finally(() => {
       this.syncing = undefined;
@@ -133,6 +143,7 @@ export class WorkspaceContext {
     }
     this.target = this.withFimLast(this.target);
     this.generation++;
+    this.edits++;
     this.options.onChange?.();
     return true;
   }
@@ -412,7 +423,13 @@ export class WorkspaceContext {
     const step = this.stepTokens();
     const started = performance.now();
     let prefilled = 0;
+    /** `edits` when this loop last set out to prefill the layout's last file; undefined while it prefills another. */
+    let typingFrom: number | undefined;
     while (!this.stopped && !this.paused) {
+      // The layout's last file is the one typed in: an edit while it is prefilled (a pause's re-prefill) means typing
+      // went on, and the keystroke's completion cuts the file at its cursor again, so the rest waits for the next
+      // pause (the session's debounce syncs again) instead of taking the engine between keystrokes.
+      if (typingFrom !== undefined && typingFrom !== this.edits) break;
       const generation = this.generation;
       let keep = 0;
       while (keep < this.resident.length && keep < this.target.length &&
@@ -422,6 +439,7 @@ export class WorkspaceContext {
       // or a prefill the edit interrupted). They are kept up to a step boundary, where a fresh prefill of the layout
       // starts a step too, so the cache stays exactly what a fresh prefill would make.
       const next = this.target[keep];
+      typingFrom = keep === this.target.length - 1 ? this.edits : undefined;
       // Only tokens this context's own steps computed count (`exact`).
       const same = next ? commonPrefixLength(this.held, next.tokens, keepTokens) : 0;
       const reused = Math.max(0, Math.floor(Math.min(keepTokens + same, this.exact) / step) * step - keepTokens);
@@ -482,7 +500,7 @@ export class WorkspaceContext {
 
   private stepTokens(): number {
     const window = this.engine.info.cskv?.window ?? 1;
-    const step = this.options.stepTokens ?? DEFAULT_STEP;
+    const step = this.options.stepTokens ?? DEFAULT_STEP_TOKENS;
     return Math.max(window, Math.floor(step / window) * window);
   }
 

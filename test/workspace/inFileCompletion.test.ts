@@ -16,7 +16,7 @@ import { tempDir } from '../support/paths';
 import { tinyQwenModel } from '../support/tinyQwen';
 
 const MATH = 'export function add(a: number, b: number): number {\n  return a + b;\n}\n';
-/** Several prefill steps (256 tokens) long, so the step grid and the cut inside the file matter. */
+/** Several prefill steps long, so the step grid and the cut inside the file matter. */
 const BIG = `${Array.from({ length: 150 }, (_, i) => `export const value${i} = add(${i}, ${i * 3});`).join('\n')}\n`;
 const DAY = 24 * 3600 * 1000;
 
@@ -221,6 +221,48 @@ test('where the file moved in the layout (a file before it left the budget), the
     await session.complete({ path: big, ...completionShape(typed, at + 1)!, maxNewTokens: 2 });
     const inFile = speeds.at(-1)!;
     assert.ok(inFile.promptTokens > fileTokens && inFile.prefilledTokens < 40, `${inFile.prefilledTokens} of ${inFile.promptTokens}`);
+  } finally {
+    await session.dispose();
+  }
+});
+
+test('with CSKV, a completion that reuses the cache into its compressed branch is cut at a block\'s start: no forward pass of its own', async () => {
+  const model = tinyQwenModel();
+  const root = workspace();
+  const big = path.join(root, 'src/big.ts');
+  const session = await WorkspaceSession.open(root, {
+    modelDir: model, cskv: path.join(model, 'cskv-16.safetensors'), budgetTokens: 100_000, readWorkspace: true, editDebounceMs: DAY,
+  }, events);
+  try {
+    await session.whenResident();
+    const engine = session.engine;
+    const window = engine.info.cskv!.window;
+    const prefill = engine.prefill.bind(engine);
+    // Every prefill call: a truncation's recompute wants no logits, the prompt's prefill does.
+    const calls: Array<{ start: number; logits: number }> = [];
+    engine.prefill = (tokens, options) => {
+      calls.push({ start: engine.length, logits: options?.logits ?? 1 });
+      return prefill(tokens, options);
+    };
+    let text = BIG;
+    let at = lineEnd(text, 'value100 =');
+    let intoCompressed = 0;
+    for (const typed of ['', '\n', 'e', 'x', 'p', 'o', 'r']) {
+      text = text.slice(0, at) + typed + text.slice(at);
+      at += typed.length;
+      session.documentChanged(big, text);
+      const compressed = Math.floor(engine.length / window) * window;
+      calls.length = 0;
+      await session.complete({ path: big, ...completionShape(text, at)!, maxNewTokens: 2 });
+      // (After the first token, cutting the generated tokens off may recompute: that is not the prompt's cut.)
+      const promptCall = calls.findIndex((c) => c.logits > 0);
+      assert.equal(promptCall, 0, `keystroke "${typed}": no recompute pass before the prompt's prefill (${JSON.stringify(calls)})`);
+      if (calls[0]!.start < compressed) {
+        intoCompressed++;
+        assert.equal(calls[0]!.start % window, 0, 'the prompt\'s prefill starts at a block\'s start');
+      }
+    }
+    assert.ok(intoCompressed > 0, 'some cuts fell inside the compressed branch');
   } finally {
     await session.dispose();
   }

@@ -51,6 +51,18 @@ export function truncation(policy: CachePolicy, compressedTokens: number, tokens
 }
 
 /**
+ * Where to cut a cache of `tokens` for a prefill that follows, reusing its first `length` tokens at most and `floor` at
+ * least: a cut inside the compressed branch keeps its whole blocks and recomputes the rest of its block in a forward
+ * pass of its own (truncation), so the cut goes to that block's start instead and the prefill after it takes those
+ * tokens in its first chunk: the same tokens computed, one pass fewer. Elsewhere, `length`.
+ */
+export function cutWithoutRecompute(policy: CachePolicy, tokens: number, length: number, floor: number): number {
+  if (length >= compressedLength(policy, tokens)) return length;
+  const blockStart = Math.floor(length / policy.window) * policy.window;
+  return blockStart >= floor ? blockStart : length;
+}
+
+/**
  * Where the prefill chunk starting at `start` ends, for a call that prefills up to `total`. Chunk boundaries fall
  * at absolute multiples of the chunk size (rounded to W) and never cross a multiple of W unless the chunk starts
  * on one, so every query in a chunk sees the same split between compressed and full-precision history. The
