@@ -179,6 +179,12 @@ export class OnnxEngine implements Engine {
   }
 
   async prefill(tokens: readonly number[], options: PrefillOptions = {}): Promise<Float32Array> {
+    // The final length is known: the cache's buffers and the RoPE table are sized for it once, not grown chunk by
+    // chunk (glibc keeps each outgrown buffer in the process). With the cache on the device, the JS cache holds only
+    // what is read back.
+    const final = this.length + tokens.length;
+    if (!this.device) this.cache.reserve(final);
+    if (!ropeDependsOnLength(this.info.config)) this.ropeFor(final);
     return prefillInChunks(tokens, options, {
       vocab: this.info.config.vocabSize, length: this.length, chunkSize: this.chunkSize, window: this.info.cskv?.window ?? this.chunkSize,
     }, (chunk, rows) => this.forward(chunk, rows, options.observeKeysValues));
