@@ -115,3 +115,28 @@ test('compressedBlocks hands out the stored blocks from a block start on, as a s
     assert.throws(() => cache.compressedBlocks(0, 16), /not a block start/);
   }
 });
+
+test('reserve: a cache sized for its final length holds, reads and compresses what one grown chunk by chunk does, in the buffers it reserved', () => {
+  const heads = { kvHeads: 2, headDim: D / 2, half: true };
+  for (const shape of [{ layers: 2, kvDim: D, window: W, bits: 16 as const, ranks: { k: [RK, RK], v: [RV, RV] } }, { layers: 2, kvDim: D, window: W, bits: 16 as const }]) {
+    const what = shape.ranks ? 'CSKV 16-bit' : 'full cache';
+    const reserved = new BiBranchCache(shape, heads);
+    const grown = new BiBranchCache(shape, heads);
+    feed(reserved, 0, 5);
+    feed(grown, 0, 5);
+    reserved.reserve(303);
+    const before = reserved.inputs(1);
+    for (let from = 5; from < 303; from += 42) {
+      const count = Math.min(42, 303 - from);
+      feed(reserved, from, count);
+      feed(grown, from, count);
+      const [r, g] = [reserved.inputs(1), grown.inputs(1)];
+      assert.equal(r.capacity, g.capacity, `${what}, ${reserved.length} tokens: the capacity attention reads`);
+      // The buffer that grows with the length (the full branch without CSKV, the compressed rows with it) is the one reserved.
+      assert.equal((shape.ranks ? r.kCompressed! : r.kFull).buffer, (shape.ranks ? before.kCompressed! : before.kFull).buffer, `${what}, ${reserved.length} tokens: reallocated`);
+    }
+    assert.deepEqual(reserved.exportState(), grown.exportState(), what);
+    assert.deepEqual(reserved.truncate(150), grown.truncate(150));
+    assert.deepEqual(reserved.exportState(), grown.exportState(), `${what}, truncated`);
+  }
+});

@@ -84,3 +84,42 @@ test('a cache in the heads layout holds, truncates, exports and imports what one
   assert.deepEqual(restored.exportState(), byRows.exportState());
   assert.equal(restored.inputs(0).capacity, 64);
 });
+
+test('reserve: the room is allocated once, the capacity attention reads still grows as without it, truncation after it is exact', () => {
+  const reserved = new HeadMajorRows(KV_HEADS, HD);
+  const grown = new HeadMajorRows(KV_HEADS, HD);
+  const feed = (from: number, count: number): void => {
+    for (const rows of [reserved, grown]) {
+      const { k, v } = tokens(from, count);
+      rows.append(k, v, count);
+    }
+  };
+  feed(0, 50);
+  reserved.reserve(1000);
+  assert.equal(reserved.reserved, capacityFor(1000));
+  assert.equal(reserved.capacity, 64);
+  checkLayout(reserved, 0);
+  reserved.reserve(500); // less than the room: nothing changes
+  assert.equal(reserved.reserved, capacityFor(1000));
+  const buffer = reserved.keys.buffer;
+  for (let from = 50; from < 1000; from += 95) {
+    feed(from, 95);
+    assert.equal(reserved.keys.buffer, buffer, `${reserved.rows} tokens: the keys were reallocated`);
+    assert.equal(reserved.capacity, grown.capacity, `${reserved.rows} tokens: capacity`);
+    assert.equal(reserved.keys.length, KV_HEADS * HD * reserved.capacity);
+    checkLayout(reserved, 0);
+  }
+  assert.deepEqual(reserved.tokenMajor(), grown.tokenMajor());
+  reserved.truncate(900); // still fits the room: kept
+  assert.equal(reserved.keys.buffer, buffer);
+  checkLayout(reserved, 0);
+  reserved.truncate(10); // the room far exceeds the tokens: given back
+  assert.equal(reserved.capacity, 64);
+  assert.equal(reserved.reserved, 64);
+  checkLayout(reserved, 0);
+  assert.deepEqual(reserved.tokenMajor(), tokens(0, 10));
+  const more = tokens(10, 100); // and grows again
+  reserved.append(more.k, more.v, 100);
+  assert.equal(reserved.capacity, capacityFor(110));
+  checkLayout(reserved, 0);
+});

@@ -190,6 +190,13 @@ export class OnnxEngine implements Engine {
   }
 
   async prefill(tokens: readonly number[], options: PrefillOptions = {}): Promise<Float32Array> {
+    // The final length is known: the cache's buffers and the RoPE table are sized for it once, not grown chunk by
+    // chunk (glibc keeps each outgrown buffer in the process). Measured on a 0.5B model, q8 weights, full cache, an
+    // 8192-token prompt: RSS after the prefill 2.23 -> 1.40 GiB, peak 2.35 -> 1.51 GiB (1.10 after load). With the
+    // cache on the device, the JS cache holds only what is read back.
+    const final = this.length + tokens.length;
+    if (!this.device) this.cache.reserve(final);
+    if (!ropeDependsOnLength(this.info.config)) this.ropeFor(final);
     return prefillInChunks(tokens, options, {
       vocab: this.info.config.vocabSize, length: this.length, chunkSize: this.chunkSize, window: this.info.cskv?.window ?? this.chunkSize,
     }, (chunk, rows) => this.forward(chunk, rows, options.observeKeysValues));

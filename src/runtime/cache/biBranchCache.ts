@@ -85,6 +85,12 @@ class LayerCache {
     return this.full ? this.full.tokenMajor() : { k: this.kFull!.view(), v: this.vFull!.view() };
   }
 
+  /** Room for `full` tokens in the full branch (and their pending features) and `compressed` in the 16-bit rows. */
+  reserve(full: number, compressed: number): void {
+    for (const rows of [this.full, this.kFull, this.vFull, this.kPending, this.vPending]) rows?.reserve(full);
+    for (const rows of [this.kHalf, this.vHalf]) rows?.reserve(compressed);
+  }
+
   dropFullFront(count: number): void {
     this.full?.dropFront(count);
     this.kFull?.dropFront(count);
@@ -207,6 +213,16 @@ export class BiBranchCache {
       l.kPending.append(kFeatures, count);
       l.vPending.append(vFeatures, count);
     }
+  }
+
+  /**
+   * Room for the branches as they will be once `tokens` tokens are cached, so that a prefill which knows its final
+   * length allocates each buffer once instead of once per growth (the quantised blocks are allocated one by one
+   * anyway). Dropping rows (truncation, the window's blocks leaving) gives back room the tokens do not use.
+   */
+  reserve(tokens: number): void {
+    const compressed = compressedLength(this.policy, tokens);
+    for (const l of this.layers) l.reserve(tokens - compressed, compressed);
   }
 
   /** Records that every layer received `count` more tokens, and moves complete blocks to the compressed branch. */

@@ -54,7 +54,12 @@ export class GrowableRows<A extends Storage = Float32Array> {
     return this.data.subarray(from * this.width, to * this.width) as A;
   }
 
-  private reserve(rows: number): void {
+  /**
+   * Makes room for `rows` rows, keeping those held: the one place the buffer grows, to at least twice its size (so
+   * rows appended one at a time are copied a bounded number of times). A caller that knows the final count reserves
+   * it once: a buffer grown step by step leaves each smaller one freed, and glibc keeps such freed memory in the process.
+   */
+  reserve(rows: number): void {
     if (rows * this.width <= this.data.length) return;
     const next = this.make(Math.max(rows, (this.data.length / this.width) * 2) * this.width);
     next.set(this.view() as never);

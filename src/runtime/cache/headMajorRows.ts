@@ -4,6 +4,10 @@
 // (slots at or past `rows` are masked out) and never concatenates or transposes the history. Token-major rows
 // [rows, kvHeads·headDim] go in and come out only at the edges (appends, snapshots). Elements are f32, or fp16 bit
 // patterns (half the bytes; the graph widens them as it reads).
+//
+// The capacity (the slots per kv head that attention reads, masked past `rows`) and the room the buffers have are
+// apart: a prefill that knows its final length reserves the room once, and the capacity still grows granule by
+// granule inside it (laid out again in place), so an early chunk reads no more slots than it would have.
 import { floatToHalfBits, halfBitsToFloat } from '../half';
 
 type Storage = Float32Array | Uint16Array;
@@ -21,16 +25,18 @@ export function capacityFor(rows: number): number {
 }
 
 export class HeadMajorRows {
+  /** The buffers, of `room` slots per kv head, of which the layout uses the first `cap`. */
   private k: Storage;
   private v: Storage;
+  private room: number;
   private cap: number;
   private count = 0;
 
   /** `half`: elements are fp16 bit patterns. */
   constructor(readonly kvHeads: number, readonly headDim: number, readonly half = false) {
-    this.cap = capacityFor(0);
-    this.k = this.make(this.cap);
-    this.v = this.make(this.cap);
+    this.cap = this.room = capacityFor(0);
+    this.k = this.make(this.room);
+    this.v = this.make(this.room);
   }
 
   get bytesPerElement(): number {
@@ -45,19 +51,40 @@ export class HeadMajorRows {
     return this.cap;
   }
 
-  /** Keys [kvHeads, headDim, capacity], the whole buffer (read in place). */
+  /** Slots per kv head the buffers hold without reallocating (at least the capacity). */
+  get reserved(): number {
+    return this.room;
+  }
+
+  /** Keys [kvHeads, headDim, capacity] (a view of the buffer, read in place). */
   get keys(): Storage {
-    return this.k;
+    return this.k.subarray(0, this.kvHeads * this.headDim * this.cap);
   }
 
-  /** Values [kvHeads, capacity, headDim], the whole buffer (read in place). */
+  /** Values [kvHeads, capacity, headDim] (a view of the buffer, read in place). */
   get values(): Storage {
-    return this.v;
+    return this.v.subarray(0, this.kvHeads * this.headDim * this.cap);
   }
 
-  /** Makes room for `rows` tokens (keeping those held); capacity only changes here and when rows are dropped. */
-  private reserve(rows: number): void {
-    if (rows > this.cap) this.resize(capacityFor(rows));
+  /**
+   * Room for `rows` tokens, allocated now and kept until rows are dropped: the appends up to it allocate nothing (a
+   * buffer grown step by step leaves each smaller one freed, and glibc keeps such freed memory in the process). The
+   * capacity does not change.
+   */
+  reserve(rows: number): void {
+    const room = capacityFor(rows);
+    if (room > this.room) this.layOut(this.make(room), this.make(room), this.cap);
+  }
+
+  /** The capacity for `rows` tokens (keeping those held): in place within the room, else in new buffers. */
+  private grow(rows: number): void {
+    if (rows <= this.cap) return;
+    const cap = capacityFor(rows);
+    if (cap <= this.room) {
+      this.layOut(this.k, this.v, cap);
+    } else {
+      this.layOut(this.make(cap), this.make(cap), cap);
+    }
   }
 
   /**
@@ -71,7 +98,7 @@ export class HeadMajorRows {
       return this.append(narrow(k), narrow(v), count);
     }
     if (!this.half && !(k instanceof Float32Array)) throw new TypeError('fp16 rows given to an f32 cache');
-    this.reserve(this.count + count);
+    this.grow(this.count + count);
     const { kvHeads, headDim: hd, cap } = this;
     const D = kvHeads * hd;
     for (let t = 0; t < count; t++) {
@@ -125,23 +152,27 @@ export class HeadMajorRows {
     return { k, v };
   }
 
-  /** Whatever attention reads past the held tokens is masked; a buffer far larger than needed is still read whole. */
+  /**
+   * Whatever attention reads past the held tokens is masked; a buffer far larger than needed is still read whole. A
+   * room far larger than needed (a reservation the tokens never filled) is given back too.
+   */
   private shrink(): void {
     const fits = capacityFor(this.count);
-    if (fits * 2 <= this.cap) this.resize(fits);
+    if (fits * 2 <= this.room) this.layOut(this.make(fits), this.make(fits), fits);
   }
 
-  private resize(capacity: number): void {
+  /**
+   * Lays the held tokens out `cap` slots apart in `k` and `v`: new buffers, or the current ones growing in place
+   * (the last row first: every row moves up, onto slots already moved or unused).
+   */
+  private layOut(k: Storage, v: Storage, cap: number): void {
     const { kvHeads, headDim: hd, cap: old, count } = this;
-    const k = this.make(capacity);
-    const v = this.make(capacity);
-    for (let h = 0; h < kvHeads; h++) {
-      for (let c = 0; c < hd; c++) k.set(this.k.subarray((h * hd + c) * old, (h * hd + c) * old + count) as never, (h * hd + c) * capacity);
-      v.set(this.v.subarray(h * old * hd, (h * old + count) * hd) as never, h * capacity * hd);
-    }
+    for (let row = kvHeads * hd - 1; row >= 0; row--) k.set(this.k.subarray(row * old, row * old + count) as never, row * cap);
+    for (let h = kvHeads - 1; h >= 0; h--) v.set(this.v.subarray(h * old * hd, (h * old + count) * hd) as never, h * cap * hd);
     this.k = k;
     this.v = v;
-    this.cap = capacity;
+    this.cap = cap;
+    this.room = k.length / (kvHeads * hd);
   }
 
   private make(capacity: number): Storage {
