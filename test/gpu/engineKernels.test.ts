@@ -7,11 +7,11 @@
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import { after, before, test } from 'node:test';
-import { type AttentionKernelArgs, type NativeAddon } from '../../src/runtime/backends/nativeAddon';
+import { type AttentionKernelArgs, type FusedAttentionKernelArgs, type NativeAddon } from '../../src/runtime/backends/nativeAddon';
 import { mulberry32 } from '../../src/runtime/random';
 import { attentionReference, sampleBoundaryDistance, sampleReference } from './reference';
-import { type FusedAttentionCase, buildFusedCase, relativeError } from '../support/fusedAttentionCases';
-import { kernelGpu, kernelSeed, normalStreams } from '../support/gpuKernels';
+import { type FusedAttentionCase, asStoredOnDevice, buildFusedCase, relativeError } from '../support/fusedAttentionCases';
+import { kernelGpu, kernelSeed, normalStreams, roundToBf16 } from '../support/gpuKernels';
 
 /** bf16 storage of keys, values and the output: 1e-2 relative, as issue 11 sets for bf16 kernels. */
 const BF16_TOLERANCE = 1e-2;
@@ -32,18 +32,9 @@ after(() => {
   if (process.env.CSKV_ENGINE_KERNEL_REPORT && addon) fs.writeFileSync(process.env.CSKV_ENGINE_KERNEL_REPORT, JSON.stringify({ seed, results: report }, null, 2));
 });
 
-const normals = (n: number, scale = 1): Float32Array =>
-  Float32Array.from({ length: n }, () => scale * Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random()));
-
-const f32 = new Float32Array(1);
-const u32 = new Uint32Array(f32.buffer);
-/** x rounded to bf16 (nearest even), as the device stores it. */
-function bf16(x: number): number {
-  f32[0] = x;
-  u32[0] = ((u32[0]! + 0x7fff + ((u32[0]! >>> 16) & 1)) >>> 16) << 16;
-  return f32[0]!;
-}
-const asBf16 = (a: Float32Array): Float32Array => Float32Array.from(a, bf16);
+// Inputs of the attention and sampler tests; the fused kernels' cases draw theirs from normalStreams(seed) and (seed + 1).
+const normals = normalStreams(seed + 2);
+const asBf16 = (a: Float32Array): Float32Array => Float32Array.from(a, roundToBf16);
 
 interface AttentionCase { name: string; heads: number; kvHeads: number; headDim: number; start: number; queries: number; compressed: number; sliding: number; sms: number }
 
@@ -72,76 +63,77 @@ test('attention kernel against float64, both branches', (t) => {
     // The reference sees what the device stores: bf16 keys, values and rebuilt rows.
     const want = attentionReference({ ...args, kRing: asBf16(args.kRing), vRing: asBf16(args.vRing),
       ...(c.compressed > 0 ? { kRebuilt: asBf16(args.kRebuilt!), vRebuilt: asBf16(args.vRebuilt!) } : {}) });
-    let diff = 0, scale = 0, nan = 0;
-    for (let i = 0; i < want.length; i++) {
-      if (Number.isNaN(got[i]!)) nan++;
-      diff = Math.max(diff, Math.abs(got[i]! - want[i]!));
-      scale = Math.max(scale, Math.abs(want[i]!));
-    }
     const plan = addon.attentionPlan(c.queries, c.start + c.queries, c.heads, c.sms);
-    report.push({ kernel: 'attention', case: c.name, splits: plan.splits, relativeError: diff / scale, nan });
-    assert.equal(nan, 0, `${c.name}: NaN outputs`);
-    assert.ok(diff / scale < BF16_TOLERANCE, `${c.name} (${plan.splits} splits): relative error ${(diff / scale).toExponential(3)}, seed ${seed}`);
+    checkAgainstReference('attention', c.name, got, want, plan.splits);
   }
 });
+
+/** Reports a kernel's error relative to its float64 reference, then fails on a NaN or an error over bf16's tolerance. */
+function checkAgainstReference(kernel: string, name: string, got: ArrayLike<number>, want: ArrayLike<number>, splits?: number): void {
+  const { error, nan } = relativeError(got, want);
+  report.push({ kernel, case: name, ...(splits === undefined ? {} : { splits }), relativeError: error, nan });
+  const where = splits === undefined ? name : `${name} (${splits} splits)`;
+  assert.ok(!nan, `${where}: NaN outputs (unwritten or poisoned), seed ${seed}`);
+  assert.ok(error < BF16_TOLERANCE, `${where}: relative error ${error.toExponential(3)}, seed ${seed}`);
+}
+
+/** A fused kernel on each case against its C++ float64 reference fed with what the device stores. */
+function checkFusedKernel(
+  kernel: 'fusedAttention' | 'fusedPrefillAttention', cases: FusedAttentionCase[], inputSeed: number,
+  run: (a: NativeAddon, args: FusedAttentionKernelArgs, c: FusedAttentionCase) => { got: ArrayLike<number>; want: ArrayLike<number>; splits?: number },
+): void {
+  const fusedNormals = normalStreams(inputSeed);
+  for (const c of cases) {
+    const { args } = buildFusedCase(addon!, c, fusedNormals);
+    const { got, want, splits } = run(addon!, args, c);
+    checkAgainstReference(kernel, c.name, got, want, splits);
+  }
+}
 
 // The 7B shape (GQA 7:1, head 128) at every width, large ranks (over 48 KiB of shared memory: the opt-in path),
 // MHA, a sliding window that starts inside the pages, the fixtures' head dim with CSKV off, head dims whose rotary
 // pairs do not divide the block (48: the untiled key rebuild) or make one-key runs (8), head dim 256.
 const FUSED_CASES: FusedAttentionCase[] = [
-  { name: '7B decode, 16 bits, many splits', heads: 28, kvHeads: 4, headDim: 128, start: 2080, queries: 1, compressed: 2048, window: 32, bits: 16, kRank: 64, vRank: 96, ringRows: 64, sliding: 0, multiprocessors: 132 },
-  { name: '7B decode, 4 bits, ranks 256/200', heads: 28, kvHeads: 4, headDim: 128, start: 600, queries: 1, compressed: 576, window: 32, bits: 4, kRank: 256, vRank: 200, ringRows: 64, sliding: 0, multiprocessors: 132 },
-  { name: 'MHA head 64, 2 bits', heads: 4, kvHeads: 4, headDim: 64, start: 1000, queries: 1, compressed: 960, window: 32, bits: 2, kRank: 40, vRank: 33, ringRows: 96, sliding: 0, multiprocessors: 132 },
-  { name: 'GQA 3:1 head 32, 8 bits, sliding window into the pages, 4 queries', heads: 6, kvHeads: 2, headDim: 32, start: 700, queries: 4, compressed: 672, window: 32, bits: 8, kRank: 16, vRank: 16, ringRows: 64, sliding: 200, multiprocessors: 132 },
-  { name: 'head dim 16 (fixtures), CSKV off, 8 queries', heads: 4, kvHeads: 2, headDim: 16, start: 40, queries: 8, compressed: 0, window: 1, bits: 16, kRank: 0, vRank: 0, ringRows: 64, sliding: 0, multiprocessors: 132 },
-  { name: 'head dim 48 (the untiled rebuild), 16 bits', heads: 2, kvHeads: 1, headDim: 48, start: 200, queries: 2, compressed: 192, window: 16, bits: 16, kRank: 12, vRank: 9, ringRows: 32, sliding: 0, multiprocessors: 8 },
-  { name: 'head dim 8, 4 bits, a tile across the branch boundary, 3 queries', heads: 4, kvHeads: 1, headDim: 8, start: 110, queries: 3, compressed: 104, window: 8, bits: 4, kRank: 5, vRank: 6, ringRows: 16, sliding: 0, multiprocessors: 132 },
-  { name: 'head dim 256, few splits', heads: 2, kvHeads: 1, headDim: 256, start: 300, queries: 1, compressed: 256, window: 32, bits: 16, kRank: 32, vRank: 32, ringRows: 64, sliding: 0, multiprocessors: 1 },
+  { name: '7B decode, 16 bits, many splits', heads: 28, kvHeads: 4, headDim: 128, start: 2080, queries: 1, compressed: 2048, window: 32, bits: 16, kRank: 64, vRank: 96, ringRows: 64 },
+  { name: '7B decode, 4 bits, ranks 256/200', heads: 28, kvHeads: 4, headDim: 128, start: 600, queries: 1, compressed: 576, window: 32, bits: 4, kRank: 256, vRank: 200, ringRows: 64 },
+  { name: 'MHA head 64, 2 bits', heads: 4, kvHeads: 4, headDim: 64, start: 1000, queries: 1, compressed: 960, window: 32, bits: 2, kRank: 40, vRank: 33, ringRows: 96 },
+  { name: 'GQA 3:1 head 32, 8 bits, sliding window into the pages, 4 queries', heads: 6, kvHeads: 2, headDim: 32, start: 700, queries: 4, compressed: 672, window: 32, bits: 8, kRank: 16, vRank: 16, ringRows: 64, sliding: 200 },
+  { name: 'head dim 16 (fixtures), CSKV off, 8 queries', heads: 4, kvHeads: 2, headDim: 16, start: 40, queries: 8, compressed: 0, window: 1, bits: 16, kRank: 0, vRank: 0, ringRows: 64 },
+  { name: 'head dim 48 (the untiled rebuild), 16 bits', heads: 2, kvHeads: 1, headDim: 48, start: 200, queries: 2, compressed: 192, window: 16, bits: 16, kRank: 12, vRank: 9, ringRows: 32, multiprocessors: 8 },
+  { name: 'head dim 8, 4 bits, a tile across the branch boundary, 3 queries', heads: 4, kvHeads: 1, headDim: 8, start: 110, queries: 3, compressed: 104, window: 8, bits: 4, kRank: 5, vRank: 6, ringRows: 16 },
+  { name: 'head dim 256, few splits', heads: 2, kvHeads: 1, headDim: 256, start: 300, queries: 1, compressed: 256, window: 32, bits: 16, kRank: 32, vRank: 32, ringRows: 64, multiprocessors: 1 },
 ];
 
 test('fused decode attention against its float64 reference, pages at 16/8/4/2 bits', (t) => {
   if (!addon) return t.skip(skipReason);
   t.diagnostic(`seed ${seed}`);
-  const fusedNormals = normalStreams(seed);
-  for (const c of FUSED_CASES) {
-    const { args } = buildFusedCase(addon, c, fusedNormals);
-    const got = addon.kernels.fusedAttention(args);
-    // The reference sees what the device stores: bf16 rings (the pages are exact).
-    const want = addon.kernels.fusedAttentionReference({ ...args, kRing: asBf16(args.kRing), vRing: asBf16(args.vRing) });
-    const { error, nan } = relativeError(got, want);
-    const plan = addon.attentionPlan(c.queries, c.start + c.queries, c.kvHeads, c.multiprocessors);
-    report.push({ kernel: 'fusedAttention', case: c.name, splits: plan.splits, relativeError: error, nan });
-    assert.ok(!nan, `${c.name}: NaN outputs`);
-    assert.ok(error < BF16_TOLERANCE, `${c.name} (${plan.splits} splits): relative error ${error.toExponential(3)}, seed ${seed}`);
-  }
+  checkFusedKernel('fusedAttention', FUSED_CASES, seed, (a, args, c) => ({
+    got: a.kernels.fusedAttention(args),
+    want: a.kernels.fusedAttentionReference(asStoredOnDevice(args)),
+    splits: a.attentionPlan(c.queries, c.start + c.queries, c.kvHeads, args.multiprocessors).splits,
+  }));
 });
 
 // Prefill chunks: the 7B shape (7 query heads per kv head, 64-row tiles that cut queries apart) at 16 and 4 bits
 // with large ranks (the opt-in shared memory), the first chunk with CSKV off, a sliding window into the pages, a
 // chunk that starts inside the last block, MHA, head dims 8 and 256.
 const FUSED_PREFILL_CASES: FusedAttentionCase[] = [
-  { name: '7B prefill chunk, 16 bits', heads: 28, kvHeads: 4, headDim: 128, start: 1024, queries: 128, compressed: 1024, window: 32, bits: 16, kRank: 64, vRank: 96, ringRows: 192, sliding: 0, multiprocessors: 132 },
-  { name: '7B prefill chunk, 4 bits, ranks 256/200', heads: 28, kvHeads: 4, headDim: 128, start: 600, queries: 77, compressed: 576, window: 32, bits: 4, kRank: 256, vRank: 200, ringRows: 128, sliding: 0, multiprocessors: 132 },
-  { name: 'first chunk, CSKV off, head 16', heads: 4, kvHeads: 2, headDim: 16, start: 0, queries: 200, compressed: 0, window: 1, bits: 16, kRank: 0, vRank: 0, ringRows: 256, sliding: 0, multiprocessors: 132 },
-  { name: 'GQA 3:1 head 32, 8 bits, sliding window into the pages', heads: 6, kvHeads: 2, headDim: 32, start: 700, queries: 50, compressed: 672, window: 32, bits: 8, kRank: 16, vRank: 16, ringRows: 96, sliding: 200, multiprocessors: 132 },
-  { name: 'MHA head 64, 2 bits, a chunk from inside the last block', heads: 4, kvHeads: 4, headDim: 64, start: 980, queries: 40, compressed: 960, window: 32, bits: 2, kRank: 40, vRank: 33, ringRows: 96, sliding: 0, multiprocessors: 132 },
-  { name: 'head dim 8, 4 bits', heads: 4, kvHeads: 1, headDim: 8, start: 104, queries: 33, compressed: 104, window: 8, bits: 4, kRank: 5, vRank: 6, ringRows: 48, sliding: 0, multiprocessors: 132 },
-  { name: 'head dim 256, 16 bits', heads: 2, kvHeads: 1, headDim: 256, start: 256, queries: 40, compressed: 256, window: 32, bits: 16, kRank: 32, vRank: 32, ringRows: 64, sliding: 0, multiprocessors: 132 },
+  { name: '7B prefill chunk, 16 bits', heads: 28, kvHeads: 4, headDim: 128, start: 1024, queries: 128, compressed: 1024, window: 32, bits: 16, kRank: 64, vRank: 96, ringRows: 192 },
+  { name: '7B prefill chunk, 4 bits, ranks 256/200', heads: 28, kvHeads: 4, headDim: 128, start: 600, queries: 77, compressed: 576, window: 32, bits: 4, kRank: 256, vRank: 200, ringRows: 128 },
+  { name: 'first chunk, CSKV off, head 16', heads: 4, kvHeads: 2, headDim: 16, start: 0, queries: 200, compressed: 0, window: 1, bits: 16, kRank: 0, vRank: 0, ringRows: 256 },
+  { name: 'GQA 3:1 head 32, 8 bits, sliding window into the pages', heads: 6, kvHeads: 2, headDim: 32, start: 700, queries: 50, compressed: 672, window: 32, bits: 8, kRank: 16, vRank: 16, ringRows: 96, sliding: 200 },
+  { name: 'MHA head 64, 2 bits, a chunk from inside the last block', heads: 4, kvHeads: 4, headDim: 64, start: 980, queries: 40, compressed: 960, window: 32, bits: 2, kRank: 40, vRank: 33, ringRows: 96 },
+  { name: 'head dim 8, 4 bits', heads: 4, kvHeads: 1, headDim: 8, start: 104, queries: 33, compressed: 104, window: 8, bits: 4, kRank: 5, vRank: 6, ringRows: 48 },
+  { name: 'head dim 256, 16 bits', heads: 2, kvHeads: 1, headDim: 256, start: 256, queries: 40, compressed: 256, window: 32, bits: 16, kRank: 32, vRank: 32, ringRows: 64 },
 ];
 
 test('fused prefill attention against its float64 reference, pages at 16/8/4/2 bits', (t) => {
   if (!addon) return t.skip(skipReason);
   t.diagnostic(`seed ${seed}`);
-  const fusedNormals = normalStreams(seed + 1);
-  for (const c of FUSED_PREFILL_CASES) {
-    const { args } = buildFusedCase(addon, c, fusedNormals);
-    const got = addon.kernels.fusedPrefillAttention(args);
-    const want = addon.kernels.fusedPrefillAttentionReference({ ...args, kRing: asBf16(args.kRing), vRing: asBf16(args.vRing) });
-    const { error, nan } = relativeError(got, want);
-    report.push({ kernel: 'fusedPrefillAttention', case: c.name, relativeError: error, nan });
-    assert.ok(!nan, `${c.name}: NaN outputs (unwritten or poisoned)`);
-    assert.ok(error < BF16_TOLERANCE, `${c.name}: relative error ${error.toExponential(3)}, seed ${seed}`);
-  }
+  checkFusedKernel('fusedPrefillAttention', FUSED_PREFILL_CASES, seed + 1, (a, args) => ({
+    got: a.kernels.fusedPrefillAttention(args),
+    want: a.kernels.fusedPrefillAttentionReference(asStoredOnDevice(args)),
+  }));
 });
 
 test('device sampler against float64: greedy, top-k, top-p, temperature', (t) => {

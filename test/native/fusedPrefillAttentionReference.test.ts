@@ -6,28 +6,22 @@
 // test/gpu/engineKernels.test.ts.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { type NativeAddon, loadNativeAddon } from '../../src/runtime/backends/nativeAddon';
 import { RuntimeError } from '../../src/runtime/errors';
 import { normalStreams } from '../support/gpuKernels';
+import { loadedAddon } from '../support/loadedAddon';
 import { type FusedAttentionCase, buildFusedCase, relativeError } from '../support/fusedAttentionCases';
-
-function addon(): NativeAddon {
-  const load = loadNativeAddon();
-  assert.ok(load.loaded, load.loaded ? '' : load.reason);
-  return load.addon;
-}
 
 // Prefill chunks: many queries after the compressed branch, their own keys in the ring.
 const CASES: FusedAttentionCase[] = [
-  { name: 'GQA 2:1, head 32, 16 bits, two row tiles', heads: 4, kvHeads: 2, headDim: 32, start: 100, queries: 40, compressed: 96, window: 8, bits: 16, kRank: 5, vRank: 37, ringRows: 48, sliding: 0, multiprocessors: 132 },
-  { name: 'GQA 7:1, head 64, 2 bits, three row tiles', heads: 7, kvHeads: 1, headDim: 64, start: 130, queries: 20, compressed: 128, window: 32, bits: 2, kRank: 20, vRank: 12, ringRows: 32, sliding: 0, multiprocessors: 132 },
-  { name: 'MHA, head 16, 4 bits, sliding window into the pages', heads: 3, kvHeads: 3, headDim: 16, start: 170, queries: 30, compressed: 160, window: 16, bits: 4, kRank: 11, vRank: 7, ringRows: 48, sliding: 50, multiprocessors: 132 },
-  { name: 'GQA 3:1, head 8, 8 bits, a chunk across the branch boundary', heads: 6, kvHeads: 2, headDim: 8, start: 64, queries: 25, compressed: 64, window: 16, bits: 8, kRank: 9, vRank: 14, ringRows: 32, sliding: 0, multiprocessors: 132 },
-  { name: 'CSKV off, the first chunk (start 0), sliding window', heads: 4, kvHeads: 2, headDim: 16, start: 0, queries: 70, compressed: 0, window: 1, bits: 16, kRank: 0, vRank: 0, ringRows: 80, sliding: 24, multiprocessors: 132 },
+  { name: 'GQA 2:1, head 32, 16 bits, two row tiles', heads: 4, kvHeads: 2, headDim: 32, start: 100, queries: 40, compressed: 96, window: 8, bits: 16, kRank: 5, vRank: 37, ringRows: 48 },
+  { name: 'GQA 7:1, head 64, 2 bits, three row tiles', heads: 7, kvHeads: 1, headDim: 64, start: 130, queries: 20, compressed: 128, window: 32, bits: 2, kRank: 20, vRank: 12, ringRows: 32 },
+  { name: 'MHA, head 16, 4 bits, sliding window into the pages', heads: 3, kvHeads: 3, headDim: 16, start: 170, queries: 30, compressed: 160, window: 16, bits: 4, kRank: 11, vRank: 7, ringRows: 48, sliding: 50 },
+  { name: 'GQA 3:1, head 8, 8 bits, a chunk across the branch boundary', heads: 6, kvHeads: 2, headDim: 8, start: 64, queries: 25, compressed: 64, window: 16, bits: 8, kRank: 9, vRank: 14, ringRows: 32 },
+  { name: 'CSKV off, the first chunk (start 0), sliding window', heads: 4, kvHeads: 2, headDim: 16, start: 0, queries: 70, compressed: 0, window: 1, bits: 16, kRank: 0, vRank: 0, ringRows: 80, sliding: 24 },
 ];
 
 test('fused prefill attention reference equals one pass of the same attention, for any row tiling', (t) => {
-  const a = addon();
+  const a = loadedAddon();
   const normals = normalStreams(20261202);
   let worst = 0;
   for (const c of CASES) {
@@ -46,7 +40,7 @@ test('fused prefill attention reference equals one pass of the same attention, f
 });
 
 test('fused prefill attention reference: the masks and the pages have teeth', () => {
-  const a = addon();
+  const a = loadedAddon();
   const c = CASES[2]!;
   const { args } = buildFusedCase(a, c, normalStreams(5));
   const base = a.kernels.fusedPrefillAttentionReference(args);
@@ -75,7 +69,7 @@ test('fused prefill attention reference: the masks and the pages have teeth', ()
 });
 
 test('fused prefill attention arguments are checked before any work, naming the field', () => {
-  const a = addon();
+  const a = loadedAddon();
   const { args } = buildFusedCase(a, CASES[0]!, normalStreams(1));
   const bad = (pattern: RegExp) => (err: unknown): boolean => err instanceof RuntimeError && err.code === 'BAD_ARGUMENT' && pattern.test(err.message);
   for (const [name, run] of [['fusedPrefillAttention', a.kernels.fusedPrefillAttention], ['fusedPrefillAttentionReference', a.kernels.fusedPrefillAttentionReference]] as const) {

@@ -1,12 +1,14 @@
-// Inputs of the fused decode attention (native/src/kernels/fusedAttention.cuh) built the way the engine holds its
-// cache: the compressed branch's features quantised by the runtime's own quantiser (or fp16 at 16 bits) and laid
-// into pages by blocksToPages with the native page layout. Shared by the CPU check of the C++ reference
-// (test/native/fusedAttentionReference.test.ts) and the GPU check of the kernel (test/gpu/fusedAttention.test.ts).
+// Inputs of the fused decode and prefill attention (native/src/kernels/fusedAttention.cuh, fusedPrefillAttention.cuh)
+// built the way the engine holds its cache: the compressed branch's features quantised by the runtime's own
+// quantiser (or fp16 at 16 bits) and laid into pages by blocksToPages with the native page layout. Shared by the CPU
+// checks of the C++ references (test/native/fused*AttentionReference.test.ts) and the GPU checks of the kernels
+// (test/gpu/engineKernels.test.ts).
 import { blocksToPages } from '../../src/runtime/backends/cudaEngine';
 import type { FusedAttentionKernelArgs, NativeAddon } from '../../src/runtime/backends/nativeAddon';
 import type { CompressedBlock } from '../../src/runtime/cache/biBranchCache';
 import { dequantiseKeys, dequantiseValues, quantiseKeys, quantiseValues } from '../../src/runtime/cache/quantizer';
 import { floatToHalfBits, halfBitsToFloat } from '../../src/runtime/half';
+import { roundToBf16 } from './gpuKernels';
 
 export interface FusedAttentionCase {
   name: string;
@@ -23,8 +25,10 @@ export interface FusedAttentionCase {
   kRank: number;
   vRank: number;
   ringRows: number;
-  sliding: number;
-  multiprocessors: number;
+  /** Sliding window; 0 (the default): none. */
+  sliding?: number;
+  /** The GPU size the split plan is made for (args.multiprocessors); default 132, an H100's or H200's. */
+  multiprocessors?: number;
 }
 
 export interface BuiltCase {
@@ -41,7 +45,7 @@ export function buildFusedCase(addon: NativeAddon, c: FusedAttentionCase, normal
   const args: FusedAttentionKernelArgs = {
     q: normals(c.queries * Q), kRing: normals(c.ringRows * D), vRing: normals(c.ringRows * D), ringRows: c.ringRows,
     compressedTokens: c.compressed, invFreq, attentionFactor: 1.1, start: c.start, heads: c.heads, kvHeads: c.kvHeads, headDim: c.headDim,
-    slidingWindow: c.sliding, multiprocessors: c.multiprocessors,
+    slidingWindow: c.sliding ?? 0, multiprocessors: c.multiprocessors ?? 132,
   };
   const kRebuilt = new Float64Array(c.compressed * D), vRebuilt = new Float64Array(c.compressed * D);
   if (c.compressed === 0) return { args, kRebuilt, vRebuilt };
@@ -81,6 +85,11 @@ export function buildFusedCase(addon: NativeAddon, c: FusedAttentionCase, normal
   rebuild(kFeatures, kBasis, c.kRank, kRebuilt);
   rebuild(vFeatures, vBasis, c.vRank, vRebuilt);
   return { args, kRebuilt, vRebuilt };
+}
+
+/** `args` as the device stores them, for a reference to compare a kernel against: bf16 rings (the pages are exact). */
+export function asStoredOnDevice(args: FusedAttentionKernelArgs): FusedAttentionKernelArgs {
+  return { ...args, kRing: Float32Array.from(args.kRing, roundToBf16), vRing: Float32Array.from(args.vRing, roundToBf16) };
 }
 
 /** max |a - b| / max |b|, and whether a holds a NaN. */

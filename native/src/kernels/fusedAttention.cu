@@ -1,7 +1,5 @@
 #include "fusedAttention.cuh"
 
-#include <cuda_bf16.h>
-
 #include <algorithm>
 #include <cmath>
 #include <string>
@@ -9,7 +7,7 @@
 #include "../cudaCheck.h"
 #include "../engine/cacheLayout.h"
 #include "elementAccess.cuh"
-#include "pageFeatures.cuh"
+#include "fusedCacheReads.cuh"
 
 namespace cskv {
 
@@ -20,10 +18,6 @@ constexpr int kThreads = 128;  // 4 warps
 constexpr int kWarps = kThreads / 32;
 constexpr int kTile = kFusedAttentionKeyTile;
 constexpr int kMaxHeadDim = 256;
-
-__device__ __forceinline__ float Bf16(const uint16_t* p, size_t i) {
-  return __bfloat162float(reinterpret_cast<const __nv_bfloat16*>(p)[i]);
-}
 
 // The block's shared memory, in floats, carved in this order.
 struct SharedPlan {
@@ -84,15 +78,15 @@ __device__ __forceinline__ void RebuildKeyPairs(const FusedAttentionArgs& a, con
   for (int k = 0; k < kTiledMaxKeys; k++) {
     const int j = first + k;
     if (k < keys && j < compressedCount) {
-      const float2 cs = table[static_cast<size_t>(tile + j) * half + c];
-      kv[j * hd + c] = acc0[k] * cs.x - acc1[k] * cs.y;
-      kv[j * hd + c + half] = acc1[k] * cs.x + acc0[k] * cs.y;
+      const float2 key = Rotate(acc0[k], acc1[k], table[static_cast<size_t>(tile + j) * half + c]);
+      kv[j * hd + c] = key.x;
+      kv[j * hd + c + half] = key.y;
     }
   }
 }
 
 // Grid (splits, kvHeads, queries). Four blocks per multiprocessor: without the bound ptxas held it to 64 registers
-// and spilled; with it, 115 and no spills (sm_90).
+// and spilled; with it, 117 and no spills (sm_90).
 __global__ void __launch_bounds__(kThreads, 4) FusedAttentionPartialsKernel(FusedAttentionArgs a) {
   extern __shared__ float shared[];
   const int split = blockIdx.x, g = blockIdx.y, query = blockIdx.z;
@@ -101,7 +95,6 @@ __global__ void __launch_bounds__(kThreads, 4) FusedAttentionPartialsKernel(Fuse
   const int G = plan.group, kRank = plan.kRank, vRank = plan.vRank;
   const size_t kvDim = static_cast<size_t>(a.kvHeads) * hd;
   const size_t base = static_cast<size_t>(g) * hd;
-  const int W = a.kFeatures.window;
   const int64_t n = a.start + query;
   int64_t lo = static_cast<int64_t>(split) * a.keysPerSplit;
   int64_t hi = lo + a.keysPerSplit;
@@ -125,10 +118,9 @@ __global__ void __launch_bounds__(kThreads, 4) FusedAttentionPartialsKernel(Fuse
   for (int i = tid; i < G * half; i += kThreads) {
     const int h = i / half, c = i % half;
     const float* row = a.q + static_cast<size_t>(query) * a.qStride + static_cast<size_t>(g * G + h) * hd;
-    const float2 cs = table[static_cast<size_t>(n) * half + c];
-    const float x0 = row[c], x1 = row[c + half];
-    qs[h * hd + c] = (x0 * cs.x - x1 * cs.y) * a.scale;
-    qs[h * hd + c + half] = (x1 * cs.x + x0 * cs.y) * a.scale;
+    const float2 y = Rotate(row[c], row[c + half], table[static_cast<size_t>(n) * half + c]);
+    qs[h * hd + c] = y.x * a.scale;
+    qs[h * hd + c + half] = y.y * a.scale;
   }
   for (int i = tid; i < G * hd; i += kThreads) vacc[i] = 0.f;
   for (int i = tid; i < G * vRank; i += kThreads) facc[i] = 0.f;
@@ -141,15 +133,8 @@ __global__ void __launch_bounds__(kThreads, 4) FusedAttentionPartialsKernel(Fuse
 
   for (int64_t tile = lo; tile < hi; tile += kTile) {
     const int count = static_cast<int>(hi - tile < kTile ? hi - tile : kTile);
-    // Keys [0, compressedCount) of the tile are in the pages, the rest in the ring.
-    const int64_t inPages = a.compressedTokens - tile;
-    const int compressedCount = inPages <= 0 ? 0 : inPages >= count ? count : static_cast<int>(inPages);
-
-    for (int i = tid; i < compressedCount * kRank; i += kThreads) {
-      const int j = i / kRank, r = i % kRank;
-      const int64_t p = tile + j;
-      feats[j * kRank + r] = PageFeature(a.kFeatures, static_cast<size_t>(p / W), static_cast<size_t>(p % W), r);
-    }
+    const int compressedCount = CompressedCount(a.compressedTokens, tile, count);
+    LoadTileFeatures<kThreads>(a.kFeatures, kRank, tile, compressedCount, feats);
     __syncthreads();
 
     // Keys: rebuilt (mean + U f) or read from the ring, then rotated. When the rotary pairs divide the block, a
@@ -157,29 +142,7 @@ __global__ void __launch_bounds__(kThreads, 4) FusedAttentionPartialsKernel(Fuse
     // for ring keys) a thread takes one pair of one key.
     const bool tiled = compressedCount > 0 && half <= kTiledMaxHalf && kThreads % half == 0 && half * kTile >= kThreads;
     if (tiled) RebuildKeyPairs(a, feats, kRank, compressedCount, half, base, kvDim, tile, table, kv);
-    for (int i = tid; i < count * half; i += kThreads) {
-      const int j = i / half, c = i % half;
-      if (tiled && j < compressedCount) continue;
-      const int64_t p = tile + j;
-      float k0, k1;
-      if (j < compressedCount) {
-        k0 = a.kMean[base + c];
-        k1 = a.kMean[base + c + half];
-        const float* f = feats + j * kRank;
-        const float* u = a.kBasisT + base + c;
-        for (int r = 0; r < kRank; r++) {
-          k0 = fmaf(f[r], __ldg(u + r * kvDim), k0);
-          k1 = fmaf(f[r], __ldg(u + r * kvDim + half), k1);
-        }
-      } else {
-        const size_t row = static_cast<size_t>(p % a.ringRows) * kvDim + base;
-        k0 = Bf16(a.kRing, row + c);
-        k1 = Bf16(a.kRing, row + c + half);
-      }
-      const float2 cs = table[static_cast<size_t>(p) * half + c];
-      kv[j * hd + c] = k0 * cs.x - k1 * cs.y;
-      kv[j * hd + c + half] = k1 * cs.x + k0 * cs.y;
-    }
+    StoreTileKeys<kThreads>(a, feats, kRank, tile, count, compressedCount, tiled, base, kv);
     __syncthreads();
 
     // Scores: a warp per (query head, key), lanes over the channels.
@@ -201,15 +164,8 @@ __global__ void __launch_bounds__(kThreads, 4) FusedAttentionPartialsKernel(Fuse
       correction[tid] = expf(runMax[tid] - m);  // exp(-inf) = 0 on the first tile
       runMax[tid] = m;
     }
-    for (int i = tid; i < (count - compressedCount) * hd; i += kThreads) {
-      const int j = compressedCount + i / hd, c = i % hd;
-      kv[j * hd + c] = Bf16(a.vRing, static_cast<size_t>((tile + j) % a.ringRows) * kvDim + base + c);
-    }
-    for (int i = tid; i < compressedCount * vRank; i += kThreads) {
-      const int j = i / vRank, r = i % vRank;
-      const int64_t p = tile + j;
-      feats[j * vRank + r] = PageFeature(a.vFeatures, static_cast<size_t>(p / W), static_cast<size_t>(p % W), r);
-    }
+    LoadTileRingValues<kThreads>(a, tile, count, compressedCount, base, kv);
+    LoadTileFeatures<kThreads>(a.vFeatures, vRank, tile, compressedCount, feats);
     __syncthreads();
     for (int i = tid; i < G * kTile; i += kThreads) {
       const int h = i / kTile, j = i % kTile;
@@ -245,12 +201,7 @@ __global__ void __launch_bounds__(kThreads, 4) FusedAttentionPartialsKernel(Fuse
   const bool anyCompressed = lo < hi && lo < a.compressedTokens;
   for (int i = tid; i < G * hd; i += kThreads) {
     const int h = i / hd, c = i % hd;
-    float value = vacc[i];
-    if (anyCompressed) {
-      value = fmaf(compSum[h], a.vMean[base + c], value);
-      const float* u = a.vBasisT + base + c;
-      for (int r = 0; r < vRank; r++) value = fmaf(facc[h * vRank + r], __ldg(u + r * kvDim), value);
-    }
+    const float value = anyCompressed ? AddCompressedValues(a, vacc[i], compSum[h], facc + h * vRank, vRank, base, c) : vacc[i];
     float* out = a.partials + ((static_cast<size_t>(query) * a.heads + g * G + h) * a.splits + split) * (hd + 2);
     out[c] = value;
   }

@@ -7,8 +7,7 @@
 
 #include "../cudaCheck.h"
 #include "../engine/cacheLayout.h"
-#include "elementAccess.cuh"
-#include "pageFeatures.cuh"
+#include "fusedCacheReads.cuh"
 
 namespace cskv {
 namespace {
@@ -21,7 +20,6 @@ constexpr int kKeys = kFusedAttentionKeyTile;
 constexpr int kKeyGroups = kThreads / kRows;
 constexpr int kKeysPerThread = kKeys / kKeyGroups;
 static_assert(kThreads % kRows == 0 && kKeys % kKeyGroups == 0 && kRows % 32 == 0, "a warp's lanes are 32 rows of one key group");
-constexpr int kMaxHeadDim = 256;
 
 // The block's shared memory, offsets in floats. Rows of queries, scores and accumulators are padded by one float.
 struct SharedPlan {
@@ -43,18 +41,15 @@ __host__ __device__ inline SharedPlan PlanShared(const FusedPrefillAttentionArgs
   return s;
 }
 
-__device__ __forceinline__ float Bf16(const uint16_t* p, size_t i) { return __bfloat162float(reinterpret_cast<const __nv_bfloat16*>(p)[i]); }
-
 // Grid (row tiles, kvHeads). Two blocks per multiprocessor where shared memory allows (CSKV off, small ranks):
-// without the bound ptxas held it to 64 registers and spilled 24 bytes; with it, 128 and no spills (sm_90).
+// without the bound ptxas held it to 64 registers and spilled 24 bytes; with it, 127 and no spills (sm_90).
 __global__ void __launch_bounds__(kThreads, 2) FusedPrefillAttentionKernel(FusedPrefillAttentionArgs a) {
   extern __shared__ float shared[];
   const SharedPlan plan = PlanShared(a);
   const int hd = a.headDim, half = hd / 2, rowStride = hd + 1;
   const int G = a.heads / a.kvHeads, g = blockIdx.y;
   const int kRank = Rank(a.kFeatures, a.compressedTokens), vRank = Rank(a.vFeatures, a.compressedTokens), featStride = vRank + 1;
-  const size_t kvDim = static_cast<size_t>(a.kvHeads) * hd, base = static_cast<size_t>(g) * hd;
-  const int W = a.kFeatures.window;
+  const size_t base = static_cast<size_t>(g) * hd;
   const int64_t firstRow = static_cast<int64_t>(blockIdx.x) * kRows;
   const int64_t rowsLeft = static_cast<int64_t>(a.queries) * G - firstRow;
   const int rowCount = rowsLeft < kRows ? static_cast<int>(rowsLeft) : kRows;
@@ -83,9 +78,9 @@ __global__ void __launch_bounds__(kThreads, 2) FusedPrefillAttentionKernel(Fused
     if (r < rowCount) {
       const int64_t row = firstRow + r, t = row / G;
       const float* x = a.q + static_cast<size_t>(t) * a.qStride + static_cast<size_t>(g * G + row % G) * hd;
-      const float2 cs = table[static_cast<size_t>(a.start + t) * half + c];
-      y0 = (x[c] * cs.x - x[c + half] * cs.y) * a.scale;
-      y1 = (x[c + half] * cs.x + x[c] * cs.y) * a.scale;
+      const float2 y = Rotate(x[c], x[c + half], table[static_cast<size_t>(a.start + t) * half + c]);
+      y0 = y.x * a.scale;
+      y1 = y.y * a.scale;
     }
     qs[r * rowStride + c] = y0;
     qs[r * rowStride + c + half] = y1;
@@ -107,40 +102,12 @@ __global__ void __launch_bounds__(kThreads, 2) FusedPrefillAttentionKernel(Fused
 
   for (int64_t tile = lo; tile < hi; tile += kKeys) {
     const int count = static_cast<int>(hi - tile < kKeys ? hi - tile : kKeys);
-    // Keys [0, compressedCount) of the tile are in the pages, the rest in the ring.
-    const int64_t inPages = a.compressedTokens - tile;
-    const int compressedCount = inPages <= 0 ? 0 : inPages >= count ? count : static_cast<int>(inPages);
-
-    for (int i = tid; i < compressedCount * kRank; i += kThreads) {
-      const int j = i / kRank, r = i % kRank;
-      const int64_t p = tile + j;
-      feats[i] = PageFeature(a.kFeatures, static_cast<size_t>(p / W), static_cast<size_t>(p % W), r);
-    }
+    const int compressedCount = CompressedCount(a.compressedTokens, tile, count);
+    LoadTileFeatures<kThreads>(a.kFeatures, kRank, tile, compressedCount, feats);
     __syncthreads();
 
     // Keys: rebuilt (mean + U f) or read from the ring, then rotated; a thread per rotary pair of a key.
-    for (int i = tid; i < count * half; i += kThreads) {
-      const int j = i / half, c = i % half;
-      const int64_t p = tile + j;
-      float k0, k1;
-      if (j < compressedCount) {
-        k0 = a.kMean[base + c];
-        k1 = a.kMean[base + c + half];
-        const float* f = feats + j * kRank;
-        const float* u = a.kBasisT + base + c;
-        for (int r = 0; r < kRank; r++) {
-          k0 = fmaf(f[r], __ldg(u + r * kvDim), k0);
-          k1 = fmaf(f[r], __ldg(u + r * kvDim + half), k1);
-        }
-      } else {
-        const size_t row = static_cast<size_t>(p % a.ringRows) * kvDim + base;
-        k0 = Bf16(a.kRing, row + c);
-        k1 = Bf16(a.kRing, row + c + half);
-      }
-      const float2 cs = table[static_cast<size_t>(p) * half + c];
-      kv[j * hd + c] = k0 * cs.x - k1 * cs.y;
-      kv[j * hd + c + half] = k1 * cs.x + k0 * cs.y;
-    }
+    StoreTileKeys<kThreads>(a, feats, kRank, tile, count, compressedCount, false, base, kv);
     __syncthreads();
 
     // Scores, masked: causal (a row sees keys up to its position) and the sliding window.
@@ -187,15 +154,8 @@ __global__ void __launch_bounds__(kThreads, 2) FusedPrefillAttentionKernel(Fused
       compSum[tid] = compSum[tid] * scaleBy + compressedTotal;
       correction[tid] = scaleBy;
     }
-    for (int i = tid; i < (count - compressedCount) * hd; i += kThreads) {
-      const int j = compressedCount + i / hd, c = i % hd;
-      kv[j * hd + c] = Bf16(a.vRing, static_cast<size_t>((tile + j) % a.ringRows) * kvDim + base + c);
-    }
-    for (int i = tid; i < compressedCount * vRank; i += kThreads) {
-      const int j = i / vRank, r = i % vRank;
-      const int64_t p = tile + j;
-      feats[i] = PageFeature(a.vFeatures, static_cast<size_t>(p / W), static_cast<size_t>(p % W), r);
-    }
+    LoadTileRingValues<kThreads>(a, tile, count, compressedCount, base, kv);
+    LoadTileFeatures<kThreads>(a.vFeatures, vRank, tile, compressedCount, feats);
     __syncthreads();
 
     // Accumulate: a warp's lanes are 32 rows of one channel (or feature).
@@ -220,12 +180,8 @@ __global__ void __launch_bounds__(kThreads, 2) FusedPrefillAttentionKernel(Fused
   const bool anyCompressed = lo < a.compressedTokens;
   for (int i = tid; i < rowCount * hd; i += kThreads) {
     const int r = i / hd, c = i % hd;
-    float value = vacc[r * rowStride + c];
-    if (anyCompressed) {
-      value = fmaf(compSum[r], a.vMean[base + c], value);
-      const float* u = a.vBasisT + base + c;
-      for (int f = 0; f < vRank; f++) value = fmaf(facc[r * featStride + f], __ldg(u + f * kvDim), value);
-    }
+    const float ringSum = vacc[r * rowStride + c];
+    const float value = anyCompressed ? AddCompressedValues(a, ringSum, compSum[r], facc + r * featStride, vRank, base, c) : ringSum;
     const int64_t row = firstRow + r;
     const size_t column = static_cast<size_t>(g * G + row % G) * hd + c;
     reinterpret_cast<__nv_bfloat16*>(a.out)[static_cast<size_t>(row / G) * a.outStride + column] = __float2bfloat16_rn(value / runSum[r]);
@@ -237,7 +193,6 @@ Status Check(const FusedPrefillAttentionArgs& a) {
   const char* problem = nullptr;
   if (a.out == nullptr) problem = "a buffer is missing";
   else if (a.outStride < static_cast<size_t>(a.heads) * a.headDim) problem = "outStride must hold every head";
-  else if (a.headDim > kMaxHeadDim) problem = "headDim must be at most 256";
   if (problem != nullptr) return Status::Error("BAD_ARGUMENT", std::string("fusedPrefillAttention: ") + problem);
   return Status::Ok();
 }

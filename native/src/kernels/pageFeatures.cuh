@@ -1,6 +1,6 @@
 // One feature of one cached token, read from its compressed page (layout in ../engine/cacheLayout.h): fp16 at 16
 // bits, else a packed code with its fp16 (scale, zero) pair, grouped as quantise.cuh groups keys and values.
-// The one device reader of a page, for the rebuild path (kvCache.cu) and the fused attention (fusedAttention.cu);
+// The one device reader of a page, for the rebuild path (kvCache.cu) and the fused attention (fusedCacheReads.cuh);
 // where the features sit: PageFeatures (quantLayout.h).
 #pragma once
 
