@@ -2,12 +2,13 @@
 // CPU, one each on WebGPU) plus one for the output head, each built from the checkpoint's weights at load time (no Python, no exported model files). The bi-branch cache lives in JS memory
 // and is fed to each layer's graph as inputs, read in place: full-branch keys already rotated (unless the RoPE
 // depends on the length) in head-major buffers a step only appends to (on the CPU), 16-bit compressed features as
-// the fp16 rows the cache stores.
+// the fp16 rows the cache stores, quantised ones (on the CPU) as the blocks it stores, dequantised in the graph.
 import { ort } from '../onnx/ort';
 import type { MemoryReport, WebGpuMemory } from '../../protocol';
 import { DEFAULTS } from '../../shared/settings';
 import { BiBranchCache } from '../cache/biBranchCache';
 import { type Snapshot, decodeSnapshot, encodeSnapshot } from '../cache/cacheSnapshot';
+import { dequantiseBlocks } from '../cache/quantizer';
 import { readCskvFile } from '../cskvFile';
 import { type Engine, type EngineInfo, type EngineOptions, type PrefillOptions } from '../engine';
 import { ModelFormatError, RuntimeError } from '../errors';
@@ -22,10 +23,9 @@ import { DeviceCache } from './deviceCache';
 import { DeviceStepInputs } from './deviceStepInputs';
 import type { RowReader } from '../onnx/blockQuantizer';
 import type { OnnxGraph } from '../onnx/graphBuilder';
+import { type QuantisedBits, storedColumns, storedInputNames } from '../onnx/packedCodes';
 import { type LayerGraphOptions, type LayerWeights, type LinearWeight, buildHeadGraph, buildLayersGraph, layerPrefix } from '../onnx/layerGraph';
 import type { CompressedBits } from '../../protocol';
-import { dequantiseBlocks } from '../cache/quantizer';
-import { type QuantisedBits, storedColumns, storedInputNames } from '../onnx/packedCodes';
 
 /**
  * Prefill chunk length. CPU 128: a chunk's attention scores (heads x chunk x history floats per layer, 58 MB at
