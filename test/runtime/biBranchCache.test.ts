@@ -3,7 +3,6 @@ import { test } from 'node:test';
 import { BiBranchCache } from '../../src/runtime/cache/biBranchCache';
 import { nextChunkEnd } from '../../src/runtime/cache/cachePolicy';
 import { halfBitsToFloat } from '../../src/runtime/half';
-import { blockBytes, dequantiseBlocks } from '../../src/runtime/cache/quantizer';
 
 const D = 4, RK = 2, RV = 3, W = 4;
 
@@ -74,21 +73,16 @@ test('truncate inside the full branch is exact; inside the compressed branch it 
   assert.throws(() => cache.truncate(5), /cannot truncate/);
 });
 
-test('quantised blocks come back within one quantisation step, held as the bytes the cache accounts for', () => {
+test('quantised blocks come back within one quantisation step', () => {
   for (const bits of [8, 4, 2] as const) {
     const cache = cskvCache(bits);
     feed(cache, 0, 8);
     const c = cache.inputs(0);
-    assert.equal(c.kCompressed, undefined);
     const levels = 2 ** bits - 1;
     // keys per channel over a block of 4 tokens spanning 3: step 3/levels
-    dequantiseBlocks('k', c.kQuantised!, 2, W, RK, bits).forEach((x, i) => assert.ok(Math.abs(x - Math.floor(i / RK)) <= 3 / levels / 2 + 1e-3, `${bits}-bit key ${i}`));
+    c.kCompressed!.forEach((x, i) => assert.ok(Math.abs(x - Math.floor(i / RK)) <= 3 / levels / 2 + 1e-3, `${bits}-bit key ${i}`));
     // values: one token's channels are equal, so they come back exactly
-    dequantiseBlocks('v', c.vQuantised!, 2, W, RV, bits).forEach((x, i) => assert.equal(x, Math.floor(i / RV)));
-    // Both blocks of each layer, one after another in the buffers the graphs read: exactly what memory() reports.
-    const held = [c.kQuantised!, c.vQuantised!].reduce((n, q) => n + q.codes.byteLength + q.scaleZero.byteLength, 0);
-    assert.equal(held, 2 * blockBytes(W, RK, RV, bits));
-    assert.equal(cache.memory().perLayer[0]!.compressedBytes, held);
+    c.vCompressed!.forEach((x, i) => assert.equal(x, Math.floor(i / RV)));
     assert.ok(cache.memory().compressedBytes < 8 * (RK + RV) * 2 * 2 || bits === 8);
   }
 });
@@ -105,7 +99,7 @@ test('prefill chunks: absolute multiples of the chunk size, W-aligned, the call\
   assert.equal(nextChunkEnd(0, 100, 10, 32), 32); // ... but never below W
 });
 
-test('compressedBlocks hands out the stored blocks from a block start on, as a snapshot holds them, and a snapshot restores them', () => {
+test('compressedBlocks hands out the stored blocks from a block start on, as a snapshot holds them', () => {
   for (const bits of [16, 4] as const) {
     const cache = cskvCache(bits);
     feed(cache, 0, 13); // blocks [0, 4), [4, 8), [8, 12)
@@ -115,15 +109,8 @@ test('compressedBlocks hands out the stored blocks from a block start on, as a s
       assert.deepEqual(cache.compressedBlocks(layer, 12), []);
     }
     // Token t carries the value t: the first block handed out from 8 is tokens 8..11.
-    const { k, v } = cache.compressedBlocks(0, 8)[0]!;
+    const k = cache.compressedBlocks(0, 8)[0]!.k;
     if (k instanceof Uint16Array) assert.deepEqual(Array.from(k, halfBitsToFloat), Array.from({ length: W * RK }, (_, i) => 8 + Math.floor(i / RK)));
-    // Quantised values of a token whose channels are equal come back exactly.
-    else if (!(v instanceof Uint16Array)) assert.deepEqual(Array.from(dequantiseBlocks('v', v, 1, W, RV, 4)), Array.from({ length: W * RV }, (_, i) => 8 + Math.floor(i / RV)));
-    const restored = cskvCache(bits);
-    restored.importState(cache.exportState());
-    assert.deepEqual(restored.exportState(), cache.exportState());
-    assert.deepEqual(restored.inputs(1), cache.inputs(1));
-    assert.deepEqual(restored.memory(), cache.memory());
     assert.throws(() => cache.compressedBlocks(0, 2), /not a block start/);
     assert.throws(() => cache.compressedBlocks(0, 16), /not a block start/);
   }
@@ -131,9 +118,8 @@ test('compressedBlocks hands out the stored blocks from a block start on, as a s
 
 test('reserve: a cache sized for its final length holds, reads and compresses what one grown chunk by chunk does, in the buffers it reserved', () => {
   const heads = { kvHeads: 2, headDim: D / 2, half: true };
-  const ranks = { k: [RK, RK], v: [RV, RV] };
-  for (const shape of [{ layers: 2, kvDim: D, window: W, bits: 16 as const, ranks }, { layers: 2, kvDim: D, window: W, bits: 4 as const, ranks }, { layers: 2, kvDim: D, window: W, bits: 16 as const }]) {
-    const what = shape.ranks ? `CSKV ${shape.bits}-bit` : 'full cache';
+  for (const shape of [{ layers: 2, kvDim: D, window: W, bits: 16 as const, ranks: { k: [RK, RK], v: [RV, RV] } }, { layers: 2, kvDim: D, window: W, bits: 16 as const }]) {
+    const what = shape.ranks ? 'CSKV 16-bit' : 'full cache';
     const reserved = new BiBranchCache(shape, heads);
     const grown = new BiBranchCache(shape, heads);
     feed(reserved, 0, 5);
@@ -147,8 +133,7 @@ test('reserve: a cache sized for its final length holds, reads and compresses wh
       const [r, g] = [reserved.inputs(1), grown.inputs(1)];
       assert.equal(r.capacity, g.capacity, `${what}, ${reserved.length} tokens: the capacity attention reads`);
       // The buffer that grows with the length (the full branch without CSKV, the compressed rows with it) is the one reserved.
-      const growing = (c: typeof r): ArrayBufferLike => (c.kQuantised?.codes ?? c.kCompressed ?? c.kFull).buffer;
-      assert.equal(growing(r), growing(before), `${what}, ${reserved.length} tokens: reallocated`);
+      assert.equal((shape.ranks ? r.kCompressed! : r.kFull).buffer, (shape.ranks ? before.kCompressed! : before.kFull).buffer, `${what}, ${reserved.length} tokens: reallocated`);
     }
     assert.deepEqual(reserved.exportState(), grown.exportState(), what);
     assert.deepEqual(reserved.truncate(150), grown.truncate(150));

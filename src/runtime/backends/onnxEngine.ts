@@ -2,13 +2,12 @@
 // CPU, one each on WebGPU) plus one for the output head, each built from the checkpoint's weights at load time (no Python, no exported model files). The bi-branch cache lives in JS memory
 // and is fed to each layer's graph as inputs, read in place: full-branch keys already rotated (unless the RoPE
 // depends on the length) in head-major buffers a step only appends to (on the CPU), 16-bit compressed features as
-// the fp16 rows the cache stores, quantised ones (on the CPU) as the blocks it stores, dequantised in the graph.
+// the fp16 rows the cache stores.
 import { ort } from '../onnx/ort';
 import type { MemoryReport, WebGpuMemory } from '../../protocol';
 import { DEFAULTS } from '../../shared/settings';
 import { BiBranchCache } from '../cache/biBranchCache';
 import { type Snapshot, decodeSnapshot, encodeSnapshot } from '../cache/cacheSnapshot';
-import { dequantiseBlocks } from '../cache/quantizer';
 import { readCskvFile } from '../cskvFile';
 import { type Engine, type EngineInfo, type EngineOptions, type PrefillOptions } from '../engine';
 import { ModelFormatError, RuntimeError } from '../errors';
@@ -23,7 +22,6 @@ import { DeviceCache } from './deviceCache';
 import { DeviceStepInputs } from './deviceStepInputs';
 import type { RowReader } from '../onnx/blockQuantizer';
 import type { OnnxGraph } from '../onnx/graphBuilder';
-import { type QuantisedBits, storedColumns, storedInputNames } from '../onnx/packedCodes';
 import { type LayerGraphOptions, type LayerWeights, type LinearWeight, buildHeadGraph, buildLayersGraph, layerPrefix } from '../onnx/layerGraph';
 import type { CompressedBits } from '../../protocol';
 
@@ -375,25 +373,13 @@ export class OnnxEngine implements Engine {
       feeds[`${prefix}v_full`] = cacheTensor(c.vFull, [c.fullTokens, D]);
     }
     const cskv = this.info.cskv;
-    if (!cskv) return feeds;
-    const backend = this.info.backend as ExecutionProvider['backend'];
-    const ranks = { k: cskv.kRanks[layer]!, v: cskv.vRanks[layer]! };
-    for (const kind of ['k', 'v'] as const) {
-      const [rows, quantised] = kind === 'k' ? [c.kCompressed, c.kQuantised] : [c.vCompressed, c.vQuantised];
-      if (rows) {
-        feeds[`${prefix}c_${kind}`] = features(rows, c.compressedTokens, ranks[kind], backend);
-      } else if (quantised) {
-        const bits = cskv.bits as QuantisedBits, blocks = c.compressedTokens / cskv.window;
-        if (storedCodes(backend)) {
-          // The cache's blocks as it holds them, read in place; the graph dequantises them.
-          const columns = storedColumns(kind, ranks[kind], bits, cskv.window);
-          const [codesName, pairsName] = storedInputNames(kind);
-          feeds[prefix + codesName] = new ort.Tensor('uint8', quantised.codes, [blocks, columns.codes]);
-          feeds[prefix + pairsName] = float16Tensor(quantised.scaleZero, [blocks, columns.scaleZero]);
-        } else {
-          feeds[`${prefix}c_${kind}`] = features(dequantiseBlocks(kind, quantised, blocks, cskv.window, ranks[kind], bits), c.compressedTokens, ranks[kind], backend);
-        }
-      }
+    if (cskv) {
+      const backend = this.info.backend as ExecutionProvider['backend'];
+      // Dequantised features are the cache's scratch, rewritten by the next layer's inputs(): a session of several
+      // layers takes its own copy.
+      const own = (rows: Float32Array | Uint16Array): Float32Array | Uint16Array => (prefix !== '' && rows instanceof Float32Array ? rows.slice() : rows);
+      feeds[`${prefix}c_k`] = features(own(c.kCompressed!), c.compressedTokens, cskv.kRanks[layer]!, backend);
+      feeds[`${prefix}c_v`] = features(own(c.vCompressed!), c.compressedTokens, cskv.vRanks[layer]!, backend);
     }
     return feeds;
   }
@@ -652,18 +638,7 @@ async function run(session: ort.InferenceSession, feeds: Record<string, ort.Tens
  */
 function compressedType(provider: ExecutionProvider, bits: CompressedBits, window: number): LayerGraphOptions['compressedType'] {
   if (bits === 16) return halfFeatures(provider.backend) ? 'float16' : 'float32';
-  if (storedCodes(provider.backend)) return { stored: bits, window };
   return provider.keepOnDevice === true ? { codes: bits, window } : 'float32';
-}
-
-/**
- * Whether a backend's graphs read the quantised branch as the cache stores it (uint8 codes, fp16 pairs) and
- * dequantise it themselves: the CPU's. Dequantising it in JS every step, every block of every layer, made a CSKV-4
- * decode step at 2048 tokens 1.63x the full cache's. WebGPU has no uint8 arithmetic: it keeps packed codes on the
- * device, or takes f32 rows dequantised here when it uploads the cache every step.
- */
-function storedCodes(backend: ExecutionProvider['backend']): boolean {
-  return backend === 'onnx';
 }
 
 /** Whether a backend's graphs take the 16-bit compressed rows as float16 (else they are widened to f32 per step). */

@@ -4,9 +4,8 @@
 // Per layer, the full-precision branch holds keys and values of the most recent tokens (keys after RoPE when
 // `keysRotated`, so a step rotates only its own keys; before RoPE when the rotation depends on the length); the
 // compressed branch holds the rank-r features of every older token, at 16 bits as one contiguous run of fp16 rows
-// that onnxruntime reads in place, or quantised in blocks of W, block after block (quantisedRows.ts), which the CPU
-// graphs read in place and dequantise themselves. Without factors (CSKV off) nothing is ever compressed: an
-// ordinary KV cache.
+// that onnxruntime reads in place, or quantised in blocks of W. Without factors (CSKV off) nothing is ever
+// compressed: an ordinary KV cache.
 //
 // The full branch is laid out in one of two ways (`FullLayout`): token-major rows that grow (`rows`: what the
 // WebGPU backend re-feeds and keeps on the device, and what unrotated keys need, since every step rotates them all),
@@ -16,8 +15,7 @@ import { type CachePolicy, blocksLeaving, checkPolicy, compressedLength, fp16Cac
 import { GrowableRows } from './growableRows';
 import { HeadMajorRows } from './headMajorRows';
 import type { CompressedBits, MemoryReport } from '../../protocol';
-import { type QuantisedBlock, quantiseKeys, quantiseValues } from './quantizer';
-import { QuantisedRows } from './quantisedRows';
+import { type QuantisedBlock, dequantiseKeys, dequantiseValues, quantiseKeys, quantiseValues } from './quantizer';
 import { floatToHalfBits } from '../half';
 
 export interface CacheShape {
@@ -56,14 +54,13 @@ class LayerCache {
   /** Compressed features of the tokens still in the full branch, ready to be stored when they leave it. */
   readonly kPending: GrowableRows | undefined;
   readonly vPending: GrowableRows | undefined;
-  /** Quantised branch (8/4/2 bits): block after block. */
-  readonly quantised: QuantisedRows | undefined;
+  /** Quantised branch (8/4/2 bits): one entry per block of W tokens. */
+  readonly blocks: CompressedBlock[] = [];
   /** 16-bit branch: fp16 rows of every compressed token. */
   readonly kHalf: GrowableRows<Uint16Array> | undefined;
   readonly vHalf: GrowableRows<Uint16Array> | undefined;
 
-  constructor(kvDim: number, readonly kRank: number, readonly vRank: number, window: number, bits: CompressedBits | undefined, heads: HeadMajorLayout | undefined) {
-    const compressed = bits !== undefined, half = bits === 16;
+  constructor(kvDim: number, readonly kRank: number, readonly vRank: number, compressed: boolean, half: boolean, heads: HeadMajorLayout | undefined) {
     this.kFull = heads ? undefined : new GrowableRows(kvDim);
     this.vFull = heads ? undefined : new GrowableRows(kvDim);
     this.full = heads ? new HeadMajorRows(heads.kvHeads, heads.headDim, heads.half === true) : undefined;
@@ -71,7 +68,6 @@ class LayerCache {
     this.vPending = compressed ? new GrowableRows(vRank) : undefined;
     this.kHalf = compressed && half ? GrowableRows.half(kRank) : undefined;
     this.vHalf = compressed && half ? GrowableRows.half(vRank) : undefined;
-    this.quantised = compressed && bits !== 16 ? new QuantisedRows(window, kRank, vRank, bits) : undefined;
   }
 
   appendFull(k: Float32Array | Uint16Array, v: Float32Array | Uint16Array, count: number): void {
@@ -89,11 +85,10 @@ class LayerCache {
     return this.full ? this.full.tokenMajor() : { k: this.kFull!.view(), v: this.vFull!.view() };
   }
 
-  /** Room for `full` tokens in the full branch (and their pending features) and `compressed` in the compressed one. */
-  reserve(full: number, compressed: number, window: number): void {
+  /** Room for `full` tokens in the full branch (and their pending features) and `compressed` in the 16-bit rows. */
+  reserve(full: number, compressed: number): void {
     for (const rows of [this.full, this.kFull, this.vFull, this.kPending, this.vPending]) rows?.reserve(full);
     for (const rows of [this.kHalf, this.vHalf]) rows?.reserve(compressed);
-    this.quantised?.reserve(compressed / window);
   }
 
   dropFullFront(count: number): void {
@@ -129,12 +124,9 @@ export interface LayerInputs {
   fullTokens: number;
   /** Heads layout: the slots per kv head. */
   capacity?: number;
-  /** 16 bits: the compressed features [compressedTokens, rank] as fp16 bits. */
-  kCompressed?: Uint16Array;
-  vCompressed?: Uint16Array;
-  /** 8/4/2 bits: every compressed block's codes and (scale, zero) pairs, one block after another (quantisedRows.ts). */
-  kQuantised?: QuantisedBlock;
-  vQuantised?: QuantisedBlock;
+  /** Compressed features [compressedTokens, rank]: fp16 bits at 16 bits, else dequantised; absent for CSKV off. */
+  kCompressed?: Float32Array | Uint16Array;
+  vCompressed?: Float32Array | Uint16Array;
   compressedTokens: number;
 }
 
@@ -142,6 +134,8 @@ export class BiBranchCache {
   private readonly layers: LayerCache[];
   private compressedTokens = 0;
   private tokens = 0;
+  private kScratch = new Float32Array(0);
+  private vScratch = new Float32Array(0);
 
   private readonly policy: CachePolicy;
 
@@ -153,7 +147,7 @@ export class BiBranchCache {
     checkPolicy(this.policy);
     if (heads && heads.kvHeads * heads.headDim !== shape.kvDim) throw new RangeError(`${heads.kvHeads} kv heads of ${heads.headDim} channels are not ${shape.kvDim}`);
     this.layers = Array.from({ length: shape.layers }, (_, i) =>
-      new LayerCache(shape.kvDim, shape.ranks?.k[i] ?? 0, shape.ranks?.v[i] ?? 0, shape.window, this.policy.compressed ? shape.bits : undefined, heads));
+      new LayerCache(shape.kvDim, shape.ranks?.k[i] ?? 0, shape.ranks?.v[i] ?? 0, this.policy.compressed, shape.bits === 16, heads));
     this.fullLayout = heads ? 'heads' : 'rows';
     this.fullElementBytes = heads?.half ? 2 : 4;
   }
@@ -183,12 +177,28 @@ export class BiBranchCache {
     if (l.kHalf && l.vHalf) {
       result.kCompressed = l.kHalf.view();
       result.vCompressed = l.vHalf.view();
-    } else if (l.quantised) {
-      const run = l.quantised.view();
-      result.kQuantised = run.k;
-      result.vQuantised = run.v;
+    } else if (this.compressed) {
+      const n = this.compressedTokens;
+      if (this.kScratch.length < n * l.kRank) this.kScratch = new Float32Array(n * l.kRank * 2);
+      if (this.vScratch.length < n * l.vRank) this.vScratch = new Float32Array(n * l.vRank * 2);
+      const W = this.shape.window;
+      l.blocks.forEach((block, b) => {
+        this.readBlock(block.k, W, l.kRank, this.kScratch, b * W * l.kRank, 'k');
+        this.readBlock(block.v, W, l.vRank, this.vScratch, b * W * l.vRank, 'v');
+      });
+      result.kCompressed = this.kScratch.subarray(0, n * l.kRank);
+      result.vCompressed = this.vScratch.subarray(0, n * l.vRank);
     }
     return result;
+  }
+
+  private readBlock(stored: Uint16Array | QuantisedBlock, tokens: number, rank: number, out: Float32Array, at: number, kind: 'k' | 'v'): void {
+    if (stored instanceof Uint16Array) throw new Error('16-bit features are stored as rows, not blocks');
+    if (kind === 'k') {
+      dequantiseKeys(stored, tokens, rank, this.shape.bits, out, at);
+    } else {
+      dequantiseValues(stored, tokens, rank, this.shape.bits, out, at);
+    }
   }
 
   /**
@@ -207,11 +217,12 @@ export class BiBranchCache {
 
   /**
    * Room for the branches as they will be once `tokens` tokens are cached, so that a prefill which knows its final
-   * length allocates each buffer once instead of once per growth. Dropping rows (truncation, the window's blocks leaving) gives back room the tokens do not use.
+   * length allocates each buffer once instead of once per growth (the quantised blocks are allocated one by one
+   * anyway). Dropping rows (truncation, the window's blocks leaving) gives back room the tokens do not use.
    */
   reserve(tokens: number): void {
     const compressed = compressedLength(this.policy, tokens);
-    for (const l of this.layers) l.reserve(tokens - compressed, compressed, this.shape.window);
+    for (const l of this.layers) l.reserve(tokens - compressed, compressed);
   }
 
   /** Records that every layer received `count` more tokens, and moves complete blocks to the compressed branch. */
@@ -226,7 +237,7 @@ export class BiBranchCache {
         l.vHalf.append(toHalf(l.vPending!.slice(0, leaving)), leaving);
       } else {
         for (let b = 0; b < blocks; b++) {
-          l.quantised!.append({
+          l.blocks.push({
             k: quantiseKeys(l.kPending!.slice(b * W, (b + 1) * W), W, l.kRank, this.shape.bits as Exclude<CompressedBits, 16>),
             v: quantiseValues(l.vPending!.slice(b * W, (b + 1) * W), W, l.vRank, this.shape.bits as Exclude<CompressedBits, 16>),
           });
@@ -250,7 +261,7 @@ export class BiBranchCache {
       for (const rows of [l.kPending, l.vPending]) rows?.truncate(plan.fullTokens);
       l.kHalf?.truncate(plan.compressedTokens);
       l.vHalf?.truncate(plan.compressedTokens);
-      l.quantised?.truncate(plan.compressedTokens / this.shape.window);
+      l.blocks.length = Math.min(l.blocks.length, plan.compressedTokens / this.shape.window);
     }
     this.compressedTokens = plan.compressedTokens;
     this.tokens = plan.compressedTokens + plan.fullTokens;
@@ -265,7 +276,8 @@ export class BiBranchCache {
     const W = this.shape.window;
     if (from % W !== 0 || from > this.compressedTokens) throw new RangeError(`compressed blocks from ${from}: not a block start within ${this.compressedTokens} compressed tokens`);
     const l = this.layers[layer]!;
-    return storedBlocks(l, W, from / W);
+    if (l.kHalf && l.vHalf) return halfBlocks(l.kHalf, l.vHalf, W, from / W);
+    return l.blocks.slice(from / W);
   }
 
   /** Everything the cache holds, for saving; `importState` takes it back into a cache of the same shape. */
@@ -277,7 +289,7 @@ export class BiBranchCache {
         const full = l.fullRows();
         return {
           kFull: full.k, vFull: full.v, kPending: l.kPending?.view(), vPending: l.vPending?.view(),
-          blocks: storedBlocks(l, this.shape.window),
+          blocks: l.kHalf && l.vHalf ? halfBlocks(l.kHalf, l.vHalf, this.shape.window) : l.blocks,
         };
       }),
     };
@@ -301,7 +313,7 @@ export class BiBranchCache {
         rows.truncate(0);
         rows.append(data, fullTokens);
       }
-      l.quantised?.truncate(0);
+      l.blocks.length = 0;
       l.kHalf?.truncate(0);
       l.vHalf?.truncate(0);
       for (const block of saved.blocks) {
@@ -310,8 +322,7 @@ export class BiBranchCache {
           l.kHalf.append(block.k, W);
           l.vHalf.append(block.v, W);
         } else {
-          if (block.k instanceof Uint16Array || block.v instanceof Uint16Array) throw new RangeError(`saved cache layer ${i}: 16-bit block in a quantised cache`);
-          l.quantised!.append({ k: block.k, v: block.v });
+          l.blocks.push(block);
         }
       }
     });
@@ -358,11 +369,8 @@ function toHalf(rows: Float32Array): Uint16Array {
   return out;
 }
 
-/** A layer's compressed branch from block `first` on, cut into blocks of W (the snapshot format's unit), as copies. */
-function storedBlocks(l: LayerCache, W: number, first = 0): CompressedBlock[] {
-  if (l.quantised) return Array.from({ length: l.quantised.blocks - first }, (_, i) => l.quantised!.block(first + i));
-  const [k, v] = [l.kHalf, l.vHalf];
-  if (!k || !v) return [];
+/** The 16-bit rows from block `first` on, cut into blocks of W (the snapshot format's unit). */
+function halfBlocks(k: GrowableRows<Uint16Array>, v: GrowableRows<Uint16Array>, W: number, first = 0): CompressedBlock[] {
   return Array.from({ length: k.rows / W - first }, (_, i) => {
     const b = first + i;
     return { k: k.slice(b * W, (b + 1) * W).slice(), v: v.slice(b * W, (b + 1) * W).slice() };

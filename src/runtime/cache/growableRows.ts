@@ -1,7 +1,7 @@
-// A row-major matrix (float32, float16 bits, or bytes) that grows by rows, handing out views of its filled part without
+// A row-major matrix (float32, or float16 bits) that grows by rows, handing out views of its filled part without
 // copying (onnxruntime reads the view in place).
 
-type Storage = Float32Array | Uint16Array | Uint8Array;
+type Storage = Float32Array | Uint16Array;
 
 export class GrowableRows<A extends Storage = Float32Array> {
   private data: A;
@@ -12,13 +12,8 @@ export class GrowableRows<A extends Storage = Float32Array> {
   }
 
   /** Rows of float16 bit patterns (what a 16-bit compressed branch stores). */
-  static half(width: number, initialRows = 64): GrowableRows<Uint16Array> {
-    return new GrowableRows(width, initialRows, (n) => new Uint16Array(n));
-  }
-
-  /** Rows of bytes (quantised codes), starting with room for `initialRows`. */
-  static bytes(width: number, initialRows: number): GrowableRows<Uint8Array> {
-    return new GrowableRows(width, initialRows, (n) => new Uint8Array(n));
+  static half(width: number): GrowableRows<Uint16Array> {
+    return new GrowableRows(width, 64, (n) => new Uint16Array(n));
   }
 
   get rows(): number {

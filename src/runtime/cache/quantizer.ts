@@ -80,10 +80,9 @@ export function quantiseValues(rows: ArrayLike<number>, tokens: number, channels
   return { codes, scaleZero };
 }
 
-// The dequantisers run over every compressed block of every layer at each step where a backend takes f32 features
-// from the host (WebGPU uploading the cache each step; the CPU graphs dequantise the stored blocks themselves,
-// packedCodes.ts), so they read the codes in order with shifts and masks and widen each fp16 (scale, zero) once,
-// not per element: measured for a 0.5B model's 24 layers at 2048 tokens, 4-bit: 16.8 -> 8.0 ms of CPU per step.
+// The dequantisers run over every compressed block of every layer at each step (the CPU graphs take f32 features),
+// so they read the codes in order with shifts and masks and widen each fp16 (scale, zero) once, not per element:
+// measured for a 0.5B model's 24 layers at 2048 tokens, 4-bit: 16.8 -> 8.0 ms of CPU per decode step.
 
 /** Scratch for one block's widened key scales and zeros (a block's channels: its rank). */
 let keyScales = new Float64Array(0), keyZeros = new Float64Array(0);
@@ -131,29 +130,11 @@ export function dequantiseValues(block: QuantisedBlock, tokens: number, channels
   }
 }
 
-/**
- * `blocks` quantised blocks of `tokens` tokens each, laid one after another (codes after codes, pairs after pairs,
- * as the cache holds them), dequantised to rows [blocks * tokens, channels].
- */
-export function dequantiseBlocks(kind: 'k' | 'v', run: QuantisedBlock, blocks: number, tokens: number, channels: number, bits: Exclude<CompressedBits, 16>): Float32Array {
-  const { codeBytes, pairs } = blockLayout(kind, tokens, channels, bits);
-  const out = new Float32Array(blocks * tokens * channels);
-  for (let b = 0; b < blocks; b++) {
-    const block = { codes: run.codes.subarray(b * codeBytes, (b + 1) * codeBytes), scaleZero: run.scaleZero.subarray(b * pairs * 2, (b + 1) * pairs * 2) };
-    (kind === 'k' ? dequantiseKeys : dequantiseValues)(block, tokens, channels, bits, out, b * tokens * channels);
-  }
-  return out;
-}
-
-/** A quantised block's parts: its packed code bytes and its (scale, zero) pairs, keys one per channel, values one per token and group. */
-export function blockLayout(kind: 'k' | 'v', tokens: number, channels: number, bits: Exclude<CompressedBits, 16>): { codeBytes: number; pairs: number } {
-  return { codeBytes: packedBytes(tokens * channels, bits), pairs: kind === 'k' ? channels : tokens * Math.ceil(channels / VALUE_GROUP) };
-}
-
 /** Bytes a block of compressed features occupies at `bits` (codes plus fp16 scale/zero pairs). */
 export function blockBytes(tokens: number, kRank: number, vRank: number, bits: CompressedBits): number {
   if (bits === 16) return tokens * (kRank + vRank) * 2;
-  const k = blockLayout('k', tokens, kRank, bits), v = blockLayout('v', tokens, vRank, bits);
-  return k.codeBytes + v.codeBytes + (k.pairs + v.pairs) * 4;
+  const keyPairs = kRank;
+  const valuePairs = tokens * Math.ceil(vRank / VALUE_GROUP);
+  return packedBytes(tokens * kRank, bits) + packedBytes(tokens * vRank, bits) + (keyPairs + valuePairs) * 4;
 }
 

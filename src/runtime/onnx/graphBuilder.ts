@@ -28,8 +28,8 @@ const enum AttrType {
 }
 
 export type Dim = number | string;
-export type ValueType = 'float32' | 'float16' | 'int64' | 'uint8';
-const ELEM_TYPES: Record<ValueType, ElemType> = { float32: ElemType.FLOAT, float16: ElemType.FLOAT16, int64: ElemType.INT64, uint8: ElemType.UINT8 };
+export type ValueType = 'float32' | 'float16' | 'int64';
+const ELEM_TYPES: Record<ValueType, ElemType> = { float32: ElemType.FLOAT, float16: ElemType.FLOAT16, int64: ElemType.INT64 };
 export type Attr = number | number[] | { float: number };
 
 export class GraphBuilder {

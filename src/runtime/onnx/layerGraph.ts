@@ -2,8 +2,8 @@
 //
 // A layer graph takes the chunk's hidden states and the cache of that layer as inputs and returns the new hidden
 // states plus the chunk's keys/values (and their compressed features) for the cache to keep:
-//   x [T,H], cos_q/sin_q [T,hd], mask [T,S], k_full/v_full [Sf,D], (CSKV) c_k [Sc,rk], c_v [Sc,rv] (fp16 or f32;
-//   quantised, their codes and scales instead: packedCodes.ts), cos_k/sin_k for the positions the graph rotates: [Sc,hd] when the cache keeps keys rotated (absent without
+//   x [T,H], cos_q/sin_q [T,hd], mask [T,S], k_full/v_full [Sf,D], (CSKV) c_k [Sc,rk], c_v [Sc,rv] (fp16 or f32),
+//   cos_k/sin_k for the positions the graph rotates: [Sc,hd] when the cache keeps keys rotated (absent without
 //   CSKV), else [S,hd];  S = Sc + Sf + T: compressed history, full-precision history, the chunk itself.
 // Outputs: y, k_new/v_new (pre-RoPE), k_rot_new (the chunk's keys after RoPE, when the cache keeps keys rotated),
 // c_k_new/c_v_new (CSKV). With rotated keys a step rotates only its own keys and the compressed ones it rebuilds.
@@ -22,7 +22,7 @@ import { GraphBuilder, type OnnxGraph } from './graphBuilder';
 import type { ModelConfig } from '../model/config';
 import type { WeightFormat } from '../model/weightFormat';
 import type { Factor, LayerFactors } from '../cskvFile';
-import { type QuantisedBits, dequantisedFeatures, storedFeatures } from './packedCodes';
+import { type QuantisedBits, dequantisedFeatures } from './packedCodes';
 import { floatToHalfBits } from '../half';
 
 /** ONNX element types for Cast. */
@@ -129,11 +129,10 @@ export interface LayerGraphOptions {
   keysRotated: boolean;
   /**
    * How the compressed features arrive: fp16 rows read in place (16 bits), f32 rows (widened or dequantised by the
-   * host), or 8/4/2-bit codes dequantised here (packedCodes.ts): packed in f32 with their scales (`codes`: the
-   * WebGPU backend keeps the quantised branch on the device in that form), or the cache's own blocks read in
-   * place (`stored`: the CPU backend).
+   * host), or 8/4/2-bit codes packed in f32 with their scales, dequantised here (packedCodes.ts: the WebGPU
+   * backend keeps the quantised branch on the device in that form).
    */
-  compressedType: 'float16' | 'float32' | { codes: QuantisedBits; window: number } | { stored: QuantisedBits; window: number };
+  compressedType: 'float16' | 'float32' | { codes: QuantisedBits; window: number };
   /**
    * Also output the full branch with this step's tokens appended (`k_full_next`, `v_full_next`: the next step's
    * `k_full`/`v_full` before any block leaves it), and with CSKV its tokens' compressed features (inputs
@@ -190,10 +189,7 @@ function addLayer(g: GraphBuilder, config: ModelConfig, w: LayerWeights, factors
   const sinK = needsCosK ? (headMajor ? g.sharedInput('sin_kt', [hd, 'Sc1']) : g.sharedInput('sin_k', [rotatedCount, hd])) : '';
   const compressedType = options.compressedType;
   const features = (kind: 'k' | 'v', rank: number): string => {
-    if (typeof compressedType === 'object') {
-      return 'stored' in compressedType ? storedFeatures(g, kind, rank, compressedType.stored, compressedType.window)
-        : dequantisedFeatures(g, kind, rank, compressedType.codes, compressedType.window);
-    }
+    if (typeof compressedType === 'object') return dequantisedFeatures(g, kind, rank, compressedType.codes, compressedType.window);
     const input = g.input(`c_${kind}`, ['Sc', rank], compressedType);
     return compressedType === 'float16' ? g.op('Cast', [input], { to: 1 }) : input;
   };

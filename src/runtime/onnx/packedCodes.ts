@@ -1,15 +1,10 @@
-// Quantised compressed features (8/4/2 bits, quantizer.ts) as the layer graphs take them and dequantise
-// themselves, in one of two forms:
-// - packed (WebGPU, kept on the device): the codes of each token's row packed into float32 elements, plus the
-//   scales and zero points widened to f32. onnxruntime's WebGPU provider has no uint8 arithmetic or bit shifts, but
-//   every integer below 2^24 is exact in f32, and so are scaling by a power of two and Floor: an element holds
-//   floor(24 / bits) codes (3 at 8 bits, 6 at 4, 12 at 2: 75% of its bits) and the graph takes them apart with
-//   Mul, Floor and Sub.
-// - stored (CPU): the blocks exactly as the cache holds them (quantisedRows.ts), a row per block of W tokens: its
-//   code bytes (uint8) and its fp16 (scale, zero) pairs, read in place; the graph looks each byte's codes up in a
-//   table of 256 rows and widens the pairs. Nothing is converted per step in JavaScript, and nothing is held twice.
+// Quantised compressed features (8/4/2 bits, quantizer.ts) in the form the WebGPU layer graphs keep on the device
+// and dequantise themselves: the codes of each token's row packed into float32 elements, plus the scales and zero
+// points widened to f32. onnxruntime's WebGPU provider has no uint8 arithmetic or bit shifts, but every integer
+// below 2^24 is exact in f32, and so are scaling by a power of two and Floor: an element holds floor(24 / bits)
+// codes (3 at 8 bits, 6 at 4, 12 at 2: 75% of its bits) and the graph takes them apart with Mul, Floor and Sub.
 import { GraphBuilder } from './graphBuilder';
-import { type QuantisedBlock, VALUE_GROUP, blockLayout, getCode } from '../cache/quantizer';
+import { type QuantisedBlock, VALUE_GROUP, getCode } from '../cache/quantizer';
 import { halfBitsToFloat } from '../half';
 
 export type QuantisedBits = 8 | 4 | 2;
@@ -106,53 +101,4 @@ export function dequantisedFeatures(g: GraphBuilder, kind: FeatureKind, rank: nu
   const groups = g.op('Reshape', [used, g.ints([-1, columns / VALUE_GROUP, VALUE_GROUP])]);
   const scaled = g.op('Add', [g.op('Mul', [groups, g.op('Unsqueeze', [scales, g.ints([2])])]), g.op('Unsqueeze', [zeros, g.ints([2])])]);
   return g.op('Slice', [g.op('Reshape', [scaled, g.ints([-1, columns])]), g.ints([0]), g.ints([rank]), g.ints([1])]);
-}
-
-/** ONNX element types for Cast. */
-const FLOAT32 = 1, INT32 = 6;
-
-/** The graph inputs of one kind of features in the stored form: a row per block, its code bytes and its pairs. */
-export function storedInputNames(kind: FeatureKind): [codes: string, scaleZero: string] {
-  return [`c_${kind}_code_bytes`, `c_${kind}_scale_zero`];
-}
-
-/** Columns of the stored inputs: a block's code bytes, and its (scale, zero) pairs' fp16 bits (quantizer.ts's layout). */
-export function storedColumns(kind: FeatureKind, rank: number, bits: QuantisedBits, window: number): { codes: number; scaleZero: number } {
-  const layout = blockLayout(kind, window, rank, bits);
-  return { codes: layout.codeBytes, scaleZero: layout.pairs * 2 };
-}
-
-/**
- * Adds the dequantisation of one kind of features in the stored form to a layer graph and returns its [Sc, rank]
- * f32 result: code * scale + zero, the values quantizer.ts's dequantise functions give (within an f32 rounding).
- */
-export function storedFeatures(g: GraphBuilder, kind: FeatureKind, rank: number, bits: QuantisedBits, window: number): string {
-  const [codesName, pairsName] = storedInputNames(kind);
-  const columns = storedColumns(kind, rank, bits, window);
-  const bytes = g.input(codesName, ['Sb', columns.codes], 'uint8');
-  const pairs = g.op('Cast', [g.input(pairsName, ['Sb', columns.scaleZero], 'float16')], { to: FLOAT32 });
-  // Codes little-end-first in each byte (quantizer.ts): byte b's code j is row b, column j of the table.
-  const perByte = 8 / bits;
-  let codes: string; // [Sb, codes per block, padding included]
-  if (bits === 8) {
-    codes = g.op('Cast', [bytes], { to: FLOAT32 });
-  } else {
-    const table = Float32Array.from({ length: 256 * perByte }, (_, i) => (Math.floor(i / perByte) >> ((i % perByte) * bits)) & ((1 << bits) - 1));
-    const looked = g.op('Gather', [g.weight(`c_${kind}_byte_codes`, table, [256, perByte]), g.op('Cast', [bytes], { to: INT32 })], { axis: 0 });
-    codes = g.op('Reshape', [looked, g.ints([-1, columns.codes * perByte])]);
-  }
-  // A block whose codes end inside a byte (W * rank * bits not a multiple of 8) was padded to the byte.
-  if (columns.codes * perByte !== window * rank) codes = g.op('Slice', [codes, g.ints([0]), g.ints([window * rank]), g.ints([1])]);
-  // Each code's scale and zero: pair columns 2p and 2p + 1, p the channel's pair (keys) or its group's (values).
-  const pairOf = (c: number): number => (kind === 'k' ? c : Math.floor(c / VALUE_GROUP));
-  const pick = (rows: string, offset: number): string => g.op('Gather', [rows, g.ints(Array.from({ length: rank }, (_, c) => 2 * pairOf(c) + offset))], { axis: -1 });
-  if (kind === 'k') {
-    // Keys: a block's (scale, zero) per channel, [Sb, 1, rank], over its codes [Sb, W, rank].
-    const perBlock = (offset: number): string => g.op('Unsqueeze', [pick(pairs, offset), g.ints([1])]);
-    const blocks = g.op('Reshape', [codes, g.ints([-1, window, rank])]);
-    return g.op('Reshape', [g.op('Add', [g.op('Mul', [blocks, perBlock(0)]), perBlock(1)]), g.ints([-1, rank])]);
-  }
-  // Values: a token's (scale, zero) per group, its pairs a row [Sb * W, groups * 2].
-  const tokenPairs = g.op('Reshape', [pairs, g.ints([-1, columns.scaleZero / window])]);
-  return g.op('Add', [g.op('Mul', [g.op('Reshape', [codes, g.ints([-1, rank])]), pick(tokenPairs, 0)]), pick(tokenPairs, 1)]);
 }
