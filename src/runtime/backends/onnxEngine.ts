@@ -62,7 +62,7 @@ export class OnnxEngine implements Engine {
   private rope: { cos: Float32Array; sin: Float32Array; positions: number; scaleLength: number } | undefined;
   /** The largest scratch estimate of any step so far (WebGPU's memory report). */
   private scratchBytes = 0;
-  /** The compressed keys' angles transposed (cos_kt/sin_kt): they change only when a block leaves the window. */
+  /** The compressed keys' angle tables (cos_kc/sin_kc): they change only when a block leaves the window. */
   private compressedAngles: { positions: number; cos: ort.Tensor; sin: ort.Tensor } | undefined;
 
   private constructor(
@@ -235,17 +235,17 @@ export class OnnxEngine implements Engine {
       if (layerInputs.includes('cos_k')) {
         feeds.cos_k = new ort.Tensor('float32', rope.cos.subarray(0, rotated * hd), [rotated, hd]);
         feeds.sin_k = new ort.Tensor('float32', rope.sin.subarray(0, rotated * hd), [rotated, hd]);
-      } else if (layerInputs.includes('cos_kt')) {
+      } else if (layerInputs.includes('cos_kc')) {
         // Keys are kept rotated only where the angles do not depend on the length, so a position's angles never change.
         if (this.compressedAngles?.positions !== rotated) {
           this.compressedAngles = {
             positions: rotated,
-            cos: new ort.Tensor('float32', transposedAngles(rope.cos, rotated, hd), [hd, rotated + 1]),
-            sin: new ort.Tensor('float32', transposedAngles(rope.sin, rotated, hd), [hd, rotated + 1]),
+            cos: new ort.Tensor('float32', halfAngles(rope.cos, rotated, hd), [rotated + 1, hd / 2]),
+            sin: new ort.Tensor('float32', halfAngles(rope.sin, rotated, hd), [rotated + 1, hd / 2]),
           };
         }
-        feeds.cos_kt = this.compressedAngles.cos;
-        feeds.sin_kt = this.compressedAngles.sin;
+        feeds.cos_kc = this.compressedAngles.cos;
+        feeds.sin_kc = this.compressedAngles.sin;
       }
     }
     const cskv = this.info.cskv;
@@ -555,15 +555,14 @@ function headMajorMasks(joined: Float32Array, T: number, C: number, Sc: number, 
 }
 
 /**
- * The first `positions` rows of a RoPE table [positions, hd] transposed to [hd, positions + 1], the last column 0:
- * the head-major graphs turn the compressed keys they rebuild [kvHeads, hd, Sc] plus one padding key (layerGraph.ts).
+ * The first halves of a RoPE table's first `positions` rows [positions, hd] (the halves are equal), as
+ * RotaryEmbedding's cache [positions + 1, hd/2], the last row 0: the head-major graphs turn the compressed keys
+ * they rebuild plus one padding key (layerGraph.ts).
  */
-function transposedAngles(table: Float32Array, positions: number, hd: number): Float32Array {
-  const width = positions + 1;
-  const out = new Float32Array(hd * width);
-  for (let p = 0; p < positions; p++) {
-    for (let c = 0; c < hd; c++) out[c * width + p] = table[p * hd + c]!;
-  }
+function halfAngles(table: Float32Array, positions: number, hd: number): Float32Array {
+  const half = hd / 2;
+  const out = new Float32Array((positions + 1) * half);
+  for (let p = 0; p < positions; p++) out.set(table.subarray(p * hd, p * hd + half), p * half);
   return out;
 }
 

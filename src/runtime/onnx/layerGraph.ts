@@ -13,8 +13,9 @@
 // of which only the held slots count (the masks hide the rest: mask_cache [R, C], mask_compressed [R, Sc + 1],
 // mask_chunk [R, T], R = heads/kvHeads * T rows, see headMajorMasks); the softmax is split over the cache, the
 // compressed keys and the chunk, so no step copies the history or joins scores. The compressed keys are
-// rebuilt head-major and turned by cos_kt/sin_kt [hd, Sc + 1] (transposed angles) in place of cos_k/sin_k. The
-// chunk's rows for the cache come out as k_append (rotated) and v_append, in the buffers' type.
+// rebuilt head-major [kvHeads, Sc + 1, hd] by one batched product (a ones column of the features picks the mean)
+// and turned by RotaryEmbedding from cos_kc/sin_kc [Sc + 1, hd/2] in place of cos_k/sin_k. The chunk's rows for
+// the cache come out as k_append (rotated) and v_append, in the buffers' type.
 // Compressed keys are rebuilt (mean + c U^T: 2·r·D FLOPs per token) and rotated; compressed values are never
 // rebuilt per token: the attention weights are applied in the rank-r space and up-projected once per query (docs/cskv.md).
 import { type BlockQuantised, type RowReader, quantiseBlockwise } from './blockQuantizer';
@@ -182,11 +183,11 @@ function addLayer(g: GraphBuilder, config: ModelConfig, w: LayerWeights, factors
   const rotatedCount = keysRotated ? 'Sc' : 'S';
   const headMajor = options.fullLayout === 'heads';
   if (headMajor && (!keysRotated || options.fullBranchOutputs)) throw new Error('the head-major full branch holds rotated keys and stays in JS memory');
-  // Head-major, the compressed keys are rebuilt transposed and turned by cos_kt/sin_kt [hd, Sc + 1]: their angles
-  // transposed, plus a zero column for the padding key (see below).
+  // Head-major, the compressed keys are turned by RotaryEmbedding from their own tables cos_kc/sin_kc [Sc + 1, hd/2]
+  // (positions 0..Sc; the last row, the padding key's, 0: see below).
   const needsCosK = !keysRotated || factors !== undefined;
-  const cosK = needsCosK ? (headMajor ? g.sharedInput('cos_kt', [hd, 'Sc1']) : g.sharedInput('cos_k', [rotatedCount, hd])) : '';
-  const sinK = needsCosK ? (headMajor ? g.sharedInput('sin_kt', [hd, 'Sc1']) : g.sharedInput('sin_k', [rotatedCount, hd])) : '';
+  const cosK = needsCosK ? (headMajor ? g.sharedInput('cos_kc', ['Sc1', hd / 2]) : g.sharedInput('cos_k', [rotatedCount, hd])) : '';
+  const sinK = needsCosK ? (headMajor ? g.sharedInput('sin_kc', ['Sc1', hd / 2]) : g.sharedInput('sin_k', [rotatedCount, hd])) : '';
   const compressedType = options.compressedType;
   const features = (kind: 'k' | 'v', rank: number): string => {
     if (typeof compressedType === 'object') return dequantisedFeatures(g, kind, rank, compressedType.codes, compressedType.window);
@@ -219,11 +220,10 @@ function addLayer(g: GraphBuilder, config: ModelConfig, w: LayerWeights, factors
   g.output(k, 'k_new', ['T', D]);
   g.output(v, 'v_new', ['T', D]);
   let rebuilt: string | undefined; // token-major [Sc, D], before RoPE (the rows layout)
-  let kBasis: string | undefined;
   if (factors && cK) {
     const kMean = g.weight('k_mean', factors.k.mean, [D]);
     const vMean = g.weight('v_mean', factors.v.mean, [D]);
-    kBasis = g.weight('k_basis', factors.k.basis, [D, factors.k.rank]);
+    const kBasis = g.weight('k_basis', factors.k.basis, [D, factors.k.rank]);
     const vBasis = g.weight('v_basis', factors.v.basis, [D, factors.v.rank]);
     const cKNew = g.op('MatMul', [g.op('Sub', [k, kMean]), kBasis]);
     const cVNew = g.op('MatMul', [g.op('Sub', [v, vMean]), vBasis]);
@@ -238,11 +238,11 @@ function addLayer(g: GraphBuilder, config: ModelConfig, w: LayerWeights, factors
   }
   // [T, heads*hd] -> [kvHeads, nRep, T, hd]; query head j*nRep+i attends with kv head j (transformers' repeat_kv).
   const qHeads = g.op('Transpose', [g.op('Reshape', [q, g.ints([-1, kvHeads, nRep, hd])])], { perm: [1, 2, 0, 3] });
-  // Head-major (CPU), RoPE is onnxruntime's RotaryEmbedding, one node where rope() takes six: it reads the angles'
-  // first half [T, hd/2] (the halves are equal) from position 0, the chunk's own rows.
+  // Head-major (CPU), RoPE is onnxruntime's RotaryEmbedding, one node where rope() takes six: it reads tables of
+  // half angles [N, hd/2] from position 0, by default the chunk's (its angles' first half: the halves are equal).
   const half = (t: string): string => g.op('Slice', [t, g.ints([0]), g.ints([hd / 2]), g.ints([1])]);
-  const rotaryAngles = headMajor ? [g.ints([0]), half(cosQ), half(sinQ)] : [];
-  const rotary = (t: string, attrs: Record<string, number> = {}): string => g.contribOp('RotaryEmbedding', [t, ...rotaryAngles], attrs);
+  const chunkAngles = headMajor ? [half(cosQ), half(sinQ)] as const : undefined;
+  const rotary = (t: string, [cos, sin] = chunkAngles!, attrs: Record<string, number> = {}): string => g.contribOp('RotaryEmbedding', [t, g.ints([0]), cos, sin], attrs);
   const qRot = headMajor ? rotary(qHeads) : rope(qHeads, cosQ, sinQ);
   // [N, D] -> [kvHeads, hd, N] (keys, for q k^T) and [kvHeads, N, hd] (values).
   const keysByHead = (t: string): string => g.op('Transpose', [g.op('Reshape', [t, g.ints([-1, kvHeads, hd])])], { perm: [1, 2, 0] });
@@ -254,7 +254,7 @@ function addLayer(g: GraphBuilder, config: ModelConfig, w: LayerWeights, factors
     const narrowed = (t: string): string => (fullType === 'float16' ? g.op('Cast', [t], { to: 10 }) : t);
     const kCache = widened(g.input('k_cache', [kvHeads, hd, 'C'], fullType));
     const vCache = widened(g.input('v_cache', [kvHeads, 'C', hd], fullType));
-    const kRotNew = rotary(g.op('Reshape', [k, g.ints([1, -1, D])]), { num_heads: kvHeads }); // [1, T, D]
+    const kRotNew = rotary(g.op('Reshape', [k, g.ints([1, -1, D])]), chunkAngles, { num_heads: kvHeads }); // [1, T, D]
     g.output(narrowed(kRotNew), 'k_append', [1, 'T', D], fullType);
     g.output(narrowed(v), 'v_append', ['T', D], fullType);
     // Queries of a kv head as one matrix [kvHeads, nRep*T, hd]: each product reads the head's keys once.
@@ -270,11 +270,14 @@ function addLayer(g: GraphBuilder, config: ModelConfig, w: LayerWeights, factors
       scoresOver(kCache, g.sharedInput('mask_cache', ['R', 'C'])),
       scoresOver(keysByHead(kRotNew), g.sharedInput('mask_chunk', ['R', 'T'])),
     ];
-    if (factors && cK && kBasis) {
+    if (factors && cK) {
       // One zero key past the compressed ones, masked (mask_compressed [R, Sc + 1]): never a part over an empty axis
       // while the branch is empty (onnxruntime's CPU MatMul faults on a product over one, SIGFPE; its empty
-      // reductions get shapes wrong).
-      parts.push(scoresOver(rebuiltKeysByHead(g, factors.k, kBasis, g.op('Pad', [cK, g.ints([0, 0, 1, 0])]), cosK, sinK, kvHeads, hd), g.sharedInput('mask_compressed', ['R', 'Sc1'])));
+      // reductions get shapes wrong). One Pad gives the features their ones column (the mean) and the padding row
+      // (ones too: its angles are 0, so RoPE turns that key to zero).
+      const keys = rotary(rebuiltKeysByHead(g, factors.k, g.op('Pad', [cK, g.ints([0, 0, 1, 1]), g.scalar(1)]), kvHeads, hd), [cosK, sinK], { num_heads: 1 });
+      // Transposed as onnxruntime fuses into the product (FusedMatMul, transB): the keys are never copied.
+      parts.push(scoresOver(g.op('Transpose', [keys], { perm: [0, 2, 1] }), g.sharedInput('mask_compressed', ['R', 'Sc1'])));
     }
     // The chunk's own key is always seen (causal, and inside any sliding window): the maximum is finite.
     const rowMax = g.op('Max', parts.map((p) => g.op('ReduceMax', [p], { axes: [-1], keepdims: 1 })));
@@ -361,45 +364,25 @@ function rmsNorm(g: GraphBuilder, input: string, weight: Float32Array, eps: numb
 }
 
 /**
- * The compressed keys rebuilt and rotated, already head-major [kvHeads, hd, N]: RoPE's k·cos + rotate_half(k)·sin
- * with rotate_half folded into a second basis (rotate_half(U c + mean) = U' c + mean'), so the rebuild is two
- * products with the features as they are stored (c [N, r]; Gemm transposes on the fly) and three elementwise
- * passes, with no transpose, split or concatenation of keys. cos/sin: [hd, N].
+ * The compressed keys rebuilt head-major [kvHeads, N, hd], before RoPE, by one batched product: the features with
+ * a ones column (c [N, r + 1]) times each head's rows of U with the mean as an extra row ([kvHeads, r + 1, hd]).
  */
-function rebuiltKeysByHead(g: GraphBuilder, f: Factor, basis: string, c: string, cos: string, sin: string, kvHeads: number, hd: number): string {
-  const D = kvHeads * hd;
-  const rotated = rotateHalfRows(f, kvHeads, hd);
-  const product = (u: string, mean: string): string => g.op('Reshape', [g.op('Gemm', [u, c, mean], { transB: 1 }), g.ints([kvHeads, hd, -1])]);
-  return g.op('Add', [
-    g.op('Mul', [product(basis, g.weight('k_mean_column', f.mean, [D, 1])), cos]),
-    g.op('Mul', [product(g.weight('k_basis_rotated', rotated.basis, [D, f.rank]), g.weight('k_mean_rotated', rotated.mean, [D, 1])), sin]),
-  ]);
+function rebuiltKeysByHead(g: GraphBuilder, f: Factor, c: string, kvHeads: number, hd: number): string {
+  return g.op('MatMul', [c, g.weight('k_up', headMajorBasis(f, kvHeads, hd, true), [kvHeads, f.rank + 1, hd])]);
 }
 
-/** rotate_half applied to the rows of U [D, r] and to the mean, head by head: row c takes -row (c + hd/2), row (c + hd/2) takes row c. */
-function rotateHalfRows(f: Factor, kvHeads: number, hd: number): { basis: Float32Array; mean: Float32Array } {
-  const basis = new Float32Array(f.basis.length);
-  const mean = new Float32Array(f.mean.length);
-  const half = hd / 2;
-  for (let head = 0; head < kvHeads; head++) {
-    for (let c = 0; c < hd; c++) {
-      const to = head * hd + c;
-      const from = c < half ? to + half : to - half;
-      const sign = c < half ? -1 : 1;
-      mean[to] = sign * f.mean[from]!;
-      for (let j = 0; j < f.rank; j++) basis[to * f.rank + j] = sign * f.basis[from * f.rank + j]!;
-    }
-  }
-  return { basis, mean };
-}
-
-/** U [D, r] (D = kvHeads*hd, row-major) -> [kvHeads, r, hd]: each head's rows, transposed. */
-function headMajorBasis(f: Factor, kvHeads: number, hd: number): Float32Array {
-  const out = new Float32Array(kvHeads * f.rank * hd);
+/**
+ * U [D, r] (D = kvHeads*hd, row-major) -> [kvHeads, r, hd]: each head's rows, transposed. With `meanRow`
+ * [kvHeads, r + 1, hd], the head's part of the mean as its last row (for features with a ones column).
+ */
+function headMajorBasis(f: Factor, kvHeads: number, hd: number, meanRow = false): Float32Array {
+  const rows = f.rank + (meanRow ? 1 : 0);
+  const out = new Float32Array(kvHeads * rows * hd);
   for (let head = 0; head < kvHeads; head++) {
     for (let c = 0; c < hd; c++) {
       const row = (head * hd + c) * f.rank;
-      for (let j = 0; j < f.rank; j++) out[(head * f.rank + j) * hd + c] = f.basis[row + j]!;
+      for (let j = 0; j < f.rank; j++) out[(head * rows + j) * hd + c] = f.basis[row + j]!;
+      if (meanRow) out[(head * rows + f.rank) * hd + c] = f.mean[head * hd + c]!;
     }
   }
   return out;
