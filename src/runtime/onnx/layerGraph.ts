@@ -11,7 +11,8 @@
 // cache's own buffers, read in place (f32, or fp16 widened as read): k_cache [kvHeads, hd, C] (rotated keys,
 // transposed), v_cache [kvHeads, C, hd],
 // of which only the held slots count (the masks hide the rest: mask_cache [R, C], mask_compressed [R, Sc + 1],
-// mask_chunk [R, T], R = heads/kvHeads * T rows, see headMajorMasks); the softmax is split over the cache, the
+// mask_chunk [R, T], R = heads/kvHeads * T rows, or one row for all where every row is the same, see
+// headMajorMasks.ts); the softmax is split over the cache, the
 // compressed keys and the chunk, so no step copies the history or joins scores. The compressed keys are
 // rebuilt head-major and turned by cos_kt/sin_kt [hd, Sc + 1] (transposed angles) in place of cos_k/sin_k. The
 // chunk's rows for the cache come out as k_append (rotated) and v_append, in the buffers' type.
@@ -27,6 +28,8 @@ import { floatToHalfBits } from '../half';
 
 /** ONNX element types for Cast. */
 const FLOAT32 = 1, FLOAT16 = 10;
+/** The rows of the head-major masks of the cache and the compressed keys: R, or one that the graph's Add broadcasts. */
+const MASK_ROWS = 'R_or_1';
 
 function toHalfBits(values: Float32Array): Uint16Array {
   const bits = new Uint16Array(values.length);
@@ -267,14 +270,14 @@ function addLayer(g: GraphBuilder, config: ModelConfig, w: LayerWeights, factors
     // shape or slices a mask at run time.
     const scoresOver = (keys: string, partMask: string): string => g.op('Add', [g.op('MatMul', [queries, keys]), partMask]);
     const parts = [
-      scoresOver(kCache, g.sharedInput('mask_cache', ['R', 'C'])),
+      scoresOver(kCache, g.sharedInput('mask_cache', [MASK_ROWS, 'C'])),
       scoresOver(keysByHead(kRotNew), g.sharedInput('mask_chunk', ['R', 'T'])),
     ];
     if (factors && cK && kBasis) {
       // One zero key past the compressed ones, masked (mask_compressed [R, Sc + 1]): never a part over an empty axis
       // while the branch is empty (onnxruntime's CPU MatMul faults on a product over one, SIGFPE; its empty
       // reductions get shapes wrong).
-      parts.push(scoresOver(rebuiltKeysByHead(g, factors.k, kBasis, g.op('Pad', [cK, g.ints([0, 0, 1, 0])]), cosK, sinK, kvHeads, hd), g.sharedInput('mask_compressed', ['R', 'Sc1'])));
+      parts.push(scoresOver(rebuiltKeysByHead(g, factors.k, kBasis, g.op('Pad', [cK, g.ints([0, 0, 1, 0])]), cosK, sinK, kvHeads, hd), g.sharedInput('mask_compressed', [MASK_ROWS, 'Sc1'])));
     }
     // The chunk's own key is always seen (causal, and inside any sliding window): the maximum is finite.
     const rowMax = g.op('Max', parts.map((p) => g.op('ReduceMax', [p], { axes: [-1], keepdims: 1 })));
