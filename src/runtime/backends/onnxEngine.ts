@@ -20,6 +20,7 @@ import { halfBitsToFloat } from '../half';
 import { prefillInChunks } from './chunkedPrefill';
 import { DeviceCache } from './deviceCache';
 import { DeviceStepInputs } from './deviceStepInputs';
+import { headMajorMasks } from './headMajorMasks';
 import type { RowReader } from '../onnx/blockQuantizer';
 import type { OnnxGraph } from '../onnx/graphBuilder';
 import { type LayerGraphOptions, type LayerWeights, type LinearWeight, buildHeadGraph, buildLayersGraph, layerPrefix } from '../onnx/layerGraph';
@@ -38,6 +39,8 @@ const DEFAULT_CHUNK: Record<ExecutionProvider['backend'], number> = { onnx: 128,
  * weights at once while their graph is built (6 layers of a 0.5B model: ~70 MB at q8).
  */
 const LAYERS_PER_SESSION = 6;
+/** Compressed keys' angle tables kept (compressedAngles). */
+const KEPT_ANGLES = 2;
 /** Rows of the embedding read per batch when it is checked at load (4 MB of f32 at a 7B model's width). */
 const EMBEDDING_CHECK_ROWS = 256;
 
@@ -62,8 +65,13 @@ export class OnnxEngine implements Engine {
   private rope: { cos: Float32Array; sin: Float32Array; positions: number; scaleLength: number } | undefined;
   /** The largest scratch estimate of any step so far (WebGPU's memory report). */
   private scratchBytes = 0;
-  /** The compressed keys' angle tables (cos_kc/sin_kc): they change only when a block leaves the window. */
-  private compressedAngles: { positions: number; cos: ort.Tensor; sin: ort.Tensor } | undefined;
+  /**
+   * The compressed keys' angles (cos_kc/sin_kc), most recent first: they change only when a block leaves
+   * the window. A keystroke's prefill that crosses a block's end runs a chunk on each side of it, and the next
+   * keystroke cuts back to the first, so the two are kept (at 30k tokens a pair is 8 MB, made anew in 30-300 ms on a
+   * loaded 2-core machine).
+   */
+  private compressedAngles: Array<{ positions: number; cos: ort.Tensor; sin: ort.Tensor }> = [];
 
   private constructor(
     readonly info: EngineInfo,
@@ -220,8 +228,9 @@ export class OnnxEngine implements Engine {
     const maskFor = (capacity: number): Record<string, ort.Tensor> => {
       let mask = masks.get(capacity);
       if (!mask) {
-        const Sc = this.cache.fullStart;
-        masks.set(capacity, mask = headMajorMasks(this.headMajorMask(start, T, Sc, capacity), T, capacity, Sc, config.heads / config.kvHeads, this.info.cskv !== null));
+        masks.set(capacity, mask = headMajorMasks({
+          start, T, Sc: this.cache.fullStart, C: capacity, nRep: config.heads / config.kvHeads, compressed: this.info.cskv !== null, sliding: config.slidingWindow,
+        }));
       }
       return mask;
     };
@@ -237,15 +246,14 @@ export class OnnxEngine implements Engine {
         feeds.sin_k = new ort.Tensor('float32', rope.sin.subarray(0, rotated * hd), [rotated, hd]);
       } else if (layerInputs.includes('cos_kc')) {
         // Keys are kept rotated only where the angles do not depend on the length, so a position's angles never change.
-        if (this.compressedAngles?.positions !== rotated) {
-          this.compressedAngles = {
-            positions: rotated,
-            cos: new ort.Tensor('float32', halfAngles(rope.cos, rotated, hd), [rotated + 1, hd / 2]),
-            sin: new ort.Tensor('float32', halfAngles(rope.sin, rotated, hd), [rotated + 1, hd / 2]),
-          };
-        }
-        feeds.cos_kc = this.compressedAngles.cos;
-        feeds.sin_kc = this.compressedAngles.sin;
+        const angles = this.compressedAngles.find((a) => a.positions === rotated) ?? {
+          positions: rotated,
+          cos: new ort.Tensor('float32', halfAngles(rope.cos, rotated, hd), [rotated + 1, hd / 2]),
+          sin: new ort.Tensor('float32', halfAngles(rope.sin, rotated, hd), [rotated + 1, hd / 2]),
+        };
+        this.compressedAngles = [angles, ...this.compressedAngles.filter((a) => a !== angles)].slice(0, KEPT_ANGLES);
+        feeds.cos_kc = angles.cos;
+        feeds.sin_kc = angles.sin;
       }
     }
     const cskv = this.info.cskv;
@@ -411,31 +419,6 @@ export class OnnxEngine implements Engine {
   }
 
   /**
-   * The head-major layout's additive mask [T, C + Sc + T]: the cache's C slots (slot j is position Sc + j; slots
-   * past the tokens held are hidden), the compressed keys (positions [0, Sc)), then the chunk's own keys
-   * (positions start + j); causal, plus Mistral's sliding window.
-   */
-  private headMajorMask(start: number, T: number, Sc: number, C: number): Float32Array {
-    const width = C + Sc + T;
-    const held = start - Sc;
-    const sliding = this.info.config.slidingWindow;
-    const mask = new Float32Array(T * width);
-    for (let q = 0; q < T; q++) {
-      const n = start + q;
-      const row = mask.subarray(q * width, (q + 1) * width);
-      row.fill(-Infinity, held, C);
-      row.fill(-Infinity, C + Sc + q + 1);
-      if (sliding !== undefined && n - sliding + 1 > 0) {
-        const first = n - sliding + 1; // the first position still seen
-        row.fill(-Infinity, 0, Math.min(Math.max(first - Sc, 0), held));
-        row.fill(-Infinity, C, C + Math.min(first, Sc));
-        row.fill(-Infinity, C + Sc, C + Sc + Math.min(Math.max(first - start, 0), T));
-      }
-    }
-    return mask;
-  }
-
-  /**
    * cos/sin for positions [0, S), reused across forwards while the frequencies stay (growing by doubling); dynamic
    * NTK's change with every length past the original context, where tables are made for S positions exactly.
    */
@@ -531,27 +514,6 @@ export class OnnxEngine implements Engine {
 function layerScratchBytes(c: ModelConfig, T: number, S: number): number {
   const rows = T * (3 * c.hiddenSize + c.heads * c.headDim * 2 + 2 * c.kvDim + 3 * c.intermediateSize);
   return 4 * (rows + 2 * S * c.kvDim + 2 * c.heads * T * S);
-}
-
-/**
- * The head-major graphs' masks, one per part of the split softmax, from the joined mask [T, C + Sc + T]:
- * mask_cache [R, C], mask_compressed [R, Sc + 1] (CSKV: a last column hides the graph's padding key) and
- * mask_chunk [R, T], each row repeated per query head of a kv head (R = nRep * T, row r*T + t is query t), in the
- * order the graph's scores take (layerGraph.ts).
- */
-function headMajorMasks(joined: Float32Array, T: number, C: number, Sc: number, nRep: number, compressed: boolean): Record<string, ort.Tensor> {
-  const width = C + Sc + T;
-  const part = (from: number, to: number, padding: number): ort.Tensor => {
-    const w = to - from + padding;
-    const out = new Float32Array(nRep * T * w).fill(-Infinity);
-    for (let r = 0; r < nRep; r++) {
-      for (let t = 0; t < T; t++) out.set(joined.subarray(t * width + from, t * width + to), (r * T + t) * w);
-    }
-    return new ort.Tensor('float32', out, [nRep * T, w]);
-  };
-  const masks: Record<string, ort.Tensor> = { mask_cache: part(0, C, 0), mask_chunk: part(C + Sc, width, 0) };
-  if (compressed) masks.mask_compressed = part(C, C + Sc, 1);
-  return masks;
 }
 
 /**

@@ -11,7 +11,8 @@
 // cache's own buffers, read in place (f32, or fp16 widened as read): k_cache [kvHeads, hd, C] (rotated keys,
 // transposed), v_cache [kvHeads, C, hd],
 // of which only the held slots count (the masks hide the rest: mask_cache [R, C], mask_compressed [R, Sc + 1],
-// mask_chunk [R, T], R = heads/kvHeads * T rows, see headMajorMasks); the softmax is split over the cache, the
+// mask_chunk [R, T], R = heads/kvHeads * T rows, or one row for all where every row is the same, see
+// headMajorMasks.ts); the softmax is split over the cache, the
 // compressed keys and the chunk, so no step copies the history or joins scores. The compressed keys are
 // rebuilt head-major [kvHeads, Sc + 1, hd] by one batched product (a ones column of the features picks the mean)
 // and turned by RotaryEmbedding from cos_kc/sin_kc [Sc + 1, hd/2] in place of cos_k/sin_k. The chunk's rows for
@@ -28,6 +29,8 @@ import { floatToHalfBits } from '../half';
 
 /** ONNX element types for Cast. */
 const FLOAT32 = 1, FLOAT16 = 10;
+/** The rows of the head-major masks of the cache and the compressed keys: R, or one that the graph's Add broadcasts. */
+const MASK_ROWS = 'R_or_1';
 
 function toHalfBits(values: Float32Array): Uint16Array {
   const bits = new Uint16Array(values.length);
@@ -267,7 +270,7 @@ function addLayer(g: GraphBuilder, config: ModelConfig, w: LayerWeights, factors
     // shape or slices a mask at run time.
     const scoresOver = (keys: string, partMask: string): string => g.op('Add', [g.op('MatMul', [queries, keys]), partMask]);
     const parts = [
-      scoresOver(kCache, g.sharedInput('mask_cache', ['R', 'C'])),
+      scoresOver(kCache, g.sharedInput('mask_cache', [MASK_ROWS, 'C'])),
       scoresOver(keysByHead(kRotNew), g.sharedInput('mask_chunk', ['R', 'T'])),
     ];
     if (factors && cK) {
@@ -277,7 +280,7 @@ function addLayer(g: GraphBuilder, config: ModelConfig, w: LayerWeights, factors
       // (ones too: its angles are 0, so RoPE turns that key to zero).
       const keys = rotary(rebuiltKeysByHead(g, factors.k, g.op('Pad', [cK, g.ints([0, 0, 1, 1]), g.scalar(1)]), kvHeads, hd), [cosK, sinK], { num_heads: 1 });
       // Transposed as onnxruntime fuses into the product (FusedMatMul, transB): the keys are never copied.
-      parts.push(scoresOver(g.op('Transpose', [keys], { perm: [0, 2, 1] }), g.sharedInput('mask_compressed', ['R', 'Sc1'])));
+      parts.push(scoresOver(g.op('Transpose', [keys], { perm: [0, 2, 1] }), g.sharedInput('mask_compressed', [MASK_ROWS, 'Sc1'])));
     }
     // The chunk's own key is always seen (causal, and inside any sliding window): the maximum is finite.
     const rowMax = g.op('Max', parts.map((p) => g.op('ReduceMax', [p], { axes: [-1], keepdims: 1 })));
