@@ -49,6 +49,11 @@ export interface Engine {
   /** Drops every token at or after `length`. */
   truncate(length: number): Promise<void>;
   /**
+   * Whether truncate(length) runs a forward pass again (part of a compressed block recomputed). Engines without it
+   * are taken to recompute wherever `length` falls inside the compressed branch (cachePolicy truncation).
+   */
+  truncationRecomputes?(length: number): boolean;
+  /**
    * One decode step whose next token the engine picks where its logits are (the CUDA engine: on the GPU, so one id
    * crosses instead of a row of logits): appends `token` and returns the token pickToken(logits, step) would give,
    * up to the engine's arithmetic. Engines without their own sampler leave it out; generate() then samples on the host.

@@ -42,10 +42,22 @@ export function completionShape(text: string, offset: number): CompletionShape |
   return {
     prefix: text.slice(prefixStart(text, offset), offset),
     beforeCursor: text.slice(0, offset),
-    suffix: text.slice(offset, offset + COMPLETION_WINDOW.suffixChars),
+    suffix: suffixAt(text, offset),
     // Before a closing bracket on the same line (inside a call's parentheses) one line is enough.
     multiline: after.trim() === '' && isBlockStart(before, previousLine),
   };
+}
+
+/**
+ * The suffix: the text after the cursor up to `suffixChars`, ending at a line's end (the rest of the cursor's own line
+ * whole where it fits), so that the prompt never ends in a word cut in two and no characters are prefilled at every
+ * keystroke for a line the suffix only starts.
+ */
+export function suffixAt(text: string, offset: number): string {
+  const limit = offset + COMPLETION_WINDOW.suffixChars;
+  if (limit >= text.length) return text.slice(offset);
+  const lastLineEnd = text.lastIndexOf('\n', limit);
+  return text.slice(offset, lastLineEnd >= offset ? lastLineEnd : limit);
 }
 
 /** Where the prefix starts: the first line start at or after the anchor (the anchor itself within a very long line). */

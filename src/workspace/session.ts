@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import type { AskResult, Attachment, ChatTurn, CompressedBits, GpuAdapter, GenerationSpeed, MemoryStatus, PrefillProgress } from '../protocol';
 import { type BackendChoice, loadEngineFor, resolveCskv } from '../runtime/backends/selectBackend';
 import type { Engine } from '../runtime/engine';
-import { cutWithoutRecompute } from '../runtime/cache/cachePolicy';
+import { compressedLength, cutWithoutRecompute } from '../runtime/cache/cachePolicy';
 import { RuntimeError } from '../runtime/errors';
 import { DEFAULTS } from '../shared/settings';
 import { readModelConfig } from '../runtime/model/config';
@@ -255,9 +255,9 @@ export class WorkspaceSession {
       const cached = inFile ? this.context!.heldFrom(base) : keptWindow?.tokens ?? [];
       // At least the prompt's last token is prefilled again: its logits give the first completion token.
       const same = reuse ? Math.min(commonPrefixLength(cached, prompt), prompt.length - 1) : 0;
-      // Inside the compressed branch, the cut goes to its block's start: no recompute pass of the truncation's own.
-      const cskv = this.engine.info.cskv;
-      const reused = cskv ? cutWithoutRecompute({ window: cskv.window, compressed: true }, this.engine.length, base + same, base) - base : same;
+      // Where cutting there would recompute part of a compressed block, the cut goes to its block's start: no
+      // recompute pass of the truncation's own.
+      const reused = this.truncationRecomputes(base + same) ? cutWithoutRecompute(this.engine.info.cskv!.window, base + same, base) - base : same;
       let cut = false;
       try {
         if (inFile) await this.context!.cut(base + reused);
@@ -297,6 +297,13 @@ export class WorkspaceSession {
         }
       }
     });
+  }
+
+  /** Whether cutting the cache at `length` runs a forward pass of the truncation's own (engine.truncationRecomputes). */
+  private truncationRecomputes(length: number): boolean {
+    const cskv = this.engine.info.cskv;
+    if (!cskv) return false;
+    return this.engine.truncationRecomputes?.(length) ?? length < compressedLength({ window: cskv.window, compressed: true }, this.engine.length);
   }
 
   /**

@@ -43,9 +43,9 @@ test('memory accounting by branch and layer, against a full fp16 cache', () => {
   assert.equal(m.tokens, 13);
   assert.equal(m.compressedTokens, 12);
   assert.equal(m.fullTokens, 1);
-  // full branch f32: k + v (4 ch) + pending features (2 + 3) for one token, per layer
-  assert.deepEqual(m.perLayer[0], { fullBytes: (4 + 4 + 2 + 3) * 4, compressedBytes: 12 * (RK + RV) * 2 });
-  assert.equal(m.totalBytes, 2 * ((4 + 4 + 2 + 3) * 4 + 12 * (RK + RV) * 2));
+  // full branch f32: k + v (4 ch) + pending features (2 + 3) for one token, and the rows kept of the 12 that left it
+  assert.deepEqual(m.perLayer[0], { fullBytes: 13 * (4 + 4 + 2 + 3) * 4, compressedBytes: 12 * (RK + RV) * 2 });
+  assert.equal(m.totalBytes, 2 * (13 * (4 + 4 + 2 + 3) * 4 + 12 * (RK + RV) * 2));
   assert.equal(m.fp16Bytes, 13 * 2 * 2 * D * 2);
   assert.equal(m.savings, 1 - m.totalBytes / m.fp16Bytes);
 });
@@ -71,6 +71,47 @@ test('truncate inside the full branch is exact; inside the compressed branch it 
   assert.equal(cache.inputs(0).fullTokens, 0);
   assert.deepEqual(cache.truncate(4), { recomputeFrom: 4 });
   assert.throws(() => cache.truncate(5), /cannot truncate/);
+});
+
+test('a truncation into a block that left the window puts its kept rows back, unless a chunk entered the block midway', () => {
+  for (const bits of [16, 4] as const) {
+    const cache = cskvCache(bits);
+    feed(cache, 0, 12); // one chunk [0, 12): it entered blocks 1 and 2 midway
+    feed(cache, 12, 3); // [12, 15): starts on block 3's start
+    feed(cache, 15, 6); // [15, 21): compressed [0, 20), block 4 entered midway
+    const before = cache.memory();
+    assert.equal(before.compressedTokens, 20);
+    // Block 3 was started by its own chunk and its rows are kept: they come back, nothing is recomputed.
+    assert.deepEqual(cache.truncationPlan(14), { compressedTokens: 12, fullTokens: 2, recomputeFrom: 14, restored: true });
+    assert.deepEqual(cache.truncate(14), { recomputeFrom: 14 });
+    assert.equal(cache.length, 14);
+    assert.equal(cache.fullStart, 12);
+    const restored = cache.inputs(1);
+    assert.deepEqual(Array.from(restored.kFull), [12, 12, 12, 12, 13, 13, 13, 13]);
+    assert.deepEqual(Array.from(restored.vFull), [12, 12, 12, 12, 13, 13, 13, 13]);
+    assert.equal(restored.compressedTokens, 12);
+    // The pending features came back too: they leave with the block again, as a fresh prefill would have them.
+    feed(cache, 14, 2);
+    assert.equal(cache.fullStart, 16);
+    // Block 2 was entered midway by the first chunk: a recompute from its start.
+    assert.deepEqual(cache.truncate(9), { recomputeFrom: 8 });
+    assert.equal(cache.length, 8);
+    assert.equal(cache.memory().compressedTokens, 8);
+  }
+});
+
+test('the rows kept for truncations are counted in the full branch, and a restored cache holds only its tokens', () => {
+  const cache = cskvCache();
+  feed(cache, 0, 4);
+  feed(cache, 4, 2); // compressed [0, 4), the block's rows kept, full [4, 6)
+  const perToken = 2 * D * 4 + (RK + RV) * 4;
+  assert.equal(cache.memory().fullBytes, 2 * (2 + 4) * perToken);
+  const copy = cskvCache();
+  copy.importState(cache.exportState());
+  assert.equal(copy.memory().fullBytes, 2 * 2 * perToken);
+  // Nothing is known of the saved rows' chunks: a truncation into the saved blocks recomputes.
+  feed(copy, 6, 4);
+  assert.deepEqual(copy.truncate(5), { recomputeFrom: 4 });
 });
 
 test('quantised blocks come back within one quantisation step', () => {

@@ -1,7 +1,7 @@
 // The cache policy apart from storage: branch boundaries, truncation plans and bytes, as cskv.md fixes them.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { blocksLeaving, compressedLength, fp16CacheBytes, layerBytes, truncation } from '../../src/runtime/cache/cachePolicy';
+import { blocksEnteredMidChunk, blocksLeaving, compressedLength, cutWithoutRecompute, fp16CacheBytes, layerBytes, truncation } from '../../src/runtime/cache/cachePolicy';
 
 const cskv = { window: 32, compressed: true };
 const off = { window: 32, compressed: false };
@@ -22,6 +22,28 @@ test('truncation cuts the window in place and keeps only whole compressed blocks
   assert.deepEqual(truncation(cskv, 96, 100, 70), { compressedTokens: 64, fullTokens: 0, recomputeFrom: 64 });
   assert.deepEqual(truncation(off, 0, 100, 70), { compressedTokens: 0, fullTokens: 70, recomputeFrom: 70 });
   assert.throws(() => truncation(cskv, 96, 100, 101), /cannot truncate a cache of 100 tokens to 101/);
+});
+
+test('a truncation inside the compressed branch takes the cut block back from kept rows only where they may stand in for a recompute', () => {
+  const asked: number[] = [];
+  const restorable = (start: number): boolean => {
+    asked.push(start);
+    return start >= 64;
+  };
+  assert.deepEqual(truncation(cskv, 96, 100, 70, restorable), { compressedTokens: 64, fullTokens: 6, recomputeFrom: 70, restored: true });
+  assert.deepEqual(truncation(cskv, 96, 100, 40, restorable), { compressedTokens: 32, fullTokens: 0, recomputeFrom: 32 });
+  // A cut on a block's start keeps whole blocks: nothing to restore or recompute.
+  assert.deepEqual(truncation(cskv, 96, 100, 64, restorable), { compressedTokens: 64, fullTokens: 0, recomputeFrom: 64 });
+  assert.deepEqual(asked, [64, 32]);
+  assert.equal(cutWithoutRecompute(32, 70, 0), 64);
+  assert.equal(cutWithoutRecompute(32, 70, 66), 70);
+});
+
+test('a chunk enters every block after the one it starts in midway', () => {
+  assert.deepEqual(blocksEnteredMidChunk(cskv, 0, 128), [1, 2, 3]);
+  assert.deepEqual(blocksEnteredMidChunk(cskv, 30, 3), [1]);
+  assert.deepEqual(blocksEnteredMidChunk(cskv, 32, 32), []);
+  assert.deepEqual(blocksEnteredMidChunk(cskv, 33, 1), []);
 });
 
 test('bytes by branch: the window with its pending features, the compressed blocks, the fp16 yardstick', () => {

@@ -22,7 +22,14 @@ test('completion shape: multi-line at a block start, nothing mid-word or before 
   const shape = completionShape(big, big.indexOf('\nline_5000 '))!;
   const { prefixChars, anchorStepChars, suffixChars } = COMPLETION_WINDOW;
   assert.ok(shape.prefix.length >= prefixChars / 2 && shape.prefix.length <= prefixChars + anchorStepChars, `prefix of ${shape.prefix.length}`);
-  assert.equal(shape.suffix.length, suffixChars);
+  // The suffix ends at a line's end: whole lines (17 characters each here) up to suffixChars.
+  const cursor = big.indexOf('\nline_5000 ');
+  assert.ok(shape.suffix.length <= suffixChars && shape.suffix.length > suffixChars - 17, `suffix of ${shape.suffix.length}`);
+  assert.equal(big[cursor + shape.suffix.length], '\n', 'the suffix ends at a line end');
+  // ... unless the cursor's own line runs past it: then it is cut there.
+  const long = `f(${' '.repeat(150)})\nnext`;
+  assert.equal(completionShape(long, 2)!.suffix, long.slice(2, 2 + suffixChars));
+  assert.equal(completionShape('f(\n  a)\n', 2)!.suffix, '\n  a)\n');
   assert.ok(shape.prefix.endsWith('line_4999 = 4999') && shape.suffix.startsWith('\nline_5000 = 5000'));
   assert.ok(shape.prefix.startsWith('line_'), 'the prefix starts at a line');
   // The whole text before the cursor too, for a completion that continues the resident file.

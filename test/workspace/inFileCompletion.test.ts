@@ -226,7 +226,7 @@ test('where the file moved in the layout (a file before it left the budget), the
   }
 });
 
-test('with CSKV, a completion that reuses the cache into its compressed branch is cut at a block\'s start: no forward pass of its own', async () => {
+test('with CSKV, a completion that reuses the cache into its compressed branch is cut where it differs (the block\'s kept rows back) or at the block\'s start: no forward pass of its own', async () => {
   const model = tinyQwenModel();
   const root = workspace();
   const big = path.join(root, 'src/big.ts');
@@ -247,6 +247,7 @@ test('with CSKV, a completion that reuses the cache into its compressed branch i
     let text = BIG;
     let at = lineEnd(text, 'value100 =');
     let intoCompressed = 0;
+    let restored = 0;
     for (const typed of ['', '\n', 'e', 'x', 'p', 'o', 'r']) {
       text = text.slice(0, at) + typed + text.slice(at);
       at += typed.length;
@@ -259,10 +260,12 @@ test('with CSKV, a completion that reuses the cache into its compressed branch i
       assert.equal(promptCall, 0, `keystroke "${typed}": no recompute pass before the prompt's prefill (${JSON.stringify(calls)})`);
       if (calls[0]!.start < compressed) {
         intoCompressed++;
-        assert.equal(calls[0]!.start % window, 0, 'the prompt\'s prefill starts at a block\'s start');
+        // Mid-block only where the engine put the block's kept rows back (the CPU backend keeps the last 256 tokens').
+        if (calls[0]!.start % window !== 0) restored++;
       }
     }
     assert.ok(intoCompressed > 0, 'some cuts fell inside the compressed branch');
+    assert.ok(restored > 0, 'some cuts into the compressed branch took the block\'s kept rows back instead of prefilling from its start');
   } finally {
     await session.dispose();
   }

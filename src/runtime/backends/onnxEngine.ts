@@ -454,6 +454,13 @@ export class OnnxEngine implements Engine {
     if (redo.length > 0) await this.prefill(redo, { logits: 0 });
   }
 
+  truncationRecomputes(length: number): boolean {
+    const held = this.device?.held;
+    // The device's copies are cut by the policy alone (no kept rows there).
+    if (held) return length < held.compressedTokens && length % this.cache.shape.window !== 0;
+    return this.cache.truncationPlan(length).recomputeFrom < length;
+  }
+
   /**
    * Cuts the cache to `length` (whole blocks inside the compressed branch): on the device where its copies hold it,
    * so nothing is read back and the next step uploads only its own tokens; else the JS record. Where the device cut

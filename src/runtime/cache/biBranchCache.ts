@@ -11,7 +11,11 @@
 // WebGPU backend re-feeds and keeps on the device, and what unrotated keys need, since every step rotates them all),
 // or head-major buffers with room to grow (`heads`, headMajorRows.ts: the CPU graph reads them in place and a step
 // writes only its own tokens). Snapshots hold token-major rows either way.
-import { type CachePolicy, blocksLeaving, checkPolicy, compressedLength, fp16CacheBytes, layerBytes, truncation } from './cachePolicy';
+//
+// The full-precision rows of the last blocks to leave the window are kept (RETAINED_TOKENS), so that a truncation
+// into them (a keystroke's completion cutting back to the cursor after its prompt and answer pushed the cursor's
+// block out of the window) puts them back instead of recomputing the block in a forward pass.
+import { type CachePolicy, type TruncationPlan, blocksEnteredMidChunk, blocksLeaving, checkPolicy, compressedLength, fp16CacheBytes, layerBytes, truncation } from './cachePolicy';
 import { GrowableRows } from './growableRows';
 import { HeadMajorRows } from './headMajorRows';
 import type { CompressedBits, MemoryReport } from '../../protocol';
@@ -40,6 +44,13 @@ export interface HeadMajorLayout {
   half?: boolean;
 }
 
+/**
+ * Full-precision rows kept of the tokens that left the window last: about what a completion's FIM tail and answer
+ * push out of it before the next keystroke cuts back to the cursor (a multi-line answer is 96 tokens at most). At a
+ * 7B model's shape (28 layers, 4 kv heads of 128, fp16) 256 tokens are 15 MB.
+ */
+export const RETAINED_TOKENS = 256;
+
 export interface CompressedBlock {
   k: Uint16Array | QuantisedBlock;
   v: Uint16Array | QuantisedBlock;
@@ -59,6 +70,8 @@ class LayerCache {
   /** 16-bit branch: fp16 rows of every compressed token. */
   readonly kHalf: GrowableRows<Uint16Array> | undefined;
   readonly vHalf: GrowableRows<Uint16Array> | undefined;
+  /** Full-precision keys/values and pending features of the last tokens to leave the window, token-major. */
+  readonly retained: { k: GrowableRows<Float32Array | Uint16Array>; v: GrowableRows<Float32Array | Uint16Array>; kPending: GrowableRows; vPending: GrowableRows } | undefined;
 
   constructor(kvDim: number, readonly kRank: number, readonly vRank: number, compressed: boolean, half: boolean, heads: HeadMajorLayout | undefined) {
     this.kFull = heads ? undefined : new GrowableRows(kvDim);
@@ -68,6 +81,13 @@ class LayerCache {
     this.vPending = compressed ? new GrowableRows(vRank) : undefined;
     this.kHalf = compressed && half ? GrowableRows.half(kRank) : undefined;
     this.vHalf = compressed && half ? GrowableRows.half(vRank) : undefined;
+    const fullRows = (): GrowableRows<Float32Array | Uint16Array> => (heads?.half ? GrowableRows.half(kvDim) : new GrowableRows(kvDim));
+    this.retained = compressed ? { k: fullRows(), v: fullRows(), kPending: new GrowableRows(kRank), vPending: new GrowableRows(vRank) } : undefined;
+  }
+
+  /** The first `count` full-branch tokens token-major, in the branch's own element type. */
+  fullFront(count: number): { k: Float32Array | Uint16Array; v: Float32Array | Uint16Array } {
+    return this.full ? this.full.tokenMajorRaw(count) : { k: this.kFull!.slice(0, count), v: this.vFull!.slice(0, count) };
   }
 
   appendFull(k: Float32Array | Uint16Array, v: Float32Array | Uint16Array, count: number): void {
@@ -134,6 +154,10 @@ export class BiBranchCache {
   private readonly layers: LayerCache[];
   private compressedTokens = 0;
   private tokens = 0;
+  /** Tokens [compressedTokens - retainedTokens, compressedTokens) have their full-precision rows kept. */
+  private retainedTokens = 0;
+  /** Blocks (by index) whose rows a chunk entered after its first block (cachePolicy blocksEnteredMidChunk). */
+  private readonly enteredMidChunk = new Set<number>();
   private kScratch = new Float32Array(0);
   private vScratch = new Float32Array(0);
 
@@ -227,11 +251,21 @@ export class BiBranchCache {
 
   /** Records that every layer received `count` more tokens, and moves complete blocks to the compressed branch. */
   commit(count: number): void {
+    if (this.compressed) for (const b of blocksEnteredMidChunk(this.policy, this.tokens, count)) this.enteredMidChunk.add(b);
     this.tokens += count;
     const blocks = blocksLeaving(this.policy, this.compressedTokens, this.tokens);
     if (blocks === 0) return;
     const W = this.shape.window, leaving = blocks * W;
+    const kept = Math.min(leaving, RETAINED_TOKENS);
+    const retained = Math.min(RETAINED_TOKENS, this.retainedTokens + leaving);
     for (const l of this.layers) {
+      const r = l.retained!;
+      const front = l.fullFront(leaving);
+      r.k.append(front.k.subarray((leaving - kept) * this.shape.kvDim), kept);
+      r.v.append(front.v.subarray((leaving - kept) * this.shape.kvDim), kept);
+      r.kPending.append(l.kPending!.slice(leaving - kept, leaving), kept);
+      r.vPending.append(l.vPending!.slice(leaving - kept, leaving), kept);
+      for (const rows of [r.k, r.v, r.kPending, r.vPending]) rows.dropFront(rows.rows - retained);
       if (l.kHalf && l.vHalf) {
         l.kHalf.append(toHalf(l.kPending!.slice(0, leaving)), leaving);
         l.vHalf.append(toHalf(l.vPending!.slice(0, leaving)), leaving);
@@ -247,24 +281,52 @@ export class BiBranchCache {
       for (const rows of [l.kPending!, l.vPending!]) rows.dropFront(leaving);
     }
     this.compressedTokens = compressedLength(this.policy, this.tokens);
+    this.retainedTokens = retained;
+    for (const b of this.enteredMidChunk) if (b * W < this.compressedTokens - retained) this.enteredMidChunk.delete(b);
   }
 
   /**
-   * Drops every token at or after `length`. Full-precision copies of tokens already compressed are gone, so when
-   * `length` falls inside the compressed branch the cache keeps only whole blocks and returns how many tokens,
-   * from the returned `recomputeFrom`, the engine must prefill again to reach `length`.
+   * What truncate(length) would do: where `length` falls inside the compressed branch, only whole blocks stay, and
+   * the cut block's tokens before `length` come back from their kept rows (a block no chunk entered midway, still
+   * kept) or are recomputed by the engine from the plan's `recomputeFrom`.
+   */
+  truncationPlan(length: number): TruncationPlan {
+    return truncation(this.policy, this.compressedTokens, this.tokens, length,
+      (blockStart) => blockStart >= this.compressedTokens - this.retainedTokens && !this.enteredMidChunk.has(blockStart / this.shape.window));
+  }
+
+  /**
+   * Drops every token at or after `length` (truncationPlan) and returns from where the engine must prefill the
+   * history again to reach `length` (`length` itself where nothing is recomputed).
    */
   truncate(length: number): { recomputeFrom: number } {
-    const plan = truncation(this.policy, this.compressedTokens, this.tokens, length);
+    const plan = this.truncationPlan(length);
+    // Kept rows of the blocks still compressed stay kept.
+    const retained = Math.max(0, this.retainedTokens - (this.compressedTokens - plan.compressedTokens));
+    const restoredFrom = retained; // the cut block's first kept row
     for (const l of this.layers) {
-      l.truncateFull(plan.fullTokens);
-      for (const rows of [l.kPending, l.vPending]) rows?.truncate(plan.fullTokens);
+      const r = l.retained;
+      if (plan.restored) {
+        l.truncateFull(0);
+        l.appendFull(r!.k.slice(restoredFrom, restoredFrom + plan.fullTokens), r!.v.slice(restoredFrom, restoredFrom + plan.fullTokens), plan.fullTokens);
+        l.kPending!.truncate(0);
+        l.vPending!.truncate(0);
+        l.kPending!.append(r!.kPending.slice(restoredFrom, restoredFrom + plan.fullTokens), plan.fullTokens);
+        l.vPending!.append(r!.vPending.slice(restoredFrom, restoredFrom + plan.fullTokens), plan.fullTokens);
+      } else {
+        l.truncateFull(plan.fullTokens);
+        for (const rows of [l.kPending, l.vPending]) rows?.truncate(plan.fullTokens);
+      }
+      if (r) for (const rows of [r.k, r.v, r.kPending, r.vPending]) rows.truncate(retained);
       l.kHalf?.truncate(plan.compressedTokens);
       l.vHalf?.truncate(plan.compressedTokens);
       l.blocks.length = Math.min(l.blocks.length, plan.compressedTokens / this.shape.window);
     }
     this.compressedTokens = plan.compressedTokens;
     this.tokens = plan.compressedTokens + plan.fullTokens;
+    this.retainedTokens = retained;
+    // Blocks with no rows left are computed anew, by whatever chunks come next.
+    for (const b of this.enteredMidChunk) if (b * this.shape.window >= this.tokens) this.enteredMidChunk.delete(b);
     return { recomputeFrom: plan.recomputeFrom };
   }
 
@@ -328,18 +390,25 @@ export class BiBranchCache {
     });
     this.tokens = state.tokens;
     this.compressedTokens = state.compressedTokens;
+    // Nothing of the saved rows' chunks is known: none of the window's blocks stands in for a recompute.
+    this.retainedTokens = 0;
+    for (const l of this.layers) for (const rows of Object.values(l.retained ?? {})) rows.truncate(0);
+    this.enteredMidChunk.clear();
+    for (let b = state.compressedTokens / W; b * W < state.tokens; b++) this.enteredMidChunk.add(b);
   }
 
   /**
    * The bytes of the cache's tokens, or of `held` tokens of the same shape (a GPU backend's copies, which run
    * ahead of this record between flushes).
    */
-  memory(held = { tokens: this.tokens, compressedTokens: this.compressedTokens }): MemoryReport {
+  memory(held?: { tokens: number; compressedTokens: number }): MemoryReport {
     const { kvDim, layers, window, bits } = this.shape;
-    const { tokens, compressedTokens } = held;
+    const { tokens, compressedTokens } = held ?? { tokens: this.tokens, compressedTokens: this.compressedTokens };
     const fullTokens = tokens - compressedTokens;
+    // The full branch's bytes include the rows kept of the last tokens to leave it (held here, not in a device's copies).
+    const fullRows = fullTokens + (held ? 0 : this.retainedTokens);
     const perLayer = this.layers.map((l) => {
-      const bytes = layerBytes({ kvDim, kRank: l.kRank, vRank: l.vRank, bits, fullElementBytes: this.fullElementBytes, pendingElementBytes: 4 }, this.policy, fullTokens, compressedTokens);
+      const bytes = layerBytes({ kvDim, kRank: l.kRank, vRank: l.vRank, bits, fullElementBytes: this.fullElementBytes, pendingElementBytes: 4 }, this.policy, fullRows, compressedTokens);
       return { fullBytes: bytes.full, compressedBytes: bytes.compressed };
     });
     const fullBytes = perLayer.reduce((a, l) => a + l.fullBytes, 0);

@@ -36,30 +36,49 @@ export interface TruncationPlan {
   fullTokens: number;
   /** The engine prefills the history [recomputeFrom, length) again to reach the requested length. */
   recomputeFrom: number;
+  /**
+   * The full-precision tokens come back from the copies kept of the block they left the window in (`restorable`),
+   * not from the window.
+   */
+  restored?: true;
 }
 
 /**
  * Dropping every token at or after `length`. Inside the window the rows are simply cut. Inside the compressed
- * branch the full-precision copies are gone, so only whole blocks below `length` stay and the engine recomputes
- * the rest: as one chunk of its own, which leaves the state a fresh prefill of the same calls would (nextChunkEnd).
+ * branch the window's copies of the cut block's tokens are gone, so only whole blocks below `length` stay and the
+ * tokens of the cut block before `length` come back: from copies of their full-precision rows where the backend keeps
+ * them and `restorable(blockStart)` says they are what a recompute would give; else the engine recomputes them as one
+ * chunk of their own, which leaves the state a fresh prefill of the same calls would (nextChunkEnd).
  */
-export function truncation(policy: CachePolicy, compressedTokens: number, tokens: number, length: number): TruncationPlan {
+export function truncation(policy: CachePolicy, compressedTokens: number, tokens: number, length: number, restorable?: (blockStart: number) => boolean): TruncationPlan {
   if (!Number.isInteger(length) || length < 0 || length > tokens) throw new RangeError(`cannot truncate a cache of ${tokens} tokens to ${length}`);
   if (length >= compressedTokens) return { compressedTokens, fullTokens: length - compressedTokens, recomputeFrom: length };
   const kept = Math.floor(length / policy.window) * policy.window;
+  if (kept < length && restorable?.(kept)) return { compressedTokens: kept, fullTokens: length - kept, recomputeFrom: length, restored: true };
   return { compressedTokens: kept, fullTokens: 0, recomputeFrom: kept };
 }
 
 /**
- * Where to cut a cache of `tokens` for a prefill that follows, reusing its first `length` tokens at most and `floor` at
- * least: a cut inside the compressed branch keeps its whole blocks and recomputes the rest of its block in a forward
- * pass of its own (truncation), so the cut goes to that block's start instead and the prefill after it takes those
- * tokens in its first chunk: the same tokens computed, one pass fewer. Elsewhere, `length`.
+ * Where to cut a cache for a prefill that follows, reusing its first `length` tokens at most and `floor` at least,
+ * where cutting at `length` would recompute part of a compressed block in a forward pass of its own (truncation):
+ * the cut goes to that block's start instead and the prefill after it takes those tokens in its first chunk: the
+ * same tokens computed, one pass fewer. Unless that start is below `floor`: then `length`.
  */
-export function cutWithoutRecompute(policy: CachePolicy, tokens: number, length: number, floor: number): number {
-  if (length >= compressedLength(policy, tokens)) return length;
-  const blockStart = Math.floor(length / policy.window) * policy.window;
+export function cutWithoutRecompute(window: number, length: number, floor: number): number {
+  const blockStart = Math.floor(length / window) * window;
   return blockStart >= floor ? blockStart : length;
+}
+
+/**
+ * Blocks that a chunk [start, start + count) entered after its first: their rows were computed with the chunk's
+ * earlier tokens at full precision, where a recompute of the block would read them compressed, so copies of such a
+ * block's rows cannot stand in for a recompute (truncation's `restorable`).
+ */
+export function blocksEnteredMidChunk(policy: CachePolicy, start: number, count: number): number[] {
+  const W = policy.window;
+  const blocks: number[] = [];
+  for (let b = Math.floor(start / W) + 1; b * W < start + count; b++) blocks.push(b);
+  return blocks;
 }
 
 /**

@@ -152,6 +152,22 @@ export class HeadMajorRows {
     return { k, v };
   }
 
+  /** The first `count` tokens token-major ([count, kvHeads·headDim]), in the buffers' own element type (copies). */
+  tokenMajorRaw(count: number): { k: Storage; v: Storage } {
+    const { kvHeads, headDim: hd, cap } = this;
+    const D = kvHeads * hd;
+    const k = this.half ? new Uint16Array(count * D) : new Float32Array(count * D);
+    const v = this.half ? new Uint16Array(count * D) : new Float32Array(count * D);
+    for (let h = 0; h < kvHeads; h++) {
+      for (let t = 0; t < count; t++) v.set(this.v.subarray((h * cap + t) * hd, (h * cap + t + 1) * hd) as never, t * D + h * hd);
+      for (let c = 0; c < hd; c++) {
+        const row = (h * hd + c) * cap;
+        for (let t = 0; t < count; t++) k[t * D + h * hd + c] = this.k[row + t]!;
+      }
+    }
+    return { k, v };
+  }
+
   /**
    * Whatever attention reads past the held tokens is masked; a buffer far larger than needed is still read whole. A
    * room far larger than needed (a reservation the tokens never filled) is given back too.
