@@ -17,7 +17,7 @@
 // load falls on all. Prints a table and writes bench/results/completion.json. --before takes the results JSON of an
 // earlier build (a file, or a checkout whose bench/results/completion.json it is) and prints both side by side.
 //   node out/bench/completion.js [--keystrokes 200] [--baseline-every 10] [--pause-every 8] [--max-new-tokens 8]
-//     [--budget 30000] [--shape 0.5b|tiny] [--cache DIR] [--out FILE] [--before FILE|DIR]
+//     [--budget 30000] [--shape 0.5b|tiny] [--cache DIR] [--out FILE] [--before FILE|DIR] [--paths in-file,window,baseline]
 // The model, the workspace and its saved context are kept in --cache (default: the temp folder), so a second run
 // skips writing the model and prefilling the context.
 import * as fs from 'node:fs';
@@ -161,8 +161,11 @@ async function main(): Promise<void> {
       keystrokes: { type: 'string', default: '200' }, 'baseline-every': { type: 'string', default: '10' },
       'max-new-tokens': { type: 'string', default: '8' }, shape: { type: 'string', default: '0.5b' },
       cache: { type: 'string' }, out: { type: 'string' }, before: { type: 'string' }, budget: { type: 'string', default: '30000' }, 'pause-every': { type: 'string', default: '8' },
+      paths: { type: 'string', default: PATHS.join(',') },
     },
   });
+  const paths = values.paths.split(',') as RequestPath[];
+  for (const name of paths) if (!PATHS.includes(name)) throw new Error(`--paths takes ${PATHS.join(', ')}, got "${name}"`);
   const shape = SHAPES[values.shape];
   if (!shape) throw new Error(`--shape must be one of ${Object.keys(SHAPES).join(', ')}`);
   const keystrokes = Number(values.keystrokes);
@@ -218,8 +221,8 @@ async function main(): Promise<void> {
   };
   // One after the other: the later ones restore the context the first saved.
   const sessions = {} as Record<RequestPath, WorkspaceSession>;
-  for (const name of PATHS) sessions[name] = await open(name);
-  const resident = sessions['in-file'].engine.length;
+  for (const name of paths) sessions[name] = await open(name);
+  const resident = sessions[paths[0]!].engine.length;
 
   /** One keystroke into `session`: the editor's change, then a completion at the cursor, timed from the keystroke. */
   const keystroke = async (session: WorkspaceSession, text: string, offset: number, window?: typeof BASELINE_WINDOW): Promise<Sample | undefined> => {
@@ -262,7 +265,7 @@ async function main(): Promise<void> {
     const measured: string[] = [];
     // Every sample as it comes, so that a run stopped early still says what it measured.
     const line = (s: Sample | undefined): string => (s ? `${s.firstTokenMs.toFixed(0)} ms first token, ${s.suggestionMs.toFixed(0)} ms suggestion, ${s.prefilledTokens} of ${s.promptTokens} tokens prefilled` : 'no completion offered');
-    for (const name of PATHS) {
+    for (const name of paths) {
       // The baseline keeps nothing between requests: a pause does not change what it measures.
       if (name === 'baseline' && (i % baselineEvery !== 0 || paused)) continue;
       const sample = await keystroke(sessions[name], text, offset, name === 'baseline' ? BASELINE_WINDOW : undefined);
@@ -274,12 +277,12 @@ async function main(): Promise<void> {
     // the edited file (the product's debounced sync), and the next keystroke is measured apart.
     paused = i % pauseEvery === Math.floor(pauseEvery / 2);
     if (paused) {
-      for (const name of PATHS) {
+      for (const name of paths) {
         const t0 = performance.now();
         await sessions[name].flushEdits();
         reprefillMs[name].push(performance.now() - t0);
       }
-      process.stderr.write(`pause: re-prefill ${PATHS.map((n) => `${n} ${reprefillMs[n].at(-1)!.toFixed(0)} ms`).join(', ')}\n`);
+      process.stderr.write(`pause: re-prefill ${paths.map((n) => `${n} ${reprefillMs[n].at(-1)!.toFixed(0)} ms`).join(', ')}\n`);
     }
   }
 
@@ -301,9 +304,9 @@ async function main(): Promise<void> {
       return { path: name, phase, ...summary(samples) };
     }),
     before: before ? { file: before.file, date: before.results.date, load_average: before.results.load_average } : undefined,
-    pause_reprefill_ms: Object.fromEntries(PATHS.map((n) => [n, { pauses: reprefillMs[n].length, p50: percentile(reprefillMs[n], 50), p95: percentile(reprefillMs[n], 95) }])),
+    pause_reprefill_ms: Object.fromEntries(paths.map((n) => [n, { pauses: reprefillMs[n].length, p50: percentile(reprefillMs[n], 50), p95: percentile(reprefillMs[n], 95) }])),
   };
-  for (const name of PATHS) await sessions[name].dispose();
+  for (const name of paths) await sessions[name].dispose();
   fs.mkdirSync(path.dirname(outFile), { recursive: true });
   fs.writeFileSync(outFile, `${JSON.stringify(result, null, 2)}\n`);
   const ms = (v: number): string => v.toFixed(0);
@@ -323,7 +326,7 @@ async function main(): Promise<void> {
     }
   }
   console.log(`\n${resident} tokens resident; ${typed.length} keystrokes into ${TYPED_FILE}, a pause every ${pauseEvery}; at most ${maxNewTokens} tokens a suggestion; load average ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}`);
-  console.log(`a pause's re-prefill of the edited file (p50 / p95): ${PATHS.map((n) => `${n} ${ms(result.pause_reprefill_ms[n]!.p50)} / ${ms(result.pause_reprefill_ms[n]!.p95)} ms`).join(', ')}`);
+  console.log(`a pause's re-prefill of the edited file (p50 / p95): ${paths.map((n) => `${n} ${ms(result.pause_reprefill_ms[n]!.p50)} / ${ms(result.pause_reprefill_ms[n]!.p95)} ms`).join(', ')}`);
   console.log(`written to ${path.relative(process.cwd(), outFile)}`);
 }
 
