@@ -27,6 +27,7 @@ import { parseArgs } from 'node:util';
 import type { GenerationSpeed } from '../src/protocol';
 import { completionShape } from '../src/workspace/completionShape';
 import { type SessionOptions, WorkspaceSession } from '../src/workspace/session';
+import { ranInRuntimeEnv } from './inRuntimeEnv';
 import { type ModelShape, QWEN25_05B, writeRandomCskv, writeRandomModel } from '../test/support/randomModel';
 
 const SHAPES: Record<string, ModelShape> = {
@@ -156,6 +157,7 @@ function summary(samples: Sample[]): Summary {
 }
 
 async function main(): Promise<void> {
+  if (ranInRuntimeEnv()) return;
   const { values } = parseArgs({
     options: {
       keystrokes: { type: 'string', default: '200' }, 'baseline-every': { type: 'string', default: '10' },

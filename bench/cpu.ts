@@ -20,6 +20,7 @@ import { byteTokenizerMetadata, convertToGguf } from '../test/support/ggufWriter
 import { type Token, cpuLlama } from '../test/support/llamaCpp';
 import { type ModelShape, QWEN25_05B, writeRandomCskv, writeRandomModel } from '../test/support/randomModel';
 import { GraphBuilder } from '../src/runtime/onnx/graphBuilder';
+import { ranInRuntimeEnv } from './inRuntimeEnv';
 
 type Config =
   | { engine: 'cskv-code'; weights: WeightFormat; cache: 'full' | 'cskv-16' | 'cskv-4' }
@@ -175,6 +176,7 @@ function residentBytes(field: 'VmRSS' | 'VmHWM'): number {
 }
 
 async function main(): Promise<void> {
+  if (ranInRuntimeEnv()) return;
   const { values } = parseArgs({
     options: {
       contexts: { type: 'string', default: '512,2048,8192' }, decode: { type: 'string', default: '16' },

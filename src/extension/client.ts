@@ -8,6 +8,7 @@ import {
 } from 'vscode-languageclient/node';
 import type { SidecarOptions } from '../protocol';
 import { inlineCompletionMiddleware } from './completions';
+import { runtimeEnv } from '../shared/runtimeEnv';
 
 export interface SidecarExit {
   code: number | null;
@@ -34,7 +35,7 @@ export function createClient(
   const serverOptions: ServerOptions = async () => {
     // process.execPath is the extension host's Node (Electron run as Node in desktop VS Code).
     child = cp.spawn(process.execPath, [serverModule, '--stdio'], {
-      env: { ...process.env, ELECTRON_RUN_AS_NODE: '1' },
+      env: { ...runtimeEnv(process.env), ELECTRON_RUN_AS_NODE: '1' },
       stdio: 'pipe',
       windowsHide: true,
     });
