@@ -23,6 +23,12 @@ export interface EngineOptions {
 export interface PrefillOptions {
   /** How many of the last positions to return logits for (default 1; 0 for none). */
   logits?: number;
+  /**
+   * Runs the call as one forward pass where it fits in one chunk, across the window's block boundaries (a completion's
+   * prompt: its first token one pass sooner). The blocks it enters after its first cannot be put back by a later
+   * truncation, which recomputes them instead (cachePolicy blocksEnteredMidChunk).
+   */
+  onePass?: boolean;
   signal?: AbortSignal | undefined;
   onProgress?: ((done: number, total: number) => void) | undefined;
   /** Receives every layer's pre-RoPE keys and values of each chunk, row-major [tokens, kvDim] (calibration). */

@@ -17,6 +17,8 @@ export interface GenerateOptions extends SamplingOptions {
   signal?: AbortSignal | undefined;
   onToken?: (token: number) => void;
   onPrefillProgress?: (done: number, total: number) => void;
+  /** The prompt as one forward pass where it fits in one chunk (PrefillOptions.onePass). */
+  onePassPrompt?: boolean;
   /** Decodes the generated tokens as they come (special tokens left out): `onText`, `stopWhen` and the result's text. */
   tokenizer?: Pick<ModelTokenizer, 'decode'> | undefined;
   /** Each new piece of text, in order; together they are the result's text. Needs `tokenizer`. */
@@ -50,7 +52,7 @@ export async function generate(engine: Engine, prompt: readonly number[], option
   const started = performance.now();
   let logits: Float32Array;
   try {
-    logits = await engine.prefill(prompt, { logits: 1, signal: options.signal, onProgress: options.onPrefillProgress });
+    logits = await engine.prefill(prompt, { logits: 1, signal: options.signal, onProgress: options.onPrefillProgress, onePass: options.onePassPrompt });
   } catch (err) {
     if (err instanceof CancelledError) return { tokens, text, stopReason: 'cancelled', prefillMs: performance.now() - started, decodeMs: 0 };
     throw err;

@@ -270,6 +270,9 @@ export class WorkspaceSession {
           stopTokens: this.stopIds(COMPLETION_STOPS),
           signal: params.signal,
           tokenizer: this.tokenizer,
+          // A keystroke's prompt (the edit and FIM's tail, a few dozen tokens) crosses a block boundary more often than
+          // not: one pass over the whole history instead of two.
+          onePassPrompt: true,
           // One line: done at its end.
           stopWhen: params.multiline ? undefined : (t) => t.includes('\n'),
           onToken: () => {

@@ -211,6 +211,46 @@ export function runEngineSuite(backend: string, load: EngineLoader, options: Sui
       }
     });
 
+    test('qwen2-cskv: a one-pass call crosses block boundaries in one forward pass; a truncation into a block it entered midway recomputes it', async () => {
+      const exp = expected('qwen2-cskv');
+      const dir = modelFixture('qwen2-cskv');
+      const cskv = path.join(dir, 'cskv.safetensors');
+      const engine = await load(dir, { cskv });
+      const chunked = await load(dir, { cskv });
+      const fresh = await load(dir, { cskv });
+      try {
+        const c = exp.cskv!['cskv.safetensors']!;
+        const sequence = [...exp.prompt_ids, ...c.greedy_tokens];
+        // W = 4: [10, 19) starts inside block [8, 12) and enters [12, 16) and [16, 20) midway.
+        for (const e of [engine, chunked]) await e.prefill(sequence.slice(0, 10));
+        let passes = 0;
+        const a = await engine.prefill(sequence.slice(10, 19), { logits: 2, onePass: true, onProgress: () => passes++ });
+        const b = await chunked.prefill(sequence.slice(10, 19), { logits: 2 });
+        assert.equal(passes, 1);
+        assert.equal(engine.length, 19);
+        assert.deepEqual(engine.memory(), chunked.memory());
+        // The chunk read [8, 16) at full precision where the chunked call's later queries read it compressed: nearer
+        // the full cache's logits.
+        const full = await load(dir, {});
+        try {
+          const reference = (await full.prefill(sequence.slice(0, 19), { logits: 2 }));
+          assert.ok(relativeError(a, reference) < relativeError(b, reference), `one pass ${relativeError(a, reference)}, chunked ${relativeError(b, reference)} from the full cache`);
+        } finally {
+          await full.dispose();
+        }
+        assert.equal(engine.truncationRecomputes?.(14) ?? true, true);
+        await engine.truncate(14);
+        // Tokens 10 and 11 were computed by the one-pass chunk as by a chunk [10, 12) (they see nothing after them);
+        // [12, 14) again, as a chunk of its own. Rows of chunks of other lengths: equal within the tolerance.
+        for (const [from, to] of [[0, 10], [10, 12], [12, 14]] as const) await fresh.prefill(sequence.slice(from, to));
+        const after = await engine.prefill(sequence.slice(14, 17), { logits: 3 });
+        const expectedAfter = await fresh.prefill(sequence.slice(14, 17), { logits: 3 });
+        assert.ok(relativeError(after, expectedAfter) <= options.tolerance, `relative error ${relativeError(after, expectedAfter)} after the truncation`);
+      } finally {
+        await Promise.all([engine.dispose(), chunked.dispose(), fresh.dispose()]);
+      }
+    });
+
     test('qwen2-cskv: truncating into the compressed branch equals a fresh prefill cut at the block start', async () => {
       const exp = expected('qwen2-cskv');
       const dir = modelFixture('qwen2-cskv');

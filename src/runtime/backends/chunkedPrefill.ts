@@ -34,7 +34,7 @@ export async function prefillInChunks(
   while (done < tokens.length) {
     if (options.signal?.aborted) throw new CancelledError();
     const at = call.length + done;
-    const end = nextChunkEnd(at, call.length + tokens.length, call.chunkSize, call.window) - call.length;
+    const end = options.onePass && tokens.length - done <= call.chunkSize ? tokens.length : nextChunkEnd(at, call.length + tokens.length, call.chunkSize, call.window) - call.length;
     // Logit rows wanted from this chunk: those among the last `wanted` positions of the whole call.
     const firstWanted = Math.max(tokens.length - wanted, done);
     const rows = Math.max(0, end - firstWanted);
