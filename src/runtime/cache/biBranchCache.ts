@@ -47,7 +47,9 @@ export interface HeadMajorLayout {
 /**
  * Full-precision rows kept of the tokens that left the window last: about what a completion's FIM tail and answer
  * push out of it before the next keystroke cuts back to the cursor (a multi-line answer is 96 tokens at most). At a
- * 7B model's shape (28 layers, 4 kv heads of 128, fp16) 256 tokens are 15 MB.
+ * 7B model's shape (28 layers, 4 kv heads of 128, fp16) 256 tokens are 15 MB. A bounded copy, like a step's scratch,
+ * so the memory report leaves it out: it counts what the cache's tokens hold (a small workspace's savings would
+ * otherwise look eaten by a constant).
  */
 export const RETAINED_TOKENS = 256;
 
@@ -401,14 +403,12 @@ export class BiBranchCache {
    * The bytes of the cache's tokens, or of `held` tokens of the same shape (a GPU backend's copies, which run
    * ahead of this record between flushes).
    */
-  memory(held?: { tokens: number; compressedTokens: number }): MemoryReport {
+  memory(held = { tokens: this.tokens, compressedTokens: this.compressedTokens }): MemoryReport {
     const { kvDim, layers, window, bits } = this.shape;
-    const { tokens, compressedTokens } = held ?? { tokens: this.tokens, compressedTokens: this.compressedTokens };
+    const { tokens, compressedTokens } = held;
     const fullTokens = tokens - compressedTokens;
-    // The full branch's bytes include the rows kept of the last tokens to leave it (held here, not in a device's copies).
-    const fullRows = fullTokens + (held ? 0 : this.retainedTokens);
     const perLayer = this.layers.map((l) => {
-      const bytes = layerBytes({ kvDim, kRank: l.kRank, vRank: l.vRank, bits, fullElementBytes: this.fullElementBytes, pendingElementBytes: 4 }, this.policy, fullRows, compressedTokens);
+      const bytes = layerBytes({ kvDim, kRank: l.kRank, vRank: l.vRank, bits, fullElementBytes: this.fullElementBytes, pendingElementBytes: 4 }, this.policy, fullTokens, compressedTokens);
       return { fullBytes: bytes.full, compressedBytes: bytes.compressed };
     });
     const fullBytes = perLayer.reduce((a, l) => a + l.fullBytes, 0);
