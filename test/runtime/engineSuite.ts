@@ -176,15 +176,18 @@ export function runEngineSuite(backend: string, load: EngineLoader, options: Sui
       }
     });
 
-    test('qwen2-cskv: truncating into a block that left the window after its own chunk began it gives back the cache before it left', async () => {
+    /** The qwen2-cskv fixture's prompt and greedy tokens (its 16-bit factors, W = 4), and `count` engines loaded with them. */
+    const cskvEngines = async (count: number): Promise<{ dir: string; sequence: number[]; engines: Engine[] }> => {
       const exp = expected('qwen2-cskv');
       const dir = modelFixture('qwen2-cskv');
       const cskv = path.join(dir, 'cskv.safetensors');
-      const engine = await load(dir, { cskv });
-      const fresh = await load(dir, { cskv });
+      const engines = await Promise.all(Array.from({ length: count }, () => load(dir, { cskv })));
+      return { dir, sequence: [...exp.prompt_ids, ...exp.cskv!['cskv.safetensors']!.greedy_tokens], engines };
+    };
+
+    test('qwen2-cskv: truncating into a block that left the window after its own chunk began it gives back the cache before it left', async () => {
+      const { sequence, engines: [engine, fresh] } = await cskvEngines(2);
       try {
-        const c = exp.cskv!['cskv.safetensors']!;
-        const sequence = [...exp.prompt_ids, ...c.greedy_tokens];
         // W = 4: [12, 14) begins block [12, 16), which leaves the window with the chunk [14, 18) (a completion's
         // prompt after the cursor, and its answer); the cut goes back inside it.
         for (const [from, to] of [[0, 12], [12, 14], [14, 18]] as const) await engine.prefill(sequence.slice(from, to));
@@ -208,15 +211,8 @@ export function runEngineSuite(backend: string, load: EngineLoader, options: Sui
     });
 
     test('qwen2-cskv: a one-pass call crosses block boundaries in one forward pass; a truncation into a block it entered midway recomputes it', async () => {
-      const exp = expected('qwen2-cskv');
-      const dir = modelFixture('qwen2-cskv');
-      const cskv = path.join(dir, 'cskv.safetensors');
-      const engine = await load(dir, { cskv });
-      const chunked = await load(dir, { cskv });
-      const fresh = await load(dir, { cskv });
+      const { dir, sequence, engines: [engine, chunked, fresh] } = await cskvEngines(3);
       try {
-        const c = exp.cskv!['cskv.safetensors']!;
-        const sequence = [...exp.prompt_ids, ...c.greedy_tokens];
         // W = 4: [10, 19) starts inside block [8, 12) and enters [12, 16) and [16, 20) midway.
         for (const e of [engine, chunked]) await e.prefill(sequence.slice(0, 10));
         let passes = 0;
@@ -248,15 +244,9 @@ export function runEngineSuite(backend: string, load: EngineLoader, options: Sui
     });
 
     test('qwen2-cskv: truncating into the compressed branch equals a fresh prefill cut at the block start', async () => {
-      const exp = expected('qwen2-cskv');
-      const dir = modelFixture('qwen2-cskv');
-      const cskv = path.join(dir, 'cskv.safetensors');
-      const engine = await load(dir, { cskv });
-      const fresh = await load(dir, { cskv });
+      const { sequence, engines: [engine, fresh] } = await cskvEngines(2);
       try {
-        const c = exp.cskv!['cskv.safetensors']!;
-        const sequence = [...exp.prompt_ids, ...c.greedy_tokens];
-        const P = exp.prompt_ids.length; // 13: inside the compressed block [12, 16) once 16 tokens are held
+        const P = expected('qwen2-cskv').prompt_ids.length; // 13: inside the compressed block [12, 16) once 16 tokens are held
         await engine.prefill(sequence.slice(0, 18));
         await engine.truncate(P);
         assert.equal(engine.length, P);
