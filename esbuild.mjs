@@ -3,6 +3,7 @@
 //   dist/extension.js  the VS Code extension (vscode is provided by the editor)
 //   dist/server.js     the sidecar the extension starts (everything bundled but onnxruntime-node)
 //   dist/webgpuProbe.js the WebGPU probe the sidecar and the CLI run in a child process (webgpuAvailability.ts)
+//   dist/runtimeEnv.js the environment the CLI's bin script starts itself again in (src/shared/runtimeEnv.ts)
 //   dist/webview/*.js  the chat and memory webviews (browser bundles: marked, DOMPurify, highlight.js)
 //   dist/webview/codicon.{css,ttf}  VS Code's icon font for the webviews' buttons (@vscode/codicons)
 //   dist/native/*.node the native addon (native/build/Release), when it was built, for the sidecar and the CLI
@@ -25,6 +26,7 @@ await Promise.all([
   build({ ...common, entryPoints: { cli: 'src/cli/cli.ts' }, outdir: 'dist' }),
   build({ ...common, entryPoints: { extension: 'src/extension/main.ts', server: 'src/sidecar/server.ts' }, outdir: 'dist' }),
   build({ ...common, entryPoints: { webgpuProbe: 'src/runtime/backends/webgpuProbe.ts' }, outdir: 'dist' }),
+  build({ ...common, entryPoints: { runtimeEnv: 'src/shared/runtimeEnv.ts' }, outdir: 'dist' }),
   build({
     entryPoints: { chat: 'media/chat.js', memory: 'media/memory.js' },
     outdir: 'dist/webview',

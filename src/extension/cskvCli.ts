@@ -5,6 +5,7 @@
 import { spawn } from 'node:child_process';
 import * as path from 'node:path';
 import type * as vscode from 'vscode';
+import { runtimeEnv } from '../shared/runtimeEnv';
 
 export interface CliRun {
   /** Resolves with the exit code (null when killed by a signal). */
@@ -20,7 +21,7 @@ export function runCli(
   onStderrLine: (line: string) => void = () => undefined,
 ): CliRun {
   const cli = extension.asAbsolutePath(path.join('dist', 'cli.js'));
-  const child = spawn(process.execPath, [cli, ...args], { env: { ...process.env, ELECTRON_RUN_AS_NODE: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [cli, ...args], { env: { ...runtimeEnv(process.env), ELECTRON_RUN_AS_NODE: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
   const lines = (stream: NodeJS.ReadableStream, onLine: (line: string) => void): void => {
     let pending = '';
     stream.setEncoding('utf8');

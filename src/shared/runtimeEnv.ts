@@ -1,5 +1,5 @@
-// The environment a process that runs the model is started with (the sidecar, by the extension; the completion
-// benchmark, by itself): on Linux, glibc's malloc asks for transparent huge pages for what it maps
+// The environment a process that runs the model is started with (the sidecar and `compress`, by the extension; the
+// CLI, by its bin script; the benchmarks, by themselves): on Linux, glibc's malloc asks for transparent huge pages for what it maps
 // (`glibc.malloc.hugetlb=1`, glibc 2.35 and later; older ones and other C libraries ignore it). onnxruntime runs
 // without its memory arena (onnxEngine.ts), so every forward pass allocates its intermediates afresh (a keystroke's
 // attention scores over 8k cached tokens are ~11 MB per layer), and with 4 KiB pages each allocation faulted its pages

@@ -118,6 +118,21 @@ test('the CLI module runs as a program too (the extension starts `node dist/cli.
   if (fs.existsSync(bundled)) assert.equal(spawnSync(process.execPath, [bundled, 'no-such-command'], { encoding: 'utf8' }).status, 2);
 });
 
+test('the bin script runs the command in a child with the runtime\'s malloc tunable and passes its exit status on', () => {
+  const bin = path.join(repoRoot, 'bin', 'cskv-code.js');
+  if (!fs.existsSync(path.join(repoRoot, 'dist', 'runtimeEnv.js'))) return;
+  // Every process of the command says what GLIBC_TUNABLES it started with.
+  const probe = path.join(tempDir('env-probe'), 'probe.js');
+  fs.writeFileSync(probe, 'process.stderr.write(`tunables: ${process.env.GLIBC_TUNABLES ?? "none"}\\n`);\n');
+  const env: NodeJS.ProcessEnv = { ...process.env, NODE_OPTIONS: `--require ${probe}` };
+  delete env.GLIBC_TUNABLES;
+  const r = spawnSync(process.execPath, [bin, 'no-such-command'], { encoding: 'utf8', env });
+  assert.equal(r.status, 2);
+  assert.match(r.stderr, /unknown command "no-such-command"/);
+  const started = r.stderr.split('\n').filter((l) => l.startsWith('tunables: '));
+  assert.deepEqual(started, process.platform === 'linux' ? ['tunables: none', 'tunables: glibc.malloc.hugetlb=1'] : ['tunables: none']);
+});
+
 test('numbers on the command line: negative values reach the flag check, token ids are decimal digits only', async () => {
   const model = modelFixture('llama-v4');
   const negative = await run(['logits', '--model', model, '--prompt-ids', '1', '--window', '-4']);
