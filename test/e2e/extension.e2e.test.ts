@@ -87,6 +87,13 @@ function statusItem(pattern: RegExp) {
 
 /** Runs a command from the palette by its title. */
 async function runCommand(title: string, rowTimeout?: number): Promise<void> {
+  await paletteWith(`>${title}`);
+  await page.locator('.quick-input-list .monaco-list-row').filter({ hasText: title }).first().waitFor({ timeout: rowTimeout });
+  await page.keyboard.press('Enter');
+}
+
+/** Opens the command palette with `text` typed in it. */
+async function paletteWith(text: string): Promise<void> {
   const input = page.locator('.quick-input-widget input');
   // The palette can be caught closing from the command before (its input inert, then hidden, and the F1 lost), or
   // a hover left over the command center can take it: the pointer goes to the editor area and F1 is pressed again.
@@ -95,24 +102,19 @@ async function runCommand(title: string, rowTimeout?: number): Promise<void> {
     if (size) await page.mouse.move(size.width / 2, size.height / 2);
     await page.keyboard.press('F1');
     try {
-      await input.fill(`>${title}`, { timeout: 10_000 });
-      break;
+      await input.fill(text, { timeout: 10_000 });
+      return;
     } catch (err) {
       if (attempt === 3) throw err;
       await page.keyboard.press('Escape');
       await page.waitForTimeout(500);
     }
   }
-  await page.locator('.quick-input-list .monaco-list-row').filter({ hasText: title }).first().waitFor({ timeout: rowTimeout });
-  await page.keyboard.press('Enter');
 }
 
 /** Opens cskv: Select Model (not Select Model Folder, which the palette may rank first). */
 async function openModelPicker(): Promise<void> {
-  await page.keyboard.press('F1');
-  const input = page.locator('.quick-input-widget input');
-  await input.waitFor({ state: 'visible' });
-  await input.fill('>cskv: Select Model');
+  await paletteWith('>cskv: Select Model');
   await page.locator('.quick-input-list .monaco-list-row').filter({ hasText: /cskv: Select Model(?! Folder)/ }).first().click();
   // The models found come in after a moment (a CLI run): the list is complete once the placeholder says so.
   await page.locator('.quick-input-widget').filter({ hasText: 'cskv: Select Model' }).waitFor();
